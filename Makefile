@@ -1,0 +1,59 @@
+# Two commands set up a fresh machine:
+#   make serve   run the sidecar with examples/policies.yaml and SQLite state in .pdp/
+#   make test    run every check and the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: serve test check lint typecheck protos protos-check buf-lint bench quality clean
+
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,fast]' -e clients/python
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+serve: $(VENV)/.installed
+	mkdir -p .pdp
+	$(BIN)/pdp serve --snapshot examples/policies.yaml --state .pdp/state.db
+
+protos: $(VENV)/.installed
+	PYTHON=$(PY) scripts/generate-protos
+
+# Generated code is committed; regenerating it must change nothing.
+protos-check: protos
+	git diff --exit-code -- pdp/v1 clients/python/pdp_client/_v1
+	test -z "$$(git status --porcelain -- pdp/v1 clients/python/pdp_client/_v1)"
+
+buf-lint: node_modules/.installed
+	npx --no-install buf lint
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+check: protos-check buf-lint lint typecheck
+
+test: check
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed .tools/ghz
+	$(PY) bench/bench_sidecar.py
+	$(PY) bench/bench_engine.py
+
+quality: $(VENV)/.installed
+	$(PY) bench/pii_quality.py
+	$(PY) bench/injection_quality.py
+
+clean:
+	rm -rf $(VENV) node_modules .pdp .pytest_cache .mypy_cache .ruff_cache
+
+.tools/ghz:
+	GOBIN=$(CURDIR)/.tools go install github.com/bojand/ghz/cmd/ghz@v0.120.0

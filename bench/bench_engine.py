@@ -1,0 +1,122 @@
+"""The engine alone, in-process: one decision for the example policy set on
+1 KB and 100 KB inputs, and an injection_scan policy with 1,000 patterns
+against one with 5.
+
+    .venv/bin/python bench/bench_engine.py
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pdp.engine import EnforceInput, compile_snapshot, parse_document
+
+REPO = Path(__file__).resolve().parent.parent
+WORDS = [
+    "the",
+    "report",
+    "shows",
+    "quarterly",
+    "revenue",
+    "growth",
+    "across",
+    "regions",
+    "while",
+    "customer",
+    "support",
+    "tickets",
+    "declined",
+    "after",
+    "the",
+    "new",
+    "onboarding",
+    "flow",
+    "was",
+    "released",
+    "to",
+    "all",
+    "users",
+    "please",
+    "summarise",
+    "the",
+    "main",
+    "findings",
+    "and",
+    "suggest",
+    "three",
+    "follow",
+    "up",
+    "actions",
+    "for",
+    "the",
+    "team",
+]
+
+
+class NoSpend:
+    def spent_since(self, agent_id: str, since: datetime) -> float:
+        return 12.5
+
+
+def text_of(size: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    out: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(WORDS)
+        out.append(word)
+        length += len(word) + 1
+    return " ".join(out)[:size]
+
+
+def median_us(fn: Callable[[], object], runs: int) -> float:
+    for _ in range(min(50, runs)):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - start)
+    return statistics.median(samples) / 1000
+
+
+def injection_snapshot(patterns: list[str]) -> object:
+    policy = {
+        "name": "inj",
+        "policyType": "injection_scan",
+        "enforcementMode": "block",
+        "ruleDefinition": {"patterns": patterns, "scan_input": True},
+    }
+    return compile_snapshot({"policies": [policy]})
+
+
+def main() -> None:
+    snapshot = compile_snapshot(parse_document((REPO / "examples" / "policies.yaml").read_bytes()))
+    spend = NoSpend()
+    now = datetime.now(UTC)
+    print("engine alone, example policies (4 baseline + 1 expression), median per decision")
+    for size, runs in ((1024, 20_000), (100 * 1024, 500)):
+        request = EnforceInput(
+            agent_id="my-chatbot", input=text_of(size), estimated_cost_usd=0.02, model="gpt"
+        )
+        us = median_us(lambda r=request: snapshot.enforce(r, spend, now), runs)  # type: ignore[misc]
+        print(f"  {size // 1024:>4} KB input: {us:8.1f} us")
+
+    rng = random.Random(1)
+    vocabulary = [f"{rng.choice(WORDS)} {rng.choice(WORDS)} zq{i}" for i in range(1000)]
+    request = EnforceInput(agent_id="a", input=text_of(1024))
+    results = {}
+    for n in (5, 1000):
+        snap = injection_snapshot(vocabulary[:n])
+        results[n] = median_us(lambda s=snap: s.enforce(request, spend, now), 20_000)  # type: ignore[misc]
+        print(f"  injection_scan with {n:>4} patterns, 1 KB: {results[n]:6.1f} us")
+    print(f"  ratio 1000/5 patterns: {results[1000] / results[5]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

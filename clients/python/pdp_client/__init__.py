@@ -1,0 +1,58 @@
+"""Python client for the pdp policy decision sidecar.
+
+Ask the sidecar before an agent acts::
+
+    from pdp_client import Client, PolicyBlockedError
+
+    with Client("127.0.0.1:50051") as pdp:
+        try:
+            result = pdp.enforce_policy("my-chatbot", input=prompt)
+        except PolicyBlockedError as blocked:
+            ...  # blocked.violations says which policies fired
+        else:
+            ...  # result.decision is ALLOW, ALLOW_WITH_WARNINGS or PENDING_APPROVAL
+
+``AsyncClient`` has the same methods, as coroutines. Both fail closed.
+"""
+
+from ._aio import AsyncClient
+from ._calls import DEFAULT_TIMEOUT
+from ._errors import (
+    AgentPausedError,
+    InvalidRequestError,
+    PdpError,
+    PolicyBlockedError,
+    SidecarUnavailableError,
+)
+from ._sync import Client
+from ._types import (
+    AgentStatusResult,
+    AuthorizeResult,
+    Budget,
+    Decision,
+    EnforceResult,
+    PiiFinding,
+    UsageResult,
+    Violation,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AgentPausedError",
+    "AgentStatusResult",
+    "AsyncClient",
+    "AuthorizeResult",
+    "Budget",
+    "Client",
+    "Decision",
+    "EnforceResult",
+    "InvalidRequestError",
+    "PdpError",
+    "PiiFinding",
+    "PolicyBlockedError",
+    "SidecarUnavailableError",
+    "UsageResult",
+    "Violation",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,148 @@
+"""The asyncio client: the same surface as ``Client``, with async methods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+import grpc.aio
+
+from . import _calls
+from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
+from ._types import AgentStatusResult, AuthorizeResult, EnforceResult, UsageResult
+from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
+
+__all__ = ["AsyncClient"]
+
+ResultT = TypeVar("ResultT")
+
+
+class AsyncClient:
+    """An asyncio client of one pdp sidecar; see ``Client`` for the
+    semantics (deadlines, fail closed, ``fail_open`` for ``enforce_policy``
+    only), which are the same.
+
+    The channel is opened on the first call, in the running event loop, and
+    belongs to that loop: use the client from one loop only. ``await
+    close()`` it, or use it with ``async with``.
+    """
+
+    def __init__(
+        self, target: str, *, timeout: float = DEFAULT_TIMEOUT, fail_open: bool = False
+    ) -> None:
+        self._settings = Settings.checked(target, timeout, fail_open)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Any = None
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        return self._settings.target
+
+    @property
+    def timeout(self) -> float:
+        return self._settings.timeout
+
+    @property
+    def fail_open(self) -> bool:
+        return self._settings.fail_open
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({self.target!r}, timeout={self.timeout}, fail_open={self.fail_open})"
+
+    async def enforce_policy(
+        self,
+        agent_id: str,
+        input: str | None = None,
+        *,
+        output: str | None = None,
+        estimated_cost_usd: float | None = None,
+        model: str | None = None,
+        tool: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> EnforceResult:
+        """See ``Client.enforce_policy``."""
+        call = _calls.enforce(
+            agent_id,
+            input,
+            output=output,
+            estimated_cost_usd=estimated_cost_usd,
+            model=model,
+            tool=tool,
+            metadata=metadata,
+            request_id=request_id,
+        )
+        return await self._send(call, timeout)
+
+    async def authorize(
+        self,
+        source_agent_id: str,
+        target_agent_id: str,
+        action: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> AuthorizeResult:
+        """See ``Client.authorize``."""
+        call = _calls.authorize(source_agent_id, target_agent_id, action)
+        return await self._send(call, timeout)
+
+    async def agent_status(
+        self,
+        agent_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> AgentStatusResult:
+        """See ``Client.agent_status``."""
+        return await self._send(_calls.agent_status(agent_id), timeout)
+
+    async def report_usage(
+        self,
+        agent_id: str,
+        cost_usd: float,
+        request_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> UsageResult:
+        """See ``Client.report_usage``."""
+        return await self._send(_calls.report_usage(agent_id, cost_usd, request_id), timeout)
+
+    async def _send(self, call: Call[ResultT], override: float | None) -> ResultT:
+        seconds = self._settings.deadline(override)
+        method = getattr(self._connected_stub(), call.method)
+        try:
+            # wait_for_ready=False: an unreachable sidecar fails the call at
+            # once instead of holding it until the deadline.
+            response = await method(call.request, timeout=seconds, wait_for_ready=False)
+        except grpc.RpcError as error:
+            return call.failed(error, self._settings, seconds)
+        return call.to_result(response)
+
+    def _connected_stub(self) -> Any:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._stub = pb_grpc.PolicyDecisionServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled. Idempotent."""
+        self._closed = True
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close(None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

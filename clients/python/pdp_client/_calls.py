@@ -1,0 +1,202 @@
+"""Everything about a call except sending it, shared by ``Client`` and
+``AsyncClient``: argument checks, the request, and what the answer or the
+failure turns into. The two clients differ only in how they send."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import grpc
+
+from . import _convert
+from ._errors import SidecarUnavailableError, error_for_status
+from ._types import AgentStatusResult, AuthorizeResult, Decision, EnforceResult, UsageResult
+from ._v1 import policy_decision_service_pb2 as pb
+
+__all__ = [
+    "CHANNEL_OPTIONS",
+    "DEFAULT_TIMEOUT",
+    "Call",
+    "Settings",
+    "agent_status",
+    "authorize",
+    "enforce",
+    "report_usage",
+]
+
+_log = logging.getLogger("pdp_client")
+
+# The sidecar runs next to the agent, so a decision normally takes well under
+# a millisecond; a second leaves room for a cold start without letting a
+# wedged sidecar hold the agent for long.
+DEFAULT_TIMEOUT = 1.0
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    # Ping only while calls are in flight, and rarely: servers refuse
+    # clients that ping idle connections more often than every 5 minutes.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    # Reconnecting to a local sidecar is cheap; a short backoff means a
+    # restarted sidecar is used again within about a second, since calls fail
+    # at once (wait_for_ready=False) while the channel is backing off.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+]
+
+ResultT = TypeVar("ResultT")
+
+
+def _positive_seconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and greater than 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a client reaches its sidecar and what it does when it cannot."""
+
+    target: str
+    timeout: float
+    fail_open: bool
+
+    @classmethod
+    def checked(cls, target: object, timeout: object, fail_open: object) -> Settings:
+        if not isinstance(target, str) or not target.strip():
+            raise ValueError(f"target must be 'host:port' or 'unix:/path', got {target!r}")
+        return cls(target, _positive_seconds(timeout, "timeout"), bool(fail_open))
+
+    def deadline(self, timeout: float | None) -> float:
+        """Seconds the call may take: the per-call ``timeout`` or the default."""
+        return self.timeout if timeout is None else _positive_seconds(timeout, "timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[ResultT]):
+    """One RPC ready to send."""
+
+    method: str  # attribute of the generated stub
+    request: Any
+    to_result: Callable[[Any], ResultT]
+    # The answer when the sidecar is unreachable and the client fails open;
+    # None for calls that always fail closed.
+    fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None
+
+    def failed(self, error: grpc.RpcError, settings: Settings, timeout: float) -> ResultT:
+        """Raises the client's error for a failed RPC, or returns the
+        fail-open result. Call it from the ``except`` block that caught
+        ``error``."""
+        raised = error_for_status(
+            error.code(), error.details(), target=settings.target, timeout=timeout
+        )
+        if (
+            settings.fail_open
+            and self.fail_open_result is not None
+            and isinstance(raised, SidecarUnavailableError)
+        ):
+            return self.fail_open_result(raised)
+        raise raised from error
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_text(value: object, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string or None, got {type(value).__name__}")
+    return value
+
+
+def _amount(value: object, name: str) -> float:
+    """A USD amount: a finite int or float, not negative."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of US dollars, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and not negative, got {value!r}")
+    return float(value)
+
+
+def _metadata(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("metadata must be a mapping of strings to strings")
+    return dict(value)
+
+
+def enforce(
+    agent_id: str,
+    input: str | None,
+    *,
+    output: str | None,
+    estimated_cost_usd: float | None,
+    model: str | None,
+    tool: str | None,
+    metadata: Mapping[str, str] | None,
+    request_id: str | None,
+) -> Call[EnforceResult]:
+    _text(agent_id, "agent_id")
+    request = pb.EnforceRequest(
+        agent_id=agent_id,
+        model=_optional_text(model, "model") or "",
+        tool=_optional_text(tool, "tool") or "",
+        metadata=_metadata(metadata),
+        request_id=_optional_text(request_id, "request_id") or "",
+    )
+    # Optional fields: absent and empty are different requests.
+    if (input_text := _optional_text(input, "input")) is not None:
+        request.input = input_text
+    if (output_text := _optional_text(output, "output")) is not None:
+        request.output = output_text
+    if estimated_cost_usd is not None:
+        request.estimated_cost_usd = _amount(estimated_cost_usd, "estimated_cost_usd")
+
+    def allow_unchecked(error: SidecarUnavailableError) -> EnforceResult:
+        _log.warning("allowing agent %r without a policy decision (fail_open): %s", agent_id, error)
+        return EnforceResult(decision=Decision.ALLOW, fail_open=True)
+
+    return Call(
+        "Enforce",
+        request,
+        lambda response: _convert.enforce_result(response, agent_id),
+        fail_open_result=allow_unchecked,
+    )
+
+
+def authorize(source_agent_id: str, target_agent_id: str, action: str) -> Call[AuthorizeResult]:
+    _text(source_agent_id, "source_agent_id")
+    _text(target_agent_id, "target_agent_id")
+    action_name = _convert.ACTIONS.get(action.lower()) if isinstance(action, str) else None
+    if action_name is None:
+        known = ", ".join(sorted(_convert.ACTIONS))
+        raise ValueError(f"action must be one of {known}, got {action!r}")
+    request = pb.AuthorizeRequest(
+        source_agent_id=source_agent_id, target_agent_id=target_agent_id, action=action_name
+    )
+    return Call("Authorize", request, _convert.authorize_result)
+
+
+def agent_status(agent_id: str) -> Call[AgentStatusResult]:
+    request = pb.AgentStatusRequest(agent_id=_text(agent_id, "agent_id"))
+    return Call("AgentStatus", request, _convert.agent_status_result)
+
+
+def report_usage(agent_id: str, cost_usd: float, request_id: str) -> Call[UsageResult]:
+    request = pb.ReportUsageRequest(
+        agent_id=_text(agent_id, "agent_id"),
+        cost_usd=_amount(cost_usd, "cost_usd"),
+        request_id=_text(request_id, "request_id"),
+    )
+    return Call("ReportUsage", request, _convert.usage_result)

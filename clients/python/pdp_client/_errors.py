@@ -1,0 +1,131 @@
+"""Errors the client raises.
+
+Exception tree::
+
+    PdpError                    base; ``.code`` is the gRPC status code, if any
+    ├── PolicyBlockedError      a block-mode policy fired (``.violations``)
+    ├── AgentPausedError        the agent is paused by the kill switch
+    ├── SidecarUnavailableError the sidecar could not be reached, had no
+    │                           snapshot yet, or missed the deadline
+    └── InvalidRequestError     the sidecar refused the request: malformed
+                                (INVALID_ARGUMENT), oversized
+                                (RESOURCE_EXHAUSTED), or a usage report that
+                                reuses a request id for other usage
+                                (ALREADY_EXISTS); ``.field`` names the field
+
+Arguments the client can check itself (an empty agent id, a negative cost, an
+unknown action) raise ``ValueError`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import grpc
+
+from ._types import Violation
+
+__all__ = [
+    "AgentPausedError",
+    "InvalidRequestError",
+    "PdpError",
+    "PolicyBlockedError",
+    "SidecarUnavailableError",
+    "error_for_status",
+]
+
+
+class PdpError(Exception):
+    """Base of every error the client raises. ``code`` is the gRPC status code
+    of the answer that caused it, None when the sidecar answered normally."""
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PolicyBlockedError(PdpError):
+    """The decision was BLOCK: the call must not proceed.
+
+    ``violations`` lists every policy that fired, strictest first (monitor and
+    warn ones included); the message names the block-mode ones.
+    """
+
+    def __init__(
+        self,
+        violations: Sequence[Violation],
+        *,
+        decision_id: str = "",
+        snapshot_revision: int = 0,
+    ) -> None:
+        self.violations: list[Violation] = list(violations)
+        self.decision_id = decision_id
+        self.snapshot_revision = snapshot_revision
+        blocking = [v for v in self.violations if v.enforcement_mode == "block"]
+        names = ", ".join(v.policy_name for v in blocking or self.violations) or "unknown policy"
+        super().__init__(f"blocked by policy: {names}")
+
+
+class AgentPausedError(PdpError):
+    """The agent is paused by the kill switch; no policy ran."""
+
+    def __init__(self, agent_id: str, reason: str, *, decision_id: str = "") -> None:
+        self.agent_id = agent_id
+        self.reason = reason
+        self.decision_id = decision_id
+        because = f": {reason}" if reason else ""
+        super().__init__(f"agent {agent_id!r} is paused{because}")
+
+
+class SidecarUnavailableError(PdpError):
+    """No decision could be had: the sidecar was unreachable, had no active
+    snapshot yet, or did not answer before the deadline. The client fails
+    closed: nothing is allowed on this error unless ``fail_open`` says so."""
+
+    def __init__(self, message: str, *, code: grpc.StatusCode, target: str) -> None:
+        super().__init__(message, code=code)
+        self.target = target
+
+
+class InvalidRequestError(PdpError):
+    """The sidecar refused the request (malformed, oversized, or a request id
+    reused for other usage). ``field`` is the request field its message names,
+    when it names one; retrying the same request cannot succeed."""
+
+    def __init__(self, message: str, *, code: grpc.StatusCode, field: str | None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+# "agent_id: required", "metadata['env']: too long": a field path, then ": ".
+_FIELD_PREFIX = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]]*\])*)\s*:\s")
+
+_UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_INVALID = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+
+
+def error_for_status(
+    code: grpc.StatusCode, details: str | None, *, target: str, timeout: float
+) -> PdpError:
+    """The error to raise for a call that ended with a non-OK gRPC status."""
+    details = details or ""
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        message = f"sidecar at {target} did not answer within {timeout:g} s"
+        return SidecarUnavailableError(message, code=code, target=target)
+    if code in _UNAVAILABLE:
+        message = f"sidecar at {target} is unavailable: {details or code.name}"
+        return SidecarUnavailableError(message, code=code, target=target)
+    if code in _INVALID:
+        match = _FIELD_PREFIX.match(details)
+        field = match.group(1) if match else None
+        return InvalidRequestError(details or code.name, code=code, field=field)
+    return PdpError(
+        f"sidecar answered {code.name}" + (f": {details}" if details else ""), code=code
+    )

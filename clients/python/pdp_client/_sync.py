@@ -1,0 +1,172 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Self, TypeVar
+
+import grpc
+
+from . import _calls
+from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
+from ._types import AgentStatusResult, AuthorizeResult, EnforceResult, UsageResult
+from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
+
+__all__ = ["Client"]
+
+ResultT = TypeVar("ResultT")
+
+
+class Client:
+    """A blocking client of one pdp sidecar; safe to share between threads.
+
+    ``target`` is ``"host:port"`` or ``"unix:/path/to/socket"`` (any gRPC
+    target). Every call has a deadline: ``timeout`` seconds unless the call
+    passes its own ``timeout=``.
+
+    The client fails closed: when the sidecar cannot be reached, has no
+    snapshot yet, or misses the deadline, calls raise
+    ``SidecarUnavailableError``. With ``fail_open=True``, ``enforce_policy``
+    alone returns an ``ALLOW`` result with ``fail_open=True`` instead (and logs
+    a warning on the ``pdp_client`` logger); ``authorize``, ``agent_status``
+    and ``report_usage`` still raise. ``fail_open`` never turns an answer of
+    the sidecar (a block, a paused agent, a refused request) into an allow.
+
+    One channel is opened for the client's lifetime; ``close()`` it, or use
+    the client as a context manager.
+    """
+
+    def __init__(
+        self, target: str, *, timeout: float = DEFAULT_TIMEOUT, fail_open: bool = False
+    ) -> None:
+        self._settings = Settings.checked(target, timeout, fail_open)
+        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.PolicyDecisionServiceStub(self._channel)
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        return self._settings.target
+
+    @property
+    def timeout(self) -> float:
+        return self._settings.timeout
+
+    @property
+    def fail_open(self) -> bool:
+        return self._settings.fail_open
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r}, timeout={self.timeout}, fail_open={self.fail_open})"
+
+    def enforce_policy(
+        self,
+        agent_id: str,
+        input: str | None = None,
+        *,
+        output: str | None = None,
+        estimated_cost_usd: float | None = None,
+        model: str | None = None,
+        tool: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> EnforceResult:
+        """Asks whether ``agent_id`` may make a call, before it makes it.
+
+        ``input`` is the text about to be sent to the model or tool;
+        ``output`` the model's answer to scan (and mask, where a policy says
+        so): pass ``output`` alone to scan an answer without gating a call.
+
+        Returns the decision when the call may proceed (``ALLOW``,
+        ``ALLOW_WITH_WARNINGS``) or must wait for a reviewer
+        (``PENDING_APPROVAL``, see ``approval_id``).
+
+        Raises ``PolicyBlockedError`` when a block-mode policy fired,
+        ``AgentPausedError`` when the agent is paused,
+        ``SidecarUnavailableError`` when no decision could be had (unless
+        the client fails open), ``InvalidRequestError`` when the sidecar
+        refused the request, and ``ValueError`` for arguments that are wrong
+        before anything is sent (an empty ``agent_id``, a negative or
+        non-finite ``estimated_cost_usd``).
+        """
+        call = _calls.enforce(
+            agent_id,
+            input,
+            output=output,
+            estimated_cost_usd=estimated_cost_usd,
+            model=model,
+            tool=tool,
+            metadata=metadata,
+            request_id=request_id,
+        )
+        return self._send(call, timeout)
+
+    def authorize(
+        self,
+        source_agent_id: str,
+        target_agent_id: str,
+        action: str,
+        *,
+        timeout: float | None = None,
+    ) -> AuthorizeResult:
+        """Asks whether one agent may perform ``action`` on another now.
+
+        ``action`` is one of execute, read, write, delete, invoke, query,
+        subscribe, delegate (any case); another value raises ``ValueError``.
+        A denial is a result (``allowed`` False, ``denial`` says why), not an
+        error. Always fails closed.
+        """
+        return self._send(_calls.authorize(source_agent_id, target_agent_id, action), timeout)
+
+    def agent_status(self, agent_id: str, *, timeout: float | None = None) -> AgentStatusResult:
+        """The agent's kill-switch state, its spend against its budgets and
+        the sidecar's active snapshot."""
+        return self._send(_calls.agent_status(agent_id), timeout)
+
+    def report_usage(
+        self,
+        agent_id: str,
+        cost_usd: float,
+        request_id: str,
+        *,
+        timeout: float | None = None,
+    ) -> UsageResult:
+        """Records what a call actually cost, for the agent's budgets.
+
+        Idempotent by ``request_id``: reporting the same id again adds
+        nothing and returns ``duplicate=True``, so a report can be retried.
+        ``cost_usd`` must be finite and not negative.
+        """
+        return self._send(_calls.report_usage(agent_id, cost_usd, request_id), timeout)
+
+    def _send(self, call: Call[ResultT], timeout: float | None) -> ResultT:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        seconds = self._settings.deadline(timeout)
+        method = getattr(self._stub, call.method)
+        try:
+            # wait_for_ready=False: an unreachable sidecar fails the call at
+            # once instead of holding it until the deadline.
+            response = method(call.request, timeout=seconds, wait_for_ready=False)
+        except grpc.RpcError as error:
+            return call.failed(error, self._settings, seconds)
+        return call.to_result(response)
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

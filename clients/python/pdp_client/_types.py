@@ -1,0 +1,146 @@
+"""What the client returns: plain, immutable Python values, no protobuf types."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "AgentStatusResult",
+    "AuthorizeResult",
+    "Budget",
+    "Decision",
+    "EnforceResult",
+    "PiiFinding",
+    "UsageResult",
+    "Violation",
+]
+
+
+class Decision(enum.StrEnum):
+    """The outcome of an ``enforce_policy`` call that lets the call go ahead
+    (or hold it for approval). ``BLOCK`` and ``AGENT_PAUSED`` are raised as
+    ``PolicyBlockedError`` and ``AgentPausedError`` instead of returned.
+
+    Each value equals its name, so ``result.decision == "ALLOW"`` holds.
+    """
+
+    ALLOW = "ALLOW"
+    ALLOW_WITH_WARNINGS = "ALLOW_WITH_WARNINGS"
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One policy that fired.
+
+    ``severity`` is one of ``low``, ``medium``, ``high``, ``critical``;
+    ``enforcement_mode`` one of ``monitor``, ``warn``, ``require_approval``,
+    ``block``. ``message`` never contains the PII values found.
+    """
+
+    policy_id: str
+    policy_name: str
+    policy_type: str
+    severity: str
+    message: str
+    enforcement_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class PiiFinding:
+    """One span of PII: ``field`` is ``"input"`` or ``"output"``; ``start`` and
+    ``end`` are code-point offsets into the original text, end exclusive."""
+
+    field: str
+    pii_type: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnforceResult:
+    """A decision that lets the call proceed, or holds it for approval.
+
+    ``fail_open`` is True only when the sidecar could not be reached and the
+    client was built with ``fail_open=True``: then no policy ran, the decision
+    is ``ALLOW`` and every other field is empty.
+    """
+
+    decision: Decision
+    violations: list[Violation] = field(default_factory=list)
+    masked_input: str | None = None
+    masked_output: str | None = None
+    pii_findings: list[PiiFinding] = field(default_factory=list)
+    decision_id: str = ""
+    approval_id: str | None = None
+    snapshot_revision: int = 0
+    fail_open: bool = False
+
+    @property
+    def warnings(self) -> list[Violation]:
+        """The violations of warn-mode policies: the call may go ahead, but
+        someone should hear about it."""
+        return [v for v in self.violations if v.enforcement_mode == "warn"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeResult:
+    """Whether a source agent may act on a target agent now.
+
+    ``denial`` is None when allowed, else one of ``no_grant``,
+    ``grant_expired``, ``action_not_granted``, ``source_paused``,
+    ``target_paused``. ``grant_expires_at`` is the (UTC) expiry of the grant
+    that allowed the call, None when it has none.
+    """
+
+    allowed: bool
+    reason: str
+    denial: str | None = None
+    grant_expires_at: datetime | None = None
+    snapshot_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Spend against one budget of one policy; ``period`` is ``"daily"``
+    (cost_limit) or ``"monthly"`` (budget_cap)."""
+
+    policy_id: str
+    policy_name: str
+    period: str
+    limit_usd: float
+    spent_usd: float
+    period_start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatusResult:
+    """The kill-switch state of an agent, its spend and the sidecar's snapshot.
+
+    ``known`` is False when the snapshot does not list the agent (policies for
+    all agents still apply to it). ``snapshot_rejection`` is None, or the
+    ``(path, message)`` errors of the last snapshot the sidecar refused while it
+    kept serving the active one.
+    """
+
+    agent_id: str
+    agent_name: str
+    known: bool
+    paused: bool
+    reason: str = ""
+    paused_since: datetime | None = None
+    budgets: list[Budget] = field(default_factory=list)
+    snapshot_revision: int = 0
+    snapshot_source: str = ""
+    snapshot_rejection: list[tuple[str, str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageResult:
+    """``duplicate`` is True when the request id was already recorded (nothing
+    was added); ``daily_spend_usd`` is the agent's spend today (UTC)."""
+
+    duplicate: bool
+    daily_spend_usd: float

@@ -1,0 +1,40 @@
+"""Errors raised by the engine.
+
+Exception tree::
+
+    EngineError
+    └── SnapshotError        a snapshot document failed validation or compilation;
+                             ``.errors`` lists every FieldError found
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EngineError", "FieldError", "SnapshotError"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem in a snapshot document, at a field path such as
+    ``policies[2].ruleDefinition.expression``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises."""
+
+
+class SnapshotError(EngineError):
+    """A snapshot was rejected. ``errors`` has one entry per problem."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        first = str(errors[0]) if errors else "invalid snapshot"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(first + more)

@@ -1,0 +1,289 @@
+"""One compiled check per policy type, built from its ruleDefinition.
+
+A check returns None when the policy does not fire, else a Hit. Checks are
+immutable and shared by every request of a snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from typing import Protocol
+
+from ._cel import CelCompileError, CelProgram
+from ._context import Context
+from ._fields import Problems, Reader
+from ._injection import InjectionMatcher, PatternError
+from ._model import PolicySpec
+from ._periods import day_start, load_timezone, month_start
+from ._pii import PII_TYPES, PiiDetector
+from ._types import Mode, Severity
+
+__all__ = ["Check", "Hit", "compile_rule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    message: str
+    mode: Mode | None = None  # overrides the policy's mode (budget warnings)
+    severity: Severity | None = None
+
+
+class Check(Protocol):
+    def run(self, ctx: Context) -> Hit | None: ...
+
+
+def _timezone(r: Reader) -> tzinfo:
+    name = r.string("timezone", max_len=100)
+    if name is None:
+        return UTC
+    tz = load_timezone(name)
+    if tz is None:
+        r.problems.add(r.at("timezone"), f"unknown time zone {name!r} (use an IANA name)")
+        return UTC
+    return tz
+
+
+class InjectionCheck:
+    __slots__ = ("matcher", "scan_input", "scan_output")
+
+    def __init__(self, matcher: InjectionMatcher, scan_input: bool, scan_output: bool) -> None:
+        self.matcher = matcher
+        self.scan_input = scan_input
+        self.scan_output = scan_output
+
+    def run(self, ctx: Context) -> Hit | None:
+        for side, text in ctx.sides(self.scan_input, self.scan_output):
+            label = self.matcher.find(ctx.normalized(side, text))
+            if label is not None:
+                return Hit(f"prompt injection detected in {side}: matched {label!r}")
+        return None
+
+
+def _injection(r: Reader) -> Check | None:
+    patterns = r.strings("patterns")
+    regexes = r.strings("regex_patterns")
+    use_builtin = r.boolean("use_builtin", not patterns and not regexes)
+    scan_input = r.boolean("scan_input", True)
+    scan_output = r.boolean("scan_output", False)
+    r.choice("action", [m.wire_name for m in Mode])
+    if not (patterns or regexes or use_builtin):
+        r.problems.add(
+            r.at("patterns"), "no patterns and use_builtin is false: nothing to scan for"
+        )
+        return None
+    try:
+        matcher = InjectionMatcher(patterns, regexes, use_builtin)
+    except PatternError as exc:
+        r.problems.add(f"{r.at(exc.field)}[{exc.index}]", exc.message)
+        return None
+    return InjectionCheck(matcher, scan_input, scan_output)
+
+
+class PiiCheck:
+    __slots__ = ("detector", "log_access", "mask", "scan_input", "scan_output")
+
+    def __init__(
+        self,
+        detector: PiiDetector,
+        scan_input: bool,
+        scan_output: bool,
+        mask: frozenset[str],
+        log_access: bool,
+    ) -> None:
+        self.detector = detector
+        self.scan_input = scan_input
+        self.scan_output = scan_output
+        self.mask = mask
+        self.log_access = log_access
+
+    def run(self, ctx: Context) -> Hit | None:
+        parts: list[str] = []
+        for side, text in ctx.sides(self.scan_input, self.scan_output):
+            matches = ctx.pii(side, text, self.detector)
+            if not matches:
+                continue
+            counts: dict[str, int] = {}
+            for m in matches:
+                counts[m.pii_type] = counts.get(m.pii_type, 0) + 1
+                ctx.findings[(side, m.pii_type, m.start, m.end)] = None
+            if side in self.mask:
+                ctx.mask_spans.setdefault(side, []).extend(matches)
+            if self.log_access:
+                for pii_type, n in counts.items():
+                    ctx.pii_counts[pii_type] = ctx.pii_counts.get(pii_type, 0) + n
+            found = ", ".join(f"{t} x{n}" for t, n in sorted(counts.items()))
+            parts.append(f"{side} contains denied PII: {found}")
+        return Hit("; ".join(parts)) if parts else None
+
+
+def _pii(r: Reader) -> Check | None:
+    types: list[str] = []
+    if r.raw("denied_pii_types") == []:
+        r.problems.add(r.at("denied_pii_types"), "must name at least one PII type")
+    for path, item in r.items("denied_pii_types", required=True):
+        if isinstance(item, str) and item in PII_TYPES:
+            types.append(item)
+        else:
+            known = ", ".join(sorted(PII_TYPES))
+            r.problems.add(path, f"unknown PII type {item!r} (expected one of {known})")
+    mask = {"output"} if r.boolean("mask_output", False) else set()
+    if r.boolean("mask_input", False):
+        mask.add("input")
+    scan_input = r.boolean("scan_input", True)
+    scan_output = r.boolean("scan_output", True)
+    log_access = r.boolean("log_access", True)
+    if not types:
+        return None
+    return PiiCheck(PiiDetector(types), scan_input, scan_output, frozenset(mask), log_access)
+
+
+class CostLimitCheck:
+    __slots__ = ("daily_budget", "max_per_execution", "tz")
+
+    def __init__(self, max_per_execution: float | None, daily_budget: float | None, tz: tzinfo):
+        self.max_per_execution = max_per_execution
+        self.daily_budget = daily_budget
+        self.tz = tz
+
+    def run(self, ctx: Context) -> Hit | None:
+        if ctx.output_only:
+            return None
+        estimate = ctx.request.estimated_cost_usd or 0.0
+        parts: list[str] = []
+        if self.max_per_execution is not None and estimate > self.max_per_execution:
+            parts.append(
+                f"estimated cost {estimate:.4f} USD exceeds the per-execution limit "
+                f"{self.max_per_execution:.2f} USD"
+            )
+        if self.daily_budget is not None:
+            spent = ctx.spend.spent_since(ctx.agent.id, day_start(ctx.now, self.tz))
+            if spent + estimate > self.daily_budget:
+                parts.append(
+                    f"spent today {spent:.2f} + estimate {estimate:.2f} USD exceeds the daily "
+                    f"budget {self.daily_budget:.2f} USD"
+                )
+        return Hit("; ".join(parts)) if parts else None
+
+
+def _cost_limit(r: Reader) -> Check | None:
+    per_execution = r.number("max_cost_per_execution")
+    daily = r.number("daily_budget")
+    tz = _timezone(r)
+    if not r.has("max_cost_per_execution") and not r.has("daily_budget"):
+        r.problems.add(r.path, "needs max_cost_per_execution or daily_budget")
+    if per_execution is None and daily is None:
+        return None
+    return CostLimitCheck(per_execution, daily, tz)
+
+
+class BudgetCapCheck:
+    __slots__ = ("cap", "policy_mode", "reset_day", "threshold_pct", "tz")
+
+    def __init__(
+        self, cap: float, threshold_pct: float | None, reset_day: int, tz: tzinfo, mode: Mode
+    ) -> None:
+        self.cap = cap
+        self.threshold_pct = threshold_pct
+        self.reset_day = reset_day
+        self.tz = tz
+        self.policy_mode = mode
+
+    def run(self, ctx: Context) -> Hit | None:
+        if ctx.output_only:
+            return None
+        estimate = ctx.request.estimated_cost_usd or 0.0
+        spent = ctx.spend.spent_since(ctx.agent.id, month_start(ctx.now, self.reset_day, self.tz))
+        total = spent + estimate
+        if total > self.cap:
+            return Hit(
+                f"spent this period {spent:.2f} + estimate {estimate:.2f} USD exceeds the "
+                f"monthly cap {self.cap:.2f} USD"
+            )
+        if self.threshold_pct is not None and total >= self.cap * self.threshold_pct / 100:
+            pct = 100 * total / self.cap if self.cap else 100.0
+            return Hit(
+                f"spend this period {total:.2f} USD is {pct:.0f}% of the monthly cap "
+                f"{self.cap:.2f} USD (warning threshold {self.threshold_pct:g}%)",
+                mode=min(self.policy_mode, Mode.WARN),
+                severity=Severity.LOW,
+            )
+        return None
+
+
+def _budget_cap(r: Reader, mode: Mode) -> Check | None:
+    cap = r.number("monthly_cap_usd", required=True)
+    pct = r.number("warning_threshold_pct", minimum=0, maximum=100, exclusive_minimum=True)
+    reset_day = r.integer("reset_day", default=1, minimum=1, maximum=31)
+    tz = _timezone(r)
+    return None if cap is None else BudgetCapCheck(cap, pct, reset_day, tz, mode)
+
+
+class ExpressionCheck:
+    __slots__ = ("message", "program", "skip_on_error")
+
+    def __init__(self, program: CelProgram, message: str | None, skip_on_error: bool) -> None:
+        self.program = program
+        self.message = message
+        self.skip_on_error = skip_on_error
+
+    def run(self, ctx: Context) -> Hit | None:
+        result = self.program.evaluate(ctx.activation())
+        if result is True:
+            return Hit(self.message or f"expression is true: {self.program.source[:200]}")
+        if result is False or self.skip_on_error:
+            return None
+        return Hit(f"expression could not be evaluated (failing closed): {result}")
+
+
+def _expression(r: Reader) -> Check | None:
+    source = r.string("expression", required=True, max_len=10**6)
+    message = r.string("message", max_len=1000)
+    on_error = r.choice("on_error", ("fire", "skip")) or "fire"
+    if source is None:
+        return None
+    try:
+        program = CelProgram(source)
+    except CelCompileError as exc:
+        r.problems.add(r.at("expression"), f"invalid CEL: {exc}")
+        return None
+    return ExpressionCheck(program, message, on_error == "skip")
+
+
+_RULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "injection_scan": (
+        "patterns",
+        "regex_patterns",
+        "use_builtin",
+        "scan_input",
+        "scan_output",
+        "action",
+    ),
+    "pii_access": (
+        "denied_pii_types",
+        "mask_output",
+        "mask_input",
+        "log_access",
+        "scan_input",
+        "scan_output",
+    ),
+    "cost_limit": ("max_cost_per_execution", "daily_budget", "timezone"),
+    "budget_cap": ("monthly_cap_usd", "warning_threshold_pct", "reset_day", "timezone"),
+    "expression": ("expression", "message", "on_error"),
+}
+
+_BUILDERS: dict[str, Callable[[Reader, Mode], Check | None]] = {
+    "injection_scan": lambda r, _: _injection(r),
+    "pii_access": lambda r, _: _pii(r),
+    "cost_limit": lambda r, _: _cost_limit(r),
+    "budget_cap": _budget_cap,
+    "expression": lambda r, _: _expression(r),
+}
+
+
+def compile_rule(spec: PolicySpec, problems: Problems) -> Check | None:
+    """The check for ``spec``; problems in its ruleDefinition go to ``problems``."""
+    reader = Reader(
+        spec.rule, f"{spec.path}.ruleDefinition", problems, _RULE_FIELDS[spec.policy_type]
+    )
+    return _BUILDERS[spec.policy_type](reader, spec.mode)

@@ -1,0 +1,302 @@
+"""A compiled snapshot: immutable, shared by every request until the next
+activation swaps it for another."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ._context import Context
+from ._errors import SnapshotError
+from ._fields import Problems
+from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
+from ._periods import day_start, month_start
+from ._pii import mask_text
+from ._rules import BudgetCapCheck, Check, CostLimitCheck, compile_rule
+from ._types import (
+    AgentInfo,
+    AuthorizeResult,
+    Decision,
+    DecisionKind,
+    DenialReason,
+    EnforceInput,
+    Mode,
+    SpendView,
+    Violation,
+)
+
+__all__ = ["BudgetState", "CompiledSnapshot", "compile_snapshot"]
+
+_KIND_BY_MODE = {
+    Mode.BLOCK: DecisionKind.BLOCK,
+    Mode.REQUIRE_APPROVAL: DecisionKind.PENDING_APPROVAL,
+    Mode.WARN: DecisionKind.ALLOW_WITH_WARNINGS,
+    Mode.MONITOR: DecisionKind.ALLOW,
+}
+_PLAN_CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    id: str
+    name: str
+    policy_type: str
+    spec: PolicySpec
+    check: Check
+    applies_to: frozenset[str] | None  # canonical agent ids; None = every agent
+    prerequisites: tuple[tuple[str, bool], ...]  # (policy id, must have fired)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """Spend against one budget, for AgentStatus."""
+
+    policy_id: str
+    policy_name: str
+    period: str  # "daily" or "monthly"
+    limit_usd: float
+    spent_usd: float
+    period_start: datetime
+
+
+@dataclass(slots=True)
+class CompiledSnapshot:
+    revision: int
+    document: Mapping[str, object]
+    agents: Mapping[str, AgentInfo]  # by id and by name
+    policies: tuple[_Policy, ...]  # in evaluation order
+    grants: Mapping[tuple[str, str], tuple[GrantSpec, ...]]  # by (source id, target id)
+    _plans: dict[str, tuple[_Policy, ...]] = field(default_factory=dict)
+
+    def resolve_agent(self, ref: str) -> AgentInfo:
+        """The agent named by id or name; an unlisted agent is ``known=False``."""
+        agent = self.agents.get(ref)
+        return agent if agent is not None else AgentInfo(id=ref, name=ref, known=False)
+
+    def _plan(self, agent: AgentInfo) -> tuple[_Policy, ...]:
+        plan = self._plans.get(agent.id)
+        if plan is None:
+            plan = tuple(
+                p for p in self.policies if p.applies_to is None or agent.id in p.applies_to
+            )
+            if len(self._plans) >= _PLAN_CACHE_LIMIT:  # unknown agents are unbounded
+                self._plans.clear()
+            self._plans[agent.id] = plan
+        return plan
+
+    def enforce(self, request: EnforceInput, spend: SpendView, now: datetime) -> Decision:
+        agent = self.resolve_agent(request.agent_id)
+        if agent.paused:
+            return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
+        ctx = Context(request, agent, spend, now)
+        fired: set[str] = set()
+        violations: list[Violation] = []
+        for policy in self._plan(agent):
+            if policy.prerequisites and not all(
+                (pid in fired) is want for pid, want in policy.prerequisites
+            ):
+                continue
+            hit = policy.check.run(ctx)
+            if hit is None:
+                continue
+            fired.add(policy.id)
+            spec = policy.spec
+            violations.append(
+                Violation(
+                    policy.id,
+                    policy.name,
+                    policy.policy_type,
+                    hit.severity or spec.severity,
+                    hit.message,
+                    hit.mode or spec.mode,
+                )
+            )
+        if not violations:
+            return Decision(DecisionKind.ALLOW, agent, snapshot_revision=self.revision)
+        violations.sort(key=lambda v: -v.mode)  # stable: evaluation order within a mode
+        masked = {
+            side: mask_text(text, ctx.mask_spans[side])
+            for side, text in (("input", request.input), ("output", request.output))
+            if text is not None and side in ctx.mask_spans
+        }
+        return Decision(
+            _KIND_BY_MODE[violations[0].mode],
+            agent,
+            tuple(violations),
+            masked_input=masked.get("input"),
+            masked_output=masked.get("output"),
+            pii_findings=ctx.pii_findings(),
+            pii_counts=ctx.pii_counts,
+            snapshot_revision=self.revision,
+        )
+
+    def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
+        src = self.resolve_agent(source)
+        tgt = self.resolve_agent(target)
+        if src.paused:
+            reason = f"source agent {src.name!r} is paused: {src.pause_reason or 'no reason given'}"
+            return AuthorizeResult(False, reason, DenialReason.SOURCE_PAUSED)
+        if tgt.paused:
+            reason = f"target agent {tgt.name!r} is paused: {tgt.pause_reason or 'no reason given'}"
+            return AuthorizeResult(False, reason, DenialReason.TARGET_PAUSED)
+        grants = self.grants.get((src.id, tgt.id), ())
+        if not grants:
+            reason = f"no grant from {src.name!r} to {tgt.name!r}"
+            return AuthorizeResult(False, reason, DenialReason.NO_GRANT)
+        listing = [g for g in grants if action in g.actions]
+        if not listing:
+            reason = f"no grant from {src.name!r} to {tgt.name!r} allows {action!r}"
+            return AuthorizeResult(False, reason, DenialReason.ACTION_NOT_GRANTED)
+        live = [g for g in listing if g.expires_at is None or g.expires_at > now]
+        if not live:
+            latest = max(g.expires_at for g in listing if g.expires_at is not None)
+            reason = f"the grant allowing {action!r} expired at {latest.isoformat()}"
+            return AuthorizeResult(False, reason, DenialReason.GRANT_EXPIRED)
+        # The grant that lasts longest answers; a grant without expiry lasts forever.
+        best = max(live, key=lambda g: g.expires_at or datetime.max.replace(tzinfo=UTC))
+        return AuthorizeResult(True, f"allowed by grant {best.id!r}", None, best.expires_at)
+
+    def budgets(self, agent: AgentInfo, spend: SpendView, now: datetime) -> list[BudgetState]:
+        """Spend against every budget that applies to ``agent``."""
+        out: list[BudgetState] = []
+        for p in self._plan(agent):
+            check = p.check
+            if isinstance(check, CostLimitCheck) and check.daily_budget is not None:
+                start = day_start(now, check.tz)
+                limit, period = check.daily_budget, "daily"
+            elif isinstance(check, BudgetCapCheck):
+                start = month_start(now, check.reset_day, check.tz)
+                limit, period = check.cap, "monthly"
+            else:
+                continue
+            spent = spend.spent_since(agent.id, start)
+            out.append(BudgetState(p.id, p.name, period, limit, spent, start))
+        return out
+
+
+def _agent_info(spec: AgentSpec) -> AgentInfo:
+    return AgentInfo(spec.id, spec.name, True, spec.paused, spec.pause_reason, spec.paused_at)
+
+
+def _order(policies: list[PolicySpec], refs: dict[str, str], problems: Problems) -> list[int]:
+    """Indexes of ``policies`` in dependency order, document order otherwise;
+    a cycle is reported with its path."""
+    index = {p.id: i for i, p in enumerate(policies)}
+    deps: list[list[int]] = [[] for _ in policies]
+    for i, p in enumerate(policies):
+        for pre in p.prerequisites:
+            target = refs.get(pre.policy)
+            if target is None:
+                problems.add(pre.path, f"unknown policy {pre.policy!r}")
+            elif target == p.id:
+                problems.add(pre.path, "a policy cannot be its own prerequisite")
+            else:
+                deps[i].append(index[target])
+    indegree = [len(d) for d in deps]
+    dependents: list[list[int]] = [[] for _ in policies]
+    for i, d in enumerate(deps):
+        for j in d:
+            dependents[j].append(i)
+    ready = [i for i, n in enumerate(indegree) if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for k in dependents[i]:
+            indegree[k] -= 1
+            if indegree[k] == 0:
+                heapq.heappush(ready, k)
+    if len(order) < len(policies):
+        _report_cycle(policies, deps, set(range(len(policies))) - set(order), refs, problems)
+    return order
+
+
+def _report_cycle(
+    policies: list[PolicySpec],
+    deps: list[list[int]],
+    stuck: set[int],
+    refs: dict[str, str],
+    problems: Problems,
+) -> None:
+    # Walk prerequisites from the first stuck policy until one repeats.
+    path: list[int] = [min(stuck)]
+    while True:
+        nxt = next(j for j in deps[path[-1]] if j in stuck)
+        if nxt in path:
+            cycle = [*path[path.index(nxt) :], nxt]
+            names = " -> ".join(repr(policies[i].name) for i in cycle)
+            first, second = policies[cycle[0]], policies[cycle[1]]
+            pre = next(p for p in first.prerequisites if refs.get(p.policy) == second.id)
+            problems.add(pre.path, f"prerequisites form a cycle: {names}")
+            return
+        path.append(nxt)
+
+
+def _resolve_agents(
+    refs: tuple[str, ...], agents: Mapping[str, AgentInfo], path: str, problems: Problems
+) -> frozenset[str] | None:
+    if not refs:
+        return None
+    out: set[str] = set()
+    for i, ref in enumerate(refs):
+        agent = agents.get(ref)
+        if agent is None and agents:
+            problems.add(f"{path}.appliesToAgents[{i}]", f"unknown agent {ref!r}")
+        out.add(agent.id if agent is not None else ref)
+    return frozenset(out)
+
+
+def compile_snapshot(document: object) -> CompiledSnapshot:
+    """Validates and compiles a snapshot document (the parsed YAML/JSON).
+
+    Raises SnapshotError listing every problem with its field path."""
+    problems = Problems()
+    spec = read_snapshot(document, problems)
+    agents: dict[str, AgentInfo] = {}
+    for a in spec.agents:
+        info = _agent_info(a)
+        agents.setdefault(a.id, info)
+        agents.setdefault(a.name, info)
+
+    policy_specs = list(spec.policies)
+    refs: dict[str, str] = {}
+    for p in policy_specs:
+        refs.setdefault(p.id, p.id)
+        refs.setdefault(p.name, p.id)
+    checks = [compile_rule(p, problems) for p in policy_specs]
+    order = _order(policy_specs, refs, problems)
+
+    compiled: list[_Policy] = []
+    for i in order:
+        p, check = policy_specs[i], checks[i]
+        applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
+        if check is None or not p.is_active:
+            continue
+        pres = tuple(
+            (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
+        )
+        compiled.append(_Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres))
+
+    grants: dict[tuple[str, str], list[GrantSpec]] = {}
+    for g in spec.grants:
+        ids = []
+        for key, ref in (("sourceAgentId", g.source), ("targetAgentId", g.target)):
+            agent = agents.get(ref)
+            if agent is None and agents:
+                problems.add(f"{g.path}.{key}", f"unknown agent {ref!r}")
+            ids.append(agent.id if agent is not None else ref)
+        grants.setdefault((ids[0], ids[1]), []).append(g)
+
+    if problems.errors:
+        raise SnapshotError(problems.errors)
+    assert isinstance(document, Mapping)
+    return CompiledSnapshot(
+        revision=spec.revision,
+        document=document,
+        agents=agents,
+        policies=tuple(compiled),
+        grants={k: tuple(v) for k, v in grants.items()},
+    )

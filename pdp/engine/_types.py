@@ -1,0 +1,148 @@
+"""The engine's own input and output types; no wire or storage types here."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+__all__ = [
+    "ACTIONS",
+    "AgentInfo",
+    "AuthorizeResult",
+    "Decision",
+    "DecisionKind",
+    "DenialReason",
+    "EnforceInput",
+    "Mode",
+    "PiiFinding",
+    "Severity",
+    "SpendView",
+    "Violation",
+]
+
+ACTIONS: frozenset[str] = frozenset(
+    {"execute", "read", "write", "delete", "invoke", "query", "subscribe", "delegate"}
+)
+
+
+class Mode(enum.IntEnum):
+    """Enforcement mode; a larger value is stricter."""
+
+    MONITOR = 1
+    WARN = 2
+    REQUIRE_APPROVAL = 3
+    BLOCK = 4
+
+    @property
+    def wire_name(self) -> str:
+        return self.name.lower()
+
+
+class Severity(enum.IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def wire_name(self) -> str:
+        return self.name.lower()
+
+
+class DecisionKind(enum.Enum):
+    ALLOW = "ALLOW"
+    ALLOW_WITH_WARNINGS = "ALLOW_WITH_WARNINGS"
+    BLOCK = "BLOCK"
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    AGENT_PAUSED = "AGENT_PAUSED"
+
+
+class DenialReason(enum.Enum):
+    NO_GRANT = "no_grant"
+    GRANT_EXPIRED = "grant_expired"
+    ACTION_NOT_GRANTED = "action_not_granted"
+    SOURCE_PAUSED = "source_paused"
+    TARGET_PAUSED = "target_paused"
+
+
+@dataclass(frozen=True, slots=True)
+class EnforceInput:
+    """One Enforce request. ``input`` is the input side (gated before the call),
+    ``output`` the output side (scanned after it); either may be absent."""
+
+    agent_id: str
+    input: str | None = None
+    output: str | None = None
+    estimated_cost_usd: float | None = None
+    model: str = ""
+    tool: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """An agent as the snapshot knows it. ``known`` is False for an agent the
+    snapshot does not list: policies for all agents still apply to it."""
+
+    id: str
+    name: str
+    known: bool = True
+    paused: bool = False
+    pause_reason: str = ""
+    paused_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    policy_id: str
+    policy_name: str
+    policy_type: str
+    severity: Severity
+    message: str
+    mode: Mode
+
+
+@dataclass(frozen=True, slots=True)
+class PiiFinding:
+    """A span of PII in ``field`` ("input" or "output"), code-point offsets,
+    end exclusive. The value itself is never kept."""
+
+    field: str
+    pii_type: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: DecisionKind
+    agent: AgentInfo
+    violations: tuple[Violation, ...] = ()
+    masked_input: str | None = None
+    masked_output: str | None = None
+    pii_findings: tuple[PiiFinding, ...] = ()
+    # PII types and counts from policies with log_access: what the decision
+    # log may keep (never the values).
+    pii_counts: Mapping[str, int] = field(default_factory=dict)
+    snapshot_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeResult:
+    allowed: bool
+    reason: str
+    denial: DenialReason | None = None
+    grant_expires_at: datetime | None = None
+
+
+class SpendView(Protocol):
+    """Spend recorded so far, read by cost checks. Implementations answer from
+    memory: the engine calls this on the hot path."""
+
+    def spent_since(self, agent_id: str, since: datetime) -> float:
+        """USD spent by ``agent_id`` (canonical id) from ``since`` until now."""
+        ...

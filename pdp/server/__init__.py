@@ -1,0 +1,13 @@
+"""The gRPC sidecar: servicers that translate between the wire and the
+engine, health, reflection, and the process lifecycle.
+
+Exception tree::
+
+    ServerError
+    └── RequestError   a bad request: gRPC code, field and reason
+"""
+
+from ._app import ServeOptions, Sidecar, run
+from ._errors import RequestError, ServerError
+
+__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar", "run"]

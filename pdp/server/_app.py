@@ -1,0 +1,181 @@
+"""The sidecar process: state, snapshot source, gRPC server, health, and a
+graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pdp.snapshot import Active, FileSource, SnapshotHolder
+from pdp.state import Database, DecisionLog, SnapshotStore, SpendLedger
+from pdp.v1 import policy_decision_service_pb2 as pb
+
+from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
+from ._translate import Limits
+
+__all__ = ["ServeOptions", "Sidecar", "run"]
+
+log = logging.getLogger("pdp.server")
+
+_MESSAGE_SLACK = 64 * 1024  # room for the other fields next to a maximal input
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    snapshot: str
+    listen: str = "127.0.0.1:50051"
+    state: str = "pdp-state.db"
+    max_input_bytes: int = 1024 * 1024
+    poll_interval: float = 0.2
+    shutdown_grace: float = 10.0
+
+
+class Sidecar:
+    """One running sidecar. ``start`` returns once it listens (serving, or
+    NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.address = ""
+        self.holder: SnapshotHolder
+        self._db: Database | None = None
+        self._decisions: DecisionLog | None = None
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._servicer: PolicyDecisionServicer | None = None
+        self._health = health_aio.HealthServicer()
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(grace=0)  # release the database and its thread
+            raise
+
+    async def _start(self) -> None:
+        opts = self.options
+        db = self._db = await Database.open(opts.state)
+        store = SnapshotStore(db)
+        ledger = await SpendLedger.open(db)
+        decisions = self._decisions = DecisionLog(db)
+        await decisions.start()
+
+        async def persist(active: Active, data: bytes) -> None:
+            await self._set_serving()
+            await store.save(
+                data.decode(), active.snapshot.revision, active.source, active.activated_at
+            )
+
+        self.holder = SnapshotHolder(on_activate=persist)
+        source = FileSource(opts.snapshot, self.holder, interval=opts.poll_interval)
+        await source.poll()
+        if not self.holder.ready:
+            await self._restore_last_good(store)
+
+        limit = opts.max_input_bytes
+        server = self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        servicer = self._servicer = PolicyDecisionServicer(
+            self.holder, ledger, decisions, Limits(limit)
+        )
+        server.add_generic_rpc_handlers((servicer.handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (
+                pb.DESCRIPTOR.services_by_name["PolicyDecisionService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        try:
+            port = server.add_insecure_port(opts.listen)
+        except RuntimeError as exc:  # grpc reports a failed bind this way
+            raise OSError(f"cannot listen on {opts.listen}: {exc}") from None
+        if port == 0 and not opts.listen.startswith("unix:"):
+            raise OSError(f"cannot listen on {opts.listen}")
+        self.address = (
+            opts.listen if opts.listen.startswith("unix:") else _with_port(opts.listen, port)
+        )
+        await server.start()
+        await self._set_serving()
+        self._tasks.append(asyncio.create_task(source.run(), name="snapshot-source"))
+        log.info("listening on %s", self.address)
+
+    async def _restore_last_good(self, store: SnapshotStore) -> None:
+        stored = await store.load()
+        if stored is None:
+            log.warning("no snapshot active yet; health is NOT_SERVING until one loads")
+            return
+        source = f"{stored.source} (last good, persisted)"
+        rejection = self.holder.last_rejection
+        await self.holder.offer(stored.document.encode(), source)
+        # Keep the reason the file was refused visible next to the fallback.
+        if rejection is not None and self.holder.ready:
+            self.holder.reject(rejection.source, rejection.errors, rejection.digest)
+
+    async def _set_serving(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self.holder.ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set("", status)
+        await self._health.set(SERVICE_NAME, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Reports NOT_SERVING, serves until calls stop arriving (at most
+        ``grace`` seconds), then stops the server and flushes state."""
+        grace = self.options.shutdown_grace if grace is None else grace
+        deadline = time.monotonic() + grace
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            if self._servicer is not None:
+                await _wait_quiet(self._servicer.activity, deadline)
+            await self._server.stop(max(0.0, deadline - time.monotonic()))
+        if self._decisions is not None:
+            await self._decisions.close()
+        if self._db is not None:
+            await self._db.close()
+
+
+_QUIET = 0.1  # no call started for this long: what was queued has been served
+
+
+async def _wait_quiet(activity: Activity, deadline: float) -> None:
+    while time.monotonic() < deadline and activity.quiet_for() < _QUIET:
+        await asyncio.sleep(0.01)
+
+
+def _with_port(listen: str, port: int) -> str:
+    host = listen.rsplit(":", 1)[0]
+    return f"{host}:{port}"
+
+
+async def run(options: ServeOptions) -> int:
+    """Runs a sidecar until SIGTERM or SIGINT."""
+    sidecar = Sidecar(options)
+    await sidecar.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
+    await sidecar.stop()
+    return 0

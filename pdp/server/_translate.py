@@ -1,0 +1,254 @@
+"""Wire <-> engine translation, with request validation. Nothing here decides
+policy: the engine does."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import grpc
+from google.protobuf import empty_pb2
+from google.protobuf import message as pb_message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from pdp.engine import (
+    AgentInfo,
+    AuthorizeResult,
+    BudgetState,
+    Decision,
+    DecisionKind,
+    DenialReason,
+    EnforceInput,
+    FieldError,
+    Mode,
+    Severity,
+)
+from pdp.v1 import policy_decision_service_pb2 as pb
+
+from ._errors import RequestError
+
+__all__ = [
+    "Limits",
+    "SnapshotView",
+    "action_name",
+    "agent_state",
+    "authorize_response",
+    "enforce_input",
+    "enforce_response",
+    "parse_request",
+    "require_id",
+    "usage_amount",
+]
+
+_DECISIONS = {
+    DecisionKind.ALLOW: pb.DECISION_ALLOW,
+    DecisionKind.ALLOW_WITH_WARNINGS: pb.DECISION_ALLOW_WITH_WARNINGS,
+    DecisionKind.BLOCK: pb.DECISION_BLOCK,
+    DecisionKind.PENDING_APPROVAL: pb.DECISION_PENDING_APPROVAL,
+    DecisionKind.AGENT_PAUSED: pb.DECISION_AGENT_PAUSED,
+}
+_MODES = {mode: pb.EnforcementMode.Value(f"ENFORCEMENT_MODE_{mode.name}") for mode in Mode}
+_SEVERITIES = {sev: pb.Severity.Value(f"SEVERITY_{sev.name}") for sev in Severity}
+_DENIALS = {d: pb.AuthorizeDenial.Value(f"AUTHORIZE_DENIAL_{d.name}") for d in DenialReason}
+_ACTIONS = {
+    number: name.removeprefix("ACTION_").lower()
+    for name, number in pb.Action.items()
+    if number != pb.ACTION_UNSPECIFIED
+}
+MAX_ID_CHARS = 256
+_M = TypeVar("_M", bound=pb_message.Message)
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_VALUE_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_input_bytes: int = 1024 * 1024
+
+
+def parse_request(cls: type[_M], data: bytes) -> _M:
+    """Parses a request; invalid UTF-8 in a string field is named."""
+    try:
+        return cls.FromString(data)
+    except pb_message.DecodeError as exc:
+        raise RequestError(_bad_utf8_field(cls, data) or "", f"malformed request: {exc}") from None
+
+
+def _bad_utf8_field(cls: type[pb_message.Message], data: bytes) -> str | None:
+    # Re-read the top-level fields as unknown fields to find which string
+    # field holds invalid UTF-8 (only on this error path).
+    try:
+        fields = UnknownFieldSet(empty_pb2.Empty.FromString(data))
+    except Exception:
+        return None
+    by_number = {f.number: f.name for f in cls.DESCRIPTOR.fields}
+    for i in range(len(fields)):
+        f = fields[i]
+        if isinstance(f.data, bytes | bytearray):
+            try:
+                bytes(f.data).decode("utf-8")
+            except UnicodeDecodeError:
+                return by_number.get(f.field_number, str(f.field_number))
+    return None
+
+
+def require_id(value: str, field: str) -> str:
+    if not value.strip():
+        raise RequestError(field, "required")
+    if len(value) > MAX_ID_CHARS:
+        raise RequestError(field, f"longer than {MAX_ID_CHARS} characters")
+    return value
+
+
+def _text(msg: pb.EnforceRequest, field: str, limits: Limits) -> str | None:
+    if not msg.HasField(field):
+        return None
+    text: str = getattr(msg, field)
+    # Characters never outnumber UTF-8 bytes: encode only when it could matter.
+    if len(text) * 4 > limits.max_input_bytes and (
+        len(text) > limits.max_input_bytes or len(text.encode()) > limits.max_input_bytes
+    ):
+        raise RequestError(
+            field,
+            f"larger than the limit of {limits.max_input_bytes} bytes",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+    return text
+
+
+def _amount(value: float, field: str) -> float:
+    if not math.isfinite(value):
+        raise RequestError(field, "must be a finite number")
+    if value < 0:
+        raise RequestError(field, "must not be negative")
+    return value
+
+
+def usage_amount(value: float) -> float:
+    return _amount(value, "cost_usd")
+
+
+def _short(value: str, field: str, limit: int = MAX_ID_CHARS) -> str:
+    if len(value) > limit:
+        raise RequestError(field, f"longer than {limit} characters")
+    return value
+
+
+def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
+    agent_id = require_id(msg.agent_id, "agent_id")
+    estimate = (
+        _amount(msg.estimated_cost_usd, "estimated_cost_usd")
+        if msg.HasField("estimated_cost_usd")
+        else None
+    )
+    metadata = msg.metadata
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise RequestError("metadata", f"more than {MAX_METADATA_ENTRIES} entries")
+    for key, value in metadata.items():
+        _short(key, "metadata")
+        _short(value, f"metadata[{key!r}]", MAX_METADATA_VALUE_CHARS)
+    return EnforceInput(
+        agent_id=agent_id,
+        input=_text(msg, "input", limits),
+        output=_text(msg, "output", limits),
+        estimated_cost_usd=estimate,
+        model=_short(msg.model, "model"),
+        tool=_short(msg.tool, "tool"),
+        metadata=dict(metadata) if metadata else {},
+        request_id=_short(msg.request_id, "request_id"),
+    )
+
+
+def action_name(value: int) -> str:
+    if value == pb.ACTION_UNSPECIFIED:
+        raise RequestError("action", "required")
+    name = _ACTIONS.get(value)
+    if name is None:
+        raise RequestError("action", f"unknown value {value}")
+    return name
+
+
+def enforce_response(decision: Decision, decision_id: str, approval_id: str) -> pb.EnforceResponse:
+    resp = pb.EnforceResponse(
+        decision=_DECISIONS[decision.kind],
+        decision_id=decision_id,
+        approval_id=approval_id,
+        snapshot_revision=decision.snapshot_revision,
+    )
+    if decision.kind is DecisionKind.AGENT_PAUSED:
+        resp.paused_reason = decision.agent.pause_reason
+    for v in decision.violations:
+        resp.violations.add(
+            policy_id=v.policy_id,
+            policy_name=v.policy_name,
+            policy_type=v.policy_type,
+            severity=_SEVERITIES[v.severity],
+            message=v.message,
+            enforcement_mode=_MODES[v.mode],
+        )
+    if decision.masked_input is not None:
+        resp.masked_input = decision.masked_input
+    if decision.masked_output is not None:
+        resp.masked_output = decision.masked_output
+    for f in decision.pii_findings:
+        resp.pii_findings.add(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end)
+    return resp
+
+
+def authorize_response(result: AuthorizeResult, revision: int) -> pb.AuthorizeResponse:
+    resp = pb.AuthorizeResponse(
+        allowed=result.allowed, reason=result.reason, snapshot_revision=revision
+    )
+    if result.denial is not None:
+        resp.denial = _DENIALS[result.denial]  # type: ignore[assignment]
+    if result.grant_expires_at is not None:
+        resp.grant_expires_at.FromDatetime(result.grant_expires_at)
+    return resp
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotView:
+    revision: int
+    source: str
+    activated_at: datetime | None
+    staleness_seconds: float | None
+    rejected_at: datetime | None
+    rejection: tuple[FieldError, ...]
+
+
+def agent_state(
+    agent: AgentInfo, budgets: Iterable[BudgetState], snapshot: SnapshotView
+) -> pb.AgentState:
+    state = pb.AgentState(
+        agent_id=agent.id,
+        agent_name=agent.name,
+        known=agent.known,
+        paused=agent.paused,
+        paused_reason=agent.pause_reason,
+    )
+    if agent.paused_since is not None:
+        state.paused_since.FromDatetime(agent.paused_since)
+    for b in budgets:
+        budget = state.budgets.add(
+            policy_id=b.policy_id,
+            policy_name=b.policy_name,
+            period=b.period,
+            limit_usd=b.limit_usd,
+            spent_usd=b.spent_usd,
+        )
+        budget.period_start.FromDatetime(b.period_start)
+    snap = state.snapshot
+    snap.revision = snapshot.revision
+    snap.source = snapshot.source
+    if snapshot.activated_at is not None:
+        snap.activated_at.FromDatetime(snapshot.activated_at)
+    if snapshot.staleness_seconds is not None:
+        snap.staleness.FromNanoseconds(int(snapshot.staleness_seconds * 1e9))
+    if snapshot.rejected_at is not None:
+        snap.last_rejection.rejected_at.FromDatetime(snapshot.rejected_at)
+        for e in snapshot.rejection:
+            snap.last_rejection.errors.add(path=e.path, message=e.message)
+    return state

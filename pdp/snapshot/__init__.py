@@ -1,0 +1,8 @@
+"""Snapshot sources and activation: sources fetch documents, the holder
+validates, compiles and activates them atomically, keeping the last good one.
+"""
+
+from ._file_source import FileSource
+from ._holder import Active, Rejection, SnapshotHolder
+
+__all__ = ["Active", "FileSource", "Rejection", "SnapshotHolder"]

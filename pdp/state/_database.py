@@ -1,0 +1,223 @@
+"""The state database: one SQLite file in WAL mode, with versioned migrations.
+
+WAL with ``synchronous=NORMAL`` makes every commit survive a crash of this
+process (kill -9 included); only a power loss may undo the last commits.
+Times are stored as integer microseconds since the Unix epoch (UTC), so they
+sort and compare exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+
+from pdp.state._errors import StateError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Database",
+    "from_micros",
+    "to_micros",
+    "utc_now",
+]
+
+# One entry per schema version; entry N (0-based) moves a database from
+# user_version N to N+1 in one transaction. Append only: never edit a step
+# that has shipped.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # Spend ledger. request_id is the idempotency key; amounts are integer
+        # micro-dollars so sums are exact.
+        """
+        CREATE TABLE usage (
+            request_id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            amount_micro_usd INTEGER NOT NULL CHECK (amount_micro_usd >= 0),
+            recorded_at_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX usage_by_time ON usage (recorded_at_us)",
+        # Decision log. Ids, enums, counts and policy ids only: no column can
+        # hold request text or a PII value.
+        """
+        CREATE TABLE decision_log (
+            seq INTEGER PRIMARY KEY,
+            decision_id TEXT NOT NULL,
+            decided_at_us INTEGER NOT NULL,
+            agent_id TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            policies_fired_json TEXT NOT NULL,
+            pii_counts_json TEXT NOT NULL,
+            snapshot_revision INTEGER NOT NULL,
+            request_id TEXT NOT NULL,
+            approval_id TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX decision_log_by_agent ON decision_log (agent_id, seq)",
+        # The last good snapshot: at most one row.
+        """
+        CREATE TABLE last_good_snapshot (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            document TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            activated_at_us INTEGER NOT NULL
+        )
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+# Other processes (a CLI, a second sidecar) may hold the write lock briefly.
+_BUSY_TIMEOUT_MS = 5000
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_micros(moment: datetime, field: str) -> int:
+    """Microseconds since the epoch; ``field`` names the value in errors."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"{field} must be a timezone-aware datetime, got {moment!r}")
+    return (moment - _EPOCH) // _ONE_MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+class Database:
+    """One connection to the state database. Create with :meth:`open`.
+
+    aiosqlite runs the connection on its own thread, so calls never block the
+    event loop. Writers go through :meth:`transaction`, which serialises them:
+    transactions of different components (the ledger, the decision log) never
+    interleave on the shared connection.
+    """
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._connection: aiosqlite.Connection | None = connection
+        self._path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Database:
+        """Open (creating if needed) the database file at ``path`` and bring
+        its schema up to date. The parent directory must exist."""
+        file_path = Path(path)
+        if not file_path.parent.is_dir():
+            raise StateError(
+                f"cannot open state database {str(file_path)!r}: "
+                f"directory {str(file_path.parent)!r} does not exist"
+            )
+        try:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE).
+            connection = await aiosqlite.connect(file_path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state database {str(file_path)!r}: {exc}") from exc
+        database = cls(connection, file_path)
+        try:
+            await database._configure()
+            await database._migrate()
+        except BaseException:
+            await database.close()
+            raise
+        return database
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The open connection, for reads. Write through :meth:`transaction`."""
+        if self._connection is None:
+            raise StateError(f"state database {str(self._path)!r} is closed")
+        return self._connection
+
+    @property
+    def closed(self) -> bool:
+        return self._connection is None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: committed when the block exits normally, rolled
+        back when it raises. sqlite3 errors surface as :class:`StateError`."""
+        async with self._write_lock:
+            connection = self.connection
+            try:
+                await connection.execute("BEGIN IMMEDIATE")
+                yield connection
+                await connection.commit()
+            except BaseException as exc:
+                # Also on cancellation: a cancelled BEGIN still runs on the
+                # connection's thread, and the rollback queued behind it must
+                # end that transaction before the next writer begins.
+                await _rollback_quietly(connection)
+                if isinstance(exc, sqlite3.Error):
+                    raise StateError(f"state database write failed: {exc}") from exc
+                raise
+
+    async def close(self) -> None:
+        """Close the connection once any running transaction has finished.
+        Closing twice is harmless."""
+        async with self._write_lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await connection.close()
+
+    async def _configure(self) -> None:
+        connection = self.connection
+        try:
+            await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            mode = str(row[0]).lower() if row is not None else ""
+            if mode != "wal":
+                raise StateError(
+                    f"state database {str(self._path)!r} cannot use WAL mode (got {mode!r})"
+                )
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await connection.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state database {str(self._path)!r}: {exc}") from exc
+
+    async def _migrate(self) -> None:
+        # Each step re-reads user_version inside its own write transaction, so
+        # two processes opening the same file at once apply every step once.
+        while True:
+            async with self.transaction() as connection:
+                async with connection.execute("PRAGMA user_version") as cursor:
+                    row = await cursor.fetchone()
+                version = int(row[0]) if row is not None else 0
+                if version > SCHEMA_VERSION:
+                    raise StateError(
+                        f"state database {str(self._path)!r} has schema version {version}, "
+                        f"newer than this version of pdp supports ({SCHEMA_VERSION})"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version]:
+                    await connection.execute(statement)
+                # PRAGMA takes no parameters; version is an int we computed.
+                await connection.execute(f"PRAGMA user_version = {version + 1}")
+
+
+async def _rollback_quietly(connection: aiosqlite.Connection) -> None:
+    # sqlite3's rollback() is a no-op outside a transaction; a failure here
+    # must not hide the error that caused the rollback.
+    with suppress(sqlite3.Error, ValueError):
+        await connection.rollback()

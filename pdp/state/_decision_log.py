@@ -1,0 +1,241 @@
+"""The decision log: one row per decision, written in batches off the hot path.
+
+``append`` only queues the record in memory; a background task writes what is
+queued every ``flush_interval`` seconds (sooner once ``max_batch`` records
+wait). A record holds ids, the decision, fired policy ids and PII types with
+counts: never request text and never a PII value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pdp.state._database import Database, from_micros, to_micros
+from pdp.state._errors import StateError
+
+__all__ = ["DecisionLog", "DecisionRecord"]
+
+_LOG = logging.getLogger(__name__)
+
+_INSERT = (
+    "INSERT INTO decision_log (decision_id, decided_at_us, agent_id, decision,"
+    " policies_fired_json, pii_counts_json, snapshot_revision, request_id, approval_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT = (
+    "SELECT decision_id, decided_at_us, agent_id, decision, policies_fired_json,"
+    " pii_counts_json, snapshot_revision, request_id, approval_id FROM decision_log"
+)
+
+# One encoder for every row (json.dumps with options builds a new one per
+# call); most decisions fire nothing and skip it altogether.
+_encode_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+_Row = tuple[str, int, str, str, str, str, int, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision as logged. ``decision`` is the decision kind's name
+    ("ALLOW", "BLOCK", ...); ``policies_fired`` holds policy ids;
+    ``pii_counts`` maps a PII type to how many were found (e.g. {"ssn": 1})."""
+
+    decision_id: str
+    decided_at: datetime
+    agent_id: str
+    decision: str
+    policies_fired: tuple[str, ...]
+    pii_counts: Mapping[str, int]
+    snapshot_revision: int
+    request_id: str
+    approval_id: str
+
+
+class DecisionLog:
+    """Decisions queued in memory and written to the state database in batches.
+
+    At most ``max_pending`` records wait in memory; beyond that the oldest is
+    dropped and counted in :attr:`dropped`, so a stalled disk never grows
+    memory without bound or slows a decision. A batch that fails to write
+    goes back to the queue and is retried.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        flush_interval: float = 0.05,
+        max_batch: int = 1000,
+        max_pending: int = 100_000,
+    ) -> None:
+        if not flush_interval > 0:
+            raise ValueError(f"flush_interval must be positive, got {flush_interval}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        self._db = db
+        self._flush_interval = flush_interval
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._pending: deque[DecisionRecord] = deque()
+        self._dropped = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._closed = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because ``max_pending`` were already waiting."""
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        """Records appended but not yet written."""
+        return len(self._pending)
+
+    async def start(self) -> None:
+        """Start the background flusher."""
+        if self._closed or self._stopping:
+            raise StateError("decision log is closed")
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._run(), name="pdp-decision-log-flusher")
+
+    def append(self, record: DecisionRecord) -> None:
+        """Queue one record. Synchronous and O(1): the hot path calls it."""
+        if self._closed:
+            raise StateError("decision log is closed")
+        if record.decided_at.utcoffset() is None:
+            # Checked here: a bad record must fail its caller, not a batch.
+            raise ValueError("decided_at must be a timezone-aware datetime")
+        pending = self._pending
+        if len(pending) >= self._max_pending:
+            pending.popleft()
+            self._dropped += 1
+        pending.append(record)
+        if len(pending) >= self._max_batch:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every record appended before this call; raises
+        :class:`StateError` if the database refuses (the records stay queued)."""
+        # One drain at a time, shared by every caller and shielded from their
+        # cancellation: a batch is never half-abandoned and never written twice.
+        drain = self._drain
+        if drain is None or drain.done():
+            if not self._pending:
+                return
+            drain = self._drain = asyncio.ensure_future(self._drain_pending())
+        await asyncio.shield(drain)
+
+    async def close(self) -> None:
+        """Stop the flusher after a final flush. Later appends raise."""
+        if self._closed:
+            return
+        self._stopping = True
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            self._wake.set()
+            await flusher
+        await self.flush()
+        self._closed = True
+
+    async def recent(self, limit: int = 100, agent_id: str | None = None) -> list[DecisionRecord]:
+        """The last ``limit`` records (of ``agent_id`` if given), most recently
+        appended first. Flushes first, so it includes what is still queued."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        await self.flush()
+        parameters: tuple[object, ...]
+        if agent_id is None:
+            query, parameters = f"{_SELECT} ORDER BY seq DESC LIMIT ?", (limit,)
+        else:
+            query = f"{_SELECT} WHERE agent_id = ? ORDER BY seq DESC LIMIT ?"
+            parameters = (agent_id, limit)
+        async with self._db.connection.execute(query, parameters) as cursor:
+            rows = await cursor.fetchall()
+        return [_from_row(row) for row in rows]
+
+    async def _run(self) -> None:
+        failing = False
+        while not self._stopping:
+            try:
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StateError:
+                # Log once per failure streak, not every interval.
+                if not failing:
+                    _LOG.exception("decision log write failed; records stay queued")
+                failing = True
+            else:
+                if failing:
+                    _LOG.info("decision log writes recovered")
+                failing = False
+
+    async def _drain_pending(self) -> None:
+        pending = self._pending
+        while pending:
+            batch = [pending.popleft() for _ in range(min(self._max_batch, len(pending)))]
+            try:
+                async with self._db.transaction() as connection:
+                    await connection.executemany(_INSERT, [_to_row(r) for r in batch])
+            except BaseException:
+                # Not written: put the batch back in front, in order.
+                pending.extendleft(reversed(batch))
+                while len(pending) > self._max_pending:
+                    pending.popleft()
+                    self._dropped += 1
+                raise
+
+
+def _to_row(record: DecisionRecord) -> _Row:
+    return (
+        record.decision_id,
+        to_micros(record.decided_at, "decided_at"),
+        record.agent_id,
+        record.decision,
+        _encode_json(list(record.policies_fired)) if record.policies_fired else "[]",
+        _encode_json(dict(record.pii_counts)) if record.pii_counts else "{}",
+        record.snapshot_revision,
+        record.request_id,
+        record.approval_id,
+    )
+
+
+def _from_row(row: Iterable[Any]) -> DecisionRecord:
+    (
+        decision_id,
+        decided_at_us,
+        agent_id,
+        decision,
+        policies_fired_json,
+        pii_counts_json,
+        snapshot_revision,
+        request_id,
+        approval_id,
+    ) = row
+    return DecisionRecord(
+        decision_id=decision_id,
+        decided_at=from_micros(decided_at_us),
+        agent_id=agent_id,
+        decision=decision,
+        policies_fired=tuple(json.loads(policies_fired_json)),
+        pii_counts=dict(json.loads(pii_counts_json)),
+        snapshot_revision=snapshot_revision,
+        request_id=request_id,
+        approval_id=approval_id,
+    )

@@ -1,0 +1,184 @@
+"""Fixtures that start real sidecars: in-process (grpc.aio on an ephemeral
+port, a real SQLite file) or as a `pdp serve` subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from pdp.server import ServeOptions, Sidecar
+from pdp.v1 import policy_decision_service_pb2 as pb
+from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_SNAPSHOT = REPO / "examples" / "policies.yaml"
+
+
+def example_document() -> dict[str, Any]:
+    doc = yaml.safe_load(EXAMPLE_SNAPSHOT.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def write_atomically(path: Path, content: str | Mapping[str, Any]) -> None:
+    """Writes like an editor does: a temporary file renamed over the target."""
+    text = content if isinstance(content, str) else yaml.safe_dump(dict(content), sort_keys=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunningSidecar:
+    def __init__(self, sidecar: Sidecar, snapshot_path: Path, state_path: Path) -> None:
+        self.sidecar = sidecar
+        self.snapshot_path = snapshot_path
+        self.state_path = state_path
+        self.channel = grpc.aio.insecure_channel(sidecar.address)
+        self.stub = pb_grpc.PolicyDecisionServiceStub(self.channel)
+
+    @property
+    def address(self) -> str:
+        return self.sidecar.address
+
+    @property
+    def revision(self) -> int:
+        active = self.sidecar.holder.active
+        return -1 if active is None else active.snapshot.revision
+
+    async def write_snapshot(self, content: str | Mapping[str, Any]) -> None:
+        write_atomically(self.snapshot_path, content)
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 2.0) -> float:
+        """Seconds until ``predicate`` holds; fails after ``within`` seconds."""
+        start = time.monotonic()
+        while not predicate():
+            if time.monotonic() - start > within:
+                pytest.fail(f"condition not met within {within}s")
+            await asyncio.sleep(0.01)
+        return time.monotonic() - start
+
+    async def close(self) -> None:
+        await self.channel.close(grace=None)
+        await self.sidecar.stop(grace=1.0)
+
+
+StartSidecar = Callable[..., Awaitable[RunningSidecar]]
+
+
+@pytest.fixture
+async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
+    """Starts in-process sidecars; each gets its own snapshot file and state."""
+    running: list[RunningSidecar] = []
+
+    async def start(
+        snapshot: str | Mapping[str, Any] | None = None,
+        *,
+        state: Path | None = None,
+        snapshot_path: Path | None = None,
+        name: str = "sidecar",
+        **options: Any,
+    ) -> RunningSidecar:
+        directory = tmp_path / name
+        directory.mkdir(exist_ok=True)
+        snapshot_path = snapshot_path or directory / "policies.yaml"
+        if snapshot is not None:
+            write_atomically(snapshot_path, snapshot)
+        state_path = state or directory / "state.db"
+        opts = ServeOptions(
+            snapshot=str(snapshot_path),
+            listen=options.pop("listen", "127.0.0.1:0"),
+            state=str(state_path),
+            poll_interval=options.pop("poll_interval", 0.05),
+            **options,
+        )
+        sidecar = Sidecar(opts)
+        await sidecar.start()
+        handle = RunningSidecar(sidecar, snapshot_path, state_path)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in reversed(running):
+        await handle.close()
+
+
+@pytest.fixture
+async def example_sidecar(start_sidecar: StartSidecar) -> RunningSidecar:
+    return await start_sidecar(EXAMPLE_SNAPSHOT.read_text())
+
+
+class SidecarProcess:
+    """`pdp serve` as a child process."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pdp", "serve", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.log: list[str] = []
+        self.address = self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 30.0) -> str:
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            match = re.search(r"listening on (\S+)", line)
+            if match:
+                # Keep draining the log so the child never blocks on a full pipe.
+                threading.Thread(target=self._drain, daemon=True).start()
+                return match.group(1)
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stderr.close()
+        raise RuntimeError("pdp serve did not start:\n" + "".join(self.log))
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            for line in self.proc.stderr:
+                self.log.append(line)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def spawn_sidecar() -> Iterator[Callable[..., SidecarProcess]]:
+    procs: list[SidecarProcess] = []
+
+    def spawn(*args: str) -> SidecarProcess:
+        proc = SidecarProcess(list(args))
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+def enforce_request(agent_id: str = "my-chatbot", **fields: Any) -> pb.EnforceRequest:
+    return pb.EnforceRequest(agent_id=agent_id, **fields)

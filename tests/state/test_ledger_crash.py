@@ -1,0 +1,69 @@
+"""A ledger's records survive the process being killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pdp.state import Database, SpendLedger
+
+RECORDS = 200
+
+# Records RECORDS usages (0.01 USD each, two agents), says "done", then waits
+# to be killed: nothing closes the database or checkpoints the WAL.
+_CHILD = """
+import asyncio, sys
+from pdp.state import Database, SpendLedger
+
+async def main() -> None:
+    db = await Database.open(sys.argv[1])
+    ledger = await SpendLedger.open(db)
+    for index in range(int(sys.argv[2])):
+        await ledger.record(f"agent-{index % 2}", 0.01, f"req-{index}")
+    print("done", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def _wal_size(db_path: Path) -> int:
+    return Path(f"{db_path}-wal").stat().st_size
+
+
+async def test_records_survive_kill_9(db_path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(db_path),
+        str(RECORDS),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert child.stderr is not None
+    try:
+        line = await child.stdout.readline()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        errors = await child.stderr.read()
+        await child.stdout.read()
+        await child.wait()
+    assert line == b"done\n", errors.decode(errors="replace")
+    assert child.returncode == -signal.SIGKILL
+    # The commits are still in the write-ahead log, not yet in the main file.
+    assert _wal_size(db_path) > 0
+
+    db = await Database.open(db_path)
+    ledger = await SpendLedger.open(db)
+    retry = await ledger.record("agent-0", 0.01, "req-0")
+    await db.close()
+
+    since = datetime(1970, 1, 1, tzinfo=UTC)
+    assert ledger.spent_since("agent-0", since) == RECORDS / 2 * 0.01
+    assert ledger.spent_since("agent-1", since) == RECORDS / 2 * 0.01
+    assert retry.duplicate

@@ -1,0 +1,88 @@
+"""`pdp check` validates offline; `pdp serve` rejects bad arguments."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pdp.cli import build_parser
+from tests.conftest import EXAMPLE_SNAPSHOT
+
+
+def pdp(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pdp", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_accepts_the_example() -> None:
+    result = pdp("check", str(EXAMPLE_SNAPSHOT))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_check_names_every_bad_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        """
+policies:
+  - name: a
+    policyType: telepathy
+    enforcementMode: block
+    ruleDefinition: {}
+  - name: b
+    policyType: cost_limit
+    enforcementMode: sometimes
+    ruleDefinition: {daily_budget: -3}
+"""
+    )
+    result = pdp("check", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert any("policies[0].policyType" in line for line in lines)
+    assert any("policies[1].enforcementMode" in line for line in lines)
+    assert any("policies[1].ruleDefinition.daily_budget" in line for line in lines)
+
+
+def test_check_reports_yaml_syntax_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"policies: [\n")
+    result = pdp("check", str(bad))
+    assert result.returncode == 1 and "invalid YAML" in result.stderr
+    bad.write_bytes(b"policies: []\nname: \xff\xfe\n")
+    result = pdp("check", str(bad))
+    assert result.returncode == 1 and "UTF-8" in result.stderr
+    result = pdp("check", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve"],
+        ["serve", "--snapshot", "x", "--listen", "nohost"],
+        ["serve", "--snapshot", "x", "--listen", "h:99999"],
+        ["serve", "--snapshot", "x", "--max-input-bytes", "0"],
+        ["serve", "--snapshot", "x", "--poll-interval", "nan"],
+    ],
+)
+def test_serve_rejects_bad_arguments(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(args)
+    assert exit_.value.code == 2
+
+
+def test_serve_accepts_the_documented_arguments() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--snapshot", "p.yaml", "--listen", "unix:/tmp/pdp.sock", "--state", "s.db"]
+    )
+    assert (args.snapshot, args.listen, args.state) == ("p.yaml", "unix:/tmp/pdp.sock", "s.db")
+    assert build_parser().parse_args(["serve", "--snapshot", "p"]).listen == "127.0.0.1:50051"
