@@ -63,13 +63,45 @@ def start_sidecar(state_dir: Path) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("sidecar did not start")
 
 
+def write_protoset(path: Path) -> None:
+    """The descriptors of both services, for ghz (Python's reflection does not
+    resolve method symbols)."""
+    from google.protobuf import descriptor_pb2
+    from grpc_health.v1 import health_pb2
+
+    from pdp.v1 import policy_decision_service_pb2 as pb
+
+    files: dict[str, Any] = {}
+
+    def add(fd: Any) -> None:
+        for dep in fd.dependencies:
+            add(dep)
+        if fd.name not in files:
+            proto = descriptor_pb2.FileDescriptorProto()
+            fd.CopyToProto(proto)
+            files[fd.name] = proto
+
+    add(health_pb2.DESCRIPTOR)
+    add(pb.DESCRIPTOR)
+    fds = descriptor_pb2.FileDescriptorSet(file=list(files.values()))
+    path.write_bytes(fds.SerializeToString())
+
+
 def run_ghz(
-    ghz: str, address: str, call: str, data: dict[str, Any], concurrency: int, total: int
+    ghz: str,
+    protoset: Path,
+    address: str,
+    call: str,
+    data: dict[str, Any],
+    concurrency: int,
+    total: int,
 ) -> dict[str, Any]:
     out = subprocess.run(
         [
             ghz,
             "--insecure",
+            "--protoset",
+            str(protoset),
             "--call",
             call,
             "--data",
@@ -112,6 +144,8 @@ def main() -> None:
     ghz = ghz_binary()
     enforce = {"agent_id": "my-chatbot", "input": text_of(1024), "estimated_cost_usd": 0.02}
     with tempfile.TemporaryDirectory() as tmp:
+        protoset = Path(tmp) / "services.protoset"
+        write_protoset(protoset)
         proc, address = start_sidecar(Path(tmp))
         try:
             # Alternate health and Enforce so drift on a shared machine hits both.
@@ -119,14 +153,14 @@ def main() -> None:
                 k: [] for k in ("h50", "h99", "e50", "e99", "hrps", "erps")
             }
             for _ in range(args.rounds):
-                h = run_ghz(ghz, address, HEALTH, {}, 1, args.calls)
-                e = run_ghz(ghz, address, ENFORCE, enforce, 1, args.calls)
+                h = run_ghz(ghz, protoset, address, HEALTH, {}, 1, args.calls)
+                e = run_ghz(ghz, protoset, address, ENFORCE, enforce, 1, args.calls)
                 rows["h50"].append(percentile(h, 50))
                 rows["h99"].append(percentile(h, 99))
                 rows["e50"].append(percentile(e, 50))
                 rows["e99"].append(percentile(e, 99))
-                h = run_ghz(ghz, address, HEALTH, {}, 32, args.calls * 4)
-                e = run_ghz(ghz, address, ENFORCE, enforce, 32, args.calls * 4)
+                h = run_ghz(ghz, protoset, address, HEALTH, {}, 32, args.calls * 4)
+                e = run_ghz(ghz, protoset, address, ENFORCE, enforce, 32, args.calls * 4)
                 rows["hrps"].append(h["rps"])
                 rows["erps"].append(e["rps"])
         finally:

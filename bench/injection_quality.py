@@ -24,6 +24,7 @@ import sys
 import timeit
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pdp.engine._injection import InjectionMatcher
@@ -146,16 +147,24 @@ def quality_report(directory: Path) -> list[str]:
     return lines
 
 
+_VOCABULARY = (
+    "the of and to a in is you that it he was for on are as with his they at be this"
+    " have from or one had by word but not what all were we when your can said there"
+    " use an each which she do how their if will up other about out many then them"
+    " these so some her would make like him into time has look two more write go see"
+    " number no way could people my than first water been call who oil its now find"
+    " long down day did get come made may part model prompt policy agent request"
+)
+_PHRASE_PARTS = (
+    "disregard override bypass reveal exfiltrate leak dump erase forge spoof",
+    "hidden secret internal confidential privileged restricted sealed masked raw root",
+    "directive credential keystore passphrase token manifest ledger vault cipher key",
+)
+
+
 def _english(size: int, seed: int = 7) -> str:
     """Deterministic English-like prose: common words, commas, full stops."""
-    words = (
-        "the of and to a in is you that it he was for on are as with his they at be this"
-        " have from or one had by word but not what all were we when your can said there"
-        " use an each which she do how their if will up other about out many then them"
-        " these so some her would make like him into time has look two more write go see"
-        " number no way could people my than first water been call who oil its now find"
-        " long down day did get come made may part model prompt policy agent request"
-    ).split()
+    words = _VOCABULARY.split()
     rng = random.Random(seed)
     out: list[str] = []
     length = 0
@@ -176,10 +185,8 @@ def _median_us(fn: Callable[[], object], number: int) -> float:
 
 def _patterns(count: int) -> list[str]:
     """``count`` (up to 1,000) distinct three-word phrases, none in _english."""
-    verbs = "disregard override bypass reveal exfiltrate leak dump erase forge spoof".split()
-    things = "hidden secret internal confidential privileged restricted sealed masked raw root"
-    nouns = "directive credential keystore passphrase token manifest ledger vault cipher key"
-    phrases = [f"{v} {t} {n}" for v in verbs for t in things.split() for n in nouns.split()]
+    verbs, things, nouns = (part.split() for part in _PHRASE_PARTS)
+    phrases = [f"{v} {t} {n}" for v in verbs for t in things for n in nouns]
     return phrases[:count]
 
 
@@ -194,7 +201,8 @@ def speed_report() -> list[str]:
         ("normalize, 1 KB with non-ASCII", wide_1kb, 2000),
         ("normalize, 100 KB with non-ASCII", wide_100kb, 20),
     ):
-        lines.append(f"  {name:36} {_median_us(lambda t=text: normalize(t), number):9.1f} us")
+        us = _median_us(partial(normalize, text), number)
+        lines.append(f"  {name:36} {us:9.1f} us")
     text = normalize(one_kb)
     hit_text = text + " " + normalize(_patterns(5)[-1])
     timings: dict[tuple[int, bool], float] = {}
@@ -202,7 +210,7 @@ def speed_report() -> list[str]:
         matcher = InjectionMatcher(_patterns(count))
         for hit, sample in ((False, text), (True, hit_text)):
             assert (matcher.find(sample) is not None) is hit
-            timings[count, hit] = _median_us(lambda m=matcher, s=sample: m.find(s), 5000)
+            timings[count, hit] = _median_us(partial(matcher.find, sample), 5000)
     for hit in (False, True):
         where = "match at the end" if hit else "no match"
         five, thousand = timings[5, hit], timings[1000, hit]
@@ -213,7 +221,7 @@ def speed_report() -> list[str]:
     builtin = builtin_matcher()
     for name, sample in (("1 KB", text), ("100 KB", normalize(hundred_kb))):
         number = 2000 if len(sample) < 2000 else 50
-        us = _median_us(lambda s=sample: builtin.find(s), number)
+        us = _median_us(partial(builtin.find, sample), number)
         lines.append(f"  built-in detector find, {name:6}            {us:9.1f} us")
     return lines
 

@@ -64,10 +64,19 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "invalid expression"
 
 
-class CelProgram:
-    """A compiled, type-checked boolean expression."""
+def _referenced(source: str) -> frozenset[str]:
+    # A declared name can only be used by writing it out (CEL allows spaces
+    # around the dot, hence the squeeze). Naming one more than needed is
+    # harmless; the activation then carries only these.
+    squeezed = "".join(source.split())
+    return frozenset(name for name in _VARIABLES if name in squeezed)
 
-    __slots__ = ("_program", "source")
+
+class CelProgram:
+    """A compiled, type-checked boolean expression, with the variables it
+    references."""
+
+    __slots__ = ("_program", "source", "variables")
 
     def __init__(self, source: str) -> None:
         if len(source) > MAX_EXPRESSION_LENGTH:
@@ -80,6 +89,7 @@ class CelProgram:
         if result_type not in (_T.BOOL, _T.DYN):
             raise CelCompileError(f"must evaluate to a bool, not {result_type.name().lower()}")
         self.source = source
+        self.variables = _referenced(source)
         self._program = program
 
     def evaluate(self, activation: Any) -> bool | str:

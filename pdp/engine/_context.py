@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ __all__ = ["Context"]
 
 class Context:
     __slots__ = (
-        "_activation",
+        "_activations",
         "_normalized",
         "_pii",
         "agent",
@@ -44,7 +45,7 @@ class Context:
         self.pii_counts: dict[str, int] = {}
         self._normalized: dict[str, str] = {}
         self._pii: dict[tuple[str, int], list[PiiMatch]] = {}
-        self._activation: Any = None
+        self._activations: dict[frozenset[str], Any] = {}
 
     def sides(self, scan_input: bool, scan_output: bool) -> list[tuple[str, str]]:
         """The (side, text) pairs a policy with these flags scans."""
@@ -71,30 +72,38 @@ class Context:
     def spent_today(self) -> float:
         return self.spend.spent_since(self.agent.id, day_start(self.now, UTC))
 
-    def activation(self) -> Any:
-        if self._activation is None:
-            req = self.request
-            self._activation = make_activation(
-                {
-                    "agent.id": self.agent.id,
-                    "agent.name": self.agent.name,
-                    "agent.known": self.agent.known,
-                    "request.input": req.input or "",
-                    "request.output": req.output or "",
-                    "request.model": req.model,
-                    "request.tool": req.tool,
-                    "request.request_id": req.request_id,
-                    "request.side": "output" if self.output_only else "input",
-                    "request.metadata": dict(req.metadata),
-                    "request.estimated_cost_usd": float(req.estimated_cost_usd or 0.0),
-                    "usage.daily_spend_usd": self.spent_today(),
-                    "usage.monthly_spend_usd": self.spend.spent_since(
-                        self.agent.id, month_start(self.now, 1, UTC)
-                    ),
-                    "now": self.now,
-                }
+    def activation(self, variables: frozenset[str]) -> Any:
+        """The CEL activation binding ``variables``; built once per request
+        for each distinct set (expressions usually share one)."""
+        activation = self._activations.get(variables)
+        if activation is None:
+            activation = self._activations[variables] = make_activation(
+                {name: _CEL_VALUES[name](self) for name in variables}
             )
-        return self._activation
+        return activation
 
     def pii_findings(self) -> tuple[PiiFinding, ...]:
         return tuple(PiiFinding(*key) for key in self.findings)
+
+
+def _monthly_spend(ctx: Context) -> float:
+    return ctx.spend.spent_since(ctx.agent.id, month_start(ctx.now, 1, UTC))
+
+
+# What each CEL variable (declared in _cel) is for one request.
+_CEL_VALUES: dict[str, Callable[[Context], object]] = {
+    "agent.id": lambda ctx: ctx.agent.id,
+    "agent.name": lambda ctx: ctx.agent.name,
+    "agent.known": lambda ctx: ctx.agent.known,
+    "request.input": lambda ctx: ctx.request.input or "",
+    "request.output": lambda ctx: ctx.request.output or "",
+    "request.model": lambda ctx: ctx.request.model,
+    "request.tool": lambda ctx: ctx.request.tool,
+    "request.request_id": lambda ctx: ctx.request.request_id,
+    "request.side": lambda ctx: "output" if ctx.output_only else "input",
+    "request.metadata": lambda ctx: dict(ctx.request.metadata),
+    "request.estimated_cost_usd": lambda ctx: float(ctx.request.estimated_cost_usd or 0.0),
+    "usage.daily_spend_usd": lambda ctx: ctx.spent_today(),
+    "usage.monthly_spend_usd": _monthly_spend,
+    "now": lambda ctx: ctx.now,
+}

@@ -28,6 +28,13 @@ Regex patterns
     searched together as one RE2 set over the normalised (spaced) text. A
     regex that matches the empty text is rejected: it would fire on every
     request.
+
+Built-in detector
+    Structural rules (``_injection_builtin``), all searched in one pass with an
+    RE2 set; see ``BuiltinDetector``. One detector is shared by every matcher.
+
+``find`` tries literals, then regexes, then the built-in rules, and returns a
+label for the first that matches: never more of the text than the pattern.
 """
 
 from __future__ import annotations
@@ -233,7 +240,7 @@ class BuiltinDetector:
             return None
         # Work on UTF-8 bytes: RE2 would encode a str again on every call.
         text = normalized_text.encode("utf-8", "surrogatepass")
-        hits = self._set.Match(text)
+        hits: list[int] | None = self._set.Match(text)
         if not hits:
             return None
         for index in sorted(hits):
@@ -262,7 +269,8 @@ _BUILTIN: BuiltinDetector | None = None
 
 
 def _builtin_detector() -> BuiltinDetector:
-    # One shared detector: the built-in rules never change at run time.
+    # One shared detector, built on first use (about 30 ms): the built-in rules
+    # never change at run time. A race would only build it twice.
     global _BUILTIN
     if _BUILTIN is None:
         _BUILTIN = BuiltinDetector()
@@ -295,7 +303,8 @@ class InjectionMatcher:
             if label is not None:
                 return label
         if self._regex_set is not None:
-            hits = self._regex_set.Match(normalized_text.encode("utf-8", "surrogatepass"))
+            text = normalized_text.encode("utf-8", "surrogatepass")
+            hits: list[int] | None = self._regex_set.Match(text)
             if hits:
                 return f"regex_patterns[{min(hits)}]"
         if self._builtin is not None:

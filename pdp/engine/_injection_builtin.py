@@ -1,20 +1,13 @@
-"""Rules of the built-in prompt-injection detector (data only: the matcher
-that runs them is ``_injection.BuiltinDetector``).
+"""Rules of the built-in prompt-injection detector; ``_injection.BuiltinDetector``
+runs them. They look for the structure of an injection, not trigger words: an
+imperative to ignore earlier instructions, a request to reveal hidden ones, a
+role hijack ("you are now DAN"), a fake conversation turn ("<|im_start|>system").
 
-The rules look for the structure of an injection, not for trigger words: an
-imperative to ignore/forget/override earlier instructions, a request to reveal
-hidden instructions, a role hijack ("you are now DAN", "act as an unrestricted
-AI"), or a fake conversation turn (chat-template tokens, "system: new
-instructions"). A sentence that only mentions a system prompt, or asks whether
-a warning can be ignored, has none of these structures.
-
-Rules are RE2 expressions over normalised text (see ``_normalize``): lower
-case, words separated by exactly one space, no punctuation. ``(?:^| )`` and
-``(?: |$)`` mark word edges, which also works for non-ASCII words, unlike
-RE2's ASCII-only ``\\b``. A rule whose match follows a negation ("never ignore
-previous instructions") does not fire unless it is marked not negatable; nor
-does one followed by a word from its ``not_followed_by`` set ("what are your
-instructions for this recipe").
+Rules are RE2 expressions over normalised text (``_normalize``): lower case,
+words separated by one space, no punctuation. ``(?:^| )`` and ``(?: |$)`` mark
+word edges (RE2's ``\\b`` is ASCII-only). A negatable rule does not fire right
+after a negation ("never ignore previous instructions"), nor any rule when the
+next word is in its ``not_followed_by`` set ("your instructions for the desk").
 """
 
 from __future__ import annotations
@@ -49,7 +42,7 @@ _END = "(?: |$)"
 
 def _words(text: str) -> str:
     """A group matching any of the ``|``-separated alternatives in ``text``."""
-    return "(?:" + "|".join(word.strip() for word in text.split("|")) + ")"
+    return f"(?:{text})"
 
 
 def _n(piece: str, low: int, high: int) -> str:
@@ -61,32 +54,32 @@ def _n(piece: str, low: int, high: int) -> str:
 # Each list is "|"-separated alternatives; multi-word alternatives keep spaces.
 
 _IGNORE = _words(
-    "ignore|disregard|forget|forget about|discard|abandon|dismiss|neglect|nevermind"
-    "|never mind|pay no attention to|pay no heed to|do not follow|don t follow|dont follow"
-    "|stop following|no longer follow|do not obey|don t obey|stop obeying|set aside"
-    "|do not listen to|don t listen to|dont listen to|stop listening to|no longer listen to"
-    "|put aside|throw out|throw away|unlearn|leave behind"
+    "ignore|disregard|forget|forget about|discard|abandon|dismiss|neglect|nevermind|never mind"
+    "|pay no attention to|pay no heed to|do not follow|don t follow|dont follow|stop following"
+    "|no longer follow|do not obey|don t obey|stop obeying|set aside|do not listen to"
+    "|don t listen to|dont listen to|stop listening to|no longer listen to|put aside|throw out"
+    "|throw away|unlearn|leave behind"
 )
 _OVERRIDE = _words("override|overrule|bypass|circumvent|overwrite|get around|work around")
 _DISABLE = _words("disable|deactivate|turn off|switch off|shut off|lift|remove|suspend|suppress")
 _DETERMINER = _words(
-    "all|any|the|of|your|these|those|every|each|such|other|and|whatever|that|this|its"
-    "|their|you|ur|thy"
+    "all|any|the|of|your|these|those|every|each|such|other|and|whatever|that|this|its|their|you|ur"
+    "|thy"
 )
 _EARLIER = _words(
-    "previous|previously given|prior|earlier|preceding|above|aforementioned|foregoing"
-    "|former|past|original|initial|starting|system|developer|hidden|programmed"
-    "|pre programmed|preprogrammed|built in|baked in|upstream|preset|pre set"
+    "previous|previously given|prior|earlier|preceding|above|aforementioned|foregoing|former|past"
+    "|original|initial|starting|system|developer|hidden|programmed|pre programmed|preprogrammed"
+    "|built in|baked in|upstream|preset|pre set"
 )
 _SUBJECT = _words(
-    "safety|security|ethical|content|moderation|system|user|developer|openai|ai|model"
-    "|assistant|chat|chatbot|gpt|chatgpt"
+    "safety|security|ethical|content|moderation|system|user|developer|openai|ai|model|assistant"
+    "|chat|chatbot|gpt|chatgpt"
 )
 _INSTRUCTIONS = _words(
-    "instructions|instruction|prompt|prompts|directive|directives|guidelines|guideline"
-    "|guidance|rules|rule|commands|command|constraints|restrictions|limitations|policies"
-    "|policy|programming|context|training|system prompt|system prompts|system message"
-    "|system messages|instruction set|orders|directions"
+    "instructions|instruction|prompt|prompts|directive|directives|guidelines|guideline|guidance"
+    "|rules|rule|commands|command|constraints|restrictions|limitations|policies|policy|programming"
+    "|context|training|system prompt|system prompts|system message|system messages|instruction set"
+    "|orders|directions"
 )
 _STRONG_INSTRUCTIONS = _words(
     "instructions|instruction|prompt|prompts|directive|directives|guidelines|programming"
@@ -95,10 +88,9 @@ _STRONG_INSTRUCTIONS = _words(
 _AFTER_INSTRUCTIONS = _words(
     "above|before this|before that|so far|until now|up to now|up until now|prior to this"
     "|previously given|given before|given earlier|you were given|you ve been given"
-    "|you have been given|you got|you received|you have received|given to you"
-    "|provided to you|in your system prompt|in the system prompt|from your developers"
-    "|from your creators|from your programmers|from openai|from anthropic|from before"
-    "|from earlier|from above"
+    "|you have been given|you got|you received|you have received|given to you|provided to you"
+    "|in your system prompt|in the system prompt|from your developers|from your creators"
+    "|from your programmers|from openai|from anthropic|from before|from earlier|from above"
 )
 _EARLIER_TEXT = _words(
     "above|before this|before that|so far|until now|up to now|prior to this|previously"
@@ -107,19 +99,18 @@ _EARLIER_TEXT = _words(
 # What "your ..." may be qualified with; the AI-specific ones alone make weak
 # nouns ("your safety rules") a target, since "break your own rules" is advice.
 _YOUR_QUALIFIER = _words(
-    "previous|prior|current|original|initial|earlier|programmed|built in|core|safety"
-    "|ethical|moral|content|moderation|internal|hidden|system|usual|normal|standard"
-    "|default|existing|preset|predefined|pre defined|pre programmed|preprogrammed|openai"
-    "|anthropic|ai"
+    "previous|prior|current|original|initial|earlier|programmed|built in|core|safety|ethical|moral"
+    "|content|moderation|internal|hidden|system|usual|normal|standard|default|existing|preset"
+    "|predefined|pre defined|pre programmed|preprogrammed|openai|anthropic|ai"
 )
 _AI_QUALIFIER = _words(
-    "programmed|built in|safety|ethical|moral|content|moderation|system|default|preset"
-    "|predefined|pre defined|pre programmed|preprogrammed|openai|anthropic|ai|hidden"
+    "programmed|built in|safety|ethical|moral|content|moderation|system|default|preset|predefined"
+    "|pre defined|pre programmed|preprogrammed|openai|anthropic|ai|hidden"
 )
 _YOUR_STRONG = _words(
-    "instructions|instruction|programming|guidelines|directives|system prompt|safeguards"
-    "|guardrails|censorship|content policy|content policies|alignment|conditioning"
-    "|safety filters|safety filter|content filters|content filter|moderation filters"
+    "instructions|instruction|programming|guidelines|directives|system prompt|safeguards|guardrails"
+    "|censorship|content policy|content policies|alignment|conditioning|safety filters"
+    "|safety filter|content filters|content filter|moderation filters"
 )
 _WITHOUT_RULES = (
     "(?:without|with no|free of|free from|that has no|that had no|who has no|with none of)"
@@ -145,53 +136,50 @@ _ANY_REVEAL = _words(
     "|summarize|summarise|list|see|transcribe|include|give"
 )
 _REVEAL_FILLER = _words(
-    "me|us|to me|to us|back|out|all|of|the|full|entire|complete|exact|whole|verbatim"
-    "|word for word|everything in|contents of|content of|text of"
+    "me|us|to me|to us|back|out|all|of|the|full|entire|complete|exact|whole|verbatim|word for word"
+    "|everything in|contents of|content of|text of"
 )
 _PROMPT_QUALIFIER = _words(
-    "full|entire|complete|exact|whole|original|initial|hidden|secret|internal"
-    "|confidential|system|developer|raw|actual|real|current|private|pre|starting|core"
-    "|underlying|base|default|given|verbatim|first"
+    "full|entire|complete|exact|whole|original|initial|hidden|secret|internal|confidential|system"
+    "|developer|raw|actual|real|current|private|pre|starting|core|underlying|base|default|given"
+    "|verbatim|first"
 )
 _SECRET = _words("hidden|secret|confidential|internal|private|underlying|unseen|invisible")
 # Targets of "reveal your ...": bare "prompt" only after a strong verb, since
 # "show me your prompt" is how people share image prompts.
 _PROMPT = _words(
-    "system prompt|system message|system instructions|instructions|pre prompt|preprompt"
-    "|meta prompt|instruction set|initial message|initial prompt|initial instructions"
-    "|original prompt|original instructions|programming|directives"
+    "system prompt|system message|system instructions|instructions|pre prompt|preprompt|meta prompt"
+    "|instruction set|initial message|initial prompt|initial instructions|original prompt"
+    "|original instructions|programming|directives"
 )
 _STRONG_PROMPT = _words("prompt|prompts|rules|guidelines|context window")
 _SECRET_PROMPT = _words(
-    "prompt|prompts|instructions|system prompt|system message|system instructions|rules"
-    "|guidelines|directives|configuration|programming|pre prompt|preprompt|meta prompt"
-    "|instruction set|setup|context"
+    "prompt|prompts|instructions|system prompt|system message|system instructions|rules|guidelines"
+    "|directives|configuration|programming|pre prompt|preprompt|meta prompt|instruction set|setup"
+    "|context"
 )
 _HIJACK_VERB = _words(
-    "act|behave|respond|answer|reply|pretend|roleplay|role play|simulate|emulate|become"
-    "|impersonate|embody|transform into|turn into|switch to|you are now|you re now"
-    "|you will now be|you ll now be|from now on you are|from now on you re"
-    "|from now on you will be|from now on you ll be|you are going to be|you re going to be"
-    "|you will be|you ll be"
+    "act|behave|respond|answer|reply|pretend|roleplay|role play|simulate|emulate|become|impersonate"
+    "|embody|transform into|turn into|switch to|you are now|you re now|you will now be"
+    "|you ll now be|from now on you are|from now on you re|from now on you will be"
+    "|from now on you ll be|you are going to be|you re going to be|you will be|you ll be"
 )
 _UNRESTRICTED = _words(
-    "unrestricted|unfiltered|uncensored|jailbroken|jailbreak|unchained|unbound"
-    "|unrestrained|unshackled|uninhibited|unbridled|amoral|unethical|lawless|filterless"
-    "|unaligned|unconstrained|no limits|no restrictions|no filter|no filters|no rules"
-    "|rule free|rule breaking|dan"
+    "unrestricted|unfiltered|uncensored|jailbroken|jailbreak|unchained|unbound|unrestrained"
+    "|unshackled|uninhibited|unbridled|amoral|unethical|lawless|filterless|unaligned|unconstrained"
+    "|no limits|no restrictions|no filter|no filters|no rules|rule free|rule breaking|dan"
 )
 _AI_ONLY = _words(
-    "ai|a i|assistant|model|chatbot|bot|language model|llm|gpt|chatgpt|ai model"
-    "|ai assistant|ai system|ai language model|version of yourself|version of you"
-    "|version of chatgpt"
+    "ai|a i|assistant|model|chatbot|bot|language model|llm|gpt|chatgpt|ai model|ai assistant"
+    "|ai system|ai language model|version of yourself|version of you|version of chatgpt"
 )
 _AI = _words(
-    "ai|a i|assistant|model|chatbot|bot|language model|llm|version|gpt|chatgpt|persona"
-    "|character|ai model|ai assistant|ai system|variant|alter ego|counterpart|mode"
+    "ai|a i|assistant|model|chatbot|bot|language model|llm|version|gpt|chatgpt|persona|character"
+    "|ai model|ai assistant|ai system|variant|alter ego|counterpart|mode"
 )
 _AI_PRODUCT = _words(
-    "chatgpt|gpt|gpt 4|gpt 4o|gpt 3 5|gpt4|llm|ai|assistant|model|claude|gemini|llama"
-    "|bard|copilot|chatbot"
+    "chatgpt|gpt|gpt 4|gpt 4o|gpt 3 5|gpt4|llm|ai|assistant|model|claude|gemini|llama|bard|copilot"
+    "|chatbot"
 )
 _MODE = _words(
     "developer|dev|debug|god|admin|sudo|root|maintenance|superuser|super user|dan|jailbreak"
@@ -202,25 +190,25 @@ _AI_MODE = _words("developer|dev|dan|jailbreak|jailbroken|unrestricted|unfiltere
 # product features, so those need an AI addressee (_AI_MODE with "you").
 _BAD_MODE = _words("dan|jailbreak|jailbroken|amoral|evil confidant|anti dan")
 _AI_RULES = _words(
-    "openai|anthropic|google|ai|content policy|content policies|ethical|ethics|safety"
-    "|moral|morals|moderation|censorship|your|any filters"
+    "openai|anthropic|google|ai|content policy|content policies|ethical|ethics|safety|moral|morals"
+    "|moderation|censorship|your|any filters"
 )
 _RULES_NOUN = _words(
-    "rules|guidelines|policies|policy|restrictions|constraints|limitations|filters"
-    "|programming|ethics|morals|principles|guardrails|safeguards|instructions|terms"
-    "|openai|anthropic|censorship|moderation"
+    "rules|guidelines|policies|policy|restrictions|constraints|limitations|filters|programming"
+    "|ethics|morals|principles|guardrails|safeguards|instructions|terms|openai|anthropic|censorship"
+    "|moderation"
 )
 _ROLE = _words("system|admin|administrator|developer|root|sudo|operator|assistant")
 _ROLE_KIND = _words(
-    "message|prompt|note|notice|alert|override|instruction|instructions|command"
-    "|announcement|notification|warning"
+    "message|prompt|note|notice|alert|override|instruction|instructions|command|announcement"
+    "|notification|warning"
 )
 _NEW = _words(
     "new|updated|revised|additional|important|urgent|priority|overriding|hidden|secret|override"
 )
 
 
-_BENIGN_TAIL = frozenset({"for", "on", "about", "regarding", "how", "when", "in", "if"})
+_BENIGN_TAIL = frozenset({"for", "on", "about", "regarding", "how", "when", "if"})
 _EMBEDDED_TAIL = frozenset(
     {"in", "within", "from", "found", "contained", "embedded", "inside", "on", "that", "which"}
 )
@@ -230,6 +218,7 @@ RULES: tuple[Rule, ...] = (
         "ignore-instructions",
         # "ignore all previous instructions", "disregard the above prompt"
         f"{_START}{_IGNORE}{_n(' ' + _DETERMINER, 0, 3)}{_n(' ' + _EARLIER, 1, 2)}"
+        "(?: (?:and|or) (?:following|subsequent|future|later|other))?"
         f"(?: {_SUBJECT})?(?: (?:set|sets|list|lists|batch|series|block|round) of)?"
         f" {_INSTRUCTIONS}{_END}",
         # "override the system prompt", "bypass all prior directives"
@@ -320,15 +309,18 @@ RULES: tuple[Rule, ...] = (
         # "repeat the words above", "print everything before this"
         f"{_START}(?:repeat|print|print out|output|reveal|show|display|dump|recite|echo"
         "|reproduce|write out|spell out|tell me|regurgitate)(?: (?:me|us|back))?"
-        "(?: (?:all|the|everything|every|of|word|entire|whole|full|exact|first|previous"
-        "|preceding|verbatim))*"
-        "(?: (?:text|words|lines|sentences|instructions|content|contents|prompt|prompts"
-        "|message|messages|conversation|context|input|characters|tokens|everything))?"
+        "(?: (?:all|the|every|of|word|entire|whole|full|exact|first|previous|preceding"
+        "|verbatim))* (?:text|words|lines|sentences|instructions|content|contents|prompt"
+        "|prompts|message|messages|conversation|context|input|characters|tokens|everything)"
         " (?:above|before this|preceding this|prior to this|that came before|you were given"
         "|you ve been given|you have been given|(?:from|in|of) (?:your|the) system prompt"
         "|(?:from|in) your context(?: window)?|at the (?:start|beginning|top) of"
         " (?:this|the|our|your) (?:conversation|chat|context|prompt|session|message))"
         f"{_END}",
+        # "repeat the above", not "reproduce the above copyright notice"
+        f"{_START}(?:repeat|print|print out|output|reveal|dump|recite|echo|write out"
+        "|spell out|regurgitate)(?: (?:me|us|back))?(?: (?:all of|all|everything))? the above"
+        "(?: (?:and|then|please|verbatim|word for word|exactly|in full)(?: |$)|$)",
         # "output previous instructions", "print all instructions", "repeat the rules given"
         f"{_START}{_REVEAL}(?: (?:me|us))?{_n(' ' + _DETERMINER, 0, 3)}"
         f" (?:previous|prior|earlier|preceding|above|aforementioned|foregoing|initial|original"
@@ -372,6 +364,7 @@ RULES: tuple[Rule, ...] = (
         # DAN ("do anything now") in its usual framings.
         f"{_START}dan (?:can|will|could|is able to|is free to) do anything{_END}"
         f"|{_START}(?:called|named|known as|referred to as) dan from now on{_END}"
+        f"|{_START}{_AI_ONLY} (?:called|named|known as|referred to as) dan{_END}"
         f"|{_START}from now on(?: you (?:will be|are|re|shall be))? (?:called|named|known as)"
         f" dan{_END}"
         f"|{_START}(?:you|u) (?:are|re) no longer (?:a |an )?(?:chatgpt|gpt|claude|gemini|ai"

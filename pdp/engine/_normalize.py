@@ -20,7 +20,9 @@ The result is NOT padded: words are separated by exactly one space and there
 is no space at either end. Matchers check word boundaries themselves.
 
 ASCII text (the common case) takes a fast path: no NFKC or format-character
-work is needed, and ``bytes.translate`` plus one regex collapse the rest.
+work is needed, and ``bytes.translate`` plus one regex collapse the rest. The
+character classes for other text are built from this Python's Unicode
+database when the module is imported (about 35 ms).
 """
 
 from __future__ import annotations
@@ -163,8 +165,8 @@ def normalize(text: str) -> str:
     control characters removed, separator runs collapsed to one space, no
     space at either end (see the module docstring)."""
     if text.isascii():
-        folded = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
-        return _ASCII_SPACE_RUN.sub(b" ", folded).strip().decode("ascii")
+        ascii_folded = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
+        return _ASCII_SPACE_RUN.sub(b" ", ascii_folded).strip().decode("ascii")
     folded = unicodedata.normalize("NFKC", text).casefold()
     # Case folding can leave decomposed sequences; normalising again keeps
     # the result stable.

@@ -6,7 +6,8 @@ IBANs, octet ranges for IPv4, shape rules for phones. Patterns only run where
 a byte-level prefilter found what they need (a run of digits, an "@"), and are
 written so that no input makes them backtrack more than a constant amount per
 character: separators between digit groups are mandatory and repeats are
-possessive or bounded. Digits are ASCII or fullwidth.
+possessive or bounded. Digits are ASCII or fullwidth; typographic dashes and
+no-break spaces count as separators.
 """
 
 from __future__ import annotations

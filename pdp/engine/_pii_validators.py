@@ -22,13 +22,14 @@ Candidate = tuple[int, int, str]  # (start, end, pii_type)
 
 # ------------------------------------------------------------- text views
 
-_WIDE_DIGITS = tuple(chr(0xFF10 + digit) for digit in range(10))
-# Fullwidth digits and separators (common in CJK text) read as ASCII ones;
-# one code point each, so offsets do not move.
-_FOLD_WIDE = str.maketrans(
-    {chr(0xFF10 + digit): str(digit) for digit in range(10)}
-    | {"\uff0d": "-", "\uff0e": ".", "\uff0b": "+", "\uff08": "(", "\uff09": ")", "\u3000": " "}
-)
+# Fullwidth digits (common in CJK text), typographic dashes and no-break or
+# thin spaces read as their ASCII forms; one code point each, so offsets hold.
+_FOLD = {chr(0xFF10 + digit): str(digit) for digit in range(10)} | {
+    "\uff0d": "-", "\uff0e": ".", "\uff0b": "+", "\uff08": "(", "\uff09": ")",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2212": "-",
+    "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u3000": " ",
+}  # fmt: skip
+_FOLD_TABLE = str.maketrans(_FOLD)
 
 
 def _shape_table(classes: dict[bytes, bytes]) -> bytes:
@@ -54,8 +55,8 @@ class ScanText:
     __slots__ = ("_encoded", "_shapes", "text")
 
     def __init__(self, text: str) -> None:
-        if not text.isascii() and any(digit in text for digit in _WIDE_DIGITS):
-            text = text.translate(_FOLD_WIDE)
+        if not text.isascii() and any(char in text for char in _FOLD):
+            text = text.translate(_FOLD_TABLE)
         self.text = text
         self._encoded: bytes | None = None
         self._shapes: dict[int, bytes] = {}

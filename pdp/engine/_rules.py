@@ -228,7 +228,7 @@ class ExpressionCheck:
         self.skip_on_error = skip_on_error
 
     def run(self, ctx: Context) -> Hit | None:
-        result = self.program.evaluate(ctx.activation())
+        result = self.program.evaluate(ctx.activation(self.program.variables))
         if result is True:
             return Hit(self.message or f"expression is true: {self.program.source[:200]}")
         if result is False or self.skip_on_error:

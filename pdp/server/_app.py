@@ -158,7 +158,8 @@ _QUIET = 0.1  # no call started for this long: what was queued has been served
 
 
 async def _wait_quiet(activity: Activity, deadline: float) -> None:
-    while time.monotonic() < deadline and activity.quiet_for() < _QUIET:
+    # Polled: quiet means nothing happened for a while, which no event signals.
+    while time.monotonic() < deadline and activity.quiet_for() < _QUIET:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
 
 

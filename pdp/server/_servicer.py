@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,11 @@ log = logging.getLogger("pdp.server")
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    # 128 random bits as hex: as unique as a UUID4, a sixth of its cost.
+    return os.urandom(16).hex()
 
 
 class Activity:
@@ -87,8 +92,8 @@ class PolicyDecisionServicer:
         snapshot = self._active().snapshot
         now = self._clock()
         decision = snapshot.enforce(request, self._ledger, now)
-        decision_id = str(uuid.uuid4())
-        approval_id = str(uuid.uuid4()) if decision.kind is DecisionKind.PENDING_APPROVAL else ""
+        decision_id = _new_id()
+        approval_id = _new_id() if decision.kind is DecisionKind.PENDING_APPROVAL else ""
         self._decisions.append(
             DecisionRecord(
                 decision_id=decision_id,

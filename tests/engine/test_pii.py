@@ -85,10 +85,13 @@ def test_spans_are_code_point_offsets() -> None:
     assert [text[m.start : m.end] for m in matches] == ["123-45-6789", "4111 1111 1111 1111"]
 
 
-def test_fullwidth_digits_are_read_and_masked() -> None:
+def test_fullwidth_digits_and_typographic_separators_are_read_and_masked() -> None:
     card = "４１１１－１１１１－１１１１－１１１１"
     assert found("カード " + card) == [("credit_card", card)]
     assert masked("カード " + card) == "カード ****－****－****－１１１１"
+    text = "SSN 123\u201345\u20136789, card 4111\u00a01111\u00a01111\u00a01111"
+    assert [pii_type for pii_type, _ in found(text)] == ["ssn", "credit_card"]
+    assert masked(text) == "SSN ***\u2013**\u20136789, card ****\u00a0****\u00a0****\u00a01111"
 
 
 # ----------------------------------------------------------------- cards
