@@ -2,10 +2,17 @@
 against the server's own grpc.health.v1.Health/Check as the empty-RPC
 baseline, in one run on one server.
 
-    make bench        # installs ghz into .tools/ with `go install`, then runs this
+    make bench                                   # installs ghz into .tools/, then runs this
+    .venv/bin/python bench/bench_sidecar.py      # --rounds N --calls N --snapshot FILE
 
 Enforce carries 1 KB of benign text through the example snapshot (four
-baseline policies and one expression policy).
+baseline policies and one expression policy); ``--snapshot`` measures
+another one (an empty policy list gives the floor: Enforce's own cost).
+
+A shared machine drifts by tens of percent within seconds, so the run is many
+short rounds, each measuring health and Enforce back to back (in alternating
+order), and the headline is the median of the per-round ratios: drift within
+a round hits both sides of its ratio. Median absolute values are printed too.
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +39,14 @@ from bench_engine import text_of  # noqa: E402
 
 HEALTH = "grpc.health.v1.Health.Check"
 ENFORCE = "pdp.v1.PolicyDecisionService.Enforce"
+MANY = 32  # the concurrency of the throughput rounds
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    p50: float  # us
+    p99: float  # us
+    rps: float
 
 
 def ghz_binary() -> str:
@@ -38,27 +56,29 @@ def ghz_binary() -> str:
     return found
 
 
-def start_sidecar(state_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pdp",
-            "serve",
-            "--snapshot",
-            str(REPO / "examples" / "policies.yaml"),
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-            str(state_dir / "state.db"),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def sidecar_command(snapshot: Path, state_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pdp",
+        "serve",
+        "--snapshot",
+        str(snapshot),
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+        str(state_dir / "state.db"),
+    ]
+
+
+def start_sidecar(command: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
         match = re.search(r"listening on (\S+)", line)
         if match:
+            # Keep draining: a full pipe would block the server mid-run.
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
             return proc, match.group(1)
     raise SystemExit("sidecar did not start")
 
@@ -87,97 +107,174 @@ def write_protoset(path: Path) -> None:
     path.write_bytes(fds.SerializeToString())
 
 
-def run_ghz(
-    ghz: str,
-    protoset: Path,
-    address: str,
-    call: str,
-    data: dict[str, Any],
-    concurrency: int,
-    total: int,
-) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            ghz,
-            "--insecure",
-            "--protoset",
-            str(protoset),
-            "--call",
-            call,
-            "--data",
-            json.dumps(data),
-            "--concurrency",
-            str(concurrency),
-            "--connections",
-            "1",
-            "--total",
-            str(total),
-            "--skipFirst",
-            str(min(500, total // 10)),
-            "--format",
-            "json",
-            address,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def ghz_command(
+    ghz: str, protoset: Path, address: str, call: str, data: str, concurrency: int, total: int
+) -> list[str]:
+    return [
+        ghz,
+        "--insecure",
+        "--protoset",
+        str(protoset),
+        "--call",
+        call,
+        "--data",
+        data,
+        "--concurrency",
+        str(concurrency),
+        "--connections",
+        "1",
+        "--total",
+        str(total),
+        "--skipFirst",
+        str(total // 10),
+        "--format",
+        "json",
+        address,
+    ]
+
+
+def run_ghz(command: list[str]) -> Result:
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     report: dict[str, Any] = json.loads(out.stdout)
     errors = report.get("errorDistribution") or {}
     if errors:
-        raise SystemExit(f"{call} had errors: {errors}")
-    return report
+        raise SystemExit(f"{command[command.index('--call') + 1]} had errors: {errors}")
+    latency = {
+        entry["percentage"]: entry["latency"] / 1000 for entry in report["latencyDistribution"]
+    }
+    return Result(p50=latency[50], p99=latency[99], rps=float(report["rps"]))
 
 
-def percentile(report: dict[str, Any], pct: int) -> float:
-    for entry in report["latencyDistribution"]:
-        if entry["percentage"] == pct:
-            return float(entry["latency"]) / 1000  # ns -> us
-    raise KeyError(pct)
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_machine() -> str:
+    import grpc
+
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"  # type: ignore[attr-defined]
+    except ImportError:
+        loop = "asyncio (uvloop is not installed)"
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}, grpcio {grpc.__version__}, "
+        f"pdp serve's event loop: {loop}"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    """The middle half of ``values`` (25th to 75th percentile)."""
+    if len(values) < 4:
+        return f"{min(values):.2f}-{max(values):.2f}"
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return f"{q1:.2f}-{q3:.2f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--calls", type=int, default=5000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15, help="rounds (default 15)")
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=1000,
+        help=f"calls per concurrency-1 run; runs at concurrency {MANY} make 4x as many "
+        "(default 1000)",
+    )
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        default=REPO / "examples" / "policies.yaml",
+        help="snapshot the sidecar serves (default examples/policies.yaml)",
+    )
     args = parser.parse_args()
     ghz = ghz_binary()
-    enforce = {"agent_id": "my-chatbot", "input": text_of(1024), "estimated_cost_usd": 0.02}
+    enforce = json.dumps(
+        {"agent_id": "my-chatbot", "input": text_of(1024), "estimated_cost_usd": 0.02}
+    )
+    print(describe_machine())
+    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
+    rounds: list[dict[str, Result]] = []
     with tempfile.TemporaryDirectory() as tmp:
         protoset = Path(tmp) / "services.protoset"
         write_protoset(protoset)
-        proc, address = start_sidecar(Path(tmp))
+        server = sidecar_command(args.snapshot.resolve(), Path(tmp))
+        proc, address = start_sidecar(server)
+        print(f"sidecar: {shlex.join(server)}", flush=True)
         try:
-            # Alternate health and Enforce so drift on a shared machine hits both.
-            rows: dict[str, list[float]] = {
-                k: [] for k in ("h50", "h99", "e50", "e99", "hrps", "erps")
+
+            def command(call: str, concurrency: int, calls: int) -> list[str]:
+                data = enforce if call == ENFORCE else "{}"
+                return ghz_command(ghz, protoset, address, call, data, concurrency, calls)
+
+            runs = {
+                "h1": command(HEALTH, 1, args.calls),
+                "e1": command(ENFORCE, 1, args.calls),
+                "hN": command(HEALTH, MANY, args.calls * 4),
+                "eN": command(ENFORCE, MANY, args.calls * 4),
             }
-            for _ in range(args.rounds):
-                h = run_ghz(ghz, protoset, address, HEALTH, {}, 1, args.calls)
-                e = run_ghz(ghz, protoset, address, ENFORCE, enforce, 1, args.calls)
-                rows["h50"].append(percentile(h, 50))
-                rows["h99"].append(percentile(h, 99))
-                rows["e50"].append(percentile(e, 50))
-                rows["e99"].append(percentile(e, 99))
-                h = run_ghz(ghz, protoset, address, HEALTH, {}, 32, args.calls * 4)
-                e = run_ghz(ghz, protoset, address, ENFORCE, enforce, 32, args.calls * 4)
-                rows["hrps"].append(h["rps"])
-                rows["erps"].append(e["rps"])
+            shown = shlex.join(runs["e1"]).replace(shlex.quote(enforce), "'{...1 KB...}'")
+            print(
+                f"load: {shown}  (the same for {HEALTH} with '{{}}', and both at {MANY})",
+                flush=True,
+            )
+            for key in ("h1", "e1"):  # warm both paths up; not recorded
+                run_ghz(runs[key])
+            for index in range(args.rounds):
+                # Alternate which goes first, so neither always follows the other.
+                order = ("h1", "e1", "hN", "eN") if index % 2 == 0 else ("e1", "h1", "eN", "hN")
+                rounds.append({key: run_ghz(runs[key]) for key in order})
+                print(".", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
         finally:
             proc.terminate()
             proc.wait()
-    med = {k: statistics.median(v) for k, v in rows.items()}
+    report(rounds, args)
+
+
+def report(rounds: list[dict[str, Result]], args: argparse.Namespace) -> None:
+    def values(key: str, attr: str) -> list[float]:
+        return [getattr(r[key], attr) for r in rounds]
+
+    def ratios(attr: str, enforce: str, health: str) -> list[float]:
+        return [getattr(r[enforce], attr) / getattr(r[health], attr) for r in rounds]
+
+    p50, p99 = ratios("p50", "e1", "h1"), ratios("p99", "e1", "h1")
+    rps = ratios("rps", "eN", "hN")
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"{args.rounds} rounds of {args.calls} calls at concurrency 1 and {args.calls * 4} at "
+        f"{MANY}, health and Enforce back to back; median over rounds (middle half in brackets)"
     )
-    many = args.calls * 4
-    print(f"rounds: {args.rounds}; {args.calls} calls at concurrency 1, {many} at 32; medians")
-    print(f"concurrency 1   health p50 {med['h50']:7.0f} us  p99 {med['h99']:7.0f} us")
-    print(f"                enforce p50 {med['e50']:7.0f} us  p99 {med['e99']:7.0f} us")
-    p50, p99 = med["e50"] / med["h50"], med["e99"] / med["h99"]
-    print(f"                ratio   p50 {p50:7.2f}x    p99 {p99:7.2f}x")
-    print(f"concurrency 32  health {med['hrps']:8.0f} calls/s   enforce {med['erps']:8.0f} calls/s")
-    print(f"                ratio  {med['erps'] / med['hrps']:8.2f}x")
+    print(f"snapshot: {args.snapshot}")
+    print(
+        f"concurrency 1   health  p50 {median(values('h1', 'p50')):6.0f} us"
+        f"   p99 {median(values('h1', 'p99')):6.0f} us"
+    )
+    print(
+        f"                enforce p50 {median(values('e1', 'p50')):6.0f} us"
+        f"   p99 {median(values('e1', 'p99')):6.0f} us"
+    )
+    print(
+        f"                ratio   p50 {median(p50):6.2f}x [{spread(p50)}]"
+        f"   p99 {median(p99):6.2f}x [{spread(p99)}]"
+    )
+    print(
+        f"concurrency {MANY}  health  {median(values('hN', 'rps')):6.0f} calls/s"
+        f"   enforce {median(values('eN', 'rps')):6.0f} calls/s"
+    )
+    print(f"                ratio   {median(rps):6.2f}x [{spread(rps)}]")
 
 
 if __name__ == "__main__":

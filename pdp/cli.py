@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the sidecar")
-    serve.add_argument("--snapshot", required=True, help="snapshot file (YAML or JSON), watched")
+    serve.add_argument(
+        "--snapshot",
+        required=True,
+        help="snapshot file (YAML or JSON, watched) or a control plane's "
+        "http(s)://.../api/v1/snapshot URL (long-polled)",
+    )
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help="API key for an http(s) snapshot source (default: $PDP_API_KEY)",
+    )
+    serve.add_argument(
+        "--max-staleness",
+        type=_positive_float,
+        default=None,
+        help="seconds without an answer from the snapshot source after which the sidecar "
+        "fails closed and reports NOT_SERVING (default: never)",
+    )
     serve.add_argument(
         "--listen",
         type=_listen_address,
@@ -81,6 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a snapshot file offline")
     check.add_argument("path", type=Path)
+
+    control = sub.add_parser(
+        "control",
+        help="run the control plane (REST API and snapshot feed), or manage its API keys",
+    )
+    control.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="host:port (default 127.0.0.1:8080; port 0 picks a free one)",
+    )
+    control.add_argument(
+        "--db",
+        default="pdp-control.db",
+        help="SQLite database, created on first start (default pdp-control.db)",
+    )
+    control.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    keys = control.add_subparsers(dest="control_command")
+    create_key = keys.add_parser("create-key", help="create an API key; prints it on the last line")
+    create_key.add_argument("--db", required=True, help="the control plane's database")
+    create_key.add_argument("--name", required=True, help="who or what the key is for")
+    create_key.add_argument("--expires-at", default=None, help="RFC 3339 time (default: never)")
+    revoke_key = keys.add_parser("revoke-key", help="revoke API keys by id or name")
+    revoke_key.add_argument("--db", required=True, help="the control plane's database")
+    which = revoke_key.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", default=None, help="the key's id")
+    which.add_argument("--name", default=None, help="every live key with this name")
     return parser
 
 
@@ -114,6 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_input_bytes=args.max_input_bytes,
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
+        api_key=args.api_key or os.environ.get("PDP_API_KEY"),
+        max_staleness=args.max_staleness,
     )
     try:
         import uvloop
@@ -131,6 +179,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "control":
+        from pdp.control._cli import run_control
+
+        return run_control(args)
     if args.command == "check":
         return _check(args.path)
     return _serve(args)

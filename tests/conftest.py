@@ -88,9 +88,11 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
         *,
         state: Path | None = None,
         snapshot_path: Path | None = None,
+        source: str | None = None,
         name: str = "sidecar",
         **options: Any,
     ) -> RunningSidecar:
+        """``source`` (a control plane's snapshot URL) replaces the file."""
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
         snapshot_path = snapshot_path or directory / "policies.yaml"
@@ -98,7 +100,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
             write_atomically(snapshot_path, snapshot)
         state_path = state or directory / "state.db"
         opts = ServeOptions(
-            snapshot=str(snapshot_path),
+            snapshot=source or str(snapshot_path),
             listen=options.pop("listen", "127.0.0.1:0"),
             state=str(state_path),
             poll_interval=options.pop("poll_interval", 0.05),

@@ -8,18 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
+from functools import cache
 from typing import Protocol
 
 from ._cel import CelCompileError, CelProgram
-from ._context import Context
+from ._context import CEL_KEYS, Context
 from ._fields import Problems, Reader
 from ._injection import InjectionMatcher, PatternError
 from ._model import PolicySpec
 from ._periods import day_start, load_timezone, month_start
-from ._pii import PII_TYPES, PiiDetector
+from ._pii import PII_TYPES, PiiDetector, PiiMatch
 from ._types import Mode, Severity
 
 __all__ = ["Check", "Hit", "compile_rule"]
+
+_MEMO_LIMIT = 1024  # remembered results per expression policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +56,15 @@ class InjectionCheck:
         self.scan_output = scan_output
 
     def run(self, ctx: Context) -> Hit | None:
-        for side, text in ctx.sides(self.scan_input, self.scan_output):
-            label = self.matcher.find(ctx.normalized(side, text))
+        request = ctx.request
+        if self.scan_input and request.input:
+            label = self.matcher.find(ctx.normalized_input(request.input))
             if label is not None:
-                return Hit(f"prompt injection detected in {side}: matched {label!r}")
+                return Hit(f"prompt injection detected in input: matched {label!r}")
+        if self.scan_output and request.output:
+            label = self.matcher.find(ctx.normalized_output(request.output))
+            if label is not None:
+                return Hit(f"prompt injection detected in output: matched {label!r}")
         return None
 
 
@@ -98,23 +106,24 @@ class PiiCheck:
         self.log_access = log_access
 
     def run(self, ctx: Context) -> Hit | None:
-        parts: list[str] = []
-        for side, text in ctx.sides(self.scan_input, self.scan_output):
-            matches = ctx.pii(side, text, self.detector)
-            if not matches:
-                continue
-            counts: dict[str, int] = {}
-            for m in matches:
-                counts[m.pii_type] = counts.get(m.pii_type, 0) + 1
-                ctx.findings[(side, m.pii_type, m.start, m.end)] = None
-            if side in self.mask:
-                ctx.mask_spans.setdefault(side, []).extend(matches)
-            if self.log_access:
-                for pii_type, n in counts.items():
-                    ctx.pii_counts[pii_type] = ctx.pii_counts.get(pii_type, 0) + n
-            found = ", ".join(f"{t} x{n}" for t, n in sorted(counts.items()))
-            parts.append(f"{side} contains denied PII: {found}")
-        return Hit("; ".join(parts)) if parts else None
+        request = ctx.request
+        found_in_input = found_in_output = ""
+        if self.scan_input and request.input:
+            matches = ctx.pii("input", request.input, self.detector)
+            if matches:
+                found_in_input = self._book(ctx, "input", matches)
+        if self.scan_output and request.output:
+            matches = ctx.pii("output", request.output, self.detector)
+            if matches:
+                found_in_output = self._book(ctx, "output", matches)
+        if not (found_in_input or found_in_output):
+            return None
+        return Hit("; ".join(part for part in (found_in_input, found_in_output) if part))
+
+    def _book(self, ctx: Context, side: str, matches: list[PiiMatch]) -> str:
+        counts = ctx.record_pii(side, matches, side in self.mask, self.log_access)
+        found = ", ".join(f"{t} x{n}" for t, n in sorted(counts.items()))
+        return f"{side} contains denied PII: {found}"
 
 
 def _pii(r: Reader) -> Check | None:
@@ -135,7 +144,16 @@ def _pii(r: Reader) -> Check | None:
     log_access = r.boolean("log_access", True)
     if not types:
         return None
-    return PiiCheck(PiiDetector(types), scan_input, scan_output, frozenset(mask), log_access)
+    return PiiCheck(
+        _detector(frozenset(types)), scan_input, scan_output, frozenset(mask), log_access
+    )
+
+
+@cache
+def _detector(types: frozenset[str]) -> PiiDetector:
+    # Detectors are immutable: policies denying the same types share one, so
+    # a request scans each side once for all of them (Context.pii).
+    return PiiDetector(types)
 
 
 class CostLimitCheck:
@@ -150,20 +168,25 @@ class CostLimitCheck:
         if ctx.output_only:
             return None
         estimate = ctx.request.estimated_cost_usd or 0.0
-        parts: list[str] = []
-        if self.max_per_execution is not None and estimate > self.max_per_execution:
-            parts.append(
-                f"estimated cost {estimate:.4f} USD exceeds the per-execution limit "
-                f"{self.max_per_execution:.2f} USD"
-            )
-        if self.daily_budget is not None:
+        limit, budget = self.max_per_execution, self.daily_budget
+        over_limit = limit is not None and estimate > limit
+        spent = 0.0
+        if budget is not None:
             spent = ctx.spend.spent_since(ctx.agent.id, day_start(ctx.now, self.tz))
-            if spent + estimate > self.daily_budget:
-                parts.append(
-                    f"spent today {spent:.2f} + estimate {estimate:.2f} USD exceeds the daily "
-                    f"budget {self.daily_budget:.2f} USD"
-                )
-        return Hit("; ".join(parts)) if parts else None
+        over_budget = budget is not None and spent + estimate > budget
+        if not (over_limit or over_budget):
+            return None
+        parts: list[str] = []
+        if over_limit:
+            parts.append(
+                f"estimated cost {estimate:.4f} USD exceeds the per-execution limit {limit:.2f} USD"
+            )
+        if over_budget:
+            parts.append(
+                f"spent today {spent:.2f} + estimate {estimate:.2f} USD exceeds the daily "
+                f"budget {budget:.2f} USD"
+            )
+        return Hit("; ".join(parts))
 
 
 def _cost_limit(r: Reader) -> Check | None:
@@ -220,15 +243,39 @@ def _budget_cap(r: Reader, mode: Mode) -> Check | None:
 
 
 class ExpressionCheck:
-    __slots__ = ("message", "program", "skip_on_error")
+    __slots__ = ("_key_parts", "_memo", "message", "program", "skip_on_error")
 
     def __init__(self, program: CelProgram, message: str | None, skip_on_error: bool) -> None:
         self.program = program
         self.message = message
         self.skip_on_error = skip_on_error
+        names = sorted(program.variables)
+        # Results by the values of the variables, when every variable is a
+        # short identifier (see CEL_KEYS); most requests then skip the runtime.
+        self._key_parts: tuple[Callable[[Context], object], ...] | None = (
+            tuple(CEL_KEYS[name] for name in names)
+            if all(name in CEL_KEYS for name in names)
+            else None
+        )
+        self._memo: dict[tuple[object, ...], bool | str] = {}
+
+    def _evaluate(self, ctx: Context) -> bool | str:
+        parts = self._key_parts
+        if parts is None:
+            return self.program.evaluate(ctx.activation(self.program.variables))
+        key = tuple([part(ctx) for part in parts])
+        memo = self._memo
+        result = memo.get(key)
+        if result is None:
+            result = self.program.evaluate(ctx.activation(self.program.variables))
+            if None not in key:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                memo[key] = result
+        return result
 
     def run(self, ctx: Context) -> Hit | None:
-        result = self.program.evaluate(ctx.activation(self.program.variables))
+        result = self._evaluate(ctx)
         if result is True:
             return Hit(self.message or f"expression is true: {self.program.source[:200]}")
         if result is False or self.skip_on_error:

@@ -7,6 +7,7 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from ._context import Context
 from ._errors import SnapshotError
@@ -61,6 +62,20 @@ class BudgetState:
     period_start: datetime
 
 
+class _Plan:
+    """The policies that apply to one agent, in evaluation order, and the
+    decision when none fires (immutable, so one object serves every request)."""
+
+    __slots__ = ("allow", "policies")
+
+    def __init__(self, policies: tuple[_Policy, ...], allow: Decision) -> None:
+        self.policies = policies
+        self.allow = allow
+
+
+_NO_PII_COUNTS: Mapping[str, int] = MappingProxyType({})
+
+
 @dataclass(slots=True)
 class CompiledSnapshot:
     revision: int
@@ -68,32 +83,42 @@ class CompiledSnapshot:
     agents: Mapping[str, AgentInfo]  # by id and by name
     policies: tuple[_Policy, ...]  # in evaluation order
     grants: Mapping[tuple[str, str], tuple[GrantSpec, ...]]  # by (source id, target id)
-    _plans: dict[str, tuple[_Policy, ...]] = field(default_factory=dict)
+    _plans: dict[str, _Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
         """The agent named by id or name; an unlisted agent is ``known=False``."""
         agent = self.agents.get(ref)
         return agent if agent is not None else AgentInfo(id=ref, name=ref, known=False)
 
-    def _plan(self, agent: AgentInfo) -> tuple[_Policy, ...]:
+    def _plan(self, agent: AgentInfo) -> _Plan:
         plan = self._plans.get(agent.id)
         if plan is None:
-            plan = tuple(
+            policies = tuple(
                 p for p in self.policies if p.applies_to is None or agent.id in p.applies_to
             )
+            allow = Decision(
+                DecisionKind.ALLOW,
+                agent,
+                pii_counts=_NO_PII_COUNTS,
+                snapshot_revision=self.revision,
+            )
+            plan = _Plan(policies, allow)
             if len(self._plans) >= _PLAN_CACHE_LIMIT:  # unknown agents are unbounded
                 self._plans.clear()
             self._plans[agent.id] = plan
         return plan
 
     def enforce(self, request: EnforceInput, spend: SpendView, now: datetime) -> Decision:
-        agent = self.resolve_agent(request.agent_id)
-        if agent.paused:
+        agent = self.agents.get(request.agent_id)
+        if agent is None:
+            agent = self.resolve_agent(request.agent_id)
+        elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
+        plan = self._plans.get(agent.id) or self._plan(agent)
         ctx = Context(request, agent, spend, now)
         fired: set[str] = set()
         violations: list[Violation] = []
-        for policy in self._plan(agent):
+        for policy in plan.policies:
             if policy.prerequisites and not all(
                 (pid in fired) is want for pid, want in policy.prerequisites
             ):
@@ -114,12 +139,18 @@ class CompiledSnapshot:
                 )
             )
         if not violations:
+            allow = plan.allow
+            # An agent the snapshot does not list is AgentInfo(ref, ref, False)
+            # every time: the plan's copy is equal.
+            if allow.agent is agent or not agent.known:
+                return allow
             return Decision(DecisionKind.ALLOW, agent, snapshot_revision=self.revision)
         violations.sort(key=lambda v: -v.mode)  # stable: evaluation order within a mode
+        spans = ctx.mask_spans or {}
         masked = {
-            side: mask_text(text, ctx.mask_spans[side])
+            side: mask_text(text, spans[side])
             for side, text in (("input", request.input), ("output", request.output))
-            if text is not None and side in ctx.mask_spans
+            if text is not None and side in spans
         }
         return Decision(
             _KIND_BY_MODE[violations[0].mode],
@@ -128,7 +159,7 @@ class CompiledSnapshot:
             masked_input=masked.get("input"),
             masked_output=masked.get("output"),
             pii_findings=ctx.pii_findings(),
-            pii_counts=ctx.pii_counts,
+            pii_counts=ctx.pii_counts or {},
             snapshot_revision=self.revision,
         )
 
@@ -161,7 +192,7 @@ class CompiledSnapshot:
     def budgets(self, agent: AgentInfo, spend: SpendView, now: datetime) -> list[BudgetState]:
         """Spend against every budget that applies to ``agent``."""
         out: list[BudgetState] = []
-        for p in self._plan(agent):
+        for p in self._plan(agent).policies:
             check = p.check
             if isinstance(check, CostLimitCheck) and check.daily_budget is not None:
                 start = day_start(now, check.tz)

@@ -8,13 +8,15 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
+import httpx
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pdp.snapshot import Active, FileSource, SnapshotHolder
+from pdp.snapshot import Active, FileSource, HttpSource, SnapshotHolder, SourceStatusError
 from pdp.state import Database, DecisionLog, SnapshotStore, SpendLedger
 from pdp.v1 import policy_decision_service_pb2 as pb
 
@@ -36,6 +38,8 @@ class ServeOptions:
     max_input_bytes: int = 1024 * 1024
     poll_interval: float = 0.2
     shutdown_grace: float = 10.0
+    api_key: str | None = None
+    max_staleness: float | None = None
 
 
 class Sidecar:
@@ -51,6 +55,7 @@ class Sidecar:
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servicer: PolicyDecisionServicer | None = None
+        self._source: FileSource | HttpSource | None = None
         self._health = health_aio.HealthServicer()
 
     async def start(self) -> None:
@@ -75,8 +80,11 @@ class Sidecar:
             )
 
         self.holder = SnapshotHolder(on_activate=persist)
-        source = FileSource(opts.snapshot, self.holder, interval=opts.poll_interval)
-        await source.poll()
+        source = self._source = _make_source(opts, self.holder)
+        try:
+            await asyncio.wait_for(source.poll(), _FIRST_FETCH_TIMEOUT)
+        except (OSError, TimeoutError, httpx.HTTPError, SourceStatusError) as exc:
+            log.warning("snapshot source %s did not answer: %s", source.name, exc)
         if not self.holder.ready:
             await self._restore_last_good(store)
 
@@ -112,6 +120,12 @@ class Sidecar:
         await server.start()
         await self._set_serving()
         self._tasks.append(asyncio.create_task(source.run(), name="snapshot-source"))
+        if opts.max_staleness is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._watch_staleness(opts.max_staleness, source.name), name="staleness"
+                )
+            )
         log.info("listening on %s", self.address)
 
     async def _restore_last_good(self, store: SnapshotStore) -> None:
@@ -126,10 +140,25 @@ class Sidecar:
         if rejection is not None and self.holder.ready:
             self.holder.reject(rejection.source, rejection.errors, rejection.digest)
 
+    async def _watch_staleness(self, limit: float, source: str) -> None:
+        """Fails closed while the source has not answered for ``limit`` seconds."""
+        started = datetime.now(UTC)
+        while True:
+            await asyncio.sleep(min(0.25, limit / 4))
+            last = self.holder.last_contact or started
+            stale = (datetime.now(UTC) - last).total_seconds() > limit
+            if stale != self.holder.stale:
+                self.holder.stale = stale
+                if stale:
+                    log.error("no answer from %s for %.1fs: failing closed", source, limit)
+                else:
+                    log.info("%s answers again: serving", source)
+                await self._set_serving()
+
     async def _set_serving(self) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING
-            if self.holder.ready
+            if self.holder.ready and not self.holder.stale
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         await self._health.set("", status)
@@ -143,6 +172,8 @@ class Sidecar:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._source is not None:
+            await self._source.aclose()
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             if self._servicer is not None:
@@ -152,6 +183,18 @@ class Sidecar:
             await self._decisions.close()
         if self._db is not None:
             await self._db.close()
+
+
+_FIRST_FETCH_TIMEOUT = 5.0
+_LONG_POLL = 20.0  # then serve the persisted last good snapshot meanwhile
+
+
+def _make_source(opts: ServeOptions, holder: SnapshotHolder) -> FileSource | HttpSource:
+    if opts.snapshot.startswith(("http://", "https://")):
+        # A held long-poll is silence too: answer well within the staleness limit.
+        wait = _LONG_POLL if opts.max_staleness is None else min(_LONG_POLL, opts.max_staleness / 3)
+        return HttpSource(opts.snapshot, holder, api_key=opts.api_key, wait=wait)
+    return FileSource(opts.snapshot, holder, interval=opts.poll_interval)
 
 
 _QUIET = 0.1  # no call started for this long: what was queued has been served

@@ -16,7 +16,7 @@ import grpc
 
 from pdp.engine import DecisionKind
 from pdp.snapshot import Active, SnapshotHolder
-from pdp.state import DecisionLog, DecisionRecord, SpendLedger, UsageConflictError
+from pdp.state import DecisionLog, SpendLedger, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
@@ -82,9 +82,17 @@ class PolicyDecisionServicer:
         self.activity = Activity()
 
     def _active(self) -> Active:
-        active = self._holder.active
+        holder = self._holder
+        active = holder.active
         if active is None:
             raise RequestError("", "no snapshot is active yet", grpc.StatusCode.UNAVAILABLE)
+        if holder.stale:
+            raise RequestError(
+                "",
+                f"snapshot revision {active.snapshot.revision} is stale: no answer from "
+                f"{active.source} since {holder.last_contact}; failing closed",
+                grpc.StatusCode.UNAVAILABLE,
+            )
         return active
 
     async def enforce(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -93,19 +101,19 @@ class PolicyDecisionServicer:
         now = self._clock()
         decision = snapshot.enforce(request, self._ledger, now)
         decision_id = _new_id()
-        approval_id = _new_id() if decision.kind is DecisionKind.PENDING_APPROVAL else ""
-        self._decisions.append(
-            DecisionRecord(
-                decision_id=decision_id,
-                decided_at=now,
-                agent_id=decision.agent.id,
-                decision=decision.kind.value,
-                policies_fired=tuple(v.policy_id for v in decision.violations),
-                pii_counts=decision.pii_counts,
-                snapshot_revision=decision.snapshot_revision,
-                request_id=request.request_id,
-                approval_id=approval_id,
-            )
+        kind = decision.kind
+        approval_id = _new_id() if kind is DecisionKind.PENDING_APPROVAL else ""
+        violations = decision.violations
+        self._decisions.append_fields(
+            decision_id,
+            now,
+            decision.agent.id,
+            kind.value,
+            [v.policy_id for v in violations] if violations else (),
+            decision.pii_counts,
+            decision.snapshot_revision,
+            request.request_id,
+            approval_id,
         )
         return enforce_response(decision, decision_id, approval_id).SerializeToString()
 

@@ -103,20 +103,14 @@ def require_id(value: str, field: str) -> str:
     return value
 
 
-def _text(msg: pb.EnforceRequest, field: str, limits: Limits) -> str | None:
-    if not msg.HasField(field):
-        return None
-    text: str = getattr(msg, field)
-    # Characters never outnumber UTF-8 bytes: encode only when it could matter.
-    if len(text) * 4 > limits.max_input_bytes and (
-        len(text) > limits.max_input_bytes or len(text.encode()) > limits.max_input_bytes
-    ):
+def _check_text_size(text: str, field: str, max_bytes: int) -> None:
+    # A UTF-8 character is at most 4 bytes: encode only when it could matter.
+    if len(text) * 4 > max_bytes and (len(text) > max_bytes or len(text.encode()) > max_bytes):
         raise RequestError(
             field,
-            f"larger than the limit of {limits.max_input_bytes} bytes",
+            f"larger than the limit of {max_bytes} bytes",
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
-    return text
 
 
 def _amount(value: float, field: str) -> float:
@@ -138,28 +132,48 @@ def _short(value: str, field: str, limit: int = MAX_ID_CHARS) -> str:
 
 
 def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
-    agent_id = require_id(msg.agent_id, "agent_id")
-    estimate = (
-        _amount(msg.estimated_cost_usd, "estimated_cost_usd")
-        if msg.HasField("estimated_cost_usd")
-        else None
-    )
+    """The engine's input for a valid request. Checks, in this order (the
+    first problem is the one reported): agent_id, estimated_cost_usd,
+    metadata, input, output, model, tool, request_id.
+
+    Every request passes here, so the common case is one pass over the fields
+    with each read once; the helpers above only run to raise."""
+    agent_id = msg.agent_id
+    if not agent_id or len(agent_id) > MAX_ID_CHARS or agent_id.isspace():
+        require_id(agent_id, "agent_id")
+    estimate: float | None = None
+    if msg.HasField("estimated_cost_usd"):
+        estimate = msg.estimated_cost_usd
+        if not 0.0 <= estimate < math.inf:  # also NaN
+            _amount(estimate, "estimated_cost_usd")
+    metadata: dict[str, str] = {}
+    if msg.metadata:
+        metadata = _metadata(msg)
+    max_bytes = limits.max_input_bytes
+    text_in: str | None = None
+    if msg.HasField("input"):
+        text_in = msg.input
+        _check_text_size(text_in, "input", max_bytes)
+    text_out: str | None = None
+    if msg.HasField("output"):
+        text_out = msg.output
+        _check_text_size(text_out, "output", max_bytes)
+    model, tool, request_id = msg.model, msg.tool, msg.request_id
+    if len(model) > MAX_ID_CHARS or len(tool) > MAX_ID_CHARS or len(request_id) > MAX_ID_CHARS:
+        _short(model, "model")
+        _short(tool, "tool")
+        _short(request_id, "request_id")
+    return EnforceInput(agent_id, text_in, text_out, estimate, model, tool, metadata, request_id)
+
+
+def _metadata(msg: pb.EnforceRequest) -> dict[str, str]:
     metadata = msg.metadata
     if len(metadata) > MAX_METADATA_ENTRIES:
         raise RequestError("metadata", f"more than {MAX_METADATA_ENTRIES} entries")
     for key, value in metadata.items():
         _short(key, "metadata")
         _short(value, f"metadata[{key!r}]", MAX_METADATA_VALUE_CHARS)
-    return EnforceInput(
-        agent_id=agent_id,
-        input=_text(msg, "input", limits),
-        output=_text(msg, "output", limits),
-        estimated_cost_usd=estimate,
-        model=_short(msg.model, "model"),
-        tool=_short(msg.tool, "tool"),
-        metadata=dict(metadata) if metadata else {},
-        request_id=_short(msg.request_id, "request_id"),
-    )
+    return dict(metadata)
 
 
 def action_name(value: int) -> str:

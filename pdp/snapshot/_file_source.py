@@ -63,6 +63,9 @@ class FileSource:
         self._seen = identity
         return await self.holder.offer(data, self.name)
 
+    async def aclose(self) -> None:
+        """Nothing to release; sources share this method."""
+
     async def run(self) -> None:
         """Polls until cancelled."""
         while True:

@@ -60,6 +60,9 @@ class SnapshotHolder:
         self.active: Active | None = None
         self.last_rejection: Rejection | None = None
         self.last_contact: datetime | None = None
+        # Set while the source has been silent past the allowed staleness:
+        # decisions then fail closed.
+        self.stale = False
         self._on_activate = on_activate
         self._clock = clock
         self._lock = asyncio.Lock()

@@ -1,0 +1,68 @@
+"""The control plane: a REST API (FastAPI) that stores policies, agents,
+grants and API keys in SQLite and publishes the snapshot document that
+sidecars follow (``GET /api/v1/snapshot``, ETag and long polling).
+
+Every write is validated by compiling the candidate snapshot with the
+engine, and bumps the snapshot revision in the same transaction.
+
+Exception tree::
+
+    ControlError
+    ├── StoreError                  the database cannot be opened, read or written
+    └── ApiError                    an answer: .status, .code, .message, .field
+        ├── BadRequestError         400 malformed JSON
+        ├── UnauthorizedError       401 missing or unknown API key
+        ├── ForbiddenError          403 expired or revoked API key
+        ├── NotFoundError           404 unknown id or name
+        ├── ConflictError           409 duplicate name, or a change that breaks another object
+        ├── PayloadTooLargeError    413 body over the limit
+        ├── UnsupportedMediaTypeError  415 body that is not JSON
+        ├── ValidationFailedError   422 bad field; .problems lists every FieldProblem
+        └── ServiceUnavailableError 503 shutting down, or a stored snapshot that does not compile
+"""
+
+from ._app import create_app
+from ._auth import API_KEY_HEADER, ApiKey, create_api_key, revoke_api_keys
+from ._control import ControlPlane
+from ._errors import (
+    ApiError,
+    BadRequestError,
+    ConflictError,
+    ControlError,
+    FieldProblem,
+    ForbiddenError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    StoreError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    ValidationFailedError,
+)
+from ._server import ControlOptions, ControlServer
+from ._store import Store
+
+__all__ = [
+    "API_KEY_HEADER",
+    "ApiError",
+    "ApiKey",
+    "BadRequestError",
+    "ConflictError",
+    "ControlError",
+    "ControlOptions",
+    "ControlPlane",
+    "ControlServer",
+    "FieldProblem",
+    "ForbiddenError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "ServiceUnavailableError",
+    "Store",
+    "StoreError",
+    "UnauthorizedError",
+    "UnsupportedMediaTypeError",
+    "ValidationFailedError",
+    "create_api_key",
+    "create_app",
+    "revoke_api_keys",
+]

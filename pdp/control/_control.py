@@ -1,0 +1,280 @@
+"""The control plane: the current state in memory, its compiled snapshot,
+serialised writes that bump the revision in the same transaction as the
+change, and the change feed that long-polling sidecars wait on."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pdp.engine import ACTIONS, CompiledSnapshot, SnapshotError, compile_snapshot
+
+from ._auth import authenticate
+from ._errors import (
+    FieldProblem,
+    NotFoundError,
+    ServiceUnavailableError,
+    StoreError,
+    ValidationFailedError,
+)
+from ._plans import (
+    Plan,
+    plan_create_agent,
+    plan_create_grant,
+    plan_create_policy,
+    plan_delete_policy,
+    plan_pause,
+    plan_resume,
+    plan_revoke_grant,
+    plan_update_policy,
+    require_agent,
+    require_policy,
+)
+from ._state import State
+from ._store import Store
+from ._time import format_time, utc_now
+
+__all__ = ["ControlPlane"]
+
+log = logging.getLogger("pdp.control")
+
+
+class ControlPlane:
+    """Open with :meth:`open`; one per database file (a lock on the file
+    refuses a second one, whose writes and change feed would diverge)."""
+
+    def __init__(self, store: Store, lock_fd: int, state: State) -> None:
+        self.store = store
+        self._lock_fd: int | None = lock_fd
+        # The state and its compiled snapshot change together, in one assignment.
+        self._current: tuple[State, CompiledSnapshot | None] = (state, _compile_loaded(state))
+        self._body: tuple[int, bytes] | None = None
+        self._write_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._closing = False
+        self._closed = False
+        self._writes: set[asyncio.Future[dict[str, Any]]] = set()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
+        """Opens the database at ``path``, creating and migrating it if needed."""
+        file_path = Path(path)
+        try:
+            fd = os.open(file_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open {str(file_path)!r}: {exc.strerror}") from exc
+        try:
+            # The database file itself carries the lock (flock and SQLite's
+            # fcntl locks do not interact); the descriptor stays open until
+            # SQLite has closed the file.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"another control plane is already using {str(file_path)!r}") from None
+        try:
+            store = await Store.open(file_path)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            state = await store.load_state()
+        except BaseException:
+            await store.close()
+            os.close(fd)
+            raise
+        return cls(store, fd, state)
+
+    @property
+    def state(self) -> State:
+        return self._current[0]
+
+    @property
+    def revision(self) -> int:
+        return self._current[0].revision
+
+    # Reads -----------------------------------------------------------------
+
+    def snapshot_body(self) -> tuple[int, bytes]:
+        """The current snapshot document as JSON bytes, with its revision."""
+        state = self.state
+        body = self._body
+        if body is None or body[0] != state.revision:
+            text = json.dumps(state.document(), ensure_ascii=False, separators=(",", ":"))
+            body = (state.revision, text.encode("utf-8"))
+            self._body = body
+        return body
+
+    def get_policy(self, ref: str) -> dict[str, Any]:
+        return dict(require_policy(self.state, ref))
+
+    def get_agent(self, ref: str) -> dict[str, Any]:
+        return dict(require_agent(self.state, ref))
+
+    def agent_grants(self, ref: str) -> list[dict[str, Any]]:
+        state = self.state
+        agent = require_agent(state, ref)
+        return [{**g, "revokedAt": None} for g in state.grants if g["sourceAgentId"] == agent["id"]]
+
+    def authorize(self, source: str, target: str, action: str) -> dict[str, Any]:
+        """The sidecar's Authorize answer, from the same compiled snapshot."""
+        _, compiled = self._current
+        if compiled is None:
+            raise ServiceUnavailableError(
+                "the stored snapshot does not compile; see the control plane's log"
+            )
+        for field, ref in (("sourceAgentId", source), ("targetAgentId", target)):
+            if not compiled.resolve_agent(ref).known:
+                raise NotFoundError(f"no agent with id or name {ref!r}", field=field)
+        name = action.lower()
+        if name not in ACTIONS:
+            known = ", ".join(sorted(ACTIONS))
+            raise ValidationFailedError(
+                [FieldProblem("action", f"unknown action {action!r} (expected one of {known})")]
+            )
+        result = compiled.authorize(source, target, name, utc_now())
+        expires = result.grant_expires_at
+        return {
+            "allowed": result.allowed,
+            "reason": result.reason,
+            "denial": None if result.denial is None else result.denial.value,
+            "grantExpiresAt": None if expires is None else format_time(expires),
+            "revision": compiled.revision,
+        }
+
+    async def authenticate(self, presented: str | None) -> str:
+        return await authenticate(self.store, presented)
+
+    async def wait_for_change(self, revision: int, seconds: float) -> None:
+        """Returns once the revision is no longer ``revision``, after
+        ``seconds``, or when the control plane shuts down."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.revision == revision and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            changed = self._changed
+            try:
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+            except TimeoutError:
+                return
+
+    # Writes ----------------------------------------------------------------
+
+    async def create_policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_create_policy(s, body))
+
+    async def update_policy(self, ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_update_policy(s, ref, body))
+
+    async def delete_policy(self, ref: str) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_delete_policy(s, ref))
+
+    async def create_agent(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_create_agent(s, body))
+
+    async def pause_agent(self, ref: str, reason: str) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_pause(s, ref, reason))
+
+    async def resume_agent(self, ref: str) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_resume(s, ref))
+
+    async def create_grant(self, source: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._commit(lambda s: plan_create_grant(s, source, body))
+
+    async def revoke_grant(self, source: str, grant_id: str) -> dict[str, Any]:
+        try:
+            return await self._commit(lambda s: _revoke_or_raise(s, source, grant_id))
+        except _AlreadyRevoked:
+            pass
+        revoked = await self.store.revoked_grant(grant_id)
+        agent = require_agent(self.state, source)
+        if revoked is None or revoked[0]["sourceAgentId"] != agent["id"]:
+            raise NotFoundError(f"agent {agent['name']!r} has no grant {grant_id!r}")
+        # Revoking twice changes nothing and answers like the first time.
+        return {**revoked[0], "revokedAt": revoked[1]}
+
+    async def _commit(self, make: Callable[[State], Plan]) -> dict[str, Any]:
+        # The write runs in its own task: a client that disconnects cancels
+        # its request, never a half-applied write.
+        task = asyncio.ensure_future(self._commit_serialised(make))
+        self._writes.add(task)
+        task.add_done_callback(_settle)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def _commit_serialised(self, make: Callable[[State], Plan]) -> dict[str, Any]:
+        async with self._write_lock:
+            if self._closing:
+                raise ServiceUnavailableError("the control plane is shutting down")
+            state = self.state
+            # Compiling (CEL included) runs off the event loop, so long polls
+            # and reads keep being answered meanwhile.
+            plan = await asyncio.to_thread(make, state)
+            if plan.state is None or plan.write is None:
+                return plan.result
+            async with self.store.transaction() as tx:
+                await tx.bump_revision(state.revision)
+                await plan.write(tx)
+            self._current = (plan.state, plan.compiled)
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+            return plan.result
+
+    # Lifecycle ---------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """Ends every long poll now (they answer 304) and refuses new writes."""
+        self._closing = True
+        self._changed.set()
+
+    async def close(self) -> None:
+        """Waits for a running write, then closes the database. Idempotent."""
+        self.begin_shutdown()
+        async with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            await self.store.close()
+            fd, self._lock_fd = self._lock_fd, None
+            if fd is not None:
+                os.close(fd)
+
+
+class _AlreadyRevoked(Exception):
+    pass
+
+
+def _revoke_or_raise(state: State, source: str, grant_id: str) -> Plan:
+    plan = plan_revoke_grant(state, source, grant_id)
+    if plan is None:
+        raise _AlreadyRevoked
+    return plan
+
+
+def _settle(task: asyncio.Future[dict[str, Any]]) -> None:
+    # A write whose client went away still finishes; its outcome is read
+    # here so that an error is not reported as never retrieved.
+    if not task.cancelled():
+        task.exception()
+
+
+def _compile_loaded(state: State) -> CompiledSnapshot | None:
+    try:
+        return compile_snapshot(state.document())
+    except SnapshotError as exc:
+        # Only a database edited by hand (or written by another engine
+        # version) gets here: every write was compiled before it was stored.
+        log.error(
+            "the stored snapshot (revision %d) does not compile: %s",
+            state.revision,
+            "; ".join(str(e) for e in exc.errors),
+        )
+        return None

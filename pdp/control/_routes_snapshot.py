@@ -1,0 +1,94 @@
+"""``GET /api/v1/snapshot``: the document sidecars follow, with ETag,
+If-None-Match and long polling; and ``GET /healthz``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ._control import ControlPlane
+from ._schemas import SnapshotOut
+
+__all__ = ["MAX_WAIT_SECONDS", "health_routes", "snapshot_routes"]
+
+MAX_WAIT_SECONDS = 60.0
+
+
+def _etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def _matches(if_none_match: str | None, revision: int) -> bool:
+    if if_none_match is None:
+        return False
+    current = _etag(revision)
+    for tag in if_none_match.split(","):
+        tag = tag.strip().removeprefix("W/")
+        if tag in ("*", current):
+            return True
+    return False
+
+
+async def _disconnected(request: Request) -> None:
+    # A GET has no body: receive() answers once with an empty body, then
+    # only when the client goes away.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _wait_for_change(
+    control: ControlPlane, request: Request, revision: int, wait: float
+) -> None:
+    change = asyncio.ensure_future(control.wait_for_change(revision, wait))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((change, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        change.cancel()
+        gone.cancel()
+
+
+def snapshot_routes(control: ControlPlane) -> APIRouter:
+    router = APIRouter(tags=["snapshot"])
+
+    @router.get(
+        "/snapshot",
+        response_model=SnapshotOut,
+        responses={304: {"description": "If-None-Match names the current revision"}},
+    )
+    async def get_snapshot(
+        request: Request,
+        wait: float = Query(
+            0.0,
+            ge=0.0,
+            le=MAX_WAIT_SECONDS,
+            description="with If-None-Match naming the current revision: seconds to "
+            "hold the request until the revision changes (200) before answering 304",
+        ),
+    ) -> Response:
+        """The snapshot document ``pdp serve --snapshot URL`` follows. ``ETag``
+        is the quoted revision."""
+        if_none_match = request.headers.get("if-none-match")
+        revision, body = control.snapshot_body()
+        if _matches(if_none_match, revision) and wait > 0:
+            await _wait_for_change(control, request, revision, wait)
+            revision, body = control.snapshot_body()
+        headers = {"ETag": _etag(revision), "Cache-Control": "no-cache"}
+        if _matches(if_none_match, revision):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    return router
+
+
+def health_routes(control: ControlPlane) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Liveness; needs no API key."""
+        return JSONResponse({"status": "ok", "revision": control.revision})
+
+    return router

@@ -1,0 +1,129 @@
+"""Serving the control plane with uvicorn in this process: used by
+``pdp control`` and by tests that need a real server on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from ._app import create_app
+from ._control import ControlPlane
+from ._errors import StoreError
+from ._guard import DEFAULT_MAX_BODY_BYTES
+
+__all__ = ["ControlOptions", "ControlServer"]
+
+log = logging.getLogger("pdp.control")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlOptions:
+    db: str | os.PathLike[str]
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    shutdown_grace: float = 5.0
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its signal handlers (the caller owns signals, and a
+    test's event loop must keep its own), that ends long polls first when
+    it shuts down so that they do not hold the shutdown up."""
+
+    def __init__(self, config: uvicorn.Config, control: ControlPlane) -> None:
+        super().__init__(config)
+        self._control = control
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._control.begin_shutdown()
+        await super().shutdown(sockets)
+
+
+class ControlServer:
+    """``start()`` opens the database and serves; ``stop()`` ends both."""
+
+    def __init__(self, options: ControlOptions) -> None:
+        self.options = options
+        self.control: ControlPlane | None = None
+        self.base_url = ""
+        self._server: _Uvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Returns once the server accepts connections. Raises StoreError
+        (database) or OSError (address)."""
+        opts = self.options
+        control = await ControlPlane.open(opts.db)
+        try:
+            sock = _bind(opts.host, opts.port)
+        except OSError:
+            await control.close()
+            raise
+        host, port = sock.getsockname()[:2]
+        self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        config = uvicorn.Config(
+            create_app(control, max_body_bytes=opts.max_body_bytes),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=max(1, round(opts.shutdown_grace)),
+        )
+        server = _Uvicorn(config, control)
+        self.control, self._server = control, server
+        self._task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if self._task.done():
+                await self.stop()
+                raise StoreError("the control plane's HTTP server failed to start")
+            await asyncio.sleep(0.01)
+        log.info(
+            "control plane listening on %s (database %s, snapshot revision %d)",
+            self.base_url,
+            os.fspath(opts.db),
+            control.revision,
+        )
+
+    async def wait(self) -> None:
+        """Returns when the server has stopped."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        """Ends long polls, lets running requests finish, closes the database."""
+        server, task, control = self._server, self._task, self.control
+        if server is not None:
+            server.should_exit = True
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if control is not None:
+            await control.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    infos: list[Any] = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

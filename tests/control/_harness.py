@@ -1,0 +1,178 @@
+"""Real control planes for tests, importable from any test package:
+
+- :class:`ControlPlaneHarness`: uvicorn in this process on an ephemeral port,
+  with a real SQLite file and an API key created in it;
+- :class:`ControlPlaneProcess`: ``pdp control`` as a child process, its API
+  key made by ``pdp control create-key``.
+
+Both expose ``base_url``, ``snapshot_url`` and ``api_key``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from pdp.control import API_KEY_HEADER, ControlOptions, ControlServer, create_api_key
+
+__all__ = ["ControlPlaneHarness", "ControlPlaneProcess", "cli_create_key", "pdp_control"]
+
+
+class ControlPlaneHarness:
+    """``async with ControlPlaneHarness(db_path) as cp:`` or start()/stop()."""
+
+    def __init__(self, db_path: Path, *, key_name: str = "tests", **options: Any) -> None:
+        self.db_path = db_path
+        self.key_name = key_name
+        self.options = options
+        self.server: ControlServer | None = None
+        self.api_key = ""
+
+    async def start(self) -> ControlPlaneHarness:
+        server = ControlServer(ControlOptions(db=self.db_path, port=0, **self.options))
+        await server.start()
+        assert server.control is not None
+        self.server = server
+        self.api_key = (await create_api_key(server.control.store, self.key_name)).secret
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    async def restart(self) -> None:
+        """Stops and starts again on the same database, keeping the API key."""
+        key = self.api_key
+        await self.stop()
+        server = ControlServer(ControlOptions(db=self.db_path, port=0, **self.options))
+        await server.start()
+        self.server, self.api_key = server, key
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None, "not started"
+        return self.server.base_url
+
+    @property
+    def snapshot_url(self) -> str:
+        return f"{self.base_url}/api/v1/snapshot"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {API_KEY_HEADER: self.api_key}
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """A client for ``/api/v1`` with the API key set."""
+        return httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/v1",
+            headers=self.headers,
+            timeout=kwargs.pop("timeout", 30.0),
+            **kwargs,
+        )
+
+    async def __aenter__(self) -> ControlPlaneHarness:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+def pdp_control(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pdp", "control", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_create_key(db_path: Path, name: str = "tests", *extra: str) -> str:
+    """``pdp control create-key``; the key is the last line of its output."""
+    result = pdp_control("create-key", "--db", str(db_path), "--name", name, *extra)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+class ControlPlaneProcess:
+    """``pdp control --listen 127.0.0.1:0 --db PATH`` as a child process."""
+
+    def __init__(self, db_path: Path, *, api_key: str | None = None) -> None:
+        self.db_path = db_path
+        self.api_key = api_key if api_key is not None else cli_create_key(db_path)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pdp",
+                "control",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                str(db_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.base_url = self._wait_listening()
+
+    @property
+    def snapshot_url(self) -> str:
+        return f"{self.base_url}/api/v1/snapshot"
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/v1",
+            headers={API_KEY_HEADER: self.api_key},
+            timeout=kwargs.pop("timeout", 30.0),
+            **kwargs,
+        )
+
+    def _wait_listening(self, timeout: float = 30.0) -> str:
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                # Keep draining so the child never blocks on a full pipe.
+                threading.Thread(target=self._drain, daemon=True).start()
+                return match.group(1)
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError("pdp control did not start:\n" + "".join(self.log))
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            for line in self.proc.stderr:
+                self.log.append(line)
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=20)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
