@@ -24,9 +24,11 @@ import sys
 import timeit
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from pdp.engine import DecisionKind, EnforceInput, compile_snapshot, parse_document
 from pdp.engine._injection import InjectionMatcher
 from pdp.engine._normalize import normalize
 
@@ -125,6 +127,24 @@ def score(matcher: InjectionMatcher, rows: Sequence[Labelled]) -> Scores:
     return Scores(tp, fp, tn, fn)
 
 
+def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
+    """The prompts that the bundled example snapshot blocks as an input."""
+    repo = Path(__file__).resolve().parent.parent
+    snapshot = compile_snapshot(parse_document((repo / "examples" / "policies.yaml").read_bytes()))
+    now = datetime.now(UTC)
+    return [
+        prompt
+        for prompt in prompts
+        if snapshot.enforce(EnforceInput(agent_id="my-chatbot", input=prompt), _NoSpend(), now).kind
+        is DecisionKind.BLOCK
+    ]
+
+
+class _NoSpend:
+    def spent_since(self, agent_id: str, since: datetime) -> float:
+        return 0.0
+
+
 def quality_report(directory: Path) -> list[str]:
     builtin = builtin_matcher()
     lines = ["== quality =="]
@@ -135,6 +155,9 @@ def quality_report(directory: Path) -> list[str]:
     lines.append(f"  built-in detector:                {len(builtin_hits)}")
     lines.append(f"  patterns {list(TYPICAL_PATTERNS)}: {len(literal_hits)}")
     lines.extend(f"    flagged by {label}: {prompt[:100]!r}" for prompt, label in builtin_hits)
+    blocked = blocked_by_examples(benign)
+    lines.append(f"  examples/policies.yaml (Enforce for my-chatbot), blocked: {len(blocked)}")
+    lines.extend(f"    blocked: {prompt[:100]!r}" for prompt in blocked)
     rows = load_labelled(directory)
     lines.append(f"PIGuard-valid, {len(rows)} labelled prompts, built-in detector:")
     lines.append(f"  all sources: {score(builtin, rows)}")

@@ -325,3 +325,11 @@ def test_builtin_flags_none_of_the_benign_not_inject_prompts() -> None:
     assert bench.flagged(bench.builtin_matcher(), prompts) == []
     for prompt in prompts:
         assert normalize(normalize(prompt)) == normalize(prompt)
+
+
+def test_the_example_policies_block_none_of_the_benign_not_inject_prompts() -> None:
+    bench = _load_bench()
+    directory = bench.data_dir()
+    if not (directory / "PIGuard-NotInject_one.json").is_file():
+        pytest.skip(f"evaluation data not found in {directory}")
+    assert bench.blocked_by_examples(bench.load_not_inject(directory)) == []
