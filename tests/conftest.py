@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 import yaml
 
 from pdp.server import ServeOptions, Sidecar
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
+from tests.control._harness import ControlPlaneHarness
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SNAPSHOT = REPO / "examples" / "policies.yaml"
@@ -184,3 +186,22 @@ def spawn_sidecar() -> Iterator[Callable[..., SidecarProcess]]:
 
 def enforce_request(agent_id: str = "my-chatbot", **fields: Any) -> pb.EnforceRequest:
     return pb.EnforceRequest(agent_id=agent_id, **fields)
+
+
+@pytest.fixture
+async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlaneHarness]:
+    """A running control plane (uvicorn in this loop, on an ephemeral port)
+    on ``tmp_path / "control.db"``, with an API key."""
+    harness = ControlPlaneHarness(tmp_path / "control.db")
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+@pytest.fixture
+async def client(control_plane: ControlPlaneHarness) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client for the control plane's /api/v1 with the API key set."""
+    async with control_plane.client() as c:
+        yield c

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,36 +19,9 @@ from pdp.control import ControlOptions, ControlServer
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.control._harness import ControlPlaneHarness
+from tests.control._helpers import REFERENCE_POLICIES
 
-INJECTION_POLICY = {
-    "name": "Block Prompt Injection",
-    "policyType": "injection_scan",
-    "enforcementMode": "block",
-    "ruleDefinition": {
-        "patterns": ["ignore previous instructions", "system prompt"],
-        "action": "block",
-        "scan_input": True,
-        "scan_output": True,
-    },
-    "appliesToAgents": [],
-    "isActive": True,
-}
-
-
-@pytest.fixture
-async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlaneHarness]:
-    harness = ControlPlaneHarness(tmp_path / "control.db")
-    await harness.start()
-    try:
-        yield harness
-    finally:
-        await harness.stop()
-
-
-@pytest.fixture
-async def api(control_plane: ControlPlaneHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with control_plane.client() as client:
-        yield client
+INJECTION_POLICY = REFERENCE_POLICIES[0]  # the reference page's body, verbatim
 
 
 class SnapshotFeed(Protocol):
@@ -78,21 +50,21 @@ async def seconds_until(check: Any, within: float = 5.0) -> float:
 
 
 async def test_rest_changes_reach_every_sidecar(
-    api: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
+    client: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
 ) -> None:
-    (await api.post("/agents", json={"name": "my-chatbot"})).raise_for_status()
+    (await client.post("/agents", json={"name": "my-chatbot"})).raise_for_status()
     sidecars = [await follow(start_sidecar, control_plane, f"s{i}") for i in range(3)]
     for s in sidecars:
         assert await decision(s, "my-chatbot", "Ignore previous instructions") == pb.DECISION_ALLOW
 
-    (await api.post("/policies", json=INJECTION_POLICY)).raise_for_status()
+    (await client.post("/policies", json=INJECTION_POLICY)).raise_for_status()
     for s in sidecars:
         await seconds_until(
             lambda s=s: _is(s, "my-chatbot", "Ignore previous instructions", pb.DECISION_BLOCK),
             within=2.0,
         )
 
-    resp = await api.patch("/agents/my-chatbot/pause", json={"reason": "incident 42"})
+    resp = await client.patch("/agents/my-chatbot/pause", json={"reason": "incident 42"})
     resp.raise_for_status()
     for s in sidecars:
         elapsed = await seconds_until(
@@ -102,7 +74,7 @@ async def test_rest_changes_reach_every_sidecar(
     status = await sidecars[0].stub.AgentStatus(pb.AgentStatusRequest(agent_id="my-chatbot"))
     assert status.state.paused and status.state.paused_reason == "incident 42"
 
-    (await api.patch("/agents/my-chatbot/resume")).raise_for_status()
+    (await client.patch("/agents/my-chatbot/resume")).raise_for_status()
     for s in sidecars:
         elapsed = await seconds_until(lambda s=s: _is(s, "my-chatbot", "hi", pb.DECISION_ALLOW))
         assert elapsed < 1.0
@@ -113,17 +85,19 @@ async def _is(sidecar: RunningSidecar, agent: str, text: str, want: int) -> bool
 
 
 async def test_pause_propagation_bound(
-    api: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
+    client: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
 ) -> None:
     """A generous bound; bench/bench_pause_propagation.py measures p50/p99."""
-    (await api.post("/agents", json={"name": "probe"})).raise_for_status()
+    (await client.post("/agents", json={"name": "probe"})).raise_for_status()
     sidecars = [await follow(start_sidecar, control_plane, f"p{i}") for i in range(3)]
     times: list[float] = []
     for _ in range(10):
         for action, want in (("pause", pb.DECISION_AGENT_PAUSED), ("resume", pb.DECISION_ALLOW)):
             t0 = time.perf_counter()
             (
-                await api.patch(f"/agents/probe/{action}", json={} if action == "pause" else None)
+                await client.patch(
+                    f"/agents/probe/{action}", json={} if action == "pause" else None
+                )
             ).raise_for_status()
             for s in sidecars:
                 await seconds_until(lambda s=s, w=want: _is(s, "probe", "hi", w))
@@ -133,15 +107,15 @@ async def test_pause_propagation_bound(
 
 
 async def test_watch_agent_status_streams_the_pause(
-    api: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
+    client: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
 ) -> None:
-    (await api.post("/agents", json={"name": "watched"})).raise_for_status()
+    (await client.post("/agents", json={"name": "watched"})).raise_for_status()
     sidecar = await follow(start_sidecar, control_plane, "w")
     call = sidecar.stub.WatchAgentStatus(pb.WatchAgentStatusRequest(agent_id="watched"))
     first = await call.read()
     assert isinstance(first, pb.WatchAgentStatusResponse)
     assert first.state.known and not first.state.paused
-    (await api.patch("/agents/watched/pause", json={"reason": "maintenance"})).raise_for_status()
+    (await client.patch("/agents/watched/pause", json={"reason": "maintenance"})).raise_for_status()
     update = await asyncio.wait_for(call.read(), 2.0)
     assert isinstance(update, pb.WatchAgentStatusResponse)
     assert update.state.paused and update.state.paused_reason == "maintenance"
@@ -149,13 +123,13 @@ async def test_watch_agent_status_streams_the_pause(
 
 
 async def test_sidecars_ride_out_a_control_plane_outage(
-    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
     control_plane: ControlPlaneHarness,
     start_sidecar: StartSidecar,
     tmp_path: Path,
 ) -> None:
-    (await api.post("/agents", json={"name": "my-chatbot"})).raise_for_status()
-    (await api.post("/policies", json=INJECTION_POLICY)).raise_for_status()
+    (await client.post("/agents", json={"name": "my-chatbot"})).raise_for_status()
+    (await client.post("/policies", json=INJECTION_POLICY)).raise_for_status()
     state = tmp_path / "restarting.db"
     sidecar = await follow(start_sidecar, control_plane, "steady")
     restarting = await follow(start_sidecar, control_plane, "restarting", state=state)
@@ -203,9 +177,9 @@ class DownControlPlane:
 
 
 async def test_max_staleness_fails_closed_while_the_control_plane_is_down(
-    api: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
+    client: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
 ) -> None:
-    (await api.post("/agents", json={"name": "a"})).raise_for_status()
+    (await client.post("/agents", json={"name": "a"})).raise_for_status()
     sidecar = await follow(start_sidecar, control_plane, "strict", max_staleness=1.0)
     assert await decision(sidecar, "a") == pb.DECISION_ALLOW
     port = int(control_plane.base_url.rsplit(":", 1)[1])
@@ -259,7 +233,7 @@ async def test_a_wrong_api_key_is_visible(
     ],
 )
 async def test_authorize_parity(
-    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
     control_plane: ControlPlaneHarness,
     start_sidecar: StartSidecar,
     source: str,
@@ -268,7 +242,7 @@ async def test_authorize_parity(
     denial: str | None,
 ) -> None:
     for name in ("agent-a", "agent-b", "agent-c", "paused-agent"):
-        (await api.post("/agents", json={"name": name})).raise_for_status()
+        (await client.post("/agents", json={"name": name})).raise_for_status()
     grants = [
         ("agent-a", "agent-b", ["execute", "read"], "2099-12-31T23:59:59Z"),
         ("agent-a", "agent-c", ["read"], "2025-12-31T23:59:59Z"),
@@ -279,11 +253,11 @@ async def test_authorize_parity(
         body: dict[str, Any] = {"targetAgentId": tgt, "allowedActions": actions}
         if expires:
             body["expiresAt"] = expires
-        (await api.post(f"/agents/{src}/grants", json=body)).raise_for_status()
-    (await api.patch("/agents/paused-agent/pause", json={"reason": "x"})).raise_for_status()
+        (await client.post(f"/agents/{src}/grants", json=body)).raise_for_status()
+    (await client.patch("/agents/paused-agent/pause", json={"reason": "x"})).raise_for_status()
     sidecar = await follow(start_sidecar, control_plane, "authz")
     rest = (
-        await api.post(
+        await client.post(
             "/agents/authorize",
             json={"sourceAgentId": source, "targetAgentId": target, "action": action},
         )
