@@ -136,8 +136,8 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
     first problem is the one reported): agent_id, estimated_cost_usd,
     metadata, input, output, model, tool, request_id.
 
-    Every request passes here, so the common case is one pass over the fields
-    with each read once; the helpers above only run to raise."""
+    Every request passes here, so a valid request costs one pass over the
+    fields, each read once; the checking helpers run only to report a problem."""
     agent_id = msg.agent_id
     if not agent_id or len(agent_id) > MAX_ID_CHARS or agent_id.isspace():
         require_id(agent_id, "agent_id")

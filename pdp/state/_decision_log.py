@@ -19,8 +19,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from itertools import chain
 from typing import Any
 
 from pdp.state._database import Database, from_micros, to_micros
@@ -33,13 +31,8 @@ _LOG = logging.getLogger(__name__)
 _INSERT = (
     "INSERT INTO decision_log (decision_id, decided_at_us, agent_id, decision,"
     " policies_fired_json, pii_counts_json, snapshot_revision, request_id, approval_id)"
-    " VALUES "
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# Rows per INSERT statement. sqlite3 releases the GIL for every step of a
-# statement and must win it back from a busy event loop, which can take a
-# switch interval (5 ms): one row per step would let a loaded server write
-# only ~200 rows a second. 100 rows are 900 parameters (SQLite allows 999+).
-_ROWS_PER_INSERT = 100
 _SELECT = (
     "SELECT decision_id, decided_at_us, agent_id, decision, policies_fired_json,"
     " pii_counts_json, snapshot_revision, request_id, approval_id FROM decision_log"
@@ -177,12 +170,18 @@ class DecisionLog:
         :class:`StateError` if the database refuses (the records stay queued)."""
         # One drain at a time, shared by every caller and shielded from their
         # cancellation: a batch is never half-abandoned and never written twice.
-        drain = self._drain
-        if drain is None or drain.done():
+        # A drain writes what was queued when it started, so a drain already
+        # running may not cover this caller's records: wait, then start one.
+        while True:
+            drain = self._drain
+            if drain is not None and not drain.done():
+                await asyncio.shield(drain)
+                continue
             if not self._pending:
                 return
-            drain = self._drain = asyncio.ensure_future(self._drain_pending())
-        await asyncio.shield(drain)
+            drain = self._drain = asyncio.ensure_future(self._drain_pending(len(self._pending)))
+            await asyncio.shield(drain)
+            return
 
     async def close(self) -> None:
         """Stop the flusher after a final flush. Later appends raise."""
@@ -233,22 +232,19 @@ class DecisionLog:
                     _LOG.info("decision log writes recovered")
                 failing = False
 
-    async def _drain_pending(self) -> None:
+    async def _drain_pending(self, count: int) -> None:
+        """Writes the first ``count`` queued records. Records queued meanwhile
+        wait for the next flush: draining until the queue is empty would, under
+        load, chase new records with back-to-back small transactions (each a
+        few round trips to the database thread, each contending for the GIL
+        with the event loop) instead of one batch per interval."""
         pending = self._pending
-        while pending:
-            batch = [pending.popleft() for _ in range(min(self._max_batch, len(pending)))]
-            full, rest = divmod(len(batch), _ROWS_PER_INSERT)
-            chunks = [
-                tuple(chain.from_iterable(batch[i : i + _ROWS_PER_INSERT]))
-                for i in range(0, full * _ROWS_PER_INSERT, _ROWS_PER_INSERT)
-            ]
+        while count > 0 and pending:
+            batch = [pending.popleft() for _ in range(min(self._max_batch, count, len(pending)))]
+            count -= len(batch)
             try:
                 async with self._db.transaction() as connection:
-                    if chunks:
-                        await connection.executemany(_insert_rows(_ROWS_PER_INSERT), chunks)
-                    if rest:
-                        tail = tuple(chain.from_iterable(batch[full * _ROWS_PER_INSERT :]))
-                        await connection.execute(_insert_rows(rest), tail)
+                    await connection.executemany(_INSERT, batch)
             except BaseException:
                 # Not written: put the batch back in front, in order.
                 pending.extendleft(reversed(batch))
@@ -256,13 +252,6 @@ class DecisionLog:
                     pending.popleft()
                     self._dropped += 1
                 raise
-
-
-@cache
-def _insert_rows(count: int) -> str:
-    """An INSERT of ``count`` rows (the SQL is kept: sqlite3 caches the
-    prepared statement by its text)."""
-    return _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
 
 
 def _from_row(row: Iterable[Any]) -> DecisionRecord:
