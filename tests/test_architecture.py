@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "state": {"engine"},
     "snapshot": {"engine"},
     "server": {"engine", "snapshot", "state", "v1"},
-    "control": {"engine"},
+    "control": {"engine", "state"},
 }
 ENGINE_FORBIDDEN = {"asyncio", "grpc", "sqlite3", "aiosqlite", "socket", "httpx", "subprocess"}
 

@@ -7,16 +7,16 @@ bumps the revision in the same transaction as the change it publishes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
-from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
+
+from pdp.state import Database, StateError
 
 from ._errors import StoreError
 from ._state import State
@@ -76,8 +76,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)",
     ),
 )
-SCHEMA_VERSION = len(MIGRATIONS)
-_BUSY_TIMEOUT_MS = 5000
 
 
 class ApiKeyRecord:
@@ -151,53 +149,38 @@ class Transaction:
 
 
 class Store:
-    """One connection to the control plane's database; create with :meth:`open`."""
+    """The control plane's database; create with :meth:`open`. Connection,
+    WAL, write serialisation and migrations are the state package's
+    :class:`~pdp.state.Database`; this class adds the control plane's tables."""
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
-        self._connection: aiosqlite.Connection | None = connection
-        self.path = path
-        self._lock = asyncio.Lock()
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.path = database.path
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Store:
         """Opens (creating and migrating if needed) the database at ``path``."""
-        file_path = Path(path)
-        if not file_path.parent.is_dir():
-            raise StoreError(f"cannot open {str(file_path)!r}: its directory does not exist")
         try:
-            connection = await aiosqlite.connect(file_path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {str(file_path)!r}: {exc}") from exc
-        store = cls(connection, file_path)
-        try:
-            await store._configure()
-            await store._migrate()
-        except BaseException:
-            await store.close()
-            raise
-        return store
+            database = await Database.open(path, migrations=MIGRATIONS, label="control database")
+        except StateError as exc:
+            raise StoreError(str(exc)) from exc
+        return cls(database)
 
     @property
     def connection(self) -> aiosqlite.Connection:
-        if self._connection is None:
-            raise StoreError(f"the database {str(self.path)!r} is closed")
-        return self._connection
+        try:
+            return self._database.connection
+        except StateError as exc:
+            raise StoreError(str(exc)) from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction, committed when the block exits normally."""
-        async with self._lock:
-            connection = self.connection
-            try:
-                await connection.execute("BEGIN IMMEDIATE")
+        try:
+            async with self._database.transaction() as connection:
                 yield Transaction(connection)
-                await connection.commit()
-            except BaseException as exc:
-                with suppress(sqlite3.Error, ValueError):
-                    await connection.rollback()
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"database write failed: {exc}") from exc
-                raise
+        except StateError as exc:
+            raise StoreError(str(exc)) from exc
 
     async def load_state(self) -> State:
         """Everything the snapshot publishes, as stored."""
@@ -260,10 +243,7 @@ class Store:
             return cursor.rowcount
 
     async def close(self) -> None:
-        async with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                await connection.close()
+        await self._database.close()
 
     async def _scalar(self, sql: str) -> Any:
         async with self.connection.execute(sql) as cursor:
@@ -276,33 +256,3 @@ class Store:
         async with self.connection.execute(sql) as cursor:
             rows = await cursor.fetchall()
         return [json.loads(row[0]) for row in rows]
-
-    async def _configure(self) -> None:
-        connection = self.connection
-        try:
-            await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
-            if row is None or str(row[0]).lower() != "wal":
-                raise StoreError(f"{str(self.path)!r} cannot use WAL mode")
-            await connection.execute("PRAGMA synchronous = NORMAL")
-            await connection.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {str(self.path)!r}: {exc}") from exc
-
-    async def _migrate(self) -> None:
-        # The version is re-read inside each write transaction, so two
-        # processes opening a new file at once apply every step once.
-        while True:
-            async with self.transaction() as _:
-                version = int(await self._scalar("PRAGMA user_version"))
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{str(self.path)!r} has schema version {version}, newer than this "
-                        f"version of pdp supports ({SCHEMA_VERSION})"
-                    )
-                if version == SCHEMA_VERSION:
-                    return
-                for statement in MIGRATIONS[version]:
-                    await self.connection.execute(statement)
-                await self.connection.execute(f"PRAGMA user_version = {version + 1}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,27 +108,43 @@ class Database:
     interleave on the shared connection.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        path: Path,
+        migrations: Sequence[Sequence[str]],
+        label: str,
+    ) -> None:
         self._connection: aiosqlite.Connection | None = connection
         self._path = path
+        self._migrations = migrations
+        self._label = label
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Database:
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        migrations: Sequence[Sequence[str]] = MIGRATIONS,
+        label: str = "state database",
+    ) -> Database:
         """Open (creating if needed) the database file at ``path`` and bring
-        its schema up to date. The parent directory must exist."""
+        its schema up to date with ``migrations`` (entry N moves user_version
+        N to N+1). ``label`` names the database in errors. The parent
+        directory must exist."""
         file_path = Path(path)
         if not file_path.parent.is_dir():
             raise StateError(
-                f"cannot open state database {str(file_path)!r}: "
+                f"cannot open {label} {str(file_path)!r}: "
                 f"directory {str(file_path.parent)!r} does not exist"
             )
         try:
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE).
             connection = await aiosqlite.connect(file_path, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open state database {str(file_path)!r}: {exc}") from exc
-        database = cls(connection, file_path)
+            raise StateError(f"cannot open {label} {str(file_path)!r}: {exc}") from exc
+        database = cls(connection, file_path, migrations, label)
         try:
             await database._configure()
             await database._migrate()
@@ -145,7 +161,7 @@ class Database:
     def connection(self) -> aiosqlite.Connection:
         """The open connection, for reads. Write through :meth:`transaction`."""
         if self._connection is None:
-            raise StateError(f"state database {str(self._path)!r} is closed")
+            raise StateError(f"{self._label} {str(self._path)!r} is closed")
         return self._connection
 
     @property
@@ -168,7 +184,7 @@ class Database:
                 # end that transaction before the next writer begins.
                 await _rollback_quietly(connection)
                 if isinstance(exc, sqlite3.Error):
-                    raise StateError(f"state database write failed: {exc}") from exc
+                    raise StateError(f"{self._label} write failed: {exc}") from exc
                 raise
 
     async def close(self) -> None:
@@ -188,12 +204,12 @@ class Database:
             mode = str(row[0]).lower() if row is not None else ""
             if mode != "wal":
                 raise StateError(
-                    f"state database {str(self._path)!r} cannot use WAL mode (got {mode!r})"
+                    f"{self._label} {str(self._path)!r} cannot use WAL mode (got {mode!r})"
                 )
             await connection.execute("PRAGMA synchronous = NORMAL")
             await connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open state database {str(self._path)!r}: {exc}") from exc
+            raise StateError(f"cannot open {self._label} {str(self._path)!r}: {exc}") from exc
 
     async def _migrate(self) -> None:
         # Each step re-reads user_version inside its own write transaction, so
@@ -203,14 +219,15 @@ class Database:
                 async with connection.execute("PRAGMA user_version") as cursor:
                     row = await cursor.fetchone()
                 version = int(row[0]) if row is not None else 0
-                if version > SCHEMA_VERSION:
+                latest = len(self._migrations)
+                if version > latest:
                     raise StateError(
-                        f"state database {str(self._path)!r} has schema version {version}, "
-                        f"newer than this version of pdp supports ({SCHEMA_VERSION})"
+                        f"{self._label} {str(self._path)!r} has schema version {version}, "
+                        f"newer than this version of pdp supports ({latest})"
                     )
-                if version == SCHEMA_VERSION:
+                if version == latest:
                     return
-                for statement in MIGRATIONS[version]:
+                for statement in self._migrations[version]:
                     await connection.execute(statement)
                 # PRAGMA takes no parameters; version is an int we computed.
                 await connection.execute(f"PRAGMA user_version = {version + 1}")
