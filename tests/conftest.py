@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +18,7 @@ import yaml
 from pdp.server import ServeOptions, Sidecar
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
+from tests._process import PdpProcess
 from tests.control._harness import ControlPlaneHarness
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,48 +120,11 @@ async def example_sidecar(start_sidecar: StartSidecar) -> RunningSidecar:
     return await start_sidecar(EXAMPLE_SNAPSHOT.read_text())
 
 
-class SidecarProcess:
-    """`pdp serve` as a child process."""
+class SidecarProcess(PdpProcess):
+    """`pdp serve ARGS` as a child process."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pdp", "serve", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.log: list[str] = []
-        self.address = self._wait_listening()
-
-    def _wait_listening(self, timeout: float = 30.0) -> str:
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            match = re.search(r"listening on (\S+)", line)
-            if match:
-                # Keep draining the log so the child never blocks on a full pipe.
-                threading.Thread(target=self._drain, daemon=True).start()
-                return match.group(1)
-        self.proc.kill()
-        self.proc.wait()
-        self.proc.stderr.close()
-        raise RuntimeError("pdp serve did not start:\n" + "".join(self.log))
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        with self.proc.stderr:
-            for line in self.proc.stderr:
-                self.log.append(line)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=20)
+    def __init__(self, args: list[str]) -> None:
+        super().__init__(["serve", *args])
 
 
 @pytest.fixture

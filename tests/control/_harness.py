@@ -9,11 +9,8 @@ Both expose ``base_url``, ``snapshot_url`` and ``api_key``."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 import httpx
 
 from pdp.control import API_KEY_HEADER, ControlOptions, ControlServer, create_api_key
+from tests._process import PdpProcess
 
 __all__ = ["ControlPlaneHarness", "ControlPlaneProcess", "cli_create_key", "pdp_control"]
 
@@ -107,29 +105,17 @@ def cli_create_key(db_path: Path, name: str = "tests", *extra: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-class ControlPlaneProcess:
+class ControlPlaneProcess(PdpProcess):
     """``pdp control --listen 127.0.0.1:0 --db PATH`` as a child process."""
 
     def __init__(self, db_path: Path, *, api_key: str | None = None) -> None:
         self.db_path = db_path
         self.api_key = api_key if api_key is not None else cli_create_key(db_path)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pdp",
-                "control",
-                "--listen",
-                "127.0.0.1:0",
-                "--db",
-                str(db_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        super().__init__(
+            ["control", "--listen", "127.0.0.1:0", "--db", str(db_path)],
+            listening=r"listening on (http://\S+)",
         )
-        self.log: list[str] = []
-        self.base_url = self._wait_listening()
+        self.base_url = self.address
 
     @property
     def snapshot_url(self) -> str:
@@ -142,37 +128,3 @@ class ControlPlaneProcess:
             timeout=kwargs.pop("timeout", 30.0),
             **kwargs,
         )
-
-    def _wait_listening(self, timeout: float = 30.0) -> str:
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                # Keep draining so the child never blocks on a full pipe.
-                threading.Thread(target=self._drain, daemon=True).start()
-                return match.group(1)
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError("pdp control did not start:\n" + "".join(self.log))
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        with self.proc.stderr:
-            for line in self.proc.stderr:
-                self.log.append(line)
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(timeout=20)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
