@@ -71,16 +71,13 @@ class HttpSource:
         return await self.holder.offer(response.content, self.name)
 
     async def run(self) -> None:
-        """Long-polls until cancelled."""
-        try:
-            while True:
-                try:
-                    await self.poll(self.wait)
-                    self._failures = 0
-                except (httpx.HTTPError, SourceStatusError) as exc:
-                    await self._back_off(exc)
-        finally:
-            await self._client.aclose()
+        """Long-polls until cancelled; the owner then calls :meth:`aclose`."""
+        while True:
+            try:
+                await self.poll(self.wait)
+                self._failures = 0
+            except (httpx.HTTPError, SourceStatusError) as exc:
+                await self._back_off(exc)
 
     async def aclose(self) -> None:
         await self._client.aclose()
