@@ -190,13 +190,24 @@ class PolicyDecisionServicer:
         parse_request(pb.AwaitApprovalRequest, data)
         raise RequestError("", "approvals are not served yet", grpc.StatusCode.UNIMPLEMENTED)
 
+    async def not_served(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        raise RequestError("", "not served by this sidecar yet", grpc.StatusCode.UNIMPLEMENTED)
+
+    async def not_served_stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        raise RequestError("", "not served by this sidecar yet", grpc.StatusCode.UNIMPLEMENTED)
+        yield b""  # pragma: no cover
+
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         unary: dict[str, Callable[..., Awaitable[bytes]]] = {
             "Enforce": self.enforce,
+            "EnforceBatch": self.not_served,
             "Authorize": self.authorize,
             "AgentStatus": self.agent_status,
             "ReportUsage": self.report_usage,
             "AwaitApproval": self.await_approval,
+            "SubmitTrace": self.not_served,
         }
         methods = {
             name: grpc.unary_unary_rpc_method_handler(_guard_unary(fn, self.activity))
@@ -204,6 +215,9 @@ class PolicyDecisionServicer:
         }
         methods["WatchAgentStatus"] = grpc.unary_stream_rpc_method_handler(
             _guard_stream(self.watch_agent_status)
+        )
+        methods["EnforceStream"] = grpc.stream_stream_rpc_method_handler(
+            _guard_stream(self.not_served_stream)  # type: ignore[arg-type]
         )
         return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 

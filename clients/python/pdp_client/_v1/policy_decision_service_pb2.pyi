@@ -56,6 +56,16 @@ class AuthorizeDenial(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTHORIZE_DENIAL_ACTION_NOT_GRANTED: _ClassVar[AuthorizeDenial]
     AUTHORIZE_DENIAL_SOURCE_PAUSED: _ClassVar[AuthorizeDenial]
     AUTHORIZE_DENIAL_TARGET_PAUSED: _ClassVar[AuthorizeDenial]
+    AUTHORIZE_DENIAL_UNKNOWN_AGENT: _ClassVar[AuthorizeDenial]
+
+class ContextKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTEXT_KIND_UNSPECIFIED: _ClassVar[ContextKind]
+    CONTEXT_KIND_DOCUMENT: _ClassVar[ContextKind]
+    CONTEXT_KIND_TOOL_RESULT: _ClassVar[ContextKind]
+    CONTEXT_KIND_EMAIL: _ClassVar[ContextKind]
+    CONTEXT_KIND_WEB_PAGE: _ClassVar[ContextKind]
+    CONTEXT_KIND_CODE: _ClassVar[ContextKind]
 
 class ApprovalState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -95,6 +105,13 @@ AUTHORIZE_DENIAL_GRANT_EXPIRED: AuthorizeDenial
 AUTHORIZE_DENIAL_ACTION_NOT_GRANTED: AuthorizeDenial
 AUTHORIZE_DENIAL_SOURCE_PAUSED: AuthorizeDenial
 AUTHORIZE_DENIAL_TARGET_PAUSED: AuthorizeDenial
+AUTHORIZE_DENIAL_UNKNOWN_AGENT: AuthorizeDenial
+CONTEXT_KIND_UNSPECIFIED: ContextKind
+CONTEXT_KIND_DOCUMENT: ContextKind
+CONTEXT_KIND_TOOL_RESULT: ContextKind
+CONTEXT_KIND_EMAIL: ContextKind
+CONTEXT_KIND_WEB_PAGE: ContextKind
+CONTEXT_KIND_CODE: ContextKind
 APPROVAL_STATE_UNSPECIFIED: ApprovalState
 APPROVAL_STATE_PENDING: ApprovalState
 APPROVAL_STATE_APPROVED: ApprovalState
@@ -102,20 +119,32 @@ APPROVAL_STATE_DENIED: ApprovalState
 APPROVAL_STATE_EXPIRED: ApprovalState
 
 class Violation(_message.Message):
-    __slots__ = ("policy_id", "policy_name", "policy_type", "severity", "message", "enforcement_mode")
+    __slots__ = ("policy_id", "policy_name", "policy_type", "severity", "message", "enforcement_mode", "retry_after_ms")
     POLICY_ID_FIELD_NUMBER: _ClassVar[int]
     POLICY_NAME_FIELD_NUMBER: _ClassVar[int]
     POLICY_TYPE_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ENFORCEMENT_MODE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     policy_id: str
     policy_name: str
     policy_type: str
     severity: Severity
     message: str
     enforcement_mode: EnforcementMode
-    def __init__(self, policy_id: _Optional[str] = ..., policy_name: _Optional[str] = ..., policy_type: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., message: _Optional[str] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ...) -> None: ...
+    retry_after_ms: int
+    def __init__(self, policy_id: _Optional[str] = ..., policy_name: _Optional[str] = ..., policy_type: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., message: _Optional[str] = ..., enforcement_mode: _Optional[_Union[EnforcementMode, str]] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+
+class ContextItem(_message.Message):
+    __slots__ = ("kind", "source", "content")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    kind: ContextKind
+    source: str
+    content: str
+    def __init__(self, kind: _Optional[_Union[ContextKind, str]] = ..., source: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class PiiFinding(_message.Message):
     __slots__ = ("field", "pii_type", "start", "end")
@@ -130,7 +159,7 @@ class PiiFinding(_message.Message):
     def __init__(self, field: _Optional[str] = ..., pii_type: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class EnforceRequest(_message.Message):
-    __slots__ = ("agent_id", "input", "output", "estimated_cost_usd", "model", "tool", "metadata", "request_id")
+    __slots__ = ("agent_id", "input", "output", "estimated_cost_usd", "model", "tool", "metadata", "request_id", "approval_id", "context")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +175,8 @@ class EnforceRequest(_message.Message):
     TOOL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     input: str
     output: str
@@ -154,10 +185,12 @@ class EnforceRequest(_message.Message):
     tool: str
     metadata: _containers.ScalarMap[str, str]
     request_id: str
-    def __init__(self, agent_id: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., estimated_cost_usd: _Optional[float] = ..., model: _Optional[str] = ..., tool: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    approval_id: str
+    context: _containers.RepeatedCompositeFieldContainer[ContextItem]
+    def __init__(self, agent_id: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., estimated_cost_usd: _Optional[float] = ..., model: _Optional[str] = ..., tool: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., approval_id: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ContextItem, _Mapping]]] = ...) -> None: ...
 
 class EnforceResponse(_message.Message):
-    __slots__ = ("decision", "violations", "masked_input", "masked_output", "pii_findings", "decision_id", "approval_id", "snapshot_revision", "paused_reason")
+    __slots__ = ("decision", "violations", "masked_input", "masked_output", "pii_findings", "decision_id", "approval_id", "snapshot_revision", "paused_reason", "request_id", "approval_expires_at")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     MASKED_INPUT_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +200,8 @@ class EnforceResponse(_message.Message):
     APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_REVISION_FIELD_NUMBER: _ClassVar[int]
     PAUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     violations: _containers.RepeatedCompositeFieldContainer[Violation]
     masked_input: str
@@ -176,7 +211,49 @@ class EnforceResponse(_message.Message):
     approval_id: str
     snapshot_revision: int
     paused_reason: str
-    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., masked_input: _Optional[str] = ..., masked_output: _Optional[str] = ..., pii_findings: _Optional[_Iterable[_Union[PiiFinding, _Mapping]]] = ..., decision_id: _Optional[str] = ..., approval_id: _Optional[str] = ..., snapshot_revision: _Optional[int] = ..., paused_reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    approval_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., masked_input: _Optional[str] = ..., masked_output: _Optional[str] = ..., pii_findings: _Optional[_Iterable[_Union[PiiFinding, _Mapping]]] = ..., decision_id: _Optional[str] = ..., approval_id: _Optional[str] = ..., snapshot_revision: _Optional[int] = ..., paused_reason: _Optional[str] = ..., request_id: _Optional[str] = ..., approval_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EnforceBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[EnforceRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[EnforceRequest, _Mapping]]] = ...) -> None: ...
+
+class EnforceBatchResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[EnforceResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[EnforceResponse, _Mapping]]] = ...) -> None: ...
+
+class EnforceStreamRequest(_message.Message):
+    __slots__ = ("id", "request")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    request: EnforceRequest
+    def __init__(self, id: _Optional[str] = ..., request: _Optional[_Union[EnforceRequest, _Mapping]] = ...) -> None: ...
+
+class EnforceStreamResponse(_message.Message):
+    __slots__ = ("id", "response", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    response: EnforceResponse
+    error: RequestError
+    def __init__(self, id: _Optional[str] = ..., response: _Optional[_Union[EnforceResponse, _Mapping]] = ..., error: _Optional[_Union[RequestError, _Mapping]] = ...) -> None: ...
+
+class RequestError(_message.Message):
+    __slots__ = ("code", "field", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    field: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
     __slots__ = ("source_agent_id", "target_agent_id", "action")
@@ -227,7 +304,7 @@ class WatchAgentStatusResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[AgentState, _Mapping]] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("agent_id", "agent_name", "known", "paused", "paused_reason", "paused_since", "budgets", "snapshot")
+    __slots__ = ("agent_id", "agent_name", "known", "paused", "paused_reason", "paused_since", "budgets", "snapshot", "state_backend")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_NAME_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +313,7 @@ class AgentState(_message.Message):
     PAUSED_SINCE_FIELD_NUMBER: _ClassVar[int]
     BUDGETS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    STATE_BACKEND_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     agent_name: str
     known: bool
@@ -244,7 +322,18 @@ class AgentState(_message.Message):
     paused_since: _timestamp_pb2.Timestamp
     budgets: _containers.RepeatedCompositeFieldContainer[BudgetStatus]
     snapshot: SnapshotStatus
-    def __init__(self, agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., known: _Optional[bool] = ..., paused: _Optional[bool] = ..., paused_reason: _Optional[str] = ..., paused_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budgets: _Optional[_Iterable[_Union[BudgetStatus, _Mapping]]] = ..., snapshot: _Optional[_Union[SnapshotStatus, _Mapping]] = ...) -> None: ...
+    state_backend: StateBackendStatus
+    def __init__(self, agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., known: _Optional[bool] = ..., paused: _Optional[bool] = ..., paused_reason: _Optional[str] = ..., paused_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budgets: _Optional[_Iterable[_Union[BudgetStatus, _Mapping]]] = ..., snapshot: _Optional[_Union[SnapshotStatus, _Mapping]] = ..., state_backend: _Optional[_Union[StateBackendStatus, _Mapping]] = ...) -> None: ...
+
+class StateBackendStatus(_message.Message):
+    __slots__ = ("backend", "healthy", "message")
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    backend: str
+    healthy: bool
+    message: str
+    def __init__(self, backend: _Optional[str] = ..., healthy: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BudgetStatus(_message.Message):
     __slots__ = ("policy_id", "policy_name", "period", "limit_usd", "spent_usd", "period_start")
@@ -277,12 +366,16 @@ class SnapshotStatus(_message.Message):
     def __init__(self, revision: _Optional[int] = ..., source: _Optional[str] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., staleness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., last_rejection: _Optional[_Union[SnapshotRejection, _Mapping]] = ...) -> None: ...
 
 class SnapshotRejection(_message.Message):
-    __slots__ = ("rejected_at", "errors")
+    __slots__ = ("rejected_at", "errors", "revision", "source")
     REJECTED_AT_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     rejected_at: _timestamp_pb2.Timestamp
     errors: _containers.RepeatedCompositeFieldContainer[FieldError]
-    def __init__(self, rejected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ...) -> None: ...
+    revision: int
+    source: str
+    def __init__(self, rejected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., revision: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class FieldError(_message.Message):
     __slots__ = ("path", "message")
@@ -319,9 +412,58 @@ class AwaitApprovalRequest(_message.Message):
     def __init__(self, approval_id: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class AwaitApprovalResponse(_message.Message):
-    __slots__ = ("state", "reviewer")
+    __slots__ = ("state", "reviewer", "comment", "expires_at", "decided_at")
     STATE_FIELD_NUMBER: _ClassVar[int]
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     state: ApprovalState
     reviewer: str
-    def __init__(self, state: _Optional[_Union[ApprovalState, str]] = ..., reviewer: _Optional[str] = ...) -> None: ...
+    comment: str
+    expires_at: _timestamp_pb2.Timestamp
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[_Union[ApprovalState, str]] = ..., reviewer: _Optional[str] = ..., comment: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SubmitTraceRequest(_message.Message):
+    __slots__ = ("agent_id", "input", "output", "cost_usd", "model", "tool", "metadata", "request_id", "started_at", "duration", "context")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    input: str
+    output: str
+    cost_usd: float
+    model: str
+    tool: str
+    metadata: _containers.ScalarMap[str, str]
+    request_id: str
+    started_at: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    context: _containers.RepeatedCompositeFieldContainer[ContextItem]
+    def __init__(self, agent_id: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., cost_usd: _Optional[float] = ..., model: _Optional[str] = ..., tool: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., context: _Optional[_Iterable[_Union[ContextItem, _Mapping]]] = ...) -> None: ...
+
+class SubmitTraceResponse(_message.Message):
+    __slots__ = ("trace_id", "violations", "anomaly")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    violations: _containers.RepeatedCompositeFieldContainer[Violation]
+    anomaly: bool
+    def __init__(self, trace_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., anomaly: _Optional[bool] = ...) -> None: ...

@@ -43,6 +43,16 @@ class PolicyDecisionServiceStub:
                 request_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceRequest.SerializeToString,
                 response_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceResponse.FromString,
                 _registered_method=True)
+        self.EnforceBatch = channel.unary_unary(
+                '/pdp.v1.PolicyDecisionService/EnforceBatch',
+                request_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceBatchRequest.SerializeToString,
+                response_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceBatchResponse.FromString,
+                _registered_method=True)
+        self.EnforceStream = channel.stream_stream(
+                '/pdp.v1.PolicyDecisionService/EnforceStream',
+                request_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceStreamRequest.SerializeToString,
+                response_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceStreamResponse.FromString,
+                _registered_method=True)
         self.Authorize = channel.unary_unary(
                 '/pdp.v1.PolicyDecisionService/Authorize',
                 request_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.AuthorizeRequest.SerializeToString,
@@ -68,6 +78,11 @@ class PolicyDecisionServiceStub:
                 request_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.AwaitApprovalRequest.SerializeToString,
                 response_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.AwaitApprovalResponse.FromString,
                 _registered_method=True)
+        self.SubmitTrace = channel.unary_unary(
+                '/pdp.v1.PolicyDecisionService/SubmitTrace',
+                request_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.SubmitTraceRequest.SerializeToString,
+                response_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.SubmitTraceResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyDecisionServiceServicer:
@@ -81,6 +96,25 @@ class PolicyDecisionServiceServicer:
         """Enforce gates an LLM or tool call (input side) and scans a model's
         output (output side, when `output` is set), masking PII where a policy
         says so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnforceBatch(self, request, context):
+        """EnforceBatch decides many requests in one call (a plan of tool calls, a
+        batch of documents); the answers come in the order of the requests, each
+        its own decision. A malformed item fails the whole batch with
+        INVALID_ARGUMENT naming `requests[i].<field>`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnforceStream(self, request_iterator, context):
+        """EnforceStream decides requests as they arrive on one long-lived stream;
+        each answer carries the id of its request, and a malformed request gets
+        an error answer without ending the stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,6 +159,16 @@ class PolicyDecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitTrace(self, request, context):
+        """SubmitTrace records a finished call for evaluation after the fact, in
+        monitor fashion: violations become incidents, the cost counts as spend.
+        It never blocks the traced call; a paused agent's trace is refused
+        (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyDecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +176,16 @@ def add_PolicyDecisionServiceServicer_to_server(servicer, server):
                     servicer.Enforce,
                     request_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceRequest.FromString,
                     response_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceResponse.SerializeToString,
+            ),
+            'EnforceBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnforceBatch,
+                    request_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceBatchRequest.FromString,
+                    response_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceBatchResponse.SerializeToString,
+            ),
+            'EnforceStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.EnforceStream,
+                    request_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceStreamRequest.FromString,
+                    response_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.EnforceStreamResponse.SerializeToString,
             ),
             'Authorize': grpc.unary_unary_rpc_method_handler(
                     servicer.Authorize,
@@ -157,6 +211,11 @@ def add_PolicyDecisionServiceServicer_to_server(servicer, server):
                     servicer.AwaitApproval,
                     request_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.AwaitApprovalRequest.FromString,
                     response_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.AwaitApprovalResponse.SerializeToString,
+            ),
+            'SubmitTrace': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitTrace,
+                    request_deserializer=pdp_dot_v1_dot_policy__decision__service__pb2.SubmitTraceRequest.FromString,
+                    response_serializer=pdp_dot_v1_dot_policy__decision__service__pb2.SubmitTraceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +249,60 @@ class PolicyDecisionService:
             '/pdp.v1.PolicyDecisionService/Enforce',
             pdp_dot_v1_dot_policy__decision__service__pb2.EnforceRequest.SerializeToString,
             pdp_dot_v1_dot_policy__decision__service__pb2.EnforceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnforceBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdp.v1.PolicyDecisionService/EnforceBatch',
+            pdp_dot_v1_dot_policy__decision__service__pb2.EnforceBatchRequest.SerializeToString,
+            pdp_dot_v1_dot_policy__decision__service__pb2.EnforceBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnforceStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pdp.v1.PolicyDecisionService/EnforceStream',
+            pdp_dot_v1_dot_policy__decision__service__pb2.EnforceStreamRequest.SerializeToString,
+            pdp_dot_v1_dot_policy__decision__service__pb2.EnforceStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -325,6 +438,33 @@ class PolicyDecisionService:
             '/pdp.v1.PolicyDecisionService/AwaitApproval',
             pdp_dot_v1_dot_policy__decision__service__pb2.AwaitApprovalRequest.SerializeToString,
             pdp_dot_v1_dot_policy__decision__service__pb2.AwaitApprovalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitTrace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdp.v1.PolicyDecisionService/SubmitTrace',
+            pdp_dot_v1_dot_policy__decision__service__pb2.SubmitTraceRequest.SerializeToString,
+            pdp_dot_v1_dot_policy__decision__service__pb2.SubmitTraceResponse.FromString,
             options,
             channel_credentials,
             insecure,
