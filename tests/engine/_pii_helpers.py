@@ -1,0 +1,63 @@
+"""Helpers for the PII detector tests: findings as (type, text) pairs, masked
+text, checksummed values, and the quality bench loaded as a module."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from pdp.engine._pii import PII_TYPES, PiiDetector, mask_text
+
+__all__ = [
+    "ALL", "ALNUM", "found", "iban", "load_bench", "luhn_ok", "masked", "token", "with_check_digit",
+]  # fmt: skip
+
+REPO = Path(__file__).resolve().parents[2]
+ALL = PiiDetector(PII_TYPES - {"api_key"})
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_RANDOM = random.Random(7)
+
+
+def found(text: str, detector: PiiDetector = ALL) -> list[tuple[str, str]]:
+    """(type, matched text) for each finding."""
+    return [(m.pii_type, text[m.start : m.end]) for m in detector.find(text)]
+
+
+def masked(text: str, detector: PiiDetector = ALL) -> str:
+    return mask_text(text, detector.find(text))
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if index % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def with_check_digit(partial: str) -> str:
+    """``partial`` plus the digit that makes it pass Luhn."""
+    return next(partial + d for d in "0123456789" if luhn_ok(partial + d))
+
+
+def iban(country: str, bban: str) -> str:
+    """A compact IBAN with correct ISO 7064 check digits."""
+    numeric = "".join(str(int(char, 36)) for char in bban + country + "00")
+    return f"{country}{98 - int(numeric) % 97:02d}{bban}"
+
+
+def token(length: int, alphabet: str = ALNUM) -> str:
+    return "".join(_RANDOM.choice(alphabet) for _ in range(length))
+
+
+def load_bench(name: str = "pii_quality") -> ModuleType:
+    """A script of ``bench/`` imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
