@@ -26,6 +26,7 @@ _GROUP = r"(?:\(\d{1,5}\)[ .\-]?)?\d++"  # digits, maybe after "(area)" or "(0)"
 _JOINER = r"(?:[ ][\-./][ ]|[\-./ ])"
 _PHONE = re.compile(
     rf"(?P<lead>\+[ ]?|00(?=[1-9]))?+"
+    r"(?=(?:[ \-./()]{0,3}\d){7})"  # seven digits ahead: short numbers cost no Python
     rf"(?P<chain>{_GROUP}(?:(?:{_JOINER}|(?=\())?+{_GROUP}){{0,12}}+)"
     r"(?P<ext>[ ]?,?[ ]?(?:[xX]|[eE]xt\.?|[eE]xtension)[ ]?\d{1,6}+)?+",
     re.ASCII,
@@ -92,12 +93,24 @@ def scan_phones(scan: ScanText, out: list[Candidate]) -> None:
         limit = min(len(text), high + _EXTENSION_ROOM)
         position = low
         while (match := _PHONE.search(text, position, limit)) and match.start() < high:
+            position = match.end()
+            if _continues_chain(text, match.start()):
+                continue  # the rest of a chain longer than the pattern reads
             phone = match if _is_phone(text, match) else _phone_then_more(text, match)
             if phone is not None:
                 out.append((phone.start(), phone.end(), "phone"))
-            # A chain is a phone whole or not at all; after a phone followed by
-            # another number, that number is a chain of its own.
-            position = phone.end() + 1 if phone and phone.end() < match.end() else match.end()
+
+
+def _continues_chain(text: str, start: int) -> bool:
+    """A digit and a joiner (" ", "-", " / "...) come right before ``start``:
+    the match is the tail of a longer chain of groups, or the number after a
+    phone that ``_phone_then_more`` cut off, and no phone of its own."""
+    if text[start] in "+(":
+        return False
+    at = start - 1
+    while at >= 0 and start - at <= 3 and text[at] in " -./":
+        at -= 1
+    return start - at > 1 and at >= 0 and text[at].isdecimal()
 
 
 def _phone_then_more(text: str, match: re.Match[str]) -> re.Match[str] | None:
