@@ -1,7 +1,7 @@
 """Values for generated PII records: the formats people and systems write
-SSNs, card numbers, phone numbers, IBANs, addresses and credentials in, and
-the numbers that look like them but are not (order, ticket and tracking
-numbers, coordinates, checksum-failing card numbers, hashes).
+SSNs, card numbers, phone numbers, IBANs, addresses and credentials in, the
+values that look like them but are not (checksum-failing card numbers and
+IBANs, coordinates), and the templates records are filled from.
 
 Every function takes the ``random.Random`` to draw from, so a seed fixes the
 values. Used by ``bench/pii_records.py``.
@@ -13,15 +13,17 @@ import base64
 import json
 import random
 import string
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from pdp.engine._pii_iban import IBAN_FORMATS
 
 __all__ = [
-    "api_token", "aws_key_id", "aws_secret", "azure_connection_string", "card",
-    "card_failing_luhn", "coordinates", "digits", "email", "gcp_private_key", "group_card",
-    "iban", "iban_bad_check", "ipv4", "ipv6", "jwt", "name", "pem_private_key", "phone_intl",
-    "phone_national", "phone_us", "space_iban", "ssn_digits", "token", "with_check_digit",
+    "Maker", "Slot", "Span", "Text", "api_token", "aws_key_id", "aws_secret",
+    "azure_connection_string", "card", "card_failing_luhn", "coordinates", "digits", "email",
+    "fill", "gcp_private_key", "group_card", "iban", "iban_bad_check", "ipv4", "ipv6", "jwt",
+    "name", "pem_private_key", "phone_intl", "phone_national", "phone_us", "pick", "space_iban",
+    "ssn_digits", "token", "with_check_digit",
 ]  # fmt: skip
 
 _ALNUM = string.ascii_letters + string.digits
@@ -360,3 +362,32 @@ def api_token(rng: random.Random) -> str:
             "AIza" + token(rng, 35, _URLSAFE),
         ]
     )  # fmt: skip
+
+
+# ------------------------------------------------------------- templates
+
+Span = tuple[str, int, int]  # (pii_type, start, end), code points, end exclusive
+Slot = tuple[str, str]  # (pii_type, value)
+Text = tuple[str, tuple[Span, ...]]  # a record's text and its labelled spans
+Maker = Callable[[random.Random], Text]
+
+
+def fill(template: str, *slots: Slot | str) -> Text:
+    """``template`` with ``{0}``, ``{1}``... replaced by the slots' values; a
+    slot given as (type, value) is labelled, a plain string is not."""
+    text, spans = "", []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        text += literal
+        if field is None:
+            continue
+        slot = slots[int(field)]
+        if isinstance(slot, tuple):
+            spans.append((slot[0], len(text), len(text) + len(slot[1])))
+            slot = slot[1]
+        text += slot
+    return text, tuple(spans)
+
+
+def pick(rng: random.Random, templates: Sequence[str], *slots: Slot | str) -> Text:
+    """One of ``templates``, filled."""
+    return fill(rng.choice(templates), *slots)
