@@ -55,14 +55,15 @@ _NATIONAL_LENGTHS: dict[str, tuple[int, ...]] = {
 _CONTEXT = re.compile(
     r"(?i)(?<![a-z])(?:"
     r"(?P<phone>(?:tele?)?phone|tel|telefon|t[ée]l[ée]phone|tel[ée]fono|tlf|mob(?:ile)?|cell"
-    r"(?:phone)?|fax|call(?:ing)?|dial|whats-?app|sms|text\s+me|contact|reach|ring"
+    r"(?:phone)?|fax|call(?:ing|er)?|dial|whats-?app|sms|text\s+me|contact|reach|ring"
     r"|hotline|helpline|my\s+(?:new\s+|current\s+|direct\s+)?number|[mt]\s*:)"
     r"|(?P<other>orders?|invoices?|inv|tickets?|cases?|incident|ref(?:erence)?|tracking|track"
     r"|shipments?|parcels?|packages?|courier|waybill|awb|sku|upc|ean|gtin|isbn|imei|part|items?"
     r"|products?|serial|model|ids?|accounts?|acct|routing|iban|bic|swift|po|lot|batch"
     r"|version|build|release|zip|postal|postcode|lat|lon|lng|latitude|longitude|coordinates"
     r"|gps|geo|amount|total|price|balance|usd|eur|gbp|ssn|social\s+security|licen[cs]e"
-    r"|passport|policy|claim|booking|reservation|confirmation|transaction|txn|receipt|address)"
+    r"|passport|policy|claim|booking|reservation|confirmation|transaction|txn|receipt|address"
+    r"|nhs|mrn|vat|tax|ein|tin)"
     r")(?![a-z])"
 )
 _CONTEXT_BEFORE = 32
@@ -186,6 +187,8 @@ def _is_phone(text: str, match: re.Match[str]) -> bool:
         return _international(chain) and _stands_alone(text, start, end)
     if text[start - 1 : start] == "#" and context is None:
         return False  # "#4521-8876": an order or ticket number
+    if context == "mixed":  # "call our order line at ...", but "Contact ID 1234567"
+        return _national_shape(chain, digits) and _stands_alone(text, start, end)
     return (
         context == "phone"
         or _national_shape(chain, digits)
@@ -194,16 +197,21 @@ def _is_phone(text: str, match: re.Match[str]) -> bool:
 
 
 def _context_before(text: str, start: int) -> str | None:
-    """ "phone" when a phone word comes shortly before ``start``, else "other"
-    when a word naming another kind of number does, else None. Words before
-    another number do not count."""
+    """The words shortly before ``start``: "phone" when the nearest is a
+    phone word, "other" when only words naming other kinds of numbers come,
+    "mixed" when the nearest is such a word and a phone word comes before
+    it, None when there are none. Words before another number do not count."""
     low = max(0, start - _CONTEXT_BEFORE)
     for at in range(start - 1, low - 1, -1):
         if text[at].isdecimal():
             low = at + 1
             break
-    kinds = {word.lastgroup for word in _CONTEXT.finditer(text, low, start)}
-    return "phone" if "phone" in kinds else "other" if kinds else None
+    kinds = [word.lastgroup for word in _CONTEXT.finditer(text, low, start)]
+    if not kinds:
+        return None
+    if kinds[-1] == "phone":
+        return "phone"
+    return "mixed" if "phone" in kinds else "other"
 
 
 def _stands_alone(text: str, start: int, end: int) -> bool:

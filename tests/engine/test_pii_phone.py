@@ -64,7 +64,8 @@ def test_a_bare_run_of_digits_is_a_phone_only_next_to_a_phone_word() -> None:
         "version 10.0.19041.1", "v2.14.3", "from 1990-2000", "scores 100 200 300 400",
         "pi is 3.14159265", "$1,234,567.89", "1 234 567,89 €", "EUR 12.345.678,00",
         "ISBN 978-3-16-148410-0", "ZIP 01066-8829", "epoch 1716239022", "host 192.168.10.10",
-        "SSN 123-45-6789", "ssn 123.45.6789", "amount 1 234 567",
+        "SSN 123-45-6789", "ssn 123.45.6789", "amount 1 234 567", "NHS number 943 476 5919",
+        "Meeting ID: 845 2391 0076", "Chrome 120.0.6099.109",
     ],
 )  # fmt: skip
 def test_numbers_that_are_not_phones(text: str) -> None:
@@ -74,6 +75,9 @@ def test_numbers_that_are_not_phones(text: str) -> None:
 def test_a_phone_word_wins_over_a_word_for_another_number() -> None:
     assert found("call our order line at 1-800-555-0199", PHONES) == [("phone", "1-800-555-0199")]
     assert found("Order 1-800-555-0199", PHONES) == []
+    assert found("Caller ID: 415-555-2671", PHONES) == [("phone", "415-555-2671")]
+    # ...but only for a number shaped like a phone: this one is named an id.
+    assert found("Contact ID 12345678", PHONES) == []
     # A word before another number does not describe this one.
     assert found("order 12, then call 415-555-2671", PHONES) == [("phone", "415-555-2671")]
 
