@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterator, Sequence
 
 __all__ = [
-    "DIGIT_SHAPE", "PHONE_SHAPE", "WORD_SHAPE", "Candidate", "ScanText", "card_number_valid",
+    "DIGITS", "DIGIT_SHAPE", "LETTERS", "PHONE_SHAPE", "WORD_SHAPE", "Candidate", "ScanText",
+    "card_number_valid",
     "glued_after", "glued_before", "last_word_before", "looks_like_date", "luhn_valid",
     "shape_regions", "shape_table", "ssn_valid",
 ]  # fmt: skip
