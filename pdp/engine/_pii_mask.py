@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ._pii_secrets import KEY_PREFIX
-
 __all__ = ["mask_text"]
 
 
@@ -17,6 +15,9 @@ class _Span(Protocol):
     def start(self) -> int: ...
     @property
     def end(self) -> int: ...
+
+
+_SECRET_TYPES = frozenset({"secret", "api_key"})
 
 
 def _mask_all_but_last(value: str, keep: int, counts: Callable[[str], bool]) -> str:
@@ -34,22 +35,6 @@ def _mask_non_space(value: str) -> str:
     return "".join(char if char.isspace() else "*" for char in value)
 
 
-def _mask_secret(value: str) -> str:
-    if value.startswith("-----BEGIN"):  # keep the armour lines, mask the key
-        header_end = value.find("-----", 10) + 5
-        footer = value.rfind("-----END")
-        footer = footer if footer >= header_end else len(value)
-        return value[:header_end] + _mask_non_space(value[header_end:footer]) + value[footer:]
-    if ";" in value and "=" in value:  # a connection string: keep the names
-        return ";".join(
-            name + "=" + _mask_non_space(setting) if setting else _mask_non_space(name)
-            for name, _, setting in (part.partition("=") for part in value.split(";"))
-        )
-    prefix = KEY_PREFIX.match(value)
-    keep = prefix.end() if prefix else 0
-    return value[:keep] + _mask_non_space(value[keep:])
-
-
 def _mask_one(pii_type: str, value: str) -> str:
     if pii_type in ("ssn", "credit_card"):
         return _mask_all_but_last(value, 4, str.isdecimal)
@@ -59,20 +44,19 @@ def _mask_one(pii_type: str, value: str) -> str:
         return value[:2] + _mask_all_but_last(value[2:], 4, str.isalnum)
     if pii_type == "email" and value.find("@") > 0:
         return value[0] + "***" + value[value.rindex("@") :]
-    if pii_type in ("secret", "api_key"):
-        return _mask_secret(value)
+    if pii_type in _SECRET_TYPES:
+        return _mask_non_space(value)  # whole: no character of a secret is a hint
     return _mask_alnum(value)
 
 
 def mask_text(text: str, matches: Sequence[_Span]) -> str:
     """``text`` with each span masked, keeping only format hints: separators,
     the last 4 digits of a card or SSN, the last 2 of a phone (and the "x" or
-    "ext." of its extension), the country and
-    last 4 characters of an IBAN, the first character and the domain of an
-    email, the provider prefix of a key, the armour lines of a private key and
-    the setting names of a connection string. Overlapping spans are masked
-    together, without hints (the same span found twice is masked once).
-    Raises ValueError for a span outside the text."""
+    "ext." of its extension), the country and last 4 characters of an IBAN,
+    the first character and the domain of an email. A secret is masked whole,
+    all but its whitespace. Overlapping spans are masked together, without
+    hints (the same span found twice is masked once). Raises ValueError for a
+    span outside the text."""
     for match in matches:
         if not 0 <= match.start <= match.end <= len(text):
             raise ValueError(f"span {match.start}..{match.end} is outside the text")
@@ -81,19 +65,21 @@ def mask_text(text: str, matches: Sequence[_Span]) -> str:
     cursor = index = 0
     while index < len(ordered):
         first = ordered[index]
-        end, alone = first.end, True
+        end, alone, secret = first.end, True, first.pii_type in _SECRET_TYPES
         index += 1
         while index < len(ordered) and ordered[index].start < end:
             other = ordered[index]
             # The same finding from two policies is still one finding.
             same = (other.start, other.end, other.pii_type) == (first.start, end, first.pii_type)
             end, alone = max(end, other.end), alone and same
+            secret = secret or other.pii_type in _SECRET_TYPES
             index += 1
         value = text[first.start : end]
-        pieces += (
-            text[cursor : first.start],
-            _mask_one(first.pii_type, value) if alone else _mask_alnum(value),
-        )
+        if alone:
+            value = _mask_one(first.pii_type, value)
+        else:
+            value = _mask_non_space(value) if secret else _mask_alnum(value)
+        pieces += (text[cursor : first.start], value)
         cursor = end
     pieces.append(text[cursor:])
     return "".join(pieces)

@@ -21,7 +21,7 @@ from collections import Counter
 from . import _pii_validators as rules
 from ._pii_validators import Candidate, ScanText
 
-__all__ = ["KEY_PREFIX", "scan_secrets"]
+__all__ = ["scan_secrets"]
 
 _KNOWN_KEY = re.compile(
     r"(?<![\w-])(?:"
@@ -35,11 +35,6 @@ _KNOWN_KEY = re.compile(
     r"|eyJ[A-Za-z0-9_\-]{17,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{8,}+"
     r")(?![\w-])",
     re.ASCII,
-)
-# The part of a known key that says what it is; masking keeps it.
-KEY_PREFIX = re.compile(
-    r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?|(?:sk|rk)_(?:live|test)_"
-    r"|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abepr]-|AIza|eyJ"
 )
 # Every known key starts a run of 20 or more token characters.
 _TOKEN_SHAPE = rules.shape_table({rules.DIGITS + rules.LETTERS + b"_-": b"t"})

@@ -1,5 +1,5 @@
 """Secrets: provider tokens, cloud credentials, connection strings and
-private keys are found whole and masked; hashes, placeholders and public
+private keys are found and masked whole; hashes, placeholders and public
 material are not secrets."""
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ from tests.engine._pii_helpers import ALNUM, found, masked, token
 
 SECRETS = PiiDetector(["secret"])
 URLSAFE = ALNUM + "-_"
+
+
+def stars(value: str) -> str:
+    """``value`` masked whole: every character but whitespace."""
+    return "".join(char if char.isspace() else "*" for char in value)
 
 
 def _jwt() -> str:
@@ -42,12 +47,11 @@ def _jwt() -> str:
         (_jwt(), "eyJ"),
     ],
 )
-def test_tokens_with_a_known_prefix_are_found_whole_and_masked_after_it(
-    key: str, prefix: str
-) -> None:
+def test_tokens_with_a_known_prefix_are_found_and_masked_whole(key: str, prefix: str) -> None:
     text = f"use {key} here"
+    assert key.startswith(prefix)
     assert found(text, SECRETS) == [("secret", key)]
-    assert masked(text, SECRETS) == f"use {prefix}{'*' * (len(key) - len(prefix))} here"
+    assert masked(text, SECRETS) == f"use {'*' * len(key)} here"
 
 
 def test_api_key_is_the_older_name_of_secret() -> None:
@@ -76,9 +80,7 @@ def test_a_service_account_private_key_inside_json_is_found_whole() -> None:
     key_id = token(40, "0123456789abcdef")
     text = f'{{"type": "service_account", "private_key_id": "{key_id}", "private_key": "{key}\\n"}}'
     assert found(text, SECRETS) == [("secret", key)]
-    result = masked(text, SECRETS)
-    assert "-----BEGIN PRIVATE KEY-----" in result and "-----END PRIVATE KEY-----" in result
-    assert not any(line in result for line in body.split("\\n"))
+    assert masked(text, SECRETS) == text.replace(key, stars(key))
 
 
 @pytest.mark.parametrize(
@@ -90,16 +92,11 @@ def test_a_service_account_private_key_inside_json_is_found_whole() -> None:
         "RootManageSharedAccessKey;SharedAccessKey={key}",
     ],
 )
-def test_an_azure_connection_string_is_found_whole_and_its_settings_masked(
-    connection: str,
-) -> None:
+def test_an_azure_connection_string_is_found_and_masked_whole(connection: str) -> None:
     value = connection.format(key=base64.b64encode(token(64).encode()).decode())
     for text in (f'"Storage": "{value}"', f"AZURE_STORAGE_CONNECTION_STRING={value}\n"):
         assert found(text, SECRETS) == [("secret", value)], text
-    result = masked(f"conn = '{value}'", SECRETS)
-    assert "AccountKey=*" in result or "SharedAccessKey=*" in result
-    assert "prodstore" not in result and "contoso" not in result
-    assert value.rsplit("=", 1)[0].rsplit("Key=", 1)[-1] not in result
+    assert masked(f"conn = '{value}'", SECRETS) == f"conn = '{'*' * len(value)}'"
 
 
 def test_a_random_value_given_to_a_secret_name_is_a_secret() -> None:
@@ -133,15 +130,12 @@ def test_things_that_are_not_secrets(text: str) -> None:
     ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY",
      "ENCRYPTED PRIVATE KEY", "PGP PRIVATE KEY BLOCK"],
 )  # fmt: skip
-def test_a_private_key_is_masked_between_its_armour_lines(label: str) -> None:
+def test_a_private_key_block_is_found_and_masked_whole(label: str) -> None:
     body = "\n".join(token(64, ALNUM + "+/") for _ in range(3))
     block = f"-----BEGIN {label}-----\n{body}\n-----END {label}-----"
     text = f"key:\n{block}\nbye"
     assert found(text, SECRETS) == [("secret", block)]
-    result = masked(text, SECRETS)
-    assert f"-----BEGIN {label}-----\n" in result
-    assert f"\n-----END {label}-----\nbye" in result
-    assert not any(line in result for line in body.splitlines())
+    assert masked(text, SECRETS) == f"key:\n{stars(block)}\nbye"
 
 
 def test_a_truncated_private_key_is_masked_to_the_end_of_its_body() -> None:
