@@ -127,9 +127,16 @@ def _scan_named_values(text: str, out: list[Candidate], pii_type: str) -> None:
 def _add_secret_value(text: str, at: int, out: list[Candidate], pii_type: str) -> int:
     """Add the value at ``at`` if it looks machine-made: 16+ characters,
     letters and digits, and the entropy of random text rather than of a word
-    or a repeat. Returns where the value ends."""
-    value = _SECRET_VALUE.match(text, at)
-    secret = value.group().rstrip(".,") if value else ""
+    or a repeat. A quoted value runs to its closing quote, whatever it holds
+    ("S3cr3t-P4ss!"). Returns where the value ends."""
+    quote = text[at - 1 : at]
+    close = text.find(quote, at, at + _MAX_VALUE) if quote in ("'", '"') else -1
+    if close > at and "\n" not in text[at:close] and not text.startswith("-----", at):
+        secret, resume = text[at:close], close  # (a PEM block is read as one below)
+    else:
+        value = _SECRET_VALUE.match(text, at)
+        secret = value.group().rstrip(".,") if value else ""
+        resume = value.end() if value else at
     if (
         16 <= len(secret) <= _MAX_VALUE
         and any(c.isdigit() for c in secret)
@@ -137,7 +144,7 @@ def _add_secret_value(text: str, at: int, out: list[Candidate], pii_type: str) -
         and _entropy(secret) >= 3.0
     ):
         out.append((at, at + len(secret), pii_type))
-    return value.end() if value else at
+    return resume
 
 
 def _entropy(value: str) -> float:

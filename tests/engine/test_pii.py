@@ -332,7 +332,7 @@ def test_things_that_are_not_ip_addresses(text: str) -> None:
 _HOSTILE_UNITS = (
     "1 ", "4111 ", "123-45-", "1.", ":", "ab:", "a@", "api_key=", "7", "+1 (", "GB82 ",
     "-----BEGIN RSA PRIVATE KEY-----", "(0)1 ", "1 / ", "AccountKey=", "AKIA" + "A" * 16 + " ",
-    "GB82WEST ", "1-2 ",
+    "GB82WEST ", "1-2 ", "token='a1", "password: \"",
 )  # fmt: skip
 
 

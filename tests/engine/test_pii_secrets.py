@@ -105,6 +105,8 @@ def test_a_random_value_given_to_a_secret_name_is_a_secret() -> None:
     for text in named:
         assert found(text, SECRETS) == [("secret", value)], text
     assert masked(f"TOKEN: {value}", SECRETS) == "TOKEN: " + "*" * len(value)
+    quoted = "S3cr3t-P4ssw0rd-2024!"  # a quoted value runs to its quote
+    assert found(f"password = '{quoted}'", SECRETS) == [("secret", quoted)]
     long_value = token(600)  # a long opaque token is still taken whole
     assert found(f"Bearer {long_value}", SECRETS) == [("secret", long_value)]
 
