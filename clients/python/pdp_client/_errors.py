@@ -5,8 +5,9 @@ Exception tree::
     PdpError                    base; ``.code`` is the gRPC status code, if any
     ├── PolicyBlockedError      a block-mode policy fired (``.violations``)
     ├── AgentPausedError        the agent is paused by the kill switch
-    ├── SidecarUnavailableError the sidecar could not be reached, had no
-    │                           snapshot yet, or missed the deadline
+    ├── SidecarUnavailableError the sidecar could not be reached or had no
+    │   │                       snapshot yet (UNAVAILABLE)
+    │   └── DeadlineExceededError  it did not answer within the deadline
     └── InvalidRequestError     the request was refused: by the client before
                                 sending (``.code`` None), or by the sidecar:
                                 malformed (INVALID_ARGUMENT), oversized
@@ -30,6 +31,7 @@ from ._types import Violation
 
 __all__ = [
     "AgentPausedError",
+    "DeadlineExceededError",
     "InvalidRequestError",
     "PdpError",
     "PolicyBlockedError",
@@ -90,6 +92,20 @@ class SidecarUnavailableError(PdpError):
         self.target = target
 
 
+class DeadlineExceededError(SidecarUnavailableError):
+    """The sidecar did not answer within the call's deadline (``timeout``
+    seconds). A kind of ``SidecarUnavailableError``: it fails closed, or open,
+    the same way."""
+
+    def __init__(self, *, target: str, timeout: float) -> None:
+        super().__init__(
+            f"sidecar at {target} did not answer within {timeout:g} s",
+            code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            target=target,
+        )
+        self.timeout = timeout
+
+
 class InvalidRequestError(PdpError, ValueError):
     """The request was refused: by the client before sending (``code`` is
     None: an empty agent id, a negative cost...), or by the sidecar
@@ -123,8 +139,7 @@ def error_for_status(
     """The error to raise for a call that ended with a non-OK gRPC status."""
     details = details or ""
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        message = f"sidecar at {target} did not answer within {timeout:g} s"
-        return SidecarUnavailableError(message, code=code, target=target)
+        return DeadlineExceededError(target=target, timeout=timeout)
     if code in _UNAVAILABLE:
         message = f"sidecar at {target} is unavailable: {details or code.name}"
         return SidecarUnavailableError(message, code=code, target=target)
