@@ -7,14 +7,16 @@ Exception tree::
     ├── AgentPausedError        the agent is paused by the kill switch
     ├── SidecarUnavailableError the sidecar could not be reached, had no
     │                           snapshot yet, or missed the deadline
-    └── InvalidRequestError     the sidecar refused the request: malformed
-                                (INVALID_ARGUMENT), oversized
+    └── InvalidRequestError     the request was refused: by the client before
+                                sending (``.code`` None), or by the sidecar:
+                                malformed (INVALID_ARGUMENT), oversized
                                 (RESOURCE_EXHAUSTED), or a usage report that
                                 reuses a request id for other usage
                                 (ALREADY_EXISTS); ``.field`` names the field
 
-Arguments the client can check itself (an empty agent id, a negative cost, an
-unknown action) raise ``ValueError`` before anything is sent.
+Arguments the client can check itself (an empty agent id, a negative or
+non-finite cost, an unknown action) raise ``InvalidRequestError`` before
+anything is sent. It is also a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -88,12 +90,16 @@ class SidecarUnavailableError(PdpError):
         self.target = target
 
 
-class InvalidRequestError(PdpError):
-    """The sidecar refused the request (malformed, oversized, or a request id
-    reused for other usage). ``field`` is the request field its message names,
-    when it names one; retrying the same request cannot succeed."""
+class InvalidRequestError(PdpError, ValueError):
+    """The request was refused: by the client before sending (``code`` is
+    None: an empty agent id, a negative cost...), or by the sidecar
+    (malformed, oversized, or a request id reused for other usage). ``field``
+    is the request field at fault, when one is; retrying the same request
+    cannot succeed."""
 
-    def __init__(self, message: str, *, code: grpc.StatusCode, field: str | None) -> None:
+    def __init__(
+        self, message: str, *, code: grpc.StatusCode | None = None, field: str | None
+    ) -> None:
         super().__init__(message, code=code)
         self.field = field
 
