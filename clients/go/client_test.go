@@ -192,7 +192,7 @@ func TestLocalValidationNamesTheField(t *testing.T) {
 			if !errors.As(err, &invalid) {
 				t.Fatalf("want *InvalidRequestError, got %T %v", err, err)
 			}
-			if invalid.Field != c.field || !invalid.Local || invalid.Code != codes.InvalidArgument {
+			if invalid.Field != c.field || !invalid.Local || invalid.Code != codes.OK {
 				t.Fatalf("want local field %q, got %+v", c.field, invalid)
 			}
 			if !strings.HasPrefix(err.Error(), c.field+": ") {
@@ -323,15 +323,15 @@ func TestWatchAgentStatus(t *testing.T) {
 }
 
 // EnforceBatch, EnforceStream, SubmitTrace and AwaitApproval are in the
-// contract and not served yet: each maps UNIMPLEMENTED to *NotServedError.
+// contract and not served yet: each maps UNIMPLEMENTED to *UnimplementedError.
 func TestCallsNotServedYet(t *testing.T) {
 	client := shared(t)
 	ctx := context.Background()
 	check := func(method string, err error) {
 		t.Helper()
-		var notServed *pdp.NotServedError
+		var notServed *pdp.UnimplementedError
 		if !errors.As(err, &notServed) || notServed.Code != codes.Unimplemented || notServed.Method != method {
-			t.Fatalf("%s: want *NotServedError, got %T %v", method, err, err)
+			t.Fatalf("%s: want *UnimplementedError, got %T %v", method, err, err)
 		}
 	}
 	_, err := client.EnforceBatch(ctx, []pdp.EnforceRequest{{AgentID: "my-chatbot", Input: pdp.Ptr("hi")}})

@@ -35,7 +35,7 @@
 //	                           sidecar (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
 //	                           ALREADY_EXISTS)
 //	*ApprovalDeniedError       WaitForApproval: denied or expired
-//	*NotServedError            the sidecar does not serve this call yet
+//	*UnimplementedError        the sidecar does not serve this call yet
 //	                           (UNIMPLEMENTED)
 //	*WebhookVerificationError  VerifyWebhook: the delivery is not authentic
 //

@@ -105,7 +105,7 @@ func (e *SidecarUnavailableError) Is(target error) bool {
 // InvalidRequestError is a request that cannot succeed as it is. Field is
 // the request field at fault, named as in the proto (e.g. "agent_id",
 // "estimated_cost_usd"), empty when no single field is. Local is true when
-// the client refused it before sending (Code is then INVALID_ARGUMENT too).
+// the client refused it before sending; Code is then codes.OK (no status).
 // The sidecar refuses malformed requests (INVALID_ARGUMENT), oversized ones
 // (RESOURCE_EXHAUSTED) and a usage report that reuses a request id for
 // other usage (ALREADY_EXISTS).
@@ -119,7 +119,7 @@ func (e *InvalidRequestError) Unwrap() error { return &e.PdpError }
 
 func invalidArgument(field, reason string) *InvalidRequestError {
 	return &InvalidRequestError{
-		PdpError: PdpError{Code: codes.InvalidArgument, Message: field + ": " + reason},
+		PdpError: PdpError{Message: field + ": " + reason},
 		Field:    field,
 		Local:    true,
 	}
@@ -138,14 +138,14 @@ type ApprovalDeniedError struct {
 
 func (e *ApprovalDeniedError) Unwrap() error { return &e.PdpError }
 
-// NotServedError is an UNIMPLEMENTED answer: the sidecar does not serve
+// UnimplementedError is an UNIMPLEMENTED answer: the sidecar does not serve
 // this call (yet, or at its version). Retrying cannot succeed.
-type NotServedError struct {
+type UnimplementedError struct {
 	PdpError
 	Method string
 }
 
-func (e *NotServedError) Unwrap() error { return &e.PdpError }
+func (e *UnimplementedError) Unwrap() error { return &e.PdpError }
 
 // "agent_id: required", "metadata['env']: too long": a field path, then ": ".
 var fieldPrefix = regexp.MustCompile(`^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]]*\])*)\s*:\s`)
@@ -171,7 +171,7 @@ func errorForStatus(err error, method, target string, timeout time.Duration) err
 		return &InvalidRequestError{PdpError: base, Field: fieldOf(st)}
 	case codes.Unimplemented:
 		base.Message = fmt.Sprintf("sidecar at %s does not serve %s: %s", target, method, orCode(details, code))
-		return &NotServedError{PdpError: base, Method: method}
+		return &UnimplementedError{PdpError: base, Method: method}
 	}
 	base.Message = fmt.Sprintf("sidecar answered %s to %s", code, method)
 	if details != "" {
