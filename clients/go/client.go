@@ -83,9 +83,10 @@ func WithDialOptions(options ...grpc.DialOption) Option {
 }
 
 // NewClient makes a client of the sidecar at target: "host:port", or
-// "unix:/path" for a Unix socket. No connection is made until the first
-// call; a call to a sidecar that is down fails at once with
-// *SidecarUnavailableError rather than waiting for it to come up.
+// "unix:/path" for a Unix socket, and starts connecting in the background so
+// the first call does not pay for the connection. A call to a sidecar that
+// is down fails at once with *SidecarUnavailableError rather than waiting
+// for it to come up.
 func NewClient(target string, options ...Option) (*Client, error) {
 	if strings.TrimSpace(target) == "" {
 		return nil, errors.New("pdp: target must be 'host:port' or 'unix:/path', got an empty string")
@@ -119,6 +120,7 @@ func NewClient(target string, options ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pdp: cannot use target %q: %w", target, err)
 	}
+	conn.Connect()
 	return &Client{
 		conn:     conn,
 		stub:     pdpv1.NewPolicyDecisionServiceClient(conn),

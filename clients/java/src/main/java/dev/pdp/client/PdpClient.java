@@ -116,8 +116,9 @@ public final class PdpClient implements AutoCloseable {
     }
 
     /**
-     * Makes the client. No connection is made until the first call; a call
-     * to a sidecar that is down fails at once rather than waiting for it.
+     * Makes the client and starts connecting in the background, so the first
+     * call does not pay for the connection. A call to a sidecar that is down
+     * fails at once rather than waiting for it.
      */
     public PdpClient build() {
       if (target == null || target.isBlank()) {
@@ -131,6 +132,7 @@ public final class PdpClient implements AutoCloseable {
               .keepAliveTimeout(20, TimeUnit.SECONDS)
               .keepAliveWithoutCalls(false)
               .build();
+      channel.getState(true);
       return new PdpClient(channel, true, target, timeout, failOpen);
     }
   }
