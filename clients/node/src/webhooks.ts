@@ -70,6 +70,9 @@ export function verifyWebhook(
     throw new WebhookVerificationError(`webhook-timestamp is not a Unix time in seconds: ${JSON.stringify(timestamp)}`);
   }
   const tolerance = options.toleranceSeconds === undefined ? DEFAULT_TOLERANCE_SECONDS : options.toleranceSeconds;
+  if (tolerance !== null && !(typeof tolerance === "number" && tolerance >= 0 && !Number.isNaN(tolerance))) {
+    throw new RangeError(`toleranceSeconds must be a number of seconds, 0 or more, or null; got ${String(tolerance)}`);
+  }
   if (tolerance !== null) {
     const now = Math.floor((options.now ?? new Date()).getTime() / 1000);
     const skew = now - Number(timestamp);
