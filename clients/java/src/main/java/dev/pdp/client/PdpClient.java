@@ -4,6 +4,7 @@ import com.google.common.util.concurrent.FutureCallback;
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.MoreExecutors;
+import io.grpc.ConnectivityState;
 import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -15,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.logging.Level;
@@ -151,6 +153,34 @@ public final class PdpClient implements AutoCloseable {
   public PdpClient withTimeout(Duration timeout) {
     Duration checked = new Builder(target).timeout(timeout).timeout;
     return new PdpClient(channel, false, target, checked, failOpen);
+  }
+
+  /**
+   * Waits, at most {@code wait}, until the connection to the sidecar is up;
+   * true when it is. A fresh JVM can take most of a second to load the
+   * network stack, which a first call would spend out of its deadline: call
+   * this once at start-up. Calls fail closed whatever it returns.
+   */
+  public boolean awaitReady(Duration wait) {
+    long end = System.nanoTime() + wait.toNanos();
+    while (true) {
+      ConnectivityState state = channel.getState(true);
+      if (state == ConnectivityState.READY) {
+        return true;
+      }
+      long left = end - System.nanoTime();
+      if (left <= 0 || state == ConnectivityState.SHUTDOWN) {
+        return false;
+      }
+      CountDownLatch changed = new CountDownLatch(1);
+      channel.notifyWhenStateChanged(state, changed::countDown);
+      try {
+        changed.await(left, TimeUnit.NANOSECONDS);
+      } catch (InterruptedException interrupted) {
+        Thread.currentThread().interrupt();
+        return false;
+      }
+    }
   }
 
   /** The channel, for generated-stub calls this client does not wrap ({@code pdp.v1}). */

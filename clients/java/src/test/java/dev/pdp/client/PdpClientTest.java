@@ -295,6 +295,16 @@ class PdpClientTest {
   }
 
   @Test
+  void awaitReadyTellsWhetherTheSidecarIsThere() throws IOException {
+    assertTrue(pdp.awaitReady(Duration.ofSeconds(10)));
+    try (PdpClient offline = PdpClient.builder(closedPort()).build()) {
+      long started = System.nanoTime();
+      assertFalse(offline.awaitReady(Duration.ofMillis(300)));
+      assertTrue(Duration.ofNanos(System.nanoTime() - started).toMillis() >= 250);
+    }
+  }
+
+  @Test
   void builderChecksItsArguments() {
     assertThrows(IllegalArgumentException.class, () -> PdpClient.builder(" ").build());
     assertThrows(IllegalArgumentException.class, () -> PdpClient.builder("127.0.0.1:1").timeout(Duration.ZERO));
