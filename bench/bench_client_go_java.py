@@ -11,42 +11,16 @@ Needs Go and Maven; the Java side builds clients/java once (into .tools/m2).
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MAVEN = ["mvn", "-q", "-B", f"-Dmaven.repo.local={REPO / '.tools' / 'm2'}"]
+sys.path.insert(0, str(REPO / "bench"))
+from bench_sidecar import sidecar_command, start_sidecar  # noqa: E402
 
-
-def start_sidecar(state: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pdp",
-            "serve",
-            "--snapshot",
-            str(REPO / "examples" / "policies.yaml"),
-            "--state",
-            str(state / "state.db"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        match = re.search(r"listening on (\S+)", line)
-        if match:
-            # Keep reading the log so the sidecar never blocks on a full pipe.
-            subprocess.Popen(["cat"], stdin=process.stderr, stdout=subprocess.DEVNULL)
-            return process, match.group(1)
-    raise SystemExit("pdp serve did not start")
+MAVEN = ["mvn", "-q", "-B", "-Dstyle.color=never", f"-Dmaven.repo.local={REPO / '.tools' / 'm2'}"]
 
 
 def run_go(target: str, calls: int, rounds: int) -> None:
@@ -91,7 +65,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["go", "java"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
-        process, target = start_sidecar(Path(state))
+        process, target = start_sidecar(
+            sidecar_command(REPO / "examples" / "policies.yaml", Path(state))
+        )
         try:
             if args.only in (None, "go"):
                 run_go(target, args.calls, args.rounds)
