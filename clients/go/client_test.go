@@ -172,6 +172,14 @@ func TestLocalValidationNamesTheField(t *testing.T) {
 			_, err := client.Enforce(ctx, pdp.EnforceRequest{AgentID: "a", Context: []pdp.ContextItem{{Kind: "fax"}}})
 			return err
 		}, "context[0].kind"},
+		{"invalid UTF-8", func() error {
+			_, err := client.Enforce(ctx, pdp.EnforceRequest{AgentID: "a", Input: pdp.Ptr("caf\xe9")})
+			return err
+		}, "input"},
+		{"invalid UTF-8 metadata", func() error {
+			_, err := client.Enforce(ctx, pdp.EnforceRequest{AgentID: "a", Metadata: map[string]string{"k": "\xff"}})
+			return err
+		}, "metadata"},
 		{"batch item", func() error {
 			_, err := client.EnforceBatch(ctx, []pdp.EnforceRequest{{AgentID: "a"}, {AgentID: ""}})
 			return err

@@ -10,6 +10,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pdp-dev/pdp/clients/go/pdpv1"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -85,6 +86,25 @@ func contextItems(items []ContextItem, field string) ([]*pdpv1.ContextItem, erro
 	return out, nil
 }
 
+// checkUTF8 refuses text protobuf cannot carry: a string field must be
+// valid UTF-8, and gRPC would otherwise fail the call with an opaque
+// marshalling error.
+func checkUTF8(prefix string, fields map[string]string) error {
+	for name, value := range fields {
+		if !utf8.ValidString(value) {
+			return invalidArgument(prefix+name, "is not valid UTF-8")
+		}
+	}
+	return nil
+}
+
+func optionalText(text *string) string {
+	if text == nil {
+		return ""
+	}
+	return *text
+}
+
 // enforceRequest checks r and builds its message; prefix names the request
 // in a batch ("requests[3].") so a refused field is named as the sidecar
 // would name it.
@@ -95,6 +115,17 @@ func enforceRequest(r *EnforceRequest, prefix string) (*pdpv1.EnforceRequest, er
 	if r.EstimatedCostUSD != nil {
 		if err := checkAmount(*r.EstimatedCostUSD, prefix+"estimated_cost_usd"); err != nil {
 			return nil, err
+		}
+	}
+	if err := checkUTF8(prefix, map[string]string{
+		"agent_id": r.AgentID, "input": optionalText(r.Input), "output": optionalText(r.Output),
+		"model": r.Model, "tool": r.Tool, "request_id": r.RequestID, "approval_id": r.ApprovalID,
+	}); err != nil {
+		return nil, err
+	}
+	for key, value := range r.Metadata {
+		if !utf8.ValidString(key) || !utf8.ValidString(value) {
+			return nil, invalidArgument(prefix+"metadata", "keys and values must be valid UTF-8")
 		}
 	}
 	context, err := contextItems(r.Context, prefix+"context")
