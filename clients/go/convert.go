@@ -86,23 +86,22 @@ func contextItems(items []ContextItem, field string) ([]*pdpv1.ContextItem, erro
 	return out, nil
 }
 
+// textField is one string field of a request, for checkUTF8.
+type textField struct {
+	name  string
+	value *string
+}
+
 // checkUTF8 refuses text protobuf cannot carry: a string field must be
 // valid UTF-8, and gRPC would otherwise fail the call with an opaque
 // marshalling error.
-func checkUTF8(prefix string, fields map[string]string) error {
-	for name, value := range fields {
-		if !utf8.ValidString(value) {
-			return invalidArgument(prefix+name, "is not valid UTF-8")
+func checkUTF8(prefix string, fields ...textField) error {
+	for _, field := range fields {
+		if field.value != nil && !utf8.ValidString(*field.value) {
+			return invalidArgument(prefix+field.name, "is not valid UTF-8")
 		}
 	}
 	return nil
-}
-
-func optionalText(text *string) string {
-	if text == nil {
-		return ""
-	}
-	return *text
 }
 
 // enforceRequest checks r and builds its message; prefix names the request
@@ -117,10 +116,11 @@ func enforceRequest(r *EnforceRequest, prefix string) (*pdpv1.EnforceRequest, er
 			return nil, err
 		}
 	}
-	if err := checkUTF8(prefix, map[string]string{
-		"agent_id": r.AgentID, "input": optionalText(r.Input), "output": optionalText(r.Output),
-		"model": r.Model, "tool": r.Tool, "request_id": r.RequestID, "approval_id": r.ApprovalID,
-	}); err != nil {
+	if err := checkUTF8(prefix,
+		textField{"agent_id", &r.AgentID}, textField{"input", r.Input}, textField{"output", r.Output},
+		textField{"model", &r.Model}, textField{"tool", &r.Tool},
+		textField{"request_id", &r.RequestID}, textField{"approval_id", &r.ApprovalID},
+	); err != nil {
 		return nil, err
 	}
 	for key, value := range r.Metadata {
