@@ -67,7 +67,7 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 # The TypeScript client: build (ESM, CommonJS, declarations), then its tests
 # against real sidecars (the venv's pdp), its case table and its packed tarball.
 test-node: $(VENV)/.installed clients/node/node_modules/.installed
-	cd clients/node && npm run --silent build && PDP_BIN=$(CURDIR)/$(BIN)/pdp npm test
+	cd clients/node && PDP_BIN=$(CURDIR)/$(BIN)/pdp npm test
 test: test-node
 
 # The Go client: formatted and vetted, then its tests, the case table and

@@ -270,6 +270,19 @@ export function submitTraceRequest(args: unknown): SubmitTraceRequest {
   if (startedAt != null && !(startedAt instanceof Date && Number.isFinite(startedAt.getTime()))) {
     refuse("startedAt", `must be a valid Date, got ${describe(startedAt)}`);
   }
+  const duration = record.duration;
+  if (duration != null) {
+    const parts = new Fields(duration, "duration.");
+    parts.only(["seconds", "nanos"]);
+    const seconds = (duration as Record<string, unknown>).seconds;
+    if (!Number.isSafeInteger(seconds) || (seconds as number) < 0) {
+      refuse("duration.seconds", `must be a whole number of seconds, 0 or more, got ${describe(seconds)}`);
+    }
+    const nanos = (duration as Record<string, unknown>).nanos ?? 0;
+    if (!Number.isInteger(nanos) || (nanos as number) < 0 || (nanos as number) > 999_999_999) {
+      refuse("duration.nanos", `must be a whole number from 0 to 999999999, got ${describe(nanos)}`);
+    }
+  }
   return SubmitTraceRequest.fromPartial({
     agentId: f.id("agentId"),
     input: f.text("input"),
@@ -280,7 +293,7 @@ export function submitTraceRequest(args: unknown): SubmitTraceRequest {
     metadata: f.metadata("metadata"),
     requestId: f.id("requestId"),
     startedAt: startedAt ?? undefined,
-    duration: (record.duration as SubmitTraceRequest["duration"]) ?? undefined,
+    duration: (duration as SubmitTraceRequest["duration"]) ?? undefined,
     context: f.context("context"),
   });
 }

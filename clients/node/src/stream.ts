@@ -39,6 +39,7 @@ export class EnforceStream {
   private readonly pending = new Map<string, Pending>();
   private nextId = 1;
   private failure: PdpError | undefined;
+  private closed = false;
   private readonly finished: Promise<void>;
 
   constructor(
@@ -53,6 +54,7 @@ export class EnforceStream {
       });
       call.on("status", (end: { code: number }) => {
         if (end.code === status.OK) {
+          // Once closed, nothing is left waiting; before, the sidecar went away.
           this.fail(new SidecarUnavailableError("the sidecar ended the stream", { target: context.target }));
           resolve();
         }
@@ -64,6 +66,8 @@ export class EnforceStream {
   async enforce(args: EnforceArgs, settings: { timeoutMs?: number } = {}): Promise<EnforceResult> {
     const request = enforceRequest(args);
     const timeoutMs = checkedTimeout(settings.timeoutMs, this.context.timeoutMs);
+    // A closed stream is the caller's doing, never a reason to fail open.
+    if (this.closed) throw new PdpError("the stream is closed");
     if (this.failure !== undefined) return undecided(this.failure, request.agentId, this.context.failOpen);
     const id = String(this.nextId++);
     return new Promise<EnforceResult>((resolve, reject) => {
@@ -81,12 +85,16 @@ export class EnforceStream {
   /** Ends the stream once every answer is in; resolves when the sidecar has
    * closed its side. */
   async close(): Promise<void> {
-    this.call.end();
+    if (!this.closed) {
+      this.closed = true;
+      this.call.end();
+    }
     await this.finished;
   }
 
   /** Ends the stream now; requests without an answer are rejected. */
   cancel(): void {
+    this.closed = true;
     this.fail(new PdpError("the stream was cancelled", { code: status.CANCELLED }));
     this.call.on("error", () => {}); // the CANCELLED status is expected now
     this.call.cancel();

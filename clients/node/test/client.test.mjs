@@ -347,6 +347,9 @@ describe("when the sidecar is down or hangs", () => {
       [() => pdp.waitForApproval({ approvalId: "x", timeoutMs: Number.NaN }), "timeoutMs"],
       [() => pdp.submitTrace({ agentId: "a", requestId: "r", startedAt: "yesterday" }), "startedAt"],
       [() => pdp.submitTrace({ agentId: "a", requestId: "r", costUsd: Number.NaN }), "costUsd"],
+      [() => pdp.submitTrace({ agentId: "a", requestId: "r", duration: { seconds: -1 } }), "duration.seconds"],
+      [() => pdp.submitTrace({ agentId: "a", requestId: "r", duration: { seconds: 1, nanos: 1e9 } }), "duration.nanos"],
+      [() => pdp.submitTrace({ agentId: "a", requestId: "r", duration: 1500 }), "duration"],
     ];
     try {
       for (const [call, field] of refused) {
@@ -365,6 +368,7 @@ describe("when the sidecar is down or hangs", () => {
       const stream = pdp.enforceStream();
       await assert.rejects(stream.enforce({ agentId: "" }), { name: "InvalidRequestError", field: "agentId" });
       stream.cancel();
+      await assert.rejects(stream.enforce({ agentId: "a" }), /the stream is closed/);
       // Actions are taken by name in any case, or as the generated enum.
       await assert.rejects(
         pdp.authorize({ sourceAgentId: "a", targetAgentId: "b", action: "READ" }, { timeoutMs: 100 }),
