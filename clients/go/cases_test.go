@@ -199,6 +199,7 @@ func observeError(err error) map[string]any {
 		blocked       *pdp.PolicyBlockedError
 		paused        *pdp.AgentPausedError
 		invalid       *pdp.InvalidRequestError
+		late          *pdp.DeadlineExceededError
 		unavailable   *pdp.SidecarUnavailableError
 		unimplemented *pdp.UnimplementedError
 		webhook       *pdp.WebhookVerificationError
@@ -216,6 +217,8 @@ func observeError(err error) map[string]any {
 		observed["error"] = "InvalidRequestError"
 		observed["field"] = tableName(invalid.Field)
 		observed["local"] = invalid.Local
+	case errors.As(err, &late):
+		observed["error"] = "DeadlineExceededError"
 	case errors.As(err, &unavailable):
 		observed["error"] = "SidecarUnavailableError"
 	case errors.As(err, &unimplemented):

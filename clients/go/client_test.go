@@ -372,7 +372,8 @@ func TestSidecarDownFailsClosedAtOnce(t *testing.T) {
 	if elapsed := time.Since(started); elapsed > 4*time.Second {
 		t.Fatalf("waited %s for a sidecar that is down", elapsed)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	var late *pdp.DeadlineExceededError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &late) {
 		t.Fatal("an unreachable sidecar is not a missed deadline")
 	}
 }
@@ -401,9 +402,13 @@ func TestWedgedSidecarMissesTheDeadline(t *testing.T) {
 	started := time.Now()
 	_, err := client.Enforce(context.Background(), pdp.EnforceRequest{AgentID: "my-chatbot", Input: pdp.Ptr("hi")})
 	elapsed := time.Since(started)
+	var late *pdp.DeadlineExceededError
 	var unavailable *pdp.SidecarUnavailableError
-	if !errors.As(err, &unavailable) || unavailable.Code != codes.DeadlineExceeded {
-		t.Fatalf("want *SidecarUnavailableError DEADLINE_EXCEEDED, got %T %v", err, err)
+	if !errors.As(err, &late) || late.Code != codes.DeadlineExceeded || late.Timeout != 300*time.Millisecond {
+		t.Fatalf("want *DeadlineExceededError, got %T %v", err, err)
+	}
+	if !errors.As(err, &unavailable) {
+		t.Fatal("a missed deadline is also a *SidecarUnavailableError")
 	}
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within") {
 		t.Fatalf("a missed deadline should match context.DeadlineExceeded and say so: %v", err)

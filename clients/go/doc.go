@@ -27,9 +27,9 @@
 //	*PdpError                  base
 //	*PolicyBlockedError        a block-mode policy fired (Violations)
 //	*AgentPausedError          the agent is paused by the kill switch
-//	*SidecarUnavailableError   unreachable, no snapshot yet, or the deadline
-//	                           passed (Code says which); errors.Is(err,
-//	                           context.DeadlineExceeded) holds for the latter
+//	*SidecarUnavailableError   unreachable or no snapshot yet (UNAVAILABLE)
+//	*DeadlineExceededError     a SidecarUnavailableError: no answer within the
+//	                           deadline; errors.Is(err, context.DeadlineExceeded)
 //	*InvalidRequestError       the request was refused (Field names the field),
 //	                           by the client before sending (Local) or by the
 //	                           sidecar (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,

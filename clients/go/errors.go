@@ -96,11 +96,19 @@ type SidecarUnavailableError struct {
 
 func (e *SidecarUnavailableError) Unwrap() error { return &e.PdpError }
 
-// Is makes errors.Is(err, context.DeadlineExceeded) hold for a missed
-// deadline, as it does for other context-bound Go calls.
-func (e *SidecarUnavailableError) Is(target error) bool {
-	return target == context.DeadlineExceeded && e.Code == codes.DeadlineExceeded
+// DeadlineExceededError is the SidecarUnavailableError of a call the
+// sidecar did not answer within its deadline (Timeout), e.g. a wedged
+// sidecar; errors.As(err, &unavailable) matches it too.
+type DeadlineExceededError struct {
+	SidecarUnavailableError
+	Timeout time.Duration
 }
+
+func (e *DeadlineExceededError) Unwrap() error { return &e.SidecarUnavailableError }
+
+// Is makes errors.Is(err, context.DeadlineExceeded) hold, as it does for
+// other context-bound Go calls.
+func (e *DeadlineExceededError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // InvalidRequestError is a request that cannot succeed as it is. Field is
 // the request field at fault, named as in the proto (e.g. "agent_id",
@@ -162,7 +170,7 @@ func errorForStatus(err error, method, target string, timeout time.Duration) err
 	switch code {
 	case codes.DeadlineExceeded:
 		base.Message = fmt.Sprintf("sidecar at %s did not answer %s within %s", target, method, timeout)
-		return &SidecarUnavailableError{PdpError: base, Target: target}
+		return &DeadlineExceededError{SidecarUnavailableError{PdpError: base, Target: target}, timeout}
 	case codes.Unavailable:
 		base.Message = fmt.Sprintf("sidecar at %s is unavailable: %s", target, orCode(details, code))
 		return &SidecarUnavailableError{PdpError: base, Target: target}

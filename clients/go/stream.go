@@ -117,8 +117,10 @@ func streamRefusal(refusal *pdpv1.RequestError, target string) error {
 	switch code {
 	case codes.InvalidArgument, codes.ResourceExhausted, codes.AlreadyExists:
 		return &InvalidRequestError{PdpError: base, Field: refusal.GetField()}
-	case codes.Unavailable, codes.DeadlineExceeded:
+	case codes.Unavailable:
 		return &SidecarUnavailableError{PdpError: base, Target: target}
+	case codes.DeadlineExceeded:
+		return &DeadlineExceededError{SidecarUnavailableError{PdpError: base, Target: target}, 0}
 	}
 	base.Message = fmt.Sprintf("sidecar refused the request (%s): %s", refusal.GetCode(), refusal.GetMessage())
 	return &base

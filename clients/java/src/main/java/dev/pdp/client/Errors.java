@@ -25,10 +25,10 @@ final class Errors {
     String detailsOrCode = details.isEmpty() ? code.name() : details;
     return switch (code) {
       case DEADLINE_EXCEEDED ->
-          new SidecarUnavailableException(
+          new DeadlineExceededException(
               "sidecar at " + target + " did not answer " + method + " within "
                   + timeout.toMillis() + " ms",
-              code, target, error);
+              target, timeout, error);
       case UNAVAILABLE ->
           new SidecarUnavailableException(
               "sidecar at " + target + " is unavailable: " + detailsOrCode, code, target, error);
@@ -59,8 +59,9 @@ final class Errors {
     return switch (code) {
       case INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ALREADY_EXISTS ->
           new InvalidRequestException(refusal.getMessage(), code, field, null);
-      case UNAVAILABLE, DEADLINE_EXCEEDED ->
-          new SidecarUnavailableException(refusal.getMessage(), code, target, null);
+      case UNAVAILABLE -> new SidecarUnavailableException(refusal.getMessage(), code, target, null);
+      case DEADLINE_EXCEEDED ->
+          new DeadlineExceededException(refusal.getMessage(), target, Duration.ZERO, null);
       default ->
           new PdpException(
               "sidecar refused the request (" + code + "): " + refusal.getMessage(), code, null);

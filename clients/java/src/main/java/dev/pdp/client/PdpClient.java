@@ -480,7 +480,7 @@ public final class PdpClient implements AutoCloseable {
    *
    * @return the approval, when approved
    * @throws ApprovalDeniedException when denied or expired
-   * @throws SidecarUnavailableException (deadline exceeded) when still pending after maxWait
+   * @throws DeadlineExceededException when still pending after maxWait
    */
   public ApprovalResult waitForApproval(String approvalId, Duration maxWait) {
     approvalRequest(approvalId, maxWait); // checks the arguments
@@ -488,9 +488,9 @@ public final class PdpClient implements AutoCloseable {
     while (true) {
       Duration left = Duration.ofNanos(end - System.nanoTime());
       if (left.isNegative() || left.isZero()) {
-        throw new SidecarUnavailableException(
+        throw new DeadlineExceededException(
             "approval " + approvalId + " was not decided within " + maxWait.toMillis() + " ms",
-            io.grpc.Status.Code.DEADLINE_EXCEEDED, target, null);
+            target, maxWait, null);
       }
       ApprovalResult approval = awaitApproval(approvalId, left.compareTo(APPROVAL_POLL) < 0 ? left : APPROVAL_POLL);
       switch (approval.state()) {

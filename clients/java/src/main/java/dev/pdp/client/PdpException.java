@@ -9,8 +9,8 @@ import io.grpc.Status;
  * PdpException                      base; code() is the gRPC status code, if any
  * ├── PolicyBlockedException        a block-mode policy fired (violations())
  * ├── AgentPausedException          the agent is paused by the kill switch
- * ├── SidecarUnavailableException   unreachable, no snapshot yet (UNAVAILABLE),
- * │                                 or the deadline passed (DEADLINE_EXCEEDED)
+ * ├── SidecarUnavailableException   unreachable or no snapshot yet (UNAVAILABLE)
+ * │   └── DeadlineExceededException no answer within the deadline
  * ├── InvalidRequestException       refused, by the client before sending
  * │                                 (isLocal()) or by the sidecar; field()
  * ├── UnimplementedException        the sidecar does not serve the call (yet)

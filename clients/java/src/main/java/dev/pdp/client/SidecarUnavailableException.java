@@ -5,8 +5,9 @@ import io.grpc.Status;
 /**
  * No answer could be had: the sidecar was unreachable or had no active
  * snapshot yet ({@code code()} UNAVAILABLE), or did not answer before the
- * deadline (DEADLINE_EXCEEDED). The client fails closed on it: nothing is
- * allowed unless the client was built with {@code failOpen(true)}.
+ * deadline ({@link DeadlineExceededException}, DEADLINE_EXCEEDED). The
+ * client fails closed on it: nothing is allowed unless the client was built
+ * with {@code failOpen(true)}.
  */
 public class SidecarUnavailableException extends PdpException {
   private static final long serialVersionUID = 1L;

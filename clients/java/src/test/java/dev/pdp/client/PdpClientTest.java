@@ -238,6 +238,7 @@ class PdpClientTest {
           () -> offline.enforce(request("my-chatbot").input("hi").build()));
       assertEquals(Status.Code.UNAVAILABLE, down.code());
       assertFalse(down.isDeadlineExceeded());
+      assertFalse(down instanceof DeadlineExceededException);
       assertTrue(Duration.ofNanos(System.nanoTime() - started).toSeconds() < 4, "waited for a sidecar that is down");
     }
   }
@@ -271,13 +272,15 @@ class PdpClientTest {
       try (PdpClient wedged = PdpClient.builder("127.0.0.1:" + silent.getLocalPort())
           .timeout(Duration.ofMillis(300)).build()) {
         long started = System.nanoTime();
-        var late = assertThrows(SidecarUnavailableException.class,
+        var late = assertThrows(DeadlineExceededException.class,
             () -> wedged.enforce(request("my-chatbot").input("hi").build()));
         Duration elapsed = Duration.ofNanos(System.nanoTime() - started);
         assertTrue(late.isDeadlineExceeded(), late.getMessage());
+        assertEquals(Duration.ofMillis(300), late.timeout());
+        assertInstanceOf(SidecarUnavailableException.class, late);
         assertTrue(late.getMessage().contains("within 300 ms"), late.getMessage());
         assertTrue(elapsed.toMillis() >= 250 && elapsed.toSeconds() < 5, elapsed.toString());
-        var shorter = assertThrows(SidecarUnavailableException.class,
+        var shorter = assertThrows(DeadlineExceededException.class,
             () -> wedged.withTimeout(Duration.ofMillis(50)).agentStatus("my-chatbot"));
         assertTrue(shorter.getMessage().contains("within 50 ms"), shorter.getMessage());
       }
