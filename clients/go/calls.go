@@ -197,7 +197,7 @@ const approvalPoll = 30 * time.Second
 
 // WaitForApproval waits until the approval is decided: it returns the
 // result when approved, *ApprovalDeniedError when denied or expired, and
-// the context's error (as *SidecarUnavailableError) when ctx ends first.
+// *DeadlineExceededError when ctx's deadline passes first.
 // Give ctx a deadline: approvals can take a reviewer minutes.
 func (c *Client) WaitForApproval(ctx context.Context, approvalID string) (*ApprovalResult, error) {
 	for {

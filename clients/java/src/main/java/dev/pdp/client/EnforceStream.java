@@ -87,7 +87,7 @@ public final class EnforceStream implements AutoCloseable {
    * InvalidRequestException}) and not sent.
    */
   public void send(String id, EnforceRequest request) {
-    var message = EnforceStreamRequest.newBuilder().setId(id).setRequest(Convert.enforceRequest(request, "")).build();
+    var message = EnforceStreamRequest.newBuilder().setId(id).setRequest(Requests.enforceRequest(request, "")).build();
     agents.put(id, request.agentId());
     synchronized (requests) {
       requests.onNext(message);

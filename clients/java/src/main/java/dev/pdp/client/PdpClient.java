@@ -12,7 +12,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.AbstractStub;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
@@ -29,7 +28,6 @@ import pdp.v1.PolicyDecisionServiceOuterClass.AgentStatusRequest;
 import pdp.v1.PolicyDecisionServiceOuterClass.AuthorizeRequest;
 import pdp.v1.PolicyDecisionServiceOuterClass.AwaitApprovalRequest;
 import pdp.v1.PolicyDecisionServiceOuterClass.EnforceBatchRequest;
-import pdp.v1.PolicyDecisionServiceOuterClass.EnforceBatchResponse;
 import pdp.v1.PolicyDecisionServiceOuterClass.ReportUsageRequest;
 import pdp.v1.PolicyDecisionServiceOuterClass.WatchAgentStatusRequest;
 
@@ -253,7 +251,7 @@ public final class PdpClient implements AutoCloseable {
    * @throws InvalidRequestException for a request that cannot succeed as it is
    */
   public EnforceResult enforce(EnforceRequest request) {
-    var message = Convert.enforceRequest(request, "");
+    var message = Requests.enforceRequest(request, "");
     pdp.v1.PolicyDecisionServiceOuterClass.EnforceResponse response;
     try {
       response = blockingCall("Enforce", timeout, stub -> stub.enforce(message));
@@ -270,7 +268,7 @@ public final class PdpClient implements AutoCloseable {
   public CompletableFuture<EnforceResult> enforceAsync(EnforceRequest request) {
     pdp.v1.PolicyDecisionServiceOuterClass.EnforceRequest message;
     try {
-      message = Convert.enforceRequest(request, "");
+      message = Requests.enforceRequest(request, "");
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
@@ -286,30 +284,6 @@ public final class PdpClient implements AutoCloseable {
             : CompletableFuture.failedFuture(error));
   }
 
-  private EnforceBatchRequest batchRequest(List<EnforceRequest> requests) {
-    var message = EnforceBatchRequest.newBuilder();
-    for (int i = 0; i < requests.size(); i++) {
-      message.addRequests(Convert.enforceRequest(requests.get(i), "requests[" + i + "]."));
-    }
-    return message.build();
-  }
-
-  private static List<BatchOutcome> batchOutcomes(List<EnforceRequest> requests, EnforceBatchResponse response) {
-    if (response.getResponsesCount() != requests.size()) {
-      throw new PdpException("sidecar answered " + response.getResponsesCount()
-          + " decisions to a batch of " + requests.size());
-    }
-    List<BatchOutcome> outcomes = new ArrayList<>(requests.size());
-    for (int i = 0; i < requests.size(); i++) {
-      try {
-        outcomes.add(new BatchOutcome(
-            Convert.enforceResult(response.getResponses(i), requests.get(i).agentId()), null));
-      } catch (PdpException decided) {
-        outcomes.add(new BatchOutcome(null, decided));
-      }
-    }
-    return List.copyOf(outcomes);
-  }
 
   /**
    * Decides many requests in one call; the outcomes come in the order of the
@@ -318,20 +292,20 @@ public final class PdpClient implements AutoCloseable {
    * It always fails closed.
    */
   public List<BatchOutcome> enforceBatch(List<EnforceRequest> requests) {
-    var message = batchRequest(requests);
-    return batchOutcomes(requests, blockingCall("EnforceBatch", timeout, stub -> stub.enforceBatch(message)));
+    var message = Requests.batchRequest(requests);
+    return Convert.batchOutcomes(requests, blockingCall("EnforceBatch", timeout, stub -> stub.enforceBatch(message)));
   }
 
   /** {@link #enforceBatch} as a future. */
   public CompletableFuture<List<BatchOutcome>> enforceBatchAsync(List<EnforceRequest> requests) {
     EnforceBatchRequest message;
     try {
-      message = batchRequest(requests);
+      message = Requests.batchRequest(requests);
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
     return futureCall("EnforceBatch", timeout, stub -> stub.enforceBatch(message),
-        response -> batchOutcomes(requests, response));
+        response -> Convert.batchOutcomes(requests, response));
   }
 
   /**
@@ -344,15 +318,6 @@ public final class PdpClient implements AutoCloseable {
     return new EnforceStream(async, target, Objects.requireNonNull(listener, "listener"));
   }
 
-  private AuthorizeRequest authorizeRequest(String sourceAgentId, String targetAgentId, String action) {
-    Convert.requireId(sourceAgentId, "source_agent_id");
-    Convert.requireId(targetAgentId, "target_agent_id");
-    return AuthorizeRequest.newBuilder()
-        .setSourceAgentId(sourceAgentId)
-        .setTargetAgentId(targetAgentId)
-        .setAction(Convert.action(action))
-        .build();
-  }
 
   /**
    * Whether the source agent may perform {@code action} (execute, read,
@@ -360,7 +325,7 @@ public final class PdpClient implements AutoCloseable {
    * target agent now. A denial is a result, not an exception.
    */
   public AuthorizeResult authorize(String sourceAgentId, String targetAgentId, String action) {
-    var message = authorizeRequest(sourceAgentId, targetAgentId, action);
+    var message = Requests.authorizeRequest(sourceAgentId, targetAgentId, action);
     return Convert.authorizeResult(blockingCall("Authorize", timeout, stub -> stub.authorize(message)));
   }
 
@@ -368,7 +333,7 @@ public final class PdpClient implements AutoCloseable {
   public CompletableFuture<AuthorizeResult> authorizeAsync(String sourceAgentId, String targetAgentId, String action) {
     AuthorizeRequest message;
     try {
-      message = authorizeRequest(sourceAgentId, targetAgentId, action);
+      message = Requests.authorizeRequest(sourceAgentId, targetAgentId, action);
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
@@ -377,14 +342,14 @@ public final class PdpClient implements AutoCloseable {
 
   /** The kill-switch state of an agent, its spend against its budgets, and the sidecar's snapshot. */
   public AgentStatus agentStatus(String agentId) {
-    var message = AgentStatusRequest.newBuilder().setAgentId(Convert.requireId(agentId, "agent_id")).build();
+    var message = AgentStatusRequest.newBuilder().setAgentId(Requests.requireId(agentId, "agent_id")).build();
     return Convert.agentStatus(blockingCall("AgentStatus", timeout, stub -> stub.agentStatus(message)).getState());
   }
 
   /** {@link #agentStatus} as a future. */
   public CompletableFuture<AgentStatus> agentStatusAsync(String agentId) {
     try {
-      Convert.requireId(agentId, "agent_id");
+      Requests.requireId(agentId, "agent_id");
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
@@ -399,7 +364,7 @@ public final class PdpClient implements AutoCloseable {
    * to stop. Iterating throws the client's exceptions when the stream fails.
    */
   public StatusWatch watchAgentStatus(String agentId) {
-    var message = WatchAgentStatusRequest.newBuilder().setAgentId(Convert.requireId(agentId, "agent_id")).build();
+    var message = WatchAgentStatusRequest.newBuilder().setAgentId(Requests.requireId(agentId, "agent_id")).build();
     Context.CancellableContext context = Context.current().withCancellation();
     try {
       return new StatusWatch(context, context.call(() -> blocking.watchAgentStatus(message)), target);
@@ -412,13 +377,6 @@ public final class PdpClient implements AutoCloseable {
     }
   }
 
-  private ReportUsageRequest usageRequest(String agentId, double costUsd, String requestId) {
-    return ReportUsageRequest.newBuilder()
-        .setAgentId(Convert.requireId(agentId, "agent_id"))
-        .setCostUsd(Convert.amount(costUsd, "cost_usd"))
-        .setRequestId(Convert.requireId(requestId, "request_id"))
-        .build();
-  }
 
   /**
    * Records the actual cost of a call. Idempotent by {@code requestId}: a
@@ -427,7 +385,7 @@ public final class PdpClient implements AutoCloseable {
    * ({@link InvalidRequestException}, field {@code request_id}).
    */
   public UsageResult reportUsage(String agentId, double costUsd, String requestId) {
-    var message = usageRequest(agentId, costUsd, requestId);
+    var message = Requests.usageRequest(agentId, costUsd, requestId);
     var response = blockingCall("ReportUsage", timeout, stub -> stub.reportUsage(message));
     return new UsageResult(response.getDuplicate(), response.getDailySpendUsd());
   }
@@ -436,7 +394,7 @@ public final class PdpClient implements AutoCloseable {
   public CompletableFuture<UsageResult> reportUsageAsync(String agentId, double costUsd, String requestId) {
     ReportUsageRequest message;
     try {
-      message = usageRequest(agentId, costUsd, requestId);
+      message = Requests.usageRequest(agentId, costUsd, requestId);
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
@@ -444,13 +402,6 @@ public final class PdpClient implements AutoCloseable {
         response -> new UsageResult(response.getDuplicate(), response.getDailySpendUsd()));
   }
 
-  private AwaitApprovalRequest approvalRequest(String approvalId, Duration wait) {
-    Convert.requireId(approvalId, "approval_id");
-    if (wait == null || wait.isZero() || wait.isNegative()) {
-      throw InvalidRequestException.local("timeout", "must be greater than 0, got " + wait);
-    }
-    return AwaitApprovalRequest.newBuilder().setApprovalId(approvalId).setTimeout(Convert.duration(wait)).build();
-  }
 
   /**
    * Waits at most {@code wait} for the approval an enforce answer carried to
@@ -458,7 +409,7 @@ public final class PdpClient implements AutoCloseable {
    * time. The call's deadline is {@code wait} plus the client's timeout.
    */
   public ApprovalResult awaitApproval(String approvalId, Duration wait) {
-    var message = approvalRequest(approvalId, wait);
+    var message = Requests.approvalRequest(approvalId, wait);
     var response = blockingCall("AwaitApproval", wait.plus(timeout), stub -> stub.awaitApproval(message));
     return Convert.approvalResult(approvalId, response);
   }
@@ -467,7 +418,7 @@ public final class PdpClient implements AutoCloseable {
   public CompletableFuture<ApprovalResult> awaitApprovalAsync(String approvalId, Duration wait) {
     AwaitApprovalRequest message;
     try {
-      message = approvalRequest(approvalId, wait);
+      message = Requests.approvalRequest(approvalId, wait);
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
@@ -483,7 +434,7 @@ public final class PdpClient implements AutoCloseable {
    * @throws DeadlineExceededException when still pending after maxWait
    */
   public ApprovalResult waitForApproval(String approvalId, Duration maxWait) {
-    approvalRequest(approvalId, maxWait); // checks the arguments
+    Requests.approvalRequest(approvalId, maxWait); // checks the arguments
     long end = System.nanoTime() + maxWait.toNanos();
     while (true) {
       Duration left = Duration.ofNanos(end - System.nanoTime());
@@ -511,7 +462,7 @@ public final class PdpClient implements AutoCloseable {
    * agent's trace is refused ({@link PdpException}, FAILED_PRECONDITION).
    */
   public TraceResult submitTrace(Trace trace) {
-    var message = Convert.traceRequest(trace);
+    var message = Requests.traceRequest(trace);
     return Convert.traceResult(blockingCall("SubmitTrace", timeout, stub -> stub.submitTrace(message)));
   }
 
@@ -519,7 +470,7 @@ public final class PdpClient implements AutoCloseable {
   public CompletableFuture<TraceResult> submitTraceAsync(Trace trace) {
     pdp.v1.PolicyDecisionServiceOuterClass.SubmitTraceRequest message;
     try {
-      message = Convert.traceRequest(trace);
+      message = Requests.traceRequest(trace);
     } catch (InvalidRequestException invalid) {
       return refused(invalid);
     }
