@@ -10,7 +10,7 @@ Exception tree::
 
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
-from ._model import POLICY_TYPES
+from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._types import (
     ACTIONS,

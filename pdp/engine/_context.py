@@ -32,7 +32,7 @@ class Context:
         "output_only",
         "pii_counts",
         "request",
-        "spend",
+        "usage",
     )
 
     def __init__(
@@ -40,7 +40,7 @@ class Context:
     ) -> None:
         self.request = request
         self.agent = agent
-        self.spend = spend
+        self.usage = spend
         self.now = now
         # Output-only requests scan a model's answer; they gate no call.
         self.output_only = request.input is None and request.output is not None
@@ -103,7 +103,7 @@ class Context:
         return counts
 
     def spent_today(self) -> float:
-        return self.spend.spent_since(self.agent.id, day_start(self.now, UTC))
+        return self.usage.spent_since(self.agent.id, day_start(self.now, UTC))
 
     def activation(self, variables: frozenset[str]) -> Any:
         """The CEL activation binding ``variables``; built once per request
@@ -125,7 +125,7 @@ class Context:
 
 
 def _monthly_spend(ctx: Context) -> float:
-    return ctx.spend.spent_since(ctx.agent.id, month_start(ctx.now, 1, UTC))
+    return ctx.usage.spent_since(ctx.agent.id, month_start(ctx.now, 1, UTC))
 
 
 # What each CEL variable (declared in _cel) is for one request.

@@ -13,9 +13,9 @@ from ._context import Context
 from ._errors import SnapshotError
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
-from ._periods import day_start, month_start
 from ._pii import mask_text
-from ._rules import BudgetCapCheck, Check, CostLimitCheck, compile_rule
+from ._policy import Check
+from ._registry import REGISTRY, compile_rule
 from ._types import (
     AgentInfo,
     AuthorizeResult,
@@ -37,6 +37,7 @@ _KIND_BY_MODE = {
     Mode.MONITOR: DecisionKind.ALLOW,
 }
 _PLAN_CACHE_LIMIT = 10_000
+_DEFAULT_SEVERITIES = {name: entry.default_severity for name, entry in REGISTRY.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,17 +194,10 @@ class CompiledSnapshot:
         """Spend against every budget that applies to ``agent``."""
         out: list[BudgetState] = []
         for p in self._plan(agent).policies:
-            check = p.check
-            if isinstance(check, CostLimitCheck) and check.daily_budget is not None:
-                start = day_start(now, check.tz)
-                limit, period = check.daily_budget, "daily"
-            elif isinstance(check, BudgetCapCheck):
-                start = month_start(now, check.reset_day, check.tz)
-                limit, period = check.cap, "monthly"
-            else:
-                continue
-            spent = spend.spent_since(agent.id, start)
-            out.append(BudgetState(p.id, p.name, period, limit, spent, start))
+            for budget in p.check.budgets():
+                start = budget.start(now)
+                spent = spend.spent_since(agent.id, start)
+                out.append(BudgetState(p.id, p.name, budget.period, budget.limit_usd, spent, start))
         return out
 
 
@@ -285,7 +279,7 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
 
     Raises SnapshotError listing every problem with its field path."""
     problems = Problems()
-    spec = read_snapshot(document, problems)
+    spec = read_snapshot(document, problems, _DEFAULT_SEVERITIES)
     agents: dict[str, AgentInfo] = {}
     for a in spec.agents:
         info = _agent_info(a)

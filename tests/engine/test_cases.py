@@ -5,14 +5,14 @@ A case file holds a snapshot, a clock, recorded spend and a list of cases; each
 case is one Enforce request, one Authorize question or one snapshot that must
 be rejected, with what the engine must answer::
 
-    name: pii                      # optional; must equal the file name
+    name: pii_access               # optional; must equal the file name
     description: ...               # optional
     snapshot: {...}                # the document given to compile_snapshot
     now: "2026-03-15T12:00:00Z"    # the clock of enforce and authorize
     spend:                         # canonical agent id -> usage records
       agent-1: [{at: "2026-03-15T08:00:00Z", usd: 40}]
     cases:
-      - name: ...                  # unique in the file; test id "pii::<name>"
+      - name: ...                  # unique in the file; test id "pii_access::<name>"
         note: ...                  # optional: why the case expects what it does
         snapshot / policies / now / spend: ...   # optional overrides; `policies`
                                    # replaces only the file snapshot's policies
@@ -49,6 +49,7 @@ from pathlib import Path
 import pytest
 
 from pdp.engine import (
+    POLICY_TYPES,
     CompiledSnapshot,
     Decision,
     EnforceInput,
@@ -58,6 +59,7 @@ from pdp.engine import (
 )
 from tests.engine._case_loader import (
     ABSENT,
+    CASES_DIR,
     AuthorizeCheck,
     Case,
     CaseFileError,
@@ -70,21 +72,16 @@ from tests.engine._case_loader import (
 
 CASES = load_all_cases()
 
+# Besides one file per policy type, named after it.
 AREAS = {
-    "budget_cap",
     "chaining",
-    "cost_limit",
-    "expression",
     "grants",
-    "injection",
     "kill_switch",
     "modes",
-    "pii",
     "reference_policies",
     "scoping",
     "snapshot_errors",
 }
-POLICY_TYPES = {"injection_scan", "pii_access", "cost_limit", "budget_cap", "expression"}
 
 
 # -- running a case ---------------------------------------------------------------
@@ -246,13 +243,36 @@ def test_case_files_cover_every_area_with_unique_ids() -> None:
     assert len(ids) == len(set(ids))
     assert {case.file for case in CASES} >= AREAS
     assert len(CASES) >= 100
-    written_types = {
-        policy.get("policyType")
+
+
+@pytest.mark.parametrize("policy_type", POLICY_TYPES)
+def test_every_policy_type_has_its_case_file(policy_type: str) -> None:
+    path = CASES_DIR / f"{policy_type}.yaml"
+    assert path.is_file(), f"the policy type {policy_type!r} has no case file {path}"
+    cases = load_case_file(path)
+    enforced = [
+        case
+        for case in cases
+        if isinstance(case.check, EnforceCheck) and policy_type in _types_written(case)
+    ]
+    fired = [
+        case for case in enforced if isinstance(case.check, EnforceCheck) and case.check.violations
+    ]
+    assert enforced, f"{path.name} enforces no request against a {policy_type} policy"
+    assert fired, f"{path.name} has no case where a {policy_type} policy fires"
+    rejected = [
+        case
         for case in CASES
-        if not isinstance(case.check, ErrorCheck)
-        for policy in case.snapshot.get("policies", [])
-    }
-    assert written_types >= POLICY_TYPES
+        if isinstance(case.check, ErrorCheck) and policy_type in _types_written(case)
+    ]
+    assert rejected, f"no case rejects an invalid {policy_type} policy"
+
+
+def _types_written(case: Case) -> set[object]:
+    policies = case.snapshot.get("policies")
+    if not isinstance(policies, list):
+        return set()
+    return {policy.get("policyType") for policy in policies if isinstance(policy, dict)}
 
 
 MALFORMED = {
