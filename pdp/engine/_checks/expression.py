@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._cel import CelCompileError, CelProgram
-from .._context import CEL_KEYS, Context
+from .._context import Context
 from .._fields import Reader
 from .._model import PolicySpec
 from .._policy import Check, Hit, PolicyType
+from .._variables import MEMO_KEYS
 
 __all__ = ["POLICY_TYPE", "ExpressionCheck"]
 
@@ -25,10 +26,10 @@ class ExpressionCheck(Check):
         self.skip_on_error = skip_on_error
         names = sorted(program.variables)
         # Results by the values of the variables, when every variable is a
-        # short identifier (see CEL_KEYS); most requests then skip the runtime.
+        # short identifier (see MEMO_KEYS); most requests then skip the runtime.
         self._key_parts: tuple[Callable[[Context], object], ...] | None = (
-            tuple(CEL_KEYS[name] for name in names)
-            if all(name in CEL_KEYS for name in names)
+            tuple(MEMO_KEYS[name] for name in names)
+            if all(name in MEMO_KEYS for name in names)
             else None
         )
         self._memo: dict[tuple[object, ...], bool | str] = {}
