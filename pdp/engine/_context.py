@@ -1,5 +1,7 @@
 """Per-request evaluation context: what several policies of one request share
 (normalised text, PII scans, the CEL activation) is computed once, lazily.
+It carries the usage port's view, and collects the calls the request will
+count if it proceeds.
 
 Every request builds one, so it allocates nothing up front: the caches and
 the PII bookkeeping appear only when a policy needs them."""
@@ -7,21 +9,26 @@ the PII bookkeeping appear only when a policy needs them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._cel import make_activation
 from ._normalize import normalize
 from ._pii import PiiDetector, PiiMatch
-from ._types import AgentInfo, EnforceInput, PiiFinding, SpendView
+from ._types import AgentInfo, EnforceInput, PiiFinding
+from ._usage import CallCharge, CounterKey, UsageView
 from ._variables import VARIABLES
 
 __all__ = ["Context"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
 
 
 class Context:
     __slots__ = (
         "_activations",
+        "_calls",
         "_normalized_input",
         "_normalized_output",
         "_pii",
@@ -36,11 +43,11 @@ class Context:
     )
 
     def __init__(
-        self, request: EnforceInput, agent: AgentInfo, spend: SpendView, now: datetime
+        self, request: EnforceInput, agent: AgentInfo, usage: UsageView, now: datetime
     ) -> None:
         self.request: EnforceInput = request
         self.agent: AgentInfo = agent
-        self.usage: SpendView = spend
+        self.usage: UsageView = usage
         self.now: datetime = now
         # Output-only requests scan a model's answer; they gate no call.
         self.output_only: bool = request.input is None and request.output is not None
@@ -52,6 +59,8 @@ class Context:
         self._normalized_output: str | None = None
         self._pii: dict[tuple[str, int], list[PiiMatch]] | None = None
         self._activations: dict[frozenset[str], Any] | None = None
+        # Calls to count if the request proceeds: key -> (since, most) limits.
+        self._calls: dict[CounterKey, list[tuple[int, int]]] | None = None
 
     def normalized_input(self, text: str) -> str:
         """``normalize(text)`` for the input side's ``text``, computed once."""
@@ -114,6 +123,29 @@ class Context:
                 {name: _CEL_VALUES[name](self) for name in variables}
             )
         return activation
+
+    @property
+    def second(self) -> int:
+        """``now`` as whole seconds of Unix time (calls are counted per second)."""
+        return (self.now - _EPOCH) // _ONE_SECOND
+
+    def count_call(self, key: CounterKey, limit: tuple[int, int] | None) -> None:
+        """Counts this call under ``key`` if the request proceeds, on the
+        condition ``limit`` = ``(since, most)`` (see CallCharge), if given.
+        Policies counting under one key count the call once."""
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = {}
+        limits = calls.setdefault(key, [])
+        if limit is not None:
+            limits.append(limit)
+
+    def charges(self) -> tuple[CallCharge, ...]:
+        """What the request charges to usage if it proceeds."""
+        if not self._calls:
+            return ()
+        second = self.second
+        return tuple(CallCharge(key, second, tuple(limits)) for key, limits in self._calls.items())
 
     def pii_findings(self) -> tuple[PiiFinding, ...]:
         if not self.findings:

@@ -14,9 +14,16 @@ from typing import Any
 
 import grpc
 
-from pdp.engine import DecisionKind
+from pdp.engine import (
+    CompiledSnapshot,
+    Decision,
+    DecisionKind,
+    EnforceInput,
+    UsagePort,
+    UsageReport,
+)
 from pdp.snapshot import Active, SnapshotHolder
-from pdp.state import DecisionLog, SpendLedger, UsageConflictError
+from pdp.state import DecisionLog, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
@@ -37,6 +44,9 @@ __all__ = ["SERVICE_NAME", "Activity", "PolicyDecisionServicer"]
 
 SERVICE_NAME = "pdp.v1.PolicyDecisionService"
 log = logging.getLogger("pdp.server")
+# Decisions tried for one call whose charges a shared usage backend keeps
+# refusing (other replicas keep taking the last places in its windows).
+_CHARGE_ATTEMPTS = 3
 
 
 def _utc_now() -> datetime:
@@ -68,14 +78,14 @@ class PolicyDecisionServicer:
     def __init__(
         self,
         holder: SnapshotHolder,
-        ledger: SpendLedger,
+        usage: UsagePort,
         decisions: DecisionLog,
         limits: Limits,
         *,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._holder = holder
-        self._ledger = ledger
+        self._usage = usage
         self._decisions = decisions
         self._limits = limits
         self._clock = clock
@@ -99,7 +109,9 @@ class PolicyDecisionServicer:
         request = enforce_input(parse_request(pb.EnforceRequest, data), self._limits)
         snapshot = self._active().snapshot
         now = self._clock()
-        decision = snapshot.enforce(request, self._ledger, now)
+        decision = snapshot.enforce(request, self._usage, now)
+        if decision.charges:
+            decision = await self._charge(snapshot, request, decision, now)
         decision_id = _new_id()
         kind = decision.kind
         approval_id = _new_id() if kind is DecisionKind.PENDING_APPROVAL else ""
@@ -116,6 +128,25 @@ class PolicyDecisionServicer:
             approval_id,
         )
         return enforce_response(decision, decision_id, approval_id).SerializeToString()
+
+    async def _charge(
+        self, snapshot: CompiledSnapshot, request: EnforceInput, decision: Decision, now: datetime
+    ) -> Decision:
+        """Applies what an allowed call charges to usage. When the backend
+        refuses (a shared backend where another replica took the last place
+        in a window), the call is decided again on the backend's numbers."""
+        for _ in range(_CHARGE_ATTEMPTS):
+            if not await self._usage.charge(decision.charges):
+                return decision
+            decision = snapshot.enforce(request, self._usage, now)
+            if not decision.charges:
+                return decision
+        raise RequestError(
+            "",
+            f"the call could not be counted after {_CHARGE_ATTEMPTS} attempts "
+            "(its rate-limit windows are contended); retry",
+            grpc.StatusCode.ABORTED,
+        )
 
     async def authorize(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AuthorizeRequest, data)
@@ -143,7 +174,7 @@ class PolicyDecisionServicer:
             rejected_at=rejection.rejected_at if rejection else None,
             rejection=rejection.errors if rejection else (),
         )
-        return agent_state(agent, snapshot.budgets(agent, self._ledger, now), view)
+        return agent_state(agent, snapshot.budgets(agent, self._usage, now), view)
 
     async def agent_status(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AgentStatusRequest, data)
@@ -175,13 +206,13 @@ class PolicyDecisionServicer:
         request_id = require_id(msg.request_id, "request_id")
         agent = self._active().snapshot.resolve_agent(agent_ref)
         try:
-            record = await self._ledger.record(agent.id, amount, request_id)
+            record = await self._usage.record(UsageReport(agent.id, amount, request_id))
         except UsageConflictError as exc:
             raise RequestError("request_id", str(exc), grpc.StatusCode.ALREADY_EXISTS) from None
         midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)
         return pb.ReportUsageResponse(
             duplicate=record.duplicate,
-            daily_spend_usd=self._ledger.spent_since(agent.id, midnight),
+            daily_spend_usd=self._usage.spent_since(agent.id, midnight),
         ).SerializeToString()
 
     async def await_approval(

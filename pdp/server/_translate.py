@@ -202,6 +202,7 @@ def enforce_response(decision: Decision, decision_id: str, approval_id: str) -> 
             severity=_SEVERITIES[v.severity],
             message=v.message,
             enforcement_mode=_MODES[v.mode],
+            retry_after_ms=v.retry_after_ms,
         )
     if decision.masked_input is not None:
         resp.masked_input = decision.masked_input

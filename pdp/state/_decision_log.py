@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +22,9 @@ from typing import Any
 
 from pdp.state._database import Database, from_micros, to_micros
 from pdp.state._errors import StateError
+from pdp.state._flusher import Flusher
 
 __all__ = ["DecisionLog", "DecisionRecord"]
-
-_LOG = logging.getLogger(__name__)
 
 _INSERT = (
     "INSERT INTO decision_log (decision_id, decided_at_us, agent_id, decision,"
@@ -79,22 +77,18 @@ class DecisionLog:
         max_batch: int = 1000,
         max_pending: int = 100_000,
     ) -> None:
-        if not flush_interval > 0:
-            raise ValueError(f"flush_interval must be positive, got {flush_interval}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        self._flusher = Flusher(self.flush, flush_interval, "decision log")
         self._db = db
-        self._flush_interval = flush_interval
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._pending: deque[_Row] = deque()
         self._dropped = 0
-        self._wake = asyncio.Event()
         self._stopping = False
         self._closed = False
-        self._flusher: asyncio.Task[None] | None = None
         self._drain: asyncio.Task[None] | None = None
 
     @property
@@ -111,8 +105,7 @@ class DecisionLog:
         """Start the background flusher."""
         if self._closed or self._stopping:
             raise StateError("decision log is closed")
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._run(), name="pdp-decision-log-flusher")
+        self._flusher.start()
 
     def append(self, record: DecisionRecord) -> None:
         """Queue one record. Synchronous and O(1)."""
@@ -163,7 +156,7 @@ class DecisionLog:
             self._dropped += 1
         pending.append(row)
         if len(pending) >= self._max_batch:
-            self._wake.set()
+            self._flusher.wake()
 
     async def flush(self) -> None:
         """Write every record appended before this call; raises
@@ -188,10 +181,7 @@ class DecisionLog:
         if self._closed:
             return
         self._stopping = True
-        flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            self._wake.set()
-            await flusher
+        await self._flusher.stop()
         await self.flush()
         self._closed = True
 
@@ -210,27 +200,6 @@ class DecisionLog:
         async with self._db.connection.execute(query, parameters) as cursor:
             rows = await cursor.fetchall()
         return [_from_row(row) for row in rows]
-
-    async def _run(self) -> None:
-        failing = False
-        while not self._stopping:
-            try:
-                async with asyncio.timeout(self._flush_interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.flush()
-            except StateError:
-                # Log once per failure streak, not every interval.
-                if not failing:
-                    _LOG.exception("decision log write failed; records stay queued")
-                failing = True
-            else:
-                if failing:
-                    _LOG.info("decision log writes recovered")
-                failing = False
 
     async def _drain_pending(self, count: int) -> None:
         """Writes the first ``count`` queued records. Records queued meanwhile

@@ -11,17 +11,20 @@ be rejected, with what the engine must answer::
     now: "2026-03-15T12:00:00Z"    # the clock of enforce and authorize
     spend:                         # canonical agent id -> usage records
       agent-1: [{at: "2026-03-15T08:00:00Z", usd: 40}]
+    history:                       # Enforce calls made before each case's request,
+                                   # their charges applied as the server does
+      - {at: "2026-03-15T11:59:00Z", request: {agent_id: agent-1}, repeat: 3, every: 1.5}
     cases:
       - name: ...                  # unique in the file; test id "pii_access::<name>"
         note: ...                  # optional: why the case expects what it does
-        snapshot / policies / now / spend: ...   # optional overrides; `policies`
-                                   # replaces only the file snapshot's policies
+        snapshot / policies / now / spend / history: ...   # optional overrides;
+                                   # `policies` replaces only the snapshot's policies
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
                   metadata, request_id}
         expect:
           decision: BLOCK
           violations:              # exact list in order; absent means none
-            - {policy: <name>, policy_id, type, mode, severity,
+            - {policy: <name>, policy_id, type, mode, severity, retry_after_ms,
                message_contains, message_excludes}
           masked_input: ...        # exact when given (null included)
           masked_output: ...
@@ -69,6 +72,7 @@ from tests.engine._case_loader import (
     load_all_cases,
     load_case_file,
 )
+from tests.engine._memory_usage import MemoryUsage
 
 CASES = load_all_cases()
 
@@ -124,9 +128,19 @@ def _matches(error: FieldError, want: ExpectedError) -> bool:
     return all(text.casefold() in error.message.casefold() for text in want.message_contains)
 
 
+def _usage_after_history(case: Case, snapshot: CompiledSnapshot) -> MemoryUsage:
+    usage = MemoryUsage(case.spend)
+    for entry in case.history:
+        for at in entry.times():
+            decision = snapshot.enforce(EnforceInput(**entry.request), usage, at)
+            assert not usage.apply(decision.charges)  # memory is the one authority
+    return usage
+
+
 def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) -> None:
     assert case.now is not None
-    decision = snapshot.enforce(EnforceInput(**check.request), case.spend, case.now)
+    usage = _usage_after_history(case, snapshot)
+    decision = snapshot.enforce(EnforceInput(**check.request), usage, case.now)
     problems: list[str] = []
     if decision.kind.name != check.decision:
         problems.append(f"decision {decision.kind.name}, expected {check.decision}")
@@ -168,6 +182,7 @@ def _violation_problems(decision: Decision, check: EnforceCheck) -> list[str]:
             ("type", v.policy_type, w.type),
             ("mode", v.mode.wire_name, w.mode),
             ("severity", v.severity.wire_name, w.severity),
+            ("retry_after_ms", v.retry_after_ms, w.retry_after_ms),
         )
         problems += [
             f"{v.policy_name!r}: {key} {actual!r}, expected {expected!r}"
@@ -206,7 +221,8 @@ def _describe(decision: Decision) -> str:
     lines = [f"  decision: {decision.kind.name}"]
     lines += [
         f"  violation: {v.policy_name!r} id={v.policy_id!r} type={v.policy_type}"
-        f" mode={v.mode.wire_name} severity={v.severity.wire_name}: {v.message}"
+        f" mode={v.mode.wire_name} severity={v.severity.wire_name}"
+        f" retry_after_ms={v.retry_after_ms}: {v.message}"
         for v in decision.violations
     ]
     lines.append(f"  masked_input: {decision.masked_input!r}")
@@ -303,6 +319,19 @@ MALFORMED = {
     "request without expectation": (
         "snapshot: {}\nnow: '2026-01-01T00:00:00Z'\ncases:\n- {name: a, request: {agent_id: x}}\n",
         "need expect",
+    ),
+    "history after now": (
+        "snapshot: {}\nnow: '2026-01-01T00:00:00Z'\ncases:\n"
+        "- {name: a, request: {agent_id: x}, expect: {decision: ALLOW},\n"
+        "   history: [{at: '2026-01-01T00:00:00Z', request: {agent_id: x},\n"
+        "              repeat: 2, every: 1}]}\n",
+        "after `now`",
+    ),
+    "history request without an agent": (
+        "snapshot: {}\nnow: '2026-01-01T00:00:00Z'\ncases:\n"
+        "- {name: a, request: {agent_id: x}, expect: {decision: ALLOW},\n"
+        "   history: [{at: '2025-12-31T00:00:00Z', request: {tool: t}}]}\n",
+        "agent_id",
     ),
     "time without offset": (
         "snapshot: {}\nnow: '2026-01-01T00:00:00'\ncases:\n"

@@ -11,14 +11,15 @@ import pytest
 
 from pdp.engine import CompiledSnapshot, EnforceInput, compile_snapshot
 from pdp.engine._variables import VARIABLES, Variable
-from tests.engine._case_loader import MemorySpend, SpendRecord
+from tests.engine._case_loader import SpendRecord
+from tests.engine._memory_usage import MemoryUsage
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 BEGIN = "<!-- CEL variables: from pdp/engine/_variables.py, checked by a test -->"
 END = "<!-- end of CEL variables -->"
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
-SPEND = MemorySpend(
+SPEND = MemoryUsage(
     {
         "agent-1": (
             SpendRecord(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), 4.0),
