@@ -68,10 +68,14 @@ class DenialReason(enum.Enum):
     TARGET_PAUSED = "target_paused"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, kw_only=True)
 class EnforceInput:
     """One Enforce request. ``input`` is the input side (gated before the call),
-    ``output`` the output side (scanned after it); either may be absent."""
+    ``output`` the output side (scanned after it); either may be absent.
+
+    Built by keyword on every request, and treated as read-only by the
+    engine; not frozen, because a frozen dataclass costs twice as much to
+    build on the hot path."""
 
     agent_id: str
     input: str | None = None

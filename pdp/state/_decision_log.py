@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pdp.state._database import Database, from_micros, to_micros
 from pdp.state._errors import StateError
@@ -43,11 +42,13 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 _Row = tuple[str, int, str, str, str, str, int, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
+class DecisionRecord(NamedTuple):
     """One decision as logged. ``decision`` is the decision kind's name
     ("ALLOW", "BLOCK", ...); ``policies_fired`` holds policy ids;
-    ``pii_counts`` maps a PII type to how many were found (e.g. {"ssn": 1})."""
+    ``pii_counts`` maps a PII type to how many were found (e.g. {"ssn": 1}).
+
+    Built on every decision, so a named tuple: immutable, and a third of
+    the cost of a frozen dataclass. Build it by keyword."""
 
     decision_id: str
     decided_at: datetime
@@ -108,47 +109,22 @@ class DecisionLog:
         self._flusher.start()
 
     def append(self, record: DecisionRecord) -> None:
-        """Queue one record. Synchronous and O(1)."""
-        self.append_fields(
-            record.decision_id,
-            record.decided_at,
-            record.agent_id,
-            record.decision,
-            record.policies_fired,
-            record.pii_counts,
-            record.snapshot_revision,
-            record.request_id,
-            record.approval_id,
-        )
-
-    def append_fields(
-        self,
-        decision_id: str,
-        decided_at: datetime,
-        agent_id: str,
-        decision: str,
-        policies_fired: Sequence[str],
-        pii_counts: Mapping[str, int],
-        snapshot_revision: int,
-        request_id: str,
-        approval_id: str,
-    ) -> None:
-        """``append`` without building a DecisionRecord (the fields are the
-        same, in the same order). Synchronous and O(1): the hot path calls it."""
+        """Queue one record. Synchronous and O(1): the hot path calls it."""
         if self._closed:
             raise StateError("decision log is closed")
         # Converted here: a bad record (a naive time) must fail its caller,
         # not a batch.
+        fired, pii = record.policies_fired, record.pii_counts
         row: _Row = (
-            decision_id,
-            to_micros(decided_at, "decided_at"),
-            agent_id,
-            decision,
-            _encode_json(list(policies_fired)) if policies_fired else "[]",
-            _encode_json(dict(pii_counts)) if pii_counts else "{}",
-            snapshot_revision,
-            request_id,
-            approval_id,
+            record.decision_id,
+            to_micros(record.decided_at, "decided_at"),
+            record.agent_id,
+            record.decision,
+            _encode_json(list(fired)) if fired else "[]",
+            _encode_json(dict(pii)) if pii else "{}",
+            record.snapshot_revision,
+            record.request_id,
+            record.approval_id,
         )
         pending = self._pending
         if len(pending) >= self._max_pending:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from pdp.engine import CallCharge, Charge, CounterKey, UsageRecord, UsageReport
+from pdp.engine import CallCharge, Charge, UsageRecord, UsageReport
 from pdp.state._counters import CallCounters
 from pdp.state._database import Database, utc_now
 from pdp.state._ledger import SpendLedger
@@ -28,6 +28,11 @@ class SqliteUsage:
     def __init__(self, ledger: SpendLedger, counters: CallCounters) -> None:
         self.ledger = ledger
         self.counters = counters
+        # The reads, bound once: the engine calls them on the hot path, and a
+        # forwarding method would cost a call frame each time.
+        self.spent_since = ledger.spent_since
+        self.calls_since = counters.calls_since
+        self.nth_call_since = counters.nth_call_since
 
     @classmethod
     async def open(
@@ -49,15 +54,6 @@ class SqliteUsage:
     async def close(self) -> None:
         """Writes the call counts not yet written and stops the writer."""
         await self.counters.close()
-
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        return self.ledger.spent_since(agent_id, since)
-
-    def calls_since(self, key: CounterKey, since: int) -> int:
-        return self.counters.calls_since(key, since)
-
-    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
-        return self.counters.nth_call_since(key, since, n)
 
     async def record(self, report: UsageReport) -> UsageRecord:
         return await self.ledger.record(report.agent_id, report.cost_usd, report.request_id)

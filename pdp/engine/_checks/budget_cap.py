@@ -6,6 +6,7 @@ from __future__ import annotations
 from .._context import Context
 from .._fields import Reader
 from .._model import PolicySpec
+from .._periods import month_start
 from .._policy import Budget, Check, Hit, PolicyType, read_timezone
 from .._types import Mode, Severity
 
@@ -29,7 +30,8 @@ class BudgetCapCheck(Check):
         estimate = ctx.request.estimated_cost_usd or 0.0
         monthly = self.monthly
         cap = monthly.limit_usd
-        spent = ctx.usage.spent_since(ctx.agent.id, monthly.start(ctx.now))
+        start = month_start(ctx.now, monthly.reset_day, monthly.tz)
+        spent = ctx.usage.spent_since(ctx.agent.id, start)
         total = spent + estimate
         if total > cap:
             return Hit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .._context import Context
 from .._fields import Reader
 from .._model import PolicySpec
+from .._periods import day_start
 from .._policy import Budget, Check, Hit, PolicyType, read_timezone
 
 __all__ = ["POLICY_TYPE", "CostLimitCheck"]
@@ -29,7 +30,7 @@ class CostLimitCheck(Check):
         over_limit = limit is not None and estimate > limit
         spent = 0.0
         if daily is not None:
-            spent = ctx.usage.spent_since(ctx.agent.id, daily.start(ctx.now))
+            spent = ctx.usage.spent_since(ctx.agent.id, day_start(ctx.now, daily.tz))
         over_budget = daily is not None and spent + estimate > daily.limit_usd
         if not (over_limit or over_budget):
             return None
