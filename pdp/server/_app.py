@@ -218,11 +218,12 @@ def _with_port(listen: str, port: int) -> str:
 async def run(options: ServeOptions) -> int:
     """Runs a sidecar until SIGTERM or SIGINT."""
     sidecar = Sidecar(options)
-    await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start: a SIGTERM right after "listening on" must stop gracefully.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await sidecar.start()
     await stop.wait()
     log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
     await sidecar.stop()
