@@ -3,21 +3,18 @@ and the documentation's table of types derived from it."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
 from pdp.engine import POLICY_TYPES, SnapshotError, compile_snapshot
 from pdp.engine._registry import REGISTRY
+from tests.engine._docs import DOCS, assert_generated_table
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 BEGIN = "<!-- policy types: from the registry, checked by tests/engine/test_registry.py -->"
 END = "<!-- end of policy types -->"
 
 
-def type_table() -> str:
-    """The table of types docs/policies.md must hold between BEGIN and END."""
+def type_rows() -> list[str]:
+    """The table of types docs/policies.md holds between BEGIN and END."""
     rows = [
         "| type | fires when | `ruleDefinition` keys | default severity |",
         "|---|---|---|---|",
@@ -26,15 +23,11 @@ def type_table() -> str:
         keys = ", ".join(f"`{key}`" for key in entry.rule_fields)
         severity = entry.default_severity.wire_name
         rows.append(f"| [`{name}`](#{name}) | {entry.summary} | {keys} | {severity} |")
-    return "\n".join([BEGIN, *rows, END])
+    return rows
 
 
 def test_the_docs_table_of_types_is_the_registry() -> None:
-    text = DOCS.read_text(encoding="utf-8")
-    expected = type_table()
-    found = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, re.DOTALL)
-    assert found is not None, f"{DOCS} lacks the table of policy types:\n{expected}"
-    assert found.group(0) == expected, f"replace the table in {DOCS} with:\n{expected}"
+    assert_generated_table(BEGIN, type_rows(), END)
 
 
 @pytest.mark.parametrize("policy_type", POLICY_TYPES)

@@ -3,18 +3,16 @@ documented, seen through a real expression policy."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from pdp.engine import CompiledSnapshot, EnforceInput, compile_snapshot
 from pdp.engine._variables import VARIABLES, Variable
 from tests.engine._case_loader import SpendRecord
+from tests.engine._docs import assert_generated_table
 from tests.engine._memory_usage import MemoryUsage
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 BEGIN = "<!-- CEL variables: from pdp/engine/_variables.py, checked by a test -->"
 END = "<!-- end of CEL variables -->"
 
@@ -96,15 +94,7 @@ def test_a_variable_is_read_from_the_request(variable: Variable) -> None:
         assert not _fires(snapshot, OTHER)
 
 
-def variable_table() -> str:
+def test_the_docs_table_of_variables_is_the_declaration() -> None:
     rows = ["| name | type | value |", "|---|---|---|"]
     rows += [f"| `{v.name}` | {v.type.value} | {v.doc} |" for v in VARIABLES]
-    return "\n".join([BEGIN, *rows, END])
-
-
-def test_the_docs_table_of_variables_is_the_declaration() -> None:
-    text = DOCS.read_text(encoding="utf-8")
-    expected = variable_table()
-    found = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, re.DOTALL)
-    assert found is not None, f"{DOCS} lacks the table of CEL variables:\n{expected}"
-    assert found.group(0) == expected, f"replace the table in {DOCS} with:\n{expected}"
+    assert_generated_table(BEGIN, rows, END)
