@@ -32,6 +32,7 @@ class Context:
         "_normalized_input",
         "_normalized_output",
         "_pii",
+        "_second",
         "agent",
         "findings",
         "mask_spans",
@@ -61,6 +62,7 @@ class Context:
         self._activations: dict[frozenset[str], Any] | None = None
         # Calls to count if the request proceeds: key -> (since, most) limits.
         self._calls: dict[CounterKey, list[tuple[int, int]]] | None = None
+        self._second: int | None = None
 
     def normalized_input(self, text: str) -> str:
         """``normalize(text)`` for the input side's ``text``, computed once."""
@@ -127,7 +129,10 @@ class Context:
     @property
     def second(self) -> int:
         """``now`` as whole seconds of Unix time (calls are counted per second)."""
-        return (self.now - _EPOCH) // _ONE_SECOND
+        second = self._second
+        if second is None:
+            second = self._second = (self.now - _EPOCH) // _ONE_SECOND
+        return second
 
     def count_call(self, key: CounterKey, limit: tuple[int, int] | None) -> None:
         """Counts this call under ``key`` if the request proceeds, on the
