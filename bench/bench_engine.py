@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdp.engine import EnforceInput, compile_snapshot, parse_document
+from pdp.engine import CounterKey, EnforceInput, compile_snapshot, parse_document
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = [
@@ -67,6 +67,12 @@ WORDS = [
 class NoSpend:
     def spent_since(self, agent_id: str, since: datetime) -> float:
         return 12.5
+
+    def calls_since(self, key: CounterKey, since: int) -> int:
+        return 0
+
+    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
+        return None
 
 
 def text_of(size: int, seed: int = 7) -> str:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from pdp.engine import DecisionKind, EnforceInput, compile_snapshot, parse_document
+from pdp.engine import CounterKey, DecisionKind, EnforceInput, compile_snapshot, parse_document
 from pdp.engine._injection import InjectionMatcher
 from pdp.engine._normalize import normalize
 
@@ -143,6 +143,12 @@ def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
 class _NoSpend:
     def spent_since(self, agent_id: str, since: datetime) -> float:
         return 0.0
+
+    def calls_since(self, key: CounterKey, since: int) -> int:
+        return 0
+
+    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
+        return None
 
 
 def quality_report(directory: Path) -> list[str]:

@@ -1,6 +1,8 @@
 """The policy engine: pure, no I/O. It reads a snapshot document into a
 compiled, immutable snapshot and answers Enforce and Authorize questions
-from it. Everything that needs I/O (spend so far) reaches it as an argument.
+from it. Usage (spend and call counts so far) reaches it through the usage
+port (:class:`UsageView` for what it reads, :class:`UsagePort` for what a
+state backend implements); a decision returns what the call charges.
 
 Exception tree::
 
@@ -10,7 +12,7 @@ Exception tree::
 
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
-from ._model import POLICY_TYPES
+from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._types import (
     ACTIONS,
@@ -23,17 +25,30 @@ from ._types import (
     Mode,
     PiiFinding,
     Severity,
-    SpendView,
     Violation,
+)
+from ._usage import (
+    CALL_WINDOW_MAX_SECONDS,
+    CallCharge,
+    Charge,
+    CounterKey,
+    UsagePort,
+    UsageRecord,
+    UsageReport,
+    UsageView,
 )
 
 __all__ = [
     "ACTIONS",
+    "CALL_WINDOW_MAX_SECONDS",
     "POLICY_TYPES",
     "AgentInfo",
     "AuthorizeResult",
     "BudgetState",
+    "CallCharge",
+    "Charge",
     "CompiledSnapshot",
+    "CounterKey",
     "Decision",
     "DecisionKind",
     "DenialReason",
@@ -44,7 +59,10 @@ __all__ = [
     "PiiFinding",
     "Severity",
     "SnapshotError",
-    "SpendView",
+    "UsagePort",
+    "UsageRecord",
+    "UsageReport",
+    "UsageView",
     "Violation",
     "compile_snapshot",
     "parse_document",

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pdp.snapshot import Active, FileSource, HttpSource, SnapshotHolder, SourceStatusError
-from pdp.state import Database, DecisionLog, SnapshotStore, SpendLedger
+from pdp.state import Database, DecisionLog, SnapshotStore, SqliteUsage
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -52,6 +52,7 @@ class Sidecar:
         self.holder: SnapshotHolder
         self._db: Database | None = None
         self._decisions: DecisionLog | None = None
+        self._usage: SqliteUsage | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servicer: PolicyDecisionServicer | None = None
@@ -69,7 +70,8 @@ class Sidecar:
         opts = self.options
         db = self._db = await Database.open(opts.state)
         store = SnapshotStore(db)
-        ledger = await SpendLedger.open(db)
+        usage = self._usage = await SqliteUsage.open(db)
+        usage.start()
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
 
@@ -96,7 +98,7 @@ class Sidecar:
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, ledger, decisions, Limits(limit)
+            self.holder, usage, decisions, Limits(limit)
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -181,6 +183,8 @@ class Sidecar:
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         if self._decisions is not None:
             await self._decisions.close()
+        if self._usage is not None:
+            await self._usage.close()
         if self._db is not None:
             await self._db.close()
 
@@ -214,11 +218,12 @@ def _with_port(listen: str, port: int) -> str:
 async def run(options: ServeOptions) -> int:
     """Runs a sidecar until SIGTERM or SIGINT."""
     sidecar = Sidecar(options)
-    await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start: a SIGTERM right after "listening on" must stop gracefully.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await sidecar.start()
     await stop.wait()
     log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
     await sidecar.stop()

@@ -73,6 +73,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Calls counted per key (a JSON array, e.g. ["agent", "<id>"]) and
+        # second of Unix time, for windows of calls (rate limits).
+        """
+        CREATE TABLE call_counts (
+            counter_key TEXT NOT NULL,
+            second INTEGER NOT NULL,
+            count INTEGER NOT NULL CHECK (count > 0),
+            PRIMARY KEY (counter_key, second)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX call_counts_by_second ON call_counts (second)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
