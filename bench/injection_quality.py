@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from pdp.engine import CounterKey, DecisionKind, EnforceInput, compile_snapshot, parse_document
+from pdp.engine import NO_USAGE, DecisionKind, EnforceInput, compile_snapshot, parse_document
 from pdp.engine._injection import InjectionMatcher
 from pdp.engine._normalize import normalize
 
@@ -135,20 +135,9 @@ def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
     return [
         prompt
         for prompt in prompts
-        if snapshot.enforce(EnforceInput(agent_id="my-chatbot", input=prompt), _NoSpend(), now).kind
+        if snapshot.enforce(EnforceInput(agent_id="my-chatbot", input=prompt), NO_USAGE, now).kind
         is DecisionKind.BLOCK
     ]
-
-
-class _NoSpend:
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        return 0.0
-
-    def calls_since(self, key: CounterKey, since: int) -> int:
-        return 0
-
-    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
-        return None
 
 
 def quality_report(directory: Path) -> list[str]:

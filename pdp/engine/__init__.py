@@ -29,6 +29,7 @@ from ._types import (
 )
 from ._usage import (
     CALL_WINDOW_MAX_SECONDS,
+    NO_USAGE,
     CallCharge,
     Charge,
     CounterKey,
@@ -41,6 +42,7 @@ from ._usage import (
 __all__ = [
     "ACTIONS",
     "CALL_WINDOW_MAX_SECONDS",
+    "NO_USAGE",
     "POLICY_TYPES",
     "AgentInfo",
     "AuthorizeResult",

@@ -22,6 +22,7 @@ from typing import NamedTuple, Protocol
 
 __all__ = [
     "CALL_WINDOW_MAX_SECONDS",
+    "NO_USAGE",
     "CallCharge",
     "Charge",
     "CounterKey",
@@ -113,3 +114,22 @@ class UsagePort(UsageView, Protocol):
         returned; otherwise none is applied and the charges whose limits no
         longer hold are returned."""
         ...
+
+
+class _NoUsage:
+    """A usage view with nothing recorded: for evaluating a snapshot where no
+    state backend runs (offline checks, reports, tests)."""
+
+    __slots__ = ()
+
+    def spent_since(self, agent_id: str, since: datetime) -> float:
+        return 0.0
+
+    def calls_since(self, key: CounterKey, since: int) -> int:
+        return 0
+
+    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
+        return None
+
+
+NO_USAGE: UsageView = _NoUsage()

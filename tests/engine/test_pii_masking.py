@@ -12,17 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pdp.engine import EnforceInput, compile_snapshot
+from pdp.engine import NO_USAGE, EnforceInput, compile_snapshot
 from pdp.engine._pii import PII_TYPES, PiiDetector, PiiMatch, mask_text
 from tests.engine._pii_helpers import load_bench
 
-
-class _NoSpend:
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        return 0.0
-
-
-NO_SPEND = _NoSpend()
 # Email masks shorten the local part; every other mask keeps the length.
 SAME_LENGTH_TYPES = sorted(PII_TYPES - {"email", "api_key"})
 _NOISE = "0123456789 -./()+:#abcXYZ\n"
@@ -143,7 +136,7 @@ def test_the_engine_masks_every_finding_of_every_masking_policy() -> None:
         )
         for text in _texts(rng.randint(10, 10_000), 10):
             request = EnforceInput(agent_id="agent-1", output=text)
-            decision = snapshot.enforce(request, NO_SPEND, now)
+            decision = snapshot.enforce(request, NO_USAGE, now)
             findings = [
                 PiiMatch(f.pii_type, f.start, f.end)
                 for f in decision.pii_findings
