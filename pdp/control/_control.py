@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pdp.engine import ACTIONS, CompiledSnapshot, SnapshotError, compile_snapshot
+from pdp.engine import (
+    ACTIONS,
+    CompiledSnapshot,
+    SnapshotError,
+    compile_snapshot,
+    format_time,
+    utc_now,
+)
 
 from ._auth import authenticate
 from ._errors import (
@@ -38,7 +45,6 @@ from ._plans import (
 )
 from ._state import State
 from ._store import Store
-from ._time import format_time, utc_now
 
 __all__ = ["ControlPlane"]
 

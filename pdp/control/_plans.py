@@ -11,12 +11,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pdp.engine import CompiledSnapshot
+from pdp.engine import CompiledSnapshot, format_time, parse_rfc3339, utc_now
 
 from ._errors import ConflictError, FieldProblem, NotFoundError, ValidationFailedError
 from ._state import Focus, State, compile_state
 from ._store import Transaction
-from ._time import format_time, parse_rfc3339, utc_now
 
 __all__ = [
     "Plan",

@@ -9,12 +9,12 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
 
-from pdp.engine import DecisionKind
+from pdp.engine import DecisionKind, utc_now
 from pdp.snapshot import Active, SnapshotHolder
 from pdp.state import DecisionLog, SpendLedger, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
@@ -37,10 +37,6 @@ __all__ = ["SERVICE_NAME", "Activity", "PolicyDecisionServicer"]
 
 SERVICE_NAME = "pdp.v1.PolicyDecisionService"
 log = logging.getLogger("pdp.server")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _new_id() -> str:
@@ -72,7 +68,7 @@ class PolicyDecisionServicer:
         decisions: DecisionLog,
         limits: Limits,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._holder = holder
         self._ledger = ledger

@@ -5,32 +5,18 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pdp.state import Database, SpendLedger, UsageConflictError, UsageRecord
+from tests._clock import START, ManualClock
 
 if TYPE_CHECKING:
     # Checked by mypy only: the ledger must satisfy the engine's protocol.
     from pdp.engine._types import SpendView
-
-START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
