@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import statistics
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pdp.engine._pii import PII_TYPES, PiiDetector  # noqa: E402
+from bench._common import median_us, shared_data_dir
+from pdp.engine._pii import PII_TYPES, PiiDetector
 
 __all__ = [
     "DATASET_TYPES",
@@ -54,13 +52,11 @@ DATASET_TYPES: Mapping[str, str] = {
 }
 FLOORED_TYPES = ("credit_card", "ssn")
 FLOOR = 0.99
-DATA_RELATIVE = Path("data/pii/presidio-research-synth_dataset_v2.json")
+DATA_RELATIVE = Path("pii/presidio-research-synth_dataset_v2.json")
 
 
 def default_data_path() -> Path:
-    shared = os.environ.get("PDP_SHARED")
-    base = Path(shared) if shared else REPO_ROOT.parent / "shared"
-    return base / DATA_RELATIVE
+    return shared_data_dir() / DATA_RELATIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +152,7 @@ _ENGLISH = (
 
 
 def _median_seconds(detector: PiiDetector, text: str, runs: int) -> float:
-    detector.find(text)  # warm up
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        detector.find(text)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_us(partial(detector.find, text), runs) / 1e6
 
 
 def speed_report() -> list[str]:

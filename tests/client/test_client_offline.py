@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import subprocess
 import sys
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from pdp_client import (
     SidecarUnavailableError,
 )
 
+from tests._process import run_python
 from tests.client.conftest import Connect, SilentServer, call, resolve
 
 
@@ -232,7 +232,6 @@ def test_client_package_does_not_import_the_server() -> None:
         "loaded = sorted(m for m in sys.modules if m == 'pdp' or m.startswith('pdp.'))\n"
         "print(loaded)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
-    )
+    done = run_python("-c", probe, timeout=30)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

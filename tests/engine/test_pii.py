@@ -4,17 +4,15 @@ precision/recall floors on labelled data."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from bench import pii_quality
 from pdp.engine._pii import PII_TYPES, PiiDetector, PiiMatch, mask_text
+from tests._process import run_python
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "pii_quality.py"
@@ -399,21 +397,11 @@ def test_hostile_input_of_100kb_is_scanned(unit: str) -> None:
 # ------------------------------------------------------------ labelled data
 
 
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pii_quality", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cards_and_ssns_meet_the_precision_and_recall_floors() -> None:
-    bench = _load_bench()
-    path = bench.default_data_path()
+    path = pii_quality.default_data_path()
     if not path.is_file():
         pytest.skip(f"labelled data not found: {path}")
-    scores = bench.score(bench.load_records(path))
+    scores = pii_quality.score(pii_quality.load_records(path))
     for pii_type in ("credit_card", "ssn"):
         result = scores[pii_type]
         assert result.support > 0
@@ -422,12 +410,9 @@ def test_cards_and_ssns_meet_the_precision_and_recall_floors() -> None:
 
 
 def test_the_quality_script_reports_every_type_and_passes() -> None:
-    bench = _load_bench()
-    if not bench.default_data_path().is_file():
+    if not pii_quality.default_data_path().is_file():
         pytest.skip("labelled data not found")
-    run = subprocess.run(
-        [sys.executable, str(BENCH)], capture_output=True, text=True, check=False, timeout=50
-    )
+    run = run_python(str(BENCH), timeout=50)
     assert run.returncode == 0, run.stdout + run.stderr
     for pii_type in ("credit_card", "ssn", "email", "phone", "iban", "ip_address"):
         assert pii_type in run.stdout
