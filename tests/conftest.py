@@ -18,7 +18,6 @@ import yaml
 
 from pdp.engine import utc_now
 from pdp.server import ServeOptions, Sidecar
-from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess
 from tests.control._harness import ControlPlaneHarness
@@ -145,10 +144,6 @@ def spawn_sidecar() -> Iterator[Callable[..., SidecarProcess]]:
         if p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait()
-
-
-def enforce_request(agent_id: str = "my-chatbot", **fields: Any) -> pb.EnforceRequest:
-    return pb.EnforceRequest(agent_id=agent_id, **fields)
 
 
 @pytest.fixture
