@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -26,6 +27,7 @@ __all__ = [
     "positive_int",
     "run_event_loop",
     "setup_logging",
+    "stop_requested",
 ]
 
 
@@ -71,6 +73,16 @@ def add_log_level(parser: argparse.ArgumentParser) -> None:
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def stop_requested() -> asyncio.Event:
+    """An event set on SIGTERM or SIGINT. Taken before a server says where
+    it listens, so a signal that follows at once still stops it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def run_event_loop(main: Coroutine[Any, Any, int]) -> int:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from typing import TYPE_CHECKING
 
 from pdp.engine import parse_listen_address, parse_rfc3339, utc_now
 
-from ._args import Subparsers, add_log_level, listen_address, run_event_loop, setup_logging
+from ._args import (
+    Subparsers,
+    add_log_level,
+    listen_address,
+    run_event_loop,
+    setup_logging,
+    stop_requested,
+)
 
 if TYPE_CHECKING:  # the control plane (FastAPI) loads only when it runs
     from pdp.control import ControlOptions
@@ -119,11 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _serve_until_signalled(options: ControlOptions) -> int:
     from pdp.control import ControlServer
 
-    # Signals are ours before the log says "listening on".
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     server = ControlServer(options)
     await server.start()
     waiting = asyncio.ensure_future(stop.wait())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from ._args import (
     Subparsers,
@@ -14,9 +15,15 @@ from ._args import (
     positive_int,
     run_event_loop,
     setup_logging,
+    stop_requested,
 )
 
+if TYPE_CHECKING:  # the server loads only when it runs
+    from pdp.server import ServeOptions
+
 __all__ = ["add_parser", "run"]
+
+log = logging.getLogger("pdp.server")
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -74,7 +81,6 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start."""
     from pdp.server import ServeOptions
-    from pdp.server import run as serve
     from pdp.snapshot import SourceError
     from pdp.state import StateError
 
@@ -90,7 +96,19 @@ def run(args: argparse.Namespace) -> int:
         max_staleness=args.max_staleness,
     )
     try:
-        return run_event_loop(serve(options))
+        return run_event_loop(_serve_until_signalled(options))
     except (OSError, StateError, SourceError) as exc:
         logging.getLogger("pdp").error("cannot start: %s", exc)
         return 1
+
+
+async def _serve_until_signalled(options: ServeOptions) -> int:
+    from pdp.server import Sidecar
+
+    stop = stop_requested()
+    sidecar = Sidecar(options)
+    await sidecar.start()
+    await stop.wait()
+    log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
+    await sidecar.stop()
+    return 0

@@ -1,11 +1,10 @@
-"""The sidecar process: state, snapshot source, gRPC server, health, and a
-graceful shutdown."""
+"""The sidecar: state, snapshot source, gRPC server, health, and a graceful
+shutdown. The process around it (signals, the event loop) is ``pdp serve``'s."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._translate import Limits
 
-__all__ = ["ServeOptions", "Sidecar", "run"]
+__all__ = ["ServeOptions", "Sidecar"]
 
 log = logging.getLogger("pdp.server")
 
@@ -196,19 +195,3 @@ async def _wait_quiet(activity: Activity, deadline: float) -> None:
     # Polled: quiet means nothing happened for a while, which no event signals.
     while time.monotonic() < deadline and activity.quiet_for() < _QUIET:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
-
-
-async def run(options: ServeOptions) -> int:
-    """Runs a sidecar until SIGTERM or SIGINT."""
-    # Signals are ours before the log says "listening on": a SIGTERM that
-    # follows at once still shuts down gracefully.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    sidecar = Sidecar(options)
-    await sidecar.start()
-    await stop.wait()
-    log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
-    await sidecar.stop()
-    return 0
