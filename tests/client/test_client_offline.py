@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from pdp_client import (
     AgentPausedError,
     AsyncClient,
@@ -24,6 +26,7 @@ from pdp_client import (
     PolicyBlockedError,
     SidecarUnavailableError,
 )
+from pdp_client._errors import error_for_status
 
 from tests._process import run_python
 from tests.client.conftest import Connect, SilentServer, call, resolve
@@ -227,11 +230,69 @@ def test_one_base_class_catches_every_client_error() -> None:
 
 def test_client_package_does_not_import_the_server() -> None:
     # The SDK ships alone, with only grpcio and protobuf.
+    # Error details are decoded with the client's own copy of google.rpc's
+    # messages, not with googleapis-common-protos.
     probe = (
         "import sys, pdp_client\n"
-        "loaded = sorted(m for m in sys.modules if m == 'pdp' or m.startswith('pdp.'))\n"
+        "loaded = sorted(m for m in sys.modules if m == 'pdp' or m.startswith('pdp.')\n"
+        "    or m.startswith('google.rpc') or m.startswith('grpc_status'))\n"
         "print(loaded)\n"
     )
     done = run_python("-c", probe, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _status_trailer(*details: Any) -> tuple[tuple[str, bytes], ...]:
+    """The trailer a sidecar sends, built with googleapis' own messages."""
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="refused")
+    for detail in details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+def _bad_request(field: str) -> Any:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description="why")
+    return error_details_pb2.BadRequest(field_violations=[violation])
+
+
+def _field_of(details: str, metadata: Any) -> str | None:
+    error = error_for_status(
+        grpc.StatusCode.INVALID_ARGUMENT, details, target="t", timeout=1.0, metadata=metadata
+    )
+    assert isinstance(error, InvalidRequestError)
+    assert str(error) == details  # the message is the sidecar's, unchanged
+    return error.field
+
+
+def test_the_field_is_read_from_the_bad_request_detail() -> None:
+    retry = error_details_pb2.RetryInfo()
+    trailer = _status_trailer(retry, _bad_request("metadata['a]: b']"))
+    assert _field_of("metadata['a]: b']: too long", trailer) == "metadata['a]: b']"
+    assert _field_of("malformed request: bad UTF-8", _status_trailer(_bad_request("input"))) == (
+        "input"
+    )
+    # A detail that names no field: the message is not second-guessed.
+    assert _field_of("agent_id: looks like a field", _status_trailer(_bad_request(""))) is None
+    assert (
+        _field_of("agent_id: looks like a field", _status_trailer(error_details_pb2.BadRequest()))
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (),
+        (("grpc-status-details-bin", b"\xff\xff\xff"),),  # not a Status
+        (("grpc-status-details-bin", "text"),),  # not binary
+        _status_trailer(error_details_pb2.RetryInfo()),  # no BadRequest in it
+        (("other-bin", _status_trailer(_bad_request("input"))[0][1]),),
+    ],
+)
+def test_without_a_usable_detail_the_field_is_read_from_the_message(metadata: Any) -> None:
+    assert _field_of("agent_id: required", metadata) == "agent_id"
+    assert _field_of("metadata['env']: too long", metadata) == "metadata['env']"
+    assert _field_of("no snapshot is active yet", metadata) is None

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from . import _convert
-from ._errors import SidecarUnavailableError, error_for_status
+from ._errors import SidecarUnavailableError, error_for_status, trailing_metadata
 from ._types import AgentStatusResult, AuthorizeResult, Decision, EnforceResult, UsageResult
 from ._v1 import policy_decision_service_pb2 as pb
 
@@ -94,7 +94,11 @@ class Call(Generic[ResultT]):
         fail-open result. Call it from the ``except`` block that caught
         ``error``."""
         raised = error_for_status(
-            error.code(), error.details(), target=settings.target, timeout=timeout
+            error.code(),
+            error.details(),
+            target=settings.target,
+            timeout=timeout,
+            metadata=trailing_metadata(error),
         )
         if (
             settings.fail_open

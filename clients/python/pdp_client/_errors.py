@@ -11,7 +11,9 @@ Exception tree::
                                 (INVALID_ARGUMENT), oversized
                                 (RESOURCE_EXHAUSTED), or a usage report that
                                 reuses a request id for other usage
-                                (ALREADY_EXISTS); ``.field`` names the field
+                                (ALREADY_EXISTS); ``.field`` names the field,
+                                as the sidecar's google.rpc.BadRequest
+                                error detail gives it
 
 Arguments the client can check itself (an empty agent id, a negative cost, an
 unknown action) raise ``ValueError`` before anything is sent.
@@ -20,11 +22,13 @@ unknown action) raise ``ValueError`` before anything is sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ._types import Violation
+from ._v1 import rpc_status_pb2
 
 __all__ = [
     "AgentPausedError",
@@ -33,6 +37,7 @@ __all__ = [
     "PolicyBlockedError",
     "SidecarUnavailableError",
     "error_for_status",
+    "trailing_metadata",
 ]
 
 
@@ -90,14 +95,22 @@ class SidecarUnavailableError(PdpError):
 
 class InvalidRequestError(PdpError):
     """The sidecar refused the request (malformed, oversized, or a request id
-    reused for other usage). ``field`` is the request field its message names,
-    when it names one; retrying the same request cannot succeed."""
+    reused for other usage). ``field`` is the request field at fault (such as
+    ``agent_id`` or ``metadata['env']``), None when the error is about no one
+    field; retrying the same request cannot succeed."""
 
     def __init__(self, message: str, *, code: grpc.StatusCode, field: str | None) -> None:
         super().__init__(message, code=code)
         self.field = field
 
 
+Metadata = Iterable[tuple[str, str | bytes]]
+
+# gRPC's rich error model: a google.rpc.Status in this trailer, whose details
+# hold a google.rpc.BadRequest naming the field.
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_BAD_REQUEST_TYPE = "google.rpc.BadRequest"
+# Only when a sidecar sends no such detail is the field read from the message:
 # "agent_id: required", "metadata['env']: too long": a field path, then ": ".
 _FIELD_PREFIX = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]]*\])*)\s*:\s")
 
@@ -111,10 +124,48 @@ _INVALID = frozenset(
 )
 
 
+def trailing_metadata(error: grpc.RpcError) -> Metadata:
+    """The trailing metadata of a failed call (sync or asyncio), if any."""
+    read = getattr(error, "trailing_metadata", None)
+    metadata = read() if callable(read) else None
+    return () if metadata is None else metadata
+
+
+def _bad_request(metadata: Metadata) -> rpc_status_pb2.BadRequest | None:
+    """The google.rpc.BadRequest in the status details trailer; None when
+    there is none or it cannot be decoded."""
+    for key, value in metadata:
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = rpc_status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.type_url.rpartition("/")[2] == _BAD_REQUEST_TYPE:
+                    return rpc_status_pb2.BadRequest.FromString(detail.value)
+        except DecodeError:
+            return None
+    return None
+
+
+def _field(details: str, metadata: Metadata) -> str | None:
+    bad_request = _bad_request(metadata)
+    if bad_request is not None:
+        violations = bad_request.field_violations
+        return (violations[0].field or None) if violations else None
+    match = _FIELD_PREFIX.match(details)
+    return match.group(1) if match else None
+
+
 def error_for_status(
-    code: grpc.StatusCode, details: str | None, *, target: str, timeout: float
+    code: grpc.StatusCode,
+    details: str | None,
+    *,
+    target: str,
+    timeout: float,
+    metadata: Metadata = (),
 ) -> PdpError:
-    """The error to raise for a call that ended with a non-OK gRPC status."""
+    """The error to raise for a call that ended with a non-OK gRPC status;
+    ``metadata`` is the call's trailing metadata."""
     details = details or ""
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"sidecar at {target} did not answer within {timeout:g} s"
@@ -123,8 +174,7 @@ def error_for_status(
         message = f"sidecar at {target} is unavailable: {details or code.name}"
         return SidecarUnavailableError(message, code=code, target=target)
     if code in _INVALID:
-        match = _FIELD_PREFIX.match(details)
-        field = match.group(1) if match else None
+        field = _field(details, metadata)
         return InvalidRequestError(details or code.name, code=code, field=field)
     return PdpError(
         f"sidecar answered {code.name}" + (f": {details}" if details else ""), code=code
