@@ -7,7 +7,6 @@ needs only when it runs."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 
 from . import _check, _control, _serve
@@ -29,7 +28,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
