@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO
 
 __all__ = ["PdpProcess", "PythonProcess", "run_pdp", "run_python"]
@@ -119,9 +119,12 @@ class PdpProcess(PythonProcess):
         self.address = self.match.group(1)
 
 
-def run_python(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """``python ARGS`` to completion, its output captured; never raises on
-    a non-zero exit (the caller checks ``returncode``)."""
+def run_python(
+    *args: str, timeout: float = 60.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` to completion, its output captured, ``env`` added to
+    the environment; never raises on a non-zero exit (the caller checks
+    ``returncode``)."""
     return subprocess.run(
         [sys.executable, *args],
         stdin=subprocess.DEVNULL,
@@ -129,7 +132,7 @@ def run_python(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess
         text=True,
         timeout=timeout,
         check=False,
-        env=_ENV,
+        env={**_ENV, **(env or {})},
     )
 
 

@@ -20,6 +20,7 @@ from pdp_client import (
     AgentPausedError,
     AsyncClient,
     Client,
+    DeadlineExceededError,
     Decision,
     InvalidRequestError,
     PdpError,
@@ -92,8 +93,11 @@ async def test_bad_arguments_raise_value_error_before_any_call(
 ) -> None:
     client = connect(silent_tcp.target, timeout=5.0)
     started = time.monotonic()
-    with pytest.raises(ValueError, match=named):
+    with pytest.raises(ValueError, match=named) as raised:
         await call(client, method, *args, **kwargs)
+    if named != "timeout":  # a call's settings, not its request
+        assert isinstance(raised.value, InvalidRequestError)
+        assert (raised.value.field, raised.value.code) == (named, None)
     # Nothing was sent: the silent server would have held the call 5 s.
     assert time.monotonic() - started < 1.0
     assert silent_tcp.connections == 0
@@ -116,6 +120,7 @@ async def test_unreachable_sidecar_fails_closed_at_once(
     with pytest.raises(SidecarUnavailableError) as raised:
         await call(client, method, *args)
     assert time.monotonic() - started < 2.0, "an unreachable sidecar must not hold the call"
+    assert not isinstance(raised.value, DeadlineExceededError)
     assert raised.value.code is grpc.StatusCode.UNAVAILABLE
     assert raised.value.target == refused_target
     assert refused_target in str(raised.value)
@@ -150,10 +155,12 @@ async def test_deadline_is_honoured_when_the_sidecar_hangs(
 ) -> None:
     client = connect(silent_tcp.target, timeout=0.3)
     started = time.monotonic()
-    with pytest.raises(SidecarUnavailableError) as raised:
+    with pytest.raises(DeadlineExceededError) as raised:
         await resolve(client.enforce_policy("my-chatbot", "hello"))
     elapsed = time.monotonic() - started
     assert 0.25 <= elapsed < 2.0
+    assert isinstance(raised.value, SidecarUnavailableError)
+    assert raised.value.timeout == 0.3
     assert raised.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
     assert "0.3 s" in str(raised.value)
 

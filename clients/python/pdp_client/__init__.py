@@ -19,6 +19,7 @@ from ._aio import AsyncClient
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
+    DeadlineExceededError,
     InvalidRequestError,
     PdpError,
     PolicyBlockedError,
@@ -44,6 +45,7 @@ __all__ = [
     "AuthorizeResult",
     "Budget",
     "Client",
+    "DeadlineExceededError",
     "Decision",
     "EnforceResult",
     "InvalidRequestError",

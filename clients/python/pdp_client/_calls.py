@@ -13,7 +13,12 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from . import _convert
-from ._errors import SidecarUnavailableError, error_for_status, trailing_metadata
+from ._errors import (
+    InvalidRequestError,
+    SidecarUnavailableError,
+    error_for_status,
+    trailing_metadata,
+)
 from ._types import AgentStatusResult, AuthorizeResult, Decision, EnforceResult, UsageResult
 from ._v1 import policy_decision_service_pb2 as pb
 
@@ -111,22 +116,28 @@ class Call(Generic[ResultT]):
 
 def _text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        raise InvalidRequestError(f"{name} must be a non-empty string, got {value!r}", field=name)
     return value
 
 
 def _optional_text(value: object, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string or None, got {type(value).__name__}")
+        raise InvalidRequestError(
+            f"{name} must be a string or None, got {type(value).__name__}", field=name
+        )
     return value
 
 
 def _amount(value: object, name: str) -> float:
     """A USD amount: a finite int or float, not negative."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number of US dollars, got {value!r}")
+        raise InvalidRequestError(
+            f"{name} must be a number of US dollars, got {value!r}", field=name
+        )
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and not negative, got {value!r}")
+        raise InvalidRequestError(
+            f"{name} must be finite and not negative, got {value!r}", field=name
+        )
     return float(value)
 
 
@@ -136,7 +147,9 @@ def _metadata(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ValueError("metadata must be a mapping of strings to strings")
+        raise InvalidRequestError(
+            "metadata must be a mapping of strings to strings", field="metadata"
+        )
     return dict(value)
 
 
@@ -185,7 +198,7 @@ def authorize(source_agent_id: str, target_agent_id: str, action: str) -> Call[A
     action_name = _convert.ACTIONS.get(action.lower()) if isinstance(action, str) else None
     if action_name is None:
         known = ", ".join(sorted(_convert.ACTIONS))
-        raise ValueError(f"action must be one of {known}, got {action!r}")
+        raise InvalidRequestError(f"action must be one of {known}, got {action!r}", field="action")
     request = pb.AuthorizeRequest(
         source_agent_id=source_agent_id, target_agent_id=target_agent_id, action=action_name
     )

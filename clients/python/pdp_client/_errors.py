@@ -5,18 +5,21 @@ Exception tree::
     PdpError                    base; ``.code`` is the gRPC status code, if any
     ├── PolicyBlockedError      a block-mode policy fired (``.violations``)
     ├── AgentPausedError        the agent is paused by the kill switch
-    ├── SidecarUnavailableError the sidecar could not be reached, had no
-    │                           snapshot yet, or missed the deadline
-    └── InvalidRequestError     the sidecar refused the request: malformed
-                                (INVALID_ARGUMENT), oversized
+    ├── SidecarUnavailableError the sidecar could not be reached or had no
+    │   │                       snapshot yet (UNAVAILABLE)
+    │   └── DeadlineExceededError  it did not answer within the deadline
+    └── InvalidRequestError     the request was refused: by the client before
+                                sending (``.code`` None), or by the sidecar:
+                                malformed (INVALID_ARGUMENT), oversized
                                 (RESOURCE_EXHAUSTED), or a usage report that
                                 reuses a request id for other usage
                                 (ALREADY_EXISTS); ``.field`` names the field,
                                 as the sidecar's google.rpc.BadRequest
                                 error detail gives it
 
-Arguments the client can check itself (an empty agent id, a negative cost, an
-unknown action) raise ``ValueError`` before anything is sent.
+Arguments the client can check itself (an empty agent id, a negative or
+non-finite cost, an unknown action) raise ``InvalidRequestError`` before
+anything is sent. It is also a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ._v1 import rpc_status_pb2
 
 __all__ = [
     "AgentPausedError",
+    "DeadlineExceededError",
     "InvalidRequestError",
     "PdpError",
     "PolicyBlockedError",
@@ -93,13 +97,31 @@ class SidecarUnavailableError(PdpError):
         self.target = target
 
 
-class InvalidRequestError(PdpError):
-    """The sidecar refused the request (malformed, oversized, or a request id
-    reused for other usage). ``field`` is the request field at fault (such as
-    ``agent_id`` or ``metadata['env']``), None when the error is about no one
-    field; retrying the same request cannot succeed."""
+class DeadlineExceededError(SidecarUnavailableError):
+    """The sidecar did not answer within the call's deadline (``timeout``
+    seconds). A kind of ``SidecarUnavailableError``: it fails closed, or open,
+    the same way."""
 
-    def __init__(self, message: str, *, code: grpc.StatusCode, field: str | None) -> None:
+    def __init__(self, *, target: str, timeout: float) -> None:
+        super().__init__(
+            f"sidecar at {target} did not answer within {timeout:g} s",
+            code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            target=target,
+        )
+        self.timeout = timeout
+
+
+class InvalidRequestError(PdpError, ValueError):
+    """The request was refused: by the client before sending (``code`` is
+    None: an empty agent id, a negative cost...), or by the sidecar
+    (malformed, oversized, or a request id reused for other usage). ``field``
+    is the request field at fault (such as ``agent_id`` or
+    ``metadata['env']``), None when the error is about no one field; retrying
+    the same request cannot succeed."""
+
+    def __init__(
+        self, message: str, *, code: grpc.StatusCode | None = None, field: str | None
+    ) -> None:
         super().__init__(message, code=code)
         self.field = field
 
@@ -168,8 +190,7 @@ def error_for_status(
     ``metadata`` is the call's trailing metadata."""
     details = details or ""
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        message = f"sidecar at {target} did not answer within {timeout:g} s"
-        return SidecarUnavailableError(message, code=code, target=target)
+        return DeadlineExceededError(target=target, timeout=timeout)
     if code in _UNAVAILABLE:
         message = f"sidecar at {target} is unavailable: {details or code.name}"
         return SidecarUnavailableError(message, code=code, target=target)
