@@ -75,7 +75,10 @@ class Sidecar:
 
     async def _start(self) -> None:
         opts = self.options
-        listen = parse_listen_address(opts.listen)
+        try:
+            listen = parse_listen_address(opts.listen)
+        except ValueError as exc:  # the CLI checks first; ServeOptions built in code may not
+            raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
         db = self._db = await Database.open(opts.state)
         store = SnapshotStore(db)
         ledger = await SpendLedger.open(db)
