@@ -16,9 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from bench_sidecar import sidecar_command, start_sidecar  # noqa: E402
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import REPO
+from bench.bench_sidecar import sidecar_args
+from tests._process import PdpProcess
 
 MAVEN = ["mvn", "-q", "-B", "-Dstyle.color=never", f"-Dmaven.repo.local={REPO / '.tools' / 'm2'}"]
 
@@ -65,17 +68,14 @@ def main() -> None:
     parser.add_argument("--only", choices=["go", "java"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
-        process, target = start_sidecar(
-            sidecar_command(REPO / "examples" / "policies.yaml", Path(state))
-        )
+        sidecar = PdpProcess(sidecar_args(REPO / "examples" / "policies.yaml", Path(state)))
         try:
             if args.only in (None, "go"):
-                run_go(target, args.calls, args.rounds)
+                run_go(sidecar.address, args.calls, args.rounds)
             if args.only in (None, "java"):
-                run_java(target, args.calls, args.rounds)
+                run_java(sidecar.address, args.calls, args.rounds)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            sidecar.stop()
 
 
 if __name__ == "__main__":

@@ -17,29 +17,34 @@ the over-blocking count through the functions here.
 from __future__ import annotations
 
 import json
-import os
 import random
-import statistics
 import sys
-import timeit
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from pdp.engine import NO_USAGE, DecisionKind, EnforceInput, compile_snapshot, parse_document
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import REPO, median_us, shared_data_dir
+from pdp.engine import (
+    NO_USAGE,
+    DecisionKind,
+    EnforceInput,
+    compile_snapshot,
+    parse_document,
+    utc_now,
+)
 from pdp.engine._injection import InjectionMatcher
 from pdp.engine._normalize import normalize
 
-REPO = Path(__file__).resolve().parent.parent
 TYPICAL_PATTERNS = ("ignore previous instructions", "system prompt")
 
 
 def data_dir() -> Path:
     """Where the injection data sets live (may not exist)."""
-    shared = os.environ.get("PDP_SHARED") or str(REPO.parent / "shared")
-    return Path(shared) / "data" / "injection"
+    return shared_data_dir() / "injection"
 
 
 def load_not_inject(directory: Path) -> list[str]:
@@ -129,9 +134,8 @@ def score(matcher: InjectionMatcher, rows: Sequence[Labelled]) -> Scores:
 
 def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
     """The prompts that the bundled example snapshot blocks as an input."""
-    repo = Path(__file__).resolve().parent.parent
-    snapshot = compile_snapshot(parse_document((repo / "examples" / "policies.yaml").read_bytes()))
-    now = datetime.now(UTC)
+    snapshot = compile_snapshot(parse_document((REPO / "examples" / "policies.yaml").read_bytes()))
+    now = utc_now()
     return [
         prompt
         for prompt in prompts
@@ -197,8 +201,8 @@ def _english(size: int, seed: int = 7) -> str:
 
 
 def _median_us(fn: Callable[[], object], number: int) -> float:
-    runs = timeit.repeat(fn, number=number, repeat=9)
-    return statistics.median(runs) / number * 1e6
+    """Median of 9 runs of ``number`` calls, per call."""
+    return median_us(fn, 9, batch=number)
 
 
 def _patterns(count: int) -> list[str]:

@@ -25,26 +25,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import statistics
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-REPO_ROOT = BENCH.parent
-for path in (REPO_ROOT, BENCH):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pii_records  # noqa: E402
-
-from pdp.engine._pii import PII_TYPES, PiiDetector  # noqa: E402
+from bench import pii_records
+from bench._common import median_us, shared_data_dir
+from pdp.engine._pii import PII_TYPES, PiiDetector
 
 __all__ = [
     "DATASET_TYPES",
@@ -81,13 +76,11 @@ FLOORS: Mapping[tuple[str, str], tuple[float, float]] = {
     ("generated", "ip_address"): (0.99, 0.99),
     ("generated", "secret"): (0.99, 0.99),
 }
-DATA_RELATIVE = Path("data/pii/presidio-research-synth_dataset_v2.json")
+DATA_RELATIVE = Path("pii/presidio-research-synth_dataset_v2.json")
 
 
 def default_data_path() -> Path:
-    shared = os.environ.get("PDP_SHARED")
-    base = Path(shared) if shared else REPO_ROOT.parent / "shared"
-    return base / DATA_RELATIVE
+    return shared_data_dir() / DATA_RELATIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +188,7 @@ _ENGLISH = (
 
 
 def _median_seconds(detector: PiiDetector, text: str, runs: int) -> float:
-    detector.find(text)  # warm up
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        detector.find(text)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_us(partial(detector.find, text), runs) / 1e6
 
 
 def speed_report() -> list[str]:

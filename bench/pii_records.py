@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pii_lookalikes as lookalike
-import pii_values as v
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import _pii_lookalikes as lookalike
+from bench import _pii_values as v
 
 __all__ = ["DEFAULT_SEED", "KINDS", "Record", "generate"]
 

@@ -4,16 +4,22 @@ from it. Usage (spend and call counts so far) reaches it through the usage
 port (:class:`UsageView` for what it reads, :class:`UsagePort` for what a
 state backend implements); a decision returns what the call charges.
 
+Being the lowest layer, it also holds the pure helpers every layer shares:
+the clock (``utc_now``), the one RFC 3339 parser and formatter, and the one
+listen-address parser.
+
 Exception tree::
 
     EngineError
     └── SnapshotError   a snapshot failed validation; .errors lists FieldErrors
 """
 
+from ._address import ListenAddress, parse_listen_address
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
+from ._time import format_time, parse_rfc3339, utc_now
 from ._types import (
     ACTIONS,
     AgentInfo,
@@ -57,6 +63,7 @@ __all__ = [
     "EnforceInput",
     "EngineError",
     "FieldError",
+    "ListenAddress",
     "Mode",
     "PiiFinding",
     "Severity",
@@ -67,5 +74,9 @@ __all__ = [
     "UsageView",
     "Violation",
     "compile_snapshot",
+    "format_time",
     "parse_document",
+    "parse_listen_address",
+    "parse_rfc3339",
+    "utc_now",
 ]

@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -24,6 +24,7 @@ from pdp.engine import (
     EnforceInput,
     UsagePort,
     UsageReport,
+    utc_now,
 )
 from pdp.snapshot import Active, SnapshotHolder
 from pdp.state import DecisionLog, DecisionRecord, UsageConflictError
@@ -51,10 +52,6 @@ log = logging.getLogger("pdp.server")
 # Decisions tried for one call whose charges a shared usage backend keeps
 # refusing (other replicas keep taking the last places in its windows).
 _CHARGE_ATTEMPTS = 3
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _new_id() -> str:
@@ -96,7 +93,7 @@ class PolicyDecisionServicer:
         decisions: DecisionLog,
         limits: Limits,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._holder = holder
         self._usage = usage

@@ -3,17 +3,15 @@ text, checksummed values, and the scripts of ``bench/`` loaded as modules."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
+from bench import _pii_values
 from pdp.engine._pii import PII_TYPES, PiiDetector, mask_text
 
 __all__ = [
-    "ALL", "ALNUM", "found", "iban", "load_bench", "masked", "token", "with_check_digit",
+    "ALL", "ALNUM", "found", "iban", "masked", "token", "with_check_digit",
 ]  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,15 +39,5 @@ def token(length: int, alphabet: str = ALNUM) -> str:
     return "".join(_RANDOM.choice(alphabet) for _ in range(length))
 
 
-def load_bench(name: str = "pii_quality") -> ModuleType:
-    """A script of ``bench/`` imported as a module."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # Card numbers are made the way the generated records make them.
-with_check_digit: Callable[[str], str] = load_bench("pii_values").with_check_digit
+with_check_digit: Callable[[str], str] = _pii_values.with_check_digit

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import itertools
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench import pii_quality
 from pdp.engine._pii import PII_TYPES, PiiDetector, PiiMatch, mask_text
 from pdp.engine._pii_iban import IBAN_FORMATS
-from tests.engine._pii_helpers import ALL, found, iban, load_bench, masked, with_check_digit
+from tests._process import run_python
+from tests.engine._pii_helpers import ALL, found, iban, masked, with_check_digit
 
 REPO = Path(__file__).resolve().parents[2]
 CARDS = PiiDetector(["credit_card"])
@@ -355,31 +355,26 @@ def test_hostile_input_of_100kb_is_scanned(unit: str) -> None:
 
 
 def test_cards_and_ssns_meet_the_floors_on_presidio_data() -> None:
-    bench = load_bench()
-    path = bench.default_data_path()
+    path = pii_quality.default_data_path()
     if not path.is_file():
         pytest.skip(f"labelled data not found: {path}")
-    scores = bench.score(bench.load_records(path), ("credit_card", "ssn"))
+    scores = pii_quality.score(pii_quality.load_records(path), ("credit_card", "ssn"))
     assert scores["credit_card"].support > 0
-    assert bench.below_floor("presidio", scores) == []
+    assert pii_quality.below_floor("presidio", scores) == []
 
 
 def test_every_type_meets_its_floor_on_generated_records() -> None:
     """SSN recall and phone precision among them, on records of each defect
     class: dotted cards, checksum-failing numbers, compact IBANs before a
     word, coordinates, tracking, ticket and order numbers."""
-    bench = load_bench()
-    scores = bench.score(bench.generated_records(per_kind=60), exact=True)
+    scores = pii_quality.score(pii_quality.generated_records(per_kind=60), exact=True)
     assert scores["ssn"].support > 200 and scores["phone"].support > 150
-    failures = bench.below_floor("generated", scores)
+    failures = pii_quality.below_floor("generated", scores)
     assert failures == [], [e for s in scores.values() for e in s.errors[:3]]
 
 
 def test_the_quality_script_reports_every_type_and_passes() -> None:
-    run = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "pii_quality.py"), "--per-kind", "40"],
-        capture_output=True, text=True, check=False, timeout=50,
-    )  # fmt: skip
+    run = run_python(str(REPO / "bench" / "pii_quality.py"), "--per-kind", "40", timeout=50)
     assert run.returncode == 0, run.stdout + run.stderr
     for pii_type in ("credit_card", "ssn", "email", "phone", "iban", "ip_address", "secret"):
         assert pii_type in run.stdout

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bench import pii_records
 from pdp.engine import NO_USAGE, EnforceInput, compile_snapshot
 from pdp.engine._pii import PII_TYPES, PiiDetector, PiiMatch, mask_text
-from tests.engine._pii_helpers import load_bench
 
 # Email masks shorten the local part; every other mask keeps the length.
 SAME_LENGTH_TYPES = sorted(PII_TYPES - {"email", "api_key"})
@@ -24,7 +24,7 @@ _NOISE = "0123456789 -./()+:#abcXYZ\n"
 def _texts(seed: int, count: int) -> list[str]:
     """Generated records glued together with random digits and separators,
     which make new chains across record boundaries."""
-    records = [r.text for r in load_bench("pii_records").generate(seed, per_kind=8)]
+    records = [r.text for r in pii_records.generate(seed, per_kind=8)]
     rng = random.Random(seed)
     texts = []
     for _ in range(count):

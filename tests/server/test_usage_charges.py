@@ -20,7 +20,7 @@ import yaml
 from pdp.engine import CallCharge, Charge, CounterKey, UsageRecord, UsageReport
 from pdp.server._servicer import PolicyDecisionServicer
 from pdp.server._translate import Limits
-from pdp.snapshot import SnapshotHolder
+from pdp.snapshot import NewDocument, SnapshotHolder
 from pdp.state import Database, DecisionLog, SqliteUsage
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
@@ -75,7 +75,7 @@ async def start_replica(tmp_path: Path) -> AsyncIterator[StartReplica]:
     shared = await SqliteUsage.open(db)
     decisions = DecisionLog(db)
     holder = SnapshotHolder()
-    assert await holder.offer(yaml.safe_dump(LIMITED).encode(), "test")
+    assert await holder.report(NewDocument("test", yaml.safe_dump(LIMITED).encode()))
     server = grpc.aio.server()
     channels: list[grpc.aio.Channel] = []
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pdp.state import CallCounters, Database, StateError
-from tests.state.conftest import START, ManualClock
+from tests._clock import START, ManualClock
 
 T0 = int(START.timestamp())
 KEY = ("agent", "agent-a")

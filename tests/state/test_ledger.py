@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pdp.state import Database, SpendLedger
-from tests.state.conftest import START, ManualClock
+from tests._clock import START, ManualClock
 
 
 @pytest.fixture

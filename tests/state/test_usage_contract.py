@@ -18,8 +18,8 @@ import pytest
 
 from pdp.engine import CALL_WINDOW_MAX_SECONDS, CallCharge, UsagePort, UsageRecord, UsageReport
 from pdp.state import UsageConflictError
+from tests._clock import START, ManualClock
 from tests.state._backends import BACKENDS, UsageBackend
-from tests.state.conftest import START, ManualClock
 
 AGENT = ("agent", "agent-a")
 TOOL = ("agent_tool", "agent-a", "search")

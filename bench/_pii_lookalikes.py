@@ -12,8 +12,10 @@ import sys
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pii_values as v
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import _pii_values as v
 
 __all__ = [
     "gps", "not_card", "not_email", "not_iban", "not_secret", "not_ssn", "numbers", "order",
