@@ -50,6 +50,13 @@ def add_parser(subparsers: Subparsers) -> None:
     create_key.add_argument("--db", required=True, help="the control plane's database")
     create_key.add_argument("--name", required=True, help="who or what the key is for")
     create_key.add_argument("--expires-at", default=None, help="RFC 3339 time (default: never)")
+    create_key.add_argument(
+        "--role",
+        choices=("admin", "reviewer", "sidecar"),
+        default="admin",
+        help="admin: everything; reviewer: read, decide approvals; sidecar: read the "
+        "snapshot, post events, wait for and consume approvals (default admin)",
+    )
     revoke_key = keys.add_parser("revoke-key", help="revoke API keys by id or name")
     revoke_key.add_argument("--db", required=True, help="the control plane's database")
     which = revoke_key.add_mutually_exclusive_group(required=True)
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _create_key(args: argparse.Namespace) -> int:
-    from pdp.control import Store, create_api_key
+    from pdp.control import Role, Store, create_api_key
 
     expires_at = None
     if args.expires_at is not None:
@@ -88,12 +95,12 @@ async def _create_key(args: argparse.Namespace) -> int:
             return 2
     store = await Store.open(args.db)
     try:
-        key = await create_api_key(store, args.name, expires_at)
+        key = await create_api_key(store, args.name, expires_at, role=Role(args.role))
     finally:
         await store.close()
     print(
-        f"created API key {key.name!r} (id {key.id}, expires {key.expires_at or 'never'}); "
-        "it is shown only now:"
+        f"created API key {key.name!r} (id {key.id}, role {key.role.value}, "
+        f"expires {key.expires_at or 'never'}); it is shown only now:"
     )
     print(key.secret)
     return 0

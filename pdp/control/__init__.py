@@ -7,7 +7,10 @@ Policies, agents and grants are typed models (``Policy``, ``Agent``,
 write to them is validated by compiling the candidate snapshot with the
 engine, and bumps the snapshot revision in the same transaction
 (``Store.transaction``); writes that the snapshot does not publish (API
-keys) go through ``Store.side_transaction`` and leave the revision alone.
+keys, sidecar events, approvals) go through ``Store.side_transaction`` and
+leave the revision alone. API keys have roles (``Role``); each route admits
+some. Events from sidecars (and the control plane's own) reach the handlers
+registered on ``ControlPlane.events`` (``EventRegistry.on_event``).
 
 Exception tree::
 
@@ -16,7 +19,8 @@ Exception tree::
     └── ApiError                    an answer: .status, .code, .message, .field
         ├── BadRequestError         400 malformed JSON
         ├── UnauthorizedError       401 missing or unknown API key
-        ├── ForbiddenError          403 expired or revoked API key
+        ├── ForbiddenError          403 expired or revoked API key, or a key
+        │                           whose role the route does not admit
         ├── NotFoundError           404 unknown id or name
         ├── ConflictError           409 duplicate name, or a change that breaks another object
         ├── PayloadTooLargeError    413 body over the limit
@@ -43,7 +47,9 @@ from ._errors import (
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
+from ._events import Event, EventHandler, EventRegistry
 from ._objects import Agent, Grant, Policy
+from ._roles import Caller, Role
 from ._server import ControlOptions, ControlServer
 from ._store import SideTransaction, SnapshotTransaction, Store
 
@@ -53,17 +59,22 @@ __all__ = [
     "ApiError",
     "ApiKey",
     "BadRequestError",
+    "Caller",
     "ConflictError",
     "ControlError",
     "ControlOptions",
     "ControlPlane",
     "ControlServer",
+    "Event",
+    "EventHandler",
+    "EventRegistry",
     "FieldProblem",
     "ForbiddenError",
     "Grant",
     "NotFoundError",
     "PayloadTooLargeError",
     "Policy",
+    "Role",
     "ServiceUnavailableError",
     "SideTransaction",
     "SnapshotTransaction",

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -18,12 +16,14 @@ from ._control import ControlPlane
 from ._errors import (
     ApiError,
     BadRequestError,
-    FieldProblem,
     StoreError,
     ValidationFailedError,
+    problem_of,
 )
 from ._guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, error_response
+from ._roles import check_declared
 from ._routes_agents import agent_routes
+from ._routes_events import event_routes
 from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
 from ._schemas import ErrorOut
@@ -33,28 +33,6 @@ __all__ = ["create_app"]
 log = logging.getLogger("pdp.control")
 
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed"}
-
-
-def _field_path(parts: Sequence[Any]) -> str | None:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or None
-
-
-def _problem(error: dict[str, Any]) -> FieldProblem:
-    loc = tuple(error.get("loc", ()))
-    field = _field_path(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else None
-    kind = error.get("type", "")
-    if kind == "missing":
-        message = "required" if field else "a JSON body is required"
-    elif kind == "extra_forbidden":
-        message = "unknown field"
-    elif field is None and kind in ("model_type", "model_attributes_type", "dict_type"):
-        message = "the body must be a JSON object"
-    else:
-        message = str(error.get("msg", "invalid value"))
-    return FieldProblem(field, message)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -67,7 +45,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(BadRequestError("malformed JSON"))
-    return error_response(ValidationFailedError([_problem(e) for e in errors]))
+    return error_response(ValidationFailedError([problem_of(e) for e in errors]))
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -113,7 +91,9 @@ def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_
     api.include_router(policy_routes(control))
     api.include_router(agent_routes(control))
     api.include_router(snapshot_routes(control))
+    api.include_router(event_routes(control))
     app.include_router(api)
+    check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

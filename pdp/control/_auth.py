@@ -14,6 +14,7 @@ from datetime import datetime
 from pdp.engine import format_time, parse_rfc3339, utc_now
 
 from ._errors import ForbiddenError, UnauthorizedError
+from ._roles import Caller, Role
 from ._store import Store
 
 __all__ = ["API_KEY_HEADER", "ApiKey", "authenticate", "create_api_key", "revoke_api_keys"]
@@ -34,13 +35,17 @@ class ApiKey:
     secret: str
     created_at: str
     expires_at: str | None
+    role: Role = Role.ADMIN
 
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-async def create_api_key(store: Store, name: str, expires_at: datetime | None = None) -> ApiKey:
+async def create_api_key(
+    store: Store, name: str, expires_at: datetime | None = None, *, role: Role = Role.ADMIN
+) -> ApiKey:
+    """A new key for ``name`` (a reviewer's key names the reviewer) with ``role``."""
     secret = _KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         id=str(uuid.uuid4()),
@@ -48,11 +53,18 @@ async def create_api_key(store: Store, name: str, expires_at: datetime | None = 
         secret=secret,
         created_at=format_time(utc_now()),
         expires_at=None if expires_at is None else format_time(expires_at),
+        role=Role(role),
     )
     # An API key is not part of the snapshot: no new revision, no sidecar woken.
     async with store.side_transaction() as tx:
         await tx.add_api_key(
-            key.id, name, secret[:_LOOKUP_CHARS], _sha256(secret), key.created_at, key.expires_at
+            key.id,
+            name,
+            secret[:_LOOKUP_CHARS],
+            _sha256(secret),
+            key.created_at,
+            key.expires_at,
+            key.role.value,
         )
     return key
 
@@ -65,9 +77,9 @@ async def revoke_api_keys(
         return await tx.revoke_api_keys(key_id=key_id, name=name, at=format_time(utc_now()))
 
 
-async def authenticate(store: Store, presented: str | None) -> str:
-    """The name of the key ``presented``; raises UnauthorizedError (missing or
-    unknown key) or ForbiddenError (expired or revoked key)."""
+async def authenticate(store: Store, presented: str | None) -> Caller:
+    """The owner and role of the key ``presented``; raises UnauthorizedError
+    (missing or unknown key) or ForbiddenError (expired or revoked key)."""
     if not presented:
         raise UnauthorizedError(f"missing {API_KEY_HEADER} header", code="missing_api_key")
     digest = _sha256(presented)
@@ -86,4 +98,4 @@ async def authenticate(store: Store, presented: str | None) -> str:
         raise ForbiddenError(
             f"API key {match.name!r} expired at {match.expires_at}", code="api_key_expired"
         )
-    return str(match.name)
+    return Caller(str(match.name), Role(match.role))

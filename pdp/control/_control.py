@@ -30,6 +30,8 @@ from ._errors import (
     StoreError,
     ValidationFailedError,
 )
+from ._event_types import define_uplink_types
+from ._events import EventRegistry
 from ._objects import Agent, Grant, Policy
 from ._plans import (
     Plan,
@@ -44,6 +46,7 @@ from ._plans import (
     require_agent,
     require_policy,
 )
+from ._roles import Caller
 from ._schemas import AgentCreate, AuthorizeOut, GrantCreate, PolicyCreate, PolicyPatch
 from ._state import State
 from ._store import Store
@@ -70,6 +73,8 @@ class ControlPlane:
         self._closing = False
         self._closed = False
         self._writes: set[asyncio.Future[Any]] = set()
+        self.events = EventRegistry()
+        define_uplink_types(self.events)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -158,7 +163,7 @@ class ControlPlane:
             revision=compiled.revision,
         )
 
-    async def authenticate(self, presented: str | None) -> str:
+    async def authenticate(self, presented: str | None) -> Caller:
         return await authenticate(self.store, presented)
 
     async def wait_for_change(self, revision: int, seconds: float) -> None:

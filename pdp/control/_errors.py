@@ -4,8 +4,9 @@ and the app turns it into ``{"error": {...}}``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ApiError",
@@ -21,6 +22,7 @@ __all__ = [
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "ValidationFailedError",
+    "problem_of",
 ]
 
 
@@ -129,3 +131,36 @@ class ValidationFailedError(ApiError):
         assert isinstance(error, dict)
         error["errors"] = [p.as_json() for p in self.problems]
         return body
+
+
+_REQUEST_PARTS = ("body", "query", "path", "header")
+_WHOLE_BODY_TYPES = ("model_type", "model_attributes_type", "dict_type")
+
+
+def problem_of(error: Mapping[str, Any], *, within: str | None = None) -> FieldProblem:
+    """A pydantic validation error as a FieldProblem. Without ``within`` the
+    error is about a request (its location starts with ``body``, ``query``...);
+    with it, about a value at the field path ``within``."""
+    loc = tuple(error.get("loc", ()))
+    if within is None:
+        parts = loc[1:] if loc and loc[0] in _REQUEST_PARTS else None
+        field = None if parts is None else _field_path("", parts)
+    else:
+        field = _field_path(within, loc)
+    kind = error.get("type", "")
+    if kind == "missing":
+        message = "required" if field else "a JSON body is required"
+    elif kind == "extra_forbidden":
+        message = "unknown field"
+    elif field is None and kind in _WHOLE_BODY_TYPES:
+        message = "the body must be a JSON object"
+    else:
+        message = str(error.get("msg", "invalid value"))
+    return FieldProblem(field, message)
+
+
+def _field_path(prefix: str, parts: Sequence[Any]) -> str | None:
+    out = prefix
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or None

@@ -55,7 +55,7 @@ class RequestGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             if scope["path"].startswith("/api/"):
-                scope.setdefault("state", {})["api_key_name"] = await self.control.authenticate(
+                scope.setdefault("state", {})["caller"] = await self.control.authenticate(
                     headers.get("x-api-key")
                 )
             if scope["method"] not in _BODILESS:

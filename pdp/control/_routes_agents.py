@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Response
 
 from ._control import ControlPlane
 from ._objects import Agent, Grant
+from ._roles import Role, roles
 from ._schemas import (
     AgentCreate,
     AgentList,
@@ -20,55 +21,62 @@ from ._schemas import (
 
 __all__ = ["agent_routes"]
 
+_READ = [roles(Role.REVIEWER)]
+_WRITE = [roles()]
+
 
 def agent_routes(control: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["agents"])
 
-    @router.post("/agents/authorize", response_model=AuthorizeOut)
+    @router.post("/agents/authorize", response_model=AuthorizeOut, dependencies=_READ)
     async def authorize(body: AuthorizeIn) -> AuthorizeOut:
         """May the source agent do ``action`` on the target agent now? Answers
         exactly as a sidecar's Authorize does, from the current snapshot."""
         return control.authorize(body.sourceAgentId, body.targetAgentId, body.action)
 
-    @router.post("/agents", status_code=201, response_model=Agent)
+    @router.post("/agents", status_code=201, response_model=Agent, dependencies=_WRITE)
     async def create_agent(body: AgentCreate, response: Response) -> Agent:
         """Registers an agent; its generated ``id`` and its ``name`` both name it."""
         agent = await control.create_agent(body)
         response.headers["Location"] = f"/api/v1/agents/{agent.id}"
         return agent
 
-    @router.get("/agents", response_model=AgentList)
+    @router.get("/agents", response_model=AgentList, dependencies=_READ)
     async def list_agents() -> AgentList:
         return AgentList(agents=list(control.state.agents))
 
-    @router.get("/agents/{agent_id}", response_model=Agent)
+    @router.get("/agents/{agent_id}", response_model=Agent, dependencies=_READ)
     async def get_agent(agent_id: str) -> Agent:
         return control.get_agent(agent_id)
 
-    @router.patch("/agents/{agent_id}/pause", response_model=Agent)
+    @router.patch("/agents/{agent_id}/pause", response_model=Agent, dependencies=_WRITE)
     async def pause_agent(agent_id: str, body: PauseIn | None = Body(None)) -> Agent:  # noqa: B008
         """The kill switch: sidecars refuse the agent's calls from the next snapshot on."""
         reason = body.reason if body is not None else ""
         return await control.pause_agent(agent_id, reason)
 
-    @router.patch("/agents/{agent_id}/resume", response_model=Agent)
+    @router.patch("/agents/{agent_id}/resume", response_model=Agent, dependencies=_WRITE)
     async def resume_agent(agent_id: str, body: ResumeIn | None = Body(None)) -> Agent:  # noqa: B008
         """No body needed."""
         return await control.resume_agent(agent_id)
 
-    @router.post("/agents/{agent_id}/grants", status_code=201, response_model=Grant)
+    @router.post(
+        "/agents/{agent_id}/grants", status_code=201, response_model=Grant, dependencies=_WRITE
+    )
     async def create_grant(agent_id: str, body: GrantCreate, response: Response) -> Grant:
         """Lets the path's agent do ``allowedActions`` on ``targetAgentId``."""
         grant = await control.create_grant(agent_id, body)
         response.headers["Location"] = f"/api/v1/agents/{grant.sourceAgentId}/grants/{grant.id}"
         return grant
 
-    @router.get("/agents/{agent_id}/grants", response_model=GrantList)
+    @router.get("/agents/{agent_id}/grants", response_model=GrantList, dependencies=_READ)
     async def list_grants(agent_id: str) -> GrantList:
         """The agent's grants that are not revoked (expired ones included)."""
         return GrantList(grants=control.agent_grants(agent_id))
 
-    @router.delete("/agents/{agent_id}/grants/{grant_id}", response_model=Grant)
+    @router.delete(
+        "/agents/{agent_id}/grants/{grant_id}", response_model=Grant, dependencies=_WRITE
+    )
     async def revoke_grant(agent_id: str, grant_id: str) -> Grant:
         """Revokes a grant and answers with it (``revokedAt`` set)."""
         return await control.revoke_grant(agent_id, grant_id)

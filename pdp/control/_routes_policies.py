@@ -6,15 +6,19 @@ from fastapi import APIRouter, Body, Response
 
 from ._control import ControlPlane
 from ._objects import Policy
+from ._roles import Role, roles
 from ._schemas import PolicyCreate, PolicyList, PolicyPatch
 
 __all__ = ["policy_routes"]
+
+_READ = [roles(Role.REVIEWER)]
+_WRITE = [roles()]
 
 
 def policy_routes(control: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["policies"])
 
-    @router.post("/policies", status_code=201, response_model=Policy)
+    @router.post("/policies", status_code=201, response_model=Policy, dependencies=_WRITE)
     async def create_policy(body: PolicyCreate, response: Response) -> Policy:
         """Creates a policy. The candidate snapshot is compiled first: a bad
         rule, an unknown agent or a prerequisite cycle is a 422 naming the
@@ -23,22 +27,22 @@ def policy_routes(control: ControlPlane) -> APIRouter:
         response.headers["Location"] = f"/api/v1/policies/{policy.id}"
         return policy
 
-    @router.get("/policies", response_model=PolicyList)
+    @router.get("/policies", response_model=PolicyList, dependencies=_READ)
     async def list_policies() -> PolicyList:
         """Every policy, in creation order (the order the snapshot evaluates them)."""
         return PolicyList(policies=list(control.state.policies))
 
-    @router.get("/policies/{policy_id}", response_model=Policy)
+    @router.get("/policies/{policy_id}", response_model=Policy, dependencies=_READ)
     async def get_policy(policy_id: str) -> Policy:
         """One policy, by id or name."""
         return control.get_policy(policy_id)
 
-    @router.patch("/policies/{policy_id}", response_model=Policy)
+    @router.patch("/policies/{policy_id}", response_model=Policy, dependencies=_WRITE)
     async def update_policy(policy_id: str, body: PolicyPatch = Body()) -> Policy:  # noqa: B008
         """Replaces the fields given and validates the result like a create."""
         return await control.update_policy(policy_id, body)
 
-    @router.delete("/policies/{policy_id}", response_model=Policy)
+    @router.delete("/policies/{policy_id}", response_model=Policy, dependencies=_WRITE)
     async def delete_policy(policy_id: str) -> Policy:
         """Deletes a policy and answers with it; 409 while another policy
         lists it as a prerequisite."""

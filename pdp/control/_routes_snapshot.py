@@ -8,6 +8,7 @@ import asyncio
 from fastapi import APIRouter, Query, Request, Response
 
 from ._control import ControlPlane
+from ._roles import Role, roles
 from ._schemas import HealthOut, SnapshotOut
 
 __all__ = ["MAX_WAIT_SECONDS", "health_routes", "snapshot_routes"]
@@ -55,6 +56,7 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
     @router.get(
         "/snapshot",
         response_model=SnapshotOut,
+        dependencies=[roles(Role.SIDECAR, Role.REVIEWER)],
         responses={304: {"description": "If-None-Match names the current revision"}},
     )
     async def get_snapshot(

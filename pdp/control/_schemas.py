@@ -41,6 +41,9 @@ __all__ = [
     "PolicyList",
     "PolicyPatch",
     "ResumeIn",
+    "SidecarEventIn",
+    "SidecarEventsIn",
+    "SidecarEventsOut",
     "SnapshotOut",
 ]
 
@@ -112,6 +115,21 @@ class AuthorizeIn(_Request):
     action: str = Field(json_schema_extra=enum_schema(ACTION_NAMES))
 
 
+MAX_EVENTS_PER_BATCH = 1000
+
+
+class SidecarEventIn(_Request):
+    id: str = Field(max_length=64, description="a UUID; the same id is taken once")
+    type: str = Field(max_length=100, description="approval.requested, decision, ...")
+    time: str = Field(max_length=64, description="RFC 3339, when it happened")
+    data: dict[str, Any] = Field(description="per type (docs/control-plane.md)")
+
+
+class SidecarEventsIn(_Request):
+    sidecarId: str = Field(min_length=1, max_length=200)
+    events: list[SidecarEventIn] = Field(max_length=MAX_EVENTS_PER_BATCH)
+
+
 class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
@@ -170,6 +188,11 @@ SnapshotOut = create_model(
     policies=(list[Policy], ...),
     grants=(list[_SnapshotGrant], ...),  # type: ignore[valid-type]
 )
+
+
+class SidecarEventsOut(_Response):
+    accepted: int = Field(description="events of the batch now recorded, duplicates included")
+    duplicates: int = Field(description="events whose id had already been taken")
 
 
 class FieldProblemOut(_Response):

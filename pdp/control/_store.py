@@ -7,17 +7,18 @@ Writes take one of two paths (each a ``BEGIN IMMEDIATE`` transaction):
 - :meth:`Store.transaction` for what the snapshot publishes (agents,
   policies, grants): it bumps the revision in the same transaction as the
   change, so every published change has its own revision;
-- :meth:`Store.side_transaction` for everything else (API keys): it cannot
-  reach the published tables nor the revision, so such writes never wake a
-  long-polling sidecar."""
+- :meth:`Store.side_transaction` for everything else (API keys, approvals,
+  sidecar events): it cannot write the published tables nor the revision, so
+  such writes never wake a long-polling sidecar."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -86,6 +87,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)",
     ),
+    (
+        # Roles: keys made before roles existed keep working as admin.
+        "ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"
+        " CHECK (role IN ('admin', 'reviewer', 'sidecar'))",
+    ),
+    (
+        # Sidecar events: the ids already taken, so that a retried batch adds
+        # nothing twice (pruned after a day, see _events.DEDUPE_WINDOW).
+        """
+        CREATE TABLE sidecar_events (
+            event_id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            sidecar_id TEXT NOT NULL,
+            received_at_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX sidecar_events_by_time ON sidecar_events (received_at_us)",
+    ),
 )
 
 
@@ -97,6 +116,7 @@ class ApiKeyRecord:
     created_at: str
     expires_at: str | None
     revoked_at: str | None
+    role: str
 
 
 def _dump(obj: BaseModel, exclude: set[str] | None = None) -> str:
@@ -144,12 +164,48 @@ class SnapshotTransaction:
         )
 
 
+# A statement that writes one of the tables the snapshot publishes.
+_PUBLISHED_WRITE = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|REPLACE|DROP|ALTER)\b.*\b(agents|policies|grants|snapshot_revision)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 class SideTransaction:
     """Writes that are not part of the snapshot, from
-    :meth:`Store.side_transaction`: they leave the revision alone."""
+    :meth:`Store.side_transaction`: they leave the revision alone.
+
+    Features with tables of their own (approvals, sidecar events) write them
+    with :meth:`execute`, which refuses statements that write the published
+    tables, and run what must follow the commit (waking waiters) through
+    :meth:`after_commit`."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
+        self._after_commit: list[Callable[[], None]] = []
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """Runs one statement on a table the snapshot does not publish;
+        returns the number of rows it changed."""
+        if _PUBLISHED_WRITE.search(sql):
+            raise StoreError("a side transaction cannot write what the snapshot publishes")
+        cursor = await self._db.execute(sql, parameters)
+        return cursor.rowcount
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Reads within the transaction (what it wrote included)."""
+        async with self._db.execute(sql, parameters) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` once the transaction has committed (never when it
+        rolls back)."""
+        self._after_commit.append(callback)
+
+    def _committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     async def add_api_key(
         self,
@@ -159,11 +215,12 @@ class SideTransaction:
         key_sha256: str,
         created_at: str,
         expires_at: str | None,
+        role: str,
     ) -> None:
         await self._db.execute(
-            "INSERT INTO api_keys (id, name, prefix, key_sha256, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (key_id, name, prefix, key_sha256, created_at, expires_at),
+            "INSERT INTO api_keys (id, name, prefix, key_sha256, created_at, expires_at, role) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key_id, name, prefix, key_sha256, created_at, expires_at, role),
         )
 
     async def revoke_api_keys(self, *, key_id: str | None, name: str | None, at: str) -> int:
@@ -224,7 +281,9 @@ class Store:
         """A write to what the snapshot does not publish, committed when the
         block exits normally. The revision stays as it is."""
         async with self._write() as connection:
-            yield SideTransaction(connection)
+            tx = SideTransaction(connection)
+            yield tx
+        tx._committed()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -265,7 +324,7 @@ class Store:
     async def api_keys_with_prefix(self, prefix: str) -> list[ApiKeyRecord]:
         try:
             async with self.connection.execute(
-                "SELECT id, name, key_sha256, created_at, expires_at, revoked_at "
+                "SELECT id, name, key_sha256, created_at, expires_at, revoked_at, role "
                 "FROM api_keys WHERE prefix = ?",
                 (prefix,),
             ) as cursor:

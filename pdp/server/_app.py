@@ -18,17 +18,19 @@ from grpc_reflection.v1alpha import reflection
 from pdp.engine import parse_listen_address, utc_now
 from pdp.snapshot import (
     Active,
+    HttpSource,
     SnapshotHolder,
     SnapshotSource,
     Unreachable,
     Update,
     open_source,
 )
-from pdp.state import Database, DecisionLog, SnapshotStore, SqliteUsage
+from pdp.state import Database, DecisionLog, Outbox, SnapshotStore, SqliteUsage, sidecar_id
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._translate import Limits
+from ._uplink import Uplink
 
 __all__ = ["ServeOptions", "Sidecar"]
 
@@ -65,6 +67,7 @@ class Sidecar:
         self._tasks: list[asyncio.Task[None]] = []
         self._servicer: PolicyDecisionServicer | None = None
         self._source: SnapshotSource | None = None
+        self.uplink: Uplink | None = None
         self._health = health_aio.HealthServicer()
 
     async def start(self) -> None:
@@ -104,6 +107,10 @@ class Sidecar:
             poll_interval=opts.poll_interval,
             max_staleness=opts.max_staleness,
         )
+        if isinstance(source, HttpSource):
+            # Following a control plane: tell it what it must know. A
+            # standalone sidecar (a snapshot file) ships nothing.
+            self.uplink = Uplink(source.url, opts.api_key, Outbox(db), await sidecar_id(db))
         await self.holder.report(await _first_fetch(source))
         if not self.holder.ready:
             await self._restore_last_good(store)
@@ -116,7 +123,7 @@ class Sidecar:
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, usage, decisions, Limits(limit), clock=self._clock
+            self.holder, usage, decisions, Limits(limit), clock=self._clock, uplink=self.uplink
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -137,6 +144,8 @@ class Sidecar:
         self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
         await self.holder.refresh()
+        if self.uplink is not None:
+            self.uplink.start()
         self._tasks.append(
             asyncio.create_task(source.run(self.holder.report), name="snapshot-source")
         )
@@ -177,6 +186,8 @@ class Sidecar:
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
+        if self.uplink is not None:
+            await self.uplink.stop()
         if self._decisions is not None:
             await self._decisions.close()
         if self._usage is not None:

@@ -43,6 +43,7 @@ from ._translate import (
     require_id,
     usage_amount,
 )
+from ._uplink import Uplink
 
 __all__ = ["SERVICE", "SERVICE_NAME", "Activity", "PolicyDecisionServicer", "handler_name"]
 
@@ -94,8 +95,10 @@ class PolicyDecisionServicer:
         limits: Limits,
         *,
         clock: Callable[[], datetime] = utc_now,
+        uplink: Uplink | None = None,
     ) -> None:
         self._holder = holder
+        self._uplink = uplink
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -140,6 +143,17 @@ class PolicyDecisionServicer:
                 approval_id=approval_id,
             )
         )
+        if violations and self._uplink is not None:
+            self._uplink.decision(
+                decision_id,
+                now,
+                decision.agent.id,
+                kind.value,
+                violations,
+                decision.snapshot_revision,
+                request.request_id,
+                approval_id,
+            )
         return enforce_response(decision, decision_id, approval_id).SerializeToString()
 
     async def _charge(

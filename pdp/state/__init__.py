@@ -1,5 +1,6 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
-ledger, the call counters, the decision log and the last good snapshot.
+ledger, the call counters, the decision log, the last good snapshot and the
+outbox of events for the control plane.
 
 :class:`SqliteUsage` implements the engine's usage port over the ledger and
 the counters. Nothing on the hot path waits on SQLite: the engine reads
@@ -16,10 +17,11 @@ Exception tree::
 
 from pdp.engine import UsageRecord
 from pdp.state._counters import CallCounters
-from pdp.state._database import Database
+from pdp.state._database import Database, from_micros, to_micros
 from pdp.state._decision_log import DecisionLog, DecisionRecord
 from pdp.state._errors import StateError, UsageConflictError
 from pdp.state._ledger import SpendLedger
+from pdp.state._outbox import Outbox, OutboxEvent, sidecar_id
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
 from pdp.state._usage import SqliteUsage
 
@@ -28,6 +30,8 @@ __all__ = [
     "Database",
     "DecisionLog",
     "DecisionRecord",
+    "Outbox",
+    "OutboxEvent",
     "SnapshotStore",
     "SpendLedger",
     "SqliteUsage",
@@ -35,4 +39,7 @@ __all__ = [
     "StoredSnapshot",
     "UsageConflictError",
     "UsageRecord",
+    "from_micros",
+    "sidecar_id",
+    "to_micros",
 ]

@@ -87,6 +87,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX call_counts_by_second ON call_counts (second)",
     ),
+    (
+        # Events for the control plane that must not be lost (approvals,
+        # traces), kept until the control plane has taken them.
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            time_us INTEGER NOT NULL,
+            data_json TEXT NOT NULL
+        )
+        """,
+        # Facts about this sidecar (its id), by name.
+        """
+        CREATE TABLE sidecar_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

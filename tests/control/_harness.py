@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from pdp.control import API_KEY_HEADER, ControlOptions, ControlServer, create_api_key
+from pdp.control import API_KEY_HEADER, ControlOptions, ControlServer, Role, create_api_key
 from tests._process import PdpProcess, run_pdp
 
 __all__ = ["ControlPlaneHarness", "ControlPlaneProcess", "cli_create_key", "pdp_control"]
@@ -58,6 +58,11 @@ class ControlPlaneHarness:
         assert self.server is not None, "not started"
         return self.server.base_url
 
+    async def create_key(self, name: str, role: str = "admin") -> str:
+        """A new API key for ``name`` with ``role``; returns the key."""
+        assert self.server is not None and self.server.control is not None, "not started"
+        return (await create_api_key(self.server.control.store, name, role=Role(role))).secret
+
     @property
     def snapshot_url(self) -> str:
         return f"{self.base_url}/api/v1/snapshot"
@@ -66,11 +71,11 @@ class ControlPlaneHarness:
     def headers(self) -> dict[str, str]:
         return {API_KEY_HEADER: self.api_key}
 
-    def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        """A client for ``/api/v1`` with the API key set."""
+    def client(self, key: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        """A client for ``/api/v1`` with the API key set (``key``, or the harness's)."""
         return httpx.AsyncClient(
             base_url=f"{self.base_url}/api/v1",
-            headers=self.headers,
+            headers={API_KEY_HEADER: key or self.api_key},
             timeout=kwargs.pop("timeout", 30.0),
             **kwargs,
         )

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from pdp.control import create_api_key, revoke_api_keys
+from pdp.control import Role, create_api_key, revoke_api_keys
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES
 
@@ -220,6 +220,16 @@ async def _exercise(
         check(await c.get(snapshot, params={"wait": -1}), snapshot, 422)
         check(await anonymous.get(snapshot), snapshot, 401)
         check(await anonymous.get("/healthz"), "/healthz", 200)
+
+        # Sidecar events, and a key whose role the route does not admit.
+        events = f"{API}/sidecar/events"
+        check(await c.post(events, json={"sidecarId": "s1", "events": []}), events, 200)
+        bad_event = {"id": "x", "type": "decision", "time": "now", "data": {}}
+        check(await c.post(events, json={"sidecarId": "s1", "events": [bad_event]}), events, 422)
+        reviewer = await create_api_key(store, "alice", role=Role.REVIEWER)
+        as_reviewer = {"X-API-Key": reviewer.secret}
+        body = {"sidecarId": "s1", "events": []}
+        check(await anonymous.post(events, json=body, headers=as_reviewer), events, 403)
 
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)
