@@ -1,7 +1,8 @@
 """The ``pdp`` command. Each subcommand is a module with ``add_parser``
 (its arguments) and ``run`` (what it does): ``pdp serve`` runs the sidecar,
 ``pdp check`` validates a snapshot file offline, ``pdp control`` runs the
-control plane or manages its API keys. A subcommand loads the layers it
+control plane or manages its API keys, ``pdp approvals`` decides the
+approvals of a standalone sidecar. A subcommand loads the layers it
 needs only when it runs."""
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from . import _check, _control, _serve
+from . import _approvals, _check, _control, _serve
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (_serve, _check, _control)
+_SUBCOMMANDS = (_serve, _check, _control, _approvals)
 
 
 def build_parser() -> argparse.ArgumentParser:

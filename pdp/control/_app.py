@@ -23,6 +23,7 @@ from ._errors import (
 from ._guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, error_response
 from ._roles import check_declared
 from ._routes_agents import agent_routes
+from ._routes_approvals import approval_routes
 from ._routes_events import event_routes
 from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
@@ -74,7 +75,7 @@ def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_
     app = FastAPI(
         title="pdp control plane",
         version="1",
-        description="Policies, agents, grants and the snapshot sidecars follow. "
+        description="Policies, agents, grants, approvals and the snapshot sidecars follow. "
         f"Every /api/v1 request needs an {API_KEY_HEADER} header.",
         responses={
             code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
@@ -92,6 +93,7 @@ def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_
     api.include_router(agent_routes(control))
     api.include_router(snapshot_routes(control))
     api.include_router(event_routes(control))
+    api.include_router(approval_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

@@ -22,6 +22,7 @@ from pdp.engine import (
     utc_now,
 )
 
+from ._approvals import Approvals
 from ._auth import authenticate
 from ._errors import (
     FieldProblem,
@@ -75,6 +76,7 @@ class ControlPlane:
         self._writes: set[asyncio.Future[Any]] = set()
         self.events = EventRegistry()
         define_uplink_types(self.events)
+        self.approvals = Approvals(store, self.events)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -249,10 +251,12 @@ class ControlPlane:
         """Ends every long poll now (they answer 304) and refuses new writes."""
         self._closing = True
         self._changed.set()
+        self.approvals.begin_shutdown()
 
     async def close(self) -> None:
         """Waits for a running write, then closes the database. Idempotent."""
         self.begin_shutdown()
+        await self.approvals.stop()
         async with self._write_lock:
             if self._closed:
                 return

@@ -4,6 +4,7 @@ If-None-Match and long polling; and ``GET /healthz``."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -11,7 +12,7 @@ from ._control import ControlPlane
 from ._roles import Role, roles
 from ._schemas import HealthOut, SnapshotOut
 
-__all__ = ["MAX_WAIT_SECONDS", "health_routes", "snapshot_routes"]
+__all__ = ["MAX_WAIT_SECONDS", "health_routes", "snapshot_routes", "unless_gone"]
 
 MAX_WAIT_SECONDS = 60.0
 
@@ -38,15 +39,15 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _wait_for_change(
-    control: ControlPlane, request: Request, revision: int, wait: float
-) -> None:
-    change = asyncio.ensure_future(control.wait_for_change(revision, wait))
+async def unless_gone(request: Request, waiting: Awaitable[object]) -> None:
+    """Waits for ``waiting``, or until the client of ``request`` goes away
+    (then the wait is abandoned: its resources are freed at once)."""
+    done = asyncio.ensure_future(waiting)
     gone = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait((change, gone), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((done, gone), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        change.cancel()
+        done.cancel()
         gone.cancel()
 
 
@@ -74,7 +75,7 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
         if_none_match = request.headers.get("if-none-match")
         revision, body = control.snapshot_body()
         if _matches(if_none_match, revision) and wait > 0:
-            await _wait_for_change(control, request, revision, wait)
+            await unless_gone(request, control.wait_for_change(revision, wait))
             revision, body = control.snapshot_body()
         headers = {"ETag": _etag(revision), "Cache-Control": "no-cache"}
         if _matches(if_none_match, revision):

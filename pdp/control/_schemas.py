@@ -6,7 +6,7 @@ engine when the candidate snapshot compiles."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -28,6 +28,11 @@ from ._objects import (
 __all__ = [
     "AgentCreate",
     "AgentList",
+    "ApprovalConsumeIn",
+    "ApprovalDecisionIn",
+    "ApprovalList",
+    "ApprovalOut",
+    "ApprovalPolicyOut",
     "AuthorizeIn",
     "AuthorizeOut",
     "ErrorBody",
@@ -115,6 +120,20 @@ class AuthorizeIn(_Request):
     action: str = Field(json_schema_extra=enum_schema(ACTION_NAMES))
 
 
+MAX_COMMENT_CHARS = 2000
+
+
+class ApprovalDecisionIn(_Request):
+    comment: str | None = Field(
+        default=None, max_length=MAX_COMMENT_CHARS, description="why; the agent sees it"
+    )
+
+
+class ApprovalConsumeIn(_Request):
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the request to let through")
+    sidecarId: str = Field(min_length=1, max_length=200)
+
+
 MAX_EVENTS_PER_BATCH = 1000
 
 
@@ -188,6 +207,44 @@ SnapshotOut = create_model(
     policies=(list[Policy], ...),
     grants=(list[_SnapshotGrant], ...),  # type: ignore[valid-type]
 )
+
+
+ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
+
+
+class ApprovalPolicyOut(_Response):
+    id: str
+    name: str
+    type: str
+    mode: str = Field(json_schema_extra=enum_schema(MODES))
+
+
+class ApprovalOut(_Response):
+    """A call held for a reviewer. ``maskedExcerpt`` is the start of its
+    input with every PII type masked; the request itself is known only by
+    its ``digest``."""
+
+    id: str
+    agentId: str
+    agentName: str | None = Field(description="null when the agent is not registered")
+    status: ApprovalStatus = Field(description="now: a pending approval past its time is expired")
+    policies: list[ApprovalPolicyOut] = Field(description="every policy that fired")
+    maskedExcerpt: str
+    requestId: str
+    digest: str = Field(description="SHA-256 of the request (agent, input, output, ...), hex")
+    sidecarId: str
+    createdAt: str
+    expiresAt: str
+    expiresInSeconds: float | None = Field(description="time left while pending, else null")
+    reviewer: str | None = Field(description="the name of the API key that decided")
+    comment: str | None
+    decidedAt: str | None
+    consumedAt: str | None = Field(description="when the approved call went through (once)")
+    consumedBy: str | None = Field(description="the sidecar that let it through")
+
+
+class ApprovalList(_Response):
+    approvals: list[ApprovalOut]
 
 
 class SidecarEventsOut(_Response):

@@ -84,6 +84,7 @@ class ControlServer:
         )
         server = _Uvicorn(config, control)
         self.control, self._server = control, server
+        control.approvals.start()
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if self._task.done():

@@ -105,6 +105,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX sidecar_events_by_time ON sidecar_events (received_at_us)",
     ),
+    (
+        # Approvals, as sidecars report them (approval.requested) and
+        # reviewers decide them: the sidecar's columns, plus which sidecar
+        # asked and which one used it. Never request text: its digest and an
+        # excerpt with every PII type masked.
+        """
+        CREATE TABLE approvals (
+            id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            policies_json TEXT NOT NULL,
+            masked_excerpt TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            created_at_us INTEGER NOT NULL,
+            expires_at_us INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
+            reviewer TEXT NOT NULL DEFAULT '',
+            comment TEXT NOT NULL DEFAULT '',
+            decided_at_us INTEGER,
+            consumed_at_us INTEGER,
+            changed_seq INTEGER NOT NULL,
+            sidecar_id TEXT NOT NULL,
+            consumed_by TEXT
+        )
+        """,
+        "CREATE INDEX approvals_by_state ON approvals (state, expires_at_us)",
+        "CREATE INDEX approvals_by_time ON approvals (created_at_us)",
+    ),
 )
 
 
@@ -320,6 +348,16 @@ class Store:
         if row is None:
             return None
         return self._object(Grant, row[0], revokedAt=str(row[1]))
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read outside any transaction (of what features keep in their own
+        tables)."""
+        try:
+            async with self.connection.execute(sql, parameters) as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {str(self.path)!r}: {exc}") from exc
+        return [tuple(row) for row in rows]
 
     async def api_keys_with_prefix(self, prefix: str) -> list[ApiKeyRecord]:
         try:

@@ -17,7 +17,24 @@ from ._model import PolicySpec
 from ._periods import day_start, load_timezone, month_start
 from ._types import Mode, Severity
 
-__all__ = ["Budget", "Build", "Check", "Hit", "PolicyType", "read_timezone"]
+__all__ = [
+    "COMMON_RULE_FIELDS",
+    "DEFAULT_APPROVAL_TIMEOUT_S",
+    "MAX_APPROVAL_TIMEOUT_S",
+    "Budget",
+    "Build",
+    "Check",
+    "CommonRule",
+    "Hit",
+    "PolicyType",
+    "read_common_rule",
+    "read_timezone",
+]
+
+DEFAULT_APPROVAL_TIMEOUT_S = 900.0
+MAX_APPROVAL_TIMEOUT_S = 30 * 24 * 3600.0
+# Keys every ruleDefinition may hold, whatever its type.
+COMMON_RULE_FIELDS: tuple[str, ...] = ("approval_timeout_s",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +111,20 @@ def read_timezone(r: Reader) -> tzinfo:
         r.problems.add(r.at("timezone"), f"unknown time zone {name!r} (use an IANA name)")
         return UTC
     return tz
+
+
+@dataclass(frozen=True, slots=True)
+class CommonRule:
+    """What every policy's ruleDefinition may say, whatever its type:
+    ``approval_timeout_s``, seconds a reviewer has to decide a call the
+    policy holds (require_approval) before it is denied as expired."""
+
+    approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
+
+
+def read_common_rule(r: Reader) -> CommonRule:
+    """The :data:`COMMON_RULE_FIELDS` of a rule."""
+    timeout = r.number(
+        "approval_timeout_s", minimum=0, exclusive_minimum=True, maximum=MAX_APPROVAL_TIMEOUT_S
+    )
+    return CommonRule(DEFAULT_APPROVAL_TIMEOUT_S if timeout is None else timeout)

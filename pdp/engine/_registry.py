@@ -13,7 +13,7 @@ from types import MappingProxyType
 from . import _checks
 from ._fields import Problems, Reader
 from ._model import PolicySpec
-from ._policy import Check, PolicyType
+from ._policy import COMMON_RULE_FIELDS, Check, CommonRule, PolicyType, read_common_rule
 
 __all__ = ["POLICY_TYPES", "REGISTRY", "compile_rule"]
 
@@ -40,9 +40,11 @@ REGISTRY: Mapping[str, PolicyType] = MappingProxyType(_discover())
 POLICY_TYPES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def compile_rule(spec: PolicySpec, problems: Problems) -> Check | None:
-    """The check for ``spec`` (whose type is registered); problems in its
-    ruleDefinition go to ``problems``."""
+def compile_rule(spec: PolicySpec, problems: Problems) -> tuple[Check | None, CommonRule]:
+    """The check for ``spec`` (whose type is registered) and what its rule
+    says that every type may say (:data:`COMMON_RULE_FIELDS`); problems in
+    its ruleDefinition go to ``problems``."""
     policy_type = REGISTRY[spec.policy_type]
-    reader = Reader(spec.rule, f"{spec.path}.ruleDefinition", problems, policy_type.rule_fields)
-    return policy_type.build(reader, spec)
+    fields = (*policy_type.rule_fields, *COMMON_RULE_FIELDS)
+    reader = Reader(spec.rule, f"{spec.path}.ruleDefinition", problems, fields)
+    return policy_type.build(reader, spec), read_common_rule(reader)

@@ -51,6 +51,7 @@ class _Policy:
     check: Check
     applies_to: frozenset[str] | None  # canonical agent ids; None = every agent
     prerequisites: tuple[tuple[str, bool], ...]  # (policy id, must have fired)
+    approval_timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +112,21 @@ class CompiledSnapshot:
             self._plans[agent.id] = plan
         return plan
 
-    def enforce(self, request: EnforceInput, usage: UsageView, now: datetime) -> Decision:
+    def enforce(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        approved: frozenset[str] = frozenset(),
+    ) -> Decision:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
         A decision that lets the call proceed carries what it charges to usage
-        (``charges``), for the caller to apply."""
+        (``charges``), for the caller to apply.
+
+        ``approved`` holds ids of require_approval policies a reviewer
+        approved for this very request: they still fire (and are listed) but
+        no longer hold the call. A decision that holds the call carries the
+        shortest ``approval_timeout_s`` of the policies holding it."""
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
@@ -124,6 +136,7 @@ class CompiledSnapshot:
         ctx = Context(request, agent, usage, now)
         fired: set[str] = set()
         violations: list[Violation] = []
+        approval_timeout = 0.0
         for policy in plan.policies:
             if policy.prerequisites and not all(
                 (pid in fired) is want for pid, want in policy.prerequisites
@@ -134,6 +147,10 @@ class CompiledSnapshot:
                 continue
             fired.add(policy.id)
             spec = policy.spec
+            mode = hit.mode or spec.mode
+            if mode is Mode.REQUIRE_APPROVAL and policy.id not in approved:
+                timeout = policy.approval_timeout_s
+                approval_timeout = min(approval_timeout, timeout) if approval_timeout else timeout
             violations.append(
                 Violation(
                     policy.id,
@@ -141,7 +158,7 @@ class CompiledSnapshot:
                     policy.policy_type,
                     hit.severity or spec.severity,
                     hit.message,
-                    hit.mode or spec.mode,
+                    mode,
                     hit.retry_after_ms,
                 )
             )
@@ -157,6 +174,8 @@ class CompiledSnapshot:
             )
         violations.sort(key=lambda v: -v.mode)  # stable: evaluation order within a mode
         kind = _KIND_BY_MODE[violations[0].mode]
+        if approved and kind is DecisionKind.PENDING_APPROVAL:
+            kind = _decided_with(violations, approved)
         spans = ctx.mask_spans or {}
         masked = {
             side: mask_text(text, spans[side])
@@ -173,6 +192,7 @@ class CompiledSnapshot:
             pii_counts=ctx.pii_counts or {},
             snapshot_revision=self.revision,
             charges=ctx.charges() if kind in _PROCEEDS else (),
+            approval_timeout_s=approval_timeout if kind is DecisionKind.PENDING_APPROVAL else 0.0,
         )
 
     def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
@@ -210,6 +230,16 @@ class CompiledSnapshot:
                 spent = usage.spent_since(agent.id, start)
                 out.append(BudgetState(p.id, p.name, budget.period, budget.limit_usd, spent, start))
         return out
+
+
+def _decided_with(violations: list[Violation], approved: frozenset[str]) -> DecisionKind:
+    """The decision once the ``approved`` require_approval policies no
+    longer hold the call (``violations`` strictest first)."""
+    for v in violations:
+        if v.mode is Mode.REQUIRE_APPROVAL and v.policy_id in approved:
+            continue
+        return _KIND_BY_MODE[v.mode]
+    return DecisionKind.ALLOW
 
 
 def _agent_info(spec: AgentSpec) -> AgentInfo:
@@ -302,19 +332,23 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
     for p in policy_specs:
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
-    checks = [compile_rule(p, problems) for p in policy_specs]
+    rules = [compile_rule(p, problems) for p in policy_specs]
     order = _order(policy_specs, refs, problems)
 
     compiled: list[_Policy] = []
     for i in order:
-        p, check = policy_specs[i], checks[i]
+        p, (check, common) = policy_specs[i], rules[i]
         applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
         if check is None or not p.is_active:
             continue
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        compiled.append(_Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres))
+        compiled.append(
+            _Policy(
+                p.id, p.name, p.policy_type, p, check, applies_to, pres, common.approval_timeout_s
+            )
+        )
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:

@@ -138,6 +138,9 @@ class Decision:
     # What the call charges to usage if it proceeds (set only when the
     # decision lets it proceed); the server applies them through the port.
     charges: tuple[Charge, ...] = ()
+    # PENDING_APPROVAL only: seconds a reviewer has before the approval
+    # expires (the shortest approval_timeout_s of the policies holding it).
+    approval_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

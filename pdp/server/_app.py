@@ -25,9 +25,20 @@ from pdp.snapshot import (
     Update,
     open_source,
 )
-from pdp.state import Database, DecisionLog, Outbox, SnapshotStore, SqliteUsage, sidecar_id
+from pdp.state import (
+    ApprovalStore,
+    Database,
+    DecisionLog,
+    Outbox,
+    SnapshotStore,
+    SqliteUsage,
+    set_approvals_authority,
+    sidecar_id,
+)
 from pdp.v1 import policy_decision_service_pb2 as pb
 
+from ._approvals import ApprovalDesk
+from ._approvals_remote import RemoteApprovals
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._translate import Limits
 from ._uplink import Uplink
@@ -68,6 +79,7 @@ class Sidecar:
         self._servicer: PolicyDecisionServicer | None = None
         self._source: SnapshotSource | None = None
         self.uplink: Uplink | None = None
+        self.approvals: ApprovalStore | None = None
         self._health = health_aio.HealthServicer()
 
     async def start(self) -> None:
@@ -108,9 +120,22 @@ class Sidecar:
             max_staleness=opts.max_staleness,
         )
         if isinstance(source, HttpSource):
-            # Following a control plane: tell it what it must know. A
-            # standalone sidecar (a snapshot file) ships nothing.
+            # Following a control plane: tell it what it must know, and let
+            # it decide approvals. A standalone sidecar (a snapshot file)
+            # ships nothing and keeps its approvals itself.
             self.uplink = Uplink(source.url, opts.api_key, Outbox(db), await sidecar_id(db))
+        uplink = self.uplink
+        await set_approvals_authority(db, None if uplink is None else uplink.api_url)
+        approvals = self.approvals = ApprovalStore(
+            db, on_written=None if uplink is None else uplink.wake, clock=self._clock
+        )
+        await approvals.start()
+        desk = ApprovalDesk(
+            approvals,
+            usage,
+            remote=None if uplink is None else RemoteApprovals(uplink),
+            clock=self._clock,
+        )
         await self.holder.report(await _first_fetch(source))
         if not self.holder.ready:
             await self._restore_last_good(store)
@@ -123,7 +148,13 @@ class Sidecar:
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, usage, decisions, Limits(limit), clock=self._clock, uplink=self.uplink
+            self.holder,
+            usage,
+            decisions,
+            Limits(limit),
+            clock=self._clock,
+            uplink=self.uplink,
+            approvals=desk,
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -152,6 +183,7 @@ class Sidecar:
         self._tasks.append(
             asyncio.create_task(self.holder.watch_staleness(), name="snapshot-staleness")
         )
+        self._tasks.append(asyncio.create_task(desk.run(), name="approvals"))
         log.info("listening on %s", self.address)
 
     async def _restore_last_good(self, store: SnapshotStore) -> None:
@@ -186,6 +218,8 @@ class Sidecar:
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
+        if self.approvals is not None:
+            await self.approvals.close()
         if self.uplink is not None:
             await self.uplink.stop()
         if self._decisions is not None:

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
 from pdp.engine import (
+    Approval,
     CompiledSnapshot,
     Decision,
     DecisionKind,
@@ -30,18 +31,23 @@ from pdp.snapshot import Active, SnapshotHolder
 from pdp.state import DecisionLog, DecisionRecord, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
+from ._approvals import ApprovalDesk, Held
 from ._errors import RequestError
 from ._translate import (
     Limits,
     SnapshotView,
     action_name,
     agent_state,
+    approval_context,
+    approval_id_of,
     authorize_response,
+    await_approval_response,
     enforce_input,
     enforce_response,
     parse_request,
     require_id,
     usage_amount,
+    wait_seconds,
 )
 from ._uplink import Uplink
 
@@ -53,11 +59,6 @@ log = logging.getLogger("pdp.server")
 # Decisions tried for one call whose charges a shared usage backend keeps
 # refusing (other replicas keep taking the last places in its windows).
 _CHARGE_ATTEMPTS = 3
-
-
-def _new_id() -> str:
-    # 128 bits from the OS as hex: unguessable (approval ids let a call through).
-    return os.urandom(16).hex()
 
 
 # Decision ids need to be unique, not unguessable: 128 bits from a generator
@@ -96,9 +97,11 @@ class PolicyDecisionServicer:
         *,
         clock: Callable[[], datetime] = utc_now,
         uplink: Uplink | None = None,
+        approvals: ApprovalDesk | None = None,
     ) -> None:
         self._holder = holder
         self._uplink = uplink
+        self._approvals = approvals
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -120,15 +123,20 @@ class PolicyDecisionServicer:
         return active
 
     async def enforce(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        request = enforce_input(parse_request(pb.EnforceRequest, data), self._limits)
+        msg = parse_request(pb.EnforceRequest, data)
+        request = enforce_input(msg, self._limits)
         snapshot = self._active().snapshot
         now = self._clock()
         decision = snapshot.enforce(request, self._usage, now)
-        if decision.charges:
+        approval: Approval | None = None
+        if decision.kind is DecisionKind.PENDING_APPROVAL:
+            held = await self._hold(snapshot, request, msg, decision, now)
+            decision, approval = held.decision, held.approval
+        elif decision.charges:
             decision = await self._charge(snapshot, request, decision, now)
         decision_id = _new_decision_id()
         kind = decision.kind
-        approval_id = _new_id() if kind is DecisionKind.PENDING_APPROVAL else ""
+        approval_id = "" if approval is None else approval.id
         violations = decision.violations
         self._decisions.append(
             DecisionRecord(
@@ -154,10 +162,46 @@ class PolicyDecisionServicer:
                 request.request_id,
                 approval_id,
             )
-        return enforce_response(decision, decision_id, approval_id).SerializeToString()
+        expires = (
+            approval.expires_at if kind is DecisionKind.PENDING_APPROVAL and approval else None
+        )
+        return enforce_response(decision, decision_id, approval_id, expires).SerializeToString()
+
+    async def _hold(
+        self,
+        snapshot: CompiledSnapshot,
+        request: EnforceInput,
+        msg: pb.EnforceRequest,
+        decision: Decision,
+        now: datetime,
+    ) -> Held:
+        """A request a require_approval policy holds: a new approval, or what
+        the approval it names allows."""
+        if self._approvals is None:
+            raise RequestError(
+                "", "this server keeps no approvals", grpc.StatusCode.FAILED_PRECONDITION
+            )
+
+        async def charge(allowed: Decision, approved: frozenset[str]) -> Decision:
+            return await self._charge(snapshot, request, allowed, now, approved)
+
+        return await self._approvals.hold(
+            snapshot,
+            request,
+            approval_context(msg),
+            decision,
+            approval_id_of(msg),
+            now,
+            charge,
+        )
 
     async def _charge(
-        self, snapshot: CompiledSnapshot, request: EnforceInput, decision: Decision, now: datetime
+        self,
+        snapshot: CompiledSnapshot,
+        request: EnforceInput,
+        decision: Decision,
+        now: datetime,
+        approved: frozenset[str] = frozenset(),
     ) -> Decision:
         """Applies what an allowed call charges to usage. When the backend
         refuses (a shared backend where another replica took the last place
@@ -165,7 +209,7 @@ class PolicyDecisionServicer:
         for _ in range(_CHARGE_ATTEMPTS):
             if not await self._usage.charge(decision.charges):
                 return decision
-            decision = snapshot.enforce(request, self._usage, now)
+            decision = snapshot.enforce(request, self._usage, now, approved)
             if not decision.charges:
                 return decision
         raise RequestError(
@@ -245,8 +289,15 @@ class PolicyDecisionServicer:
     async def await_approval(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        parse_request(pb.AwaitApprovalRequest, data)
-        raise _not_served("AwaitApproval")
+        msg = parse_request(pb.AwaitApprovalRequest, data)
+        approval_id = require_id(msg.approval_id, "approval_id")
+        seconds = wait_seconds(msg)
+        if self._approvals is None:
+            raise RequestError("approval_id", f"no approval with id {approval_id!r}")
+        approval = await self._approvals.await_decision(approval_id, seconds)
+        if approval is None:
+            raise RequestError("approval_id", f"no approval with id {approval_id!r}")
+        return await_approval_response(approval, self._clock()).SerializeToString()
 
     async def enforce_batch(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]

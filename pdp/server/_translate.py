@@ -16,6 +16,8 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from pdp.engine import (
     AgentInfo,
+    Approval,
+    ApprovalState,
     AuthorizeResult,
     BudgetState,
     Decision,
@@ -35,12 +37,16 @@ __all__ = [
     "SnapshotView",
     "action_name",
     "agent_state",
+    "approval_context",
+    "approval_id_of",
     "authorize_response",
+    "await_approval_response",
     "enforce_input",
     "enforce_response",
     "parse_request",
     "require_id",
     "usage_amount",
+    "wait_seconds",
 ]
 
 _DECISIONS = {
@@ -194,13 +200,20 @@ def action_name(value: int) -> str:
     return name
 
 
-def enforce_response(decision: Decision, decision_id: str, approval_id: str) -> pb.EnforceResponse:
+def enforce_response(
+    decision: Decision,
+    decision_id: str,
+    approval_id: str,
+    approval_expires_at: datetime | None = None,
+) -> pb.EnforceResponse:
     resp = pb.EnforceResponse(
         decision=_DECISIONS[decision.kind],
         decision_id=decision_id,
         approval_id=approval_id,
         snapshot_revision=decision.snapshot_revision,
     )
+    if approval_expires_at is not None:
+        resp.approval_expires_at.FromDatetime(approval_expires_at)
     if decision.kind is DecisionKind.AGENT_PAUSED:
         resp.paused_reason = decision.agent.pause_reason
     for v in decision.violations:
@@ -219,6 +232,56 @@ def enforce_response(decision: Decision, decision_id: str, approval_id: str) -> 
         resp.masked_output = decision.masked_output
     for f in decision.pii_findings:
         resp.pii_findings.add(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end)
+    return resp
+
+
+def approval_id_of(msg: pb.EnforceRequest) -> str:
+    """The request's approval id ("" for none), checked for length."""
+    return _short(msg.approval_id, "approval_id")
+
+
+_CONTEXT_KINDS = {
+    number: name.removeprefix("CONTEXT_KIND_").lower() for name, number in pb.ContextKind.items()
+}
+
+
+def approval_context(msg: pb.EnforceRequest) -> list[tuple[str, str, str]]:
+    """The request's context items as (kind, source, content), for its digest."""
+    return [
+        (_CONTEXT_KINDS.get(item.kind, str(item.kind)), item.source, item.content)
+        for item in msg.context
+    ]
+
+
+def wait_seconds(msg: pb.AwaitApprovalRequest) -> float:
+    """How long an AwaitApproval may wait (0 when not given: answer now)."""
+    if not msg.HasField("timeout"):
+        return 0.0
+    seconds = msg.timeout.seconds + msg.timeout.nanos / 1e9
+    if seconds < 0:
+        raise RequestError("timeout", "must not be negative")
+    return seconds
+
+
+_APPROVAL_STATES = {
+    ApprovalState.PENDING: pb.APPROVAL_STATE_PENDING,
+    ApprovalState.APPROVED: pb.APPROVAL_STATE_APPROVED,
+    ApprovalState.DENIED: pb.APPROVAL_STATE_DENIED,
+    ApprovalState.EXPIRED: pb.APPROVAL_STATE_EXPIRED,
+}
+
+
+def await_approval_response(approval: Approval, now: datetime) -> pb.AwaitApprovalResponse:
+    state = approval.state_at(now)
+    resp = pb.AwaitApprovalResponse(
+        state=_APPROVAL_STATES[state], reviewer=approval.reviewer, comment=approval.comment
+    )
+    resp.expires_at.FromDatetime(approval.expires_at)
+    decided_at = approval.decided_at
+    if decided_at is None and state is ApprovalState.EXPIRED:
+        decided_at = approval.expires_at
+    if decided_at is not None:
+        resp.decided_at.FromDatetime(decided_at)
     return resp
 
 

@@ -1,6 +1,6 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
-ledger, the call counters, the decision log, the last good snapshot and the
-outbox of events for the control plane.
+ledger, the call counters, the decision log, the last good snapshot, the
+approvals and the outbox of events for the control plane.
 
 :class:`SqliteUsage` implements the engine's usage port over the ledger and
 the counters. Nothing on the hot path waits on SQLite: the engine reads
@@ -11,21 +11,45 @@ background, and decisions are queued with the synchronous
 Exception tree::
 
     StateError               the state database cannot be opened, read or written
-    └── UsageConflictError   a request_id was already recorded with a different
-                             agent or amount; ``.request_id`` names it
+    ├── UsageConflictError   a request_id was already recorded with a different
+    │                        agent or amount; ``.request_id`` names it
+    ├── ApprovalNotFoundError   no approval has this id
+    └── ApprovalDecidedError    the approval was already decided or has expired
 """
 
 from pdp.engine import UsageRecord
+from pdp.state._approvals import (
+    APPROVAL_COLUMNS,
+    NEXT_CHANGE,
+    ApprovalStore,
+    approval_from_row,
+    approval_row,
+    approvals_authority,
+    decide_approval,
+    list_approvals,
+    read_approval,
+    set_approvals_authority,
+)
 from pdp.state._counters import CallCounters
 from pdp.state._database import Database, from_micros, to_micros
 from pdp.state._decision_log import DecisionLog, DecisionRecord
-from pdp.state._errors import StateError, UsageConflictError
+from pdp.state._errors import (
+    ApprovalDecidedError,
+    ApprovalNotFoundError,
+    StateError,
+    UsageConflictError,
+)
 from pdp.state._ledger import SpendLedger
 from pdp.state._outbox import Outbox, OutboxEvent, sidecar_id
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
 from pdp.state._usage import SqliteUsage
 
 __all__ = [
+    "APPROVAL_COLUMNS",
+    "NEXT_CHANGE",
+    "ApprovalDecidedError",
+    "ApprovalNotFoundError",
+    "ApprovalStore",
     "CallCounters",
     "Database",
     "DecisionLog",
@@ -39,7 +63,14 @@ __all__ = [
     "StoredSnapshot",
     "UsageConflictError",
     "UsageRecord",
+    "approval_from_row",
+    "approval_row",
+    "approvals_authority",
+    "decide_approval",
     "from_micros",
+    "list_approvals",
+    "read_approval",
+    "set_approvals_authority",
     "sidecar_id",
     "to_micros",
 ]

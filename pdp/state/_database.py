@@ -107,6 +107,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        # Approvals: requests held for a reviewer. Never the request's text:
+        # its digest and an excerpt with every PII type masked. changed_seq
+        # grows with every change, so a reader finds what changed since it
+        # last looked (a decision made by `pdp approvals` in another process).
+        """
+        CREATE TABLE approvals (
+            id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            policies_json TEXT NOT NULL,
+            masked_excerpt TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            created_at_us INTEGER NOT NULL,
+            expires_at_us INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
+            reviewer TEXT NOT NULL DEFAULT '',
+            comment TEXT NOT NULL DEFAULT '',
+            decided_at_us INTEGER,
+            consumed_at_us INTEGER,
+            changed_seq INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX approvals_by_change ON approvals (changed_seq)",
+        "CREATE INDEX approvals_by_state ON approvals (state, expires_at_us)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

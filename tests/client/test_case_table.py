@@ -43,7 +43,7 @@ _CLIENT_METHODS = {
     "enforceBatch": "enforce_batch",
     "submitTrace": "submit_trace",
 }
-_RUN_HERE = {"enforce", "authorize", "agentStatus", "reportUsage", "verifyWebhook"}
+_RUN_HERE = {"enforce", "authorize", "agentStatus", "reportUsage", "verifyWebhook", "awaitApproval"}
 
 
 def snake(name: str) -> str:
@@ -99,6 +99,10 @@ async def _run(client: Client | AsyncClient, call: str, request: Mapping[str, An
         cost = number(request["costUsd"])
         assert cost is not None, "reportUsage needs costUsd"
         return await resolve(client.report_usage(request["agentId"], cost, request["requestId"]))
+    if call == "awaitApproval":
+        wait = number(request["timeoutSeconds"])
+        assert wait is not None, "awaitApproval needs timeoutSeconds"
+        return await resolve(client.await_approval(request["approvalId"], wait=wait))
     if call == "verifyWebhook":
         verify = pdp_client.verify_webhook  # type: ignore[attr-defined]
         event = verify(

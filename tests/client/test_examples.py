@@ -1,13 +1,18 @@
-"""The README's Python example runs as written against the real sidecar on
-examples/policies.yaml, and says what the TypeScript one says."""
+"""The README's Python examples run as written against real sidecars: the
+quickstart on examples/policies.yaml, and the require_approval example on
+examples/approvals.yaml (whose policies are the README's) with a reviewer
+deciding through `pdp approvals`."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from tests._process import run_python
+from tests._process import PdpProcess, PythonProcess, run_pdp, run_python
 from tests.client.conftest import REPO, Sidecar
 
 pytestmark = pytest.mark.sidecar
@@ -26,3 +31,58 @@ def test_quickstart_runs_against_the_example_snapshot(sidecar: Sidecar) -> None:
         "support-bot: paused (Detected harmful outputs in production)",
         "agent-a may execute agent-b: true",
     ]
+
+
+def readme_policies() -> list[dict[str, Any]]:
+    """The policies of the README's YAML example (its one list of policies)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(policies:\n.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) == 1, "the README has one YAML list of policies"
+    policies: list[dict[str, Any]] = yaml.safe_load(blocks[0])["policies"]
+    return policies
+
+
+def test_the_approval_example_holds_the_readmes_policies() -> None:
+    example = yaml.safe_load((REPO / "examples" / "approvals.yaml").read_text(encoding="utf-8"))
+    assert example["policies"] == readme_policies()
+    (held,) = [p for p in example["policies"] if p["enforcementMode"] == "require_approval"]
+    assert held["name"] == "No Shell In Production"
+
+
+@pytest.mark.parametrize(
+    ("verb", "code", "said"),
+    [
+        ("approve", 0, "approved: running 'kubectl rollout restart deployment/api'"),
+        ("deny", 2, "denied by alice: not during the freeze"),
+    ],
+)
+def test_the_approval_example_runs_end_to_end(
+    tmp_path: Path, verb: str, code: int, said: str
+) -> None:
+    """The README's require_approval example as a user runs it: the sidecar,
+    the agent (clients/python/examples/approval.py) and the reviewer's
+    `pdp approvals`, each its own process."""
+    state = tmp_path / "approvals.db"
+    sidecar = PdpProcess(
+        ["serve", "--snapshot", str(REPO / "examples" / "approvals.yaml"),
+         "--state", str(state), "--listen", "127.0.0.1:0"],
+    )  # fmt: skip
+    try:
+        agent = PythonProcess(
+            [str(REPO / "clients" / "python" / "examples" / "approval.py"), sidecar.address],
+            ready=r"waiting for approval ([0-9a-f]{32})",
+            stream="stdout",
+        )
+        approval_id = agent.match.group(1)
+        listed = run_pdp("approvals", "list", "--state", str(state))
+        assert listed.returncode == 0, listed.stderr
+        assert approval_id in listed.stdout and "No Shell In Production" in listed.stdout
+        decided = run_pdp(
+            "approvals", verb, approval_id, "--state", str(state),
+            "--reviewer", "alice", "--comment", "not during the freeze",
+        )  # fmt: skip
+        assert decided.returncode == 0, decided.stderr
+        assert agent.proc.wait(timeout=30) == code, "".join(agent.output + agent.log)
+        assert said in "".join(agent.output), agent.output
+    finally:
+        sidecar.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from typing import Any
 
 import httpx
@@ -230,6 +231,45 @@ async def _exercise(
         as_reviewer = {"X-API-Key": reviewer.secret}
         body = {"sidecarId": "s1", "events": []}
         check(await anonymous.post(events, json=body, headers=as_reviewer), events, 403)
+
+        # Approvals: reported by a sidecar, decided by a reviewer, consumed once.
+        ids = [uuid.uuid4().hex for _ in range(2)]
+        reported = [
+            {
+                "id": str(uuid.uuid4()),
+                "type": "approval.requested",
+                "time": "2026-01-01T00:00:00Z",
+                "data": {
+                    "approvalId": approval_id,
+                    "agentId": "agent-a",
+                    "digest": "ab" * 32,
+                    "policies": [
+                        {"id": "p", "name": "P", "type": "expression", "mode": "require_approval"}
+                    ],
+                    "maskedExcerpt": "run ***",
+                    "expiresAt": "2099-01-01T00:00:00Z",
+                },
+            }
+            for approval_id in ids
+        ]
+        check(await c.post(events, json={"sidecarId": "s1", "events": reported}), events, 200)
+        approvals = f"{API}/approvals"
+        check(await c.get(approvals, params={"status": "pending"}), approvals, 200)
+        check(await c.get(approvals, params={"status": "later"}), approvals, 422)
+        check(await anonymous.get(approvals, headers=as_reviewer), approvals, 200)
+        one = f"{approvals}/{{approval_id}}"
+        check(await c.get(f"{approvals}/{ids[0]}", params={"wait": 0.01}), one, 200)
+        check(await c.get(f"{approvals}/nope"), one, 404)
+        approve, deny = f"{one}/approve", f"{one}/deny"
+        check(await c.post(f"{approvals}/{ids[0]}/approve", json={"comment": 1}), approve, 422)
+        check(await c.post(f"{approvals}/{ids[0]}/approve", json={"comment": "ok"}), approve, 200)
+        check(await c.post(f"{approvals}/{ids[0]}/approve"), approve, 409)
+        check(await c.post(f"{approvals}/{ids[1]}/deny"), deny, 200)
+        check(await c.post(f"{approvals}/nope/deny"), deny, 404)
+        consume = f"{one}/consume"
+        used = {"digest": "ab" * 32, "sidecarId": "s1"}
+        check(await c.post(f"{approvals}/{ids[0]}/consume", json=used), consume, 200)
+        check(await c.post(f"{approvals}/{ids[0]}/consume", json=used), consume, 409)
 
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)

@@ -12,12 +12,12 @@ from typing import Any
 import grpc
 import pytest
 
-from pdp.engine import ACTIONS, DecisionKind, DenialReason, Mode, Severity
+from pdp.engine import ACTIONS, ApprovalState, DecisionKind, DenialReason, Mode, Severity
 from pdp.server._servicer import SERVICE, SERVICE_NAME, PolicyDecisionServicer, handler_name
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar
 
-NOT_YET_SERVED = {"AwaitApproval", "EnforceBatch", "EnforceStream", "SubmitTrace"}
+NOT_YET_SERVED = {"EnforceBatch", "EnforceStream", "SubmitTrace"}
 NOT_FOUND = "Method not found!"  # what grpc answers for a method nobody registered
 
 
@@ -98,6 +98,7 @@ def test_the_engine_enums_are_the_proto_enums() -> None:
     assert {m.name for m in Mode} == _names(pb.EnforcementMode, "ENFORCEMENT_MODE_")
     assert {s.name for s in Severity} == _names(pb.Severity, "SEVERITY_")
     assert {d.name for d in DenialReason} <= _names(pb.AuthorizeDenial, "AUTHORIZE_DENIAL_")
+    assert {s.name for s in ApprovalState} == _names(pb.ApprovalState, "APPROVAL_STATE_")
 
 
 def test_decision_ids_are_unique_and_differ_in_a_forked_child() -> None:

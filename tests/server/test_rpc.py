@@ -194,10 +194,13 @@ async def test_not_serving_until_a_snapshot_is_active(start_sidecar: StartSideca
     assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_await_approval_is_unimplemented_for_now(example_sidecar: RunningSidecar) -> None:
+async def test_await_approval_of_an_unknown_id_names_the_field(
+    example_sidecar: RunningSidecar,
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await example_sidecar.stub.AwaitApproval(pb.AwaitApprovalRequest(approval_id="x"))
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "approval_id: no approval with id 'x'"
 
 
 async def test_unix_socket(

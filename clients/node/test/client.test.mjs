@@ -96,20 +96,22 @@ describe("against a real sidecar", () => {
     assert.equal(error.code, 6); // ALREADY_EXISTS
   });
 
+  it("waiting for an approval the sidecar never issued rejects naming approvalId", async () => {
+    const pdp = client();
+    for (const wait of [pdp.awaitApproval({ approvalId: "abc", timeoutMs: 100 }), pdp.waitForApproval({ approvalId: "abc", timeoutMs: 100 })]) {
+      await assert.rejects(wait, (error) => error instanceof InvalidRequestError && error.field === "approvalId" && error.local === false);
+    }
+  });
+
   it("calls the sidecar does not serve yet reject with UnimplementedError naming the call", async () => {
     const pdp = client({ failOpen: true, onFailOpen: () => assert.fail("no fail-open allow expected") });
     const calls = {
-      AwaitApproval: pdp.awaitApproval({ approvalId: "abc", timeoutMs: 100 }),
       EnforceBatch: pdp.enforceBatch([{ agentId: "support-bot", input: "hi" }]),
       SubmitTrace: pdp.submitTrace({ agentId: "support-bot", requestId: "t1", costUsd: 0.1, startedAt: new Date() }),
     };
     for (const [method, promise] of Object.entries(calls)) {
       await assert.rejects(promise, (error) => error instanceof UnimplementedError && error.method === method);
     }
-    await assert.rejects(
-      pdp.waitForApproval({ approvalId: "abc", timeoutMs: 100 }),
-      (error) => error instanceof UnimplementedError && error.method === "AwaitApproval",
-    );
     const stream = pdp.enforceStream();
     const first = stream.enforce({ agentId: "support-bot", input: "hi" });
     const second = stream.enforce({ agentId: "support-bot", input: "hello" });

@@ -28,6 +28,8 @@ from ._errors import (
 from ._sync import Client
 from ._types import (
     AgentStatusResult,
+    ApprovalResult,
+    ApprovalState,
     AuthorizeResult,
     Budget,
     Decision,
@@ -41,6 +43,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AgentPausedError",
     "AgentStatusResult",
+    "ApprovalResult",
+    "ApprovalState",
     "AsyncClient",
     "AuthorizeResult",
     "Budget",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -11,7 +13,13 @@ import grpc.aio
 
 from . import _calls
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
-from ._types import AgentStatusResult, AuthorizeResult, EnforceResult, UsageResult
+from ._types import (
+    AgentStatusResult,
+    ApprovalResult,
+    AuthorizeResult,
+    EnforceResult,
+    UsageResult,
+)
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
 
 __all__ = ["AsyncClient"]
@@ -63,20 +71,47 @@ class AsyncClient:
         tool: str | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        approval_id: str | None = None,
+        wait_for_approval: float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
-        call = _calls.enforce(
-            agent_id,
-            input,
-            output=output,
-            estimated_cost_usd=estimated_cost_usd,
-            model=model,
-            tool=tool,
-            metadata=metadata,
-            request_id=request_id,
-        )
-        return await self._send(call, timeout)
+        waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
+
+        async def ask(approval: str | None) -> EnforceResult:
+            call = _calls.enforce(
+                agent_id,
+                input,
+                output=output,
+                estimated_cost_usd=estimated_cost_usd,
+                model=model,
+                tool=tool,
+                metadata=metadata,
+                request_id=request_id,
+                approval_id=approval,
+            )
+            return await self._send(call, timeout)
+
+        result = await ask(approval_id)
+        while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
+            assert result.approval_id is not None
+            started = time.monotonic()
+            answer = await self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
+            if waiting.approved(result, answer, time.monotonic() - started):
+                result = await ask(result.approval_id)
+            else:
+                await asyncio.sleep(waiting.pause())
+        return result
+
+    async def await_approval(
+        self,
+        approval_id: str,
+        *,
+        wait: float = 30.0,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> ApprovalResult:
+        """See ``Client.await_approval``."""
+        return await self._send(_calls.await_approval(approval_id, wait), timeout)
 
     async def authorize(
         self,
@@ -111,7 +146,7 @@ class AsyncClient:
         return await self._send(_calls.report_usage(agent_id, cost_usd, request_id), timeout)
 
     async def _send(self, call: Call[ResultT], override: float | None) -> ResultT:
-        seconds = self._settings.deadline(override)
+        seconds = self._settings.deadline(override, call.holds)
         method = getattr(self._connected_stub(), call.method)
         try:
             # wait_for_ready=False: an unreachable sidecar fails the call at

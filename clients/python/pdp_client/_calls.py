@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -15,20 +16,32 @@ import grpc
 from . import _convert
 from ._errors import (
     InvalidRequestError,
+    PolicyBlockedError,
     SidecarUnavailableError,
     error_for_status,
     trailing_metadata,
 )
-from ._types import AgentStatusResult, AuthorizeResult, Decision, EnforceResult, UsageResult
+from ._types import (
+    AgentStatusResult,
+    ApprovalResult,
+    ApprovalState,
+    AuthorizeResult,
+    Decision,
+    EnforceResult,
+    UsageResult,
+)
 from ._v1 import policy_decision_service_pb2 as pb
 
 __all__ = [
     "CHANNEL_OPTIONS",
     "DEFAULT_TIMEOUT",
+    "MAX_APPROVAL_WAIT",
+    "ApprovalWait",
     "Call",
     "Settings",
     "agent_status",
     "authorize",
+    "await_approval",
     "enforce",
     "report_usage",
 ]
@@ -78,9 +91,10 @@ class Settings:
             raise ValueError(f"target must be 'host:port' or 'unix:/path', got {target!r}")
         return cls(target, _positive_seconds(timeout, "timeout"), bool(fail_open))
 
-    def deadline(self, timeout: float | None) -> float:
-        """Seconds the call may take: the per-call ``timeout`` or the default."""
-        return self.timeout if timeout is None else _positive_seconds(timeout, "timeout")
+    def deadline(self, timeout: float | None, holds: float = 0.0) -> float:
+        """Seconds the call may take: the per-call ``timeout`` or the default,
+        plus what the sidecar may hold it (``holds``, AwaitApproval)."""
+        return holds + (self.timeout if timeout is None else _positive_seconds(timeout, "timeout"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,8 @@ class Call(Generic[ResultT]):
     # The answer when the sidecar is unreachable and the client fails open;
     # None for calls that always fail closed.
     fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None
+    # Seconds the sidecar may hold the call before it answers (AwaitApproval).
+    holds: float = 0.0
 
     def failed(self, error: grpc.RpcError, settings: Settings, timeout: float) -> ResultT:
         """Raises the client's error for a failed RPC, or returns the
@@ -163,6 +179,7 @@ def enforce(
     tool: str | None,
     metadata: Mapping[str, str] | None,
     request_id: str | None,
+    approval_id: str | None = None,
 ) -> Call[EnforceResult]:
     _text(agent_id, "agent_id")
     request = pb.EnforceRequest(
@@ -171,6 +188,7 @@ def enforce(
         tool=_optional_text(tool, "tool") or "",
         metadata=_metadata(metadata),
         request_id=_optional_text(request_id, "request_id") or "",
+        approval_id=_optional_text(approval_id, "approval_id") or "",
     )
     # Optional fields: absent and empty are different requests.
     if (input_text := _optional_text(input, "input")) is not None:
@@ -217,3 +235,72 @@ def report_usage(agent_id: str, cost_usd: float, request_id: str) -> Call[UsageR
         request_id=_text(request_id, "request_id"),
     )
     return Call("ReportUsage", request, _convert.usage_result)
+
+
+# The longest wait one AwaitApproval asks for (the sidecar answers within a
+# minute at most); waiting longer takes several calls.
+MAX_APPROVAL_WAIT = 60.0
+# An answer "still pending" sooner than this is not asked again at once.
+_MIN_ROUND = 0.05
+
+
+def await_approval(approval_id: str, wait: float) -> Call[ApprovalResult]:
+    """One bounded wait: the sidecar answers once the approval is decided or
+    expires, or after ``wait`` seconds (at most a minute) with it pending."""
+    _text(approval_id, "approval_id")
+    seconds = min(_positive_or_zero(wait, "wait"), MAX_APPROVAL_WAIT)
+    request = pb.AwaitApprovalRequest(approval_id=approval_id)
+    request.timeout.FromNanoseconds(int(seconds * 1e9))
+    return Call(
+        "AwaitApproval",
+        request,
+        lambda response: _convert.approval_result(response, approval_id),
+        holds=seconds,
+    )
+
+
+def _positive_or_zero(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and not negative, got {value!r}")
+    return float(value)
+
+
+class ApprovalWait:
+    """What ``enforce_policy(..., wait_for_approval=S)`` does between its
+    calls, shared by both clients: it waits on the held call's approval
+    until ``seconds`` have passed, then the call is sent again with the
+    approval id. A denial or an expiry raises PolicyBlockedError."""
+
+    def __init__(self, seconds: object) -> None:
+        self.until = time.monotonic() + _positive_seconds(seconds, "wait_for_approval")
+        self._pause = 0.0
+
+    def next_wait(self, result: EnforceResult) -> float | None:
+        """Seconds to wait on ``result``'s approval; None when there is
+        nothing (more) to wait for: return ``result``."""
+        if result.decision is not Decision.PENDING_APPROVAL or not result.approval_id:
+            return None
+        remaining = self.until - time.monotonic()
+        return None if remaining <= 0 else remaining
+
+    def approved(self, result: EnforceResult, answer: ApprovalResult, took: float) -> bool:
+        """True when approved (send again with the id); False while pending
+        (sleep ``pause()`` then wait again); raises when denied or expired."""
+        if answer.state is ApprovalState.APPROVED:
+            return True
+        if answer.state is ApprovalState.PENDING:
+            self._pause = max(0.0, _MIN_ROUND - took)
+            return False
+        raise PolicyBlockedError(
+            result.violations,
+            decision_id=result.decision_id,
+            snapshot_revision=result.snapshot_revision,
+            approval=answer,
+        )
+
+    def pause(self) -> float:
+        """Seconds to let pass before waiting again (a sidecar that answered
+        "pending" at once is not asked in a busy loop)."""
+        return self._pause

@@ -12,6 +12,8 @@ from typing import Any
 from ._errors import AgentPausedError, PdpError, PolicyBlockedError
 from ._types import (
     AgentStatusResult,
+    ApprovalResult,
+    ApprovalState,
     AuthorizeResult,
     Budget,
     Decision,
@@ -25,6 +27,7 @@ from ._v1 import policy_decision_service_pb2 as pb
 __all__ = [
     "ACTIONS",
     "agent_status_result",
+    "approval_result",
     "authorize_result",
     "enforce_result",
     "usage_result",
@@ -105,6 +108,7 @@ def enforce_result(response: Any, agent_id: str) -> EnforceResult:
         decision_id=response.decision_id,
         approval_id=response.approval_id or None,
         snapshot_revision=response.snapshot_revision,
+        approval_expires_at=_timestamp(response, "approval_expires_at"),
     )
 
 
@@ -145,6 +149,30 @@ def agent_status_result(response: Any) -> AgentStatusResult:
         snapshot_revision=snapshot.revision,
         snapshot_source=snapshot.source,
         snapshot_rejection=rejection,
+    )
+
+
+_APPROVAL_STATES = {
+    pb.APPROVAL_STATE_PENDING: ApprovalState.PENDING,
+    pb.APPROVAL_STATE_APPROVED: ApprovalState.APPROVED,
+    pb.APPROVAL_STATE_DENIED: ApprovalState.DENIED,
+    pb.APPROVAL_STATE_EXPIRED: ApprovalState.EXPIRED,
+}
+
+
+def approval_result(response: Any, approval_id: str) -> ApprovalResult:
+    """An AwaitApproval answer; a state this client does not know is
+    refused rather than taken for an approval."""
+    state = _APPROVAL_STATES.get(response.state)
+    if state is None:
+        raise PdpError(f"sidecar answered an unknown approval state ({response.state})")
+    return ApprovalResult(
+        approval_id=approval_id,
+        state=state,
+        reviewer=response.reviewer,
+        comment=response.comment,
+        expires_at=_timestamp(response, "expires_at"),
+        decided_at=_timestamp(response, "decided_at"),
     )
 
 

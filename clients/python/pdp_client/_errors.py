@@ -3,7 +3,9 @@
 Exception tree::
 
     PdpError                    base; ``.code`` is the gRPC status code, if any
-    ├── PolicyBlockedError      a block-mode policy fired (``.violations``)
+    ├── PolicyBlockedError      a block-mode policy fired (``.violations``), or an
+    │                           approval waited for was denied or expired
+    │                           (``.approval``, ``.reviewer``, ``.comment``)
     ├── AgentPausedError        the agent is paused by the kill switch
     ├── SidecarUnavailableError the sidecar could not be reached or had no
     │   │                       snapshot yet (UNAVAILABLE)
@@ -30,7 +32,7 @@ from collections.abc import Iterable, Sequence
 import grpc
 from google.protobuf.message import DecodeError
 
-from ._types import Violation
+from ._types import ApprovalResult, Violation
 from ._v1 import rpc_status_pb2
 
 __all__ = [
@@ -59,6 +61,11 @@ class PolicyBlockedError(PdpError):
 
     ``violations`` lists every policy that fired, strictest first (monitor and
     warn ones included); the message names the block-mode ones.
+
+    When ``enforce_policy(..., wait_for_approval=S)`` ends with a denial or
+    an expiry, ``approval`` is that approval (``state``, ``reviewer``,
+    ``comment``) and ``violations`` those of the held call; ``reviewer`` and
+    ``comment`` read it.
     """
 
     def __init__(
@@ -67,13 +74,30 @@ class PolicyBlockedError(PdpError):
         *,
         decision_id: str = "",
         snapshot_revision: int = 0,
+        approval: ApprovalResult | None = None,
     ) -> None:
         self.violations: list[Violation] = list(violations)
         self.decision_id = decision_id
         self.snapshot_revision = snapshot_revision
+        self.approval = approval
+        if approval is not None:
+            by = f" by {approval.reviewer}" if approval.reviewer else ""
+            why = f": {approval.comment}" if approval.comment else ""
+            super().__init__(f"approval {approval.approval_id} {approval.state}{by}{why}")
+            return
         blocking = [v for v in self.violations if v.enforcement_mode == "block"]
         names = ", ".join(v.policy_name for v in blocking or self.violations) or "unknown policy"
         super().__init__(f"blocked by policy: {names}")
+
+    @property
+    def reviewer(self) -> str:
+        """Who denied the approval ("" when no reviewer decided)."""
+        return "" if self.approval is None else self.approval.reviewer
+
+    @property
+    def comment(self) -> str:
+        """The reviewer's comment ("" when none)."""
+        return "" if self.approval is None else self.approval.comment
 
 
 class AgentPausedError(PdpError):

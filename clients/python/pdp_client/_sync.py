@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Self, TypeVar
@@ -10,7 +11,13 @@ import grpc
 
 from . import _calls
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
-from ._types import AgentStatusResult, AuthorizeResult, EnforceResult, UsageResult
+from ._types import (
+    AgentStatusResult,
+    ApprovalResult,
+    AuthorizeResult,
+    EnforceResult,
+    UsageResult,
+)
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
 
 __all__ = ["Client"]
@@ -71,6 +78,8 @@ class Client:
         tool: str | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        approval_id: str | None = None,
+        wait_for_approval: float | None = None,
         timeout: float | None = None,
     ) -> EnforceResult:
         """Asks whether ``agent_id`` may make a call, before it makes it.
@@ -83,6 +92,15 @@ class Client:
         ``ALLOW_WITH_WARNINGS``) or must wait for a reviewer
         (``PENDING_APPROVAL``, see ``approval_id``).
 
+        With ``wait_for_approval=S`` a ``PENDING_APPROVAL`` decision is
+        waited on for up to ``S`` seconds: when a reviewer approves, the same
+        request is sent again with the approval id and that decision is
+        returned (the approval lets this one call through); a denial or an
+        expiry raises ``PolicyBlockedError`` (``.approval``, ``.reviewer``,
+        ``.comment``); still pending after ``S`` seconds, the
+        ``PENDING_APPROVAL`` result is returned, and the agent may come back
+        later with ``approval_id=`` (the same request, the approval's id).
+
         Raises ``PolicyBlockedError`` when a block-mode policy fired,
         ``AgentPausedError`` when the agent is paused,
         ``SidecarUnavailableError`` when no decision could be had (unless
@@ -91,17 +109,46 @@ class Client:
         anything is sent (``.code`` None), for an empty ``agent_id`` or a
         negative or non-finite ``estimated_cost_usd``.
         """
-        call = _calls.enforce(
-            agent_id,
-            input,
-            output=output,
-            estimated_cost_usd=estimated_cost_usd,
-            model=model,
-            tool=tool,
-            metadata=metadata,
-            request_id=request_id,
-        )
-        return self._send(call, timeout)
+        waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
+
+        def ask(approval: str | None) -> EnforceResult:
+            call = _calls.enforce(
+                agent_id,
+                input,
+                output=output,
+                estimated_cost_usd=estimated_cost_usd,
+                model=model,
+                tool=tool,
+                metadata=metadata,
+                request_id=request_id,
+                approval_id=approval,
+            )
+            return self._send(call, timeout)
+
+        result = ask(approval_id)
+        while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
+            assert result.approval_id is not None
+            started = time.monotonic()
+            answer = self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
+            if waiting.approved(result, answer, time.monotonic() - started):
+                result = ask(result.approval_id)
+            else:
+                time.sleep(waiting.pause())
+        return result
+
+    def await_approval(
+        self, approval_id: str, *, wait: float = 30.0, timeout: float | None = None
+    ) -> ApprovalResult:
+        """Waits (at most ``wait`` seconds, a minute at most; 0 answers at
+        once) for a reviewer to decide the approval a ``PENDING_APPROVAL``
+        decision named, and returns it as it stands then: ``state`` is
+        ``approved``, ``denied``, ``expired`` or, when the wait ran out,
+        ``pending`` (call again to keep waiting). The call's deadline is
+        ``wait`` plus the client's (or this call's) ``timeout``.
+
+        Raises ``InvalidRequestError`` (``field`` ``approval_id``) for an id
+        the sidecar never issued, and fails closed like every call."""
+        return self._send(_calls.await_approval(approval_id, wait), timeout)
 
     def authorize(
         self,
@@ -145,7 +192,7 @@ class Client:
     def _send(self, call: Call[ResultT], timeout: float | None) -> ResultT:
         if self._closed:
             raise RuntimeError("the client is closed")
-        seconds = self._settings.deadline(timeout)
+        seconds = self._settings.deadline(timeout, call.holds)
         method = getattr(self._stub, call.method)
         try:
             # wait_for_ready=False: an unreachable sidecar fails the call at

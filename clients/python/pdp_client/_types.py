@@ -8,6 +8,8 @@ from datetime import datetime
 
 __all__ = [
     "AgentStatusResult",
+    "ApprovalResult",
+    "ApprovalState",
     "AuthorizeResult",
     "Budget",
     "Decision",
@@ -66,6 +68,10 @@ class EnforceResult:
     ``fail_open`` is True only when the sidecar could not be reached and the
     client was built with ``fail_open=True``: then no policy ran, the decision
     is ``ALLOW`` and every other field is empty.
+
+    ``PENDING_APPROVAL``: ``approval_id`` names the approval and
+    ``approval_expires_at`` (UTC) is when it is denied if nobody decides.
+    After an approval let the call through, ``approval_id`` names it.
     """
 
     decision: Decision
@@ -77,6 +83,7 @@ class EnforceResult:
     approval_id: str | None = None
     snapshot_revision: int = 0
     fail_open: bool = False
+    approval_expires_at: datetime | None = None
 
     @property
     def warnings(self) -> list[Violation]:
@@ -144,3 +151,27 @@ class UsageResult:
 
     duplicate: bool
     daily_spend_usd: float
+
+
+class ApprovalState(enum.StrEnum):
+    """Where an approval stands; each value is its lowercase name."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalResult:
+    """An approval as ``await_approval`` found it. ``reviewer`` (the name of
+    the API key that decided, or the user of ``pdp approvals``) and
+    ``comment`` are empty until decided; ``decided_at`` is the expiry for an
+    expired one. Times are UTC."""
+
+    approval_id: str
+    state: ApprovalState
+    reviewer: str = ""
+    comment: str = ""
+    expires_at: datetime | None = None
+    decided_at: datetime | None = None

@@ -198,6 +198,18 @@ class PdpClientTest {
     }
   }
 
+  /** Waiting for an approval the sidecar never issued is refused, naming the field. */
+  @Test
+  void awaitingAnUnknownApproval() {
+    var awaited = assertThrows(InvalidRequestException.class,
+        () -> pdp.awaitApproval("approval-1", Duration.ofSeconds(1)));
+    assertEquals("approval_id", awaited.field());
+    assertEquals(Status.Code.INVALID_ARGUMENT, awaited.code());
+    var waited = assertThrows(InvalidRequestException.class,
+        () -> pdp.waitForApproval("approval-1", Duration.ofSeconds(5)));
+    assertEquals("approval_id", waited.field());
+  }
+
   /** In the contract, not served yet: each maps UNIMPLEMENTED to UnimplementedException. */
   @Test
   void callsNotServedYet() throws InterruptedException {
@@ -206,8 +218,6 @@ class PdpClientTest {
     assertEquals("EnforceBatch", batch.method());
     assertEquals(Status.Code.UNIMPLEMENTED, batch.code());
     assertThrows(UnimplementedException.class, () -> pdp.submitTrace(Trace.of("my-chatbot", "t1", "hi", "ho", 0.1)));
-    assertThrows(UnimplementedException.class, () -> pdp.awaitApproval("approval-1", Duration.ofSeconds(1)));
-    assertThrows(UnimplementedException.class, () -> pdp.waitForApproval("approval-1", Duration.ofSeconds(5)));
     var thrown = assertThrows(CompletionException.class,
         () -> pdp.submitTraceAsync(Trace.of("my-chatbot", "t2", "hi", "ho", 0.1)).join());
     assertInstanceOf(UnimplementedException.class, thrown.getCause());
