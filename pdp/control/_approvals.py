@@ -33,8 +33,13 @@ from pdp.engine import (
 from pdp.state import (
     APPROVAL_COLUMNS,
     NEXT_CHANGE,
+    ApprovalNotFoundError,
     approval_from_row,
     approval_row,
+    decide_within,
+    expire_within,
+    read_within,
+    status_filter,
     to_micros,
 )
 
@@ -110,18 +115,7 @@ class Approvals:
     async def by_status(self, status: ApprovalState | None, limit: int) -> list[StoredApproval]:
         """Newest first; ``status`` is the state now (pending past its expiry
         is expired, even before the sweeper records it)."""
-        now_us = to_micros(self.clock(), "now")
-        where: str
-        parameters: tuple[object, ...]
-        if status is None:
-            where, parameters = "", ()
-        elif status is ApprovalState.PENDING:
-            where, parameters = "WHERE state = 'pending' AND expires_at_us > ?", (now_us,)
-        elif status is ApprovalState.EXPIRED:
-            where = "WHERE state = 'expired' OR (state = 'pending' AND expires_at_us <= ?)"
-            parameters = (now_us,)
-        else:
-            where, parameters = "WHERE state = ?", (status.value,)
+        where, parameters = status_filter(status, self.clock())
         rows = await self._store.fetchall(
             f"{_SELECT} {where} ORDER BY created_at_us DESC LIMIT ?", (*parameters, limit)
         )
@@ -148,26 +142,22 @@ class Approvals:
     ) -> StoredApproval:
         """Approves or denies a pending approval as ``reviewer``: 404 for an
         unknown id, 409 when it was decided already or has expired."""
-        refusal = ""
+        now = self.clock()
         async with self._store.side_transaction() as tx:
-            current = await self._read(tx, approval_id)
-            now = self.clock()
-            state = current.state_at(now)
-            if state is ApprovalState.PENDING:
-                new_state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
-                await tx.execute(
-                    "UPDATE approvals SET state = ?, reviewer = ?, comment = ?, decided_at_us = ?,"
-                    f" changed_seq = {NEXT_CHANGE} WHERE id = ? AND state = 'pending'",
-                    (new_state.value, reviewer, comment, to_micros(now, "now"), approval_id),
+            try:
+                before, after = await decide_within(
+                    tx, approval_id, approve, reviewer, comment, now
                 )
-                await self._decided(tx, await self._read(tx, approval_id))
-            else:
-                if current.state is ApprovalState.PENDING:  # past its expiry: record it
-                    await self._expire(tx, [current], now)
-                refusal = already_decided(current, now)
-        if refusal:
-            code = "approval_expired" if state is ApprovalState.EXPIRED else "approval_decided"
-            raise ConflictError(refusal, code=code)
+            except ApprovalNotFoundError:
+                raise NotFoundError(f"no approval with id {approval_id!r}") from None
+            if after != before:
+                await self._decided(tx, after)
+        if before.state_at(now) is not ApprovalState.PENDING:
+            expired = after.state is ApprovalState.EXPIRED
+            raise ConflictError(
+                already_decided(after, now),
+                code="approval_expired" if expired else "approval_decided",
+            )
         return await self.get(approval_id)
 
     async def consume(self, approval_id: str, digest: str, sidecar_id: str) -> StoredApproval:
@@ -207,13 +197,13 @@ class Approvals:
         now = self.clock()
         async with self._store.side_transaction() as tx:
             rows = await tx.fetchall(
-                f"{_SELECT} WHERE state = 'pending' AND expires_at_us <= ?",
+                "SELECT id FROM approvals WHERE state = 'pending' AND expires_at_us <= ?",
                 (to_micros(now, "now"),),
             )
-            due = [_stored(row).approval for row in rows]
-            if due:
-                await self._expire(tx, due, now)
-        return len(due)
+            expired = await expire_within(tx, [str(row[0]) for row in rows], now)
+            for approval in expired:
+                await self._decided(tx, approval)
+        return len(expired)
 
     async def _on_requested(self, tx: SideTransaction, event: Event) -> None:
         data = event.data
@@ -238,19 +228,10 @@ class Approvals:
         tx.after_commit(lambda: self._wake(approval.id))
 
     async def _read(self, tx: SideTransaction, approval_id: str) -> Approval:
-        rows = await tx.fetchall(f"{_SELECT} WHERE id = ?", (approval_id,))
-        if not rows:
+        approval = await read_within(tx, approval_id)
+        if approval is None:
             raise NotFoundError(f"no approval with id {approval_id!r}")
-        return _stored(rows[0]).approval
-
-    async def _expire(self, tx: SideTransaction, due: list[Approval], now: datetime) -> None:
-        for approval in due:
-            await tx.execute(
-                "UPDATE approvals SET state = 'expired', decided_at_us = expires_at_us,"
-                f" changed_seq = {NEXT_CHANGE} WHERE id = ? AND state = 'pending'",
-                (approval.id,),
-            )
-            await self._decided(tx, await self._read(tx, approval.id))
+        return approval
 
     async def _decided(self, tx: SideTransaction, approval: Approval) -> None:
         await self._events.emit(
@@ -263,10 +244,7 @@ class Approvals:
                 reviewer=approval.reviewer or None,
                 comment=approval.comment or None,
                 decidedAt=format_time(approval.decided_at or approval.expires_at),
-                policies=[
-                    {"id": p.id, "name": p.name, "type": p.type, "mode": p.mode}
-                    for p in approval.policies
-                ],
+                policies=[p.as_json() for p in approval.policies],
             ),
         )
         tx.after_commit(lambda: self._wake(approval.id))

@@ -18,7 +18,7 @@ __all__ = [
     "DECISION",
     "ApprovalRequestedData",
     "DecisionData",
-    "FiredPolicy",
+    "FiredPolicyData",
     "define_uplink_types",
 ]
 
@@ -34,7 +34,7 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class FiredPolicy(_Data):
+class FiredPolicyData(_Data):
     """A policy that fired for the request."""
 
     id: str = Field(max_length=200)
@@ -50,7 +50,7 @@ class ApprovalRequestedData(_Data):
     approvalId: str = Field(min_length=1, max_length=_ID)
     agentId: str = Field(min_length=1, max_length=_ID)
     digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the request, hex")
-    policies: list[FiredPolicy] = Field(min_length=1, max_length=1000)
+    policies: list[FiredPolicyData] = Field(min_length=1, max_length=1000)
     maskedExcerpt: str = Field(max_length=1000, description="the input, PII masked, cut short")
     expiresAt: str = Field(description="RFC 3339")
     requestId: str = Field(default="", max_length=_ID)
@@ -69,7 +69,7 @@ class DecisionData(_Data):
     decisionId: str = Field(min_length=1, max_length=_ID)
     agentId: str = Field(min_length=1, max_length=_ID)
     decision: DecisionName
-    policies: list[FiredPolicy] = Field(max_length=1000)
+    policies: list[FiredPolicyData] = Field(max_length=1000)
     snapshotRevision: int = Field(ge=0)
     requestId: str = Field(default="", max_length=_ID)
     approvalId: str = Field(default="", max_length=_ID)

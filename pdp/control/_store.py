@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 from pydantic import BaseModel, ValidationError
 
-from pdp.state import Database, StateError
+from pdp.state import APPROVALS_INDEXES, APPROVALS_TABLE, Database, StateError
 
 from ._errors import StoreError
 from ._objects import Agent, Grant, Policy
@@ -107,31 +107,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # Approvals, as sidecars report them (approval.requested) and
-        # reviewers decide them: the sidecar's columns, plus which sidecar
-        # asked and which one used it. Never request text: its digest and an
-        # excerpt with every PII type masked.
-        """
-        CREATE TABLE approvals (
-            id TEXT PRIMARY KEY,
-            agent_id TEXT NOT NULL,
-            digest TEXT NOT NULL,
-            policies_json TEXT NOT NULL,
-            masked_excerpt TEXT NOT NULL,
-            request_id TEXT NOT NULL,
-            created_at_us INTEGER NOT NULL,
-            expires_at_us INTEGER NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
-            reviewer TEXT NOT NULL DEFAULT '',
-            comment TEXT NOT NULL DEFAULT '',
-            decided_at_us INTEGER,
-            consumed_at_us INTEGER,
-            changed_seq INTEGER NOT NULL,
-            sidecar_id TEXT NOT NULL,
-            consumed_by TEXT
-        )
-        """,
-        "CREATE INDEX approvals_by_state ON approvals (state, expires_at_us)",
-        "CREATE INDEX approvals_by_time ON approvals (created_at_us)",
+        # reviewers decide them: the sidecar's table, plus which sidecar
+        # asked and which one used it.
+        APPROVALS_TABLE,
+        *APPROVALS_INDEXES,
+        "ALTER TABLE approvals ADD COLUMN sidecar_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE approvals ADD COLUMN consumed_by TEXT",
     ),
 )
 

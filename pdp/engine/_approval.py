@@ -54,6 +54,14 @@ class FiredPolicy:
     type: str
     mode: str  # wire name: "require_approval", "warn", ...
 
+    def as_json(self) -> dict[str, str]:
+        """As approvals list it (REST, events, the state database)."""
+        return {"id": self.id, "name": self.name, "type": self.type, "mode": self.mode}
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> FiredPolicy:
+        return cls(str(item["id"]), str(item["name"]), str(item["type"]), str(item["mode"]))
+
 
 def fired_policies(violations: Iterable[Violation]) -> tuple[FiredPolicy, ...]:
     return tuple(
@@ -183,9 +191,7 @@ def approval_json(approval: Approval, now: datetime) -> dict[str, Any]:
         "id": approval.id,
         "agentId": approval.agent_id,
         "status": state.value,
-        "policies": [
-            {"id": p.id, "name": p.name, "type": p.type, "mode": p.mode} for p in approval.policies
-        ],
+        "policies": [p.as_json() for p in approval.policies],
         "maskedExcerpt": approval.masked_excerpt,
         "requestId": approval.request_id,
         "digest": approval.digest,
@@ -217,10 +223,7 @@ def approval_from_json(body: Mapping[str, Any]) -> Approval:
         id=str(body["id"]),
         agent_id=str(body["agentId"]),
         digest=str(body["digest"]),
-        policies=tuple(
-            FiredPolicy(str(p["id"]), str(p["name"]), str(p["type"]), str(p["mode"]))
-            for p in body["policies"]
-        ),
+        policies=tuple(FiredPolicy.from_json(p) for p in body["policies"]),
         masked_excerpt=str(body["maskedExcerpt"]),
         request_id=str(body["requestId"]),
         created_at=created,

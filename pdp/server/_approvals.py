@@ -255,10 +255,7 @@ def _requested_event(approval: Approval, now: datetime) -> OutboxEvent:
             "approvalId": approval.id,
             "agentId": approval.agent_id,
             "digest": approval.digest,
-            "policies": [
-                {"id": p.id, "name": p.name, "type": p.type, "mode": p.mode}
-                for p in approval.policies
-            ],
+            "policies": [p.as_json() for p in approval.policies],
             "maskedExcerpt": approval.masked_excerpt,
             "expiresAt": format_time(approval.expires_at),
             "requestId": approval.request_id,

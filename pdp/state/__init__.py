@@ -22,16 +22,28 @@ from pdp.state._approvals import (
     APPROVAL_COLUMNS,
     NEXT_CHANGE,
     ApprovalStore,
+    Reads,
+    Writes,
     approval_from_row,
     approval_row,
     approvals_authority,
     decide_approval,
+    decide_within,
+    expire_within,
     list_approvals,
     read_approval,
+    read_within,
     set_approvals_authority,
+    status_filter,
 )
 from pdp.state._counters import CallCounters
-from pdp.state._database import Database, from_micros, to_micros
+from pdp.state._database import (
+    APPROVALS_INDEXES,
+    APPROVALS_TABLE,
+    Database,
+    from_micros,
+    to_micros,
+)
 from pdp.state._decision_log import DecisionLog, DecisionRecord
 from pdp.state._errors import (
     ApprovalDecidedError,
@@ -45,6 +57,8 @@ from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
 from pdp.state._usage import SqliteUsage
 
 __all__ = [
+    "APPROVALS_INDEXES",
+    "APPROVALS_TABLE",
     "APPROVAL_COLUMNS",
     "NEXT_CHANGE",
     "ApprovalDecidedError",
@@ -56,6 +70,7 @@ __all__ = [
     "DecisionRecord",
     "Outbox",
     "OutboxEvent",
+    "Reads",
     "SnapshotStore",
     "SpendLedger",
     "SqliteUsage",
@@ -63,14 +78,19 @@ __all__ = [
     "StoredSnapshot",
     "UsageConflictError",
     "UsageRecord",
+    "Writes",
     "approval_from_row",
     "approval_row",
     "approvals_authority",
     "decide_approval",
+    "decide_within",
+    "expire_within",
     "from_micros",
     "list_approvals",
     "read_approval",
+    "read_within",
     "set_approvals_authority",
     "sidecar_id",
+    "status_filter",
     "to_micros",
 ]

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -32,13 +32,20 @@ __all__ = [
     "APPROVAL_COLUMNS",
     "NEXT_CHANGE",
     "ApprovalStore",
+    "OnConnection",
+    "Reads",
+    "Writes",
     "approval_from_row",
     "approval_row",
     "approvals_authority",
     "decide_approval",
+    "decide_within",
+    "expire_within",
     "list_approvals",
     "read_approval",
+    "read_within",
     "set_approvals_authority",
+    "status_filter",
 ]
 
 log = logging.getLogger("pdp.state")
@@ -55,7 +62,7 @@ _AUTHORITY_KEY = "approvals_authority"
 
 
 def _policies_json(policies: Iterable[FiredPolicy]) -> str:
-    items = [{"id": p.id, "name": p.name, "type": p.type, "mode": p.mode} for p in policies]
+    items = [p.as_json() for p in policies]
     return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -81,9 +88,7 @@ def approval_from_row(row: Sequence[Any]) -> tuple[Approval, int]:
         consumed_us,
         seq,
     ) = row
-    policies = tuple(
-        FiredPolicy(p["id"], p["name"], p["type"], p["mode"]) for p in json.loads(policies_json)
-    )
+    policies = tuple(FiredPolicy.from_json(p) for p in json.loads(policies_json))
     approval = Approval(
         id=approval_id,
         agent_id=agent_id,
@@ -121,34 +126,111 @@ def approval_row(approval: Approval) -> tuple[Any, ...]:
     )
 
 
-async def read_approval(connection: aiosqlite.Connection, approval_id: str) -> Approval | None:
-    async with connection.execute(
+class Reads(Protocol):
+    """What the shared approval functions read through: a transaction of the
+    state database (:class:`OnConnection`) or the control plane's store."""
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class Writes(Reads, Protocol):
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """Runs one statement; returns the number of rows it changed."""
+        ...
+
+
+class OnConnection:
+    """:class:`Writes` over an aiosqlite connection (inside a transaction)."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._connection.execute(sql, parameters) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        cursor = await self._connection.execute(sql, parameters)
+        return cursor.rowcount
+
+
+async def read_within(reads: Reads, approval_id: str) -> Approval | None:
+    rows = await reads.fetchall(
         f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
-    ) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else approval_from_row(row)[0]
+    )
+    return approval_from_row(rows[0])[0] if rows else None
+
+
+async def read_approval(connection: aiosqlite.Connection, approval_id: str) -> Approval | None:
+    return await read_within(OnConnection(connection), approval_id)
+
+
+def status_filter(state: ApprovalState | None, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and its parameters) of approvals whose state at
+    ``now`` is ``state`` (a pending one past its expiry is expired)."""
+    now_us = to_micros(now, "now")
+    if state is None:
+        return "", ()
+    if state is ApprovalState.PENDING:
+        return "WHERE state = 'pending' AND expires_at_us > ?", (now_us,)
+    if state is ApprovalState.EXPIRED:
+        return "WHERE state = 'expired' OR (state = 'pending' AND expires_at_us <= ?)", (now_us,)
+    return "WHERE state = ?", (state.value,)
 
 
 async def list_approvals(
     db: Database, state: ApprovalState | None, now: datetime, limit: int = 1000
 ) -> list[Approval]:
-    """Approvals newest first; ``state`` filters on the state at ``now`` (a
-    pending approval past its expiry is expired)."""
-    now_us = to_micros(now, "now")
-    where, parameters = "", [limit]
-    if state is ApprovalState.PENDING:
-        where, parameters = "WHERE state = 'pending' AND expires_at_us > ?", [now_us, limit]
-    elif state is ApprovalState.EXPIRED:
-        where = "WHERE state = 'expired' OR (state = 'pending' AND expires_at_us <= ?)"
-        parameters = [now_us, limit]
-    elif state is not None:
-        where, parameters = "WHERE state = ?", [state.value, limit]
+    """Approvals newest first; ``state`` filters on the state at ``now``."""
+    where, parameters = status_filter(state, now)
     async with db.connection.execute(
         f"SELECT {APPROVAL_COLUMNS} FROM approvals {where} ORDER BY created_at_us DESC LIMIT ?",
-        parameters,
+        (*parameters, limit),
     ) as cursor:
         rows = await cursor.fetchall()
     return [approval_from_row(row)[0] for row in rows]
+
+
+async def decide_within(
+    tx: Writes, approval_id: str, approve: bool, reviewer: str, comment: str, now: datetime
+) -> tuple[Approval, Approval]:
+    """Approves or denies a pending approval as ``reviewer``, inside ``tx``;
+    one past its expiry is recorded as expired instead. Returns it before
+    and after (the same when it was decided already). Raises
+    ApprovalNotFoundError."""
+    before = await read_within(tx, approval_id)
+    if before is None:
+        raise ApprovalNotFoundError(approval_id)
+    if before.state_at(now) is ApprovalState.PENDING:
+        new_state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
+        await tx.execute(
+            "UPDATE approvals SET state = ?, reviewer = ?, comment = ?, decided_at_us = ?,"
+            f" changed_seq = {NEXT_CHANGE} WHERE id = ? AND state = 'pending'",
+            (new_state.value, reviewer, comment, to_micros(now, "now"), approval_id),
+        )
+    elif before.state is ApprovalState.PENDING:
+        await expire_within(tx, [approval_id], now)
+    after = await read_within(tx, approval_id)
+    assert after is not None
+    return before, after
+
+
+async def expire_within(tx: Writes, ids: Sequence[str], now: datetime) -> list[Approval]:
+    """Records as expired those of ``ids`` that are pending past their
+    expiry, inside ``tx``; returns them."""
+    now_us = to_micros(now, "now")
+    expired: list[Approval] = []
+    for approval_id in ids:
+        changed = await tx.execute(
+            "UPDATE approvals SET state = 'expired', decided_at_us = expires_at_us,"
+            f" changed_seq = {NEXT_CHANGE}"
+            " WHERE id = ? AND state = 'pending' AND expires_at_us <= ?",
+            (approval_id, now_us),
+        )
+        approval = await read_within(tx, approval_id) if changed else None
+        if approval is not None:
+            expired.append(approval)
+    return expired
 
 
 async def decide_approval(
@@ -158,35 +240,12 @@ async def decide_approval(
     ApprovalNotFoundError, or ApprovalDecidedError when it was already
     decided or has expired (an expired one is recorded as such)."""
     async with db.transaction() as connection:
-        current = await read_approval(connection, approval_id)
-        if current is None:
-            raise ApprovalNotFoundError(approval_id)
-        state = current.state_at(now)
-        if state is ApprovalState.PENDING:
-            new_state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
-            await connection.execute(
-                "UPDATE approvals SET state = ?, reviewer = ?, comment = ?, decided_at_us = ?,"
-                f" changed_seq = {NEXT_CHANGE} WHERE id = ? AND state = 'pending'",
-                (new_state.value, reviewer, comment, to_micros(now, "now"), approval_id),
-            )
-            decided = await read_approval(connection, approval_id)
-            assert decided is not None
-            return decided
-        if current.state is ApprovalState.PENDING:  # past its expiry: record it
-            await _expire(connection, [approval_id], now)
-            expired = await read_approval(connection, approval_id)
-            assert expired is not None
-            current = expired
-    raise ApprovalDecidedError(current)
-
-
-async def _expire(connection: aiosqlite.Connection, ids: Sequence[str], now: datetime) -> None:
-    now_us = to_micros(now, "now")
-    await connection.executemany(
-        "UPDATE approvals SET state = 'expired', decided_at_us = expires_at_us,"
-        f" changed_seq = {NEXT_CHANGE} WHERE id = ? AND state = 'pending' AND expires_at_us <= ?",
-        [(approval_id, now_us) for approval_id in ids],
-    )
+        before, after = await decide_within(
+            OnConnection(connection), approval_id, approve, reviewer, comment, now
+        )
+    if before.state_at(now) is not ApprovalState.PENDING:
+        raise ApprovalDecidedError(after)
+    return after
 
 
 async def approvals_authority(db: Database) -> str | None:
@@ -380,12 +439,10 @@ class ApprovalStore:
             return []
         await self.flush()
         async with self._db.transaction() as connection:
-            await _expire(connection, due, now)
-            expired = [await read_approval(connection, approval_id) for approval_id in due]
-        out = [a for a in expired if a is not None]
-        for approval in out:
+            expired = await expire_within(OnConnection(connection), due, now)
+        for approval in expired:
             self._changed_to(approval)
-        return out
+        return expired
 
     def forget_old(self) -> None:
         """Drops decided approvals from memory a day after (they stay stored)."""

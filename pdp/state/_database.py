@@ -22,6 +22,8 @@ from pdp.engine import utc_now
 from pdp.state._errors import StateError
 
 __all__ = [
+    "APPROVALS_INDEXES",
+    "APPROVALS_TABLE",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Database",
@@ -29,6 +31,36 @@ __all__ = [
     "to_micros",
     "utc_now",
 ]
+
+# Approvals: requests held for a reviewer. Never the request's text: its
+# digest and an excerpt with every PII type masked. changed_seq grows with
+# every change, so a reader finds what changed since it last looked (a
+# decision made by `pdp approvals` in another process). The control plane's
+# approvals table is this one with two more columns. Both migrations use
+# these statements: never edit them, append a step instead.
+APPROVALS_TABLE = """
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        policies_json TEXT NOT NULL,
+        masked_excerpt TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        created_at_us INTEGER NOT NULL,
+        expires_at_us INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
+        reviewer TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        decided_at_us INTEGER,
+        consumed_at_us INTEGER,
+        changed_seq INTEGER NOT NULL
+    )
+"""
+APPROVALS_INDEXES = (
+    "CREATE INDEX approvals_by_change ON approvals (changed_seq)",
+    "CREATE INDEX approvals_by_state ON approvals (state, expires_at_us)",
+    "CREATE INDEX approvals_by_time ON approvals (created_at_us)",
+)
 
 # One entry per schema version; entry N (0-based) moves a database from
 # user_version N to N+1 in one transaction. Append only: never edit a step
@@ -108,30 +140,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
     ),
     (
-        # Approvals: requests held for a reviewer. Never the request's text:
-        # its digest and an excerpt with every PII type masked. changed_seq
-        # grows with every change, so a reader finds what changed since it
-        # last looked (a decision made by `pdp approvals` in another process).
-        """
-        CREATE TABLE approvals (
-            id TEXT PRIMARY KEY,
-            agent_id TEXT NOT NULL,
-            digest TEXT NOT NULL,
-            policies_json TEXT NOT NULL,
-            masked_excerpt TEXT NOT NULL,
-            request_id TEXT NOT NULL,
-            created_at_us INTEGER NOT NULL,
-            expires_at_us INTEGER NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
-            reviewer TEXT NOT NULL DEFAULT '',
-            comment TEXT NOT NULL DEFAULT '',
-            decided_at_us INTEGER,
-            consumed_at_us INTEGER,
-            changed_seq INTEGER NOT NULL
-        )
-        """,
-        "CREATE INDEX approvals_by_change ON approvals (changed_seq)",
-        "CREATE INDEX approvals_by_state ON approvals (state, expires_at_us)",
+        # Approvals: requests held for a reviewer.
+        APPROVALS_TABLE,
+        *APPROVALS_INDEXES,
     ),
 )
 

@@ -16,7 +16,16 @@ from typing import Any
 
 import httpx
 
-from pdp.control import API_KEY_HEADER, ControlOptions, ControlServer, Role, create_api_key
+from pdp.control import (
+    API_KEY_HEADER,
+    ControlOptions,
+    ControlPlane,
+    ControlServer,
+    Event,
+    Role,
+    SideTransaction,
+    create_api_key,
+)
 from tests._process import PdpProcess, run_pdp
 
 __all__ = ["ControlPlaneHarness", "ControlPlaneProcess", "cli_create_key", "pdp_control"]
@@ -58,10 +67,25 @@ class ControlPlaneHarness:
         assert self.server is not None, "not started"
         return self.server.base_url
 
+    @property
+    def control(self) -> ControlPlane:
+        assert self.server is not None and self.server.control is not None, "not started"
+        return self.server.control
+
+    def record(self, event_type: str) -> list[Event]:
+        """Every event of ``event_type`` the running control plane handles
+        from now on (a handler registered on its event registry)."""
+        seen: list[Event] = []
+
+        async def handler(tx: SideTransaction, event: Event) -> None:
+            seen.append(event)
+
+        self.control.events.on_event(event_type, handler)
+        return seen
+
     async def create_key(self, name: str, role: str = "admin") -> str:
         """A new API key for ``name`` with ``role``; returns the key."""
-        assert self.server is not None and self.server.control is not None, "not started"
-        return (await create_api_key(self.server.control.store, name, role=Role(role))).secret
+        return (await create_api_key(self.control.store, name, role=Role(role))).secret
 
     @property
     def snapshot_url(self) -> str:

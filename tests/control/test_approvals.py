@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from pdp.control import Event, SideTransaction
 from pdp.engine import format_time, utc_now
 from tests._wait import until
 from tests.control._harness import ControlPlaneHarness
@@ -69,21 +68,10 @@ async def reviewer(control_plane: ControlPlaneHarness) -> AsyncIterator[httpx.As
         yield client
 
 
-def decided_events(control_plane: ControlPlaneHarness) -> list[Event]:
-    seen: list[Event] = []
-
-    async def handler(tx: SideTransaction, event: Event) -> None:
-        seen.append(event)
-
-    assert control_plane.server is not None and control_plane.server.control is not None
-    control_plane.server.control.events.on_event("approval.decided", handler)
-    return seen
-
-
 async def test_a_reviewer_sees_and_decides_an_approval_once(
     control_plane: ControlPlaneHarness, reviewer: httpx.AsyncClient
 ) -> None:
-    decided = decided_events(control_plane)
+    decided = control_plane.record("approval.decided")
     async with control_plane.client() as admin:
         await admin.post("/agents", json={"name": "agent-a"})
     approval_id = await report(control_plane)
@@ -166,7 +154,7 @@ async def test_unknown_ids_and_statuses(reviewer: httpx.AsyncClient) -> None:
 async def test_expiry_denies_and_is_recorded(
     control_plane: ControlPlaneHarness, reviewer: httpx.AsyncClient
 ) -> None:
-    decided = decided_events(control_plane)
+    decided = control_plane.record("approval.decided")
     approval_id = await report(control_plane, expires_in=0.5)
     started = time.monotonic()
     waited = await reviewer.get(f"/approvals/{approval_id}", params={"wait": 10})

@@ -45,14 +45,7 @@ def decision_event(**data: Any) -> dict[str, Any]:
 @pytest.fixture
 def seen(control_plane: ControlPlaneHarness) -> list[Event]:
     """Every decision event handed to a handler registered by the test."""
-    events: list[Event] = []
-
-    async def record(tx: SideTransaction, event: Event) -> None:
-        events.append(event)
-
-    assert control_plane.server is not None and control_plane.server.control is not None
-    control_plane.server.control.events.on_event("decision", record)
-    return events
+    return control_plane.record("decision")
 
 
 async def test_a_batch_is_handled_once_per_event_id(
@@ -128,8 +121,7 @@ async def test_a_failing_handler_records_nothing(control_plane: ControlPlaneHarn
         written.append(event.id)
         raise RuntimeError("handler bug")
 
-    assert control_plane.server is not None and control_plane.server.control is not None
-    control_plane.server.control.events.on_event("decision", write_then_fail)
+    control_plane.control.events.on_event("decision", write_then_fail)
     batch = {"sidecarId": "edge-1", "events": [decision_event()]}
     async with control_plane.client() as client:
         error_of(await client.post("/sidecar/events", json=batch), 500)
@@ -143,8 +135,7 @@ async def test_a_side_transaction_cannot_write_published_tables(
 ) -> None:
     from pdp.control import StoreError
 
-    assert control_plane.server is not None and control_plane.server.control is not None
-    store = control_plane.server.control.store
+    store = control_plane.control.store
     with pytest.raises(StoreError, match="cannot write what the snapshot publishes"):
         async with store.side_transaction() as tx:
             await tx.execute("UPDATE snapshot_revision SET revision = 99")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pdp.control import Event, SideTransaction
+from pdp.control import Event
 from pdp.engine import Mode, Severity, Violation, utc_now
 from pdp.server._uplink import Uplink
 from pdp.state import Database, Outbox, OutboxEvent
@@ -20,18 +20,6 @@ from tests._wait import until
 from tests.conftest import StartSidecar
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES
-
-
-def record(control_plane: ControlPlaneHarness, event_type: str) -> list[Event]:
-    """Every event of ``event_type`` the running control plane handles."""
-    seen: list[Event] = []
-
-    async def handler(tx: SideTransaction, event: Event) -> None:
-        seen.append(event)
-
-    assert control_plane.server is not None and control_plane.server.control is not None
-    control_plane.server.control.events.on_event(event_type, handler)
-    return seen
 
 
 async def arrived(seen: list[Event], count: int) -> None:
@@ -65,7 +53,7 @@ def approval_event() -> OutboxEvent:
 async def test_decisions_that_fire_a_policy_reach_the_control_plane(
     control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
 ) -> None:
-    seen = record(control_plane, "decision")
+    seen = control_plane.record("decision")
     async with control_plane.client() as client:
         (await client.post("/agents", json={"name": "agent-a"})).raise_for_status()
         (await client.post("/policies", json=REFERENCE_POLICIES[0])).raise_for_status()
@@ -124,7 +112,7 @@ async def test_outbox_events_survive_restarts_and_arrive_once(
     await sidecar.close()  # its last attempt fails: the control plane is down
 
     await control_plane.restart()
-    seen = record(control_plane, "approval.requested")
+    seen = control_plane.record("approval.requested")
     again = await start_sidecar(
         source=control_plane.snapshot_url, api_key=key, state=state, name="again"
     )
@@ -144,7 +132,7 @@ def violation() -> Violation:
 async def test_the_decision_queue_is_bounded_and_drops_the_oldest(
     control_plane: ControlPlaneHarness, tmp_path: Path
 ) -> None:
-    seen = record(control_plane, "decision")
+    seen = control_plane.record("decision")
     db = await Database.open(tmp_path / "state.db")
     uplink = Uplink(
         control_plane.snapshot_url, control_plane.api_key, Outbox(db), "s1", max_queued_decisions=5
@@ -167,7 +155,7 @@ async def test_the_decision_queue_is_bounded_and_drops_the_oldest(
 async def test_an_event_the_control_plane_refuses_is_dropped_alone(
     control_plane: ControlPlaneHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    seen = record(control_plane, "approval.requested")
+    seen = control_plane.record("approval.requested")
     db = await Database.open(tmp_path / "state.db")
     outbox = Outbox(db)
     bad = OutboxEvent(str(uuid.uuid4()), "no.such.type", utc_now(), {})
