@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "snapshot": {"engine"},
     "server": {"engine", "snapshot", "state", "v1"},
     "control": {"engine", "state"},
+    "policytest": {"engine"},
 }
 ENGINE_FORBIDDEN = {"asyncio", "grpc", "sqlite3", "aiosqlite", "socket", "httpx", "subprocess"}
 

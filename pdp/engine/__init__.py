@@ -17,6 +17,7 @@ Exception tree::
 from ._address import ListenAddress, parse_listen_address
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
+from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._time import format_time, parse_rfc3339, utc_now
@@ -62,10 +63,13 @@ __all__ = [
     "DenialReason",
     "EnforceInput",
     "EngineError",
+    "Explanation",
     "FieldError",
     "ListenAddress",
     "Mode",
+    "Outcome",
     "PiiFinding",
+    "PolicyResult",
     "Severity",
     "SnapshotError",
     "UsagePort",
@@ -74,6 +78,7 @@ __all__ = [
     "UsageView",
     "Violation",
     "compile_snapshot",
+    "decision_dict",
     "format_time",
     "parse_document",
     "parse_listen_address",
