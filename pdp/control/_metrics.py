@@ -6,7 +6,6 @@ is published. Route labels are the route templates (``/api/v1/agents/{agent_id}`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -73,8 +72,16 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            key = (str(template), str(scope["method"]), str(status))
+            key = (_template(scope), str(scope["method"]), str(status))
             counts = self.metrics.requests
             counts[key] = counts.get(key, 0) + 1
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path with its parameters named, as declared:
+    ``/api/v1/policies/{policy_id}``; ``unmatched`` when no route took it."""
+    if "endpoint" not in scope:
+        return "unmatched"
+    names = {str(v): k for k, v in dict(scope.get("path_params") or {}).items()}
+    parts = str(scope["path"]).split("/")
+    return "/".join(f"{{{names[p]}}}" if p in names else p for p in parts)

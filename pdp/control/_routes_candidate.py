@@ -7,6 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from ._control import ControlPlane
+from ._errors import NotFoundError
+from ._guard import error_response
 from ._routes_snapshot import MAX_WAIT_SECONDS, matches_etag, wait_or_leave
 from ._schemas import CandidateIn, CandidateOut, ErrorOut, PolicyList, SnapshotOut
 
@@ -56,7 +58,7 @@ def candidate_routes(control: ControlPlane) -> APIRouter:
         if matches_etag(if_none_match, tag):
             return Response(status_code=304, headers=headers)
         if body is None:
-            control.candidate_summary()  # raises the 404
+            return error_response(NotFoundError("no candidate snapshot is published"), headers)
         return Response(body, media_type="application/json", headers=headers)
 
     @router.get("/snapshot/candidate/diff", response_model=CandidateOut)
