@@ -35,7 +35,7 @@ __all__ = ["ShadowEvaluator"]
 
 log = logging.getLogger("pdp.shadow")
 
-_BATCH = 32  # requests evaluated between two yields to the event loop
+_BATCH = 4  # requests evaluated between two yields to the event loop (~0.1 ms)
 
 
 class _Offered(NamedTuple):
