@@ -96,6 +96,9 @@ class HttpSource:
                 log.exception("handling an answer from %s failed", self.url)
             if isinstance(update, NewDocument | NoChange | NoDocument):
                 failures = 0
+                if isinstance(update, NoDocument) and self._etag is None:
+                    # A server that cannot long-poll this URL: ask again later.
+                    await asyncio.sleep(self.backoff_max)
                 continue
             failures += 1
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (failures - 1))
