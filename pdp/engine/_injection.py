@@ -40,7 +40,7 @@ label for the first that matches: never more of the text than the pattern.
 from __future__ import annotations
 
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
@@ -109,6 +109,11 @@ class _WordEdges:
     def __init__(self, text: str) -> None:
         # Exclusive end offset of each word in the space-free text.
         self._ends = list(accumulate(map(len, text.split(" "))))
+
+    def spaced(self, text: str, start: int, end: int) -> str:
+        """The part of the spaced ``text`` that compact ``[start, end)`` covers."""
+        ends = self._ends
+        return text[start + bisect_right(ends, start) : end + bisect_left(ends, end)]
 
     def is_edge(self, offset: int) -> bool:
         """Whether a word ends (and the next begins) at ``offset``."""
@@ -298,22 +303,28 @@ class InjectionMatcher:
         come from ``normalize``): the literal pattern as written,
         ``regex_patterns[i]``, or ``builtin:<rule>``. None when nothing matches.
         Literal patterns are tried first, then regexes, then the built-in rules."""
+        found = self.find_detail(normalized_text)
+        return None if found is None else found[0]
+
+    def find_detail(self, normalized_text: str) -> tuple[str, bool] | None:
+        """Like ``find``, with whether a literal matched only because spaces
+        inside its words were ignored (``i g n o r e``, ``ign ore``)."""
         if self._automaton is not None:
-            label = self._find_literal(normalized_text)
-            if label is not None:
-                return label
+            found = self._find_literal(normalized_text)
+            if found is not None:
+                return found
         if self._regex_set is not None:
             text = normalized_text.encode("utf-8", "surrogatepass")
             hits: list[int] | None = self._regex_set.Match(text)
             if hits:
-                return f"regex_patterns[{min(hits)}]"
+                return f"regex_patterns[{min(hits)}]", False
         if self._builtin is not None:
             rule = self._builtin.find(normalized_text)
             if rule is not None:
-                return f"builtin:{rule}"
+                return f"builtin:{rule}", False
         return None
 
-    def _find_literal(self, text: str) -> str | None:
+    def _find_literal(self, text: str) -> tuple[str, bool] | None:
         compact = text.replace(" ", "")
         edges: _WordEdges | None = None
         literal: _Literal
@@ -330,5 +341,5 @@ class InjectionMatcher:
                     continue
                 if edge_last and _needs_edge(following):
                     continue
-            return label
+            return label, edges.spaced(text, start, end) != normalize(label)
         return None

@@ -1,0 +1,308 @@
+"""De-obfuscation for ``injection_scan``: other readings of a text, each named
+by the transformation that produced it, scanned after the text itself.
+
+``ScanText`` holds one text (an input, an output, a context item). Its
+``plain`` form is ``normalize(text)``. ``variants()`` are computed only when
+asked (a matcher asks when the plain form matched nothing) and only where a
+cheap trigger says the transformation can change something:
+
+``confusable characters``
+    Look-alike letters of other scripts read as the ASCII letter they imitate
+    (Unicode TR39 confusables: Cyrillic ``о``, Greek ``ο``, ...), and
+    diacritics dropped (``ïgnöré``). Only for text that is not ASCII.
+``leetspeak``
+    Digits and symbols inside words read as letters (``1gn0r3``, ``pr3v!ous``,
+    ``@ll``). Only words with at least two letters and one such character.
+``joined split words``
+    Separators inside words removed (``i.g.n.o.r.e``, ``ign-ore``,
+    ``in_struc_tions``) and runs of single letters written apart joined
+    (``i g n o r e``; a double space still separates words).
+``base64``, ``hex``, ``url-encoding``
+    Embedded encoded spans decoded, when what they decode to is readable text.
+``rot13``
+    The text rotated by 13 letters, when it holds a rotated trigger word
+    (``vtaber``, ``cerivbhf``, ``vafgehpgvbaf``, ...) or names rot13.
+
+Decoding is bounded: at most ``DECODE_BUDGET`` decoded bytes per text, spans
+longer than that are not decoded, and decoded text is not decoded again, so a
+crafted input cannot multiply the work.
+
+``mentions_masked()`` is the same text with quotations and code strings that
+are *about* an attack blanked out (see ``_mentions``); a matcher uses it to
+tell text about an attack from an attack.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from importlib import resources
+from urllib.parse import unquote
+
+from ._mentions import mask_mentions
+from ._normalize import normalize
+
+__all__ = ["DECODE_BUDGET", "ScanText"]
+
+DECODE_BUDGET = 64 * 1024  # decoded bytes per text, all encodings together
+
+
+def _confusables() -> dict[int, str]:
+    raw = resources.files("pdp.engine").joinpath("data/confusables.json").read_text("utf-8")
+    table: dict[str, str] = json.loads(raw)
+    return {ord(char): ascii_char for char, ascii_char in table.items()}
+
+
+_CONFUSABLES = _confusables()
+_DIACRITICS = re.compile("[\u0300-\u036f]+")
+
+# Leetspeak: characters that stand for letters inside a word.
+_LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
+                       "$": "s", "!": "i", "|": "l", "+": "t", "8": "b", "€": "e"})  # fmt: skip
+# A word of letters, digits and leet symbols with at least two letters and
+# one leet character between or before letters.
+_LEET_WORD = re.compile(
+    r"(?<![\w@$|!+€])(?=(?:[\w@$|!+€]*[a-zA-Z]){2})(?=[\w@$|!+€]*(?:[0134579@$|+€8]|![a-zA-Z]))"
+    r"[\w@$|!+€]*[a-zA-Z][\w@$|!+€]*"
+)
+# "1" reads "l" in these words and "i" elsewhere ("1gn0re", "ru1es").
+_L_WORDS = frozenset(
+    (
+        "all",
+        "rules",
+        "role",
+        "roles",
+        "filter",
+        "filters",
+        "filtered",
+        "unfiltered",
+        "policy",
+        "policies",
+        "guidelines",
+        "model",
+        "models",
+        "limit",
+        "limits",
+        "limitless",
+        "unlimited",
+        "tell",
+        "reveal",
+        "leak",
+        "leaked",
+        "unlock",
+        "unlocked",
+        "jailbreak",
+        "jailbroken",
+        "developer",
+        "control",
+        "please",
+        "follow",
+        "evil",
+        "illegal",
+        "ethical",
+        "unethical",
+        "legal",
+        "language",
+        "helpful",
+        "like",
+        "only",
+        "full",
+        "fully",
+        "simulate",
+        "simulation",
+        "deliver",
+        "always",
+        "will",
+        "shall",
+        "until",
+        "also",
+        "below",
+        "earlier",
+        "file",
+        "files",
+        "url",
+        "email",
+        "mail",
+        "login",
+        "password",
+        "lolita",
+        "kill",
+        "self",
+    )
+)
+
+# Separators inside a word: "i.g.n.o.r.e", "ign-ore", "in_struc_tions".
+_IN_WORD_SEPARATOR = re.compile(r"(?<=[^\W\d_])[-._*·•~+|/\\:^=]+(?=[^\W\d_])")
+# Runs of three or more single letters, each followed by one space or tab.
+_SPACED_LETTERS = re.compile(r"(?<![^\W_])(?:[^\W\d_][ \t]){2,}[^\W\d_](?![^\W_])")
+_ONE_SPACE = re.compile(r"[ \t]")
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
+_HEX = re.compile(
+    r"(?:[0-9A-Fa-f]{2}){8,}|(?:\\x[0-9A-Fa-f]{2}){6,}"
+    r"|(?:(?:0x)?[0-9A-Fa-f]{2}[ ,:]){5,}(?:0x)?[0-9A-Fa-f]{2}"
+)
+_HEX_NOISE = re.compile(r"\\x|0x|[ ,:]")
+_URL_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
+_ROT13 = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
+)
+# Rotated trigger words (on normalised text), and the name of the cipher.
+_ROT13_TRIGGER = re.compile(
+    r"(?:^| )(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz|cebzcg"
+    r"|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?: |$)|rot ?13"
+)
+
+
+def _readable(data: bytes) -> str | None:
+    """``data`` as text when it is UTF-8 and mostly printable words."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return None
+    printable = sum(1 for char in text if char.isprintable() or char in "\n\r\t")
+    letters = sum(1 for char in text if char.isalpha())
+    if printable < 0.9 * len(text) or letters < 0.5 * len(text.replace(" ", "")):
+        return None
+    return text
+
+
+def _leet_word(match: re.Match[str]) -> str:
+    word = match.group().lower()
+    if "1" in word:
+        as_l = word.replace("1", "l").translate(_LEET)
+        return as_l if as_l in _L_WORDS else word.replace("1", "i").translate(_LEET)
+    return word.translate(_LEET)
+
+
+def _join_spaced(match: re.Match[str]) -> str:
+    return _ONE_SPACE.sub("", match.group())
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+def _decode_base64(span: str) -> bytes | None:
+    padded = span.rstrip("=")
+    padded += "=" * (-len(padded) % 4)
+    try:
+        if "-" in span or "_" in span:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_hex(span: str) -> bytes | None:
+    try:
+        return bytes.fromhex(_HEX_NOISE.sub("", span))
+    except ValueError:
+        return None
+
+
+def _decoded_spans(text: str, budget: _Budget) -> list[tuple[str, str]]:
+    """(encoding, decoded text) for each readable encoded span, in budget."""
+    found: list[tuple[str, str]] = []
+    for name, pattern, decode, ratio in (
+        ("base64", _BASE64, _decode_base64, 0.75),
+        ("hex", _HEX, _decode_hex, 0.5),
+    ):
+        for match in pattern.finditer(text):
+            span = match.group()
+            # Plain words and identifiers match the alphabets too; a span
+            # with no digit or case change is rarely an encoding.
+            if name == "base64" and (span.isalpha() and (span.islower() or span.isupper())):
+                continue
+            if not budget.take(int(len(span) * ratio) + 1):
+                return found
+            data = decode(span)
+            decoded = _readable(data) if data else None
+            if decoded is not None:
+                found.append((name, decoded))
+    if _URL_ESCAPES.search(text) is not None and budget.take(len(text)):
+        found.append(("url-encoding", unquote(text, errors="replace")))
+    return found
+
+
+class ScanText:
+    """One text to scan for injection, with its other readings computed once
+    on demand. Not thread-safe; one belongs to one request."""
+
+    __slots__ = ("_masked", "_plain", "_variants", "text")
+
+    def __init__(self, text: str, plain: str | None = None) -> None:
+        self.text = text
+        self._plain = plain
+        self._variants: tuple[tuple[str, str], ...] | None = None
+        self._masked: ScanText | None = None
+
+    @property
+    def plain(self) -> str:
+        """``normalize(text)``."""
+        plain = self._plain
+        if plain is None:
+            plain = self._plain = normalize(self.text)
+        return plain
+
+    def variants(self) -> tuple[tuple[str, str], ...]:
+        """(transformation, normalised text) for each reading that differs
+        from ``plain``, in the order of the module docstring."""
+        variants = self._variants
+        if variants is None:
+            variants = self._variants = tuple(self._compute_variants())
+        return variants
+
+    def mentions_masked(self) -> ScanText | None:
+        """This text with quotations of an attack blanked out, or None when
+        there is nothing to blank."""
+        if self._masked is None:
+            masked = mask_mentions(self.text)
+            self._masked = self if masked is None else ScanText(masked)
+        return None if self._masked is self else self._masked
+
+    def _compute_variants(self) -> list[tuple[str, str]]:
+        text, plain = self.text, self.plain
+        seen = {plain}
+        out: list[tuple[str, str]] = []
+
+        def add(name: str, candidate: str) -> None:
+            normalized = normalize(candidate)
+            if normalized and normalized not in seen:
+                seen.add(normalized)
+                out.append((name, normalized))
+
+        if not text.isascii():
+            folded = unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
+            folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", folded))
+            add("confusable characters", unicodedata.normalize("NFC", folded))
+        if _LEET_WORD.search(text) is not None:
+            add("leetspeak", _LEET_WORD.sub(_leet_word, text))
+        joined = _IN_WORD_SEPARATOR.sub("", text)
+        joined = _SPACED_LETTERS.sub(_join_spaced, joined)
+        if joined != text:
+            add("joined split words", joined)
+        budget = _Budget(DECODE_BUDGET)
+        decoded: dict[str, list[str]] = {}
+        for name, span in _decoded_spans(text, budget):
+            decoded.setdefault(name, []).append(span)
+        for name, spans in decoded.items():
+            add(name, "\n".join(spans))
+        if _ROT13_TRIGGER.search(plain) is not None:
+            add("rot13", text.translate(_ROT13))
+        return out

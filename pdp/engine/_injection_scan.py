@@ -1,0 +1,94 @@
+"""One ``injection_scan`` policy's scan of one text: its matcher (literal
+patterns, regexes, built-in rules) and the learned tier, over the text as
+written and then over its de-obfuscated readings, telling text about an
+attack from an attack.
+
+Order: the plain (normalised) text, then each reading of ``ScanText.variants``
+(confusable characters, leetspeak, joined split words, decoded base64 / hex /
+URL-encoding, rot13). On each, the literal patterns, the regexes and the
+built-in rules are tried first, then the learned tier. The first match wins
+and is reported with the transformation that revealed it.
+
+Sensitivity moves the learned tier's threshold (calibrated at training time,
+see ``_injection_model``) and decides whether quotations count:
+
+``low``     the strictest threshold (no benign calibration text above it);
+            quotations and code strings about an attack are ignored
+``medium``  the default: about 0.5% of benign calibration text above it;
+            quotations about an attack are ignored
+``high``    about 2% of benign calibration text above it; everything counts,
+            also a phrase quoted as an example
+
+Quotations: when a text matched, the scan runs again on the same text with
+quotations and code strings about an attack blanked out (``_mentions``); if
+nothing matches then, the text only talks about an attack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._deobfuscate import ScanText
+from ._injection import InjectionMatcher
+from ._injection_model import InjectionModel, load_model
+
+__all__ = ["SENSITIVITIES", "Finding", "InjectionScanner"]
+
+SENSITIVITIES = ("low", "medium", "high")
+_SPACING = "joined split words"
+CLASSIFIER_LABEL = "builtin:classifier"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What matched (a pattern as written, ``regex_patterns[i]``,
+    ``builtin:<rule>``, ``builtin:classifier``) and the transformation that
+    revealed it (None: the text as written)."""
+
+    label: str
+    transformation: str | None = None
+
+
+class InjectionScanner:
+    """Immutable after construction; safe to share between threads."""
+
+    __slots__ = ("_ignore_mentions", "_matcher", "_model", "_threshold")
+
+    def __init__(
+        self, matcher: InjectionMatcher, use_model: bool, sensitivity: str = "medium"
+    ) -> None:
+        self._matcher = matcher
+        self._model: InjectionModel | None = load_model() if use_model else None
+        self._threshold = self._model.thresholds[sensitivity] if self._model else 0.0
+        self._ignore_mentions = sensitivity != "high"
+
+    def scan(self, text: ScanText) -> Finding | None:
+        """The first match in ``text`` or one of its readings; None when
+        there is none, or when every match lies in a quotation about an attack."""
+        finding = self._scan(text)
+        if finding is None or not self._ignore_mentions:
+            return finding
+        masked = text.mentions_masked()
+        if masked is None:
+            return finding
+        return self._scan(masked)
+
+    def _scan(self, text: ScanText) -> Finding | None:
+        found = self._find(text.plain)
+        if found is not None:
+            return found
+        for transformation, form in text.variants():
+            found = self._find(form)
+            if found is not None:
+                return Finding(found.label, transformation)
+        return None
+
+    def _find(self, normalized_text: str) -> Finding | None:
+        detail = self._matcher.find_detail(normalized_text)
+        if detail is not None:
+            label, respaced = detail
+            return Finding(label, _SPACING if respaced else None)
+        model = self._model
+        if model is not None and model.score(normalized_text) >= self._threshold:
+            return Finding(CLASSIFIER_LABEL)
+        return None
