@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -45,7 +46,7 @@ from pdp.engine._normalize import normalize  # noqa: E402
 from train.injection_data import Example, load_all  # noqa: E402
 
 OUT = REPO / "pdp" / "engine" / "data" / "injection_model.json"
-STRIDE = 256
+STRIDE = int(os.environ.get("PDP_MODEL_STRIDE", "256"))
 MIN_DOCS = 3
 PERCENTILES = {"high": 98.0, "medium": 99.5, "low": 100.0}
 
@@ -62,19 +63,23 @@ def evaluation_texts() -> frozenset[str]:
     return frozenset(texts)
 
 
-def vocabulary(examples: list[Example]) -> list[str]:
+def vocabulary(examples: list[Example], max_df: float) -> list[str]:
+    """Keys in at least MIN_DOCS texts and at most ``max_df`` of them: a key
+    in most texts (" the ", " you ") says little and costs a match each time."""
     docs: Counter[str] = Counter()
     for example in examples:
         docs.update(set(model_keys(normalize(example.text))))
-    return sorted(key for key, n in docs.items() if n >= MIN_DOCS)
+    most = max_df * len(examples)
+    return sorted(key for key, n in docs.items() if MIN_DOCS <= n <= most)
 
 
 def windows(automaton: ahocorasick.Automaton, text: str) -> list[Counter[int]]:
-    """Feature counts per window, as ``InjectionModel.score`` windows them."""
+    """Feature counts per window (0, 1 or 2: present in one or both of its
+    blocks), as ``InjectionModel.score`` sums them."""
     padded = f" {normalize(text)} "
     blocks: list[Counter[int]] = [Counter() for _ in range(len(padded) // STRIDE + 1)]
     for end, index in automaton.iter(padded):
-        blocks[end // STRIDE][index] += 1
+        blocks[end // STRIDE][index] = 1  # presence per block, as at run time
     if len(blocks) == 1:
         return blocks
     return [a + b for a, b in itertools.pairwise(blocks)]
@@ -90,7 +95,9 @@ def matrix(rows: list[Counter[int]], width: int) -> csr_matrix:
     return csr_matrix((data, indices, indptr), shape=(len(rows), width))
 
 
-def fit(examples: list[Example], keys: list[str], c: float) -> tuple[np.ndarray, float]:
+def fit(
+    examples: list[Example], keys: list[str], c: float, penalty: str
+) -> tuple[np.ndarray, float]:
     automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
     for index, key in enumerate(keys):
         automaton.add_word(key, index)
@@ -102,14 +109,20 @@ def fit(examples: list[Example], keys: list[str], c: float) -> tuple[np.ndarray,
             rows.append(window)
             labels.append(int(example.injection))
     x = matrix(rows, len(keys))
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, solver="liblinear")
+    model = LogisticRegression(
+        C=c, penalty=penalty, class_weight="balanced", max_iter=2000, solver="liblinear"
+    )
     model.fit(x, np.array(labels))
     return model.coef_[0], float(model.intercept_[0])
 
 
-def document(keys: list[str], weights: np.ndarray, bias: float, top: int) -> dict[str, object]:
+def document(
+    keys: list[str], weights: np.ndarray, bias: float, top: int, min_weight: float
+) -> dict[str, object]:
     order = np.argsort(-np.abs(weights))[:top]
-    features = sorted((keys[i], round(float(weights[i]), 4)) for i in order if weights[i] != 0)
+    features = sorted(
+        (keys[i], round(float(weights[i]), 4)) for i in order if abs(weights[i]) >= min_weight
+    )
     return {"version": 1, "stride": STRIDE, "bias": round(bias, 4), "thresholds": {},
             "features": features}  # fmt: skip
 
@@ -124,6 +137,17 @@ def thresholds(model: InjectionModel, calibration: list[Example]) -> dict[str, f
         cut = max(float(np.percentile(scores, percentile)) for scores in by_kind.values())
         chosen[name] = round(cut + 1e-3, 4)
     return chosen
+
+
+def matches_per_kb(model: InjectionModel, examples: list[Example]) -> float:
+    """Automaton matches per KB of benign text: the cost of scoring."""
+    size = matches = 0
+    for example in examples:
+        if not example.injection:
+            text = f" {normalize(example.text)} "
+            size += len(text)
+            matches += sum(1 for _ in model.automaton.iter(text))  # before de-duplication
+    return matches / (size / 1024)
 
 
 def report(model: InjectionModel, examples: list[Example], split: str) -> None:
@@ -144,6 +168,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", type=int, default=30_000, help="weights kept")
     parser.add_argument("--c", type=float, default=0.5, help="inverse regularisation")
+    parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
+    parser.add_argument(
+        "--min-weight", type=float, default=0.1, help="drop weaker features (fewer matches)"
+    )
+    parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.monotonic()
@@ -152,16 +181,17 @@ def main() -> int:
         print(f"missing mirrors for {', '.join(missing)}: fetch them first", file=sys.stderr)
         return 1
     train = [e for e in examples if e.split == "train"]
-    keys = vocabulary(train)
+    keys = vocabulary(train, args.max_df)
     print(f"{len(train)} training texts, {len(keys)} candidate features")
-    weights, bias = fit(train, keys, args.c)
-    doc = document(keys, weights, bias, args.features)
+    weights, bias = fit(train, keys, args.c, args.penalty)
+    doc = document(keys, weights, bias, args.features, args.min_weight)
     doc["thresholds"] = {"high": 0.0, "medium": 0.0, "low": 0.0}
     model = InjectionModel.from_document(doc)
     doc["thresholds"] = thresholds(model, [e for e in examples if e.split == "calibrate"])
     model = InjectionModel.from_document(doc)
     report(model, examples, "calibrate")
     report(model, examples, "test")
+    print(f"{matches_per_kb(model, examples):.0f} matches per KB of benign text")
     args.out.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
     size = args.out.stat().st_size
     print(f"{len(doc['features'])} features, {size / 1e6:.2f} MB -> {args.out}")  # type: ignore[arg-type]

@@ -40,7 +40,10 @@ import json
 import re
 import unicodedata
 from importlib import resources
+from typing import Any
 from urllib.parse import unquote
+
+import re2
 
 from ._mentions import mask_mentions
 from ._normalize import normalize
@@ -140,8 +143,8 @@ _IN_WORD_SEPARATOR = re.compile(r"(?<=[^\W\d_])[-._*·•~+|/\\:^=]+(?=[^\W\d_])
 _SPACED_LETTERS = re.compile(r"(?<![^\W_])(?:[^\W\d_][ \t]){2,}[^\W\d_](?![^\W_])")
 _ONE_SPACE = re.compile(r"[ \t]")
 
-_BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
-_HEX = re.compile(
+_BASE64 = re2.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
+_HEX = re2.compile(
     r"(?:[0-9A-Fa-f]{2}){8,}|(?:\\x[0-9A-Fa-f]{2}){6,}"
     r"|(?:(?:0x)?[0-9A-Fa-f]{2}[ ,:]){5,}(?:0x)?[0-9A-Fa-f]{2}"
 )
@@ -152,10 +155,50 @@ _ROT13 = str.maketrans(
     "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
 )
 # Rotated trigger words (on normalised text), and the name of the cipher.
-_ROT13_TRIGGER = re.compile(
+_ROT13_TRIGGER = re2.compile(
     r"(?:^| )(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz|cebzcg"
     r"|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?: |$)|rot ?13"
 )
+
+
+# Cheap triggers, all searched in one RE2 pass over the raw text: a reading
+# is computed only when its trigger matches. Index order = _TRIGGERS order.
+_TRIGGERS = (
+    "leetspeak",
+    r"[a-zA-Z][0134579@$|!+€][a-zA-Z]|(?:^|[\s\pP])[01345@$|!][a-zA-Z][a-zA-Z]"
+    r"|[a-zA-Z][a-zA-Z][013457][\s\pP]",
+    "separators",
+    r"\pL[-._*·•~+|/\\:^=]\pL+[-._*·•~+|/\\:^=]\pL|\pL[_*·•~+|\\^=]\pL",
+    "spaced letters",
+    r"(?:^|[^\pL\pN])\pL[ \t]\pL[ \t]\pL(?:[^\pL\pN]|$)",
+    "base64",
+    r"[A-Za-z0-9+/_-]{16}",
+    "hex",
+    r"[0-9A-Fa-f]{16}|\\x[0-9A-Fa-f]{2}|[0-9A-Fa-f]{2}[ ,:][0-9A-Fa-f]{2}[ ,:][0-9A-Fa-f]{2}",
+    "url",
+    r"%[0-9A-Fa-f]{2}",
+    "mixed scripts",
+    r"[a-zA-Z][^\x00-\x7f]|[^\x00-\x7f][a-zA-Z]",
+)
+
+
+def _trigger_set() -> tuple[tuple[str, ...], Any]:
+    options = re2.Options()
+    options.log_errors = False
+    trigger_set = re2.Set.SearchSet(options)
+    names = _TRIGGERS[::2]
+    for pattern in _TRIGGERS[1::2]:
+        trigger_set.Add(pattern)
+    trigger_set.Compile()
+    return names, trigger_set
+
+
+_TRIGGER_NAMES, _TRIGGER_SET = _trigger_set()
+
+
+def _triggered(text: str) -> frozenset[str]:
+    hits: list[int] | None = _TRIGGER_SET.Match(text.encode("utf-8", "surrogatepass"))
+    return frozenset(_TRIGGER_NAMES[i] for i in hits) if hits else frozenset()
 
 
 def _readable(data: bytes) -> str | None:
@@ -216,13 +259,15 @@ def _decode_hex(span: str) -> bytes | None:
         return None
 
 
-def _decoded_spans(text: str, budget: _Budget) -> list[tuple[str, str]]:
+def _decoded_spans(text: str, triggered: frozenset[str], budget: _Budget) -> list[tuple[str, str]]:
     """(encoding, decoded text) for each readable encoded span, in budget."""
     found: list[tuple[str, str]] = []
     for name, pattern, decode, ratio in (
         ("base64", _BASE64, _decode_base64, 0.75),
         ("hex", _HEX, _decode_hex, 0.5),
     ):
+        if name not in triggered:
+            continue
         for match in pattern.finditer(text):
             span = match.group()
             # Plain words and identifiers match the alphabets too; a span
@@ -235,7 +280,7 @@ def _decoded_spans(text: str, budget: _Budget) -> list[tuple[str, str]]:
             decoded = _readable(data) if data else None
             if decoded is not None:
                 found.append((name, decoded))
-    if _URL_ESCAPES.search(text) is not None and budget.take(len(text)):
+    if "url" in triggered and _URL_ESCAPES.search(text) is not None and budget.take(len(text)):
         found.append(("url-encoding", unquote(text, errors="replace")))
     return found
 
@@ -287,22 +332,24 @@ class ScanText:
                 seen.add(normalized)
                 out.append((name, normalized))
 
-        if not text.isascii():
+        triggered = _triggered(text)
+        if "mixed scripts" in triggered:
             folded = unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
             folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", folded))
             add("confusable characters", unicodedata.normalize("NFC", folded))
-        if _LEET_WORD.search(text) is not None:
+        if "leetspeak" in triggered:
             add("leetspeak", _LEET_WORD.sub(_leet_word, text))
-        joined = _IN_WORD_SEPARATOR.sub("", text)
-        joined = _SPACED_LETTERS.sub(_join_spaced, joined)
-        if joined != text:
+        if "separators" in triggered or "spaced letters" in triggered:
+            joined = _IN_WORD_SEPARATOR.sub("", text) if "separators" in triggered else text
+            if "spaced letters" in triggered:
+                joined = _SPACED_LETTERS.sub(_join_spaced, joined)
             add("joined split words", joined)
-        budget = _Budget(DECODE_BUDGET)
-        decoded: dict[str, list[str]] = {}
-        for name, span in _decoded_spans(text, budget):
-            decoded.setdefault(name, []).append(span)
-        for name, spans in decoded.items():
-            add(name, "\n".join(spans))
+        if triggered & {"base64", "hex", "url"}:
+            decoded: dict[str, list[str]] = {}
+            for name, span in _decoded_spans(text, triggered, _Budget(DECODE_BUDGET)):
+                decoded.setdefault(name, []).append(span)
+            for name, spans in decoded.items():
+                add(name, "\n".join(spans))
         if _ROT13_TRIGGER.search(plain) is not None:
             add("rot13", text.translate(_ROT13))
         return out

@@ -7,8 +7,8 @@ Scoring is one pass of an Aho-Corasick automaton over the text. Every key of
 the vocabulary is stored with its weight; a word n-gram is stored padded with
 spaces (``" ignore previous "``), so it matches whole words only, and the text
 is padded the same way. The score of a window of text is the model's bias
-plus the weights of all keys that end in it (counts, not presence: the model
-was trained on the same sums). Long texts are cut into windows of
+plus the weights of the keys that end in it, each key once per block of
+``stride`` characters (the model was trained on the same sums). Long texts are cut into windows of
 ``window`` characters that start every ``stride`` characters, and the text
 scores as its best window, so a long benign document does not add up to an
 attack and an injection hidden in one paragraph of it still stands out.
@@ -67,10 +67,19 @@ def model_keys(normalized_text: str, max_n: int = 3) -> Iterable[str]:
 
 
 def window_sums(automaton: Any, padded_text: str, stride: int) -> list[float]:
-    """Sum of matched weights per block of ``stride`` characters."""
+    """Per block of ``stride`` characters, the sum of the weights of the keys
+    that end in it, each key counted once per block (so repeating a word
+    does not add up). Automaton values are ``(key index, weight)``."""
     blocks = [0.0] * (len(padded_text) // stride + 1)
-    for end, weight in automaton.iter(padded_text):
-        blocks[end // stride] += weight
+    block = -1
+    seen: set[int] = set()
+    for end, (index, weight) in automaton.iter(padded_text):
+        if end // stride != block:
+            block = end // stride
+            seen = set()
+        if index not in seen:
+            seen.add(index)
+            blocks[block] += weight
     return blocks
 
 
@@ -89,8 +98,8 @@ class InjectionModel:
     def from_document(cls, document: Mapping[str, Any]) -> InjectionModel:
         automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
         features: list[list[Any]] = document["features"]
-        for key, weight in features:
-            automaton.add_word(str(key), float(weight))
+        for index, (key, weight) in enumerate(features):
+            automaton.add_word(str(key), (index, float(weight)))
         automaton.make_automaton()
         thresholds = {str(k): float(v) for k, v in document["thresholds"].items()}
         return cls(
