@@ -62,29 +62,30 @@ class InjectionScanner:
         self._threshold = self._model.thresholds[sensitivity] if self._model else 0.0
         self._ignore_mentions = sensitivity != "high"
 
-    def scan(self, text: ScanText) -> Finding | None:
+    def scan(self, text: ScanText, in_context: bool = False) -> Finding | None:
         """The first match in ``text`` or one of its readings; None when
-        there is none, or when every match lies in a quotation about an attack."""
-        finding = self._scan(text)
+        there is none, or when every match lies in a quotation about an attack.
+        ``in_context``: ``text`` is a context item (see ``_injection_indirect``)."""
+        finding = self._scan(text, in_context)
         if finding is None or not self._ignore_mentions:
             return finding
         masked = text.mentions_masked()
         if masked is None:
             return finding
-        return self._scan(masked)
+        return self._scan(masked, in_context)
 
-    def _scan(self, text: ScanText) -> Finding | None:
-        found = self._find(text.plain)
+    def _scan(self, text: ScanText, in_context: bool) -> Finding | None:
+        found = self._find(text.plain, in_context)
         if found is not None:
             return found
         for transformation, form in text.variants():
-            found = self._find(form)
+            found = self._find(form, in_context)
             if found is not None:
                 return Finding(found.label, transformation)
         return None
 
-    def _find(self, normalized_text: str) -> Finding | None:
-        detail = self._matcher.find_detail(normalized_text)
+    def _find(self, normalized_text: str, in_context: bool) -> Finding | None:
+        detail = self._matcher.find_detail(normalized_text, in_context)
         if detail is not None:
             label, respaced = detail
             return Finding(label, _SPACING if respaced else None)

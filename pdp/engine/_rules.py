@@ -62,25 +62,27 @@ class InjectionCheck:
     def run(self, ctx: Context) -> Hit | None:
         request = ctx.request
         if self.scan_input and request.input:
-            hit = self._scan(ctx, "input", request.input, "input")
+            hit = self._scan(ctx, "input", request.input, "input", False)
             if hit is not None:
                 return hit
         if self.scan_output and request.output:
-            hit = self._scan(ctx, "output", request.output, "output")
+            hit = self._scan(ctx, "output", request.output, "output", False)
             if hit is not None:
                 return hit
         if self.scan_context:
             for index, item in enumerate(request.context):
                 where = f"context[{index}]"
-                hit = self._scan(ctx, where, item.content, f"{where} ({_origin(item)})")
+                hit = self._scan(ctx, where, item.content, f"{where} ({_origin(item)})", True)
                 if hit is not None:
                     return hit
         return None
 
-    def _scan(self, ctx: Context, where: str, text: str, described: str) -> Hit | None:
+    def _scan(
+        self, ctx: Context, where: str, text: str, described: str, in_context: bool
+    ) -> Hit | None:
         if not text:
             return None
-        finding = self.scanner.scan(ctx.scan_text(where, text))
+        finding = self.scanner.scan(ctx.scan_text(where, text), in_context)
         if finding is None:
             return None
         how = "" if finding.transformation is None else f", revealed by {finding.transformation}"
