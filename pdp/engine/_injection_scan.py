@@ -55,10 +55,15 @@ class InjectionScanner:
     __slots__ = ("_ignore_mentions", "_matcher", "_model", "_threshold")
 
     def __init__(
-        self, matcher: InjectionMatcher, use_model: bool, sensitivity: str = "medium"
+        self,
+        matcher: InjectionMatcher,
+        use_model: bool,
+        sensitivity: str = "medium",
+        model: InjectionModel | None = None,
     ) -> None:
+        """``model``: the learned tier to use instead of the committed one."""
         self._matcher = matcher
-        self._model: InjectionModel | None = load_model() if use_model else None
+        self._model = (model or load_model()) if use_model else None
         self._threshold = self._model.thresholds[sensitivity] if self._model else 0.0
         self._ignore_mentions = sensitivity != "high"
 

@@ -49,13 +49,13 @@ _CUE_BEFORE = re.compile(
 _CUE_AFTER = re.compile(
     r"^\W{0,3}(?:is|are|was|were|as|would be|will be|gets?|get|being)?\s*"
     r"(?:an?|the)?\s*(?:classic|common|typical|known|simple|basic|famous|well known)?\s*"
-    r"(?:examples?|attacks?|injections?|jailbreaks?|payloads?|phrases?|attempts?"
+    r"(?:prompt\s+|jailbreak\s+)?(?:examples?|attacks?|injections?|jailbreaks?|payloads?|phrases?|attempts?"
     r"|detected|flagged|blocked|caught|rejected)\b",
     re.IGNORECASE,
 )
 _CODE_LINE = re.compile(
     r"^\s*(?:[\w.\[\]'\"]+\s*(?::|=|\+=|:=|==|=>)\s*[\[\(\{]?\s*[rbfuRBFU]?[\"'`]"
-    r"|assert\b|return\b|expect\(|[\w.]+\([\"'`]|[\"'`][^\"'`]*[\"'`]\s*[,\]\)]\s*$"
+    r"|[\(\[\{]\s*[rbfuRBFU]?[\"'`]|assert\b|return\b|expect\(|[\w.]+\([\"'`]|[\"'`][^\"'`]*[\"'`]\s*[,\]\)]\s*$"
     r"|(?:const|let|var|final|static|String|str)\b|[-*]\s*\[?[\"'`])"
 )
 _STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')

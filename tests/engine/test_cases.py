@@ -17,7 +17,7 @@ be rejected, with what the engine must answer::
         snapshot / policies / now / spend: ...   # optional overrides; `policies`
                                    # replaces only the file snapshot's policies
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
-                  metadata, request_id}
+                  metadata, request_id, context: [{content, kind, source}]}
         expect:
           decision: BLOCK
           violations:              # exact list in order; absent means none
@@ -50,6 +50,8 @@ import pytest
 
 from pdp.engine import (
     CompiledSnapshot,
+    ContextItem,
+    ContextKind,
     Decision,
     EnforceInput,
     FieldError,
@@ -129,7 +131,17 @@ def _matches(error: FieldError, want: ExpectedError) -> bool:
 
 def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) -> None:
     assert case.now is not None
-    decision = snapshot.enforce(EnforceInput(**check.request), case.spend, case.now)
+    request = dict(check.request)
+    if "context" in request:
+        request["context"] = tuple(
+            ContextItem(
+                item["content"],
+                ContextKind(item.get("kind", "unspecified")),
+                item.get("source", ""),
+            )
+            for item in request["context"]
+        )
+    decision = snapshot.enforce(EnforceInput(**request), case.spend, case.now)
     problems: list[str] = []
     if decision.kind.name != check.decision:
         problems.append(f"decision {decision.kind.name}, expected {check.decision}")
