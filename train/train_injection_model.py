@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pdp.engine._injection_model import InjectionModel, model_keys  # noqa: E402
+from pdp.engine._mentions import mask_mentions  # noqa: E402
 from pdp.engine._normalize import normalize  # noqa: E402
 from train.injection_data import Example, load_all  # noqa: E402
 
@@ -117,23 +118,47 @@ def fit(
 
 
 def document(
-    keys: list[str], weights: np.ndarray, bias: float, top: int, min_weight: float
+    keys: list[str],
+    weights: np.ndarray,
+    bias: float,
+    top: int,
+    min_weight: float,
+    min_word_weight: float,
 ) -> dict[str, object]:
+    """The model file: the ``top`` strongest weights, without weak ones.
+    Single words are frequent, so each costs many matches: they must be
+    stronger (``min_word_weight``) to be kept."""
     order = np.argsort(-np.abs(weights))[:top]
     features = sorted(
-        (keys[i], round(float(weights[i]), 4)) for i in order if abs(weights[i]) >= min_weight
+        (keys[i], round(float(weights[i]), 4))
+        for i in order
+        if abs(weights[i]) >= (min_word_weight if keys[i].count(" ") == 2 else min_weight)
     )
     return {"version": 1, "stride": STRIDE, "bias": round(bias, 4), "thresholds": {},
             "features": features}  # fmt: skip
 
 
+def scan_score(model: InjectionModel, text: str, masked: bool) -> float:
+    """The score the scan acts on: with ``masked`` (sensitivity low and
+    medium), a text fires only if it also fires with quotations about an
+    attack blanked out, so it counts as the lower of the two scores."""
+    score = model.score(normalize(text))
+    if masked:
+        blanked = mask_mentions(text)
+        if blanked is not None:
+            score = min(score, model.score(normalize(blanked)))
+    return score
+
+
 def thresholds(model: InjectionModel, calibration: list[Example]) -> dict[str, float]:
-    by_kind: dict[str, list[float]] = {}
-    for example in calibration:
-        if not example.injection:
-            by_kind.setdefault(example.kind, []).append(model.score(normalize(example.text)))
+    """Per sensitivity, the highest of each benign kind's percentile."""
     chosen: dict[str, float] = {}
     for name, percentile in PERCENTILES.items():
+        by_kind: dict[str, list[float]] = {}
+        for example in calibration:
+            if not example.injection:
+                score = scan_score(model, example.text, masked=name != "high")
+                by_kind.setdefault(example.kind, []).append(score)
         cut = max(float(np.percentile(scores, percentile)) for scores in by_kind.values())
         chosen[name] = round(cut + 1e-3, 4)
     return chosen
@@ -156,7 +181,7 @@ def report(model: InjectionModel, examples: list[Example], split: str) -> None:
     labels = [e.injection for e in part]
     print(f"== {split}: {len(part)} texts, ROC AUC {roc_auc_score(labels, scores):.4f}")
     for name, cut in model.thresholds.items():
-        flagged = [s >= cut for s in scores]
+        flagged = [scan_score(model, e.text, name != "high") >= cut for e in part]
         print(f"  {name:6} threshold {cut:8.3f}")
         for source in sorted({e.source for e in part}):
             rows = [f for f, e in zip(flagged, part, strict=True) if e.source == source]
@@ -172,6 +197,9 @@ def main() -> int:
     parser.add_argument(
         "--min-weight", type=float, default=0.1, help="drop weaker features (fewer matches)"
     )
+    parser.add_argument(
+        "--min-word-weight", type=float, default=0.3, help="the same for single words"
+    )
     parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -184,7 +212,11 @@ def main() -> int:
     keys = vocabulary(train, args.max_df)
     print(f"{len(train)} training texts, {len(keys)} candidate features")
     weights, bias = fit(train, keys, args.c, args.penalty)
-    doc = document(keys, weights, bias, args.features, args.min_weight)
+    kept = document(keys, weights, bias, args.features, args.min_weight, args.min_word_weight)
+    # Fit again on the kept keys only, so the weights make up for the rest.
+    keys = [key for key, _ in kept["features"]]  # type: ignore[attr-defined]
+    weights, bias = fit(train, keys, args.c, args.penalty)
+    doc = document(keys, weights, bias, len(keys), 0.0, 0.0)
     doc["thresholds"] = {"high": 0.0, "medium": 0.0, "low": 0.0}
     model = InjectionModel.from_document(doc)
     doc["thresholds"] = thresholds(model, [e for e in examples if e.split == "calibrate"])

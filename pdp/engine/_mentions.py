@@ -28,12 +28,21 @@ __all__ = ["mask_mentions"]
 
 _MAX_QUOTE = 600  # characters inside one quotation
 
-_QUOTED = re.compile(
-    rf'"[^"\n]{{1,{_MAX_QUOTE}}}"'
-    rf"|(?<![\w])'[^'\n]{{1,{_MAX_QUOTE}}}'(?![\w])"
-    rf"|“[^”\n]{{1,{_MAX_QUOTE}}}”|‘[^’\n]{{1,{_MAX_QUOTE}}}’|«[^»\n]{{1,{_MAX_QUOTE}}}»"
-    rf"|„[^“”\n]{{1,{_MAX_QUOTE}}}[“”]|「[^」\n]{{1,{_MAX_QUOTE}}}」|『[^』\n]{{1,{_MAX_QUOTE}}}』"
-    rf"|`[^`\n]{{1,{_MAX_QUOTE}}}`"
+# One regex per kind of quotation, each starting with its opening mark, so a
+# text is searched only for the marks it holds (and quickly: a literal prefix).
+_QUOTES = tuple(
+    (opening, re.compile(pattern))
+    for opening, pattern in (
+        ('"', rf'"[^"\n]{{1,{_MAX_QUOTE}}}"'),
+        ("'", rf"(?<![\w])'[^'\n]{{1,{_MAX_QUOTE}}}'(?![\w])"),
+        ("“", rf"“[^”\n]{{1,{_MAX_QUOTE}}}”"),
+        ("‘", rf"‘[^’\n]{{1,{_MAX_QUOTE}}}’"),
+        ("«", rf"«[^»\n]{{1,{_MAX_QUOTE}}}»"),
+        ("„", rf"„[^“”\n]{{1,{_MAX_QUOTE}}}[“”]"),
+        ("「", rf"「[^」\n]{{1,{_MAX_QUOTE}}}」"),
+        ("『", rf"『[^』\n]{{1,{_MAX_QUOTE}}}』"),
+        ("`", rf"`[^`\n]{{1,{_MAX_QUOTE}}}`"),
+    )
 )
 # Words before a quotation that make it an example of something.
 _CUE_BEFORE = re.compile(
@@ -77,14 +86,16 @@ def mask_mentions(text: str) -> str | None:
     """``text`` with quotations and code strings about an attack replaced by
     spaces (line breaks kept); None when nothing is blanked."""
     chars: list[str] | None = None
-    for fence in _FENCE.finditer(text):
+    fences = _FENCE.finditer(text) if "```" in text or "~~~" in text else ()
+    for fence in fences:
         line_start = text.rfind("\n", 0, max(0, fence.start() - 1)) + 1
         header = text[line_start : text.find("\n", fence.start()) + 1]
         if _FENCE_CUE.search(header) is not None:
             if chars is None:
                 chars = list(text)
             _blank(chars, fence.start(2), fence.end(2))
-    for match in _QUOTED.finditer(text):
+    quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
+    for match in quotations:
         start, end = match.span()
         line_start = text.rfind("\n", 0, start) + 1
         before = text[max(line_start, start - 160) : start]
