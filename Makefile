@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .PHONY: serve test check lint typecheck protos protos-check buf-lint bench quality clean
+.PHONY: buf-breaking test-node
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,11 +27,16 @@ protos: $(VENV)/.installed
 
 # Generated code is committed; regenerating it must change nothing.
 protos-check: protos
-	git diff --exit-code -- pdp/v1 clients/python/pdp_client/_v1
-	test -z "$$(git status --porcelain -- pdp/v1 clients/python/pdp_client/_v1)"
+	git diff --exit-code -- $$(scripts/generate-protos --outputs)
+	test -z "$$(git status --porcelain -- $$(scripts/generate-protos --outputs))"
 
 buf-lint: node_modules/.installed
 	npx --no-install buf lint
+
+# The wire contract must not break: proto/ against main's previous commit.
+buf-breaking: node_modules/.installed
+	scripts/buf-breaking
+check: buf-breaking
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -53,8 +59,19 @@ quality: $(VENV)/.installed
 	$(PY) bench/pii_quality.py
 	$(PY) bench/injection_quality.py
 
+clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The TypeScript client: build (ESM, CommonJS, declarations), then its tests
+# against real sidecars (the venv's pdp), its case table and its packed tarball.
+test-node: $(VENV)/.installed clients/node/node_modules/.installed
+	cd clients/node && PDP_BIN=$(CURDIR)/$(BIN)/pdp npm test
+test: test-node
+
 clean:
 	rm -rf $(VENV) node_modules .pdp .pytest_cache .mypy_cache .ruff_cache
+	rm -rf clients/node/node_modules clients/node/dist
 
 .tools/ghz:
 	GOBIN=$(CURDIR)/.tools go install github.com/bojand/ghz/cmd/ghz@v0.120.0

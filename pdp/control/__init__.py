@@ -2,8 +2,12 @@
 grants and API keys in SQLite and publishes the snapshot document that
 sidecars follow (``GET /api/v1/snapshot``, ETag and long polling).
 
-Every write is validated by compiling the candidate snapshot with the
-engine, and bumps the snapshot revision in the same transaction.
+Policies, agents and grants are typed models (``Policy``, ``Agent``,
+``Grant``) shared by the database, the write plans and the answers. Every
+write to them is validated by compiling the candidate snapshot with the
+engine, and bumps the snapshot revision in the same transaction
+(``Store.transaction``); writes that the snapshot does not publish (API
+keys) go through ``Store.side_transaction`` and leave the revision alone.
 
 Exception tree::
 
@@ -39,11 +43,13 @@ from ._errors import (
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
+from ._objects import Agent, Grant, Policy
 from ._server import ControlOptions, ControlServer
-from ._store import Store
+from ._store import SideTransaction, SnapshotTransaction, Store
 
 __all__ = [
     "API_KEY_HEADER",
+    "Agent",
     "ApiError",
     "ApiKey",
     "BadRequestError",
@@ -54,9 +60,13 @@ __all__ = [
     "ControlServer",
     "FieldProblem",
     "ForbiddenError",
+    "Grant",
     "NotFoundError",
     "PayloadTooLargeError",
+    "Policy",
     "ServiceUnavailableError",
+    "SideTransaction",
+    "SnapshotTransaction",
     "Store",
     "StoreError",
     "UnauthorizedError",

@@ -79,19 +79,16 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
-    body = {"error": {"code": code, "message": message, "field": None}}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return error_response(ApiError(message, code=code, status=exc.status_code), exc.headers)
 
 
 async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-    body = {"error": {"code": "store_error", "message": str(exc), "field": None}}
-    return JSONResponse(body, status_code=500)
+    return error_response(ApiError(str(exc), code="store_error", status=500))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    body = {"error": {"code": "internal", "message": "internal error", "field": None}}
-    return JSONResponse(body, status_code=500)
+    return error_response(ApiError("internal error", code="internal", status=500))
 
 
 def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -101,7 +98,13 @@ def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_
         version="1",
         description="Policies, agents, grants and the snapshot sidecars follow. "
         f"Every /api/v1 request needs an {API_KEY_HEADER} header.",
-        responses={code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)},
+        responses={
+            code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
+        },
+        # Answers are rendered by json.dumps, like the snapshot document and
+        # as before response models: not by pydantic's JSON writer, whose
+        # number formatting differs (1e-07 vs 1e-7).
+        default_response_class=JSONResponse,
     )
     # Documents the key in the OpenAPI schema; RequestGuard checks it, before
     # the body is read, so that nothing is parsed for an unknown caller.

@@ -48,9 +48,11 @@ async def create_api_key(store: Store, name: str, expires_at: datetime | None = 
         created_at=format_time(utc_now()),
         expires_at=None if expires_at is None else format_time(expires_at),
     )
-    await store.add_api_key(
-        key.id, name, secret[:_LOOKUP_CHARS], _sha256(secret), key.created_at, key.expires_at
-    )
+    # An API key is not part of the snapshot: no new revision, no sidecar woken.
+    async with store.side_transaction() as tx:
+        await tx.add_api_key(
+            key.id, name, secret[:_LOOKUP_CHARS], _sha256(secret), key.created_at, key.expires_at
+        )
     return key
 
 
@@ -58,7 +60,8 @@ async def revoke_api_keys(
     store: Store, *, key_id: str | None = None, name: str | None = None
 ) -> int:
     """Revokes the live keys with this id or name; returns how many."""
-    return await store.revoke_api_keys(key_id=key_id, name=name, at=format_time(utc_now()))
+    async with store.side_transaction() as tx:
+        return await tx.revoke_api_keys(key_id=key_id, name=name, at=format_time(utc_now()))
 
 
 async def authenticate(store: Store, presented: str | None) -> str:

@@ -9,9 +9,9 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pdp.engine import ACTIONS, CompiledSnapshot, SnapshotError, compile_snapshot
 
@@ -23,6 +23,7 @@ from ._errors import (
     StoreError,
     ValidationFailedError,
 )
+from ._objects import Agent, Grant, Policy
 from ._plans import (
     Plan,
     plan_create_agent,
@@ -36,6 +37,7 @@ from ._plans import (
     require_agent,
     require_policy,
 )
+from ._schemas import AgentCreate, AuthorizeOut, GrantCreate, PolicyCreate, PolicyPatch
 from ._state import State
 from ._store import Store
 from ._time import format_time, utc_now
@@ -43,6 +45,8 @@ from ._time import format_time, utc_now
 __all__ = ["ControlPlane"]
 
 log = logging.getLogger("pdp.control")
+
+ResultT = TypeVar("ResultT", Agent, Policy, Grant)
 
 
 class ControlPlane:
@@ -59,7 +63,7 @@ class ControlPlane:
         self._changed = asyncio.Event()
         self._closing = False
         self._closed = False
-        self._writes: set[asyncio.Future[dict[str, Any]]] = set()
+        self._writes: set[asyncio.Future[Any]] = set()
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -110,18 +114,19 @@ class ControlPlane:
             self._body = body
         return body
 
-    def get_policy(self, ref: str) -> dict[str, Any]:
-        return dict(require_policy(self.state, ref))
+    def get_policy(self, ref: str) -> Policy:
+        return require_policy(self.state, ref)
 
-    def get_agent(self, ref: str) -> dict[str, Any]:
-        return dict(require_agent(self.state, ref))
+    def get_agent(self, ref: str) -> Agent:
+        return require_agent(self.state, ref)
 
-    def agent_grants(self, ref: str) -> list[dict[str, Any]]:
+    def agent_grants(self, ref: str) -> list[Grant]:
+        """The agent's live grants as source agent."""
         state = self.state
         agent = require_agent(state, ref)
-        return [{**g, "revokedAt": None} for g in state.grants if g["sourceAgentId"] == agent["id"]]
+        return [g for g in state.grants if g.sourceAgentId == agent.id]
 
-    def authorize(self, source: str, target: str, action: str) -> dict[str, Any]:
+    def authorize(self, source: str, target: str, action: str) -> AuthorizeOut:
         """The sidecar's Authorize answer, from the same compiled snapshot."""
         _, compiled = self._current
         if compiled is None:
@@ -139,13 +144,13 @@ class ControlPlane:
             )
         result = compiled.authorize(source, target, name, utc_now())
         expires = result.grant_expires_at
-        return {
-            "allowed": result.allowed,
-            "reason": result.reason,
-            "denial": None if result.denial is None else result.denial.value,
-            "grantExpiresAt": None if expires is None else format_time(expires),
-            "revision": compiled.revision,
-        }
+        return AuthorizeOut(
+            allowed=result.allowed,
+            reason=result.reason,
+            denial=None if result.denial is None else result.denial.value,
+            grantExpiresAt=None if expires is None else format_time(expires),
+            revision=compiled.revision,
+        )
 
     async def authenticate(self, presented: str | None) -> str:
         return await authenticate(self.store, presented)
@@ -168,40 +173,40 @@ class ControlPlane:
 
     # Writes ----------------------------------------------------------------
 
-    async def create_policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def create_policy(self, body: PolicyCreate) -> Policy:
         return await self._commit(lambda s: plan_create_policy(s, body))
 
-    async def update_policy(self, ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_policy(self, ref: str, body: PolicyPatch) -> Policy:
         return await self._commit(lambda s: plan_update_policy(s, ref, body))
 
-    async def delete_policy(self, ref: str) -> dict[str, Any]:
+    async def delete_policy(self, ref: str) -> Policy:
         return await self._commit(lambda s: plan_delete_policy(s, ref))
 
-    async def create_agent(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def create_agent(self, body: AgentCreate) -> Agent:
         return await self._commit(lambda s: plan_create_agent(s, body))
 
-    async def pause_agent(self, ref: str, reason: str) -> dict[str, Any]:
+    async def pause_agent(self, ref: str, reason: str) -> Agent:
         return await self._commit(lambda s: plan_pause(s, ref, reason))
 
-    async def resume_agent(self, ref: str) -> dict[str, Any]:
+    async def resume_agent(self, ref: str) -> Agent:
         return await self._commit(lambda s: plan_resume(s, ref))
 
-    async def create_grant(self, source: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def create_grant(self, source: str, body: GrantCreate) -> Grant:
         return await self._commit(lambda s: plan_create_grant(s, source, body))
 
-    async def revoke_grant(self, source: str, grant_id: str) -> dict[str, Any]:
+    async def revoke_grant(self, source: str, grant_id: str) -> Grant:
         try:
             return await self._commit(lambda s: _revoke_or_raise(s, source, grant_id))
         except _AlreadyRevoked:
             pass
         revoked = await self.store.revoked_grant(grant_id)
         agent = require_agent(self.state, source)
-        if revoked is None or revoked[0]["sourceAgentId"] != agent["id"]:
-            raise NotFoundError(f"agent {agent['name']!r} has no grant {grant_id!r}")
+        if revoked is None or revoked.sourceAgentId != agent.id:
+            raise NotFoundError(f"agent {agent.name!r} has no grant {grant_id!r}")
         # Revoking twice changes nothing and answers like the first time.
-        return {**revoked[0], "revokedAt": revoked[1]}
+        return revoked
 
-    async def _commit(self, make: Callable[[State], Plan]) -> dict[str, Any]:
+    async def _commit(self, make: Callable[[State], Plan[ResultT]]) -> ResultT:
         # The write runs in its own task: a client that disconnects cancels
         # its request, never a half-applied write.
         task = asyncio.ensure_future(self._commit_serialised(make))
@@ -210,7 +215,7 @@ class ControlPlane:
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
-    async def _commit_serialised(self, make: Callable[[State], Plan]) -> dict[str, Any]:
+    async def _commit_serialised(self, make: Callable[[State], Plan[ResultT]]) -> ResultT:
         async with self._write_lock:
             if self._closing:
                 raise ServiceUnavailableError("the control plane is shutting down")
@@ -220,8 +225,7 @@ class ControlPlane:
             plan = await asyncio.to_thread(make, state)
             if plan.state is None or plan.write is None:
                 return plan.result
-            async with self.store.transaction() as tx:
-                await tx.bump_revision(state.revision)
+            async with self.store.transaction(state.revision) as tx:
                 await plan.write(tx)
             self._current = (plan.state, plan.compiled)
             changed, self._changed = self._changed, asyncio.Event()
@@ -252,14 +256,14 @@ class _AlreadyRevoked(Exception):
     pass
 
 
-def _revoke_or_raise(state: State, source: str, grant_id: str) -> Plan:
+def _revoke_or_raise(state: State, source: str, grant_id: str) -> Plan[Grant]:
     plan = plan_revoke_grant(state, source, grant_id)
     if plan is None:
         raise _AlreadyRevoked
     return plan
 
 
-def _settle(task: asyncio.Future[dict[str, Any]]) -> None:
+def _settle(task: asyncio.Future[ResultT]) -> None:
     # A write whose client went away still finishes; its outcome is read
     # here so that an error is not reported as never retrieved.
     if not task.cancelled():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from email.message import Message
 from typing import Any
 
@@ -21,6 +21,7 @@ from ._errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from ._schemas import ErrorOut
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "RequestGuard", "error_response"]
 
@@ -35,8 +36,10 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.as_json(), status_code=error.status, headers=headers)
+def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The answer for ``error``, its body checked against the declared ErrorOut."""
+    body = ErrorOut.model_validate(error.as_json()).model_dump(exclude_unset=True)
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 class RequestGuard:

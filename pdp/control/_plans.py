@@ -9,13 +9,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pdp.engine import CompiledSnapshot
 
 from ._errors import ConflictError, FieldProblem, NotFoundError, ValidationFailedError
+from ._objects import (
+    POLICY_CLEARABLE_FIELDS,
+    POLICY_WRITABLE_FIELDS,
+    Agent,
+    Grant,
+    Policy,
+    PolicyPrerequisite,
+    replaced,
+)
+from ._schemas import AgentCreate, GrantCreate, PolicyCreate, PolicyPatch, Prerequisite
 from ._state import Focus, State, compile_state
-from ._store import Transaction
+from ._store import SnapshotTransaction
 from ._time import format_time, parse_rfc3339, utc_now
 
 __all__ = [
@@ -32,29 +42,16 @@ __all__ = [
     "require_policy",
 ]
 
-Obj = Mapping[str, Any]
-Write = Callable[[Transaction], Awaitable[None]]
-
-_POLICY_KEYS = (
-    "name",
-    "description",
-    "policyType",
-    "enforcementMode",
-    "severity",
-    "ruleDefinition",
-    "appliesToAgents",
-    "isActive",
-    "prerequisites",
-)
-_NOT_NULL = ("name", "policyType", "enforcementMode", "ruleDefinition", "isActive")
+Write = Callable[[SnapshotTransaction], Awaitable[None]]
+ResultT = TypeVar("ResultT", Agent, Policy, Grant)
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Generic[ResultT]):
     """A write: the next state with its compiled snapshot, the database
     writes, and the object to answer with. ``state`` None: nothing changes."""
 
-    result: dict[str, Any]
+    result: ResultT
     state: State | None = None
     compiled: CompiledSnapshot | None = None
     write: Write | None = None
@@ -64,203 +61,183 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def require_agent(state: State, ref: str, field: str | None = None) -> Obj:
+def require_agent(state: State, ref: str, field: str | None = None) -> Agent:
     agent = state.agent(ref)
     if agent is None:
         raise NotFoundError(f"no agent with id or name {ref!r}", field=field)
     return agent
 
 
-def require_policy(state: State, ref: str) -> Obj:
+def require_policy(state: State, ref: str) -> Policy:
     policy = state.policy(ref)
     if policy is None:
         raise NotFoundError(f"no policy with id or name {ref!r}")
     return policy
 
 
-def _policy_fields(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The body's policy fields as stored: explicit nulls of optional fields
-    become their defaults; nulls of required fields are refused."""
+def _prerequisite(given: Prerequisite) -> PolicyPrerequisite:
+    return PolicyPrerequisite(policy=given.policy, when=given.when or "fired")
+
+
+def _policy_fields(body: PolicyCreate | PolicyPatch) -> dict[str, Any]:
+    """The policy fields the body gives, as stored: null empties the fields
+    that may be empty and is refused for the others."""
+    given = [k for k in POLICY_WRITABLE_FIELDS if k in body.model_fields_set]
     nulls = [
-        FieldProblem(k, "must not be null") for k in _NOT_NULL if k in body and body[k] is None
+        FieldProblem(k, "must not be null")
+        for k in given
+        if getattr(body, k) is None and k not in POLICY_CLEARABLE_FIELDS
     ]
     if nulls:
         raise ValidationFailedError(nulls)
     out: dict[str, Any] = {}
-    for key in _POLICY_KEYS:
-        if key not in body:
-            continue
-        value = body[key]
-        if key in ("appliesToAgents", "prerequisites"):
-            value = [] if value is None else list(value)
-        if key == "prerequisites":
-            value = [{"policy": p.get("policy"), "when": p.get("when") or "fired"} for p in value]
+    for key in given:
+        value = getattr(body, key)
+        if value is None:
+            value = Policy.model_fields[key].get_default(call_default_factory=True)
+        elif key == "prerequisites":
+            value = [_prerequisite(p) for p in value]
         out[key] = value
     return out
 
 
-def _unknown_agents(state: State, policy: Obj) -> list[FieldProblem]:
+def _unknown_agents(state: State, policy: Policy) -> list[FieldProblem]:
     # The engine checks appliesToAgents only when the snapshot lists agents;
     # the control plane always knows its agents, so it always checks.
     return [
         FieldProblem(f"appliesToAgents[{i}]", f"unknown agent {ref!r}")
-        for i, ref in enumerate(policy.get("appliesToAgents") or [])
-        if isinstance(ref, str) and ref.strip() and state.agent(ref) is None
+        for i, ref in enumerate(policy.appliesToAgents)
+        if ref.strip() and state.agent(ref) is None
     ]
 
 
-def _name_taken(found: Obj, what: str, name: str) -> ConflictError:
-    kind = "id" if found["id"] == name else "name"
+def _name_taken(found: Agent | Policy, what: str, name: str) -> ConflictError:
+    kind = "id" if found.id == name else "name"
     return ConflictError(f"another {what} already has the {kind} {name!r}", field="name")
 
 
-def plan_create_policy(state: State, body: Mapping[str, Any]) -> Plan:
+def _put_policy(policy: Policy) -> Write:
+    async def write(tx: SnapshotTransaction) -> None:
+        await tx.put_policy(policy)
+
+    return write
+
+
+def plan_create_policy(state: State, body: PolicyCreate) -> Plan[Policy]:
     fields = _policy_fields(body)
-    name = str(fields["name"])
+    name = body.name
     if (found := state.policy(name)) is not None:
         raise _name_taken(found, "policy", name)
     now = format_time(utc_now())
-    policy: dict[str, Any] = {
-        "id": _new_id(),
-        "name": name,
-        "description": None,
-        "policyType": None,
-        "enforcementMode": None,
-        "severity": None,
-        "ruleDefinition": None,
-        "appliesToAgents": [],
-        "isActive": True,
-        "prerequisites": [],
-    }
-    policy.update(fields)
-    policy.update(createdAt=now, updatedAt=now)
+    policy = Policy(id=_new_id(), **fields, createdAt=now, updatedAt=now)
     candidate = state.next(policies=[*state.policies, policy])
     focus = Focus("policies", len(state.policies))
     compiled = compile_state(candidate, focus, _unknown_agents(state, policy))
-
-    async def write(tx: Transaction) -> None:
-        await tx.put_policy(policy)
-
-    return Plan(dict(policy), candidate, compiled, write)
+    return Plan(policy, candidate, compiled, _put_policy(policy))
 
 
-def plan_update_policy(state: State, ref: str, body: Mapping[str, Any]) -> Plan:
+def plan_update_policy(state: State, ref: str, body: PolicyPatch) -> Plan[Policy]:
     current = require_policy(state, ref)
     fields = _policy_fields(body)
     if not fields:
-        return Plan(dict(current))
-    name = str(fields.get("name", current["name"]))
+        return Plan(current)
+    name = str(fields.get("name", current.name))
     found = state.policy(name)
-    if found is not None and found["id"] != current["id"]:
+    if found is not None and found.id != current.id:
         raise _name_taken(found, "policy", name)
-    policy = {**current, **fields, "updatedAt": format_time(utc_now())}
-    index = state.policy_index(current["id"])
+    policy = replaced(current, **fields, updatedAt=format_time(utc_now()))
+    index = state.policy_index(current.id)
     policies = list(state.policies)
     policies[index] = policy
     candidate = state.next(policies=policies)
     compiled = compile_state(candidate, Focus("policies", index), _unknown_agents(state, policy))
-
-    async def write(tx: Transaction) -> None:
-        await tx.put_policy(policy)
-
-    return Plan(dict(policy), candidate, compiled, write)
+    return Plan(policy, candidate, compiled, _put_policy(policy))
 
 
-def plan_delete_policy(state: State, ref: str) -> Plan:
+def plan_delete_policy(state: State, ref: str) -> Plan[Policy]:
     policy = require_policy(state, ref)
-    names = {policy["id"], policy["name"]}
+    names = {policy.id, policy.name}
     dependents = [
-        p["name"]
+        p.name
         for p in state.policies
-        if p["id"] != policy["id"] and any(pre.get("policy") in names for pre in p["prerequisites"])
+        if p.id != policy.id and any(pre.policy in names for pre in p.prerequisites)
     ]
     if dependents:
         listed = ", ".join(repr(n) for n in dependents)
         raise ConflictError(
-            f"policy {policy['name']!r} is a prerequisite of {listed}; "
+            f"policy {policy.name!r} is a prerequisite of {listed}; "
             "remove it from their prerequisites first"
         )
-    candidate = state.next(policies=[p for p in state.policies if p["id"] != policy["id"]])
+    candidate = state.next(policies=[p for p in state.policies if p.id != policy.id])
     compiled = compile_state(candidate, None)
 
-    async def write(tx: Transaction) -> None:
-        await tx.delete_policy(policy["id"])
+    async def write(tx: SnapshotTransaction) -> None:
+        await tx.delete_policy(policy.id)
 
-    return Plan(dict(policy), candidate, compiled, write)
+    return Plan(policy, candidate, compiled, write)
 
 
-def plan_create_agent(state: State, body: Mapping[str, Any]) -> Plan:
-    name = body["name"]
+def plan_create_agent(state: State, body: AgentCreate) -> Plan[Agent]:
+    name = body.name
     if not name.strip():
         raise ValidationFailedError([FieldProblem("name", "must not be empty")])
     if (found := state.agent(name)) is not None:
         raise _name_taken(found, "agent", name)
     now = format_time(utc_now())
-    agent = {
-        "id": _new_id(),
-        "name": name,
-        "description": body.get("description"),
-        "paused": False,
-        "pauseReason": None,
-        "pausedAt": None,
-        "createdAt": now,
-        "updatedAt": now,
-    }
+    agent = Agent(
+        id=_new_id(), name=name, description=body.description, createdAt=now, updatedAt=now
+    )
     candidate = state.next(agents=[*state.agents, agent])
     compiled = compile_state(candidate, Focus("agents", len(state.agents)))
-    return Plan(dict(agent), candidate, compiled, _put_agent(agent))
+    return Plan(agent, candidate, compiled, _put_agent(agent))
 
 
-def _put_agent(agent: Obj) -> Write:
-    async def write(tx: Transaction) -> None:
+def _put_agent(agent: Agent) -> Write:
+    async def write(tx: SnapshotTransaction) -> None:
         await tx.put_agent(agent)
 
     return write
 
 
-def _replace_agent(state: State, agent: Obj, focus_renames: Mapping[str, str]) -> Plan:
-    index = state.agent_index(agent["id"])
+def _replace_agent(state: State, agent: Agent, focus_renames: Mapping[str, str]) -> Plan[Agent]:
+    index = state.agent_index(agent.id)
     agents = list(state.agents)
     agents[index] = agent
     candidate = state.next(agents=agents)
     compiled = compile_state(candidate, Focus("agents", index, focus_renames))
-    return Plan(dict(agent), candidate, compiled, _put_agent(agent))
+    return Plan(agent, candidate, compiled, _put_agent(agent))
 
 
-def plan_pause(state: State, ref: str, reason: str) -> Plan:
+def plan_pause(state: State, ref: str, reason: str) -> Plan[Agent]:
     agent = require_agent(state, ref)
     now = format_time(utc_now())
-    paused = {
-        **agent,
-        "paused": True,
-        "pauseReason": reason,
+    paused = replaced(
+        agent,
+        paused=True,
+        pauseReason=reason,
         # Pausing again updates the reason; the agent has been paused since the first time.
-        "pausedAt": agent["pausedAt"] if agent["paused"] else now,
-        "updatedAt": now,
-    }
+        pausedAt=agent.pausedAt if agent.paused else now,
+        updatedAt=now,
+    )
     return _replace_agent(state, paused, {"pauseReason": "reason"})
 
 
-def plan_resume(state: State, ref: str) -> Plan:
+def plan_resume(state: State, ref: str) -> Plan[Agent]:
     agent = require_agent(state, ref)
-    resumed = {
-        **agent,
-        "paused": False,
-        "pauseReason": None,
-        "pausedAt": None,
-        "updatedAt": format_time(utc_now()),
-    }
+    resumed = replaced(
+        agent, paused=False, pauseReason=None, pausedAt=None, updatedAt=format_time(utc_now())
+    )
     return _replace_agent(state, resumed, {})
 
 
-def plan_create_grant(state: State, source_ref: str, body: Mapping[str, Any]) -> Plan:
+def plan_create_grant(state: State, source_ref: str, body: GrantCreate) -> Plan[Grant]:
     source = require_agent(state, source_ref)
-    target = require_agent(state, body["targetAgentId"], "targetAgentId")
-    actions = [a.lower() if isinstance(a, str) else a for a in body["allowedActions"]]
+    target = require_agent(state, body.targetAgentId, "targetAgentId")
+    actions = [a.lower() for a in body.allowedActions]
     problems: list[FieldProblem] = []
     if not actions:
         problems.append(FieldProblem("allowedActions", "must list at least one action"))
-    expires_at = body.get("expiresAt")
+    expires_at = body.expiresAt
     if expires_at is not None:
         moment = parse_rfc3339(expires_at)
         if moment is None:
@@ -272,37 +249,37 @@ def plan_create_grant(state: State, source_ref: str, body: Mapping[str, Any]) ->
             )
         else:
             expires_at = format_time(moment)
-    grant = {
-        "id": _new_id(),
-        "sourceAgentId": source["id"],
-        "targetAgentId": target["id"],
-        "allowedActions": actions,
-        "expiresAt": expires_at,
-        "createdAt": format_time(utc_now()),
-    }
+    grant = Grant(
+        id=_new_id(),
+        sourceAgentId=source.id,
+        targetAgentId=target.id,
+        allowedActions=actions,
+        expiresAt=expires_at,
+        createdAt=format_time(utc_now()),
+    )
     candidate = state.next(grants=[*state.grants, grant])
     compiled = compile_state(candidate, Focus("grants", len(state.grants)), problems)
 
-    async def write(tx: Transaction) -> None:
+    async def write(tx: SnapshotTransaction) -> None:
         await tx.add_grant(grant)
 
-    return Plan({**grant, "revokedAt": None}, candidate, compiled, write)
+    return Plan(grant, candidate, compiled, write)
 
 
-def plan_revoke_grant(state: State, source_ref: str, grant_id: str) -> Plan | None:
+def plan_revoke_grant(state: State, source_ref: str, grant_id: str) -> Plan[Grant] | None:
     """None when the source agent has no live grant ``grant_id``."""
     source = require_agent(state, source_ref)
     grant = next(
-        (g for g in state.grants if g["id"] == grant_id and g["sourceAgentId"] == source["id"]),
+        (g for g in state.grants if g.id == grant_id and g.sourceAgentId == source.id),
         None,
     )
     if grant is None:
         return None
-    revoked_at = format_time(utc_now())
-    candidate = state.next(grants=[g for g in state.grants if g["id"] != grant_id])
+    revoked = replaced(grant, revokedAt=format_time(utc_now()))
+    candidate = state.next(grants=[g for g in state.grants if g.id != grant_id])
     compiled = compile_state(candidate, None)
 
-    async def write(tx: Transaction) -> None:
-        await tx.revoke_grant(grant_id, revoked_at)
+    async def write(tx: SnapshotTransaction) -> None:
+        await tx.revoke_grant(grant_id, str(revoked.revokedAt))
 
-    return Plan({**grant, "revokedAt": revoked_at}, candidate, compiled, write)
+    return Plan(revoked, candidate, compiled, write)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from ._control import ControlPlane
-from ._schemas import SnapshotOut
+from ._schemas import HealthOut, SnapshotOut
 
 __all__ = ["MAX_WAIT_SECONDS", "health_routes", "snapshot_routes"]
 
@@ -86,9 +85,9 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
 def health_routes(control: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
-    async def healthz() -> JSONResponse:
+    @router.get("/healthz", response_model=HealthOut)
+    async def healthz() -> HealthOut:
         """Liveness; needs no API key."""
-        return JSONResponse({"status": "ok", "revision": control.revision})
+        return HealthOut(status="ok", revision=control.revision)
 
     return router

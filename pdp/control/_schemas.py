@@ -6,42 +6,43 @@ engine when the candidate snapshot compiles."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.config import JsonDict, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from pdp.engine import ACTIONS, POLICY_TYPES, DenialReason, Mode, Severity
+from pdp.engine import POLICY_TYPES, DenialReason
+
+from ._objects import (
+    ACTION_NAMES,
+    AGENT_DOCUMENT_FIELDS,
+    GRANT_DOCUMENT_FIELDS,
+    MODES,
+    PREREQUISITE_WHEN,
+    SEVERITIES,
+    Agent,
+    Grant,
+    Policy,
+    enum_schema,
+)
 
 __all__ = [
     "AgentCreate",
     "AgentList",
-    "AgentOut",
     "AuthorizeIn",
     "AuthorizeOut",
+    "ErrorBody",
     "ErrorOut",
+    "FieldProblemOut",
     "GrantCreate",
     "GrantList",
-    "GrantOut",
+    "HealthOut",
     "PauseIn",
     "PolicyCreate",
     "PolicyList",
-    "PolicyOut",
     "PolicyPatch",
     "ResumeIn",
     "SnapshotOut",
 ]
-
-_MODES = [m.wire_name for m in Mode]
-_SEVERITIES = [s.wire_name for s in Severity]
-_ACTIONS = sorted(ACTIONS)
-
-
-def _enum(values: Sequence[str | None]) -> JsonDict:
-    """Documents the values a string field takes; the engine checks them."""
-    listed: list[JsonValue] = [*values]
-    return {"enum": listed}
 
 
 class _Request(BaseModel):
@@ -51,21 +52,21 @@ class _Request(BaseModel):
 class Prerequisite(_Request):
     policy: str = Field(description="id or name of another policy")
     when: str | None = Field(
-        default=None, json_schema_extra=_enum(["fired", "not_fired"]), description="default fired"
+        default=None, json_schema_extra=enum_schema(PREREQUISITE_WHEN), description="default fired"
     )
 
 
 class PolicyCreate(_Request):
     name: str
-    policyType: str = Field(json_schema_extra=_enum(POLICY_TYPES))
-    enforcementMode: str = Field(json_schema_extra=_enum(_MODES))
+    policyType: str = Field(json_schema_extra=enum_schema(POLICY_TYPES))
+    enforcementMode: str = Field(json_schema_extra=enum_schema(MODES))
     ruleDefinition: dict[str, Any] = Field(description="keys per policyType (docs/policies.md)")
     appliesToAgents: list[str] | None = Field(
         default=None, description="agent ids or names; empty or absent = every agent"
     )
     isActive: bool = True
     description: str | None = None
-    severity: str | None = Field(default=None, json_schema_extra=_enum(_SEVERITIES))
+    severity: str | None = Field(default=None, json_schema_extra=enum_schema(SEVERITIES))
     prerequisites: list[Prerequisite] | None = None
 
 
@@ -74,13 +75,13 @@ class PolicyPatch(_Request):
     fields left out keep their values."""
 
     name: str | None = None
-    policyType: str | None = Field(default=None, json_schema_extra=_enum(POLICY_TYPES))
-    enforcementMode: str | None = Field(default=None, json_schema_extra=_enum(_MODES))
+    policyType: str | None = Field(default=None, json_schema_extra=enum_schema(POLICY_TYPES))
+    enforcementMode: str | None = Field(default=None, json_schema_extra=enum_schema(MODES))
     ruleDefinition: dict[str, Any] | None = None
     appliesToAgents: list[str] | None = None
     isActive: bool | None = None
     description: str | None = None
-    severity: str | None = Field(default=None, json_schema_extra=_enum(_SEVERITIES))
+    severity: str | None = Field(default=None, json_schema_extra=enum_schema(SEVERITIES))
     prerequisites: list[Prerequisite] | None = None
 
 
@@ -100,7 +101,7 @@ class ResumeIn(_Request):
 class GrantCreate(_Request):
     targetAgentId: str = Field(description="id or name of the agent that may be called")
     allowedActions: list[str] = Field(
-        json_schema_extra={"items": {"type": "string", **_enum(_ACTIONS)}}
+        json_schema_extra={"items": {"type": "string", **enum_schema(ACTION_NAMES)}}
     )
     expiresAt: str | None = Field(default=None, description="RFC 3339; expired = denied")
 
@@ -108,87 +109,86 @@ class GrantCreate(_Request):
 class AuthorizeIn(_Request):
     sourceAgentId: str = Field(description="id or name")
     targetAgentId: str = Field(description="id or name")
-    action: str = Field(json_schema_extra=_enum(_ACTIONS))
+    action: str = Field(json_schema_extra=enum_schema(ACTION_NAMES))
 
 
 class _Response(BaseModel):
-    pass
-
-
-class PolicyOut(_Response):
-    id: str
-    name: str
-    description: str | None
-    policyType: str
-    enforcementMode: str
-    severity: str | None
-    ruleDefinition: dict[str, Any]
-    appliesToAgents: list[str]
-    isActive: bool
-    prerequisites: list[dict[str, str]]
-    createdAt: str
-    updatedAt: str
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 class PolicyList(_Response):
-    policies: list[PolicyOut]
-
-
-class AgentOut(_Response):
-    id: str
-    name: str
-    description: str | None
-    paused: bool
-    pauseReason: str | None
-    pausedAt: str | None
-    createdAt: str
-    updatedAt: str
+    policies: list[Policy]
 
 
 class AgentList(_Response):
-    agents: list[AgentOut]
-
-
-class GrantOut(_Response):
-    id: str
-    sourceAgentId: str
-    targetAgentId: str
-    allowedActions: list[str]
-    expiresAt: str | None
-    createdAt: str
-    revokedAt: str | None
+    agents: list[Agent]
 
 
 class GrantList(_Response):
-    grants: list[GrantOut]
+    grants: list[Grant]
 
 
 class AuthorizeOut(_Response):
     allowed: bool
     reason: str
     denial: str | None = Field(
-        json_schema_extra=_enum([None, *(d.value for d in DenialReason)]),
+        json_schema_extra=enum_schema([None, *(d.value for d in DenialReason)]),
         description="why not, when not allowed",
     )
     grantExpiresAt: str | None
     revision: int = Field(description="the snapshot revision that answered")
 
 
-class SnapshotOut(_Response):
-    revision: int
-    agents: list[dict[str, Any]]
-    policies: list[dict[str, Any]]
-    grants: list[dict[str, Any]]
+class HealthOut(_Response):
+    status: str = Field(json_schema_extra=enum_schema(["ok"]))
+    revision: int = Field(description="the snapshot revision published now")
 
 
-class _ErrorBody(_Response):
+def _published(model: type[BaseModel], fields: tuple[str, ...]) -> type[BaseModel]:
+    """The part of ``model`` that the snapshot document carries."""
+    definitions: dict[str, Any] = {
+        name: (model.model_fields[name].annotation, model.model_fields[name]) for name in fields
+    }
+    return create_model(
+        f"Snapshot{model.__name__}",
+        __config__=ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True),
+        __doc__=f"{model.__name__} as the snapshot document carries it.",
+        **definitions,
+    )
+
+
+_SnapshotAgent = _published(Agent, AGENT_DOCUMENT_FIELDS)
+_SnapshotGrant = _published(Grant, GRANT_DOCUMENT_FIELDS)
+# The snapshot route sends the document's bytes itself (cached per
+# revision); this model describes them in the OpenAPI document.
+SnapshotOut = create_model(
+    "SnapshotOut",
+    __config__=ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True),
+    __doc__="The snapshot document: what `pdp serve --snapshot URL` reads.",
+    revision=(int, ...),
+    agents=(list[_SnapshotAgent], ...),  # type: ignore[valid-type]
+    policies=(list[Policy], ...),
+    grants=(list[_SnapshotGrant], ...),  # type: ignore[valid-type]
+)
+
+
+class FieldProblemOut(_Response):
+    field: str | None = Field(description="path in the request body; null: the whole body")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # errors is left out when absent
+
     code: str
     message: str
     field: str | None
-    errors: list[dict[str, str | None]] | None = Field(
+    errors: list[FieldProblemOut] | None = Field(
         default=None, description="422 only: every problem found"
     )
 
 
 class ErrorOut(_Response):
-    error: _ErrorBody
+    """Every error answer: ``{"error": {"code", "message", "field"}}``."""
+
+    error: ErrorBody

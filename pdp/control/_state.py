@@ -8,70 +8,60 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pdp.engine import CompiledSnapshot, FieldError, SnapshotError, compile_snapshot
 
 from ._errors import ApiError, ConflictError, FieldProblem, ValidationFailedError
+from ._objects import AGENT_DOCUMENT_FIELDS, GRANT_DOCUMENT_FIELDS, Agent, Grant, Policy
 
-__all__ = ["AGENT_DOCUMENT_KEYS", "GRANT_DOCUMENT_KEYS", "Focus", "State", "compile_state"]
+__all__ = ["Focus", "State", "compile_state"]
 
-Obj = Mapping[str, Any]
-
-# The keys of stored objects that the snapshot document carries; the engine
-# rejects unknown keys, so nothing else is published.
-AGENT_DOCUMENT_KEYS = ("id", "name", "paused", "pauseReason", "pausedAt")
-GRANT_DOCUMENT_KEYS = (
-    "id",
-    "sourceAgentId",
-    "targetAgentId",
-    "allowedActions",
-    "expiresAt",
-    "createdAt",
-)
+_AGENT_FIELDS = set(AGENT_DOCUMENT_FIELDS)
+_GRANT_FIELDS = set(GRANT_DOCUMENT_FIELDS)
+Named = TypeVar("Named", Agent, Policy)
 
 
 class State:
-    """One revision of everything the control plane publishes. Immutable by
-    convention: a write builds a new State; objects are shared between states
-    and never mutated."""
+    """One revision of everything the control plane publishes. A write builds
+    a new State; the (frozen) objects are shared between states."""
 
     def __init__(
         self,
         revision: int,
-        agents: Iterable[Obj] = (),
-        policies: Iterable[Obj] = (),
-        grants: Iterable[Obj] = (),
+        agents: Iterable[Agent] = (),
+        policies: Iterable[Policy] = (),
+        grants: Iterable[Grant] = (),
     ) -> None:
         self.revision = revision
-        self.agents: tuple[Obj, ...] = tuple(agents)
-        self.policies: tuple[Obj, ...] = tuple(policies)
-        self.grants: tuple[Obj, ...] = tuple(grants)  # revoked grants are not kept
+        self.agents: tuple[Agent, ...] = tuple(agents)
+        self.policies: tuple[Policy, ...] = tuple(policies)
+        self.grants: tuple[Grant, ...] = tuple(grants)  # revoked grants are not kept
         # Ids and names share one namespace (the engine requires it), so one
         # dict resolves either.
         self._agents = _index(self.agents)
         self._policies = _index(self.policies)
 
-    def agent(self, ref: str) -> Obj | None:
+    def agent(self, ref: str) -> Agent | None:
         """The agent whose id or name is ``ref``."""
         return self._agents.get(ref)
 
-    def policy(self, ref: str) -> Obj | None:
+    def policy(self, ref: str) -> Policy | None:
         """The policy whose id or name is ``ref``."""
         return self._policies.get(ref)
 
     def agent_index(self, agent_id: str) -> int:
-        return next(i for i, a in enumerate(self.agents) if a["id"] == agent_id)
+        return next(i for i, a in enumerate(self.agents) if a.id == agent_id)
 
     def policy_index(self, policy_id: str) -> int:
-        return next(i for i, p in enumerate(self.policies) if p["id"] == policy_id)
+        return next(i for i, p in enumerate(self.policies) if p.id == policy_id)
 
     def next(
         self,
         *,
-        agents: Iterable[Obj] | None = None,
-        policies: Iterable[Obj] | None = None,
-        grants: Iterable[Obj] | None = None,
+        agents: Iterable[Agent] | None = None,
+        policies: Iterable[Policy] | None = None,
+        grants: Iterable[Grant] | None = None,
     ) -> State:
         """The state one revision later, with the given collections replaced."""
         return State(
@@ -81,21 +71,21 @@ class State:
             self.grants if grants is None else grants,
         )
 
-    def document(self, policies: Sequence[Obj] | None = None) -> dict[str, Any]:
+    def document(self, policies: Sequence[Policy] | None = None) -> dict[str, Any]:
         """The snapshot document of this state, as ``pdp serve`` reads it."""
         return {
             "revision": self.revision,
-            "agents": [{k: a[k] for k in AGENT_DOCUMENT_KEYS} for a in self.agents],
-            "policies": [dict(p) for p in (self.policies if policies is None else policies)],
-            "grants": [{k: g[k] for k in GRANT_DOCUMENT_KEYS} for g in self.grants],
+            "agents": [a.model_dump(include=_AGENT_FIELDS) for a in self.agents],
+            "policies": [p.model_dump() for p in (self.policies if policies is None else policies)],
+            "grants": [g.model_dump(include=_GRANT_FIELDS) for g in self.grants],
         }
 
 
-def _index(objects: Iterable[Obj]) -> dict[str, Obj]:
-    out: dict[str, Obj] = {}
+def _index(objects: Iterable[Named]) -> dict[str, Named]:
+    out: dict[str, Named] = {}
     for obj in objects:
-        out.setdefault(obj["id"], obj)
-        out.setdefault(obj["name"], obj)
+        out.setdefault(obj.id, obj)
+        out.setdefault(obj.name, obj)
     return out
 
 
@@ -128,7 +118,7 @@ def compile_state(
 def _api_error(
     state: State, focus: Focus | None, errors: Sequence[FieldError], extra: Sequence[FieldProblem]
 ) -> ApiError:
-    policies: Sequence[Obj] = state.policies
+    policies: Sequence[Policy] = state.policies
     if focus is not None and focus.section == "policies" and focus.index != 0:
         # The engine reports a prerequisite cycle at the first policy of the
         # cycle in document order; with the written policy first, the cycle is
@@ -169,11 +159,11 @@ def _in_focus(error: FieldError, focus: Focus | None) -> FieldProblem | None:
     return FieldProblem(f"{key}{bracket}{index}{sep}{rest}", error.message)
 
 
-def _describe_elsewhere(error: FieldError, state: State, policies: Sequence[Obj]) -> str:
+def _describe_elsewhere(error: FieldError, state: State, policies: Sequence[Policy]) -> str:
     """``policy 'Name': prerequisites[0].policy: unknown policy 'X'``."""
     section, _, rest = error.path.partition("[")
     number, _, tail = rest.partition("]")
-    objects: Mapping[str, Sequence[Obj]] = {
+    objects: Mapping[str, Sequence[Agent | Policy | Grant]] = {
         "agents": state.agents,
         "policies": policies,
         "grants": state.grants,
@@ -183,6 +173,6 @@ def _describe_elsewhere(error: FieldError, state: State, policies: Sequence[Obj]
         return str(error)
     obj = listed[int(number)]
     what = {"agents": "agent", "policies": "policy", "grants": "grant"}[section]
-    label = obj.get("name", obj["id"])
+    label = obj.id if isinstance(obj, Grant) else obj.name
     where = tail.removeprefix(".")
     return f"{what} {label!r}: {where + ': ' if where else ''}{error.message}"

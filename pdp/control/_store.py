@@ -2,26 +2,37 @@
 policies, grants, API keys and the snapshot revision.
 
 Versioned migrations (``PRAGMA user_version``) run when the file is opened.
-Every write goes through :meth:`Store.transaction` (``BEGIN IMMEDIATE``) and
-bumps the revision in the same transaction as the change it publishes."""
+Writes take one of two paths (each a ``BEGIN IMMEDIATE`` transaction):
+
+- :meth:`Store.transaction` for what the snapshot publishes (agents,
+  policies, grants): it bumps the revision in the same transaction as the
+  change, so every published change has its own revision;
+- :meth:`Store.side_transaction` for everything else (API keys): it cannot
+  reach the published tables nor the revision, so such writes never wake a
+  long-polling sidecar."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+from pydantic import BaseModel, ValidationError
 
 from pdp.state import Database, StateError
 
 from ._errors import StoreError
+from ._objects import Agent, Grant, Policy
 from ._state import State
 
-__all__ = ["MIGRATIONS", "ApiKeyRecord", "Store", "Transaction"]
+__all__ = ["MIGRATIONS", "ApiKeyRecord", "SideTransaction", "SnapshotTransaction", "Store"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Entry N moves a database from user_version N to N+1 in one transaction.
 # Append only: never edit a step that has shipped.
@@ -78,67 +89,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
-    __slots__ = ("created_at", "expires_at", "id", "key_sha256", "name", "revoked_at")
-
-    def __init__(self, row: sqlite3.Row | tuple[Any, ...]) -> None:
-        (
-            self.id,
-            self.name,
-            self.key_sha256,
-            self.created_at,
-            self.expires_at,
-            self.revoked_at,
-        ) = tuple(row)
+    id: str
+    name: str
+    key_sha256: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
 
 
-def _dump(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def _dump(obj: BaseModel, exclude: set[str] | None = None) -> str:
+    fields: Mapping[str, Any] = obj.model_dump(exclude=exclude)
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-class Transaction:
-    """The writes of one transaction; obtained from :meth:`Store.transaction`."""
+class SnapshotTransaction:
+    """Writes to what the snapshot publishes, from :meth:`Store.transaction`,
+    which has already moved the stored revision to :attr:`revision`."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, revision: int) -> None:
         self._db = connection
+        self.revision = revision
 
-    async def bump_revision(self, expected: int) -> int:
-        """Moves the revision from ``expected`` to ``expected + 1``; a
-        different stored revision means another writer got in (StoreError)."""
-        cursor = await self._db.execute(
-            "UPDATE snapshot_revision SET revision = revision + 1 WHERE id = 1 AND revision = ?",
-            (expected,),
-        )
-        if cursor.rowcount != 1:
-            raise StoreError(
-                f"the stored snapshot revision is no longer {expected}: another process "
-                "wrote to this database (run one control plane per database)"
-            )
-        return expected + 1
-
-    async def put_agent(self, agent: Mapping[str, Any]) -> None:
+    async def put_agent(self, agent: Agent) -> None:
         await self._db.execute(
             "INSERT INTO agents (id, name, object_json) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
             "object_json = excluded.object_json",
-            (agent["id"], agent["name"], _dump(agent)),
+            (agent.id, agent.name, _dump(agent)),
         )
 
-    async def put_policy(self, policy: Mapping[str, Any]) -> None:
+    async def put_policy(self, policy: Policy) -> None:
         await self._db.execute(
             "INSERT INTO policies (id, name, object_json) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
             "object_json = excluded.object_json",
-            (policy["id"], policy["name"], _dump(policy)),
+            (policy.id, policy.name, _dump(policy)),
         )
 
     async def delete_policy(self, policy_id: str) -> None:
         await self._db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
 
-    async def add_grant(self, grant: Mapping[str, Any]) -> None:
+    async def add_grant(self, grant: Grant) -> None:
         await self._db.execute(
             "INSERT INTO grants (id, source_agent_id, object_json) VALUES (?, ?, ?)",
-            (grant["id"], grant["sourceAgentId"], _dump(grant)),
+            (grant.id, grant.sourceAgentId, _dump(grant, exclude={"revokedAt"})),
         )
 
     async def revoke_grant(self, grant_id: str, revoked_at: str) -> None:
@@ -146,6 +142,37 @@ class Transaction:
             "UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
             (revoked_at, grant_id),
         )
+
+
+class SideTransaction:
+    """Writes that are not part of the snapshot, from
+    :meth:`Store.side_transaction`: they leave the revision alone."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    async def add_api_key(
+        self,
+        key_id: str,
+        name: str,
+        prefix: str,
+        key_sha256: str,
+        created_at: str,
+        expires_at: str | None,
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO api_keys (id, name, prefix, key_sha256, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, name, prefix, key_sha256, created_at, expires_at),
+        )
+
+    async def revoke_api_keys(self, *, key_id: str | None, name: str | None, at: str) -> int:
+        """Revokes the live keys with this id or name; returns how many."""
+        cursor = await self._db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR name = ?)",
+            (at, key_id, name),
+        )
+        return cursor.rowcount
 
 
 class Store:
@@ -174,51 +201,66 @@ class Store:
             raise StoreError(str(exc)) from exc
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """A write transaction, committed when the block exits normally."""
+    async def transaction(self, revision: int) -> AsyncIterator[SnapshotTransaction]:
+        """A write to what the snapshot publishes, committed when the block
+        exits normally. It first moves the stored revision from ``revision``
+        to ``revision + 1``; a different stored revision means another writer
+        got in (StoreError), and nothing is written."""
+        async with self._write() as connection:
+            cursor = await connection.execute(
+                "UPDATE snapshot_revision SET revision = revision + 1 "
+                "WHERE id = 1 AND revision = ?",
+                (revision,),
+            )
+            if cursor.rowcount != 1:
+                raise StoreError(
+                    f"the stored snapshot revision is no longer {revision}: another process "
+                    "wrote to this database (run one control plane per database)"
+                )
+            yield SnapshotTransaction(connection, revision + 1)
+
+    @asynccontextmanager
+    async def side_transaction(self) -> AsyncIterator[SideTransaction]:
+        """A write to what the snapshot does not publish, committed when the
+        block exits normally. The revision stays as it is."""
+        async with self._write() as connection:
+            yield SideTransaction(connection)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         try:
             async with self._database.transaction() as connection:
-                yield Transaction(connection)
+                yield connection
         except StateError as exc:
             raise StoreError(str(exc)) from exc
+
+    async def revision(self) -> int:
+        """The snapshot revision as stored."""
+        return int(await self._scalar("SELECT revision FROM snapshot_revision WHERE id = 1"))
 
     async def load_state(self) -> State:
         """Everything the snapshot publishes, as stored."""
         try:
-            revision = await self._scalar("SELECT revision FROM snapshot_revision WHERE id = 1")
-            agents = await self._objects("SELECT object_json FROM agents ORDER BY seq")
-            policies = await self._objects("SELECT object_json FROM policies ORDER BY seq")
+            revision = await self.revision()
+            agents = await self._objects(Agent, "SELECT object_json FROM agents ORDER BY seq")
+            policies = await self._objects(Policy, "SELECT object_json FROM policies ORDER BY seq")
             grants = await self._objects(
-                "SELECT object_json FROM grants WHERE revoked_at IS NULL ORDER BY seq"
+                Grant, "SELECT object_json FROM grants WHERE revoked_at IS NULL ORDER BY seq"
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {str(self.path)!r}: {exc}") from exc
-        return State(int(revision), agents, policies, grants)
+        return State(revision, agents, policies, grants)
 
-    async def revoked_grant(self, grant_id: str) -> tuple[dict[str, Any], str] | None:
-        """A revoked grant and when it was revoked, or None."""
+    async def revoked_grant(self, grant_id: str) -> Grant | None:
+        """A revoked grant (``revokedAt`` set), or None."""
         async with self.connection.execute(
             "SELECT object_json, revoked_at FROM grants WHERE id = ? AND revoked_at IS NOT NULL",
             (grant_id,),
         ) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else (json.loads(row[0]), str(row[1]))
-
-    async def add_api_key(
-        self,
-        key_id: str,
-        name: str,
-        prefix: str,
-        key_sha256: str,
-        created_at: str,
-        expires_at: str | None,
-    ) -> None:
-        async with self.transaction():
-            await self.connection.execute(
-                "INSERT INTO api_keys (id, name, prefix, key_sha256, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, prefix, key_sha256, created_at, expires_at),
-            )
+        if row is None:
+            return None
+        return self._object(Grant, row[0], revokedAt=str(row[1]))
 
     async def api_keys_with_prefix(self, prefix: str) -> list[ApiKeyRecord]:
         try:
@@ -230,17 +272,7 @@ class Store:
                 rows = await cursor.fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {str(self.path)!r}: {exc}") from exc
-        return [ApiKeyRecord(row) for row in rows]
-
-    async def revoke_api_keys(self, *, key_id: str | None, name: str | None, at: str) -> int:
-        """Revokes the live keys with this id or name; returns how many."""
-        async with self.transaction():
-            cursor = await self.connection.execute(
-                "UPDATE api_keys SET revoked_at = ? "
-                "WHERE revoked_at IS NULL AND (id = ? OR name = ?)",
-                (at, key_id, name),
-            )
-            return cursor.rowcount
+        return [ApiKeyRecord(*row) for row in rows]
 
     async def close(self) -> None:
         await self._database.close()
@@ -252,7 +284,16 @@ class Store:
             raise StoreError(f"{str(self.path)!r} is missing its snapshot revision")
         return row[0]
 
-    async def _objects(self, sql: str) -> list[dict[str, Any]]:
+    async def _objects(self, model: type[ModelT], sql: str) -> list[ModelT]:
         async with self.connection.execute(sql) as cursor:
             rows = await cursor.fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [self._object(model, row[0]) for row in rows]
+
+    def _object(self, model: type[ModelT], text: str, **columns: Any) -> ModelT:
+        try:
+            return model.model_validate({**json.loads(text), **columns})
+        except (ValueError, ValidationError) as exc:
+            # Only a database edited by hand (or by a newer pdp) gets here.
+            raise StoreError(
+                f"{str(self.path)!r} holds a {model.__name__.lower()} that cannot be read: {exc}"
+            ) from exc

@@ -66,7 +66,7 @@ class Sidecar:
         self.stderr_pump.join(timeout=5)
 
 
-def _start_sidecar(listen: str, state: Path) -> Sidecar:
+def run_pdp_serve(listen: str, state: Path, snapshot: Path = SNAPSHOT) -> Sidecar:
     """Starts ``pdp serve`` and waits for its "listening on" line; fails the
     tests (never skips them) when it does not come."""
     process = subprocess.Popen(
@@ -76,7 +76,7 @@ def _start_sidecar(listen: str, state: Path) -> Sidecar:
             "pdp",
             "serve",
             "--snapshot",
-            str(SNAPSHOT),
+            str(snapshot),
             "--listen",
             listen,
             "--state",
@@ -133,7 +133,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="session")
 def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
     state = tmp_path_factory.mktemp("sidecar") / "state.db"
-    running = _start_sidecar("127.0.0.1:0", state)
+    running = run_pdp_serve("127.0.0.1:0", state)
     yield running
     running.stop()
 
@@ -143,7 +143,7 @@ def unix_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
     # A socket path must stay under ~100 bytes, which a pytest tmp path may not.
     with tempfile.TemporaryDirectory(prefix="pdp-") as directory:
         state = tmp_path_factory.mktemp("unix-sidecar") / "state.db"
-        running = _start_sidecar(f"unix:{directory}/pdp.sock", state)
+        running = run_pdp_serve(f"unix:{directory}/pdp.sock", state)
         yield running
         running.stop()
 

@@ -6,7 +6,10 @@ with ``pytest -m sidecar tests/client``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import pytest
@@ -164,6 +167,83 @@ async def test_malformed_request_names_the_field(connect: Connect, sidecar: Side
         await resolve(client.enforce_policy("a" * 300, "hello"))
     assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.field == "agent_id"
+
+
+async def test_the_field_comes_from_the_error_detail(connect: Connect, sidecar: Sidecar) -> None:
+    # A metadata key holding "]: " fools any reading of the message; the
+    # sidecar's google.rpc.BadRequest detail names the field exactly.
+    key = "env]: prod"
+    client = connect(sidecar.target, timeout=5.0)
+    with pytest.raises(InvalidRequestError) as raised:
+        await resolve(client.enforce_policy("my-chatbot", "hi", metadata={key: "x" * 5000}))
+    assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.field == f"metadata[{key!r}]"
+    assert str(raised.value).startswith(f"metadata[{key!r}]: longer than")
+
+
+if TYPE_CHECKING:
+    _Handler = grpc.GenericRpcHandler[bytes, bytes]
+else:  # not subscriptable at run time
+    _Handler = grpc.GenericRpcHandler
+
+
+class _DetailDroppingProxy(_Handler):
+    """Forwards unary calls to a real sidecar and passes its errors on
+    without their trailing metadata, as a sidecar that sends no error
+    details would answer."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._channel = channel
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        # No serializers: the request and the answer pass through as bytes.
+        forward: Callable[..., bytes] = self._channel.unary_unary(
+            handler_call_details.method, request_serializer=None, response_deserializer=None
+        )
+
+        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            try:
+                return forward(request, timeout=5.0)
+            except grpc.RpcError as exc:
+                failed = cast(grpc.Call, exc)  # a sync call's error is its Call too
+                context.abort(failed.code(), failed.details() or "")
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+
+@pytest.fixture
+def detail_dropping_proxy(sidecar: Sidecar) -> Iterator[str]:
+    """A target whose errors carry the sidecar's message but no detail."""
+    with grpc.insecure_channel(sidecar.target) as channel:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        server.add_generic_rpc_handlers([_DetailDroppingProxy(channel)])
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            server.stop(grace=None)
+
+
+async def test_without_the_detail_the_field_is_read_from_the_message(
+    connect: Connect, detail_dropping_proxy: str
+) -> None:
+    client = connect(detail_dropping_proxy, timeout=5.0)
+    with pytest.raises(InvalidRequestError) as raised:
+        await resolve(client.enforce_policy("a" * 300, "hello"))
+    assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.field == "agent_id"
+    with pytest.raises(InvalidRequestError) as raised:
+        await resolve(client.enforce_policy("my-chatbot", "x" * (1024 * 1024 + 1)))
+    assert raised.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert raised.value.field == "input"
+    # The message alone cannot name this field: the detail really is gone here.
+    key = "env]: prod"
+    with pytest.raises(InvalidRequestError) as raised:
+        await resolve(client.enforce_policy("my-chatbot", "hi", metadata={key: "x" * 5000}))
+    assert raised.value.field != f"metadata[{key!r}]"
 
 
 async def test_granted_action_is_allowed_until_the_grant_expires(

@@ -105,6 +105,8 @@ def test_revoked_key_is_refused_by_a_running_control_plane(tmp_path: Path) -> No
             assert response.json()["error"]["code"] == "api_key_revoked"
         with api(proc) as client:
             assert client.get("/agents").status_code == 200
+            # Keys made and revoked from another process published nothing.
+            assert client.get("/snapshot").headers["ETag"] == '"0"'
     finally:
         proc.stop()
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 
 import httpx
 
+from pdp.control import create_api_key, revoke_api_keys
 from pdp.engine import compile_snapshot, parse_document
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES, make_agent, published
@@ -188,3 +189,29 @@ async def test_restart_in_process_keeps_the_revision_and_the_key(
         assert after.status_code == 304
         assert (await client.patch("/agents/agent-a/pause")).status_code == 200
         assert (await client.get("/snapshot")).headers["ETag"] == '"2"'
+
+
+async def test_api_key_writes_leave_the_revision_and_long_polls_alone(
+    control_plane: ControlPlaneHarness, client: httpx.AsyncClient
+) -> None:
+    assert control_plane.server is not None and control_plane.server.control is not None
+    store = control_plane.server.control.store
+    await make_agent(client, "agent-a")
+    poll = asyncio.create_task(
+        client.get("/snapshot", params={"wait": 1.0}, headers={"If-None-Match": '"1"'})
+    )
+    await asyncio.sleep(0.2)
+
+    key = await create_api_key(store, "ci")
+    assert await revoke_api_keys(store, key_id=key.id) == 1
+    await create_api_key(store, "kept")
+
+    answer = await poll
+    assert answer.status_code == 304  # held for the whole wait: nothing was published
+    assert answer.headers["ETag"] == '"1"'
+    assert await store.revision() == 1
+    assert (await client.get("/snapshot")).headers["ETag"] == '"1"'
+    # The next published write still takes the next revision.
+    await make_agent(client, "agent-b")
+    assert await store.revision() == 2
+    assert (await published(client))[0]["revision"] == 2

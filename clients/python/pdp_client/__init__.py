@@ -19,6 +19,7 @@ from ._aio import AsyncClient
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
+    DeadlineExceededError,
     InvalidRequestError,
     PdpError,
     PolicyBlockedError,
@@ -46,6 +47,7 @@ __all__ = [
     "Budget",
     "Client",
     "ContextItem",
+    "DeadlineExceededError",
     "Decision",
     "EnforceResult",
     "InvalidRequestError",

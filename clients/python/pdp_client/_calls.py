@@ -13,7 +13,12 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from . import _convert
-from ._errors import SidecarUnavailableError, error_for_status
+from ._errors import (
+    InvalidRequestError,
+    SidecarUnavailableError,
+    error_for_status,
+    trailing_metadata,
+)
 from ._types import (
     CONTEXT_KINDS,
     AgentStatusResult,
@@ -102,7 +107,11 @@ class Call(Generic[ResultT]):
         fail-open result. Call it from the ``except`` block that caught
         ``error``."""
         raised = error_for_status(
-            error.code(), error.details(), target=settings.target, timeout=timeout
+            error.code(),
+            error.details(),
+            target=settings.target,
+            timeout=timeout,
+            metadata=trailing_metadata(error),
         )
         if (
             settings.fail_open
@@ -115,22 +124,28 @@ class Call(Generic[ResultT]):
 
 def _text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        raise InvalidRequestError(f"{name} must be a non-empty string, got {value!r}", field=name)
     return value
 
 
 def _optional_text(value: object, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string or None, got {type(value).__name__}")
+        raise InvalidRequestError(
+            f"{name} must be a string or None, got {type(value).__name__}", field=name
+        )
     return value
 
 
 def _amount(value: object, name: str) -> float:
     """A USD amount: a finite int or float, not negative."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number of US dollars, got {value!r}")
+        raise InvalidRequestError(
+            f"{name} must be a number of US dollars, got {value!r}", field=name
+        )
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and not negative, got {value!r}")
+        raise InvalidRequestError(
+            f"{name} must be finite and not negative, got {value!r}", field=name
+        )
     return float(value)
 
 
@@ -140,7 +155,9 @@ def _metadata(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ValueError("metadata must be a mapping of strings to strings")
+        raise InvalidRequestError(
+            "metadata must be a mapping of strings to strings", field="metadata"
+        )
     return dict(value)
 
 
@@ -148,16 +165,24 @@ def _context(value: object) -> list[pb.ContextItem]:
     if value is None:
         return []
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ValueError("context must be a list of ContextItem")
+        raise InvalidRequestError("context must be a list of ContextItem", field="context")
     items: list[pb.ContextItem] = []
     for index, item in enumerate(value):
         if not isinstance(item, ContextItem):
-            raise ValueError(f"context[{index}] must be a ContextItem, got {type(item).__name__}")
+            raise InvalidRequestError(
+                f"context[{index}] must be a ContextItem, got {type(item).__name__}",
+                field="context",
+            )
         if not isinstance(item.content, str) or not isinstance(item.source, str):
-            raise ValueError(f"context[{index}]: content and source must be strings")
+            raise InvalidRequestError(
+                f"context[{index}]: content and source must be strings", field="context"
+            )
         if item.kind and item.kind not in CONTEXT_KINDS:
             kinds = ", ".join(CONTEXT_KINDS)
-            raise ValueError(f"context[{index}].kind must be one of {kinds}, got {item.kind!r}")
+            raise InvalidRequestError(
+                f"context[{index}].kind must be one of {kinds}, got {item.kind!r}",
+                field="context",
+            )
         kind = f"CONTEXT_KIND_{item.kind.upper()}" if item.kind else "CONTEXT_KIND_UNSPECIFIED"
         items.append(pb.ContextItem(kind=kind, source=item.source, content=item.content))
     return items
@@ -210,7 +235,7 @@ def authorize(source_agent_id: str, target_agent_id: str, action: str) -> Call[A
     action_name = _convert.ACTIONS.get(action.lower()) if isinstance(action, str) else None
     if action_name is None:
         known = ", ".join(sorted(_convert.ACTIONS))
-        raise ValueError(f"action must be one of {known}, got {action!r}")
+        raise InvalidRequestError(f"action must be one of {known}, got {action!r}", field="action")
     request = pb.AuthorizeRequest(
         source_agent_id=source_agent_id, target_agent_id=target_agent_id, action=action_name
     )

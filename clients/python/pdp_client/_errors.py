@@ -5,34 +5,43 @@ Exception tree::
     PdpError                    base; ``.code`` is the gRPC status code, if any
     ├── PolicyBlockedError      a block-mode policy fired (``.violations``)
     ├── AgentPausedError        the agent is paused by the kill switch
-    ├── SidecarUnavailableError the sidecar could not be reached, had no
-    │                           snapshot yet, or missed the deadline
-    └── InvalidRequestError     the sidecar refused the request: malformed
-                                (INVALID_ARGUMENT), oversized
+    ├── SidecarUnavailableError the sidecar could not be reached or had no
+    │   │                       snapshot yet (UNAVAILABLE)
+    │   └── DeadlineExceededError  it did not answer within the deadline
+    └── InvalidRequestError     the request was refused: by the client before
+                                sending (``.code`` None), or by the sidecar:
+                                malformed (INVALID_ARGUMENT), oversized
                                 (RESOURCE_EXHAUSTED), or a usage report that
                                 reuses a request id for other usage
-                                (ALREADY_EXISTS); ``.field`` names the field
+                                (ALREADY_EXISTS); ``.field`` names the field,
+                                as the sidecar's google.rpc.BadRequest
+                                error detail gives it
 
-Arguments the client can check itself (an empty agent id, a negative cost, an
-unknown action) raise ``ValueError`` before anything is sent.
+Arguments the client can check itself (an empty agent id, a negative or
+non-finite cost, an unknown action) raise ``InvalidRequestError`` before
+anything is sent. It is also a ``ValueError``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ._types import Violation
+from ._v1 import rpc_status_pb2
 
 __all__ = [
     "AgentPausedError",
+    "DeadlineExceededError",
     "InvalidRequestError",
     "PdpError",
     "PolicyBlockedError",
     "SidecarUnavailableError",
     "error_for_status",
+    "trailing_metadata",
 ]
 
 
@@ -88,16 +97,42 @@ class SidecarUnavailableError(PdpError):
         self.target = target
 
 
-class InvalidRequestError(PdpError):
-    """The sidecar refused the request (malformed, oversized, or a request id
-    reused for other usage). ``field`` is the request field its message names,
-    when it names one; retrying the same request cannot succeed."""
+class DeadlineExceededError(SidecarUnavailableError):
+    """The sidecar did not answer within the call's deadline (``timeout``
+    seconds). A kind of ``SidecarUnavailableError``: it fails closed, or open,
+    the same way."""
 
-    def __init__(self, message: str, *, code: grpc.StatusCode, field: str | None) -> None:
+    def __init__(self, *, target: str, timeout: float) -> None:
+        super().__init__(
+            f"sidecar at {target} did not answer within {timeout:g} s",
+            code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            target=target,
+        )
+        self.timeout = timeout
+
+
+class InvalidRequestError(PdpError, ValueError):
+    """The request was refused: by the client before sending (``code`` is
+    None: an empty agent id, a negative cost...), or by the sidecar
+    (malformed, oversized, or a request id reused for other usage). ``field``
+    is the request field at fault (such as ``agent_id`` or
+    ``metadata['env']``), None when the error is about no one field; retrying
+    the same request cannot succeed."""
+
+    def __init__(
+        self, message: str, *, code: grpc.StatusCode | None = None, field: str | None
+    ) -> None:
         super().__init__(message, code=code)
         self.field = field
 
 
+Metadata = Iterable[tuple[str, str | bytes]]
+
+# gRPC's rich error model: a google.rpc.Status in this trailer, whose details
+# hold a google.rpc.BadRequest naming the field.
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_BAD_REQUEST_TYPE = "google.rpc.BadRequest"
+# Only when a sidecar sends no such detail is the field read from the message:
 # "agent_id: required", "metadata['env']: too long": a field path, then ": ".
 _FIELD_PREFIX = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]]*\])*)\s*:\s")
 
@@ -111,20 +146,56 @@ _INVALID = frozenset(
 )
 
 
+def trailing_metadata(error: grpc.RpcError) -> Metadata:
+    """The trailing metadata of a failed call (sync or asyncio), if any."""
+    read = getattr(error, "trailing_metadata", None)
+    metadata = read() if callable(read) else None
+    return () if metadata is None else metadata
+
+
+def _bad_request(metadata: Metadata) -> rpc_status_pb2.BadRequest | None:
+    """The google.rpc.BadRequest in the status details trailer; None when
+    there is none or it cannot be decoded."""
+    for key, value in metadata:
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = rpc_status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.type_url.rpartition("/")[2] == _BAD_REQUEST_TYPE:
+                    return rpc_status_pb2.BadRequest.FromString(detail.value)
+        except DecodeError:
+            return None
+    return None
+
+
+def _field(details: str, metadata: Metadata) -> str | None:
+    bad_request = _bad_request(metadata)
+    if bad_request is not None:
+        violations = bad_request.field_violations
+        return (violations[0].field or None) if violations else None
+    match = _FIELD_PREFIX.match(details)
+    return match.group(1) if match else None
+
+
 def error_for_status(
-    code: grpc.StatusCode, details: str | None, *, target: str, timeout: float
+    code: grpc.StatusCode,
+    details: str | None,
+    *,
+    target: str,
+    timeout: float,
+    metadata: Metadata = (),
 ) -> PdpError:
-    """The error to raise for a call that ended with a non-OK gRPC status."""
+    """The error to raise for a call that ended with a non-OK gRPC status;
+    ``metadata`` is the call's trailing metadata."""
     details = details or ""
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        message = f"sidecar at {target} did not answer within {timeout:g} s"
-        return SidecarUnavailableError(message, code=code, target=target)
+        return DeadlineExceededError(target=target, timeout=timeout)
     if code in _UNAVAILABLE:
         message = f"sidecar at {target} is unavailable: {details or code.name}"
         return SidecarUnavailableError(message, code=code, target=target)
     if code in _INVALID:
-        match = _FIELD_PREFIX.match(details)
-        field = match.group(1) if match else None
+        field = _field(details, metadata)
         return InvalidRequestError(details or code.name, code=code, field=field)
     return PdpError(
         f"sidecar answered {code.name}" + (f": {details}" if details else ""), code=code

@@ -97,10 +97,10 @@ class Client:
         Raises ``PolicyBlockedError`` when a block-mode policy fired,
         ``AgentPausedError`` when the agent is paused,
         ``SidecarUnavailableError`` when no decision could be had (unless
-        the client fails open), ``InvalidRequestError`` when the sidecar
-        refused the request, and ``ValueError`` for arguments that are wrong
-        before anything is sent (an empty ``agent_id``, a negative or
-        non-finite ``estimated_cost_usd``).
+        the client fails open), and ``InvalidRequestError`` (``.field``
+        names the argument) when the sidecar refused the request or, before
+        anything is sent (``.code`` None), for an empty ``agent_id`` or a
+        negative or non-finite ``estimated_cost_usd``.
         """
         call = _calls.enforce(
             agent_id,
@@ -126,7 +126,8 @@ class Client:
         """Asks whether one agent may perform ``action`` on another now.
 
         ``action`` is one of execute, read, write, delete, invoke, query,
-        subscribe, delegate (any case); another value raises ``ValueError``.
+        subscribe, delegate (any case); another value raises
+        ``InvalidRequestError``.
         A denial is a result (``allowed`` False, ``denial`` says why), not an
         error. Always fails closed.
         """
