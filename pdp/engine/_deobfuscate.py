@@ -101,11 +101,6 @@ _ROT13 = str.maketrans(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
 )
-# Rotated trigger words (on normalised text), and the name of the cipher.
-_ROT13_TRIGGER = re2.compile(
-    r"(?:^| )(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz|cebzcg"
-    r"|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?: |$)|rot ?13"
-)
 
 
 # Cheap triggers, all searched in one RE2 pass over the raw text: a reading
@@ -126,6 +121,9 @@ _TRIGGERS = (
     r"%[0-9A-Fa-f]{2}",
     "mixed scripts",
     r"[a-zA-Z][^\x00-\x7f]|[^\x00-\x7f][a-zA-Z]",
+    "rot13",
+    r"(?i)(?:^|[^a-z])(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz"
+    r"|cebzcg|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?:[^a-z]|$)|(?i)rot.?13",
 )
 
 
@@ -297,6 +295,6 @@ class ScanText:
                 decoded.setdefault(name, []).append(span)
             for name, spans in decoded.items():
                 add(name, "\n".join(spans))
-        if _ROT13_TRIGGER.search(plain) is not None:
+        if "rot13" in triggered:
             add("rot13", text.translate(_ROT13))
         return out
