@@ -13,9 +13,10 @@ CyberSecEval, BIPIA, Tensor Trust, the agent-governance-toolkit corpus,
 Alpaca/AlpacaEval) are not read at all, and the PIGuard evaluation files in
 ``../shared/data/injection`` are removed from the training data by text.
 
-Model: logistic regression over counts of word 1-3 grams (and character
-bigrams of unspaced scripts) in windows of normalised text, the exact
-features and windows that ``pdp.engine._injection_model`` sums at run time;
+Model: logistic regression over the presence of word 1-3 grams (and
+character bigrams of unspaced scripts) in windows of normalised text, the
+exact features and windows that ``pdp.engine._injection_model`` sums at run
+time;
 the strongest ``--features`` weights are kept. Thresholds per sensitivity:
 ``high`` lets ~2% of each kind of benign calibration text through, ``medium``
 0.5%, ``low`` none.
@@ -24,7 +25,6 @@ the strongest ``--features`` weights are kept. Thresholds per sensitivity:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -41,13 +41,19 @@ from sklearn.metrics import roc_auc_score
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pdp.engine._injection_model import InjectionModel, model_keys  # noqa: E402
+from pdp.engine._injection_model import (  # noqa: E402
+    InjectionModel,
+    model_keys,
+    window_keys,
+    windows,
+)
 from pdp.engine._mentions import mask_mentions  # noqa: E402
 from pdp.engine._normalize import normalize  # noqa: E402
 from train.injection_data import Example, load_all  # noqa: E402
 
 OUT = REPO / "pdp" / "engine" / "data" / "injection_model.json"
-STRIDE = int(os.environ.get("PDP_MODEL_STRIDE", "256"))
+WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "512"))
+OVERLAP = 64
 MIN_DOCS = 3
 PERCENTILES = {"high": 98.0, "medium": 99.5, "low": 100.0}
 
@@ -74,24 +80,22 @@ def vocabulary(examples: list[Example], max_df: float) -> list[str]:
     return sorted(key for key, n in docs.items() if MIN_DOCS <= n <= most)
 
 
-def windows(automaton: ahocorasick.Automaton, text: str) -> list[Counter[int]]:
-    """Feature counts per window (0, 1 or 2: present in one or both of its
-    blocks), as ``InjectionModel.score`` sums them."""
+def text_windows(automaton: ahocorasick.Automaton, text: str) -> list[set[int]]:
+    """The feature indices present in each window, as ``InjectionModel.score``
+    windows the text (the automaton's values here are the indices)."""
     padded = f" {normalize(text)} "
-    blocks: list[Counter[int]] = [Counter() for _ in range(len(padded) // STRIDE + 1)]
-    for end, index in automaton.iter(padded):
-        blocks[end // STRIDE][index] = 1  # presence per block, as at run time
-    if len(blocks) == 1:
-        return blocks
-    return [a + b for a, b in itertools.pairwise(blocks)]
+    return [
+        window_keys(automaton, padded, start, end)
+        for start, end in windows(len(padded), WINDOW, OVERLAP)
+    ]
 
 
-def matrix(rows: list[Counter[int]], width: int) -> csr_matrix:
+def matrix(rows: list[set[int]], width: int) -> csr_matrix:
     data, indices, indptr = [], [], [0]
     for row in rows:
-        for index, count in row.items():
+        for index in row:
             indices.append(index)
-            data.append(float(count))
+            data.append(1.0)
         indptr.append(len(indices))
     return csr_matrix((data, indices, indptr), shape=(len(rows), width))
 
@@ -103,10 +107,10 @@ def fit(
     for index, key in enumerate(keys):
         automaton.add_word(key, index)
     automaton.make_automaton()
-    rows: list[Counter[int]] = []
+    rows: list[set[int]] = []
     labels: list[int] = []
     for example in examples:
-        for window in windows(automaton, example.text):
+        for window in text_windows(automaton, example.text):
             rows.append(window)
             labels.append(int(example.injection))
     x = matrix(rows, len(keys))
@@ -134,8 +138,8 @@ def document(
         for i in order
         if abs(weights[i]) >= (min_word_weight if keys[i].count(" ") == 2 else min_weight)
     )
-    return {"version": 1, "stride": STRIDE, "bias": round(bias, 4), "thresholds": {},
-            "features": features}  # fmt: skip
+    return {"version": 2, "window": WINDOW, "overlap": OVERLAP, "bias": round(bias, 4),
+            "thresholds": {}, "features": features}  # fmt: skip
 
 
 def scan_score(model: InjectionModel, text: str, masked: bool) -> float:
@@ -171,7 +175,7 @@ def matches_per_kb(model: InjectionModel, examples: list[Example]) -> float:
         if not example.injection:
             text = f" {normalize(example.text)} "
             size += len(text)
-            matches += sum(1 for _ in model.automaton.iter(text))  # before de-duplication
+            matches += sum(1 for _ in model.automaton.iter(text))
     return matches / (size / 1024)
 
 

@@ -14,9 +14,11 @@ cheap trigger says the transformation can change something:
     Digits and symbols inside words read as letters (``1gn0r3``, ``pr3v!ous``,
     ``@ll``). Only words with at least two letters and one such character.
 ``joined split words``
-    Separators inside words removed (``i.g.n.o.r.e``, ``ign-ore``,
-    ``in_struc_tions``) and runs of single letters written apart joined
-    (``i g n o r e``; a double space still separates words).
+    Separators inside words removed (``i.g.n.o.r.e``, ``ig-no-re``,
+    ``in_struc*tions``; one hyphen or dot, as in ``well-known``, does not
+    trigger it, though literal patterns ignore it anyway) and runs of single
+    letters written apart joined (``i g n o r e``; a double space still
+    separates words). ASCII letters only.
 ``base64``, ``hex``, ``url-encoding``
     Embedded encoded spans decoded, when what they decode to is readable text.
 ``rot13``
@@ -65,12 +67,9 @@ _DIACRITICS = re.compile("[\u0300-\u036f]+")
 # Leetspeak: characters that stand for letters inside a word.
 _LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t", "8": "b", "€": "e"})  # fmt: skip
-# A word of letters, digits and leet symbols with at least two letters and
-# one leet character between or before letters.
-_LEET_WORD = re.compile(
-    r"(?<![\w@$|!+€])(?=(?:[\w@$|!+€]*[a-zA-Z]){2})(?=[\w@$|!+€]*(?:[0134579@$|+€8]|![a-zA-Z]))"
-    r"[\w@$|!+€]*[a-zA-Z][\w@$|!+€]*"
-)
+# A word of letters, digits and leet symbols holding a leet character before
+# or between letters ("pr3v!ous", "1gn0re", "@ll"; not "hello!").
+_LEET_CANDIDATE = re2.compile(r"[\w@$|!+€]*(?:[0134579@$|+€8]|![a-zA-Z])[\w@$|!+€]*")
 # "1" reads "l" in these words and "i" elsewhere ("1gn0re", "ru1es").
 # fmt: off
 _L_WORDS = frozenset((
@@ -85,10 +84,16 @@ _L_WORDS = frozenset((
 # fmt: on
 
 # Separators inside a word: "i.g.n.o.r.e", "ign-ore", "in_struc_tions".
-_IN_WORD_SEPARATOR = re.compile(r"(?<=[^\W\d_])[-._*·•~+|/\\:^=]+(?=[^\W\d_])")
-# Runs of three or more single letters, each followed by one space or tab.
-_SPACED_LETTERS = re.compile(r"(?<![^\W_])(?:[^\W\d_][ \t]){2,}[^\W\d_](?![^\W_])")
-_ONE_SPACE = re.compile(r"[ \t]")
+# Words split by separators ("i.g.n.o.r.e", "ign-ore", "in_struc*tions"), and
+# runs of three or more single letters written apart ("i g n o r e"). Found
+# with RE2 (linear, fast); the separators or spaces inside are deleted.
+_SEPARATORS = "-._*·•~|\\^"
+_SPLIT_WORD = re2.compile(rf"[a-zA-Z]+(?:[{re.escape(_SEPARATORS)}]+[a-zA-Z]+)+")
+_SPACED_LETTERS = re2.compile(
+    r"(?:^|[^a-zA-Z0-9])((?:[a-zA-Z][ \t]){2,}[a-zA-Z])(?:[^a-zA-Z0-9]|$)"
+)
+_DELETE_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+_DELETE_SPACES = str.maketrans("", "", " \t")
 
 _BASE64 = re2.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
 _HEX = re2.compile(
@@ -107,12 +112,12 @@ _ROT13 = str.maketrans(
 # is computed only when its trigger matches. Index order = _TRIGGERS order.
 _TRIGGERS = (
     "leetspeak",
-    r"[a-zA-Z][0134579@$|!+€][a-zA-Z]|(?:^|[\s\pP])[01345@$|!][a-zA-Z][a-zA-Z]"
-    r"|[a-zA-Z][a-zA-Z][013457][\s\pP]",
+    r"[a-zA-Z][0134579@$|!+€][a-zA-Z]|(?:^|[\s,.;:(\"'])[01345@$|!][a-zA-Z][a-zA-Z]"
+    r"|[a-zA-Z][a-zA-Z][013457][\s,.;:)\"'!?]",
     "separators",
-    r"\pL[-._*·•~+|/\\:^=]\pL+[-._*·•~+|/\\:^=]\pL|\pL[_*·•~+|\\^=]\pL",
+    r"[a-zA-Z][-.][a-zA-Z]+[-.][a-zA-Z]|[a-zA-Z][_*·•~|\\^][a-zA-Z]",
     "spaced letters",
-    r"(?:^|[^\pL\pN])\pL[ \t]\pL[ \t]\pL(?:[^\pL\pN]|$)",
+    r"(?:^|[^a-zA-Z0-9])[a-zA-Z][ \t][a-zA-Z][ \t][a-zA-Z](?:[^a-zA-Z0-9]|$)",
     "base64",
     r"[A-Za-z0-9+/_-]{16}",
     "hex",
@@ -120,7 +125,8 @@ _TRIGGERS = (
     "url",
     r"%[0-9A-Fa-f]{2}",
     "mixed scripts",
-    r"[a-zA-Z][^\x00-\x7f]|[^\x00-\x7f][a-zA-Z]",
+    r"[a-zA-Z][\x{00C0}-\x{02AF}\x{0300}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}]"
+    r"|[\x{00C0}-\x{02AF}\x{0370}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}][a-zA-Z]",
     "rot13",
     r"(?i)(?:^|[^a-z])(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz"
     r"|cebzcg|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?:[^a-z]|$)|(?i)rot.?13",
@@ -161,16 +167,43 @@ def _readable(data: bytes) -> str | None:
     return text
 
 
-def _leet_word(match: re.Match[str]) -> str:
-    word = match.group().lower()
+def _leet_word(word: str) -> str:
+    word = word.lower()
     if "1" in word:
         as_l = word.replace("1", "l").translate(_LEET)
         return as_l if as_l in _L_WORDS else word.replace("1", "i").translate(_LEET)
     return word.translate(_LEET)
 
 
-def _join_spaced(match: re.Match[str]) -> str:
-    return _ONE_SPACE.sub("", match.group())
+def _leet(text: str) -> str:
+    """``text`` with its leetspeak words read as letters. RE2 finds the
+    words with a leet character (linear, fast); Python keeps those with two
+    letters or more."""
+    parts: list[str] = []
+    last = 0
+    for match in _LEET_CANDIDATE.finditer(text):
+        word = match.group()
+        if sum(char.isascii() and char.isalpha() for char in word) < 2:
+            continue
+        start, end = match.span()
+        parts.append(text[last:start])
+        parts.append(_leet_word(word))
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _join(text: str, pattern: Any, group: int, delete: dict[int, None]) -> str:
+    """``text`` with ``delete`` characters removed inside each match."""
+    parts: list[str] = []
+    last = 0
+    for match in pattern.finditer(text):
+        start, end = match.span(group)
+        parts.append(text[last:start])
+        parts.append(text[start:end].translate(delete))
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 class _Budget:
@@ -215,9 +248,9 @@ def _decoded_spans(text: str, triggered: frozenset[str], budget: _Budget) -> lis
             continue
         for match in pattern.finditer(text):
             span = match.group()
-            # Plain words and identifiers match the alphabets too; a span
-            # with no digit or case change is rarely an encoding.
-            if name == "base64" and (span.isalpha() and (span.islower() or span.isupper())):
+            # Plain words, slugs and rules ("-----") match the alphabet too;
+            # base64 of text has both cases.
+            if name == "base64" and (span.islower() or span.isupper() or not span.isascii()):
                 continue
             if not budget.take(int(len(span) * ratio) + 1):
                 return found
@@ -271,23 +304,29 @@ class ScanText:
         seen = {plain}
         out: list[tuple[str, str]] = []
 
-        def add(name: str, candidate: str) -> None:
-            normalized = normalize(candidate)
+        def add(name: str, candidate: str, normalized: str | None = None) -> None:
+            if normalized is None:
+                normalized = normalize(candidate)
             if normalized and normalized not in seen:
                 seen.add(normalized)
                 out.append((name, normalized))
 
         triggered = _triggered(text)
         if "mixed scripts" in triggered:
-            folded = unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
-            folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", folded))
-            add("confusable characters", unicodedata.normalize("NFC", folded))
+            # The plain form is NFKC and case-folded already: folding look-alikes
+            # and dropping accents changes letters, never word separation.
+            folded = _DIACRITICS.sub(
+                "", unicodedata.normalize("NFD", plain.translate(_CONFUSABLES))
+            )
+            add("confusable characters", "", unicodedata.normalize("NFC", folded))
         if "leetspeak" in triggered:
-            add("leetspeak", _LEET_WORD.sub(_leet_word, text))
+            add("leetspeak", _leet(text))
         if "separators" in triggered or "spaced letters" in triggered:
-            joined = _IN_WORD_SEPARATOR.sub("", text) if "separators" in triggered else text
+            joined = text
+            if "separators" in triggered:
+                joined = _join(joined, _SPLIT_WORD, 0, _DELETE_SEPARATORS)
             if "spaced letters" in triggered:
-                joined = _SPACED_LETTERS.sub(_join_spaced, joined)
+                joined = _join(joined, _SPACED_LETTERS, 1, _DELETE_SPACES)
             add("joined split words", joined)
         if triggered & {"base64", "hex", "url"}:
             decoded: dict[str, list[str]] = {}

@@ -3,31 +3,32 @@ word n-grams (and character bigrams of scripts written without spaces) of
 normalised text, trained offline by ``train/train_injection_model.py`` and
 loaded from ``data/injection_model.json``.
 
-Scoring is one pass of an Aho-Corasick automaton over the text. Every key of
-the vocabulary is stored with its weight; a word n-gram is stored padded with
-spaces (``" ignore previous "``), so it matches whole words only, and the text
-is padded the same way. The score of a window of text is the model's bias
-plus the weights of the keys that end in it, each key once per block of
-``stride`` characters (the model was trained on the same sums). Long texts are cut into windows of
-``window`` characters that start every ``stride`` characters, and the text
-scores as its best window, so a long benign document does not add up to an
-attack and an injection hidden in one paragraph of it still stands out.
+Scoring is an Aho-Corasick automaton pass over the text. Every key of the
+vocabulary is stored with its weight; a word n-gram is stored padded with
+spaces (``" ignore previous "``), so it matches whole words only, and the
+text is padded the same way. The score of a window of text is the model's
+bias plus the weights of the distinct keys wholly inside it (the model was
+trained on the same sums). Long texts are cut into windows of ``window``
+characters, each reaching ``overlap`` characters back into the one before,
+and the text scores as its best window, so a long benign document does not
+add up to an attack and an injection hidden in one paragraph of it still
+stands out.
 
 The file also holds the calibrated thresholds of the three sensitivities.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
 
-__all__ = ["InjectionModel", "load_model", "model_keys", "window_sums"]
+__all__ = ["InjectionModel", "load_model", "model_keys", "window_keys", "windows"]
 
 _MODEL_FILE = "data/injection_model.json"
 
@@ -66,21 +67,22 @@ def model_keys(normalized_text: str, max_n: int = 3) -> Iterable[str]:
                     yield pair
 
 
-def window_sums(automaton: Any, padded_text: str, stride: int) -> list[float]:
-    """Per block of ``stride`` characters, the sum of the weights of the keys
-    that end in it, each key counted once per block (so repeating a word
-    does not add up). Automaton values are ``(key index, weight)``."""
-    blocks = [0.0] * (len(padded_text) // stride + 1)
-    block = -1
-    seen: set[int] = set()
-    for end, (index, weight) in automaton.iter(padded_text):
-        if end // stride != block:
-            block = end // stride
-            seen = set()
-        if index not in seen:
-            seen.add(index)
-            blocks[block] += weight
-    return blocks
+def windows(length: int, size: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of the windows of a padded text of ``length``: chunks of
+    ``size`` characters, each reaching ``overlap`` characters back into the
+    one before, so an n-gram across a chunk edge is still whole in one."""
+    for end in range(size, length + size, size):
+        yield max(0, end - size - overlap), min(end, length)
+
+
+def window_keys(automaton: Any, padded_text: str, start: int, end: int) -> set[Any]:
+    """The distinct automaton values of the keys wholly inside the window:
+    a key counts once however often it occurs (repeating a word does not
+    add up). All in C: no Python code runs per match."""
+    return set(map(_VALUE, automaton.iter(padded_text, start, end)))
+
+
+_VALUE = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,8 @@ class InjectionModel:
 
     automaton: Any
     bias: float
-    stride: int
+    window: int
+    overlap: int
     thresholds: Mapping[str, float]
     size: int
 
@@ -103,17 +106,23 @@ class InjectionModel:
         automaton.make_automaton()
         thresholds = {str(k): float(v) for k, v in document["thresholds"].items()}
         return cls(
-            automaton, float(document["bias"]), int(document["stride"]), thresholds, len(features)
+            automaton,
+            float(document["bias"]),
+            int(document["window"]),
+            int(document["overlap"]),
+            thresholds,
+            len(features),
         )
 
     def score(self, normalized_text: str) -> float:
-        """The best score of any window (two consecutive blocks) of the text."""
-        if not normalized_text:
-            return self.bias
-        blocks = window_sums(self.automaton, f" {normalized_text} ", self.stride)
-        if len(blocks) == 1:
-            return self.bias + blocks[0]
-        return self.bias + max(a + b for a, b in itertools.pairwise(blocks))
+        """The best score of any window of the text."""
+        padded = f" {normalized_text} "
+        automaton = self.automaton
+        best = max(
+            sum(map(_VALUE, window_keys(automaton, padded, start, end)))
+            for start, end in windows(len(padded), self.window, self.overlap)
+        )
+        return self.bias + best
 
 
 _MODEL: InjectionModel | None = None

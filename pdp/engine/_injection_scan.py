@@ -6,8 +6,10 @@ attack from an attack.
 Order: the plain (normalised) text, then each reading of ``ScanText.variants``
 (confusable characters, leetspeak, joined split words, decoded base64 / hex /
 URL-encoding, rot13). On each, the literal patterns, the regexes and the
-built-in rules are tried first, then the learned tier. The first match wins
-and is reported with the transformation that revealed it.
+built-in rules are tried first, then the learned tier (on the plain text and
+on decoded readings; a respelt reading differs in a few words, which the
+rules are for). The first match wins and is reported with the transformation
+that revealed it.
 
 Sensitivity moves the learned tier's threshold (calibrated at training time,
 see ``_injection_model``) and decides whether quotations count:
@@ -36,6 +38,10 @@ __all__ = ["SENSITIVITIES", "Finding", "InjectionScanner"]
 
 SENSITIVITIES = ("low", "medium", "high")
 _SPACING = "joined split words"
+# Readings the learned tier scores too: a decoded payload is new text, while
+# a respelt one differs from the plain text in a few words, which the
+# patterns and rules (cheap) are there for.
+_DECODED = frozenset({"base64", "hex", "url-encoding", "rot13"})
 CLASSIFIER_LABEL = "builtin:classifier"
 
 
@@ -80,21 +86,21 @@ class InjectionScanner:
         return self._scan(masked, in_context)
 
     def _scan(self, text: ScanText, in_context: bool) -> Finding | None:
-        found = self._find(text.plain, in_context)
+        found = self._find(text.plain, in_context, True)
         if found is not None:
             return found
         for transformation, form in text.variants():
-            found = self._find(form, in_context)
+            found = self._find(form, in_context, transformation in _DECODED)
             if found is not None:
                 return Finding(found.label, transformation)
         return None
 
-    def _find(self, normalized_text: str, in_context: bool) -> Finding | None:
+    def _find(self, normalized_text: str, in_context: bool, use_model: bool) -> Finding | None:
         detail = self._matcher.find_detail(normalized_text, in_context)
         if detail is not None:
             label, respaced = detail
             return Finding(label, _SPACING if respaced else None)
         model = self._model
-        if model is not None and model.score(normalized_text) >= self._threshold:
+        if use_model and model is not None and model.score(normalized_text) >= self._threshold:
             return Finding(CLASSIFIER_LABEL)
         return None

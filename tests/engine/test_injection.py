@@ -333,3 +333,13 @@ def test_the_example_policies_block_none_of_the_benign_not_inject_prompts() -> N
     if not (directory / "PIGuard-NotInject_one.json").is_file():
         pytest.skip(f"evaluation data not found in {directory}")
     assert bench.blocked_by_examples(bench.load_not_inject(directory)) == []
+
+
+def test_the_whole_builtin_scan_flags_at_most_one_percent_of_not_inject() -> None:
+    bench = _load_bench()
+    directory = bench.data_dir()
+    if not (directory / "PIGuard-NotInject_one.json").is_file():
+        pytest.skip(f"evaluation data not found in {directory}")
+    prompts = bench.load_not_inject(directory)
+    flagged = bench.scan_flagged(bench.builtin_scanner(), prompts)
+    assert len(flagged) <= len(prompts) // 100, flagged

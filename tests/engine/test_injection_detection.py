@@ -105,9 +105,9 @@ def test_high_sensitivity_counts_quotations_too() -> None:
 # ------------------------------------------------------------ learned tier
 
 
-def _model(features: dict[str, float], bias: float, stride: int = 64) -> InjectionModel:
+def _model(features: dict[str, float], bias: float, window: int = 128) -> InjectionModel:
     thresholds = {"low": 2.5, "medium": 1.5, "high": 0.5}
-    document = {"bias": bias, "stride": stride, "thresholds": thresholds,
+    document = {"bias": bias, "window": window, "overlap": 16, "thresholds": thresholds,
                 "features": sorted(features.items())}  # fmt: skip
     return InjectionModel.from_document(document)
 
@@ -118,11 +118,13 @@ def test_scores_sum_the_weights_of_whole_words_in_a_window() -> None:
     assert model.score("alphabet") == -1.0  # whole words only
     assert model.score("alpha beta gamma") == 2.0
     assert model.score("请忽略它") == 0.0  # unspaced scripts: character bigrams anywhere
-    # Repeating a word does not add up: each key counts once per block, and a
-    # window is two blocks.
-    assert model.score(" ".join(["alpha"] * 50)) == model.score(" ".join(["alpha"] * 500)) == 1.0
+    # Repeating a word does not add up: a key counts once per window.
+    assert model.score(" ".join(["alpha"] * 50)) == model.score(" ".join(["alpha"] * 500)) == 0.0
     # Far apart, the two keys are in different windows.
     assert model.score("alpha " + "x " * 200 + "beta gamma") == 1.0
+    # Across the edge of two windows, an n-gram is still whole in one.
+    for offset in range(100, 140):
+        assert model.score("x" * offset + " beta gamma") == 1.0
 
 
 def test_sensitivity_moves_the_threshold() -> None:
