@@ -41,6 +41,7 @@ import binascii
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
@@ -62,6 +63,15 @@ def _confusables() -> dict[int, str]:
 
 
 _CONFUSABLES = _confusables()
+# str.translate with a dict looks every character up (slow on long text);
+# a class of just the look-alikes finds the few there are.
+_CONFUSABLE = re2.compile("[" + "".join(f"\\x{{{c:x}}}" for c in sorted(_CONFUSABLES)) + "]+")
+
+
+def _fold_confusables(text: str) -> str:
+    return _join(text, _CONFUSABLE, 0, _CONFUSABLES)
+
+
 _DIACRITICS = re.compile("[\u0300-\u036f]+")
 
 # Leetspeak: characters that stand for letters inside a word.
@@ -193,14 +203,14 @@ def _leet(text: str) -> str:
     return "".join(parts)
 
 
-def _join(text: str, pattern: Any, group: int, delete: dict[int, None]) -> str:
-    """``text`` with ``delete`` characters removed inside each match."""
+def _join(text: str, pattern: Any, group: int, table: Mapping[int, Any]) -> str:
+    """``text`` with each match (of ``group``) translated by ``table``."""
     parts: list[str] = []
     last = 0
     for match in pattern.finditer(text):
         start, end = match.span(group)
         parts.append(text[last:start])
-        parts.append(text[start:end].translate(delete))
+        parts.append(text[start:end].translate(table))
         last = end
     parts.append(text[last:])
     return "".join(parts)
@@ -315,9 +325,7 @@ class ScanText:
         if "mixed scripts" in triggered:
             # The plain form is NFKC and case-folded already: folding look-alikes
             # and dropping accents changes letters, never word separation.
-            folded = _DIACRITICS.sub(
-                "", unicodedata.normalize("NFD", plain.translate(_CONFUSABLES))
-            )
+            folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", _fold_confusables(plain)))
             add("confusable characters", "", unicodedata.normalize("NFC", folded))
         if "leetspeak" in triggered:
             add("leetspeak", _leet(text))

@@ -118,7 +118,7 @@ class InjectionModel:
         """The best score of any window of the text."""
         padded = f" {normalized_text} "
         automaton = self.automaton
-        best = max(
+        best: float = max(
             sum(map(_VALUE, window_keys(automaton, padded, start, end)))
             for start, end in windows(len(padded), self.window, self.overlap)
         )
