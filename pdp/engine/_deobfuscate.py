@@ -69,7 +69,15 @@ _CONFUSABLE = re2.compile("[" + "".join(f"\\x{{{c:x}}}" for c in sorted(_CONFUSA
 
 
 def _fold_confusables(text: str) -> str:
-    return _join(text, _CONFUSABLE, 0, _CONFUSABLES)
+    parts: list[str] = []
+    last = 0
+    for match in _CONFUSABLE.finditer(text):
+        start, end = match.span()
+        parts.append(text[last:start])
+        parts.append(match.group().translate(_CONFUSABLES))
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 _DIACRITICS = re.compile("[\u0300-\u036f]+")
@@ -79,7 +87,9 @@ _LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g
                        "$": "s", "!": "i", "|": "l", "+": "t", "8": "b", "€": "e"})  # fmt: skip
 # A word of letters, digits and leet symbols holding a leet character before
 # or between letters ("pr3v!ous", "1gn0re", "@ll"; not "hello!").
-_LEET_CANDIDATE = re2.compile(r"[\w@$|!+€]*(?:[0134579@$|+€8]|![a-zA-Z])[\w@$|!+€]*")
+_LEET_CANDIDATE = re2.compile(
+    r"[\w@$|!+€]*(?:[a-zA-Z][0134579@$|+€8!]|[0134579@$|+€8!][a-zA-Z])[\w@$|!+€]*"
+)
 # "1" reads "l" in these words and "i" elsewhere ("1gn0re", "ru1es").
 # fmt: off
 _L_WORDS = frozenset((
@@ -94,11 +104,15 @@ _L_WORDS = frozenset((
 # fmt: on
 
 # Separators inside a word: "i.g.n.o.r.e", "ign-ore", "in_struc_tions".
-# Words split by separators ("i.g.n.o.r.e", "ign-ore", "in_struc*tions"), and
+# Words split by separators ("i.g.n.o.r.e", "ig-no-re", "in_struc*tions": two
+# of them, or one that words do not hold, so "well-known" is left alone), and
 # runs of three or more single letters written apart ("i g n o r e"). Found
 # with RE2 (linear, fast); the separators or spaces inside are deleted.
 _SEPARATORS = "-._*·•~|\\^"
-_SPLIT_WORD = re2.compile(rf"[a-zA-Z]+(?:[{re.escape(_SEPARATORS)}]+[a-zA-Z]+)+")
+_SPLIT_WORD = re2.compile(
+    rf"[a-zA-Z]+(?:[{re.escape(_SEPARATORS)}]+[a-zA-Z]+){{2,}}"
+    r"|[a-zA-Z]+(?:[*·•~|\\^]+[a-zA-Z]+)+"
+)
 _SPACED_LETTERS = re2.compile(
     r"(?:^|[^a-zA-Z0-9])((?:[a-zA-Z][ \t]){2,}[a-zA-Z])(?:[^a-zA-Z0-9]|$)"
 )
@@ -185,35 +199,65 @@ def _leet_word(word: str) -> str:
     return word.translate(_LEET)
 
 
-def _leet(text: str) -> str:
-    """``text`` with its leetspeak words read as letters. RE2 finds the
-    words with a leet character (linear, fast); Python keeps those with two
-    letters or more."""
-    parts: list[str] = []
-    last = 0
+# Edits of a respelt reading: (start, end, replacement) in the raw text.
+_Edit = tuple[int, int, str]
+_EXCERPT_CONTEXT = 256  # characters kept on either side of an edit
+
+
+def _leet_edits(text: str) -> list[_Edit]:
+    """Leetspeak words read as letters. RE2 finds the words with a leet
+    character (linear, fast); Python keeps those with two letters or more."""
+    edits: list[_Edit] = []
     for match in _LEET_CANDIDATE.finditer(text):
         word = match.group()
-        if sum(char.isascii() and char.isalpha() for char in word) < 2:
-            continue
-        start, end = match.span()
-        parts.append(text[last:start])
-        parts.append(_leet_word(word))
-        last = end
-    parts.append(text[last:])
-    return "".join(parts)
+        if sum(char.isascii() and char.isalpha() for char in word) >= 2:
+            start, end = match.span()
+            edits.append((start, end, _leet_word(word)))
+    return edits
 
 
-def _join(text: str, pattern: Any, group: int, table: Mapping[int, Any]) -> str:
-    """``text`` with each match (of ``group``) translated by ``table``."""
-    parts: list[str] = []
-    last = 0
+def _delete_edits(text: str, pattern: Any, group: int, table: Mapping[int, Any]) -> list[_Edit]:
+    """Each match (of ``group``) with the ``table`` characters deleted."""
+    edits: list[_Edit] = []
     for match in pattern.finditer(text):
         start, end = match.span(group)
-        parts.append(text[last:start])
-        parts.append(text[start:end].translate(table))
-        last = end
-    parts.append(text[last:])
-    return "".join(parts)
+        edits.append((start, end, text[start:end].translate(table)))
+    return edits
+
+
+def _excerpts(text: str, edits: list[_Edit]) -> str:
+    """The edited parts of ``text``, each with up to _EXCERPT_CONTEXT
+    characters of context (cut at whitespace), one excerpt a line. Patterns
+    and rules look at a few words around an edit; normalising and scanning
+    only these keeps a respelt reading cheap on long text."""
+    edits = sorted(edits)
+    lines: list[str] = []
+    i = 0
+    while i < len(edits):
+        low = max(0, edits[i][0] - _EXCERPT_CONTEXT)
+        high = min(len(text), edits[i][1] + _EXCERPT_CONTEXT)
+        j = i
+        while j + 1 < len(edits) and edits[j + 1][0] - _EXCERPT_CONTEXT <= high:
+            j += 1
+            high = max(high, min(len(text), edits[j][1] + _EXCERPT_CONTEXT))
+        if low > 0:
+            space = text.find(" ", low, edits[i][0])
+            low = space + 1 if space >= 0 else edits[i][0]
+        if high < len(text):
+            space = text.rfind(" ", edits[j][1], high)
+            high = space if space >= 0 else edits[j][1]
+        parts: list[str] = []
+        last = low
+        for start, end, replacement in edits[i : j + 1]:
+            if start < last:  # overlaps the edit before: keep that one
+                continue
+            parts.append(text[last:start])
+            parts.append(replacement)
+            last = end
+        parts.append(text[last:high])
+        lines.append("".join(parts))
+        i = j + 1
+    return "\n".join(lines)
 
 
 class _Budget:
@@ -328,14 +372,14 @@ class ScanText:
             folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", _fold_confusables(plain)))
             add("confusable characters", "", unicodedata.normalize("NFC", folded))
         if "leetspeak" in triggered:
-            add("leetspeak", _leet(text))
+            add("leetspeak", _excerpts(text, _leet_edits(text)))
         if "separators" in triggered or "spaced letters" in triggered:
-            joined = text
+            edits: list[_Edit] = []
             if "separators" in triggered:
-                joined = _join(joined, _SPLIT_WORD, 0, _DELETE_SEPARATORS)
+                edits += _delete_edits(text, _SPLIT_WORD, 0, _DELETE_SEPARATORS)
             if "spaced letters" in triggered:
-                joined = _join(joined, _SPACED_LETTERS, 1, _DELETE_SPACES)
-            add("joined split words", joined)
+                edits += _delete_edits(text, _SPACED_LETTERS, 1, _DELETE_SPACES)
+            add("joined split words", _excerpts(text, edits))
         if triggered & {"base64", "hex", "url"}:
             decoded: dict[str, list[str]] = {}
             for name, span in _decoded_spans(text, triggered, _Budget(DECODE_BUDGET)):
