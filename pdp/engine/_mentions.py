@@ -34,7 +34,7 @@ _QUOTES = tuple(
     (opening, re.compile(pattern))
     for opening, pattern in (
         ('"', rf'"[^"\n]{{1,{_MAX_QUOTE}}}"'),
-        ("'", rf"(?<![\w])'[^'\n]{{1,{_MAX_QUOTE}}}'(?![\w])"),
+        ("'", rf"'[^'\n]{{1,{_MAX_QUOTE}}}'"),  # not an apostrophe: checked below
         ("“", rf"“[^”\n]{{1,{_MAX_QUOTE}}}”"),
         ("‘", rf"‘[^’\n]{{1,{_MAX_QUOTE}}}’"),
         ("«", rf"«[^»\n]{{1,{_MAX_QUOTE}}}»"),
@@ -82,6 +82,11 @@ def _blank(chars: list[str], start: int, end: int) -> None:
             chars[i] = " "
 
 
+def _is_apostrophe(text: str, start: int, end: int) -> bool:
+    """Whether a single-quoted span starts or ends inside a word ("don't")."""
+    return (start > 0 and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum())
+
+
 def mask_mentions(text: str) -> str | None:
     """``text`` with quotations and code strings about an attack replaced by
     spaces (line breaks kept); None when nothing is blanked."""
@@ -97,6 +102,8 @@ def mask_mentions(text: str) -> str | None:
     quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
     for match in quotations:
         start, end = match.span()
+        if text[start] == "'" and _is_apostrophe(text, start, end):
+            continue
         line_start = text.rfind("\n", 0, start) + 1
         before = text[max(line_start, start - 160) : start]
         line_end = text.find("\n", end)
@@ -112,7 +119,8 @@ def mask_mentions(text: str) -> str | None:
     if '"' in text or "'" in text or "`" in text:
         offset = 0
         for line in text.splitlines(keepends=True):
-            if _CODE_LINE.search(line) is not None:
+            quoted = '"' in line or "'" in line or "`" in line
+            if quoted and _CODE_LINE.search(line) is not None:
                 for literal in _STRING_LITERAL.finditer(line):
                     if chars is None:
                         chars = list(text)
