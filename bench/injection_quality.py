@@ -6,7 +6,7 @@ First one table for the built-in detector (structural rules, the learned
 tier and de-obfuscation, sensitivity ``medium``), per data set: texts,
 recall at the calibrated threshold, false positive rate, ROC AUC and the
 whole scan's cost in microseconds per KB of text (the set's scan time over
-its size, so short texts carry their fixed cost). Data sets:
+its size, so short texts carry their fixed cost) and per text. Data sets:
 
 - the held-out ``test`` split of every training source (``train/SOURCES.md``;
   read from local mirrors, skipped when absent): never used to fit the model
@@ -217,6 +217,7 @@ class SetResult:
     false_positive_rate: float | None
     auc: float | None
     us_per_kb: float
+    us_per_text: float
 
     def row(self) -> str:
         def cell(value: float | None, digits: int = 3) -> str:
@@ -224,7 +225,8 @@ class SetResult:
 
         return (
             f"| {self.name} | {self.texts} | {self.injections} | {cell(self.recall)} "
-            f"| {cell(self.false_positive_rate)} | {cell(self.auc)} | {self.us_per_kb:.0f} |"
+            f"| {cell(self.false_positive_rate)} | {cell(self.auc)} | {self.us_per_kb:.0f} "
+            f"| {self.us_per_text:.0f} |"
         )
 
 
@@ -252,6 +254,7 @@ def evaluate(name: str, rows: Sequence[Labelled], scanner: InjectionScanner) -> 
         false / negatives if negatives else None,
         auc,
         elapsed * 1e6 / (size / 1024) if size else 0.0,
+        elapsed * 1e6 / len(rows) if rows else 0.0,
     )
 
 
@@ -260,8 +263,8 @@ def detection_table(directory: Path | None) -> list[str]:
     scanner = builtin_scanner()
     lines = [
         "== built-in detector (rules + learned tier + de-obfuscation), sensitivity medium ==",
-        "| data set | texts | injections | recall | FPR | ROC AUC | µs/KB |",
-        "|---|---|---|---|---|---|---|",
+        "| data set | texts | injections | recall | FPR | ROC AUC | µs/KB | µs/text |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     examples, missing = load_all()
     test = [e for e in examples if e.split == "test"]

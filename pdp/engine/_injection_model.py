@@ -79,7 +79,8 @@ def window_keys(automaton: Any, padded_text: str, start: int, end: int) -> set[A
     """The distinct automaton values of the keys wholly inside the window:
     a key counts once however often it occurs (repeating a word does not
     add up). All in C: no Python code runs per match."""
-    return set(map(_VALUE, automaton.iter(padded_text, start, end)))
+    # Slice: the automaton's own start/end would read the whole text per call.
+    return set(map(_VALUE, automaton.iter(padded_text[start:end])))
 
 
 _VALUE = itemgetter(1)
