@@ -199,10 +199,10 @@ def main() -> int:
     parser.add_argument("--c", type=float, default=2.0, help="inverse regularisation")
     parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
     parser.add_argument(
-        "--min-weight", type=float, default=0.1, help="drop weaker features (fewer matches)"
+        "--min-weight", type=float, default=0.3, help="drop weaker features (fewer matches)"
     )
     parser.add_argument(
-        "--min-word-weight", type=float, default=0.3, help="the same for single words"
+        "--min-word-weight", type=float, default=0.5, help="the same for single words"
     )
     parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
     parser.add_argument("--out", type=Path, default=OUT)
