@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test check lint typecheck protos protos-check buf-lint bench quality clean
 .PHONY: buf-breaking test-node
+.PHONY: test-go test-java
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
@@ -69,8 +70,24 @@ test-node: $(VENV)/.installed clients/node/node_modules/.installed
 	cd clients/node && PDP_BIN=$(CURDIR)/$(BIN)/pdp npm test
 test: test-node
 
+# The Go client: formatted and vetted, then its tests, the case table and
+# the example against real sidecars (the venv's pdp).
+test-go: $(VENV)/.installed
+	@unformatted="$$(gofmt -l clients/go)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
+	cd clients/go && go vet ./... && PDP_BIN=$(CURDIR)/$(BIN)/pdp go test -count=1 ./...
+test: test-go
+
+# The Java client: stubs generated from proto/ at build time, then JUnit 5
+# tests, the case table and the example against real sidecars. Maven
+# downloads into .tools/m2, once per checkout.
+MVN := mvn -B -ntp -Dmaven.repo.local=$(CURDIR)/.tools/m2
+test-java: $(VENV)/.installed
+	cd clients/java && PDP_BIN=$(CURDIR)/$(BIN)/pdp $(MVN) test
+test: test-java
+
 clean:
 	rm -rf $(VENV) node_modules .pdp .pytest_cache .mypy_cache .ruff_cache
+	rm -rf clients/java/target
 	rm -rf clients/node/node_modules clients/node/dist
 
 .tools/ghz:

@@ -14,90 +14,14 @@ timed call.
 from __future__ import annotations
 
 import random
-import statistics
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
-from pdp.engine import EnforceInput, compile_snapshot, parse_document
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-REPO = Path(__file__).resolve().parent.parent
-WORDS = [
-    "the",
-    "report",
-    "shows",
-    "quarterly",
-    "revenue",
-    "growth",
-    "across",
-    "regions",
-    "while",
-    "customer",
-    "support",
-    "tickets",
-    "declined",
-    "after",
-    "the",
-    "new",
-    "onboarding",
-    "flow",
-    "was",
-    "released",
-    "to",
-    "all",
-    "users",
-    "please",
-    "summarise",
-    "the",
-    "main",
-    "findings",
-    "and",
-    "suggest",
-    "three",
-    "follow",
-    "up",
-    "actions",
-    "for",
-    "the",
-    "team",
-]
-
-
-class NoSpend:
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        return 12.5
-
-
-def text_of(size: int, seed: int = 7) -> str:
-    rng = random.Random(seed)
-    out: list[str] = []
-    length = 0
-    while length < size:
-        word = rng.choice(WORDS)
-        out.append(word)
-        length += len(word) + 1
-    return " ".join(out)[:size]
-
-
-_EVICT_BYTES = 8 << 20
-
-
-def median_us(fn: Callable[[], object], runs: int, evict: bool = False) -> float:
-    for _ in range(min(50, runs)):
-        fn()
-    source, target = (
-        bytearray(_EVICT_BYTES if evict else 0),
-        bytearray(_EVICT_BYTES if evict else 0),
-    )
-    samples = []
-    for _ in range(runs):
-        if evict:
-            target[:] = source
-        start = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - start)
-    return statistics.median(samples) / 1000
+from bench._common import REPO, WORDS, FixedSpend, median_us, text_of
+from pdp.engine import EnforceInput, compile_snapshot, parse_document, utc_now
 
 
 def injection_snapshot(patterns: list[str]) -> object:
@@ -112,8 +36,8 @@ def injection_snapshot(patterns: list[str]) -> object:
 
 def main() -> None:
     snapshot = compile_snapshot(parse_document((REPO / "examples" / "policies.yaml").read_bytes()))
-    spend = NoSpend()
-    now = datetime.now(UTC)
+    spend = FixedSpend(12.5)
+    now = utc_now()
     print("engine alone, example policies (4 baseline + 1 expression), median per decision")
     for size, runs in ((1024, 20_000), (100 * 1024, 500)):
         request = EnforceInput(

@@ -11,57 +11,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
 
 import grpc
 import httpx
 
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import describe_machine, percentile
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
+from tests._process import PdpProcess, run_pdp
 
 AGENT = "propagation-probe"
 
 
-class Process:
-    """A child `pdp` process whose log is read until it says where it listens."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pdp", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        stream: IO[str] | None = self.proc.stderr
-        assert stream is not None
-        for line in stream:
-            match = re.search(r"listening on (\S+)", line)
-            if match:
-                self.address = match.group(1)
-                return
-        raise SystemExit(f"pdp {args[0]} did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+def created_key(output: str) -> str:
+    """The API key in what ``pdp control create-key`` printed: its last line."""
+    lines = output.strip().splitlines()
+    if not lines or not lines[-1].startswith("pdp_"):
+        raise ValueError(f"no API key in the output of pdp control create-key: {output!r}")
+    return lines[-1]
 
 
 def create_key(db: Path) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "pdp", "control", "create-key", "--db", str(db), "--name", "bench"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    done = run_pdp("control", "create-key", "--db", str(db), "--name", "bench")
+    if done.returncode != 0:
+        raise SystemExit(f"pdp control create-key failed: {done.stderr}")
+    return created_key(done.stdout)
 
 
 async def until(stub: pb_grpc.PolicyDecisionServiceStub, paused: bool, t0: float) -> float:
@@ -72,11 +54,6 @@ async def until(stub: pb_grpc.PolicyDecisionServiceStub, paused: bool, t0: float
         if (resp.decision == want) is paused:
             return time.perf_counter() - t0
         await asyncio.sleep(0.002)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 async def measure(base: str, key: str, sidecars: list[str], pauses: int) -> dict[str, list[float]]:
@@ -104,8 +81,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "control.db"
-        control = Process("control", "--listen", "127.0.0.1:0", "--db", str(db))
-        sidecars: list[Process] = []
+        control = PdpProcess(
+            ["control", "--listen", "127.0.0.1:0", "--db", str(db)],
+            listening=r"listening on (http://\S+)",
+        )
+        sidecars: list[PdpProcess] = []
         try:
             key = create_key(db)
             base = control.address
@@ -115,19 +95,20 @@ def main() -> None:
             url = f"{base}/api/v1/snapshot"
             for i in range(args.sidecars):
                 sidecars.append(
-                    Process(
+                    PdpProcess([
                         "serve",
                         "--snapshot", url,
                         "--api-key", key,
                         "--listen", "127.0.0.1:0",
                         "--state", str(Path(tmp) / f"sidecar{i}.db"),
-                    )
+                    ])
                 )  # fmt: skip
             times = asyncio.run(measure(base, key, [s.address for s in sidecars], args.pauses))
         finally:
             for p in [*sidecars, control]:
                 p.stop()
-    print(f"machine: {os.cpu_count()} cores; {args.sidecars} sidecars, {args.pauses} pauses")
+    print(describe_machine())
+    print(f"{args.sidecars} sidecars, {args.pauses} pauses")
     for action, values in times.items():
         print(
             f"{action:>6}: n={len(values)}  p50 {statistics.median(values) * 1000:6.1f} ms  "

@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-from bench_engine import text_of  # noqa: E402
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import REPO, describe_machine, text_of
+from tests._process import PdpProcess
 
 HEALTH = "grpc.health.v1.Health.Check"
 ENFORCE = "pdp.v1.PolicyDecisionService.Enforce"
@@ -56,11 +54,9 @@ def ghz_binary() -> str:
     return found
 
 
-def sidecar_command(snapshot: Path, state_dir: Path) -> list[str]:
+def sidecar_args(snapshot: Path, state_dir: Path) -> list[str]:
+    """``pdp ARGS`` of the sidecar measured."""
     return [
-        sys.executable,
-        "-m",
-        "pdp",
         "serve",
         "--snapshot",
         str(snapshot),
@@ -69,18 +65,6 @@ def sidecar_command(snapshot: Path, state_dir: Path) -> list[str]:
         "--state",
         str(state_dir / "state.db"),
     ]
-
-
-def start_sidecar(command: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        match = re.search(r"listening on (\S+)", line)
-        if match:
-            # Keep draining: a full pipe would block the server mid-run.
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, match.group(1)
-    raise SystemExit("sidecar did not start")
 
 
 def write_protoset(path: Path) -> None:
@@ -133,42 +117,26 @@ def ghz_command(
     ]
 
 
-def run_ghz(command: list[str]) -> Result:
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    report: dict[str, Any] = json.loads(out.stdout)
+def parse_ghz_report(text: str) -> Result:
+    """ghz's ``--format json`` report: p50 and p99 in microseconds, and calls
+    per second. Raises ValueError when a call failed (the figures would not
+    measure what they say)."""
+    report: dict[str, Any] = json.loads(text)
     errors = report.get("errorDistribution") or {}
     if errors:
-        raise SystemExit(f"{command[command.index('--call') + 1]} had errors: {errors}")
+        raise ValueError(f"calls failed: {errors}")
     latency = {
         entry["percentage"]: entry["latency"] / 1000 for entry in report["latencyDistribution"]
     }
     return Result(p50=latency[50], p99=latency[99], rps=float(report["rps"]))
 
 
-def cpu_model() -> str:
+def run_ghz(command: list[str]) -> Result:
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def describe_machine() -> str:
-    import grpc
-
-    try:
-        import uvloop
-
-        loop = f"uvloop {uvloop.__version__}"  # type: ignore[attr-defined]
-    except ImportError:
-        loop = "asyncio (uvloop is not installed)"
-    return (
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}; Python {platform.python_version()}, grpcio {grpc.__version__}, "
-        f"pdp serve's event loop: {loop}"
-    )
+        return parse_ghz_report(out.stdout)
+    except ValueError as exc:
+        raise SystemExit(f"{command[command.index('--call') + 1]}: {exc}") from None
 
 
 def median(values: list[float]) -> float:
@@ -210,9 +178,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         protoset = Path(tmp) / "services.protoset"
         write_protoset(protoset)
-        server = sidecar_command(args.snapshot.resolve(), Path(tmp))
-        proc, address = start_sidecar(server)
-        print(f"sidecar: {shlex.join(server)}", flush=True)
+        server = sidecar_args(args.snapshot.resolve(), Path(tmp))
+        sidecar = PdpProcess(server)
+        address = sidecar.address
+        print(
+            f"sidecar: {shlex.join([Path(sys.executable).name, '-m', 'pdp', *server])}", flush=True
+        )
         try:
 
             def command(call: str, concurrency: int, calls: int) -> list[str]:
@@ -239,8 +210,7 @@ def main() -> None:
                 print(".", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
         finally:
-            proc.terminate()
-            proc.wait()
+            sidecar.stop()
     report(rounds, args)
 
 

@@ -28,36 +28,40 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import statistics
 import sys
 import time
-import timeit
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pdp.engine import DecisionKind, EnforceInput, compile_snapshot, parse_document  # noqa: E402
-from pdp.engine._deobfuscate import ScanText  # noqa: E402
-from pdp.engine._injection import InjectionMatcher  # noqa: E402
-from pdp.engine._injection_model import load_model  # noqa: E402
-from pdp.engine._injection_scan import InjectionScanner  # noqa: E402
-from pdp.engine._normalize import normalize  # noqa: E402
-from train.injection_data import load_all  # noqa: E402
+from bench._common import REPO, median_us, shared_data_dir
+from pdp.engine import (
+    NO_USAGE,
+    DecisionKind,
+    EnforceInput,
+    compile_snapshot,
+    parse_document,
+    utc_now,
+)
+from pdp.engine._deobfuscate import ScanText
+from pdp.engine._injection import InjectionMatcher
+from pdp.engine._injection_model import load_model
+from pdp.engine._injection_scan import InjectionScanner
+from pdp.engine._normalize import normalize
+from train.injection_data import load_all
 
 TYPICAL_PATTERNS = ("ignore previous instructions", "system prompt")
 
 
 def data_dir() -> Path:
     """Where the injection data sets live (may not exist)."""
-    shared = os.environ.get("PDP_SHARED") or str(REPO.parent / "shared")
-    return Path(shared) / "data" / "injection"
+    return shared_data_dir() / "injection"
 
 
 def load_not_inject(directory: Path) -> list[str]:
@@ -147,20 +151,14 @@ def score(matcher: InjectionMatcher, rows: Sequence[Labelled]) -> Scores:
 
 def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
     """The prompts that the bundled example snapshot blocks as an input."""
-    repo = Path(__file__).resolve().parent.parent
-    snapshot = compile_snapshot(parse_document((repo / "examples" / "policies.yaml").read_bytes()))
-    now = datetime.now(UTC)
+    snapshot = compile_snapshot(parse_document((REPO / "examples" / "policies.yaml").read_bytes()))
+    now = utc_now()
     return [
         prompt
         for prompt in prompts
-        if snapshot.enforce(EnforceInput(agent_id="my-chatbot", input=prompt), _NoSpend(), now).kind
+        if snapshot.enforce(EnforceInput(agent_id="my-chatbot", input=prompt), NO_USAGE, now).kind
         is DecisionKind.BLOCK
     ]
-
-
-class _NoSpend:
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        return 0.0
 
 
 def builtin_scanner(sensitivity: str = "medium") -> InjectionScanner:
@@ -203,8 +201,6 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
 
 
 def _count_below(ranked: Sequence[float], value: float, inclusive: bool = False) -> int:
-    from bisect import bisect_left, bisect_right
-
     return (bisect_right if inclusive else bisect_left)(ranked, value)
 
 
@@ -345,8 +341,8 @@ def _english(size: int, seed: int = 7) -> str:
 
 
 def _median_us(fn: Callable[[], object], number: int) -> float:
-    runs = timeit.repeat(fn, number=number, repeat=9)
-    return statistics.median(runs) / number * 1e6
+    """Median of 9 runs of ``number`` calls, per call."""
+    return median_us(fn, 9, batch=number)
 
 
 def _patterns(count: int) -> list[str]:

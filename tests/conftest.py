@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from pdp.engine import utc_now
 from pdp.server import ServeOptions, Sidecar
-from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess
 from tests.control._harness import ControlPlaneHarness
@@ -88,9 +89,11 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
         snapshot_path: Path | None = None,
         source: str | None = None,
         name: str = "sidecar",
+        clock: Callable[[], datetime] | None = None,
         **options: Any,
     ) -> RunningSidecar:
-        """``source`` (a control plane's snapshot URL) replaces the file."""
+        """``source`` (a control plane's snapshot URL) replaces the file;
+        ``clock`` goes to the Sidecar, other options to ServeOptions."""
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
         snapshot_path = snapshot_path or directory / "policies.yaml"
@@ -104,7 +107,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
             poll_interval=options.pop("poll_interval", 0.05),
             **options,
         )
-        sidecar = Sidecar(opts)
+        sidecar = Sidecar(opts, clock=clock or utc_now)
         await sidecar.start()
         handle = RunningSidecar(sidecar, snapshot_path, state_path)
         running.append(handle)
@@ -141,10 +144,6 @@ def spawn_sidecar() -> Iterator[Callable[..., SidecarProcess]]:
         if p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait()
-
-
-def enforce_request(agent_id: str = "my-chatbot", **fields: Any) -> pb.EnforceRequest:
-    return pb.EnforceRequest(agent_id=agent_id, **fields)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The seams of DESIGN.md: dependencies point down only, and the engine stays
-pure (no asyncio, grpc, sqlite, wire types)."""
+"""The layers of ARCHITECTURE.md: dependencies point down only, and the
+engine stays pure (no asyncio, grpc, sqlite, wire types)."""
 
 from __future__ import annotations
 

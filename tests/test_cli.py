@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pdp.cli import build_parser
+from tests._process import run_pdp as pdp
 from tests.conftest import EXAMPLE_SNAPSHOT
-
-
-def pdp(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdp", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_check_accepts_the_example() -> None:
@@ -78,6 +67,38 @@ def test_serve_rejects_bad_arguments(args: list[str], capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(args)
     assert exit_.value.code == 2
+
+
+SERVE = ["serve", "--snapshot", "p.yaml"]
+
+
+@pytest.mark.parametrize("command", [SERVE, ["control"]], ids=["serve", "control"])
+@pytest.mark.parametrize(
+    ("listen", "reason"),
+    [("nohost", "no port"), ("h:99999", "out of range"), ("::1:80", "in brackets")],
+)
+def test_both_servers_check_listen_with_the_one_parser(
+    command: list[str], listen: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*command, "--listen", listen])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert "--listen" in error and reason in error
+
+
+def test_unix_sockets_are_for_the_sidecar_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_parser().parse_args([*SERVE, "--listen", "[::1]:0"]).listen == "[::1]:0"
+    assert build_parser().parse_args(["control", "--listen", "[::1]:0"]).listen == "[::1]:0"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["control", "--listen", "unix:/tmp/pdp.sock"])
+    assert "Unix sockets are not supported" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_snapshot_url_it_cannot_follow(tmp_path: Path) -> None:
+    result = pdp("serve", "--snapshot", "ftp://example.com/p.yaml", "--state", str(tmp_path / "s"))
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and "only http:// and https://" in result.stderr
 
 
 def test_serve_accepts_the_documented_arguments() -> None:

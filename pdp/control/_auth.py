@@ -11,9 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from pdp.engine import format_time, parse_rfc3339, utc_now
+
 from ._errors import ForbiddenError, UnauthorizedError
 from ._store import Store
-from ._time import format_time, parse_rfc3339, utc_now
 
 __all__ = ["API_KEY_HEADER", "ApiKey", "authenticate", "create_api_key", "revoke_api_keys"]
 

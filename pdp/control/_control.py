@@ -13,7 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pdp.engine import ACTIONS, CompiledSnapshot, SnapshotError, compile_snapshot
+from pdp.engine import (
+    ACTIONS,
+    CompiledSnapshot,
+    SnapshotError,
+    compile_snapshot,
+    format_time,
+    utc_now,
+)
 
 from ._auth import authenticate
 from ._errors import (
@@ -40,7 +47,6 @@ from ._plans import (
 from ._schemas import AgentCreate, AuthorizeOut, GrantCreate, PolicyCreate, PolicyPatch
 from ._state import State
 from ._store import Store
-from ._time import format_time, utc_now
 
 __all__ = ["ControlPlane"]
 

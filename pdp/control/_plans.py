@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pdp.engine import CompiledSnapshot
+from pdp.engine import CompiledSnapshot, format_time, parse_rfc3339, utc_now
 
 from ._errors import ConflictError, FieldProblem, NotFoundError, ValidationFailedError
 from ._objects import (
@@ -26,7 +26,6 @@ from ._objects import (
 from ._schemas import AgentCreate, GrantCreate, PolicyCreate, PolicyPatch, Prerequisite
 from ._state import Focus, State, compile_state
 from ._store import SnapshotTransaction
-from ._time import format_time, parse_rfc3339, utc_now
 
 __all__ = [
     "Plan",

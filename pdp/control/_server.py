@@ -14,6 +14,8 @@ from typing import Any
 
 import uvicorn
 
+from pdp.engine import ListenAddress
+
 from ._app import create_app
 from ._control import ControlPlane
 from ._errors import StoreError
@@ -72,7 +74,7 @@ class ControlServer:
             await control.close()
             raise
         host, port = sock.getsockname()[:2]
-        self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        self.base_url = f"http://{ListenAddress(host, port)}"
         config = uvicorn.Config(
             create_app(control, max_body_bytes=opts.max_body_bytes),
             log_config=None,

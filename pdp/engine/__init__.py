@@ -1,6 +1,12 @@
 """The policy engine: pure, no I/O. It reads a snapshot document into a
 compiled, immutable snapshot and answers Enforce and Authorize questions
-from it. Everything that needs I/O (spend so far) reaches it as an argument.
+from it. Usage (spend and call counts so far) reaches it through the usage
+port (:class:`UsageView` for what it reads, :class:`UsagePort` for what a
+state backend implements); a decision returns what the call charges.
+
+Being the lowest layer, it also holds the pure helpers every layer shares:
+the clock (``utc_now``), the one RFC 3339 parser and formatter, and the one
+listen-address parser.
 
 Exception tree::
 
@@ -8,10 +14,12 @@ Exception tree::
     └── SnapshotError   a snapshot failed validation; .errors lists FieldErrors
 """
 
+from ._address import ListenAddress, parse_listen_address
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
-from ._model import POLICY_TYPES
+from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
+from ._time import format_time, parse_rfc3339, utc_now
 from ._types import (
     ACTIONS,
     AgentInfo,
@@ -25,31 +33,54 @@ from ._types import (
     Mode,
     PiiFinding,
     Severity,
-    SpendView,
     Violation,
+)
+from ._usage import (
+    CALL_WINDOW_MAX_SECONDS,
+    NO_USAGE,
+    CallCharge,
+    Charge,
+    CounterKey,
+    UsagePort,
+    UsageRecord,
+    UsageReport,
+    UsageView,
 )
 
 __all__ = [
     "ACTIONS",
+    "CALL_WINDOW_MAX_SECONDS",
+    "NO_USAGE",
     "POLICY_TYPES",
     "AgentInfo",
     "AuthorizeResult",
     "BudgetState",
+    "CallCharge",
+    "Charge",
     "CompiledSnapshot",
     "ContextItem",
     "ContextKind",
+    "CounterKey",
     "Decision",
     "DecisionKind",
     "DenialReason",
     "EnforceInput",
     "EngineError",
     "FieldError",
+    "ListenAddress",
     "Mode",
     "PiiFinding",
     "Severity",
     "SnapshotError",
-    "SpendView",
+    "UsagePort",
+    "UsageRecord",
+    "UsageReport",
+    "UsageView",
     "Violation",
     "compile_snapshot",
+    "format_time",
     "parse_document",
+    "parse_listen_address",
+    "parse_rfc3339",
+    "utc_now",
 ]

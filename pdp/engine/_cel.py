@@ -1,9 +1,8 @@
 """The one adapter to the CEL runtime (cel-expr-python, Google's C++ CEL).
 
-Variables are declared with qualified names (``request.tool``) so that a
-misspelt field is a compile error, not a runtime surprise. Numbers are
-declared ``dyn`` so that ``request.estimated_cost_usd > 5`` compares a double
-with an int, as users write it."""
+Variables (declared once, in ``_variables``) have qualified names
+(``request.tool``) so that a misspelt field is a compile error, not a runtime
+surprise."""
 
 from __future__ import annotations
 
@@ -12,6 +11,8 @@ from functools import cache
 from typing import Any
 
 from cel_expr_python import cel
+
+from ._variables import VARIABLES, CelType
 
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
@@ -24,24 +25,16 @@ __all__ = [
 MAX_EXPRESSION_LENGTH = 4096
 
 _T = cel.Type
-_VARIABLES: dict[str, Any] = {
-    "agent.id": _T.STRING,
-    "agent.name": _T.STRING,
-    "agent.known": _T.BOOL,
-    "request.input": _T.STRING,
-    "request.output": _T.STRING,
-    "request.model": _T.STRING,
-    "request.tool": _T.STRING,
-    "request.request_id": _T.STRING,
-    "request.side": _T.STRING,
-    "request.metadata": _T.Map(_T.STRING, _T.STRING),
-    "request.estimated_cost_usd": _T.DYN,
-    "usage.daily_spend_usd": _T.DYN,
-    "usage.monthly_spend_usd": _T.DYN,
-    "now": _T.TIMESTAMP,
+_RUNTIME_TYPES: dict[CelType, Any] = {
+    CelType.STRING: _T.STRING,
+    CelType.BOOL: _T.BOOL,
+    CelType.DYN: _T.DYN,
+    CelType.TIMESTAMP: _T.TIMESTAMP,
+    CelType.STRING_MAP: _T.Map(_T.STRING, _T.STRING),
 }
+_VARIABLES: dict[str, Any] = {v.name: _RUNTIME_TYPES[v.type] for v in VARIABLES}
 
-# The values an expression sees, keyed by the declared names above.
+# The values an expression sees, by variable name.
 CelVariables = Mapping[str, object]
 
 

@@ -1,5 +1,7 @@
 """Per-request evaluation context: what several policies of one request share
 (normalised text, PII scans, the CEL activation) is computed once, lazily.
+It carries the usage port's view, and collects the calls the request will
+count if it proceeds.
 
 Every request builds one, so it allocates nothing up front: the caches and
 the PII bookkeeping appear only when a policy needs them."""
@@ -7,23 +9,29 @@ the PII bookkeeping appear only when a policy needs them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._cel import make_activation
 from ._deobfuscate import ScanText
-from ._periods import day_start, month_start
 from ._pii import PiiDetector, PiiMatch
-from ._types import AgentInfo, EnforceInput, PiiFinding, SpendView
+from ._types import AgentInfo, EnforceInput, PiiFinding
+from ._usage import CallCharge, CounterKey, UsageView
+from ._variables import VARIABLES
 
-__all__ = ["CEL_KEYS", "Context"]
+__all__ = ["Context"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
 
 
 class Context:
     __slots__ = (
         "_activations",
+        "_calls",
         "_pii",
         "_scan_texts",
+        "_second",
         "agent",
         "findings",
         "mask_spans",
@@ -31,18 +39,18 @@ class Context:
         "output_only",
         "pii_counts",
         "request",
-        "spend",
+        "usage",
     )
 
     def __init__(
-        self, request: EnforceInput, agent: AgentInfo, spend: SpendView, now: datetime
+        self, request: EnforceInput, agent: AgentInfo, usage: UsageView, now: datetime
     ) -> None:
-        self.request = request
-        self.agent = agent
-        self.spend = spend
-        self.now = now
+        self.request: EnforceInput = request
+        self.agent: AgentInfo = agent
+        self.usage: UsageView = usage
+        self.now: datetime = now
         # Output-only requests scan a model's answer; they gate no call.
-        self.output_only = request.input is None and request.output is not None
+        self.output_only: bool = request.input is None and request.output is not None
         # PII found by firing policies, in the order found; None until one fires.
         self.findings: dict[tuple[str, str, int, int], None] | None = None
         self.mask_spans: dict[str, list[PiiMatch]] | None = None
@@ -50,6 +58,9 @@ class Context:
         self._scan_texts: dict[str, ScanText] | None = None
         self._pii: dict[tuple[str, int], list[PiiMatch]] | None = None
         self._activations: dict[frozenset[str], Any] | None = None
+        # Calls to count if the request proceeds: key -> (since, most) limits.
+        self._calls: dict[CounterKey, list[tuple[int, int]]] | None = None
+        self._second: int | None = None
 
     def scan_text(self, where: str, text: str) -> ScanText:
         """The injection-scan form of ``text`` found at ``where`` ("input",
@@ -98,9 +109,6 @@ class Context:
                 logged[pii_type] = logged.get(pii_type, 0) + n
         return counts
 
-    def spent_today(self) -> float:
-        return self.spend.spent_since(self.agent.id, day_start(self.now, UTC))
-
     def activation(self, variables: frozenset[str]) -> Any:
         """The CEL activation binding ``variables``; built once per request
         for each distinct set (expressions usually share one)."""
@@ -114,69 +122,37 @@ class Context:
             )
         return activation
 
+    @property
+    def second(self) -> int:
+        """``now`` as whole seconds of Unix time (calls are counted per second)."""
+        second = self._second
+        if second is None:
+            second = self._second = (self.now - _EPOCH) // _ONE_SECOND
+        return second
+
+    def count_call(self, key: CounterKey, limit: tuple[int, int] | None) -> None:
+        """Counts this call under ``key`` if the request proceeds, on the
+        condition ``limit`` = ``(since, most)`` (see CallCharge), if given.
+        Policies counting under one key count the call once."""
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = {}
+        limits = calls.setdefault(key, [])
+        if limit is not None:
+            limits.append(limit)
+
+    def charges(self) -> tuple[CallCharge, ...]:
+        """What the request charges to usage if it proceeds."""
+        if not self._calls:
+            return ()
+        second = self.second
+        return tuple(CallCharge(key, second, tuple(limits)) for key, limits in self._calls.items())
+
     def pii_findings(self) -> tuple[PiiFinding, ...]:
         if not self.findings:
             return ()
         return tuple(PiiFinding(*key) for key in self.findings)
 
 
-def _monthly_spend(ctx: Context) -> float:
-    return ctx.spend.spent_since(ctx.agent.id, month_start(ctx.now, 1, UTC))
-
-
-# What each CEL variable (declared in _cel) is for one request.
-_CEL_VALUES: dict[str, Callable[[Context], object]] = {
-    "agent.id": lambda ctx: ctx.agent.id,
-    "agent.name": lambda ctx: ctx.agent.name,
-    "agent.known": lambda ctx: ctx.agent.known,
-    "request.input": lambda ctx: ctx.request.input or "",
-    "request.output": lambda ctx: ctx.request.output or "",
-    "request.model": lambda ctx: ctx.request.model,
-    "request.tool": lambda ctx: ctx.request.tool,
-    "request.request_id": lambda ctx: ctx.request.request_id,
-    "request.side": lambda ctx: "output" if ctx.output_only else "input",
-    "request.metadata": lambda ctx: dict(ctx.request.metadata),
-    "request.estimated_cost_usd": lambda ctx: float(ctx.request.estimated_cost_usd or 0.0),
-    "usage.daily_spend_usd": lambda ctx: ctx.spent_today(),
-    "usage.monthly_spend_usd": _monthly_spend,
-    "now": lambda ctx: ctx.now,
-}
-
-
-_MAX_KEY_CHARS = 256
-_MAX_KEY_ENTRIES = 16
-
-
-def _short(value: str) -> str | None:
-    return value if len(value) <= _MAX_KEY_CHARS else None
-
-
-def _metadata_key(ctx: Context) -> object:
-    metadata = ctx.request.metadata
-    if not metadata:
-        return ()
-    if len(metadata) > _MAX_KEY_ENTRIES:
-        return None
-    try:
-        items = frozenset(metadata.items())
-    except TypeError:  # not str values: let the runtime judge them
-        return None
-    if any(len(key) + len(value) > _MAX_KEY_CHARS for key, value in items):
-        return None
-    return items
-
-
-# For the CEL variables that hold short identifiers (not request text, money,
-# spend or time): a hashable stand-in for the variable's value, or None when
-# the value is too large to remember. An expression that references only
-# these is a function of their values (CEL has no side effects), so its
-# result can be memoised.
-CEL_KEYS: dict[str, Callable[[Context], object]] = {
-    "agent.id": lambda ctx: _short(ctx.agent.id),
-    "agent.name": lambda ctx: _short(ctx.agent.name),
-    "agent.known": lambda ctx: ctx.agent.known,
-    "request.model": lambda ctx: _short(ctx.request.model),
-    "request.tool": lambda ctx: _short(ctx.request.tool),
-    "request.side": lambda ctx: ctx.output_only,
-    "request.metadata": _metadata_key,
-}
+# What each CEL variable is for one request, from its one declaration.
+_CEL_VALUES: dict[str, Callable[[Context], object]] = {v.name: v.read for v in VARIABLES}

@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from ._errors import FieldError
+from ._time import parse_rfc3339
 
-__all__ = ["Problems", "Reader", "parse_timestamp"]
+__all__ = ["Problems", "Reader"]
 
 
 class Problems:
@@ -37,20 +38,6 @@ def _type_name(value: object) -> str:
     if isinstance(value, Mapping):
         return "an object"
     return type(value).__name__
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """RFC 3339 string (or a YAML timestamp) to an aware datetime, else None."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 class Reader:
@@ -187,9 +174,15 @@ class Reader:
         return out
 
     def timestamp(self, key: str) -> datetime | None:
+        """An RFC 3339 string, read by the same parser as the REST API's."""
         if not self.has(key):
             return None
-        parsed = parse_timestamp(self._data[key])
+        value = self._data[key]
+        parsed = parse_rfc3339(value) if isinstance(value, str) else None
         if parsed is None:
-            self.problems.add(self.at(key), "must be an RFC 3339 timestamp with a time zone")
+            got = repr(value[:40]) if isinstance(value, str) else _type_name(value)
+            self.problems.add(
+                self.at(key),
+                f"must be an RFC 3339 timestamp such as 2025-12-31T23:59:59Z, got {got}",
+            )
         return parsed

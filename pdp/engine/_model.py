@@ -1,6 +1,6 @@
 """The snapshot document read into plain specs, every problem reported with
-its field path. Rule definitions are checked by their policy type
-(``_rules``); this module reads the envelope: agents, policies, grants."""
+its field path. Rule definitions are checked by their policy type (see
+``_registry``); this module reads the envelope: agents, policies, grants."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ._fields import Problems, Reader
 from ._types import ACTIONS, Mode, Severity
 
 __all__ = [
-    "POLICY_TYPES",
     "AgentSpec",
     "GrantSpec",
     "PolicySpec",
@@ -21,20 +20,6 @@ __all__ = [
     "SnapshotSpec",
     "read_snapshot",
 ]
-
-POLICY_TYPES: tuple[str, ...] = (
-    "injection_scan",
-    "pii_access",
-    "cost_limit",
-    "budget_cap",
-    "expression",
-)
-
-_DEFAULT_SEVERITY = {
-    "injection_scan": Severity.HIGH,
-    "pii_access": Severity.HIGH,
-    "budget_cap": Severity.HIGH,
-}
 
 _TOP_LEVEL = ("revision", "agents", "policies", "grants", "validators", "generatedAt")
 _AGENT_FIELDS = ("id", "name", "paused", "pauseReason", "pausedAt", "description", "createdAt")
@@ -130,11 +115,13 @@ def _read_prerequisites(r: Reader, problems: Problems) -> tuple[Prerequisite, ..
     return tuple(out)
 
 
-def _read_policy(path: str, data: object, problems: Problems) -> PolicySpec | None:
+def _read_policy(
+    path: str, data: object, problems: Problems, types: Mapping[str, Severity]
+) -> PolicySpec | None:
     r = Reader(data, path, problems, _POLICY_FIELDS)
     name = r.string("name", required=True, max_len=200)
     policy_id = r.string("id", max_len=200)
-    policy_type = r.choice("policyType", POLICY_TYPES, required=True)
+    policy_type = r.choice("policyType", types, required=True)
     mode = r.choice("enforcementMode", _MODES, required=True)
     severity = r.choice("severity", _SEVERITIES)
     r.string("description", max_len=4000)
@@ -153,7 +140,7 @@ def _read_policy(path: str, data: object, problems: Problems) -> PolicySpec | No
     if policy_type is None or not isinstance(rule, Mapping):
         return None
     name = name or path
-    default_severity = _DEFAULT_SEVERITY.get(policy_type, Severity.MEDIUM)
+    default_severity = types[policy_type]
     return PolicySpec(
         path=path,
         id=policy_id or name,
@@ -201,8 +188,11 @@ def _check_unique(
             seen[key] = path
 
 
-def read_snapshot(document: object, problems: Problems) -> SnapshotSpec:
-    """Reads the envelope of a snapshot document; problems go to ``problems``."""
+def read_snapshot(
+    document: object, problems: Problems, types: Mapping[str, Severity]
+) -> SnapshotSpec:
+    """Reads the envelope of a snapshot document; problems go to ``problems``.
+    ``types`` maps each known policy type to its default severity."""
     top = Reader(document, "", problems, _TOP_LEVEL)
     revision = top.integer("revision", default=0, minimum=0, maximum=2**63 - 1)
     agents = [
@@ -213,7 +203,7 @@ def read_snapshot(document: object, problems: Problems) -> SnapshotSpec:
     policies = [
         policy
         for path, item in top.items("policies")
-        if (policy := _read_policy(path, item, problems)) is not None
+        if (policy := _read_policy(path, item, problems, types)) is not None
     ]
     grants = [
         grant

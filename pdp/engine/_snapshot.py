@@ -13,9 +13,9 @@ from ._context import Context
 from ._errors import SnapshotError
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
-from ._periods import day_start, month_start
 from ._pii import mask_text
-from ._rules import BudgetCapCheck, Check, CostLimitCheck, compile_rule
+from ._policy import Check
+from ._registry import REGISTRY, compile_rule
 from ._types import (
     AgentInfo,
     AuthorizeResult,
@@ -24,9 +24,9 @@ from ._types import (
     DenialReason,
     EnforceInput,
     Mode,
-    SpendView,
     Violation,
 )
+from ._usage import UsageView
 
 __all__ = ["BudgetState", "CompiledSnapshot", "compile_snapshot"]
 
@@ -36,7 +36,10 @@ _KIND_BY_MODE = {
     Mode.WARN: DecisionKind.ALLOW_WITH_WARNINGS,
     Mode.MONITOR: DecisionKind.ALLOW,
 }
+# The decisions that let the call proceed, and so count it.
+_PROCEEDS = frozenset({DecisionKind.ALLOW, DecisionKind.ALLOW_WITH_WARNINGS})
 _PLAN_CACHE_LIMIT = 10_000
+_DEFAULT_SEVERITIES = {name: entry.default_severity for name, entry in REGISTRY.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +111,17 @@ class CompiledSnapshot:
             self._plans[agent.id] = plan
         return plan
 
-    def enforce(self, request: EnforceInput, spend: SpendView, now: datetime) -> Decision:
+    def enforce(self, request: EnforceInput, usage: UsageView, now: datetime) -> Decision:
+        """The decision for ``request`` at ``now``, reading usage from ``usage``.
+        A decision that lets the call proceed carries what it charges to usage
+        (``charges``), for the caller to apply."""
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
-        ctx = Context(request, agent, spend, now)
+        ctx = Context(request, agent, usage, now)
         fired: set[str] = set()
         violations: list[Violation] = []
         for policy in plan.policies:
@@ -136,16 +142,21 @@ class CompiledSnapshot:
                     hit.severity or spec.severity,
                     hit.message,
                     hit.mode or spec.mode,
+                    hit.retry_after_ms,
                 )
             )
         if not violations:
+            charges = ctx.charges()
             allow = plan.allow
             # An agent the snapshot does not list is AgentInfo(ref, ref, False)
             # every time: the plan's copy is equal.
-            if allow.agent is agent or not agent.known:
+            if not charges and (allow.agent is agent or not agent.known):
                 return allow
-            return Decision(DecisionKind.ALLOW, agent, snapshot_revision=self.revision)
+            return Decision(
+                DecisionKind.ALLOW, agent, snapshot_revision=self.revision, charges=charges
+            )
         violations.sort(key=lambda v: -v.mode)  # stable: evaluation order within a mode
+        kind = _KIND_BY_MODE[violations[0].mode]
         spans = ctx.mask_spans or {}
         masked = {
             side: mask_text(text, spans[side])
@@ -153,7 +164,7 @@ class CompiledSnapshot:
             if text is not None and side in spans
         }
         return Decision(
-            _KIND_BY_MODE[violations[0].mode],
+            kind,
             agent,
             tuple(violations),
             masked_input=masked.get("input"),
@@ -161,6 +172,7 @@ class CompiledSnapshot:
             pii_findings=ctx.pii_findings(),
             pii_counts=ctx.pii_counts or {},
             snapshot_revision=self.revision,
+            charges=ctx.charges() if kind in _PROCEEDS else (),
         )
 
     def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
@@ -189,21 +201,14 @@ class CompiledSnapshot:
         best = max(live, key=lambda g: g.expires_at or datetime.max.replace(tzinfo=UTC))
         return AuthorizeResult(True, f"allowed by grant {best.id!r}", None, best.expires_at)
 
-    def budgets(self, agent: AgentInfo, spend: SpendView, now: datetime) -> list[BudgetState]:
+    def budgets(self, agent: AgentInfo, usage: UsageView, now: datetime) -> list[BudgetState]:
         """Spend against every budget that applies to ``agent``."""
         out: list[BudgetState] = []
         for p in self._plan(agent).policies:
-            check = p.check
-            if isinstance(check, CostLimitCheck) and check.daily_budget is not None:
-                start = day_start(now, check.tz)
-                limit, period = check.daily_budget, "daily"
-            elif isinstance(check, BudgetCapCheck):
-                start = month_start(now, check.reset_day, check.tz)
-                limit, period = check.cap, "monthly"
-            else:
-                continue
-            spent = spend.spent_since(agent.id, start)
-            out.append(BudgetState(p.id, p.name, period, limit, spent, start))
+            for budget in p.check.budgets():
+                start = budget.start(now)
+                spent = usage.spent_since(agent.id, start)
+                out.append(BudgetState(p.id, p.name, budget.period, budget.limit_usd, spent, start))
         return out
 
 
@@ -285,7 +290,7 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
 
     Raises SnapshotError listing every problem with its field path."""
     problems = Problems()
-    spec = read_snapshot(document, problems)
+    spec = read_snapshot(document, problems, _DEFAULT_SEVERITIES)
     agents: dict[str, AgentInfo] = {}
     for a in spec.agents:
         info = _agent_info(a)

@@ -6,7 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+
+from ._usage import Charge
 
 __all__ = [
     "ACTIONS",
@@ -21,7 +22,6 @@ __all__ = [
     "Mode",
     "PiiFinding",
     "Severity",
-    "SpendView",
     "Violation",
 ]
 
@@ -91,11 +91,15 @@ class ContextItem:
     source: str = ""  # where it came from: a URL, a file name, a tool name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, kw_only=True)
 class EnforceInput:
     """One Enforce request. ``input`` is the input side (gated before the call),
     ``output`` the output side (scanned after it); either may be absent.
-    ``context`` is content the agent pulled in for the call."""
+    ``context`` is content the agent pulled in for the call.
+
+    Built by keyword on every request, and treated as read-only by the
+    engine; not frozen, because a frozen dataclass costs twice as much to
+    build on the hot path."""
 
     agent_id: str
     input: str | None = None
@@ -129,6 +133,8 @@ class Violation:
     severity: Severity
     message: str
     mode: Mode
+    # When the same call would pass (rate limits); 0 when time does not help.
+    retry_after_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,9 @@ class Decision:
     # log may keep (never the values).
     pii_counts: Mapping[str, int] = field(default_factory=dict)
     snapshot_revision: int = 0
+    # What the call charges to usage if it proceeds (set only when the
+    # decision lets it proceed); the server applies them through the port.
+    charges: tuple[Charge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +171,3 @@ class AuthorizeResult:
     reason: str
     denial: DenialReason | None = None
     grant_expires_at: datetime | None = None
-
-
-class SpendView(Protocol):
-    """Spend recorded so far, read by cost checks. Implementations answer from
-    memory: the engine calls this on the hot path."""
-
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        """USD spent by ``agent_id`` (canonical id) from ``since`` until now."""
-        ...

@@ -1,5 +1,5 @@
 """The gRPC sidecar: servicers that translate between the wire and the
-engine, health, reflection, and the process lifecycle.
+engine, health, reflection, and the sidecar's start and graceful stop.
 
 Exception tree::
 
@@ -7,7 +7,7 @@ Exception tree::
     └── RequestError   a bad request: gRPC code, field and reason
 """
 
-from ._app import ServeOptions, Sidecar, run
+from ._app import ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
 
-__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar", "run"]
+__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar"]

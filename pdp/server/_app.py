@@ -1,29 +1,36 @@
-"""The sidecar process: state, snapshot source, gRPC server, health, and a
-graceful shutdown."""
+"""The sidecar: state, snapshot source, gRPC server, health, and a graceful
+shutdown. The process around it (signals, the event loop) is ``pdp serve``'s."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
-import httpx
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pdp.snapshot import Active, FileSource, HttpSource, SnapshotHolder, SourceStatusError
-from pdp.state import Database, DecisionLog, SnapshotStore, SpendLedger
+from pdp.engine import parse_listen_address, utc_now
+from pdp.snapshot import (
+    Active,
+    SnapshotHolder,
+    SnapshotSource,
+    Unreachable,
+    Update,
+    open_source,
+)
+from pdp.state import Database, DecisionLog, SnapshotStore, SqliteUsage
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._translate import Limits
 
-__all__ = ["ServeOptions", "Sidecar", "run"]
+__all__ = ["ServeOptions", "Sidecar"]
 
 log = logging.getLogger("pdp.server")
 
@@ -46,16 +53,18 @@ class Sidecar:
     """One running sidecar. ``start`` returns once it listens (serving, or
     NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls."""
 
-    def __init__(self, options: ServeOptions) -> None:
+    def __init__(self, options: ServeOptions, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.options = options
         self.address = ""
         self.holder: SnapshotHolder
+        self._clock = clock
         self._db: Database | None = None
         self._decisions: DecisionLog | None = None
+        self._usage: SqliteUsage | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servicer: PolicyDecisionServicer | None = None
-        self._source: FileSource | HttpSource | None = None
+        self._source: SnapshotSource | None = None
         self._health = health_aio.HealthServicer()
 
     async def start(self) -> None:
@@ -67,24 +76,35 @@ class Sidecar:
 
     async def _start(self) -> None:
         opts = self.options
+        try:
+            listen = parse_listen_address(opts.listen)
+        except ValueError as exc:  # the CLI checks first; ServeOptions built in code may not
+            raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
         db = self._db = await Database.open(opts.state)
         store = SnapshotStore(db)
-        ledger = await SpendLedger.open(db)
+        usage = self._usage = await SqliteUsage.open(db)
+        usage.start()
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
 
         async def persist(active: Active, data: bytes) -> None:
-            await self._set_serving()
             await store.save(
                 data.decode(), active.snapshot.revision, active.source, active.activated_at
             )
 
-        self.holder = SnapshotHolder(on_activate=persist)
-        source = self._source = _make_source(opts, self.holder)
-        try:
-            await asyncio.wait_for(source.poll(), _FIRST_FETCH_TIMEOUT)
-        except (OSError, TimeoutError, httpx.HTTPError, SourceStatusError) as exc:
-            log.warning("snapshot source %s did not answer: %s", source.name, exc)
+        self.holder = SnapshotHolder(
+            on_activate=persist,
+            on_serving=self._set_serving,
+            clock=self._clock,
+            max_staleness=opts.max_staleness,
+        )
+        source = self._source = open_source(
+            opts.snapshot,
+            api_key=opts.api_key,
+            poll_interval=opts.poll_interval,
+            max_staleness=opts.max_staleness,
+        )
+        await self.holder.report(await _first_fetch(source))
         if not self.holder.ready:
             await self._restore_last_good(store)
 
@@ -96,7 +116,7 @@ class Sidecar:
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, ledger, decisions, Limits(limit)
+            self.holder, usage, decisions, Limits(limit), clock=self._clock
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -109,23 +129,20 @@ class Sidecar:
             server,
         )
         try:
-            port = server.add_insecure_port(opts.listen)
+            port = server.add_insecure_port(str(listen))
         except RuntimeError as exc:  # grpc reports a failed bind this way
-            raise OSError(f"cannot listen on {opts.listen}: {exc}") from None
-        if port == 0 and not opts.listen.startswith("unix:"):
-            raise OSError(f"cannot listen on {opts.listen}")
-        self.address = (
-            opts.listen if opts.listen.startswith("unix:") else _with_port(opts.listen, port)
-        )
+            raise OSError(f"cannot listen on {listen}: {exc}") from None
+        if port == 0 and not listen.is_unix:
+            raise OSError(f"cannot listen on {listen}")
+        self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
-        await self._set_serving()
-        self._tasks.append(asyncio.create_task(source.run(), name="snapshot-source"))
-        if opts.max_staleness is not None:
-            self._tasks.append(
-                asyncio.create_task(
-                    self._watch_staleness(opts.max_staleness, source.name), name="staleness"
-                )
-            )
+        await self.holder.refresh()
+        self._tasks.append(
+            asyncio.create_task(source.run(self.holder.report), name="snapshot-source")
+        )
+        self._tasks.append(
+            asyncio.create_task(self.holder.watch_staleness(), name="snapshot-staleness")
+        )
         log.info("listening on %s", self.address)
 
     async def _restore_last_good(self, store: SnapshotStore) -> None:
@@ -134,31 +151,12 @@ class Sidecar:
             log.warning("no snapshot active yet; health is NOT_SERVING until one loads")
             return
         source = f"{stored.source} (last good, persisted)"
-        rejection = self.holder.last_rejection
-        await self.holder.offer(stored.document.encode(), source)
-        # Keep the reason the file was refused visible next to the fallback.
-        if rejection is not None and self.holder.ready:
-            self.holder.reject(rejection.source, rejection.errors, rejection.digest)
+        await self.holder.restore(stored.document.encode(), source)
 
-    async def _watch_staleness(self, limit: float, source: str) -> None:
-        """Fails closed while the source has not answered for ``limit`` seconds."""
-        started = datetime.now(UTC)
-        while True:
-            await asyncio.sleep(min(0.25, limit / 4))
-            last = self.holder.last_contact or started
-            stale = (datetime.now(UTC) - last).total_seconds() > limit
-            if stale != self.holder.stale:
-                self.holder.stale = stale
-                if stale:
-                    log.error("no answer from %s for %.1fs: failing closed", source, limit)
-                else:
-                    log.info("%s answers again: serving", source)
-                await self._set_serving()
-
-    async def _set_serving(self) -> None:
+    async def _set_serving(self, serving: bool) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING
-            if self.holder.ready and not self.holder.stale
+            if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         await self._health.set("", status)
@@ -181,20 +179,20 @@ class Sidecar:
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         if self._decisions is not None:
             await self._decisions.close()
+        if self._usage is not None:
+            await self._usage.close()
         if self._db is not None:
             await self._db.close()
 
 
-_FIRST_FETCH_TIMEOUT = 5.0
-_LONG_POLL = 20.0  # then serve the persisted last good snapshot meanwhile
+_FIRST_FETCH_TIMEOUT = 5.0  # then serve the persisted last good snapshot meanwhile
 
 
-def _make_source(opts: ServeOptions, holder: SnapshotHolder) -> FileSource | HttpSource:
-    if opts.snapshot.startswith(("http://", "https://")):
-        # A held long-poll is silence too: answer well within the staleness limit.
-        wait = _LONG_POLL if opts.max_staleness is None else min(_LONG_POLL, opts.max_staleness / 3)
-        return HttpSource(opts.snapshot, holder, api_key=opts.api_key, wait=wait)
-    return FileSource(opts.snapshot, holder, interval=opts.poll_interval)
+async def _first_fetch(source: SnapshotSource) -> Update:
+    try:
+        return await asyncio.wait_for(source.fetch(), _FIRST_FETCH_TIMEOUT)
+    except TimeoutError:
+        return Unreachable(source.name, f"no answer within {_FIRST_FETCH_TIMEOUT:g}s")
 
 
 _QUIET = 0.1  # no call started for this long: what was queued has been served
@@ -204,22 +202,3 @@ async def _wait_quiet(activity: Activity, deadline: float) -> None:
     # Polled: quiet means nothing happened for a while, which no event signals.
     while time.monotonic() < deadline and activity.quiet_for() < _QUIET:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
-
-
-def _with_port(listen: str, port: int) -> str:
-    host = listen.rsplit(":", 1)[0]
-    return f"{host}:{port}"
-
-
-async def run(options: ServeOptions) -> int:
-    """Runs a sidecar until SIGTERM or SIGINT."""
-    sidecar = Sidecar(options)
-    await sidecar.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
-    await sidecar.stop()
-    return 0

@@ -7,16 +7,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import MethodDescriptor
 
-from pdp.engine import DecisionKind
+from pdp.engine import (
+    CompiledSnapshot,
+    Decision,
+    DecisionKind,
+    EnforceInput,
+    UsagePort,
+    UsageReport,
+    utc_now,
+)
 from pdp.snapshot import Active, SnapshotHolder
-from pdp.state import DecisionLog, SpendLedger, UsageConflictError
+from pdp.state import DecisionLog, DecisionRecord, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
@@ -33,19 +44,29 @@ from ._translate import (
     usage_amount,
 )
 
-__all__ = ["SERVICE_NAME", "Activity", "PolicyDecisionServicer"]
+__all__ = ["SERVICE", "SERVICE_NAME", "Activity", "PolicyDecisionServicer", "handler_name"]
 
-SERVICE_NAME = "pdp.v1.PolicyDecisionService"
+SERVICE = pb.DESCRIPTOR.services_by_name["PolicyDecisionService"]
+SERVICE_NAME = SERVICE.full_name
 log = logging.getLogger("pdp.server")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+# Decisions tried for one call whose charges a shared usage backend keeps
+# refusing (other replicas keep taking the last places in its windows).
+_CHARGE_ATTEMPTS = 3
 
 
 def _new_id() -> str:
-    # 128 random bits as hex: as unique as a UUID4, a sixth of its cost.
+    # 128 bits from the OS as hex: unguessable (approval ids let a call through).
     return os.urandom(16).hex()
+
+
+# Decision ids need to be unique, not unguessable: 128 bits from a generator
+# seeded by the OS (again in a forked child) cost a quarter of os.urandom.
+_decision_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _decision_ids.seed(os.urandom(32)))
+
+
+def _new_decision_id() -> str:
+    return _decision_ids.getrandbits(128).to_bytes(16).hex()
 
 
 class Activity:
@@ -68,14 +89,14 @@ class PolicyDecisionServicer:
     def __init__(
         self,
         holder: SnapshotHolder,
-        ledger: SpendLedger,
+        usage: UsagePort,
         decisions: DecisionLog,
         limits: Limits,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._holder = holder
-        self._ledger = ledger
+        self._usage = usage
         self._decisions = decisions
         self._limits = limits
         self._clock = clock
@@ -99,23 +120,46 @@ class PolicyDecisionServicer:
         request = enforce_input(parse_request(pb.EnforceRequest, data), self._limits)
         snapshot = self._active().snapshot
         now = self._clock()
-        decision = snapshot.enforce(request, self._ledger, now)
-        decision_id = _new_id()
+        decision = snapshot.enforce(request, self._usage, now)
+        if decision.charges:
+            decision = await self._charge(snapshot, request, decision, now)
+        decision_id = _new_decision_id()
         kind = decision.kind
         approval_id = _new_id() if kind is DecisionKind.PENDING_APPROVAL else ""
         violations = decision.violations
-        self._decisions.append_fields(
-            decision_id,
-            now,
-            decision.agent.id,
-            kind.value,
-            [v.policy_id for v in violations] if violations else (),
-            decision.pii_counts,
-            decision.snapshot_revision,
-            request.request_id,
-            approval_id,
+        self._decisions.append(
+            DecisionRecord(
+                decision_id=decision_id,
+                decided_at=now,
+                agent_id=decision.agent.id,
+                decision=kind.value,
+                policies_fired=tuple([v.policy_id for v in violations]) if violations else (),
+                pii_counts=decision.pii_counts,
+                snapshot_revision=decision.snapshot_revision,
+                request_id=request.request_id,
+                approval_id=approval_id,
+            )
         )
         return enforce_response(decision, decision_id, approval_id).SerializeToString()
+
+    async def _charge(
+        self, snapshot: CompiledSnapshot, request: EnforceInput, decision: Decision, now: datetime
+    ) -> Decision:
+        """Applies what an allowed call charges to usage. When the backend
+        refuses (a shared backend where another replica took the last place
+        in a window), the call is decided again on the backend's numbers."""
+        for _ in range(_CHARGE_ATTEMPTS):
+            if not await self._usage.charge(decision.charges):
+                return decision
+            decision = snapshot.enforce(request, self._usage, now)
+            if not decision.charges:
+                return decision
+        raise RequestError(
+            "",
+            f"the call could not be counted after {_CHARGE_ATTEMPTS} attempts "
+            "(its rate-limit windows are contended); retry",
+            grpc.StatusCode.ABORTED,
+        )
 
     async def authorize(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AuthorizeRequest, data)
@@ -143,7 +187,7 @@ class PolicyDecisionServicer:
             rejected_at=rejection.rejected_at if rejection else None,
             rejection=rejection.errors if rejection else (),
         )
-        return agent_state(agent, snapshot.budgets(agent, self._ledger, now), view)
+        return agent_state(agent, snapshot.budgets(agent, self._usage, now), view)
 
     async def agent_status(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AgentStatusRequest, data)
@@ -175,62 +219,94 @@ class PolicyDecisionServicer:
         request_id = require_id(msg.request_id, "request_id")
         agent = self._active().snapshot.resolve_agent(agent_ref)
         try:
-            record = await self._ledger.record(agent.id, amount, request_id)
+            record = await self._usage.record(UsageReport(agent.id, amount, request_id))
         except UsageConflictError as exc:
             raise RequestError("request_id", str(exc), grpc.StatusCode.ALREADY_EXISTS) from None
         midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)
         return pb.ReportUsageResponse(
             duplicate=record.duplicate,
-            daily_spend_usd=self._ledger.spent_since(agent.id, midnight),
+            daily_spend_usd=self._usage.spent_since(agent.id, midnight),
         ).SerializeToString()
 
     async def await_approval(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         parse_request(pb.AwaitApprovalRequest, data)
-        raise RequestError("", "approvals are not served yet", grpc.StatusCode.UNIMPLEMENTED)
+        raise _not_served("AwaitApproval")
 
-    async def not_served(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        raise RequestError("", "not served by this sidecar yet", grpc.StatusCode.UNIMPLEMENTED)
+    async def enforce_batch(
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        raise _not_served("EnforceBatch", "; call Enforce once per request")
 
-    async def not_served_stream(
+    async def enforce_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        raise RequestError("", "not served by this sidecar yet", grpc.StatusCode.UNIMPLEMENTED)
+        raise _not_served("EnforceStream", "; call Enforce once per request")
         yield b""  # pragma: no cover
 
+    async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        raise _not_served("SubmitTrace")
+
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
-        unary: dict[str, Callable[..., Awaitable[bytes]]] = {
-            "Enforce": self.enforce,
-            "EnforceBatch": self.not_served,
-            "Authorize": self.authorize,
-            "AgentStatus": self.agent_status,
-            "ReportUsage": self.report_usage,
-            "AwaitApproval": self.await_approval,
-            "SubmitTrace": self.not_served,
-        }
+        """The service's method table, built from its descriptor: every RPC of
+        the contract is served by the method of the same name in snake case,
+        with the streaming shape the contract gives it."""
+        handlers: dict[str, Callable[..., Any]] = {}
+        missing: list[str] = []
+        for method in SERVICE.methods:
+            fn = getattr(self, handler_name(method.name), None)
+            if fn is None:
+                missing.append(f"{method.name} (define {handler_name(method.name)})")
+            else:
+                handlers[method.name] = fn
+        if missing:
+            raise TypeError(f"{SERVICE_NAME} has no handler for {', '.join(missing)}")
         methods = {
-            name: grpc.unary_unary_rpc_method_handler(_guard_unary(fn, self.activity))
-            for name, fn in unary.items()
+            method.name: _method_handler(method, handlers[method.name], self.activity)
+            for method in SERVICE.methods
         }
-        methods["WatchAgentStatus"] = grpc.unary_stream_rpc_method_handler(
-            _guard_stream(self.watch_agent_status)
-        )
-        methods["EnforceStream"] = grpc.stream_stream_rpc_method_handler(
-            _guard_stream(self.not_served_stream)  # type: ignore[arg-type]
-        )
         return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+
+def _not_served(rpc: str, advice: str = "") -> RequestError:
+    message = f"{rpc} is not served by this sidecar version yet{advice}"
+    return RequestError("", message, grpc.StatusCode.UNIMPLEMENTED)
+
+
+def handler_name(rpc: str) -> str:
+    """The servicer method serving ``rpc``: ``AgentStatus`` -> ``agent_status``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower()
+
+
+def _method_handler(
+    method: MethodDescriptor, fn: Callable[..., Any], activity: Activity
+) -> grpc.RpcMethodHandler[Any, Any]:
+    match method.client_streaming, method.server_streaming:
+        case False, False:
+            return grpc.unary_unary_rpc_method_handler(_guard_unary(fn, activity))
+        case False, True:
+            return grpc.unary_stream_rpc_method_handler(_guard_stream(fn))
+        case True, False:
+            return grpc.stream_unary_rpc_method_handler(_guard_unary(fn, activity))
+        case _:
+            return grpc.stream_stream_rpc_method_handler(_guard_stream(fn))
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: RequestError) -> None:
     await context.abort(exc.code, str(exc), exc.trailing_metadata())
 
 
+# A request as the handlers receive it: bytes, or an async iterator of bytes
+# for a client stream.
+_Request = Any
+
+
 def _guard_unary(
-    fn: Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]],
+    fn: Callable[[_Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]],
     activity: Activity,
-) -> Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]:
-    async def handle(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+) -> Callable[[_Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]:
+    async def handle(data: _Request, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         activity.in_flight += 1
         activity.last_started = time.monotonic()
         try:
@@ -245,10 +321,10 @@ def _guard_unary(
 
 
 def _guard_stream(
-    fn: Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[bytes]],
-) -> Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[bytes]]:
+    fn: Callable[[_Request, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[bytes]],
+) -> Callable[[_Request, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[bytes]]:
     async def handle(
-        data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        data: _Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         try:
             async for item in fn(data, context):

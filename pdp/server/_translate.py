@@ -181,9 +181,16 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
         _short(model, "model")
         _short(tool, "tool")
         _short(request_id, "request_id")
-    context = _context(msg, max_bytes) if msg.context else ()
     return EnforceInput(
-        agent_id, text_in, text_out, estimate, model, tool, metadata, request_id, context
+        agent_id=agent_id,
+        input=text_in,
+        output=text_out,
+        estimated_cost_usd=estimate,
+        model=model,
+        tool=tool,
+        metadata=metadata,
+        request_id=request_id,
+        context=_context(msg, max_bytes) if msg.context else (),
     )
 
 
@@ -253,6 +260,7 @@ def enforce_response(decision: Decision, decision_id: str, approval_id: str) -> 
             severity=_SEVERITIES[v.severity],
             message=v.message,
             enforcement_mode=_MODES[v.mode],
+            retry_after_ms=v.retry_after_ms,
         )
     if decision.masked_input is not None:
         resp.masked_input = decision.masked_input

@@ -11,9 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from pdp.engine import FieldError
-
-from ._holder import SnapshotHolder
+from ._source import NewDocument, NoChange, Report, Unreachable, Update
 
 __all__ = ["FileSource"]
 
@@ -28,11 +26,11 @@ def _identity(path: Path) -> _Identity:
 
 
 class FileSource:
-    def __init__(
-        self, path: str | os.PathLike[str], holder: SnapshotHolder, *, interval: float = 0.2
-    ):
+    """Reads the file when its identity changes; an unchanged file is a
+    :class:`NoChange`, a missing or unreadable one an :class:`Unreachable`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, interval: float = 0.2) -> None:
         self.path = Path(path)
-        self.holder = holder
         self.interval = interval
         self._seen: _Identity | None = None
 
@@ -40,37 +38,27 @@ class FileSource:
     def name(self) -> str:
         return str(self.path)
 
-    async def poll(self) -> bool:
-        """Offers the file if it changed since the last poll; True when a new
-        snapshot became active."""
+    async def fetch(self) -> Update:
         try:
             identity = _identity(self.path)
-        except OSError as exc:
-            if self._seen != ("missing", 0, 0, 0, 0):
-                self._seen = ("missing", 0, 0, 0, 0)
-                self.holder.reject(self.name, (FieldError("", f"cannot read: {exc.strerror}"),))
-            return False
-        if identity == self._seen:
-            self.holder.touch()
-            return False
-        try:
+            if identity == self._seen:
+                return NoChange(self.name)
             data = await asyncio.to_thread(self.path.read_bytes)
         except OSError as exc:
-            self.holder.reject(self.name, (FieldError("", f"cannot read: {exc.strerror}"),))
-            return False
+            self._seen = None  # read it again whenever it is back
+            return Unreachable(self.name, f"cannot read: {exc.strerror}")
         # Remember the identity only once read: a file replaced between stat
         # and read is seen again on the next poll.
         self._seen = identity
-        return await self.holder.offer(data, self.name)
+        return NewDocument(self.name, data)
 
-    async def aclose(self) -> None:
-        """Nothing to release; sources share this method."""
-
-    async def run(self) -> None:
-        """Polls until cancelled."""
+    async def run(self, report: Report) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.poll()
+                await report(await self.fetch())
             except Exception:  # a watcher that dies would freeze policies silently
                 log.exception("polling %s failed", self.path)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,8 +1,11 @@
-"""The active snapshot and its activation.
+"""The active snapshot, its activation, and whether it may still serve.
 
-Fetching a document is the sources' job; this module validates and compiles
-what they offer (off the event loop) and activates it with one reference
-swap. A rejected document leaves the active snapshot serving."""
+Sources report what each attempt gave (:meth:`SnapshotHolder.report`); this
+module validates and compiles the documents they bring (off the event loop)
+and activates one with a single reference swap. A rejected document leaves
+the active snapshot serving. With a maximum staleness, the holder also
+decides, on its own clock, when silence from the source has lasted too long:
+decisions then fail closed until the source answers again."""
 
 from __future__ import annotations
 
@@ -11,17 +14,22 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
-from pdp.engine import CompiledSnapshot, FieldError, SnapshotError, compile_snapshot, parse_document
+from pdp.engine import (
+    CompiledSnapshot,
+    FieldError,
+    SnapshotError,
+    compile_snapshot,
+    parse_document,
+    utc_now,
+)
+
+from ._source import NewDocument, NoChange, Refused, Unreachable, Update
 
 __all__ = ["Active", "Rejection", "SnapshotHolder"]
 
 log = logging.getLogger("pdp.snapshot")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +37,20 @@ class Active:
     snapshot: CompiledSnapshot
     source: str
     activated_at: datetime
-    digest: str
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """Why the source's latest document is not active: its field errors, or
+    the source's refusal (one error with an empty path)."""
+
     source: str
     rejected_at: datetime
     errors: tuple[FieldError, ...]
-    digest: str
 
 
 OnActivate = Callable[[Active, bytes], Awaitable[None]]
+OnServing = Callable[[bool], Awaitable[None]]
 
 
 def _compile(data: bytes) -> CompiledSnapshot:
@@ -49,55 +59,161 @@ def _compile(data: bytes) -> CompiledSnapshot:
 
 class SnapshotHolder:
     """Holds the active snapshot. The hot path reads ``active`` (one attribute
-    load); activation replaces it whole."""
+    load) and ``stale``; activation replaces ``active`` whole.
+
+    ``on_activate`` runs after each activation (to persist the document);
+    ``on_serving`` runs whenever :attr:`serving` changes (to set health)."""
 
     def __init__(
         self,
         *,
         on_activate: OnActivate | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        on_serving: OnServing | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        max_staleness: float | None = None,
     ) -> None:
         self.active: Active | None = None
-        self.last_rejection: Rejection | None = None
         self.last_contact: datetime | None = None
-        # Set while the source has been silent past the allowed staleness:
-        # decisions then fail closed.
-        self.stale = False
+        # Why the source's last attempt got no answer; None once it answers.
+        self.unreachable: str | None = None
+        self.max_staleness = max_staleness
         self._on_activate = on_activate
+        self._on_serving = on_serving
         self._clock = clock
+        self._limit = None if max_staleness is None else timedelta(seconds=max_staleness)
+        # Silence from here on is counted from the start.
+        self._stale_at = None if self._limit is None else clock() + self._limit
+        self._source = ""
+        self._active_digest = ""
+        self._rejection: Rejection | None = None
+        self._rejected_digest = ""
+        self._refusal: Rejection | None = None
+        self._serving: bool | None = None  # as last notified
+        self._was_stale = False
         self._lock = asyncio.Lock()
+        self._serving_lock = asyncio.Lock()
         self._changed = asyncio.Event()
 
     @property
     def ready(self) -> bool:
         return self.active is not None
 
-    def touch(self) -> None:
-        """Records that the source answered (for staleness), changed or not."""
-        self.last_contact = self._clock()
+    @property
+    def stale(self) -> bool:
+        """True once the source has not answered for longer than the maximum
+        staleness: decisions fail closed. Read on every decision, so it costs
+        one clock reading with a limit and nothing without."""
+        stale_at = self._stale_at
+        return stale_at is not None and self._clock() > stale_at
+
+    @property
+    def serving(self) -> bool:
+        """A snapshot is active and not stale."""
+        return self.active is not None and not self.stale
+
+    @property
+    def last_rejection(self) -> Rejection | None:
+        """The source's refusal if it refuses this sidecar, else why its
+        latest document was rejected; None when neither."""
+        return self._refusal or self._rejection
 
     async def wait_changed(self) -> None:
         """Returns after the next activation."""
         await self._changed.wait()
 
-    async def offer(self, data: bytes, source: str) -> bool:
-        """Validates, compiles and activates ``data``. True when it became
-        active; False when it was rejected or is what is already active."""
+    async def report(self, update: Update) -> bool:
+        """Takes what a source's attempt gave. True when a new snapshot
+        became active."""
+        self._source = update.source
+        if isinstance(update, Unreachable):
+            if self.unreachable is None:
+                log.warning(
+                    "snapshot source %s unreachable (%s); %s",
+                    update.source,
+                    update.reason,
+                    self._serving_what(),
+                )
+            self.unreachable = update.reason
+            await self.refresh()
+            return False
+        if self.unreachable is not None:
+            log.info("snapshot source %s answers again", update.source)
+            self.unreachable = None
+        if isinstance(update, Refused):
+            self._refuse(update)
+            await self.refresh()
+            return False
+        self._contact()
+        self._refusal = None
+        activated = False
+        if isinstance(update, NewDocument):
+            activated = await self._activate(update.data, update.source, clear_rejection=True)
+        else:
+            assert isinstance(update, NoChange)
+        await self.refresh()
+        return activated
+
+    async def restore(self, data: bytes, source: str) -> bool:
+        """Activates a persisted last good document while the source has
+        none that compiles; why the source's document was rejected stays
+        visible next to it."""
+        activated = await self._activate(data, source, clear_rejection=False)
+        await self.refresh()
+        return activated
+
+    async def refresh(self) -> bool:
+        """Re-evaluates :attr:`serving` on the holder's clock, and notifies
+        ``on_serving`` when it changed. Returns it."""
+        async with self._serving_lock:
+            stale = self.stale
+            if stale != self._was_stale:
+                self._was_stale = stale
+                if stale:
+                    log.error(
+                        "no answer from snapshot source %s for %gs: failing closed",
+                        self._source,
+                        self.max_staleness,
+                    )
+                else:
+                    log.info("snapshot source %s answers again: serving", self._source)
+            serving = self.active is not None and not stale
+            if serving != self._serving:
+                self._serving = serving
+                if self._on_serving is not None:
+                    await self._on_serving(serving)
+        return serving
+
+    async def watch_staleness(self) -> None:
+        """Until cancelled, re-evaluates staleness a few times within the
+        limit, so that ``on_serving`` hears of it without a decision being
+        asked. Returns at once when there is no limit."""
+        if self.max_staleness is None:
+            return
+        interval = min(0.25, self.max_staleness / 4)
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh()
+
+    def _contact(self) -> None:
+        now = self._clock()
+        self.last_contact = now
+        if self._limit is not None:
+            self._stale_at = now + self._limit
+
+    async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
         digest = hashlib.sha256(data).hexdigest()
-        self.touch()
         async with self._lock:
-            if self.active is not None and self.active.digest == digest:
-                return False
-            if self.last_rejection is not None and self.last_rejection.digest == digest:
+            if digest in (self._active_digest, self._rejected_digest):
                 return False
             try:
                 snapshot = await asyncio.to_thread(_compile, data)
             except SnapshotError as exc:
-                self.reject(source, exc.errors, digest)
+                self._reject(source, exc.errors, digest)
                 return False
-            active = Active(snapshot, source, self._clock(), digest)
-            self.active = active
-            self.last_rejection = None
+            active = Active(snapshot, source, self._clock())
+            self.active, self._active_digest = active, digest
+            if clear_rejection:
+                self._rejection, self._rejected_digest = None, ""
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
         log.info(
@@ -114,17 +230,24 @@ class SnapshotHolder:
                 log.exception("could not persist the active snapshot")
         return True
 
-    def reject(self, source: str, errors: tuple[FieldError, ...], digest: str = "") -> None:
-        """Records a rejected document; the active snapshot keeps serving."""
-        self.last_rejection = Rejection(source, self._clock(), errors, digest)
-        serving = (
-            f"revision {self.active.snapshot.revision} keeps serving"
-            if self.active is not None
-            else "no snapshot is active yet"
-        )
+    def _reject(self, source: str, errors: tuple[FieldError, ...], digest: str) -> None:
+        self._rejection = Rejection(source, self._clock(), errors)
+        self._rejected_digest = digest
         log.error(
             "snapshot from %s rejected (%s): %s",
             source,
-            serving,
+            self._serving_what(),
             "; ".join(str(e) for e in errors) or "unknown error",
         )
+
+    def _refuse(self, update: Refused) -> None:
+        errors = (FieldError("", update.reason),)
+        if self._refusal is not None and self._refusal.errors == errors:
+            return  # said once, not on every retry
+        self._refusal = Rejection(update.source, self._clock(), errors)
+        log.error("snapshot source %s refuses this sidecar (%s)", update.source, update.reason)
+
+    def _serving_what(self) -> str:
+        if self.active is None:
+            return "no snapshot is active yet"
+        return f"revision {self.active.snapshot.revision} keeps serving"

@@ -1,9 +1,11 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
-ledger, the decision log and the last good snapshot.
+ledger, the call counters, the decision log and the last good snapshot.
 
-Nothing on the hot path waits on SQLite: budget checks read the ledger's
-in-memory sums (:meth:`SpendLedger.spent_since`) and decisions are queued with
-the synchronous :meth:`DecisionLog.append`.
+:class:`SqliteUsage` implements the engine's usage port over the ledger and
+the counters. Nothing on the hot path waits on SQLite: the engine reads
+in-memory sums and counts, a call is counted in memory and written in the
+background, and decisions are queued with the synchronous
+:meth:`DecisionLog.append`.
 
 Exception tree::
 
@@ -12,18 +14,23 @@ Exception tree::
                              agent or amount; ``.request_id`` names it
 """
 
+from pdp.engine import UsageRecord
+from pdp.state._counters import CallCounters
 from pdp.state._database import Database
 from pdp.state._decision_log import DecisionLog, DecisionRecord
 from pdp.state._errors import StateError, UsageConflictError
-from pdp.state._ledger import SpendLedger, UsageRecord
+from pdp.state._ledger import SpendLedger
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
+from pdp.state._usage import SqliteUsage
 
 __all__ = [
+    "CallCounters",
     "Database",
     "DecisionLog",
     "DecisionRecord",
     "SnapshotStore",
     "SpendLedger",
+    "SqliteUsage",
     "StateError",
     "StoredSnapshot",
     "UsageConflictError",

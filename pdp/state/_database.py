@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from pdp.engine import utc_now
 from pdp.state._errors import StateError
 
 __all__ = [
@@ -73,6 +74,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Calls counted per key (a JSON array, e.g. ["agent", "<id>"]) and
+        # second of Unix time, for windows of calls (rate limits).
+        """
+        CREATE TABLE call_counts (
+            counter_key TEXT NOT NULL,
+            second INTEGER NOT NULL,
+            count INTEGER NOT NULL CHECK (count > 0),
+            PRIMARY KEY (counter_key, second)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX call_counts_by_second ON call_counts (second)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -81,11 +95,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 # Other processes (a CLI, a second sidecar) may hold the write lock briefly.
 _BUSY_TIMEOUT_MS = 5000
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 def to_micros(moment: datetime, field: str) -> int:

@@ -1,114 +1,39 @@
 """The spend ledger: durable usage records plus an in-memory view of them.
 
 Budget checks run on the hot path and must not wait on SQLite, so they read
-:class:`SpendWindows` (per-agent timestamps and prefix sums in memory). The
-ledger writes each usage to SQLite first and counts it in memory only once the
-write is committed, so memory never shows spend a crash could lose.
-
-Another backend (Redis, shared by several processes) implements the same two
-operations: ``spent_since`` (sync, the engine's ``SpendView``) and an async
-``record``.
+per-agent timestamps and prefix sums in memory (:class:`Windows`). The ledger
+writes each usage to SQLite first and counts it in memory only once the write
+is committed, so memory never shows spend a crash could lose. It is the spend
+half of the SQLite usage backend (``SqliteUsage``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from pdp.engine import UsageRecord
 from pdp.state._database import Database, from_micros, to_micros, utc_now
 from pdp.state._errors import UsageConflictError
+from pdp.state._windows import Windows
 
-__all__ = ["SpendLedger", "SpendWindows", "UsageRecord"]
+__all__ = ["SpendLedger"]
 
 _EPOCH = from_micros(0)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _MICROS_PER_USD = 1_000_000
 # SQLite integers are signed 64-bit.
 _MAX_MICRO_USD = 2**63 - 1
-# Prune an agent's history only once the expired part is at least this share
-# of it, so pruning (a list slice) costs amortised O(1) per record.
-_PRUNE_FRACTION = 0.5
 _LOAD_CHUNK_ROWS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One usage report as stored. ``duplicate`` is True when the request_id
-    was already recorded: the stored record is returned and nothing is added."""
-
-    request_id: str
-    agent_id: str
-    cost_usd: float
-    recorded_at: datetime
-    duplicate: bool
-
-
-class _AgentSpend:
-    """One agent's spend: times (µs, non-decreasing) and running totals
-    (µUSD), appended together. ``totals[i]`` is ``base`` plus every amount up
-    to and including entry i; ``base`` is the sum of pruned entries."""
-
-    __slots__ = ("base", "times", "totals")
-
-    def __init__(self) -> None:
-        self.times: list[int] = []
-        self.totals: list[int] = []
-        self.base = 0
-
-
-class SpendWindows:
-    """Spend per agent over any window ending now, answered from memory in
-    O(log n): bisect the times, subtract two prefix sums."""
-
-    def __init__(self) -> None:
-        self._agents: dict[str, _AgentSpend] = {}
-
-    def add(self, agent_id: str, amount_micro_usd: int, at_micros: int) -> None:
-        spend = self._agents.get(agent_id)
-        if spend is None:
-            spend = self._agents[agent_id] = _AgentSpend()
-        times = spend.times
-        if times and at_micros < times[-1]:
-            # The wall clock stepped back; keep the arrays sorted. The row in
-            # SQLite keeps the real time.
-            at_micros = times[-1]
-        previous = spend.totals[-1] if spend.totals else spend.base
-        times.append(at_micros)
-        spend.totals.append(previous + amount_micro_usd)
-
-    def spent_micro_usd(self, agent_id: str, since_micros: int) -> int:
-        spend = self._agents.get(agent_id)
-        if spend is None or not spend.times:
-            return 0
-        first = bisect_left(spend.times, since_micros)
-        if first == len(spend.times):
-            return 0
-        before = spend.totals[first - 1] if first else spend.base
-        return spend.totals[-1] - before
-
-    def prune(self, agent_id: str, before_micros: int) -> None:
-        """Forget the agent's entries older than ``before_micros`` once they
-        are a large enough share of its history."""
-        spend = self._agents.get(agent_id)
-        if spend is None or not spend.times or spend.times[0] >= before_micros:
-            return
-        expired = bisect_left(spend.times, before_micros)
-        if expired < len(spend.times) * _PRUNE_FRACTION:
-            return
-        spend.base = spend.totals[expired - 1]
-        del spend.times[:expired]
-        del spend.totals[:expired]
 
 
 class SpendLedger:
     """Usage records, durable in the state database, summed from memory.
 
-    Implements the engine's ``SpendView``. Create with :meth:`open`.
+    Create with :meth:`open`.
     Windows within ``retention`` of now are exact; one reaching further back
     may miss the part older than that (it is not kept in memory).
     """
@@ -116,7 +41,7 @@ class SpendLedger:
     def __init__(
         self,
         db: Database,
-        windows: SpendWindows,
+        windows: Windows[str],
         *,
         clock: Callable[[], datetime],
         retention: timedelta,
@@ -140,7 +65,7 @@ class SpendLedger:
         """Load the usage recorded within ``retention`` of now into memory."""
         if retention <= timedelta(0):
             raise ValueError(f"retention must be positive, got {retention}")
-        windows = SpendWindows()
+        windows: Windows[str] = Windows()
         ledger = cls(db, windows, clock=clock, retention=retention)
         cutoff = to_micros(clock(), "clock()") - ledger._retention_micros
         async with db.connection.execute(
@@ -158,7 +83,7 @@ class SpendLedger:
         """USD spent by ``agent_id`` from ``since`` (inclusive) until now.
         ``since`` must be timezone-aware. Never touches SQLite."""
         since_micros = (since - _EPOCH) // _ONE_MICROSECOND
-        return self._windows.spent_micro_usd(agent_id, since_micros) / _MICROS_PER_USD
+        return self._windows.total_since(agent_id, since_micros) / _MICROS_PER_USD
 
     async def record(self, agent_id: str, cost_usd: float, request_id: str) -> UsageRecord:
         """Record the usage of one request, durably, then count it.

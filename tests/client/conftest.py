@@ -9,11 +9,7 @@ client, so one test covers both.
 from __future__ import annotations
 
 import inspect
-import os
-import re
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,10 +20,11 @@ from typing import Any, TypeVar, cast
 import pytest
 from pdp_client import AsyncClient, Client
 
+from tests._process import PdpProcess
+
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT = REPO / "examples" / "policies.yaml"
 STARTUP_TIMEOUT = 20.0
-_LISTENING = re.compile(r"listening on (\S+)")
 
 AnyClient = Client | AsyncClient
 Connect = Callable[..., AnyClient]
@@ -57,77 +54,25 @@ class Sidecar:
     """A running ``pdp serve``; ``log`` collects its stderr lines."""
 
     target: str
-    process: subprocess.Popen[str]
-    log: list[str]
-    stderr_pump: threading.Thread
+    process: PdpProcess
+
+    @property
+    def log(self) -> list[str]:
+        return self.process.log
 
     def stop(self) -> None:
-        _stop(self.process)
-        self.stderr_pump.join(timeout=5)
+        self.process.stop()
 
 
 def run_pdp_serve(listen: str, state: Path, snapshot: Path = SNAPSHOT) -> Sidecar:
     """Starts ``pdp serve`` and waits for its "listening on" line; fails the
     tests (never skips them) when it does not come."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pdp",
-            "serve",
-            "--snapshot",
-            str(snapshot),
-            "--listen",
-            listen,
-            "--state",
-            str(state),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-    )
-    log: list[str] = []
-    found: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        # Keeps draining stderr for the server's whole life, so that a full
-        # pipe never stalls it.
-        assert process.stderr is not None
-        with process.stderr:
-            for line in process.stderr:
-                log.append(line)
-                match = _LISTENING.search(line)
-                if match and not found:
-                    found.append(match.group(1))
-                    ready.set()
-        ready.set()
-
-    stderr_pump = threading.Thread(target=pump, name="sidecar-stderr", daemon=True)
-    stderr_pump.start()
-    if not ready.wait(STARTUP_TIMEOUT) or not found:
-        _stop(process)
-        stderr_pump.join(timeout=5)
-        pytest.fail(
-            f"pdp serve --listen {listen} did not report 'listening on' within "
-            f"{STARTUP_TIMEOUT:g} s (exit code {process.returncode}); stderr:\n" + "".join(log),
-            pytrace=False,
-        )
-    return Sidecar(target=found[0], process=process, log=log, stderr_pump=stderr_pump)
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
+    args = ["serve", "--snapshot", str(snapshot), "--listen", listen, "--state", str(state)]
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        process = PdpProcess(args, timeout=STARTUP_TIMEOUT)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return Sidecar(target=process.address, process=process)
 
 
 @pytest.fixture(scope="session")

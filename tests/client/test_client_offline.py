@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import subprocess
 import sys
 import time
 from typing import Any
@@ -31,6 +30,7 @@ from pdp_client import (
 )
 from pdp_client._errors import error_for_status
 
+from tests._process import run_python
 from tests.client.conftest import Connect, SilentServer, call, resolve
 
 
@@ -249,9 +249,8 @@ def test_client_package_does_not_import_the_server() -> None:
         "    or m.startswith('google.rpc') or m.startswith('grpc_status'))\n"
         "print(loaded)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
-    )
+    done = run_python("-c", probe, timeout=30)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
 

@@ -10,7 +10,6 @@ Both expose ``base_url``, ``snapshot_url`` and ``api_key``."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 
 from pdp.control import API_KEY_HEADER, ControlOptions, ControlServer, create_api_key
-from tests._process import PdpProcess
+from tests._process import PdpProcess, run_pdp
 
 __all__ = ["ControlPlaneHarness", "ControlPlaneProcess", "cli_create_key", "pdp_control"]
 
@@ -89,13 +88,7 @@ class ControlPlaneHarness:
 
 
 def pdp_control(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdp", "control", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_pdp("control", *args, timeout=timeout)
 
 
 def cli_create_key(db_path: Path, name: str = "tests", *extra: str) -> str:

@@ -16,7 +16,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp.control import ControlOptions, ControlServer
+from pdp.engine import utc_now
 from pdp.v1 import policy_decision_service_pb2 as pb
+from tests._clock import ManualClock
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES
@@ -180,10 +182,16 @@ async def test_max_staleness_fails_closed_while_the_control_plane_is_down(
     client: httpx.AsyncClient, control_plane: ControlPlaneHarness, start_sidecar: StartSidecar
 ) -> None:
     (await client.post("/agents", json={"name": "a"})).raise_for_status()
-    sidecar = await follow(start_sidecar, control_plane, "strict", max_staleness=1.0)
+    clock = ManualClock(utc_now())
+    # The limit also bounds how long a long poll is held (a third of it), so
+    # that an answer comes back soon after the control plane does.
+    sidecar = await follow(start_sidecar, control_plane, "strict", max_staleness=3, clock=clock)
+    holder = sidecar.sidecar.holder
     assert await decision(sidecar, "a") == pb.DECISION_ALLOW
     port = int(control_plane.base_url.rsplit(":", 1)[1])
     await control_plane.stop()
+    await sidecar.wait_for(lambda: holder.unreachable is not None, within=5.0)
+    clock.advance(seconds=4)
     health = health_pb2_grpc.HealthStub(sidecar.channel)
 
     async def not_serving() -> bool:

@@ -15,7 +15,7 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ __all__ = [
     "EnforceCheck",
     "ErrorCheck",
     "ExpectedError",
-    "MemorySpend",
+    "HistoryEntry",
+    "SpendRecord",
     "load_all_cases",
     "load_case_file",
 ]
@@ -57,13 +58,20 @@ class SpendRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class MemorySpend:
-    """Recorded spend per canonical agent id, answering the engine's SpendView."""
+class HistoryEntry:
+    """Enforce calls made before the case's request: ``request`` sent
+    ``repeat`` times, ``every`` seconds apart, from ``at``."""
 
-    records: Mapping[str, tuple[SpendRecord, ...]]
+    at: datetime
+    request: Mapping[str, Any]  # keyword arguments of EnforceInput
+    repeat: int = 1
+    every: float = 0.0
 
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        return sum(r.usd for r in self.records.get(agent_id, ()) if r.at >= since)
+    def times(self) -> list[datetime]:
+        return [self.at + timedelta(seconds=self.every * i) for i in range(self.repeat)]
+
+
+Spend = Mapping[str, tuple[SpendRecord, ...]]  # canonical agent id -> records
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,7 @@ class ExpectedViolation:
     type: str | None = None
     mode: str | None = None
     severity: str | None = None
+    retry_after_ms: int | None = None
     message_contains: tuple[str, ...] = ()
     message_excludes: tuple[str, ...] = ()
 
@@ -121,7 +130,8 @@ class Case:
     name: str
     snapshot: dict[str, Any]
     now: datetime | None
-    spend: MemorySpend
+    spend: Spend
+    history: tuple[HistoryEntry, ...]
     check: EnforceCheck | AuthorizeCheck | ErrorCheck
 
     @property
@@ -276,9 +286,9 @@ def _usd(value: object, where: str) -> float:
     return usd
 
 
-def _spend(value: object, where: str) -> MemorySpend:
+def _spend(value: object, where: str) -> Spend:
     records = _list_of(_record(SpendRecord, {"at": _time, "usd": _usd}, {}))
-    return MemorySpend({a: records(v, f"{where}.{a}") for a, v in _mapping(value, where).items()})
+    return {a: records(v, f"{where}.{a}") for a, v in _mapping(value, where).items()}
 
 
 def _metadata(value: object, where: str) -> dict[str, str]:
@@ -308,6 +318,7 @@ _violation = _record(
         "type": _str,
         "mode": _choice(*_MODES),
         "severity": _choice(*_SEVERITIES),
+        "retry_after_ms": _int,
         "message_contains": _strings,
         "message_excludes": _strings,
     },
@@ -342,8 +353,35 @@ _ENFORCE_EXPECT = {
 _AUTHORIZE_EXPECT = {"denial": _choice(*_DENIALS), "reason_contains": _strings}
 
 
+def _request(value: object, where: str) -> dict[str, Any]:
+    return _fields(value, where, {"agent_id": _str}, _REQUEST)
+
+
+def _positive_int(value: object, where: str) -> int:
+    number: int = _int(value, where)
+    if number < 1:
+        raise _fail(where, f"expected a whole number of at least 1, got {number}")
+    return number
+
+
+def _seconds(value: object, where: str) -> float:
+    number = _number(value, where)
+    if number is None or not 0 <= number < math.inf:
+        raise _fail(where, f"expected a finite number of seconds >= 0, got {value!r}")
+    return number
+
+
+_history = _list_of(
+    _record(
+        HistoryEntry,
+        {"at": _time, "request": _request},
+        {"repeat": _positive_int, "every": _seconds},
+    )
+)
+
+
 def _enforce_check(request: object, expect: object, where: str) -> EnforceCheck:
-    question = _fields(request, f"{where}.request", {"agent_id": _str}, _REQUEST)
+    question = _request(request, f"{where}.request")
     fields = _fields(expect, f"{where}.expect", {"decision": _choice(*_DECISIONS)}, _ENFORCE_EXPECT)
     return EnforceCheck(request=question, **fields)
 
@@ -383,6 +421,7 @@ _FILE_KEYS = {
     "snapshot": _mapping,
     "now": _time,
     "spend": _spend,
+    "history": _history,
 }
 _CASE_KEYS = {
     "note": _str,
@@ -390,6 +429,7 @@ _CASE_KEYS = {
     "policies": _list,
     "now": _time,
     "spend": _spend,
+    "history": _history,
     "request": _anything,  # read with its expectation below
     "authorize": _anything,
     "expect": _anything,
@@ -418,7 +458,10 @@ def _case(raw_case: object, top: Mapping[str, Any], file: str, index: int) -> Ca
     if "policies" in raw:
         snapshot["policies"] = copy.deepcopy(raw["policies"])
     now: datetime | None = raw.get("now", top.get("now"))
-    spend: MemorySpend = raw.get("spend", top.get("spend", MemorySpend({})))
+    spend: Spend = raw.get("spend", top.get("spend", {}))
+    history: tuple[HistoryEntry, ...] = raw.get("history", top.get("history", ()))
+    if now is not None and any(t > now for entry in history for t in entry.times()):
+        raise _fail(where, "a history entry comes after `now`")
 
     check: EnforceCheck | AuthorizeCheck | ErrorCheck
     if kinds[0] == "expect_error":
@@ -429,7 +472,15 @@ def _case(raw_case: object, top: Mapping[str, Any], file: str, index: int) -> Ca
         check = _enforce_check(raw["request"], raw["expect"], where)
     else:
         check = _authorize_check(raw["authorize"], raw["expect"], where)
-    return Case(file=file, name=name, snapshot=snapshot, now=now, spend=spend, check=check)
+    return Case(
+        file=file,
+        name=name,
+        snapshot=snapshot,
+        now=now,
+        spend=spend,
+        history=history,
+        check=check,
+    )
 
 
 def load_case_file(path: Path) -> list[Case]:

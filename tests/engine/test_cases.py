@@ -5,23 +5,26 @@ A case file holds a snapshot, a clock, recorded spend and a list of cases; each
 case is one Enforce request, one Authorize question or one snapshot that must
 be rejected, with what the engine must answer::
 
-    name: pii                      # optional; must equal the file name
+    name: pii_access               # optional; must equal the file name
     description: ...               # optional
     snapshot: {...}                # the document given to compile_snapshot
     now: "2026-03-15T12:00:00Z"    # the clock of enforce and authorize
     spend:                         # canonical agent id -> usage records
       agent-1: [{at: "2026-03-15T08:00:00Z", usd: 40}]
+    history:                       # Enforce calls made before each case's request,
+                                   # their charges applied as the server does
+      - {at: "2026-03-15T11:59:00Z", request: {agent_id: agent-1}, repeat: 3, every: 1.5}
     cases:
-      - name: ...                  # unique in the file; test id "pii::<name>"
+      - name: ...                  # unique in the file; test id "pii_access::<name>"
         note: ...                  # optional: why the case expects what it does
-        snapshot / policies / now / spend: ...   # optional overrides; `policies`
-                                   # replaces only the file snapshot's policies
+        snapshot / policies / now / spend / history: ...   # optional overrides;
+                                   # `policies` replaces only the snapshot's policies
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
                   metadata, request_id, context: [{content, kind, source}]}
         expect:
           decision: BLOCK
           violations:              # exact list in order; absent means none
-            - {policy: <name>, policy_id, type, mode, severity,
+            - {policy: <name>, policy_id, type, mode, severity, retry_after_ms,
                message_contains, message_excludes}
           masked_input: ...        # exact when given (null included)
           masked_output: ...
@@ -49,6 +52,7 @@ from pathlib import Path
 import pytest
 
 from pdp.engine import (
+    POLICY_TYPES,
     CompiledSnapshot,
     ContextItem,
     ContextKind,
@@ -60,6 +64,7 @@ from pdp.engine import (
 )
 from tests.engine._case_loader import (
     ABSENT,
+    CASES_DIR,
     AuthorizeCheck,
     Case,
     CaseFileError,
@@ -69,24 +74,20 @@ from tests.engine._case_loader import (
     load_all_cases,
     load_case_file,
 )
+from tests.engine._memory_usage import MemoryUsage
 
 CASES = load_all_cases()
 
+# Besides one file per policy type, named after it.
 AREAS = {
-    "budget_cap",
     "chaining",
-    "cost_limit",
-    "expression",
     "grants",
-    "injection",
     "kill_switch",
     "modes",
-    "pii",
     "reference_policies",
     "scoping",
     "snapshot_errors",
 }
-POLICY_TYPES = {"injection_scan", "pii_access", "cost_limit", "budget_cap", "expression"}
 
 
 # -- running a case ---------------------------------------------------------------
@@ -129,6 +130,15 @@ def _matches(error: FieldError, want: ExpectedError) -> bool:
     return all(text.casefold() in error.message.casefold() for text in want.message_contains)
 
 
+def _usage_after_history(case: Case, snapshot: CompiledSnapshot) -> MemoryUsage:
+    usage = MemoryUsage(case.spend)
+    for entry in case.history:
+        for at in entry.times():
+            decision = snapshot.enforce(EnforceInput(**entry.request), usage, at)
+            assert not usage.apply(decision.charges)  # memory is the one authority
+    return usage
+
+
 def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) -> None:
     assert case.now is not None
     request = dict(check.request)
@@ -141,7 +151,8 @@ def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) 
             )
             for item in request["context"]
         )
-    decision = snapshot.enforce(EnforceInput(**request), case.spend, case.now)
+    usage = _usage_after_history(case, snapshot)
+    decision = snapshot.enforce(EnforceInput(**request), usage, case.now)
     problems: list[str] = []
     if decision.kind.name != check.decision:
         problems.append(f"decision {decision.kind.name}, expected {check.decision}")
@@ -183,6 +194,7 @@ def _violation_problems(decision: Decision, check: EnforceCheck) -> list[str]:
             ("type", v.policy_type, w.type),
             ("mode", v.mode.wire_name, w.mode),
             ("severity", v.severity.wire_name, w.severity),
+            ("retry_after_ms", v.retry_after_ms, w.retry_after_ms),
         )
         problems += [
             f"{v.policy_name!r}: {key} {actual!r}, expected {expected!r}"
@@ -221,7 +233,8 @@ def _describe(decision: Decision) -> str:
     lines = [f"  decision: {decision.kind.name}"]
     lines += [
         f"  violation: {v.policy_name!r} id={v.policy_id!r} type={v.policy_type}"
-        f" mode={v.mode.wire_name} severity={v.severity.wire_name}: {v.message}"
+        f" mode={v.mode.wire_name} severity={v.severity.wire_name}"
+        f" retry_after_ms={v.retry_after_ms}: {v.message}"
         for v in decision.violations
     ]
     lines.append(f"  masked_input: {decision.masked_input!r}")
@@ -258,13 +271,36 @@ def test_case_files_cover_every_area_with_unique_ids() -> None:
     assert len(ids) == len(set(ids))
     assert {case.file for case in CASES} >= AREAS
     assert len(CASES) >= 100
-    written_types = {
-        policy.get("policyType")
+
+
+@pytest.mark.parametrize("policy_type", POLICY_TYPES)
+def test_every_policy_type_has_its_case_file(policy_type: str) -> None:
+    path = CASES_DIR / f"{policy_type}.yaml"
+    assert path.is_file(), f"the policy type {policy_type!r} has no case file {path}"
+    cases = load_case_file(path)
+    enforced = [
+        case
+        for case in cases
+        if isinstance(case.check, EnforceCheck) and policy_type in _types_written(case)
+    ]
+    fired = [
+        case for case in enforced if isinstance(case.check, EnforceCheck) and case.check.violations
+    ]
+    assert enforced, f"{path.name} enforces no request against a {policy_type} policy"
+    assert fired, f"{path.name} has no case where a {policy_type} policy fires"
+    rejected = [
+        case
         for case in CASES
-        if not isinstance(case.check, ErrorCheck)
-        for policy in case.snapshot.get("policies", [])
-    }
-    assert written_types >= POLICY_TYPES
+        if isinstance(case.check, ErrorCheck) and policy_type in _types_written(case)
+    ]
+    assert rejected, f"no case rejects an invalid {policy_type} policy"
+
+
+def _types_written(case: Case) -> set[object]:
+    policies = case.snapshot.get("policies")
+    if not isinstance(policies, list):
+        return set()
+    return {policy.get("policyType") for policy in policies if isinstance(policy, dict)}
 
 
 MALFORMED = {
@@ -295,6 +331,19 @@ MALFORMED = {
     "request without expectation": (
         "snapshot: {}\nnow: '2026-01-01T00:00:00Z'\ncases:\n- {name: a, request: {agent_id: x}}\n",
         "need expect",
+    ),
+    "history after now": (
+        "snapshot: {}\nnow: '2026-01-01T00:00:00Z'\ncases:\n"
+        "- {name: a, request: {agent_id: x}, expect: {decision: ALLOW},\n"
+        "   history: [{at: '2026-01-01T00:00:00Z', request: {agent_id: x},\n"
+        "              repeat: 2, every: 1}]}\n",
+        "after `now`",
+    ),
+    "history request without an agent": (
+        "snapshot: {}\nnow: '2026-01-01T00:00:00Z'\ncases:\n"
+        "- {name: a, request: {agent_id: x}, expect: {decision: ALLOW},\n"
+        "   history: [{at: '2025-12-31T00:00:00Z', request: {tool: t}}]}\n",
+        "agent_id",
     ),
     "time without offset": (
         "snapshot: {}\nnow: '2026-01-01T00:00:00'\ncases:\n"

@@ -4,18 +4,12 @@ the field and index."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from bench import injection_quality
 from pdp.engine._injection import InjectionMatcher, PatternError
 from pdp.engine._normalize import normalize
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "bench" / "injection_quality.py"
 BUILTIN = InjectionMatcher([], use_builtin=True)
 
 
@@ -306,40 +300,28 @@ def test_empty_text_and_empty_matcher_find_nothing() -> None:
 # ------------------------------------------------------------ evaluation data
 
 
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("injection_quality", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_builtin_flags_none_of_the_benign_not_inject_prompts() -> None:
-    bench = _load_bench()
-    directory = bench.data_dir()
+    directory = injection_quality.data_dir()
     if not (directory / "PIGuard-NotInject_one.json").is_file():
         pytest.skip(f"evaluation data not found in {directory}")
-    prompts = bench.load_not_inject(directory)
+    prompts = injection_quality.load_not_inject(directory)
     assert len(prompts) == 339
-    assert bench.flagged(bench.builtin_matcher(), prompts) == []
+    assert injection_quality.flagged(injection_quality.builtin_matcher(), prompts) == []
     for prompt in prompts:
         assert normalize(normalize(prompt)) == normalize(prompt)
 
 
 def test_the_example_policies_block_none_of_the_benign_not_inject_prompts() -> None:
-    bench = _load_bench()
-    directory = bench.data_dir()
+    directory = injection_quality.data_dir()
     if not (directory / "PIGuard-NotInject_one.json").is_file():
         pytest.skip(f"evaluation data not found in {directory}")
-    assert bench.blocked_by_examples(bench.load_not_inject(directory)) == []
+    assert injection_quality.blocked_by_examples(injection_quality.load_not_inject(directory)) == []
 
 
 def test_the_whole_builtin_scan_flags_at_most_one_percent_of_not_inject() -> None:
-    bench = _load_bench()
-    directory = bench.data_dir()
+    directory = injection_quality.data_dir()
     if not (directory / "PIGuard-NotInject_one.json").is_file():
         pytest.skip(f"evaluation data not found in {directory}")
-    prompts = bench.load_not_inject(directory)
-    flagged = bench.scan_flagged(bench.builtin_scanner(), prompts)
+    prompts = injection_quality.load_not_inject(directory)
+    flagged = injection_quality.scan_flagged(injection_quality.builtin_scanner(), prompts)
     assert len(flagged) <= len(prompts) // 100, flagged

@@ -1,59 +1,33 @@
-"""The PII detector and masking: validated detection per type, code-point
-spans, format-preserving masks, linear time on hostile input, and the
-precision/recall floors on labelled data."""
+"""The PII detector: validated detection per type, whole tokens only,
+code-point spans, format-preserving masks, linear time on hostile input, and
+the precision/recall floors on labelled and generated data. Phones, secrets
+and the masking properties have their own modules."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from bench import pii_quality
 from pdp.engine._pii import PII_TYPES, PiiDetector, PiiMatch, mask_text
+from pdp.engine._pii_iban import IBAN_FORMATS
+from tests._process import run_python
+from tests.engine._pii_helpers import ALL, found, iban, masked, with_check_digit
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "bench" / "pii_quality.py"
-ALL = PiiDetector(PII_TYPES)
-
-
-def found(text: str, detector: PiiDetector = ALL) -> list[tuple[str, str]]:
-    """(type, matched text) for each finding."""
-    return [(m.pii_type, text[m.start : m.end]) for m in detector.find(text)]
-
-
-def masked(text: str, detector: PiiDetector = ALL) -> str:
-    return mask_text(text, detector.find(text))
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if index % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
-
-
-def with_check_digit(partial: str) -> str:
-    """``partial`` plus the digit that makes it pass Luhn."""
-    return next(partial + d for d in "0123456789" if luhn_ok(partial + d))
-
-
-def iban(country: str, bban: str) -> str:
-    """A compact IBAN with correct ISO 7064 check digits."""
-    numeric = "".join(str(int(char, 36)) for char in bban + country + "00")
-    return f"{country}{98 - int(numeric) % 97:02d}{bban}"
-
+CARDS = PiiDetector(["credit_card"])
+SSNS = PiiDetector(["ssn"])
+IBANS = PiiDetector(["iban"])
 
 # ------------------------------------------------------------------- API
 
 
 def test_the_documented_types_are_supported() -> None:
-    assert {"ssn", "credit_card", "email", "phone", "iban", "ip_address", "api_key"} == PII_TYPES
+    expected = {"ssn", "credit_card", "email", "phone", "iban", "ip_address", "secret", "api_key"}
+    assert expected == PII_TYPES
 
 
 def test_an_unknown_type_is_rejected_by_name() -> None:
@@ -65,7 +39,7 @@ def test_an_unknown_type_is_rejected_by_name() -> None:
 
 def test_only_the_configured_types_are_reported() -> None:
     text = "card 4111 1111 1111 1111, ssn 123-45-6789, mail a.b@example.com"
-    assert found(text, PiiDetector(["ssn"])) == [("ssn", "123-45-6789")]
+    assert found(text, SSNS) == [("ssn", "123-45-6789")]
     assert found(text, PiiDetector([])) == []
 
 
@@ -102,14 +76,16 @@ def test_fullwidth_digits_and_typographic_separators_are_read_and_masked() -> No
     [
         "4111 1111 1111 1111",  # Visa, spaces
         "4111-1111-1111-1111",  # Visa, hyphens
+        "4111.1111.1111.1111",  # Visa, dots
         "5555555555554444",  # Mastercard
         with_check_digit("222100000000000"),  # Mastercard 2-series
         "3782 822463 10005",  # American Express, 4-6-5
+        "3782-822463-10005",
         with_check_digit("601100000000000"),  # Discover
         with_check_digit("3056930902590"),  # Diners Club, 14 digits
+        "3056 930902 5904",  # Diners Club, 4-6-4
         with_check_digit("353011133330000"),  # JCB
         with_check_digit("621234567890123"),  # UnionPay
-        with_check_digit("50181234567"),  # Maestro, 12 digits
         with_check_digit("411111111111111111"),  # Visa, 19 digits
     ],
 )
@@ -118,28 +94,76 @@ def test_a_luhn_valid_card_with_a_known_prefix_is_found(number: str) -> None:
     assert found(text) == [("credit_card", number)]
 
 
+@pytest.mark.parametrize("separator", [" ", "-", ".", ""])
+def test_a_card_is_found_whatever_separates_its_groups(separator: str) -> None:
+    number = separator.join(("5555", "5555", "5555", "4444"))
+    assert found(f"Card: {number}.", CARDS) == [("credit_card", number)]
+
+
+def test_a_12_or_13_digit_card_is_found_only_after_a_card_word() -> None:
+    # Product codes and parcel numbers of that length pass the same checks.
+    maestro = with_check_digit("50181234567")
+    for text in (
+        f"Maestro card {maestro}",
+        f"debit card: {maestro[:4]} {maestro[4:8]} {maestro[8:]}",
+    ):
+        assert [t for t, _ in found(text, CARDS)] == ["credit_card"], text
+    assert found(f"pay with {maestro}", CARDS) == []
+    assert found(f"EAN {with_check_digit('400638133393')}", CARDS) == []
+
+
 def test_a_number_failing_luhn_or_without_an_issuer_prefix_is_not_a_card() -> None:
     assert found("order 4111 1111 1111 1112 shipped") == []
     assert found("order 4111111111111112 shipped") == []
     for partial in ("900000000000000", "123456781234567", "700012345678901"):
-        assert found(f"ref {with_check_digit(partial)}", PiiDetector(["credit_card"])) == []
+        assert found(f"ref {with_check_digit(partial)}", CARDS) == []
+
+
+@pytest.mark.parametrize("separator", [" ", "-", ".", ""])
+def test_no_part_of_a_checksum_failing_number_is_a_card(separator: str) -> None:
+    # Its first 12 digits are a valid Maestro number; the 16 fail the check.
+    head = with_check_digit("50181234567")
+    number = next(head + tail for tail in ("0001", "0002") if not luhn_16(head + tail))
+    text = "card " + separator.join(number[i : i + 4] for i in range(0, 16, 4))
+    assert found(text, CARDS) == []
+    assert found(text) == []
+    assert masked(text) == text
+
+
+def luhn_16(digits: str) -> bool:
+    return with_check_digit(digits[:-1]) == digits
 
 
 def test_a_card_inside_a_longer_number_is_not_a_card() -> None:
     card = "4111111111111111"
-    detector = PiiDetector(["credit_card"])
     for text in (f"00{card}11", f"x{card}", f"{card}abc", f"0.{card}", f"{card}.25"):
-        assert found(text, detector) == [], text
+        assert found(text, CARDS) == [], text
+    # Five groups of four digits are one 20-digit number, not a card and a bit.
+    assert found("id 4111 1111 1111 1111 2222", CARDS) == []
 
 
 def test_a_card_next_to_other_numbers_is_still_found() -> None:
     text = "4111 1111 1111 1111 123 12/26"  # number, CVV, expiry
-    assert found(text, PiiDetector(["credit_card"])) == [("credit_card", "4111 1111 1111 1111")]
+    assert found(text, CARDS) == [("credit_card", "4111 1111 1111 1111")]
+    two = "4111 1111 1111 1111 5555 5555 5555 4444"  # a list written with spaces
+    assert found(two, CARDS) == [
+        ("credit_card", "4111 1111 1111 1111"),
+        ("credit_card", "5555 5555 5555 4444"),
+    ]
+
+
+def test_the_account_number_inside_an_iban_is_not_a_card() -> None:
+    value = iban("TL", "4111111111111111" + "000")  # 19 digits holding a valid card
+    spaced = " ".join(value[i : i + 4] for i in range(0, len(value), 4))
+    for text in (f"IBAN {spaced}", f"pay to {spaced} today"):
+        assert found(text, CARDS) == [], text
+        assert found(text) == [("iban", spaced)]
 
 
 def test_a_card_is_masked_keeping_separators_and_the_last_four() -> None:
     assert masked("4111-1111-1111-1111") == "****-****-****-1111"
     assert masked("card 4111 1111 1111 1111.") == "card **** **** **** 1111."
+    assert masked("card 4111.1111.1111.1111") == "card ****.****.****.1111"
     assert masked("4111111111111111") == "************1111"
     assert masked("3782 822463 10005") == "**** ****** *0005"
 
@@ -147,40 +171,74 @@ def test_a_card_is_masked_keeping_separators_and_the_last_four() -> None:
 # ------------------------------------------------------------------ SSNs
 
 
-def test_a_valid_ssn_is_found_with_hyphens_or_spaces() -> None:
-    expected = [("ssn", "123-45-6789"), ("ssn", "234 56 7890")]
-    assert found("SSN 123-45-6789 and 234 56 7890") == expected
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SSN 123-45-6789", "ssn: 123 45 6789", "SSN 123.45.6789", "my SSN is 123456789",
+        "social security number 123456789", "SSN#123456789", "Soc. Sec. No. 123456789",
+        "123456789 is my SSN", "Jane Roe (123456789, SSN) called", "applicant 123-45-6789",
+    ],
+)  # fmt: skip
+def test_an_ssn_is_found_in_the_formats_people_write(text: str) -> None:
+    assert [pii_type for pii_type, _ in found(text)] == ["ssn"]
+    assert found(text, SSNS)[0][1].replace("-", "").replace(" ", "").replace(".", "") == (
+        "123456789"
+    )
 
 
 @pytest.mark.parametrize(
     "value",
-    ["000-12-3456", "666-12-3456", "900-12-3456", "987-65-4321", "123-00-4567", "123-45-0000"],
-)
+    ["000-12-3456", "666-12-3456", "900-12-3456", "987-65-4321", "123-00-4567", "123-45-0000",
+     "912-70-1234", "000.12.3456"],
+)  # fmt: skip
 def test_numbers_the_ssa_never_issues_are_not_ssns(value: str) -> None:
-    assert found(f"ssn {value}", PiiDetector(["ssn"])) == []
+    assert found(f"ssn {value}", SSNS) == []
 
 
-def test_nine_bare_digits_are_an_ssn_only_after_an_ssn_word() -> None:
-    detector = PiiDetector(["ssn"])
-    assert found("SSN: 123456789", detector) == [("ssn", "123456789")]
-    assert found("social security number 123456789", detector) == [("ssn", "123456789")]
-    assert found("order 123456789 shipped", detector) == []
-    assert found("ssn 1, then order 123456789", detector) == []
+def test_nine_bare_digits_are_an_ssn_only_next_to_an_ssn_word() -> None:
+    assert found("SSN: 123456789", SSNS) == [("ssn", "123456789")]
+    assert found("order 123456789 shipped", SSNS) == []
+    assert found("ssn 1, then order 123456789", SSNS) == []
+    assert found("123456789 then 42 and then the SSN", SSNS) == []
 
 
 def test_an_ssn_inside_a_longer_number_is_not_an_ssn() -> None:
-    detector = PiiDetector(["ssn"])
     for text in ("1123-45-6789", "123-45-67890", "555-123-45-6789", "ID123-45-6789"):
-        assert found(text, detector) == [], text
+        assert found(text, SSNS) == [], text
+
+
+@pytest.mark.parametrize(
+    "text", ["SSN 123-45-6789", "ssn 123 45 6789", "SSN 123.45.6789", "SSN: 123456789"]
+)
+def test_an_ssn_is_never_also_a_phone(text: str) -> None:
+    assert found(text, PiiDetector(["phone"])) == []
+    assert [t for t, _ in found(text, PiiDetector(["phone", "ssn"]))] == ["ssn"]
 
 
 def test_an_ssn_is_masked_keeping_the_last_four() -> None:
     assert masked("SSN 123-45-6789.") == "SSN ***-**-6789."
     assert masked("SSN 123 45 6789") == "SSN *** ** 6789"
+    assert masked("SSN 123.45.6789") == "SSN ***.**.6789"
     assert masked("SSN: 123456789") == "SSN: *****6789"
 
 
 # ----------------------------------------------------------------- IBANs
+
+# The example IBAN the SWIFT registry gives for each of its countries.
+REGISTRY_EXAMPLES = (REPO / "tests" / "engine" / "iban_registry_examples.txt").read_text().split()
+
+
+def test_every_country_of_the_registry_is_known() -> None:
+    assert len(REGISTRY_EXAMPLES) == len(IBAN_FORMATS) == 89
+    assert {example[:2] for example in REGISTRY_EXAMPLES} == set(IBAN_FORMATS)
+
+
+@pytest.mark.parametrize("example", REGISTRY_EXAMPLES)
+def test_the_registry_example_of_each_country_is_found_compact_and_spaced(example: str) -> None:
+    spaced = " ".join(example[i : i + 4] for i in range(0, len(example), 4))
+    for value, after in itertools.product((example, spaced, example.lower()), (" thanks", ".", "")):
+        text = f"pay to {value}{after}"
+        assert found(text, IBANS) == [("iban", value)], text
 
 
 @pytest.mark.parametrize(
@@ -195,19 +253,33 @@ def test_an_ssn_is_masked_keeping_the_last_four() -> None:
     ],
 )
 def test_a_valid_iban_is_found(value: str) -> None:
-    assert found(f"IBAN {value} thanks", PiiDetector(["iban"])) == [("iban", value)]
+    assert found(f"IBAN {value} thanks", IBANS) == [("iban", value)]
 
 
-def test_an_iban_with_a_wrong_check_or_length_is_not_an_iban() -> None:
-    detector = PiiDetector(["iban"])
-    assert found("GB83 WEST 1234 5698 7654 32", detector) == []
-    assert found("GB82WEST1234569876543", detector) == []  # one character short
-    assert found("DE89 3704 0044 0532 0130 01", detector) == []
+def test_an_iban_with_a_wrong_check_length_or_structure_is_not_an_iban() -> None:
+    assert found("GB83 WEST 1234 5698 7654 32", IBANS) == []
+    assert found("GB82WEST1234569876543", IBANS) == []  # one character short
+    assert found("DE89 3704 0044 0532 0130 01", IBANS) == []
+    # Right length and check digits, but digits where GB has its bank's letters.
+    assert found(f"IBAN {iban('GB', '123460161331926819')}", IBANS) == []
+
+
+def test_a_compact_iban_followed_by_a_word_is_found() -> None:
+    # Lengths that are a multiple of four make the word look like a group.
+    for value in ("BE71096123456769", "ES9121000418450200051332", "SI56263300012039086"):
+        for text in (f"to {value} then", f"to {value} thanks, {value} done"):
+            assert [v for _, v in found(text, IBANS)] == [value] * text.count(value), text
 
 
 def test_a_spaced_iban_does_not_take_in_the_next_word() -> None:
-    text = "to BE71 0961 2345 6769 then"
-    assert found(text, PiiDetector(["iban"])) == [("iban", "BE71 0961 2345 6769")]
+    assert found("to BE71 0961 2345 6769 then", IBANS) == [("iban", "BE71 0961 2345 6769")]
+    assert found("to BE71 0961 2345 6769 XY12", IBANS) == [("iban", "BE71 0961 2345 6769")]
+
+
+def test_a_country_outside_the_registry_only_after_the_word_iban() -> None:
+    value = iban("SN", "SN0100152000048500003035")  # uses IBANs, not registered
+    assert found(f"IBAN: {value}", IBANS) == [("iban", value)]
+    assert found(f"parcel {value} arrived", IBANS) == []
 
 
 def test_an_iban_is_masked_keeping_its_country_and_last_four() -> None:
@@ -229,53 +301,6 @@ def test_things_with_an_at_sign_that_are_not_emails() -> None:
     detector = PiiDetector(["email"])
     for text in ("icon@2x.png", "root@localhost", "a..b@example.com", "@example.com", "x@y.z"):
         assert found(text, detector) == [], text
-
-
-# ---------------------------------------------------------------- phones
-
-
-@pytest.mark.parametrize(
-    "number",
-    ["+1 415-555-2671", "(415) 555-2671", "415.555.2671", "415-555-2671 x204", "1 800 555 1234",
-     "+44 20 7946 0958", "+46 (0)8 928 571 38", "020 7946 0958", "01 23 45 67 89", "+14155552671"],
-)  # fmt: skip
-def test_phone_numbers_are_found(number: str) -> None:
-    assert found(f"it is {number} today", PiiDetector(["phone"])) == [("phone", number)]
-
-
-def test_a_bare_run_of_digits_is_a_phone_only_after_a_phone_word() -> None:
-    detector = PiiDetector(["phone"])
-    assert found("phone: 4155552671", detector) == [("phone", "4155552671")]
-    assert found("invoice 4155552671", detector) == []
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "on 2024-01-15 at noon",  # a date
-        "on 15.01.2024 at noon",  # a date
-        "ssn 123-45-6789",  # an SSN
-        "host 192.168.10.10",  # an IPv4 address
-        "version 10.0.19041.1",  # a version
-        "from 1990-2000",  # a range of years
-        "scores 100 200 300 400",  # a list of numbers
-        "pi is 3.14159265",
-    ],
-)
-def test_numbers_that_are_not_phones(text: str) -> None:
-    assert found(text, PiiDetector(["phone"])) == []
-
-
-def test_a_card_is_reported_as_a_card_not_a_phone() -> None:
-    digits = with_check_digit("50181234567")  # a 12-digit Maestro card
-    card = f"{digits[:4]}-{digits[4:8]}-{digits[8:]}"
-    assert found(card, PiiDetector(["phone"])) == [("phone", card)]  # it reads as one too
-    assert found(card) == [("credit_card", card)]
-
-
-def test_a_phone_is_masked_keeping_separators_and_the_last_two_digits() -> None:
-    assert masked("call +1 415-555-2671") == "call +* ***-***-**71"
-    assert masked("call (415) 555-2671") == "call (***) ***-**71"
 
 
 # ----------------------------------------------------------- IP addresses
@@ -301,89 +326,19 @@ def test_things_that_are_not_ip_addresses(text: str) -> None:
     assert found(text, PiiDetector(["ip_address"])) == []
 
 
-# --------------------------------------------------------------- secrets
-
-_RANDOM = random.Random(7)
-_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-
-def token(length: int, alphabet: str = _ALNUM) -> str:
-    return "".join(_RANDOM.choice(alphabet) for _ in range(length))
-
-
-@pytest.mark.parametrize(
-    ("key", "prefix"),
-    [
-        ("sk-" + token(40), "sk-"),
-        ("sk-proj-" + token(48), "sk-proj-"),
-        ("sk_live_" + token(24), "sk_live_"),
-        ("AKIA" + token(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), "AKIA"),
-        ("ghp_" + token(36), "ghp_"),
-        ("xoxb-" + token(12, "0123456789") + "-" + token(24), "xoxb-"),
-        ("AIza" + token(35), "AIza"),
-    ],
-)
-def test_known_keys_are_found_and_masked_after_their_prefix(key: str, prefix: str) -> None:
-    text = f"use {key} here"
-    assert found(text) == [("api_key", key)]
-    assert masked(text) == f"use {prefix}{'*' * (len(key) - len(prefix))} here"
-
-
-def test_a_random_value_given_to_a_secret_name_is_a_secret() -> None:
-    value = token(32)
-    named = (f"api_key={value}", f'"client_secret": "{value}"', f"Authorization: Bearer {value}")
-    for text in named:
-        assert found(text, PiiDetector(["api_key"])) == [("api_key", value)], text
-    assert masked(f"TOKEN: {value}") == "TOKEN: " + "*" * len(value)
-
-
-def test_words_given_to_a_secret_name_are_not_secrets() -> None:
-    detector = PiiDetector(["api_key"])
-    for text in ("token: hello world", "password: correcthorsebatterystaple", "max_tokens: 4096"):
-        assert found(text, detector) == [], text
-
-
-def test_a_private_key_is_masked_between_its_armour_lines() -> None:
-    body = "\n".join(token(64, _ALNUM + "+/") for _ in range(3))
-    text = f"key:\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\nbye"
-    assert [m.pii_type for m in ALL.find(text)] == ["api_key"]
-    result = masked(text)
-    assert "-----BEGIN RSA PRIVATE KEY-----\n" in result
-    assert "\n-----END RSA PRIVATE KEY-----\nbye" in result
-    assert not any(line in result for line in body.splitlines())
-
-
-# --------------------------------------------------------------- masking
-
-
-def test_masking_keeps_only_the_documented_hints() -> None:
-    text = "4111-1111-1111-1111 123-45-6789 +1 415-555-2671"
-    result = masked(text)
-    assert [c for c in result if c.isdigit()] == list("1111" + "6789" + "71")
-
-
-def test_overlapping_spans_are_masked_whole() -> None:
-    text = "id 4111111111111111 end"
-    matches = [PiiMatch("credit_card", 3, 19), PiiMatch("phone", 10, 19)]
-    assert mask_text(text, matches) == "id **************** end"
-
-
-def test_masking_nothing_returns_the_text_and_a_span_outside_it_is_an_error() -> None:
-    assert mask_text("nothing here", []) == "nothing here"
-    with pytest.raises(ValueError, match="outside"):
-        mask_text("short", [PiiMatch("ssn", 2, 40)])
-
-
 # ------------------------------------------------------------ hostile input
 
 
 _HOSTILE_UNITS = (
     "1 ", "4111 ", "123-45-", "1.", ":", "ab:", "a@", "api_key=", "7", "+1 (", "GB82 ",
-    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----", "(0)1 ", "1 / ", "AccountKey=", "AKIA" + "A" * 16 + " ",
+    "GB82WEST ", "1-2 ", "token='a1", "password: \"",
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("unit", [*_HOSTILE_UNITS, "0123456789 -.", "0123456789 -.:@+()xa=_/"])
+@pytest.mark.parametrize(
+    "unit", [*_HOSTILE_UNITS, "0123456789 -.", "0123456789 -.:@+()xa=_/", "0123456789 /()+"]
+)
 def test_hostile_input_of_100kb_is_scanned(unit: str) -> None:
     """Repeats of one unit, or random picks among the characters of a longer one."""
     if unit in _HOSTILE_UNITS:
@@ -391,7 +346,7 @@ def test_hostile_input_of_100kb_is_scanned(unit: str) -> None:
     else:
         rng = random.Random(11)
         text = "".join(rng.choice(unit) for _ in range(100_000))
-    matches = ALL.find(text)
+    matches = PiiDetector(PII_TYPES).find(text)
     assert all(0 <= m.start < m.end <= len(text) for m in matches)
     mask_text(text, matches)
 
@@ -399,35 +354,28 @@ def test_hostile_input_of_100kb_is_scanned(unit: str) -> None:
 # ------------------------------------------------------------ labelled data
 
 
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pii_quality", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cards_and_ssns_meet_the_precision_and_recall_floors() -> None:
-    bench = _load_bench()
-    path = bench.default_data_path()
+def test_cards_and_ssns_meet_the_floors_on_presidio_data() -> None:
+    path = pii_quality.default_data_path()
     if not path.is_file():
         pytest.skip(f"labelled data not found: {path}")
-    scores = bench.score(bench.load_records(path))
-    for pii_type in ("credit_card", "ssn"):
-        result = scores[pii_type]
-        assert result.support > 0
-        assert result.precision >= 0.99, (pii_type, result.errors[:5])
-        assert result.recall >= 0.99, (pii_type, result.errors[:5])
+    scores = pii_quality.score(pii_quality.load_records(path), ("credit_card", "ssn"))
+    assert scores["credit_card"].support > 0
+    assert pii_quality.below_floor("presidio", scores) == []
+
+
+def test_every_type_meets_its_floor_on_generated_records() -> None:
+    """SSN recall and phone precision among them, on records of each defect
+    class: dotted cards, checksum-failing numbers, compact IBANs before a
+    word, coordinates, tracking, ticket and order numbers."""
+    scores = pii_quality.score(pii_quality.generated_records(per_kind=60), exact=True)
+    assert scores["ssn"].support > 200 and scores["phone"].support > 150
+    failures = pii_quality.below_floor("generated", scores)
+    assert failures == [], [e for s in scores.values() for e in s.errors[:3]]
 
 
 def test_the_quality_script_reports_every_type_and_passes() -> None:
-    bench = _load_bench()
-    if not bench.default_data_path().is_file():
-        pytest.skip("labelled data not found")
-    run = subprocess.run(
-        [sys.executable, str(BENCH)], capture_output=True, text=True, check=False, timeout=50
-    )
+    run = run_python(str(REPO / "bench" / "pii_quality.py"), "--per-kind", "40", timeout=50)
     assert run.returncode == 0, run.stdout + run.stderr
-    for pii_type in ("credit_card", "ssn", "email", "phone", "iban", "ip_address"):
+    for pii_type in ("credit_card", "ssn", "email", "phone", "iban", "ip_address", "secret"):
         assert pii_type in run.stdout
+    assert "generated" in run.stdout

@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 
 from pdp.state import Database
+from tests._clock import ManualClock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pdp.state import Database, SpendLedger
+from tests._process import PythonProcess
 
 RECORDS = 200
 
@@ -35,26 +34,11 @@ def _wal_size(db_path: Path) -> int:
 
 
 async def test_records_survive_kill_9(db_path: Path) -> None:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _CHILD,
-        str(db_path),
-        str(RECORDS),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    # Returns once the child says "done" (raises with its stderr otherwise).
+    child = PythonProcess(
+        ["-c", _CHILD, str(db_path), str(RECORDS)], ready=r"^done$", stream="stdout"
     )
-    assert child.stdout is not None
-    assert child.stderr is not None
-    try:
-        line = await child.stdout.readline()
-    finally:
-        child.send_signal(signal.SIGKILL)
-        errors = await child.stderr.read()
-        await child.stdout.read()
-        await child.wait()
-    assert line == b"done\n", errors.decode(errors="replace")
-    assert child.returncode == -signal.SIGKILL
+    assert child.stop(signal.SIGKILL) == -signal.SIGKILL
     # The commits are still in the write-ahead log, not yet in the main file.
     assert _wal_size(db_path) > 0
 

@@ -1,0 +1,30 @@
+"""The ``pdp`` command. Each subcommand is a module with ``add_parser``
+(its arguments) and ``run`` (what it does): ``pdp serve`` runs the sidecar,
+``pdp check`` validates a snapshot file offline, ``pdp control`` runs the
+control plane or manages its API keys. A subcommand loads the layers it
+needs only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from . import _check, _control, _serve
+
+__all__ = ["build_parser", "main"]
+
+_SUBCOMMANDS = (_serve, _check, _control)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pdp", description="Policy decision point for AI agents.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for subcommand in _SUBCOMMANDS:
+        subcommand.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)

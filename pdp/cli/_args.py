@@ -1,0 +1,97 @@
+"""What the subcommands share: argument types that say what is wrong, the
+log level option, and running the event loop (uvloop when installed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from pdp.engine import parse_listen_address
+
+# What ``add_subparsers()`` returns, to which each subcommand adds its parser
+# (generic only in the type stubs).
+if TYPE_CHECKING:
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
+
+__all__ = [
+    "Subparsers",
+    "add_log_level",
+    "listen_address",
+    "positive_float",
+    "positive_int",
+    "run_event_loop",
+    "setup_logging",
+    "stop_requested",
+]
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return number
+
+
+def positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number greater than 0")
+    return number
+
+
+def listen_address(*, unix: bool) -> Callable[[str], str]:
+    """An argument type that checks a listen address with the one parser
+    and keeps it as written (the server parses it again where it binds)."""
+
+    def check(value: str) -> str:
+        try:
+            parse_listen_address(value, unix=unix)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    return check
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def stop_requested() -> asyncio.Event:
+    """An event set on SIGTERM or SIGINT. Taken before a server says where
+    it listens, so a signal that follows at once still stops it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Runs ``main`` to completion on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main)

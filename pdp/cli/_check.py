@@ -1,0 +1,36 @@
+"""``pdp check``: validate a snapshot file offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._args import Subparsers
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    check = subparsers.add_parser("check", help="validate a snapshot file offline")
+    check.add_argument("path", type=Path)
+    check.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 when the file is a valid snapshot; 1 with one line per error (its
+    field path and reason); 2 when it cannot be read."""
+    from pdp.engine import SnapshotError, compile_snapshot, parse_document
+
+    path: Path = args.path
+    try:
+        compile_snapshot(parse_document(path.read_bytes()))
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    except SnapshotError as exc:
+        for error in exc.errors:
+            print(f"{path}: {error}", file=sys.stderr)
+        return 1
+    print(f"{path}: ok")
+    return 0

@@ -1,0 +1,137 @@
+"""``pdp control``: serve the control plane, or manage its API keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from pdp.engine import parse_listen_address, parse_rfc3339, utc_now
+
+from ._args import (
+    Subparsers,
+    add_log_level,
+    listen_address,
+    run_event_loop,
+    setup_logging,
+    stop_requested,
+)
+
+if TYPE_CHECKING:  # the control plane (FastAPI) loads only when it runs
+    from pdp.control import ControlOptions
+
+__all__ = ["add_parser", "run"]
+
+log = logging.getLogger("pdp.control")
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    control = subparsers.add_parser(
+        "control",
+        help="run the control plane (REST API and snapshot feed), or manage its API keys",
+    )
+    control.add_argument(
+        "--listen",
+        type=listen_address(unix=False),
+        default="127.0.0.1:8080",
+        help="host:port or [v6]:port (default 127.0.0.1:8080; port 0 picks a free one)",
+    )
+    control.add_argument(
+        "--db",
+        default="pdp-control.db",
+        help="SQLite database, created on first start (default pdp-control.db)",
+    )
+    add_log_level(control)
+    control.set_defaults(run=run)
+    keys = control.add_subparsers(dest="control_command")
+    create_key = keys.add_parser("create-key", help="create an API key; prints it on the last line")
+    create_key.add_argument("--db", required=True, help="the control plane's database")
+    create_key.add_argument("--name", required=True, help="who or what the key is for")
+    create_key.add_argument("--expires-at", default=None, help="RFC 3339 time (default: never)")
+    revoke_key = keys.add_parser("revoke-key", help="revoke API keys by id or name")
+    revoke_key.add_argument("--db", required=True, help="the control plane's database")
+    which = revoke_key.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", default=None, help="the key's id")
+    which.add_argument("--name", default=None, help="every live key with this name")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``pdp control`` or one of its key commands."""
+    from pdp.control import StoreError
+
+    setup_logging(getattr(args, "log_level", "INFO"))
+    command = getattr(args, "control_command", None)
+    try:
+        if command == "create-key":
+            return asyncio.run(_create_key(args))
+        if command == "revoke-key":
+            return asyncio.run(_revoke_key(args))
+        return _serve(args)
+    except (StoreError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+
+
+async def _create_key(args: argparse.Namespace) -> int:
+    from pdp.control import Store, create_api_key
+
+    expires_at = None
+    if args.expires_at is not None:
+        expires_at = parse_rfc3339(args.expires_at)
+        if expires_at is None:
+            print(f"--expires-at: {args.expires_at!r} is not RFC 3339", file=sys.stderr)
+            return 2
+        if expires_at <= utc_now():
+            print("--expires-at: the moment has already passed", file=sys.stderr)
+            return 2
+    store = await Store.open(args.db)
+    try:
+        key = await create_api_key(store, args.name, expires_at)
+    finally:
+        await store.close()
+    print(
+        f"created API key {key.name!r} (id {key.id}, expires {key.expires_at or 'never'}); "
+        "it is shown only now:"
+    )
+    print(key.secret)
+    return 0
+
+
+async def _revoke_key(args: argparse.Namespace) -> int:
+    from pdp.control import Store, revoke_api_keys
+
+    store = await Store.open(args.db)
+    try:
+        count = await revoke_api_keys(store, key_id=args.id, name=args.name)
+    finally:
+        await store.close()
+    if count == 0:
+        print("no live API key matches", file=sys.stderr)
+        return 1
+    print(f"revoked {count} API key{'s' if count != 1 else ''}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pdp.control import ControlOptions
+
+    listen = parse_listen_address(args.listen, unix=False)
+    options = ControlOptions(db=args.db, host=listen.host, port=listen.port)
+    return run_event_loop(_serve_until_signalled(options))
+
+
+async def _serve_until_signalled(options: ControlOptions) -> int:
+    from pdp.control import ControlServer
+
+    stop = stop_requested()
+    server = ControlServer(options)
+    await server.start()
+    waiting = asyncio.ensure_future(stop.wait())
+    serving = asyncio.ensure_future(server.wait())
+    await asyncio.wait((waiting, serving), return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    log.info("control plane shutting down")
+    await server.stop()
+    return 0

@@ -1,0 +1,114 @@
+"""``pdp serve``: run the sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from ._args import (
+    Subparsers,
+    add_log_level,
+    listen_address,
+    positive_float,
+    positive_int,
+    run_event_loop,
+    setup_logging,
+    stop_requested,
+)
+
+if TYPE_CHECKING:  # the server loads only when it runs
+    from pdp.server import ServeOptions
+
+__all__ = ["add_parser", "run"]
+
+log = logging.getLogger("pdp.server")
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    serve = subparsers.add_parser("serve", help="run the sidecar")
+    serve.add_argument(
+        "--snapshot",
+        required=True,
+        help="snapshot file (YAML or JSON, watched) or a control plane's "
+        "http(s)://.../api/v1/snapshot URL (long-polled)",
+    )
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help="API key for an http(s) snapshot source (default: $PDP_API_KEY)",
+    )
+    serve.add_argument(
+        "--max-staleness",
+        type=positive_float,
+        default=None,
+        help="seconds without an answer from the snapshot source after which the sidecar "
+        "fails closed and reports NOT_SERVING (default: never)",
+    )
+    serve.add_argument(
+        "--listen",
+        type=listen_address(unix=True),
+        default="127.0.0.1:50051",
+        help="host:port, [v6]:port or unix:/path "
+        "(default 127.0.0.1:50051; port 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--state", default="pdp-state.db", help="SQLite state file (default pdp-state.db)"
+    )
+    serve.add_argument(
+        "--max-input-bytes",
+        type=positive_int,
+        default=1024 * 1024,
+        help="largest input or output text accepted, in UTF-8 bytes (default 1 MiB)",
+    )
+    serve.add_argument(
+        "--poll-interval",
+        type=positive_float,
+        default=0.2,
+        help="seconds between checks of the snapshot file (default 0.2)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=positive_float,
+        default=10.0,
+        help="seconds in-flight calls get to finish on SIGTERM (default 10)",
+    )
+    add_log_level(serve)
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start."""
+    from pdp.server import ServeOptions
+    from pdp.snapshot import SourceError
+    from pdp.state import StateError
+
+    setup_logging(args.log_level)
+    options = ServeOptions(
+        snapshot=args.snapshot,
+        listen=args.listen,
+        state=args.state,
+        max_input_bytes=args.max_input_bytes,
+        poll_interval=args.poll_interval,
+        shutdown_grace=args.shutdown_grace,
+        api_key=args.api_key or os.environ.get("PDP_API_KEY"),
+        max_staleness=args.max_staleness,
+    )
+    try:
+        return run_event_loop(_serve_until_signalled(options))
+    except (OSError, StateError, SourceError) as exc:
+        logging.getLogger("pdp").error("cannot start: %s", exc)
+        return 1
+
+
+async def _serve_until_signalled(options: ServeOptions) -> int:
+    from pdp.server import Sidecar
+
+    stop = stop_requested()
+    sidecar = Sidecar(options)
+    await sidecar.start()
+    await stop.wait()
+    log.info("shutting down: finishing in-flight calls (grace %.1fs)", options.shutdown_grace)
+    await sidecar.stop()
+    return 0

@@ -1,0 +1,48 @@
+"""The policy types: every module of ``_checks`` defines one, as
+``POLICY_TYPE``, named like the module. Everything that lists or reads
+policy types (the snapshot reader, the control plane, the documentation's
+table of types) derives from :data:`REGISTRY`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from . import _checks
+from ._fields import Problems, Reader
+from ._model import PolicySpec
+from ._policy import Check, PolicyType
+
+__all__ = ["POLICY_TYPES", "REGISTRY", "compile_rule"]
+
+
+def _discover() -> dict[str, PolicyType]:
+    found: dict[str, PolicyType] = {}
+    for module_info in sorted(pkgutil.iter_modules(_checks.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{_checks.__name__}.{module_info.name}")
+        entry = getattr(module, "POLICY_TYPE", None)
+        if not isinstance(entry, PolicyType) or entry.name != module_info.name:
+            raise ImportError(
+                f"{module.__name__} must define POLICY_TYPE, a PolicyType named "
+                f"{module_info.name!r}"
+            )
+        found[entry.name] = entry
+    return found
+
+
+REGISTRY: Mapping[str, PolicyType] = MappingProxyType(_discover())
+"""Every policy type by name, in name order."""
+
+POLICY_TYPES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def compile_rule(spec: PolicySpec, problems: Problems) -> Check | None:
+    """The check for ``spec`` (whose type is registered); problems in its
+    ruleDefinition go to ``problems``."""
+    policy_type = REGISTRY[spec.policy_type]
+    reader = Reader(spec.rule, f"{spec.path}.ruleDefinition", problems, policy_type.rule_fields)
+    return policy_type.build(reader, spec)

@@ -1,0 +1,34 @@
+"""The source for a ``--snapshot`` location: a control plane's URL or a file."""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import SourceError
+from ._file_source import FileSource
+from ._http_source import HttpSource
+from ._source import SnapshotSource
+
+__all__ = ["open_source"]
+
+_LONG_POLL = 20.0  # seconds a control plane may hold a request before a 304
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def open_source(
+    location: str,
+    *,
+    api_key: str | None = None,
+    poll_interval: float = 0.2,
+    max_staleness: float | None = None,
+) -> SnapshotSource:
+    """An :class:`HttpSource` for ``http(s)://`` locations, else a
+    :class:`FileSource`. Raises SourceError for a malformed URL or another
+    scheme."""
+    if _URL.match(location) and not location.startswith(("http://", "https://")):
+        raise SourceError(f"{location!r}: only http:// and https:// URLs, or a file path")
+    if location.startswith(("http://", "https://")):
+        # A held long poll is silence too: answer well within the staleness limit.
+        wait = _LONG_POLL if max_staleness is None else min(_LONG_POLL, max_staleness / 3)
+        return HttpSource(location, api_key=api_key, wait=wait)
+    return FileSource(location, interval=poll_interval)
