@@ -19,7 +19,16 @@ from typing import Any
 
 import yaml
 
-from pdp.engine import ACTIONS, DecisionKind, DenialReason, Mode, Severity, parse_rfc3339
+from pdp.engine import (
+    ACTIONS,
+    ContextItem,
+    ContextKind,
+    DecisionKind,
+    DenialReason,
+    Mode,
+    Severity,
+    parse_rfc3339,
+)
 
 from ._yaml import load_strict
 
@@ -248,12 +257,18 @@ def _metadata(value: object, where: str) -> dict[str, str]:
     return {k: _scalar_text(v, f"{where}.{k}") for k, v in _mapping(value, where).items()}
 
 
-def _context(value: object, where: str) -> tuple[Mapping[str, str], ...]:
-    known = {"content": _str, "kind": _str, "source": _str}
-    return tuple(
-        _fields(item, f"{where}[{i}]", known, ("content",))
-        for i, item in enumerate(_list(value, where))
-    )
+_CONTEXT_KINDS = tuple(k.value for k in ContextKind)
+
+
+def _context(value: object, where: str) -> tuple[ContextItem, ...]:
+    """Content the agent pulled in: ``[{content, kind, source}]``."""
+    known = {"content": _str, "kind": _choice(_CONTEXT_KINDS), "source": _str}
+    items = []
+    for i, item in enumerate(_list(value, where)):
+        fields = _fields(item, f"{where}[{i}]", known, ("content",))
+        kind = ContextKind(fields.get("kind", ContextKind.UNSPECIFIED.value))
+        items.append(ContextItem(fields["content"], kind, fields.get("source", "")))
+    return tuple(items)
 
 
 def _violation(value: object, where: str) -> ExpectedViolation:

@@ -4,10 +4,9 @@ replays) and clock, and compared with what it expects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pdp.engine import CompiledSnapshot, Decision, EnforceInput, Violation, utc_now
 
@@ -40,10 +39,7 @@ def _run(snapshot: CompiledSnapshot, case: PolicyTest, now: datetime) -> CaseRes
         assert isinstance(case.expect, AuthorizeExpect)
         return _run_authorize(snapshot, case, case.expect, now)
     assert case.request is not None and isinstance(case.expect, EnforceExpect)
-    try:
-        request = _enforce_input(case.request)
-    except ValueError as exc:
-        return CaseResult(case, (str(exc),))
+    request = EnforceInput(**case.request)
     spend = {snapshot.resolve_agent(ref).id: items for ref, items in case.spend.items()}
     usage = MemoryUsage(spend)
     for entry in case.calls:
@@ -51,13 +47,6 @@ def _run(snapshot: CompiledSnapshot, case: PolicyTest, now: datetime) -> CaseRes
             usage.apply(snapshot.enforce(request, usage, at).charges)
     decision = snapshot.enforce(request, usage, now)
     return CaseResult(case, tuple(_enforce_problems(decision, case.expect)), _describe(decision))
-
-
-def _enforce_input(request: Mapping[str, Any]) -> EnforceInput:
-    fields = dict(request)
-    if fields.pop("context", ()):
-        raise ValueError("context: this pdp version does not scan context items")
-    return EnforceInput(**fields)
 
 
 def _enforce_problems(decision: Decision, expect: EnforceExpect) -> list[str]:

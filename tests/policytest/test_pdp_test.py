@@ -29,7 +29,7 @@ def test_the_example_tests_pass_and_the_rate_is_printed() -> None:
     result = run_pdp("test", str(EXAMPLE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-2] == "25 passed, 0 failed"
+    assert lines[-2] == "27 passed, 0 failed"
     assert "cases/s" in lines[-1] and "1 file" in lines[-1]
 
 
@@ -180,6 +180,10 @@ MALFORMED = {
     "unknown decision": ("  expect: {decision: DENY}\n", "DENY"),
     "negative cost": ("  cost: -1\n  expect: {decision: ALLOW}\n", "at least 0"),
     "bad matrix key": ("  matrix: {colour: [red]}\n  expect: {decision: ALLOW}\n", "colour"),
+    "unknown context kind": (
+        "  context: [{kind: fax, content: hi}]\n  expect: {decision: ALLOW}\n",
+        "fax",
+    ),
     "calls without a clock": (
         "  calls: [{at: '2026-01-01T00:00:00Z'}]\n  expect: {decision: ALLOW}\n",
         "fixed clock",

@@ -12,16 +12,16 @@ from pdp.snapshot import HttpSource, NoDocument, Update
 async def _server(etag: str | None) -> tuple[asyncio.Server, list[bytes]]:
     seen: list[bytes] = []
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         seen.append(head)
         tag = f"ETag: {etag}\r\n" if etag else ""
-        head = f"HTTP/1.1 404 Not Found\r\n{tag}Content-Length: 0\r\nConnection: close\r\n\r\n"
-        writer.write(head.encode())
+        answer = f"HTTP/1.1 404 Not Found\r\n{tag}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        writer.write(answer.encode())
         await writer.drain()
         writer.close()
 
-    return await asyncio.start_server(answer, "127.0.0.1", 0), seen
+    return await asyncio.start_server(respond, "127.0.0.1", 0), seen
 
 
 async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[bytes]]:
