@@ -402,6 +402,8 @@ def _expand(raw: object, where: str) -> list[tuple[dict[str, Any], str]]:
             raise _fail(f"{where}.matrix", "every key needs at least one value")
         if "expect" in axes:
             raise _fail(f"{where}.matrix", "expect varies by row: write the matrix as rows")
+        if math.prod(len(values) for values in axes.values()) > MAX_CASES:
+            raise _fail(f"{where}.matrix", f"expands to more than {MAX_CASES} cases")
         rows = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
     else:
         rows = [_mapping(r, f"{where}.matrix[{i}]") for i, r in enumerate(_list(matrix, where))]
