@@ -121,19 +121,17 @@ class Approvals:
         )
         return [_stored(row) for row in rows]
 
-    async def wait(self, approval_id: str, seconds: float) -> StoredApproval:
-        """The approval once it is no longer pending, or after ``seconds``
-        (at most until it expires)."""
-        stored = await self.get(approval_id)
-        approval = stored.approval
+    async def wait_decided(self, approval_id: str, seconds: float) -> None:
+        """Returns once the approval is no longer pending, or after
+        ``seconds`` (at most until it expires)."""
+        approval = (await self.get(approval_id)).approval
         if approval.decided(self.clock()) or self._closing:
-            return stored
+            return
         to_expiry = (approval.expires_at - self.clock()).total_seconds()
         event = self._waiters.setdefault(approval_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, min(seconds, to_expiry))):
                 await event.wait()
-        return await self.get(approval_id)
 
     # Writes ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from pdp.engine import ApprovalState, approval_json
 from ._approvals import StoredApproval
 from ._control import ControlPlane
 from ._roles import Role, caller_of, roles
-from ._routes_snapshot import MAX_WAIT_SECONDS, unless_gone
+from ._routes_snapshot import MAX_WAIT_SECONDS, wait_or_leave
 from ._schemas import (
     ApprovalConsumeIn,
     ApprovalDecisionIn,
@@ -66,7 +66,7 @@ def approval_routes(control: ControlPlane) -> APIRouter:
         expires (or after ``wait`` seconds, still pending)."""
         stored = await approvals.get(approval_id)
         if wait > 0 and not stored.approval.decided(approvals.clock()):
-            await unless_gone(request, approvals.wait(approval_id, wait))
+            await wait_or_leave(approvals.wait_decided(approval_id, wait), request)
             stored = await approvals.get(approval_id)
         return out(stored)
 

@@ -31,6 +31,7 @@ from ._approval import (
 )
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
+from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
@@ -39,6 +40,8 @@ from ._types import (
     ACTIONS,
     AgentInfo,
     AuthorizeResult,
+    ContextItem,
+    ContextKind,
     Decision,
     DecisionKind,
     DenialReason,
@@ -75,17 +78,22 @@ __all__ = [
     "CallCharge",
     "Charge",
     "CompiledSnapshot",
+    "ContextItem",
+    "ContextKind",
     "CounterKey",
     "Decision",
     "DecisionKind",
     "DenialReason",
     "EnforceInput",
     "EngineError",
+    "Explanation",
     "FieldError",
     "FiredPolicy",
     "ListenAddress",
     "Mode",
+    "Outcome",
     "PiiFinding",
+    "PolicyResult",
     "Severity",
     "SnapshotError",
     "UsagePort",
@@ -98,6 +106,7 @@ __all__ = [
     "approval_json",
     "approval_refusal",
     "compile_snapshot",
+    "decision_dict",
     "fired_policies",
     "format_time",
     "masked_excerpt",

@@ -9,7 +9,7 @@ import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -106,9 +106,7 @@ class Approval:
         return frozenset(p.id for p in self.policies if p.mode == wanted)
 
 
-def request_digest(
-    agent_id: str, request: EnforceInput, context: Sequence[tuple[str, str, str]] = ()
-) -> str:
+def request_digest(agent_id: str, request: EnforceInput) -> str:
     """SHA-256 (hex) of what a request asks: the agent (its canonical id),
     input, output, tool, model, metadata, estimated cost and context items
     (kind, source, content). The encoding is canonical: a JSON object with
@@ -123,7 +121,7 @@ def request_digest(
         "model": request.model,
         "metadata": dict(request.metadata),
         "cost": request.estimated_cost_usd,
-        "context": [list(item) for item in context],
+        "context": [[c.kind.value, c.source, c.content] for c in request.context],
     }
     encoded = json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -109,7 +109,6 @@ class ApprovalDesk:
         self,
         snapshot: CompiledSnapshot,
         request: EnforceInput,
-        context: Sequence[tuple[str, str, str]],
         decision: Decision,
         approval_id: str,
         now: datetime,
@@ -117,7 +116,7 @@ class ApprovalDesk:
     ) -> Held:
         """The answer for a request whose ``decision`` holds it for approval:
         a new approval, or (with ``approval_id``) what that approval allows."""
-        digest = request_digest(decision.agent.id, request, context)
+        digest = request_digest(decision.agent.id, request)
         if not approval_id:
             return Held(decision, self.open(decision, request, digest, now))
         approval = await self._find(approval_id)

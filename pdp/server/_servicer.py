@@ -33,12 +33,12 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
 from ._errors import RequestError
+from ._observers import AfterDecision
 from ._translate import (
     Limits,
     SnapshotView,
     action_name,
     agent_state,
-    approval_context,
     approval_id_of,
     authorize_response,
     await_approval_response,
@@ -96,10 +96,12 @@ class PolicyDecisionServicer:
         limits: Limits,
         *,
         clock: Callable[[], datetime] = utc_now,
+        after: AfterDecision | None = None,
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
     ) -> None:
         self._holder = holder
+        self._after = after if after is not None and after.active else None
         self._uplink = uplink
         self._approvals = approvals
         self._usage = usage
@@ -123,6 +125,7 @@ class PolicyDecisionServicer:
         return active
 
     async def enforce(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        start = time.perf_counter()
         msg = parse_request(pb.EnforceRequest, data)
         request = enforce_input(msg, self._limits)
         snapshot = self._active().snapshot
@@ -165,7 +168,18 @@ class PolicyDecisionServicer:
         expires = (
             approval.expires_at if kind is DecisionKind.PENDING_APPROVAL and approval else None
         )
-        return enforce_response(decision, decision_id, approval_id, expires).SerializeToString()
+        answer = enforce_response(decision, decision_id, approval_id, expires).SerializeToString()
+        after = self._after
+        if after is not None:
+            after(
+                request,
+                decision,
+                decision_id,
+                now,
+                time.perf_counter() - start,
+                context,
+            )
+        return answer
 
     async def _hold(
         self,
@@ -188,7 +202,6 @@ class PolicyDecisionServicer:
         return await self._approvals.hold(
             snapshot,
             request,
-            approval_context(msg),
             decision,
             approval_id_of(msg),
             now,

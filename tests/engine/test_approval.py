@@ -14,6 +14,8 @@ from pdp.engine import (
     POLICY_TYPES,
     Approval,
     ApprovalState,
+    ContextItem,
+    ContextKind,
     DecisionKind,
     EnforceInput,
     FiredPolicy,
@@ -152,7 +154,10 @@ def test_the_digest_binds_one_request() -> None:
         request_digest("bot", shell(model="m", metadata={"a": "1", "b": "2"})),
         request_digest("bot", shell(metadata={"a": "1", "b": "3"})),
         request_digest("bot", shell(estimated_cost_usd=0.0, metadata={"a": "1", "b": "2"})),
-        request_digest("bot", shell(metadata={"a": "1", "b": "2"}), [("email", "", "hi")]),
+        request_digest(
+            "bot",
+            shell(metadata={"a": "1", "b": "2"}, context=(ContextItem("hi", ContextKind.EMAIL),)),
+        ),
     ]
     assert len({base, *changed}) == len(changed) + 1
 

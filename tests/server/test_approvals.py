@@ -22,6 +22,7 @@ from google.protobuf.duration_pb2 import Duration
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._process import run_pdp
 from tests.conftest import RunningSidecar, StartSidecar
+from tests.observe._scrape import scrape, value
 
 SHELL = {"tool": "shell", "input": "rm -rf /tmp/cache for 123-45-6789"}
 
@@ -269,3 +270,12 @@ async def test_the_cli_lists_masked_excerpts_and_refuses_bad_input(
     with sqlite3.connect(state) as conn:
         assert conn.execute("SELECT state FROM approvals").fetchall() == [("pending",)]
     assert (await await_approval(sidecar, held.approval_id, 0)).state == pb.APPROVAL_STATE_PENDING
+
+
+async def test_pending_approvals_are_a_metric(start_sidecar: StartSidecar) -> None:
+    sidecar = await start_sidecar(snapshot(), metrics_listen="127.0.0.1:0")
+    await hold(sidecar)
+    await hold(sidecar)
+    samples = await scrape(sidecar.sidecar.metrics_url)
+    assert value(samples, "pdp_approvals_pending") == 2
+    assert value(samples, "pdp_uplink_events_sent_total") is None  # standalone: no uplink

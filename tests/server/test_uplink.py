@@ -20,6 +20,7 @@ from tests._wait import until
 from tests.conftest import StartSidecar
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES
+from tests.observe._scrape import scrape, value
 
 
 async def arrived(seen: list[Event], count: int) -> None:
@@ -58,7 +59,9 @@ async def test_decisions_that_fire_a_policy_reach_the_control_plane(
         (await client.post("/agents", json={"name": "agent-a"})).raise_for_status()
         (await client.post("/policies", json=REFERENCE_POLICIES[0])).raise_for_status()
     key = await control_plane.create_key("edge-1", "sidecar")
-    sidecar = await start_sidecar(source=control_plane.snapshot_url, api_key=key)
+    sidecar = await start_sidecar(
+        source=control_plane.snapshot_url, api_key=key, metrics_listen="127.0.0.1:0"
+    )
     assert sidecar.sidecar.uplink is not None
     allowed = await sidecar.stub.Enforce(pb.EnforceRequest(agent_id="agent-a", input="hello"))
     blocked = await sidecar.stub.Enforce(
@@ -91,6 +94,10 @@ async def test_decisions_that_fire_a_policy_reach_the_control_plane(
         "approvalId": "",
     }
     assert "ignore" not in str(data)
+    samples = await scrape(sidecar.sidecar.metrics_url)
+    assert value(samples, "pdp_uplink_events_sent_total") == 1
+    assert value(samples, "pdp_uplink_decision_events_queued") == 0
+    assert value(samples, "pdp_uplink_decision_events_dropped_total") == 0
 
 
 async def test_a_standalone_sidecar_ships_nothing(start_sidecar: StartSidecar) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -17,6 +17,7 @@ from ._types import (
     AgentStatusResult,
     ApprovalResult,
     AuthorizeResult,
+    ContextItem,
     EnforceResult,
     UsageResult,
 )
@@ -71,12 +72,15 @@ class AsyncClient:
         tool: str | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        context: Iterable[ContextItem] | None = None,
         approval_id: str | None = None,
         wait_for_approval: float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
         waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
+        # Sent again after an approval: an iterator must give the same items twice.
+        items = None if context is None else list(context)
 
         async def ask(approval: str | None) -> EnforceResult:
             call = _calls.enforce(
@@ -88,6 +92,7 @@ class AsyncClient:
                 tool=tool,
                 metadata=metadata,
                 request_id=request_id,
+                context=items,
                 approval_id=approval,
             )
             return await self._send(call, timeout)

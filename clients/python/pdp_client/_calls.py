@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -22,10 +22,12 @@ from ._errors import (
     trailing_metadata,
 )
 from ._types import (
+    CONTEXT_KINDS,
     AgentStatusResult,
     ApprovalResult,
     ApprovalState,
     AuthorizeResult,
+    ContextItem,
     Decision,
     EnforceResult,
     UsageResult,
@@ -169,6 +171,33 @@ def _metadata(value: object) -> dict[str, str]:
     return dict(value)
 
 
+def _context(value: object) -> list[pb.ContextItem]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidRequestError("context must be a list of ContextItem", field="context")
+    items: list[pb.ContextItem] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, ContextItem):
+            raise InvalidRequestError(
+                f"context[{index}] must be a ContextItem, got {type(item).__name__}",
+                field="context",
+            )
+        if not isinstance(item.content, str) or not isinstance(item.source, str):
+            raise InvalidRequestError(
+                f"context[{index}]: content and source must be strings", field="context"
+            )
+        if item.kind and item.kind not in CONTEXT_KINDS:
+            kinds = ", ".join(CONTEXT_KINDS)
+            raise InvalidRequestError(
+                f"context[{index}].kind must be one of {kinds}, got {item.kind!r}",
+                field="context",
+            )
+        kind = f"CONTEXT_KIND_{item.kind.upper()}" if item.kind else "CONTEXT_KIND_UNSPECIFIED"
+        items.append(pb.ContextItem(kind=kind, source=item.source, content=item.content))
+    return items
+
+
 def enforce(
     agent_id: str,
     input: str | None,
@@ -179,6 +208,7 @@ def enforce(
     tool: str | None,
     metadata: Mapping[str, str] | None,
     request_id: str | None,
+    context: Iterable[ContextItem] | None = None,
     approval_id: str | None = None,
 ) -> Call[EnforceResult]:
     _text(agent_id, "agent_id")
@@ -188,6 +218,7 @@ def enforce(
         tool=_optional_text(tool, "tool") or "",
         metadata=_metadata(metadata),
         request_id=_optional_text(request_id, "request_id") or "",
+        context=_context(context),
         approval_id=_optional_text(approval_id, "approval_id") or "",
     )
     # Optional fields: absent and empty are different requests.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -15,6 +15,7 @@ from ._types import (
     AgentStatusResult,
     ApprovalResult,
     AuthorizeResult,
+    ContextItem,
     EnforceResult,
     UsageResult,
 )
@@ -78,6 +79,7 @@ class Client:
         tool: str | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        context: Iterable[ContextItem] | None = None,
         approval_id: str | None = None,
         wait_for_approval: float | None = None,
         timeout: float | None = None,
@@ -87,6 +89,10 @@ class Client:
         ``input`` is the text about to be sent to the model or tool;
         ``output`` the model's answer to scan (and mask, where a policy says
         so): pass ``output`` alone to scan an answer without gating a call.
+        ``context`` is content the agent pulled in for the call (retrieved
+        documents, tool results, emails, web pages, code), each a
+        ``ContextItem``; ``injection_scan`` policies scan it for instructions
+        hidden in it.
 
         Returns the decision when the call may proceed (``ALLOW``,
         ``ALLOW_WITH_WARNINGS``) or must wait for a reviewer
@@ -110,6 +116,8 @@ class Client:
         negative or non-finite ``estimated_cost_usd``.
         """
         waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
+        # Sent again after an approval: an iterator must give the same items twice.
+        items = None if context is None else list(context)
 
         def ask(approval: str | None) -> EnforceResult:
             call = _calls.enforce(
@@ -121,6 +129,7 @@ class Client:
                 tool=tool,
                 metadata=metadata,
                 request_id=request_id,
+                context=items,
                 approval_id=approval,
             )
             return self._send(call, timeout)
