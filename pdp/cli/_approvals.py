@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
+import sqlite3
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -71,14 +73,32 @@ def run(args: argparse.Namespace) -> int:
             return 2
         args.reviewer = reviewer
     path = Path(args.state)
-    if not path.is_file():
-        print(f"--state: no state database at {str(path)!r}", file=sys.stderr)
+    problem = _not_a_state_database(path)
+    if problem:
+        print(f"--state: {problem}", file=sys.stderr)
         return 1
     try:
         return asyncio.run(_run(args, path))
     except StateError as exc:
         print(exc, file=sys.stderr)
         return 1
+
+
+def _not_a_state_database(path: Path) -> str:
+    """Why ``path`` is not a sidecar's state database ("" when it is). Read
+    only: a command must not turn another file into one."""
+    if not path.is_file():
+        return f"no state database at {str(path)!r}"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        return f"{str(path)!r} is not a pdp state database: {exc}"
+    if not {"usage", "last_good_snapshot"} <= tables:
+        return f"{str(path)!r} is not a pdp sidecar's state database (pdp serve --state)"
+    return ""
 
 
 def _check_text(option: str, value: str, limit: int, *, required: bool = False) -> str:

@@ -266,6 +266,13 @@ async def test_the_cli_lists_masked_excerpts_and_refuses_bad_input(
         0
     ] == 2
     assert (await cli("list", "--state", str(Path(state).with_name("none.db"))))[0] == 1
+    other = Path(state).with_name("other.db")  # a SQLite file that is not a sidecar's
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    code, _, err = await cli("list", "--state", str(other))
+    assert code == 1 and "not a pdp sidecar's state database" in err
+    with sqlite3.connect(other) as conn:  # left as it was
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("notes",)]
     # Nothing of that was recorded.
     with sqlite3.connect(state) as conn:
         assert conn.execute("SELECT state FROM approvals").fetchall() == [("pending",)]
