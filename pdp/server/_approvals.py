@@ -47,6 +47,8 @@ MAX_AWAIT_SECONDS = 60.0  # one AwaitApproval; call again to keep waiting
 _WATCH_BUSY = 0.1  # seconds between looks for decisions while approvals are pending
 _WATCH_IDLE = 1.0
 _UNSHIPPED_RETRY = 0.1  # an approval the control plane has not received yet
+_SWEEP_EVERY = 1.0  # seconds between records of expiries
+_FORGET_EVERY = 60.0  # seconds between clearings of old approvals from memory
 
 # Charges a decision that lets a call proceed, deciding again (with the
 # approved policies) when a shared usage backend refuses.
@@ -223,11 +225,12 @@ class ApprovalDesk:
         """Until cancelled: notices decisions another process wrote (a
         sidecar without a control plane), records expiries, forgets old
         approvals from memory."""
-        last_sweep = 0.0
         loop = asyncio.get_running_loop()
+        last_sweep = last_forget = loop.time()
         while True:
             busy = self.store.pending > 0
             await asyncio.sleep(_WATCH_BUSY if busy else _WATCH_IDLE)
+            now = loop.time()
             try:
                 if self._remote is None:
                     # Decisions come from `pdp approvals` (another process)
@@ -236,10 +239,11 @@ class ApprovalDesk:
                     # from it, and a pending approval past its time reads
                     # as expired anyway.
                     await self.store.watch()
-                if loop.time() - last_sweep >= 1.0:
-                    last_sweep = loop.time()
-                    if self._remote is None:
+                    if now - last_sweep >= _SWEEP_EVERY:
+                        last_sweep = now
                         await self.store.expire_due()
+                if now - last_forget >= _FORGET_EVERY:
+                    last_forget = now
                     self.store.forget_old()
             except Exception:
                 log.exception("approval upkeep failed; trying again")

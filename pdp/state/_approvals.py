@@ -289,6 +289,7 @@ class ApprovalStore:
         self._on_written = on_written
         self._clock = clock
         self._memory: dict[str, Approval] = {}
+        self._pending: set[str] = set()  # ids in memory whose stored state is pending
         self._unwritten: dict[str, list[OutboxEvent]] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._flusher = Flusher(self.flush, 0.05, "approvals")
@@ -307,23 +308,23 @@ class ApprovalStore:
             rows = await cursor.fetchall()
         for row in rows:
             approval, seq = approval_from_row(row)
-            self._memory[approval.id] = approval
+            self._remember(approval)
             self._seen_seq = max(self._seen_seq, seq)
         self._data_version = await self._read_data_version()
         self._flusher.start()
 
     @property
     def pending(self) -> int:
-        """Approvals in memory still waiting for a reviewer (expired ones excluded)."""
-        now = self._clock()
-        return sum(1 for a in self._memory.values() if a.state_at(now) is ApprovalState.PENDING)
+        """Approvals waiting for a reviewer (those whose time has just passed
+        included, until the next :meth:`expire_due`)."""
+        return len(self._pending)
 
     def create(self, approval: Approval, events: Sequence[OutboxEvent] = ()) -> None:
         """Records a new approval (and outbox events that report it) in
         memory; the background writer stores them together at once."""
         if self._closed:
             raise StateError("the approval store is closed")
-        self._memory[approval.id] = approval
+        self._remember(approval)
         self._unwritten[approval.id] = list(events)
         self._flusher.wake()
 
@@ -430,11 +431,8 @@ class ApprovalStore:
         """Records as expired the pending approvals in memory whose time has
         passed; returns them."""
         now = self._clock()
-        due = [
-            a.id
-            for a in self._memory.values()
-            if a.state is ApprovalState.PENDING and a.expires_at <= now
-        ]
+        memory = self._memory
+        due = [i for i in self._pending if memory[i].expires_at <= now]
         if not due:
             return []
         await self.flush()
@@ -491,8 +489,15 @@ class ApprovalStore:
         await self._flusher.stop()
         await self.flush()
 
-    def _changed_to(self, approval: Approval) -> None:
+    def _remember(self, approval: Approval) -> None:
         self._memory[approval.id] = approval
+        if approval.state is ApprovalState.PENDING:
+            self._pending.add(approval.id)
+        else:
+            self._pending.discard(approval.id)
+
+    def _changed_to(self, approval: Approval) -> None:
+        self._remember(approval)
         event = self._changed.pop(approval.id, None)
         if event is not None:
             event.set()
