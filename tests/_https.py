@@ -282,6 +282,7 @@ class HttpsServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._release: asyncio.Event | None = None
 
     # Addresses ---------------------------------------------------------------
@@ -441,6 +442,8 @@ class HttpsServer:
         server = self._server
         if server is not None:
             server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()  # no TLS goodbye: the peer may never answer one
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
@@ -454,6 +457,7 @@ class HttpsServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self._writers.add(writer)
         with self._lock:
             self._connections += 1
             number = self._connections
@@ -464,9 +468,12 @@ class HttpsServer:
             pass  # the client went away or sent what this server does not read
         finally:
             self._handlers.discard(task)
+            self._writers.discard(writer)
             writer.close()
+            # A peer that never answers the TLS goodbye does not hold the server.
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            writer.transport.abort()
 
     async def _serve_request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: int

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._args import Subparsers
+from ._args import Subparsers, add_allow_insecure_validators
 
 __all__ = ["add_parser", "run"]
 
@@ -14,6 +14,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers: Subparsers) -> None:
     check = subparsers.add_parser("check", help="validate a snapshot file offline")
     check.add_argument("path", type=Path)
+    add_allow_insecure_validators(check)
     check.set_defaults(run=run)
 
 
@@ -24,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
 
     path: Path = args.path
     try:
-        compile_snapshot(parse_document(path.read_bytes()))
+        compile_snapshot(
+            parse_document(path.read_bytes()),
+            allow_insecure_validators=args.allow_insecure_validators,
+        )
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._args import (
     Subparsers,
+    add_allow_insecure_validators,
     add_log_level,
     listen_address,
     positive_float,
@@ -74,6 +75,7 @@ def add_parser(subparsers: Subparsers) -> None:
         default=10.0,
         help="seconds in-flight calls get to finish on SIGTERM (default 10)",
     )
+    add_allow_insecure_validators(serve)
     add_log_level(serve)
     serve.set_defaults(run=run)
 
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         api_key=args.api_key or os.environ.get("PDP_API_KEY"),
         max_staleness=args.max_staleness,
+        allow_insecure_validators=args.allow_insecure_validators,
     )
     try:
         return run_event_loop(_serve_until_signalled(options))

@@ -4,7 +4,8 @@ engine, health, reflection, and the sidecar's start and graceful stop.
 Exception tree::
 
     ServerError
-    └── RequestError   a bad request: gRPC code, field and reason
+    ├── RequestError    a bad request: gRPC code, field and reason
+    └── HttpCallError   a custom validator's call got no usable HTTP answer
 """
 
 from ._app import ServeOptions, Sidecar

@@ -29,6 +29,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._translate import Limits
+from ._validators import ValidatorCaller
 
 __all__ = ["ServeOptions", "Sidecar"]
 
@@ -47,6 +48,8 @@ class ServeOptions:
     shutdown_grace: float = 10.0
     api_key: str | None = None
     max_staleness: float | None = None
+    # Custom validators may use plain http to a loopback address (development).
+    allow_insecure_validators: bool = False
 
 
 class Sidecar:
@@ -66,6 +69,7 @@ class Sidecar:
         self._servicer: PolicyDecisionServicer | None = None
         self._source: SnapshotSource | None = None
         self._health = health_aio.HealthServicer()
+        self.validators = ValidatorCaller(clock=clock)
 
     async def start(self) -> None:
         try:
@@ -87,16 +91,18 @@ class Sidecar:
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
 
-        async def persist(active: Active, data: bytes) -> None:
+        async def activated(active: Active, data: bytes) -> None:
+            await self.validators.prepare(active.snapshot.validators)
             await store.save(
                 data.decode(), active.snapshot.revision, active.source, active.activated_at
             )
 
         self.holder = SnapshotHolder(
-            on_activate=persist,
+            on_activate=activated,
             on_serving=self._set_serving,
             clock=self._clock,
             max_staleness=opts.max_staleness,
+            allow_insecure_validators=opts.allow_insecure_validators,
         )
         source = self._source = open_source(
             opts.snapshot,
@@ -116,7 +122,7 @@ class Sidecar:
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, usage, decisions, Limits(limit), clock=self._clock
+            self.holder, usage, decisions, Limits(limit), self.validators, clock=self._clock
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -177,6 +183,7 @@ class Sidecar:
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
+        await self.validators.aclose()
         if self._decisions is not None:
             await self._decisions.close()
         if self._usage is not None:
