@@ -15,8 +15,9 @@
 
   A responder is any callable taking the request and returning an action:
   :class:`Reply` (status, body, content type), :class:`Hang` (never answer,
-  until :meth:`HttpsServer.release` or stop), :class:`Delay` (answer late)
-  or :class:`Drop` (close the connection without answering). Helpers build
+  until :meth:`HttpsServer.release` or stop), :class:`Delay` (answer late),
+  :class:`Drop` (close the connection without answering) or :class:`Raw`
+  (bytes written as they are: malformed or unusual answers). Helpers build
   the usual scripts: :func:`reply_json`, :func:`fail_times`,
   :func:`scripted`.
 
@@ -56,6 +57,7 @@ __all__ = [
     "Drop",
     "Hang",
     "HttpsServer",
+    "Raw",
     "RecordedRequest",
     "Reply",
     "Responder",
@@ -220,7 +222,16 @@ class Drop:
     """Close the connection without answering."""
 
 
-Action = Reply | Hang | Delay | Drop
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Write ``data`` as the whole answer, then close the connection if
+    ``close``."""
+
+    data: bytes
+    close: bool = False
+
+
+Action = Reply | Hang | Delay | Drop | Raw
 Responder = Callable[[RecordedRequest], Action | Awaitable[Action]]
 
 
@@ -421,7 +432,7 @@ class HttpsServer:
 
     @staticmethod
     def _as_responder(responder: Responder | Action) -> Responder:
-        if isinstance(responder, Reply | Hang | Delay | Drop):
+        if isinstance(responder, Reply | Hang | Delay | Drop | Raw):
             return _constant(responder)
         return responder
 
@@ -498,7 +509,7 @@ class HttpsServer:
             self._requests.append(request)
             self._arrived.notify_all()
         action = self._responder(request)
-        if not isinstance(action, Reply | Hang | Delay | Drop):
+        if not isinstance(action, Reply | Hang | Delay | Drop | Raw):
             action = await action
         while isinstance(action, Delay):
             await asyncio.sleep(action.seconds)
@@ -510,6 +521,10 @@ class HttpsServer:
             return False
         if isinstance(action, Drop):
             return False
+        if isinstance(action, Raw):
+            writer.write(action.data)
+            await writer.drain()
+            return not action.close
         writer.write(_response(action))
         await writer.drain()
         return headers.get("connection", "").lower() != "close"
