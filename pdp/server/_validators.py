@@ -161,7 +161,7 @@ class ValidatorCaller:
     async def aclose(self) -> None:
         for task in list(self._retiring):
             task.cancel()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await asyncio.gather(*self._retiring, *self._opening.values(), return_exceptions=True)
         clients, self._clients = list(self._clients.values()), {}
         _close(clients)
 
@@ -183,12 +183,14 @@ class ValidatorCaller:
                 asyncio.to_thread(_open_client, endpoint, self._max_connections)
             )
             self._opening[endpoint] = opening
-            try:
-                client = await asyncio.shield(opening)
-            finally:
+
+            # Kept when it opens, even if every call that waited for it gave up.
+            def opened(done: asyncio.Future[_Client]) -> None:
                 del self._opening[endpoint]
-            self._clients[endpoint] = client
-            return client
+                if not done.cancelled() and done.exception() is None:
+                    self._clients.setdefault(endpoint, done.result())
+
+            opening.add_done_callback(opened)
         return await asyncio.shield(opening)
 
     async def _ask(self, call: ValidatorCall, request_id: str) -> Answer:
