@@ -129,6 +129,10 @@ class ValidatorCheck(Check):
             "tool": request.tool,
             "metadata": dict(request.metadata),
             "estimatedCostUsd": request.estimated_cost_usd,
+            "context": [
+                {"kind": item.kind.value, "source": item.source, "content": item.content}
+                for item in request.context
+            ],
         }
         return ValidatorCall(policy_id, policy_name, self.validator, payload)
 

@@ -308,7 +308,12 @@ def _metadata(value: object, where: str) -> dict[str, str]:
     return {k: _str(v, f"{where}.{k}") for k, v in _mapping(value, where).items()}
 
 
+def _context_item(value: object, where: str) -> dict[str, str]:
+    return _fields(value, where, {"content": _str}, {"kind": _str, "source": _str})
+
+
 _REQUEST = {
+    "context": _list_of(_context_item),
     "input": _opt_str,
     "output": _opt_str,
     "estimated_cost_usd": _number,

@@ -20,7 +20,7 @@ be rejected, with what the engine must answer::
         snapshot / policies / now / spend / history: ...   # optional overrides;
                                    # `policies` replaces only the snapshot's policies
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
-                  metadata, request_id}
+                  metadata, request_id, context: [{content, kind, source}]}
         answers:                   # custom validators' answers by policy name, given
           Entitlements: {allow: false, message: ...}   # when the engine asks
           Freeze Window: {failure: no answer within 200 ms}
@@ -60,6 +60,8 @@ from pdp.engine import (
     POLICY_TYPES,
     Answer,
     CompiledSnapshot,
+    ContextItem,
+    ContextKind,
     Decision,
     EnforceInput,
     FieldError,
@@ -149,8 +151,18 @@ def _usage_after_history(case: Case, snapshot: CompiledSnapshot) -> MemoryUsage:
 
 def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) -> None:
     assert case.now is not None
+    request = dict(check.request)
+    if "context" in request:
+        request["context"] = tuple(
+            ContextItem(
+                item["content"],
+                ContextKind(item.get("kind", "unspecified")),
+                item.get("source", ""),
+            )
+            for item in request["context"]
+        )
     usage = _usage_after_history(case, snapshot)
-    outcome = snapshot.enforce(EnforceInput(**check.request), usage, case.now)
+    outcome = snapshot.enforce(EnforceInput(**request), usage, case.now)
     asked: list[tuple[str, ...]] = []
     while not isinstance(outcome, Decision):
         names = tuple(call.policy_name for call in outcome.calls)

@@ -108,6 +108,7 @@ def test_the_question_is_the_request_context_with_the_agent_resolved() -> None:
         "tool": "refunds",
         "metadata": {"k": "v"},
         "estimatedCostUsd": None,
+        "context": [],
     }
 
 

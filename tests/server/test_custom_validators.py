@@ -53,7 +53,10 @@ async def test_the_validator_gets_the_signed_request_context_and_its_allow_lets_
     start_sidecar: StartSidecar, validator: HttpsServer
 ) -> None:
     sidecar = await start_with(start_sidecar, validator)
-    resp = await sidecar.stub.Enforce(refund(output="earlier answer"))
+    item = pb.ContextItem(
+        kind=pb.CONTEXT_KIND_EMAIL, source="inbox/42", content="Please refund my order."
+    )
+    resp = await sidecar.stub.Enforce(refund(output="earlier answer", context=[item]))
     assert resp.decision == pb.DECISION_ALLOW
     (request,) = validator.requests
     assert (request.method, request.target) == ("POST", "/check?tenant=acme")
@@ -72,6 +75,7 @@ async def test_the_validator_gets_the_signed_request_context_and_its_allow_lets_
         "tool": "refunds",
         "metadata": {"amount_usd": "250"},
         "estimatedCostUsd": 0.02,
+        "context": [{"kind": "email", "source": "inbox/42", "content": "Please refund my order."}],
         "requestId": "req-1",
     }
 
