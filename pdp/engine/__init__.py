@@ -22,6 +22,7 @@ from ._address import ListenAddress, parse_listen_address
 from ._consultation import Consultation
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
+from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
@@ -84,11 +85,14 @@ __all__ = [
     "DenialReason",
     "EnforceInput",
     "EngineError",
+    "Explanation",
     "FailMode",
     "FieldError",
     "ListenAddress",
     "Mode",
+    "Outcome",
     "PiiFinding",
+    "PolicyResult",
     "Severity",
     "SnapshotError",
     "UsagePort",
@@ -101,6 +105,7 @@ __all__ = [
     "ValidatorFailure",
     "Violation",
     "compile_snapshot",
+    "decision_dict",
     "format_time",
     "parse_document",
     "parse_listen_address",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from ._consultation import Consultation, consult
 from ._context import Context
 from ._errors import SnapshotError
+from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
 from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, violation
@@ -53,6 +54,9 @@ class CompiledSnapshot:
     policies: tuple[Policy, ...]  # in evaluation order
     grants: Mapping[tuple[str, str], tuple[GrantSpec, ...]]  # by (source id, target id)
     validators: tuple[Validator, ...] = ()  # of custom_validator policies, distinct
+    # (id, name, type, mode) of the policies with isActive false: never run,
+    # listed by explanations.
+    inactive: tuple[tuple[str, str, str, str], ...] = ()
     _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
@@ -120,6 +124,19 @@ class CompiledSnapshot:
             if (allow.agent is agent or not agent.known) and not ctx.charges():
                 return allow
         return conclude(plan, agent, request, ctx, violations, self.revision)
+
+    def explain(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        answers: Mapping[str, Answer] = NO_ANSWERS,
+    ) -> Explanation:
+        """The decision :meth:`enforce` gives, with every policy's result and
+        why (explanation mode: ``enforce`` itself does none of this work).
+        It calls no custom validator: ``answers`` (by policy id) stand for
+        theirs; one without an answer fails, as not called."""
+        return explain(self, request, usage, now, answers)
 
     def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
         src = self.resolve_agent(source)
@@ -263,10 +280,14 @@ def compile_snapshot(
     order = _order(policy_specs, refs, problems)
 
     compiled: list[Policy] = []
+    inactive: list[tuple[str, str, str, str]] = []
     for i in order:
         p, check = policy_specs[i], checks[i]
         applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
-        if check is None or not p.is_active:
+        if check is None:
+            continue
+        if not p.is_active:
+            inactive.append((p.id, p.name, p.policy_type, p.mode.wire_name))
             continue
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
@@ -293,4 +314,5 @@ def compile_snapshot(
         policies=tuple(compiled),
         grants={k: tuple(v) for k, v in grants.items()},
         validators=tuple(validators),
+        inactive=tuple(inactive),
     )

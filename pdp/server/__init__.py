@@ -4,11 +4,13 @@ engine, health, reflection, and the sidecar's start and graceful stop.
 Exception tree::
 
     ServerError
-    ├── RequestError    a bad request: gRPC code, field and reason
-    └── HttpCallError   a custom validator's call got no usable HTTP answer
+    ├── RequestError             a bad request: gRPC code, field and reason
+    ├── HttpCallError            a custom validator's call got no usable HTTP answer
+    └── TracingUnavailableError  --otel-traces without the OpenTelemetry packages
 """
 
 from ._app import ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
+from ._tracing import TracingUnavailableError
 
-__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar"]
+__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar", "TracingUnavailableError"]

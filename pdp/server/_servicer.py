@@ -34,6 +34,7 @@ from pdp.state import DecisionLog, DecisionRecord, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
+from ._observers import AfterDecision
 from ._translate import (
     Limits,
     SnapshotView,
@@ -99,8 +100,10 @@ class PolicyDecisionServicer:
         validators: ValidatorCaller,
         *,
         clock: Callable[[], datetime] = utc_now,
+        after: AfterDecision | None = None,
     ) -> None:
         self._holder = holder
+        self._after = after if after is not None and after.active else None
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -123,6 +126,7 @@ class PolicyDecisionServicer:
         return active
 
     async def enforce(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        start = time.perf_counter()
         request = enforce_input(parse_request(pb.EnforceRequest, data), self._limits)
         snapshot = self._active().snapshot
         now = self._clock()
@@ -150,7 +154,19 @@ class PolicyDecisionServicer:
                 approval_id=approval_id,
             )
         )
-        return enforce_response(decision, decision_id, approval_id).SerializeToString()
+        answer = enforce_response(decision, decision_id, approval_id).SerializeToString()
+        after = self._after
+        if after is not None:
+            after(
+                request,
+                decision,
+                decision_id,
+                now,
+                time.perf_counter() - start,
+                context,
+                answers or NO_ANSWERS,
+            )
+        return answer
 
     async def _consult(
         self, outcome: Decision | Consultation, request: EnforceInput, answers: dict[str, Answer]

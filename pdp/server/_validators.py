@@ -86,9 +86,10 @@ class _Client:
 class _Tally:
     """One endpoint's counts and its log's pace; kept while the sidecar runs."""
 
-    __slots__ = ("log_after", "stats", "unlogged")
+    __slots__ = ("log_after", "origin", "stats", "unlogged")
 
-    def __init__(self) -> None:
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
         self.stats = ValidatorStats()
         self.log_after = 0.0
         self.unlogged = 0
@@ -137,12 +138,23 @@ class ValidatorCaller:
 
     def stats(self, url: str, ca_file: str | None = None) -> ValidatorStats:
         """The counts of the endpoint ``url`` (with ``ca_file``)."""
-        return self._tally((url, ca_file)).stats
+        tally = self._tallies.get((url, ca_file))
+        return tally.stats if tally is not None else ValidatorStats()
 
-    def _tally(self, endpoint: _Endpoint) -> _Tally:
+    def stats_by_origin(self) -> dict[str, ValidatorStats]:
+        """Every endpoint's counts, summed by ``scheme://host:port`` (what
+        metrics may show: a URL's path may hold a token)."""
+        out: dict[str, ValidatorStats] = {}
+        for tally in sorted(self._tallies.values(), key=lambda t: t.origin):
+            total = out.setdefault(tally.origin, ValidatorStats())
+            for name in ("calls", "answers", "failures", "failed_open", "cache_hits"):
+                setattr(total, name, getattr(total, name) + getattr(tally.stats, name))
+        return out
+
+    def _tally(self, endpoint: _Endpoint, origin: str) -> _Tally:
         tally = self._tallies.get(endpoint)
         if tally is None:
-            tally = self._tallies[endpoint] = _Tally()
+            tally = self._tallies[endpoint] = _Tally(origin)
         return tally
 
     async def prepare(self, validators: Iterable[Validator]) -> None:
@@ -196,7 +208,7 @@ class ValidatorCaller:
     async def _ask(self, call: ValidatorCall, request_id: str) -> Answer:
         validator = call.validator
         endpoint = (validator.url, validator.ca_file)
-        tally = self._tally(endpoint)
+        tally = self._tally(endpoint, validator.origin)
         key: _CacheKey | None = None
         if validator.cache_ttl_s > 0:
             key = (validator.url, _digest(call.payload))
