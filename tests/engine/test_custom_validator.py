@@ -15,6 +15,7 @@ from pdp.engine import (
     Decision,
     DecisionKind,
     EnforceInput,
+    Outcome,
     SnapshotError,
     ValidatorAnswer,
     ValidatorFailure,
@@ -131,3 +132,48 @@ def test_answers_at_hand_decide_without_asking() -> None:
     decision = snapshot.enforce(request, NO_USAGE, NOW, {"ent": ValidatorAnswer(False, "no")})
     assert isinstance(decision, Decision)
     assert [v.message for v in decision.violations] == ["no"]
+
+
+def test_an_explanation_calls_nothing_and_says_why_each_validator_decided() -> None:
+    snapshot = compile_snapshot(
+        {
+            "policies": [
+                {**policy("https://v.example/"), "id": "given", "name": "Given"},
+                {**policy("https://w.example/", fail_mode="open"), "id": "open", "name": "Open"},
+                {**policy("https://x.example/"), "id": "closed", "name": "Closed"},
+            ]
+        }
+    )
+    request = EnforceInput(agent_id="a", input="x")
+    explanation = snapshot.explain(request, NO_USAGE, NOW, {"given": ValidatorAnswer(True)})
+    results = {r.policy_id: (r.outcome, r.reason) for r in explanation.policies}
+    assert results["given"] == (
+        Outcome.NOT_FIRED,
+        "evaluated: the custom validator allowed the request",
+    )
+    assert results["open"][0] is Outcome.NOT_FIRED
+    assert "not called: an explanation makes no calls" in results["open"][1]
+    assert "failing open" in results["open"][1]
+    assert results["closed"][0] is Outcome.FIRED
+    assert "not called" in results["closed"][1] and "failing closed" in results["closed"][1]
+    assert explanation.decision.kind is DecisionKind.BLOCK
+
+
+def test_an_explanation_says_a_validator_is_not_asked_once_a_policy_blocks() -> None:
+    snapshot = compile_snapshot(
+        {
+            "policies": [
+                {**policy("https://v.example/"), "id": "ent"},
+                {
+                    "name": "Too Expensive",
+                    "policyType": "cost_limit",
+                    "enforcementMode": "block",
+                    "ruleDefinition": {"max_cost_per_execution": 1},
+                },
+            ]
+        }
+    )
+    request = EnforceInput(agent_id="a", input="x", estimated_cost_usd=5)
+    results = {r.policy_id: r for r in snapshot.explain(request, NO_USAGE, NOW).policies}
+    assert results["ent"].outcome is Outcome.SKIPPED
+    assert "another policy blocks" in results["ent"].reason
