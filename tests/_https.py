@@ -362,6 +362,10 @@ class HttpsServer:
                 pass
         except (OSError, EOFError, ssl.SSLError, asyncio.IncompleteReadError, ValueError):
             pass  # the client went away or sent what this server does not read
+        except asyncio.CancelledError:
+            # The server stops. Ending normally: Python 3.11's stream callback
+            # reports a cancelled connection task as an error.
+            pass
         finally:
             self._handlers.discard(task)
             self._writers.discard(writer)
