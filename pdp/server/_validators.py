@@ -224,6 +224,9 @@ class ValidatorCaller:
                 answer = await self._post(client, call, request_id)
         except TimeoutError:
             answer = ValidatorFailure(f"no answer within {validator.timeout_s * 1000:g} ms")
+        except Exception as exc:  # a call's failure is its policy's to decide, never the RPC's
+            log.exception("custom validator %s: unexpected error", validator.origin)
+            answer = ValidatorFailure(f"unexpected error: {type(exc).__name__}")
         if isinstance(answer, ValidatorFailure):
             self._failed(tally, call, answer)
         else:
