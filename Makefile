@@ -54,6 +54,7 @@ test: check
 
 bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_sidecar.py
+	$(PY) bench/bench_validators.py
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_pause_propagation.py
 

@@ -6,9 +6,13 @@ state backend implements); a decision returns what the call charges. A
 decision that holds a call for a reviewer says how long the reviewer has;
 :class:`Approval` and :func:`request_digest` bind an approval to its request.
 
+A custom validator's answer is I/O too: an evaluation that needs one
+returns a :class:`Consultation` (the calls to make) and continues when
+given the answers.
+
 Being the lowest layer, it also holds the pure helpers every layer shares:
-the clock (``utc_now``), the one RFC 3339 parser and formatter, and the one
-listen-address parser.
+the clock (``utc_now``), the one RFC 3339 parser and formatter, the one
+listen-address parser, and Standard Webhooks signing.
 
 Exception tree::
 
@@ -29,11 +33,13 @@ from ._approval import (
     masked_excerpt,
     request_digest,
 )
+from ._consultation import Consultation
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
+from ._signing import sign_webhook, signing_key
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._time import format_time, parse_rfc3339, utc_now
 from ._types import (
@@ -62,15 +68,26 @@ from ._usage import (
     UsageReport,
     UsageView,
 )
+from ._validator import (
+    NO_ANSWERS,
+    Answer,
+    FailMode,
+    Validator,
+    ValidatorAnswer,
+    ValidatorCall,
+    ValidatorFailure,
+)
 
 __all__ = [
     "ACTIONS",
     "CALL_WINDOW_MAX_SECONDS",
     "COMMON_RULE_FIELDS",
     "DEFAULT_APPROVAL_TIMEOUT_S",
+    "NO_ANSWERS",
     "NO_USAGE",
     "POLICY_TYPES",
     "AgentInfo",
+    "Answer",
     "Approval",
     "ApprovalState",
     "AuthorizeResult",
@@ -78,6 +95,7 @@ __all__ = [
     "CallCharge",
     "Charge",
     "CompiledSnapshot",
+    "Consultation",
     "ContextItem",
     "ContextKind",
     "CounterKey",
@@ -87,6 +105,7 @@ __all__ = [
     "EnforceInput",
     "EngineError",
     "Explanation",
+    "FailMode",
     "FieldError",
     "FiredPolicy",
     "ListenAddress",
@@ -100,6 +119,10 @@ __all__ = [
     "UsageRecord",
     "UsageReport",
     "UsageView",
+    "Validator",
+    "ValidatorAnswer",
+    "ValidatorCall",
+    "ValidatorFailure",
     "Violation",
     "already_decided",
     "approval_from_json",
@@ -114,5 +137,7 @@ __all__ = [
     "parse_listen_address",
     "parse_rfc3339",
     "request_digest",
+    "sign_webhook",
+    "signing_key",
     "utc_now",
 ]

@@ -47,6 +47,7 @@ from ._shadow import ShadowEvaluator
 from ._tracing import DecisionTracer
 from ._translate import Limits
 from ._uplink import Uplink
+from ._validators import ValidatorCaller
 
 __all__ = ["ServeOptions", "Sidecar"]
 
@@ -65,6 +66,8 @@ class ServeOptions:
     shutdown_grace: float = 10.0
     api_key: str | None = None
     max_staleness: float | None = None
+    # Custom validators may use plain http to a loopback address (development).
+    allow_insecure_validators: bool = False
     # host:port of a Prometheus /metrics endpoint; None: no metrics.
     metrics_listen: str | None = None
     # A candidate snapshot (file or URL) to shadow; None: the control plane's
@@ -113,6 +116,7 @@ class Sidecar:
         self.uplink: Uplink | None = None
         self.approvals: ApprovalStore | None = None
         self._health = health_aio.HealthServicer()
+        self.validators = ValidatorCaller(clock=clock)
         self._tracer_provider = tracer_provider
         self.shadow: ShadowEvaluator | None = None
         self.metrics_url = ""
@@ -140,16 +144,18 @@ class Sidecar:
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
 
-        async def persist(active: Active, data: bytes) -> None:
+        async def activated(active: Active, data: bytes) -> None:
+            await self.validators.prepare(active.snapshot.validators)
             await store.save(
                 data.decode(), active.snapshot.revision, active.source, active.activated_at
             )
 
         self.holder = SnapshotHolder(
-            on_activate=persist,
+            on_activate=activated,
             on_serving=self._set_serving,
             clock=self._clock,
             max_staleness=opts.max_staleness,
+            allow_insecure_validators=opts.allow_insecure_validators,
         )
         source = self._source = open_source(
             opts.snapshot,
@@ -191,6 +197,7 @@ class Sidecar:
             usage,
             decisions,
             Limits(limit),
+            self.validators,
             clock=self._clock,
             after=after,
             uplink=self.uplink,
@@ -241,7 +248,12 @@ class Sidecar:
         opts = self.options
         location = shadow_location(opts)
         if location is not None:
-            self.shadow = ShadowEvaluator(usage, capacity=opts.shadow_queue, clock=self._clock)
+            self.shadow = ShadowEvaluator(
+                usage,
+                capacity=opts.shadow_queue,
+                clock=self._clock,
+                allow_insecure_validators=opts.allow_insecure_validators,
+            )
             self._shadow_source = open_source(
                 location,
                 api_key=opts.api_key,
@@ -257,6 +269,7 @@ class Sidecar:
                 decisions,
                 self._clock,
                 shadow=self.shadow,
+                validators=self.validators,
                 uplink=self.uplink,
                 approvals=self.approvals,
             )
@@ -303,6 +316,7 @@ class Sidecar:
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
+        await self.validators.aclose()
         if self.approvals is not None:
             await self.approvals.close()
         if self.uplink is not None:

@@ -22,7 +22,6 @@ import grpc
 from pdp.engine import (
     Approval,
     ApprovalState,
-    CompiledSnapshot,
     Decision,
     DecisionKind,
     EnforceInput,
@@ -50,9 +49,9 @@ _UNSHIPPED_RETRY = 0.1  # an approval the control plane has not received yet
 _SWEEP_EVERY = 1.0  # seconds between records of expiries
 _FORGET_EVERY = 60.0  # seconds between clearings of old approvals from memory
 
-# Charges a decision that lets a call proceed, deciding again (with the
-# approved policies) when a shared usage backend refuses.
-Charge = Callable[[Decision, frozenset[str]], Awaitable[Decision]]
+# Decides a request again as if the approved policies did not hold it, and
+# charges what proceeds.
+Decide = Callable[[frozenset[str]], Awaitable[Decision]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +108,16 @@ class ApprovalDesk:
 
     async def hold(
         self,
-        snapshot: CompiledSnapshot,
         request: EnforceInput,
         decision: Decision,
         approval_id: str,
         now: datetime,
-        charge: Charge,
+        decide: Decide,
     ) -> Held:
         """The answer for a request whose ``decision`` holds it for approval:
-        a new approval, or (with ``approval_id``) what that approval allows."""
+        a new approval, or (with ``approval_id``) what that approval allows.
+        ``decide(approved)`` decides the request again without the approved
+        policies holding it, and charges what proceeds."""
         digest = request_digest(decision.agent.id, request)
         if not approval_id:
             return Held(decision, self.open(decision, request, digest, now))
@@ -133,13 +133,10 @@ class ApprovalDesk:
             return Held(approval_refusal(decision, _not_approved(approval, state)), None)
         if approval.consumed_at is not None:
             return Held(approval_refusal(decision, _used(approval)), None)
-        approved = approval.approved_policies
-        allowed = snapshot.enforce(request, self._usage, now, approved)
+        allowed = await decide(approval.approved_policies)
         if allowed.kind is DecisionKind.PENDING_APPROVAL:
             # A policy the approval does not cover holds it too: ask again.
             return Held(allowed, self.open(allowed, request, digest, now))
-        if allowed.charges:
-            allowed = await charge(allowed, approved)
         if allowed.kind not in (DecisionKind.ALLOW, DecisionKind.ALLOW_WITH_WARNINGS):
             return Held(allowed, None)  # blocked for another reason: the approval keeps
         used = await self._consume(approval, digest)

@@ -18,8 +18,11 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
 from pdp.engine import (
+    NO_ANSWERS,
+    Answer,
     Approval,
     CompiledSnapshot,
+    Consultation,
     Decision,
     DecisionKind,
     EnforceInput,
@@ -50,6 +53,7 @@ from ._translate import (
     wait_seconds,
 )
 from ._uplink import Uplink
+from ._validators import ValidatorCaller
 
 __all__ = ["SERVICE", "SERVICE_NAME", "Activity", "PolicyDecisionServicer", "handler_name"]
 
@@ -94,6 +98,7 @@ class PolicyDecisionServicer:
         usage: UsagePort,
         decisions: DecisionLog,
         limits: Limits,
+        validators: ValidatorCaller,
         *,
         clock: Callable[[], datetime] = utc_now,
         after: AfterDecision | None = None,
@@ -107,6 +112,7 @@ class PolicyDecisionServicer:
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
+        self._validators = validators
         self._clock = clock
         self.activity = Activity()
 
@@ -131,12 +137,16 @@ class PolicyDecisionServicer:
         snapshot = self._active().snapshot
         now = self._clock()
         decision = snapshot.enforce(request, self._usage, now)
+        answers: dict[str, Answer] | None = None
+        if not isinstance(decision, Decision):
+            answers = {}
+            decision = await self._consult(decision, request, answers)
         approval: Approval | None = None
         if decision.kind is DecisionKind.PENDING_APPROVAL:
-            held = await self._hold(snapshot, request, msg, decision, now)
+            held = await self._hold(snapshot, request, msg, decision, now, answers)
             decision, approval = held.decision, held.approval
         elif decision.charges:
-            decision = await self._charge(snapshot, request, decision, now)
+            decision = await self._charge(snapshot, request, decision, now, answers)
         decision_id = _new_decision_id()
         kind = decision.kind
         approval_id = "" if approval is None else approval.id
@@ -178,6 +188,7 @@ class PolicyDecisionServicer:
                 now,
                 time.perf_counter() - start,
                 context,
+                answers or NO_ANSWERS,
             )
         return answer
 
@@ -188,6 +199,7 @@ class PolicyDecisionServicer:
         msg: pb.EnforceRequest,
         decision: Decision,
         now: datetime,
+        answers: dict[str, Answer] | None,
     ) -> Held:
         """A request a require_approval policy holds: a new approval, or what
         the approval it names allows."""
@@ -196,17 +208,29 @@ class PolicyDecisionServicer:
                 "", "this server keeps no approvals", grpc.StatusCode.FAILED_PRECONDITION
             )
 
-        async def charge(allowed: Decision, approved: frozenset[str]) -> Decision:
-            return await self._charge(snapshot, request, allowed, now, approved)
+        async def decide(approved: frozenset[str]) -> Decision:
+            # Again, as if the approved policies did not hold the call; the
+            # validators' answers are reused, and what proceeds is charged.
+            found = answers if answers is not None else {}
+            outcome = snapshot.enforce(request, self._usage, now, found, approved)
+            if not isinstance(outcome, Decision):
+                outcome = await self._consult(outcome, request, found)
+            if outcome.charges:
+                outcome = await self._charge(snapshot, request, outcome, now, found, approved)
+            return outcome
 
-        return await self._approvals.hold(
-            snapshot,
-            request,
-            decision,
-            approval_id_of(msg),
-            now,
-            charge,
-        )
+        return await self._approvals.hold(request, decision, approval_id_of(msg), now, decide)
+
+    async def _consult(
+        self, outcome: Decision | Consultation, request: EnforceInput, answers: dict[str, Answer]
+    ) -> Decision:
+        """Makes the validator calls the evaluation asks for (concurrently,
+        on the event loop) until it decides; ``answers`` collects them."""
+        while not isinstance(outcome, Decision):
+            got = await self._validators.answer(outcome.calls, request.request_id)
+            answers.update(got)
+            outcome = outcome.resume(got)
+        return outcome
 
     async def _charge(
         self,
@@ -214,15 +238,21 @@ class PolicyDecisionServicer:
         request: EnforceInput,
         decision: Decision,
         now: datetime,
+        answers: dict[str, Answer] | None,
         approved: frozenset[str] = frozenset(),
     ) -> Decision:
         """Applies what an allowed call charges to usage. When the backend
         refuses (a shared backend where another replica took the last place
-        in a window), the call is decided again on the backend's numbers."""
+        in a window), the call is decided again on the backend's numbers,
+        with the validators' answers already given."""
         for _ in range(_CHARGE_ATTEMPTS):
             if not await self._usage.charge(decision.charges):
                 return decision
-            decision = snapshot.enforce(request, self._usage, now, approved)
+            outcome = snapshot.enforce(request, self._usage, now, answers or NO_ANSWERS, approved)
+            if isinstance(outcome, Decision):
+                decision = outcome
+            else:
+                decision = await self._consult(outcome, request, answers := answers or {})
             if not decision.charges:
                 return decision
         raise RequestError(

@@ -53,8 +53,10 @@ OnActivate = Callable[[Active, bytes], Awaitable[None]]
 OnServing = Callable[[bool], Awaitable[None]]
 
 
-def _compile(data: bytes) -> CompiledSnapshot:
-    return compile_snapshot(parse_document(data))
+def _compile(data: bytes, allow_insecure_validators: bool) -> CompiledSnapshot:
+    return compile_snapshot(
+        parse_document(data), allow_insecure_validators=allow_insecure_validators
+    )
 
 
 class SnapshotHolder:
@@ -62,7 +64,9 @@ class SnapshotHolder:
     load) and ``stale``; activation replaces ``active`` whole.
 
     ``on_activate`` runs after each activation (to persist the document);
-    ``on_serving`` runs whenever :attr:`serving` changes (to set health)."""
+    ``on_serving`` runs whenever :attr:`serving` changes (to set health).
+    ``allow_insecure_validators`` lets custom validators use plain http to
+    a loopback address."""
 
     def __init__(
         self,
@@ -71,12 +75,14 @@ class SnapshotHolder:
         on_serving: OnServing | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_staleness: float | None = None,
+        allow_insecure_validators: bool = False,
     ) -> None:
         self.active: Active | None = None
         self.last_contact: datetime | None = None
         # Why the source's last attempt got no answer; None once it answers.
         self.unreachable: str | None = None
         self.max_staleness = max_staleness
+        self._allow_insecure_validators = allow_insecure_validators
         self.rejections = 0  # documents rejected since start (metrics)
         self._on_activate = on_activate
         self._on_serving = on_serving
@@ -213,7 +219,7 @@ class SnapshotHolder:
             if digest in (self._active_digest, self._rejected_digest):
                 return False
             try:
-                snapshot = await asyncio.to_thread(_compile, data)
+                snapshot = await asyncio.to_thread(_compile, data, self._allow_insecure_validators)
             except SnapshotError as exc:
                 self._reject(source, exc.errors, digest)
                 return False

@@ -14,13 +14,16 @@ from pdp.engine import (
     POLICY_TYPES,
     Approval,
     ApprovalState,
+    CompiledSnapshot,
     ContextItem,
     ContextKind,
+    Decision,
     DecisionKind,
     EnforceInput,
     FiredPolicy,
     Mode,
     SnapshotError,
+    UsageView,
     approval_from_json,
     approval_json,
     approval_refusal,
@@ -45,6 +48,20 @@ def held_by(expression: str, timeout: Any = None, **extra: Any) -> dict[str, Any
     }
 
 
+def decide(
+    snapshot: CompiledSnapshot,
+    request: EnforceInput,
+    usage: UsageView,
+    now: datetime,
+    *,
+    approved: frozenset[str] = frozenset(),
+) -> Decision:
+    """A decision of a snapshot without custom validators."""
+    decision = snapshot.enforce(request, usage, now, approved=approved)
+    assert isinstance(decision, Decision)
+    return decision
+
+
 def shell(**fields: Any) -> EnforceInput:
     return EnforceInput(**{"agent_id": "bot", "input": "ls", "tool": "shell", **fields})
 
@@ -59,10 +76,12 @@ def test_a_reviewer_has_the_shortest_timeout_of_the_policies_holding_the_call() 
             ]
         }
     )
-    only_default = snapshot.enforce(shell(input="pwd"), NO_USAGE, NOW, frozenset({"blocks"}))
+    only_default = decide(
+        snapshot, shell(input="pwd"), NO_USAGE, NOW, approved=frozenset({"blocks"})
+    )
     assert only_default.kind is DecisionKind.BLOCK  # an approval never lifts a block
     two = compile_snapshot({"policies": [held_by('request.tool == "shell"', name="default")]})
-    assert two.enforce(shell(), NO_USAGE, NOW).approval_timeout_s == 900
+    assert decide(two, shell(), NO_USAGE, NOW).approval_timeout_s == 900
     both = compile_snapshot(
         {
             "policies": [
@@ -71,11 +90,11 @@ def test_a_reviewer_has_the_shortest_timeout_of_the_policies_holding_the_call() 
             ]
         }
     )
-    decision = both.enforce(shell(), NO_USAGE, NOW)
+    decision = decide(both, shell(), NO_USAGE, NOW)
     assert decision.kind is DecisionKind.PENDING_APPROVAL
     assert decision.approval_timeout_s == 120
     # With "short" approved, "default" alone holds the call.
-    rest = both.enforce(shell(), NO_USAGE, NOW, frozenset({"short"}))
+    rest = decide(both, shell(), NO_USAGE, NOW, approved=frozenset({"short"}))
     assert (rest.kind, rest.approval_timeout_s) == (DecisionKind.PENDING_APPROVAL, 900)
 
 
@@ -128,9 +147,9 @@ def test_approved_policies_no_longer_hold_the_call_but_are_listed() -> None:
             ]
         }
     )
-    held = snapshot.enforce(shell(), NO_USAGE, NOW)
+    held = decide(snapshot, shell(), NO_USAGE, NOW)
     assert held.kind is DecisionKind.PENDING_APPROVAL and held.charges == ()
-    approved = snapshot.enforce(shell(), NO_USAGE, NOW, frozenset({"held"}))
+    approved = decide(snapshot, shell(), NO_USAGE, NOW, approved=frozenset({"held"}))
     assert approved.kind is DecisionKind.ALLOW_WITH_WARNINGS
     assert [(v.policy_id, v.mode) for v in approved.violations] == [
         ("held", Mode.REQUIRE_APPROVAL),
@@ -178,7 +197,7 @@ def test_a_refusal_turns_the_held_policies_into_a_block() -> None:
     snapshot = compile_snapshot(
         {"policies": [held_by("true", name="held"), held_by("true", name="noted", mode="warn")]}
     )
-    refused = approval_refusal(snapshot.enforce(shell(), NO_USAGE, NOW), "denied by alice")
+    refused = approval_refusal(decide(snapshot, shell(), NO_USAGE, NOW), "denied by alice")
     assert refused.kind is DecisionKind.BLOCK and refused.charges == ()
     first = refused.violations[0]
     assert (first.policy_id, first.mode, first.message) == ("held", Mode.BLOCK, "denied by alice")
