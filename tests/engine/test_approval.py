@@ -15,6 +15,7 @@ from pdp.engine import (
     Approval,
     ApprovalState,
     CompiledSnapshot,
+    Consultation,
     ContextItem,
     ContextKind,
     Decision,
@@ -24,6 +25,7 @@ from pdp.engine import (
     Mode,
     SnapshotError,
     UsageView,
+    ValidatorAnswer,
     approval_from_json,
     approval_json,
     approval_refusal,
@@ -223,3 +225,26 @@ def test_an_approval_reads_as_expired_once_its_time_has_passed() -> None:
     assert approval_from_json(shown) == approval
     late = approval_json(approval, NOW + timedelta(hours=1))
     assert late["status"] == "expired" and late["decidedAt"] == late["expiresAt"]
+
+
+def test_approved_policies_no_longer_hold_the_call_after_a_validator_answered() -> None:
+    validator = {
+        "id": "ent",
+        "name": "Entitlements",
+        "policyType": "custom_validator",
+        "enforcementMode": "block",
+        "ruleDefinition": {"url": "https://validator.test/check", "secret": "s" * 24},
+    }
+    snapshot = compile_snapshot({"policies": [held_by("true", 60, name="held"), validator]})
+    asked = snapshot.enforce(shell(), NO_USAGE, NOW)
+    assert isinstance(asked, Consultation)
+    held = asked.resume({"ent": ValidatorAnswer(True)})
+    assert isinstance(held, Decision) and held.kind is DecisionKind.PENDING_APPROVAL
+    assert held.approval_timeout_s == 60
+    answers = {"ent": ValidatorAnswer(True)}
+    again = snapshot.enforce(shell(), NO_USAGE, NOW, answers, approved=frozenset({"held"}))
+    assert isinstance(again, Decision) and again.kind is DecisionKind.ALLOW
+    refused = snapshot.enforce(
+        shell(), NO_USAGE, NOW, {"ent": ValidatorAnswer(False, "no")}, approved=frozenset({"held"})
+    )
+    assert isinstance(refused, Decision) and refused.kind is DecisionKind.BLOCK
