@@ -7,7 +7,6 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from pdp.engine import utc_now
+from pdp.engine import Clock
 from pdp.server import ServeOptions, Sidecar
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess
@@ -89,7 +88,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
         snapshot_path: Path | None = None,
         source: str | None = None,
         name: str = "sidecar",
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
         **options: Any,
     ) -> RunningSidecar:
         """``source`` (a control plane's snapshot URL) replaces the file;
@@ -107,7 +106,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
             poll_interval=options.pop("poll_interval", 0.05),
             **options,
         )
-        sidecar = Sidecar(opts, clock=clock or utc_now)
+        sidecar = Sidecar(opts, clock=clock)
         await sidecar.start()
         handle = RunningSidecar(sidecar, snapshot_path, state_path)
         running.append(handle)

@@ -11,15 +11,16 @@ listen-address parser.
 Exception tree::
 
     EngineError
-    └── SnapshotError   a snapshot failed validation; .errors lists FieldErrors
+    ├── SnapshotError           a snapshot failed validation; .errors lists FieldErrors
+    └── StateUnavailableError   usage cannot be read or written (backend unreachable)
 """
 
 from ._address import ListenAddress, parse_listen_address
 from ._document import parse_document
-from ._errors import EngineError, FieldError, SnapshotError
+from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
-from ._time import format_time, parse_rfc3339, utc_now
+from ._time import Clock, SteadyClock, SystemClock, format_time, parse_rfc3339, utc_now
 from ._types import (
     ACTIONS,
     AgentInfo,
@@ -38,6 +39,7 @@ from ._usage import (
     NO_USAGE,
     CallCharge,
     Charge,
+    CostCharge,
     CounterKey,
     UsagePort,
     UsageRecord,
@@ -55,7 +57,9 @@ __all__ = [
     "BudgetState",
     "CallCharge",
     "Charge",
+    "Clock",
     "CompiledSnapshot",
+    "CostCharge",
     "CounterKey",
     "Decision",
     "DecisionKind",
@@ -68,6 +72,9 @@ __all__ = [
     "PiiFinding",
     "Severity",
     "SnapshotError",
+    "StateUnavailableError",
+    "SteadyClock",
+    "SystemClock",
     "UsagePort",
     "UsageRecord",
     "UsageReport",

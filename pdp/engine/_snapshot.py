@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from ._context import Context
-from ._errors import SnapshotError
+from ._errors import SnapshotError, StateUnavailableError
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
 from ._pii import mask_text
-from ._policy import Check
+from ._policy import Check, Hit
 from ._registry import REGISTRY, compile_rule
 from ._types import (
     AgentInfo,
@@ -51,6 +51,7 @@ class _Policy:
     check: Check
     applies_to: frozenset[str] | None  # canonical agent ids; None = every agent
     prerequisites: tuple[tuple[str, bool], ...]  # (policy id, must have fired)
+    open_on_state_error: bool = False  # usage unreadable: let through (else fire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +112,25 @@ class CompiledSnapshot:
             self._plans[agent.id] = plan
         return plan
 
-    def enforce(self, request: EnforceInput, usage: UsageView, now: datetime) -> Decision:
+    def enforce(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        steady: float | None = None,
+    ) -> Decision:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
-        A decision that lets the call proceed carries what it charges to usage
-        (``charges``), for the caller to apply."""
+        ``steady`` is the time on the steady timeline (seconds, see
+        ``SteadyClock``) that windows of calls are counted on; ``now``'s when
+        not given. A decision that lets the call proceed carries what it
+        charges to usage (``charges``), for the caller to apply."""
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
-        ctx = Context(request, agent, usage, now)
+        ctx = Context(request, agent, usage, now, steady)
         fired: set[str] = set()
         violations: list[Violation] = []
         for policy in plan.policies:
@@ -129,7 +138,10 @@ class CompiledSnapshot:
                 (pid in fired) is want for pid, want in policy.prerequisites
             ):
                 continue
-            hit = policy.check.run(ctx)
+            try:
+                hit = policy.check.run(ctx)
+            except StateUnavailableError as exc:
+                hit = _state_error_hit(policy, exc)
             if hit is None:
                 continue
             fired.add(policy.id)
@@ -210,6 +222,14 @@ class CompiledSnapshot:
                 spent = usage.spent_since(agent.id, start)
                 out.append(BudgetState(p.id, p.name, budget.period, budget.limit_usd, spent, start))
         return out
+
+
+def _state_error_hit(policy: _Policy, error: StateUnavailableError) -> Hit | None:
+    # The policy could not read usage. What it would have charged is left
+    # out too: nothing can be charged to a backend that cannot be reached.
+    if policy.open_on_state_error:
+        return None
+    return Hit(f"usage cannot be read, failing closed (on_state_error: closed): {error}")
 
 
 def _agent_info(spec: AgentSpec) -> AgentInfo:
@@ -302,19 +322,21 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
     for p in policy_specs:
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
-    checks = [compile_rule(p, problems) for p in policy_specs]
+    rules = [compile_rule(p, problems) for p in policy_specs]
     order = _order(policy_specs, refs, problems)
 
     compiled: list[_Policy] = []
     for i in order:
-        p, check = policy_specs[i], checks[i]
+        p, (check, open_on_state_error) = policy_specs[i], rules[i]
         applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
         if check is None or not p.is_active:
             continue
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        compiled.append(_Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres))
+        compiled.append(
+            _Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres, open_on_state_error)
+        )
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:

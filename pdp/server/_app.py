@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pdp.engine import parse_listen_address, utc_now
+from pdp.engine import Clock, SteadyClock, parse_listen_address
 from pdp.snapshot import (
     Active,
     SnapshotHolder,
@@ -24,7 +23,18 @@ from pdp.snapshot import (
     Update,
     open_source,
 )
-from pdp.state import Database, DecisionLog, SnapshotStore, SqliteUsage
+from pdp.state import (
+    DEFAULT_DECISION_LOG_MAX_ROWS,
+    DEFAULT_DECISION_LOG_RETENTION,
+    DEFAULT_RESERVATION_TTL,
+    DEFAULT_RETENTION,
+    Database,
+    DecisionLog,
+    Pruner,
+    SnapshotStore,
+    SqliteUsage,
+    sidecar_rules,
+)
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -47,20 +57,33 @@ class ServeOptions:
     shutdown_grace: float = 10.0
     api_key: str | None = None
     max_staleness: float | None = None
+    # Seconds an unreported reservation is held before it is settled at its
+    # estimate.
+    reservation_ttl: float = DEFAULT_RESERVATION_TTL
+    # Retention of the state database (seconds), and how often it is pruned.
+    retention: float = DEFAULT_RETENTION.total_seconds()
+    decision_log_retention: float = DEFAULT_DECISION_LOG_RETENTION.total_seconds()
+    decision_log_max_rows: int = DEFAULT_DECISION_LOG_MAX_ROWS
+    prune_interval: float = 60.0
 
 
 class Sidecar:
     """One running sidecar. ``start`` returns once it listens (serving, or
-    NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls."""
+    NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls.
 
-    def __init__(self, options: ServeOptions, *, clock: Callable[[], datetime] = utc_now) -> None:
+    ``clock`` is the wall clock and the monotonic clock the sidecar reads
+    (the machine's by default); calendar time never steps back and
+    durations are measured on the monotonic clock (see SteadyClock)."""
+
+    def __init__(self, options: ServeOptions, *, clock: Clock | None = None) -> None:
         self.options = options
         self.address = ""
         self.holder: SnapshotHolder
-        self._clock = clock
+        self.clock = SteadyClock(clock)
         self._db: Database | None = None
         self._decisions: DecisionLog | None = None
         self._usage: SqliteUsage | None = None
+        self.pruner: Pruner | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servicer: PolicyDecisionServicer | None = None
@@ -82,10 +105,21 @@ class Sidecar:
             raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
         db = self._db = await Database.open(opts.state)
         store = SnapshotStore(db)
-        usage = self._usage = await SqliteUsage.open(db)
+        retention = timedelta(seconds=opts.retention)
+        usage = self._usage = await SqliteUsage.open(
+            db, clock=self.clock, reservation_ttl=opts.reservation_ttl, retention=retention
+        )
         usage.start()
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
+        rules = sidecar_rules(
+            self.clock,
+            retention=retention,
+            decision_log_retention=timedelta(seconds=opts.decision_log_retention),
+            decision_log_max_rows=opts.decision_log_max_rows,
+        )
+        self.pruner = Pruner(db, rules, interval=opts.prune_interval)
+        self.pruner.start()
 
         async def persist(active: Active, data: bytes) -> None:
             await store.save(
@@ -95,7 +129,7 @@ class Sidecar:
         self.holder = SnapshotHolder(
             on_activate=persist,
             on_serving=self._set_serving,
-            clock=self._clock,
+            clock=self.clock,
             max_staleness=opts.max_staleness,
         )
         source = self._source = open_source(
@@ -116,7 +150,12 @@ class Sidecar:
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, usage, decisions, Limits(limit), clock=self._clock
+            self.holder,
+            usage,
+            decisions,
+            Limits(limit),
+            clock=self.clock,
+            state_status=usage.status,
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -177,6 +216,8 @@ class Sidecar:
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self._decisions is not None:
             await self._decisions.close()
         if self._usage is not None:

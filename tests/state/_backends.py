@@ -6,18 +6,17 @@ joins by adding its class to BACKENDS."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pdp.engine import UsagePort
+from pdp.engine import Clock, UsagePort
 from pdp.state import Database, SqliteUsage
 
 __all__ = ["BACKENDS", "UsageBackend"]
 
 
 class UsageBackend(Protocol):
-    async def open(self, clock: Callable[[], datetime]) -> UsagePort:
+    async def open(self, clock: Clock) -> UsagePort:
         """A usage port on this backend's storage, its background work started."""
         ...
 
@@ -37,7 +36,7 @@ class SqliteBackend:
         self._path = directory / "state.db"
         self._open: list[tuple[SqliteUsage, Database]] = []
 
-    async def open(self, clock: Callable[[], datetime]) -> UsagePort:
+    async def open(self, clock: Clock) -> UsagePort:
         db = await Database.open(self._path)
         usage = await SqliteUsage.open(db, clock=clock)
         usage.start()
