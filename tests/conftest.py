@@ -19,6 +19,7 @@ from pdp.engine import Clock
 from pdp.server import ServeOptions, Sidecar
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess
+from tests._redis import RedisServer, redis_or_skip
 from tests.control._harness import ControlPlaneHarness
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,3 +163,20 @@ async def client(control_plane: ControlPlaneHarness) -> AsyncIterator[httpx.Asyn
     """An httpx client for the control plane's /api/v1 with the API key set."""
     async with control_plane.client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session, on a free loopback port."""
+    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> RedisServer:
+    """The session's Redis, emptied (and started again if a test stopped it)."""
+    if redis_session.proc is None:
+        redis_session.start()
+    redis_session.flush()
+    return redis_session

@@ -24,7 +24,7 @@ from pdp.state._errors import StateError
 from pdp.state._flusher import Flusher
 from pdp.state._windows import Windows
 
-__all__ = ["CallCounters"]
+__all__ = ["CallCounters", "decode_key", "encode_key"]
 
 _UPSERT = (
     "INSERT INTO call_counts (counter_key, second, count) VALUES (?, ?, ?)"
@@ -35,11 +35,11 @@ _LOAD_CHUNK_ROWS = 10_000
 _SWEEP_EVERY = 60
 
 
-def _encode(key: CounterKey) -> str:
+def encode_key(key: CounterKey) -> str:
     return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
 
 
-def _decode(text: str) -> CounterKey | None:
+def decode_key(text: str) -> CounterKey | None:
     try:
         parts = json.loads(text)
     except ValueError:
@@ -98,7 +98,7 @@ class CallCounters:
         ) as cursor:
             while rows := await cursor.fetchmany(_LOAD_CHUNK_ROWS):
                 for text, second, count in rows:
-                    key = _decode(text)
+                    key = decode_key(text)
                     if key is not None:  # not written by this version: ignore
                         windows.add(key, count, min(second, now))
         return counters
@@ -137,7 +137,7 @@ class CallCounters:
             batch, self._pending = self._pending, {}
             if not batch:
                 return
-            rows = [(_encode(key), second, count) for (key, second), count in batch.items()]
+            rows = [(encode_key(key), second, count) for (key, second), count in batch.items()]
             try:
                 async with self._db.transaction() as connection:
                     await connection.executemany(_UPSERT, rows)

@@ -75,6 +75,12 @@ class SqliteUsage:
         await self.counters.close()
         await self.ledger.close()
 
+    async def settle_expired(self) -> None:
+        """Writes the reservations made so far and settles, at their
+        estimate, the ones that expired (done every ``flush_interval`` in
+        the background)."""
+        await self.ledger.flush()
+
     async def record(self, report: UsageReport) -> UsageRecord:
         return await self.ledger.record(report.agent_id, report.cost_usd, report.request_id)
 
