@@ -401,7 +401,7 @@ class RedisUsage:
                 continue
             if self._mirror is not start:
                 continue  # reloaded meanwhile: read again from the new copy
-            streams: list[Any] = answer or []
+            streams: Any = answer or []
             for _, entries in streams:
                 self._apply_stream(entries)
             async with self._caught_up:
