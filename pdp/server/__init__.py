@@ -7,7 +7,7 @@ Exception tree::
     └── RequestError   a bad request: gRPC code, field and reason
 """
 
-from ._app import ServeOptions, Sidecar
+from ._app import STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
 
-__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar"]
+__all__ = ["STATE_HEALTH_SERVICE", "RequestError", "ServeOptions", "ServerError", "Sidecar"]

@@ -31,8 +31,14 @@ from pdp.state import (
     Database,
     DecisionLog,
     Pruner,
+    RedisLocation,
+    RedisUsage,
     SnapshotStore,
     SqliteUsage,
+    StateError,
+    StateStatus,
+    UsageBackend,
+    parse_state_location,
     sidecar_rules,
 )
 from pdp.v1 import policy_decision_service_pb2 as pb
@@ -40,18 +46,27 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._translate import Limits
 
-__all__ = ["ServeOptions", "Sidecar"]
+__all__ = ["STATE_HEALTH_SERVICE", "ServeOptions", "Sidecar"]
 
 log = logging.getLogger("pdp.server")
 
 _MESSAGE_SLACK = 64 * 1024  # room for the other fields next to a maximal input
+# The health service that says whether the state backend answers (the
+# sidecar as a whole keeps serving: policies that read usage fail closed).
+STATE_HEALTH_SERVICE = "pdp.v1.StateBackend"
 
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     snapshot: str
     listen: str = "127.0.0.1:50051"
+    # A SQLite file, or redis://HOST:PORT/DB (rediss:// for TLS).
     state: str = "pdp-state.db"
+    # With Redis state: the SQLite file of the decision log and the last
+    # good snapshot, the Redis password and the CA of rediss://.
+    local_state: str = "pdp-state.db"
+    state_password: str | None = None
+    state_ca_file: str | None = None
     max_input_bytes: int = 1024 * 1024
     poll_interval: float = 0.2
     shutdown_grace: float = 10.0
@@ -65,6 +80,9 @@ class ServeOptions:
     decision_log_retention: float = DEFAULT_DECISION_LOG_RETENTION.total_seconds()
     decision_log_max_rows: int = DEFAULT_DECISION_LOG_MAX_ROWS
     prune_interval: float = 60.0
+    # Several workers listen on one port (SO_REUSEPORT); one of them prunes.
+    reuse_port: bool = False
+    prune: bool = True
 
 
 class Sidecar:
@@ -82,7 +100,7 @@ class Sidecar:
         self.clock = SteadyClock(clock)
         self._db: Database | None = None
         self._decisions: DecisionLog | None = None
-        self._usage: SqliteUsage | None = None
+        self._usage: UsageBackend | None = None
         self.pruner: Pruner | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -103,23 +121,43 @@ class Sidecar:
             listen = parse_listen_address(opts.listen)
         except ValueError as exc:  # the CLI checks first; ServeOptions built in code may not
             raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
-        db = self._db = await Database.open(opts.state)
+        try:
+            location = parse_state_location(opts.state)
+        except ValueError as exc:
+            raise StateError(f"--state: {exc}") from None
+        shared = isinstance(location, RedisLocation)
+        db = self._db = await Database.open(opts.local_state if shared else str(location))
         store = SnapshotStore(db)
         retention = timedelta(seconds=opts.retention)
-        usage = self._usage = await SqliteUsage.open(
-            db, clock=self.clock, reservation_ttl=opts.reservation_ttl, retention=retention
-        )
+        usage: UsageBackend
+        if isinstance(location, RedisLocation):
+            usage = await RedisUsage.open(
+                location,
+                password=opts.state_password,
+                ca_file=opts.state_ca_file,
+                clock=self.clock,
+                reservation_ttl=opts.reservation_ttl,
+                retention=retention,
+                on_status=self._state_changed,
+            )
+        else:
+            usage = await SqliteUsage.open(
+                db, clock=self.clock, reservation_ttl=opts.reservation_ttl, retention=retention
+            )
+        self._usage = usage
         usage.start()
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
-        rules = sidecar_rules(
-            self.clock,
-            retention=retention,
-            decision_log_retention=timedelta(seconds=opts.decision_log_retention),
-            decision_log_max_rows=opts.decision_log_max_rows,
-        )
-        self.pruner = Pruner(db, rules, interval=opts.prune_interval)
-        self.pruner.start()
+        if opts.prune:
+            rules = sidecar_rules(
+                self.clock,
+                retention=retention,
+                decision_log_retention=timedelta(seconds=opts.decision_log_retention),
+                decision_log_max_rows=opts.decision_log_max_rows,
+                usage=not shared,
+            )
+            self.pruner = Pruner(db, rules, interval=opts.prune_interval)
+            self.pruner.start()
 
         async def persist(active: Active, data: bytes) -> None:
             await store.save(
@@ -146,7 +184,7 @@ class Sidecar:
         server = self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if opts.reuse_port else 0),
             ]
         )
         servicer = self._servicer = PolicyDecisionServicer(
@@ -175,6 +213,7 @@ class Sidecar:
             raise OSError(f"cannot listen on {listen}")
         self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
+        await self._state_changed(usage.status())
         await self.holder.refresh()
         self._tasks.append(
             asyncio.create_task(source.run(self.holder.report), name="snapshot-source")
@@ -191,6 +230,14 @@ class Sidecar:
             return
         source = f"{stored.source} (last good, persisted)"
         await self.holder.restore(stored.document.encode(), source)
+
+    async def _state_changed(self, status: StateStatus) -> None:
+        serving = (
+            health_pb2.HealthCheckResponse.SERVING
+            if status.healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(STATE_HEALTH_SERVICE, serving)
 
     async def _set_serving(self, serving: bool) -> None:
         status = (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-__all__ = ["SQLITE_STATUS", "StateStatus"]
+from pdp.engine import UsagePort
+
+__all__ = ["SQLITE_STATUS", "StateStatus", "UsageBackend"]
 
 
 class StateStatus(NamedTuple):
@@ -17,3 +19,15 @@ class StateStatus(NamedTuple):
 
 
 SQLITE_STATUS = StateStatus("sqlite", True)
+
+
+class UsageBackend(UsagePort, Protocol):
+    """A usage port as a sidecar runs it: started, stopped, and its health."""
+
+    def status(self) -> StateStatus: ...
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def settle_expired(self) -> None: ...
