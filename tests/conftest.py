@@ -41,7 +41,7 @@ def write_atomically(path: Path, content: str | Mapping[str, Any]) -> None:
 
 
 class RunningSidecar:
-    def __init__(self, sidecar: Sidecar, snapshot_path: Path, state_path: Path) -> None:
+    def __init__(self, sidecar: Sidecar, snapshot_path: Path, state_path: Path | str) -> None:
         self.sidecar = sidecar
         self.snapshot_path = snapshot_path
         self.state_path = state_path
@@ -85,7 +85,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
     async def start(
         snapshot: str | Mapping[str, Any] | None = None,
         *,
-        state: Path | None = None,
+        state: Path | str | None = None,
         snapshot_path: Path | None = None,
         source: str | None = None,
         name: str = "sidecar",
@@ -93,13 +93,16 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
         **options: Any,
     ) -> RunningSidecar:
         """``source`` (a control plane's snapshot URL) replaces the file;
-        ``clock`` goes to the Sidecar, other options to ServeOptions."""
+        ``state`` is a SQLite file or a Redis URL (then the decision log goes
+        to the sidecar's directory); ``clock`` goes to the Sidecar, other
+        options to ServeOptions."""
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
         snapshot_path = snapshot_path or directory / "policies.yaml"
         if snapshot is not None:
             write_atomically(snapshot_path, snapshot)
         state_path = state or directory / "state.db"
+        options.setdefault("local_state", str(directory / "local.db"))
         opts = ServeOptions(
             snapshot=source or str(snapshot_path),
             listen=options.pop("listen", "127.0.0.1:0"),

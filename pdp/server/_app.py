@@ -223,6 +223,20 @@ class Sidecar:
         )
         log.info("listening on %s", self.address)
 
+    async def settle_expired(self) -> None:
+        """Settles, at their estimate, the reservations that expired now
+        (the state backend does it in the background too)."""
+        if self._usage is not None:
+            await self._usage.settle_expired()
+
+    async def flush_state(self) -> None:
+        """Writes what the decision log and the state backend hold in
+        memory (they do it in the background within 50 ms too)."""
+        if self._decisions is not None:
+            await self._decisions.flush()
+        if self._usage is not None:
+            await self._usage.settle_expired()
+
     async def _restore_last_good(self, store: SnapshotStore) -> None:
         stored = await store.load()
         if stored is None:
