@@ -68,7 +68,7 @@ async def report(sidecar: RunningSidecar, cost: float, request_id: str) -> None:
 async def spent_today(sidecar: RunningSidecar) -> float:
     status = await sidecar.stub.AgentStatus(pb.AgentStatusRequest(agent_id="chatbot"))
     (daily,) = status.state.budgets
-    return daily.spent_usd
+    return float(daily.spent_usd)
 
 
 async def test_a_step_back_over_midnight_does_not_count_yesterday_again(

@@ -55,7 +55,7 @@ async def enforce(sidecar: RunningSidecar, cost: float, request_id: str = "") ->
 async def daily_spend(sidecar: RunningSidecar) -> float:
     status = await sidecar.stub.AgentStatus(pb.AgentStatusRequest(agent_id="chatbot"))
     (daily,) = [b for b in status.state.budgets if b.period == "daily"]
-    return daily.spent_usd
+    return float(daily.spent_usd)
 
 
 async def test_200_concurrent_calls_never_pass_the_budget(budgeted: RunningSidecar) -> None:
