@@ -223,6 +223,12 @@ class Sidecar:
         )
         log.info("listening on %s", self.address)
 
+    def state_status(self) -> StateStatus:
+        """The state backend's health, as AgentStatus shows it."""
+        if self._usage is None:
+            return StateStatus("", False, "not started")
+        return self._usage.status()
+
     async def settle_expired(self) -> None:
         """Settles, at their estimate, the reservations that expired now
         (the state backend does it in the background too)."""
