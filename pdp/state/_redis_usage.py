@@ -280,8 +280,9 @@ class RedisUsage:
                 ]
         payload = json.dumps({"calls": calls, "cost": cost} if cost else {"calls": calls})
         args = [*self._times(), 86_400, payload]
-        applied, refused, last, emitted = await self._run(self._charge_script, args)
-        self._apply_own(emitted)
+        applied, refused, last, _ = await self._run(
+            self._charge_script, args, lambda answer: answer[3]
+        )
         if applied:
             return ()
         # Refused on Redis's numbers: let the copy catch up with them before
@@ -299,10 +300,11 @@ class RedisUsage:
         if self._down is not None:
             raise StateUnavailableError(self._down)
         args = [*self._times(), agent_id, request_id, amount]
-        answer = await self._run(self._report_script, args)
+        answer = await self._run(
+            self._report_script, args, lambda answer: answer[2] if answer[0] == "new" else ()
+        )
         verdict = answer[0]
         if verdict == "new":
-            self._apply_own(answer[2])
             at = from_micros(int(answer[1]))
             return UsageRecord(request_id, agent_id, amount / _MICROS_PER_USD, at, False)
         if verdict == "reserved_by":
@@ -324,18 +326,25 @@ class RedisUsage:
             f" with cost_usd {amount / _MICROS_PER_USD}",
         )
 
-    async def _run(self, script: Any, args: list[Any]) -> Any:
-        # Once sent, a script runs in Redis whatever happens here: it is
-        # seen through to its answer (applied to the copy) even if the
-        # caller is cancelled meanwhile.
-        run = asyncio.ensure_future(self._send(script, args))
+    async def _run(
+        self, script: Any, args: list[Any], emitted: Callable[[Any], Sequence[str]]
+    ) -> Any:
+        """Runs ``script`` and applies to the copy the events it appended
+        (``emitted`` finds them in its answer). Once sent, a script runs in
+        Redis whatever happens here: it is seen through to its answer, and
+        applied, even if the caller is cancelled meanwhile."""
+        run = asyncio.ensure_future(self._send(script, args, emitted))
         self._sending.add(run)
         run.add_done_callback(self._sending.discard)
         return await asyncio.shield(run)
 
-    async def _send(self, script: Any, args: list[Any]) -> Any:
+    async def _send(
+        self, script: Any, args: list[Any], emitted: Callable[[Any], Sequence[str]]
+    ) -> Any:
         try:
-            return await script(keys=[], args=args)
+            answer = await script(keys=[], args=args)
+            self._apply_own(emitted(answer))
+            return answer
         except ResponseError as exc:
             self._mark_down(f"Redis at {self.location} answered with an error: {exc}")
         except (RedisError, OSError) as exc:
@@ -422,8 +431,8 @@ class RedisUsage:
         expired = self._mirror.reservations.expired(self._clock.monotonic())
         agents = sorted({reservation.agent_id for reservation in expired})
         if agents:
-            emitted = await self._run(self._settle_script, [*self._times(), json.dumps(agents)])
-            self._apply_own(emitted)
+            args = [*self._times(), json.dumps(agents)]
+            await self._run(self._settle_script, args, lambda answer: answer)
 
     def _mark_down(self, reason: str) -> None:
         if self._down is None:
