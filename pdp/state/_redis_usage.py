@@ -68,7 +68,9 @@ _EPOCH = from_micros(0)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 # Connections for the hot path's scripts; a caller beyond them waits.
 _MAX_CONNECTIONS = 64
-_TIMEOUT = 1.0  # seconds for a connection or an answer on the hot path
+# Seconds for a connection, a free place in the pool or an answer on the hot
+# path: past it the call fails closed (a loaded host may take a second).
+_TIMEOUT = 2.0
 _BLOCK_MS = 1000  # how long the stream reader waits for news
 _CATCH_UP = 0.25  # how long a refused charge waits for the copy to catch up
 _RECONNECT = (0.1, 2.0)  # first and longest pause between reconnection attempts
@@ -481,6 +483,9 @@ class RedisUsage:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Scripts under way finish (each at most the timeout) before their
+        # connections close.
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self._close_clients()
 
     async def _close_clients(self) -> None:
