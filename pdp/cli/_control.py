@@ -13,11 +13,12 @@ from pdp.engine import parse_listen_address, parse_rfc3339, utc_now
 from ._args import (
     Subparsers,
     add_log_level,
+    add_metrics_listen,
     listen_address,
     run_event_loop,
-    setup_logging,
     stop_requested,
 )
+from ._logs import setup_logging
 
 if TYPE_CHECKING:  # the control plane (FastAPI) loads only when it runs
     from pdp.control import ControlOptions
@@ -43,6 +44,7 @@ def add_parser(subparsers: Subparsers) -> None:
         default="pdp-control.db",
         help="SQLite database, created on first start (default pdp-control.db)",
     )
+    add_metrics_listen(control)
     add_log_level(control)
     control.set_defaults(run=run)
     keys = control.add_subparsers(dest="control_command")
@@ -60,8 +62,9 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs ``pdp control`` or one of its key commands."""
     from pdp.control import StoreError
+    from pdp.observe import ObserveError
 
-    setup_logging(getattr(args, "log_level", "INFO"))
+    setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     command = getattr(args, "control_command", None)
     try:
         if command == "create-key":
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if command == "revoke-key":
             return asyncio.run(_revoke_key(args))
         return _serve(args)
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, ObserveError) as exc:
         log.error("cannot start: %s", exc)
         return 1
 
@@ -118,7 +121,9 @@ def _serve(args: argparse.Namespace) -> int:
     from pdp.control import ControlOptions
 
     listen = parse_listen_address(args.listen, unix=False)
-    options = ControlOptions(db=args.db, host=listen.host, port=listen.port)
+    options = ControlOptions(
+        db=args.db, host=listen.host, port=listen.port, metrics_listen=args.metrics_listen
+    )
     return run_event_loop(_serve_until_signalled(options))
 
 

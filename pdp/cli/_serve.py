@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 from ._args import (
     Subparsers,
     add_log_level,
+    add_metrics_listen,
     duration,
     listen_address,
     positive_float,
     positive_int,
     run_event_loop,
-    setup_logging,
     stop_requested,
 )
+from ._logs import setup_logging
 
 if TYPE_CHECKING:  # the server loads only when it runs
     from pdp.server import ServeOptions
@@ -126,6 +127,28 @@ def add_parser(subparsers: Subparsers) -> None:
         default=10.0,
         help="seconds in-flight calls get to finish on SIGTERM (default 10)",
     )
+    serve.add_argument(
+        "--shadow-snapshot",
+        default=None,
+        metavar="PATH|URL",
+        help="a candidate snapshot decided beside the active one on live traffic, after each "
+        "answer; differences are counted and logged (default: the control plane's candidate "
+        "when --snapshot is its URL; 'off' for none)",
+    )
+    serve.add_argument(
+        "--shadow-queue",
+        type=positive_int,
+        default=10_000,
+        help="requests waiting for shadow evaluation; beyond, they are dropped and counted "
+        "(default 10000)",
+    )
+    add_metrics_listen(serve)
+    serve.add_argument(
+        "--otel-traces",
+        action="store_true",
+        help="an OpenTelemetry span per decision (GenAI guardrail attributes), exported over "
+        "OTLP/HTTP as OTEL_EXPORTER_OTLP_* say; needs pip install 'pdp[otel]'",
+    )
     add_log_level(serve)
     serve.set_defaults(run=run)
 
@@ -137,7 +160,8 @@ class _UsageError(Exception):
 def run(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start, 2
     when the arguments are wrong."""
-    from pdp.server import ServeOptions
+    from pdp.observe import ObserveError
+    from pdp.server import ServeOptions, TracingUnavailableError
     from pdp.snapshot import SourceError
     from pdp.state import StateError
 
@@ -146,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         sys.stderr.write(f"pdp serve: error: {exc}\n")
         return 2
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     options = ServeOptions(
         snapshot=args.snapshot,
         listen=args.listen,
@@ -155,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         api_key=args.api_key or os.environ.get("PDP_API_KEY"),
         max_staleness=args.max_staleness,
+        metrics_listen=args.metrics_listen,
+        shadow_snapshot=args.shadow_snapshot,
+        shadow_queue=args.shadow_queue,
+        otel_traces=args.otel_traces,
         reservation_ttl=args.reservation_ttl,
         retention=args.retention,
         decision_log_retention=args.decision_log_retention,
@@ -165,9 +193,9 @@ def run(args: argparse.Namespace) -> int:
         if args.workers > 1:
             from ._workers import serve_workers
 
-            return serve_workers(options, args.workers, args.log_level)
+            return serve_workers(options, args.workers, args.log_level, args.log_format)
         return run_event_loop(_serve_until_signalled(options))
-    except (OSError, StateError, SourceError) as exc:
+    except (OSError, StateError, SourceError, ObserveError, TracingUnavailableError) as exc:
         logging.getLogger("pdp").error("cannot start: %s", exc)
         return 1
 
@@ -199,6 +227,11 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
             )
         if parse_listen_address(args.listen).is_unix:
             raise _UsageError("--workers above 1 needs a TCP --listen (host:port)")
+        if args.metrics_listen is not None:
+            raise _UsageError(
+                "--metrics-listen is for one process: with --workers above 1 each worker "
+                "would count only its own calls"
+            )
     password = None
     if args.state_password_file is not None:
         try:

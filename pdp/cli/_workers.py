@@ -35,11 +35,12 @@ _START_TIMEOUT = 60.0
 _RESTART_PAUSE = 1.0
 
 
-def _worker(options: ServeOptions, log_level: str, ready: Connection) -> None:
+def _worker(options: ServeOptions, log_level: str, log_format: str, ready: Connection) -> None:
     """A worker process: one sidecar until SIGTERM or SIGINT."""
-    from ._args import run_event_loop, setup_logging, stop_requested
+    from ._args import run_event_loop, stop_requested
+    from ._logs import setup_logging
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
 
     async def serve() -> int:
         from pdp.server import Sidecar
@@ -78,7 +79,7 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return holder
 
 
-def serve_workers(options: ServeOptions, workers: int, log_level: str) -> int:
+def serve_workers(options: ServeOptions, workers: int, log_level: str, log_format: str) -> int:
     """Runs ``workers`` sidecars on one port until SIGTERM or SIGINT."""
     from pdp.engine import parse_listen_address
 
@@ -99,7 +100,7 @@ def serve_workers(options: ServeOptions, workers: int, log_level: str) -> int:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
             target=_worker,
-            args=(worker_options, log_level, send),
+            args=(worker_options, log_level, log_format, send),
             name=f"pdp-worker-{index}",
             daemon=False,
         )

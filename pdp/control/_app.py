@@ -23,7 +23,9 @@ from ._errors import (
     ValidationFailedError,
 )
 from ._guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, error_response
+from ._metrics import ControlMetrics, RequestMetrics
 from ._routes_agents import agent_routes
+from ._routes_candidate import candidate_routes
 from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
 from ._schemas import ErrorOut
@@ -91,8 +93,14 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError("internal error", code="internal", status=500))
 
 
-def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """The ASGI application serving ``control``."""
+def create_app(
+    control: ControlPlane,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics: ControlMetrics | None = None,
+) -> FastAPI:
+    """The ASGI application serving ``control``; with ``metrics``, every
+    answered request is counted there."""
     app = FastAPI(
         title="pdp control plane",
         version="1",
@@ -113,6 +121,7 @@ def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_
     api.include_router(policy_routes(control))
     api.include_router(agent_routes(control))
     api.include_router(snapshot_routes(control))
+    api.include_router(candidate_routes(control))
     app.include_router(api)
     app.include_router(health_routes(control))
     app.add_exception_handler(ApiError, _on_api_error)
@@ -121,5 +130,7 @@ def create_app(control: ControlPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_
     app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(RequestGuard, control=control, max_body_bytes=max_body_bytes)
+    if metrics is not None:  # outermost: it counts the guard's refusals too
+        app.add_middleware(RequestMetrics, metrics=metrics)
     app.state.control = control
     return app

@@ -14,12 +14,14 @@ from typing import Any
 
 import uvicorn
 
-from pdp.engine import ListenAddress
+from pdp.engine import ListenAddress, parse_listen_address
+from pdp.observe import MetricsServer, new_registry
 
 from ._app import create_app
 from ._control import ControlPlane
 from ._errors import StoreError
 from ._guard import DEFAULT_MAX_BODY_BYTES
+from ._metrics import ControlMetrics
 
 __all__ = ["ControlOptions", "ControlServer"]
 
@@ -33,6 +35,7 @@ class ControlOptions:
     port: int = 8080  # 0 picks a free port
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_grace: float = 5.0
+    metrics_listen: str | None = None  # host:port of /metrics; None: no metrics
 
 
 class _Uvicorn(uvicorn.Server):
@@ -62,6 +65,8 @@ class ControlServer:
         self.base_url = ""
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+        self._metrics_server: MetricsServer | None = None
+        self.metrics_url = ""
 
     async def start(self) -> None:
         """Returns once the server accepts connections. Raises StoreError
@@ -75,8 +80,15 @@ class ControlServer:
             raise
         host, port = sock.getsockname()[:2]
         self.base_url = f"http://{ListenAddress(host, port)}"
+        metrics = None
+        if opts.metrics_listen is not None:
+            metrics = ControlMetrics(control)
+            registry = new_registry()
+            registry.register(metrics)
+            listen = parse_listen_address(opts.metrics_listen, unix=False)
+            self._metrics_server = MetricsServer(registry, listen.host, listen.port)
         config = uvicorn.Config(
-            create_app(control, max_body_bytes=opts.max_body_bytes),
+            create_app(control, max_body_bytes=opts.max_body_bytes, metrics=metrics),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -96,6 +108,14 @@ class ControlServer:
             os.fspath(opts.db),
             control.revision,
         )
+        if self._metrics_server is not None:
+            try:
+                await self._metrics_server.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.metrics_url = self._metrics_server.url
+            log.info("serving metrics at %s", self.metrics_url)
 
     async def wait(self) -> None:
         """Returns when the server has stopped."""
@@ -105,6 +125,8 @@ class ControlServer:
     async def stop(self) -> None:
         """Ends long polls, lets running requests finish, closes the database."""
         server, task, control = self._server, self._task, self.control
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
         if server is not None:
             server.should_exit = True
         if task is not None:

@@ -18,6 +18,7 @@ Exception tree::
 from ._address import ListenAddress, parse_listen_address
 from ._document import parse_document
 from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
+from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._time import Clock, SteadyClock, SystemClock, format_time, parse_rfc3339, utc_now
@@ -25,6 +26,8 @@ from ._types import (
     ACTIONS,
     AgentInfo,
     AuthorizeResult,
+    ContextItem,
+    ContextKind,
     Decision,
     DecisionKind,
     DenialReason,
@@ -59,6 +62,8 @@ __all__ = [
     "Charge",
     "Clock",
     "CompiledSnapshot",
+    "ContextItem",
+    "ContextKind",
     "CostCharge",
     "CounterKey",
     "Decision",
@@ -66,10 +71,13 @@ __all__ = [
     "DenialReason",
     "EnforceInput",
     "EngineError",
+    "Explanation",
     "FieldError",
     "ListenAddress",
     "Mode",
+    "Outcome",
     "PiiFinding",
+    "PolicyResult",
     "Severity",
     "SnapshotError",
     "StateUnavailableError",
@@ -81,6 +89,7 @@ __all__ = [
     "UsageView",
     "Violation",
     "compile_snapshot",
+    "decision_dict",
     "format_time",
     "parse_document",
     "parse_listen_address",

@@ -4,10 +4,19 @@ engine, health, reflection, and the sidecar's start and graceful stop.
 Exception tree::
 
     ServerError
-    └── RequestError   a bad request: gRPC code, field and reason
+    ├── RequestError             a bad request: gRPC code, field and reason
+    └── TracingUnavailableError  --otel-traces without the OpenTelemetry packages
 """
 
 from ._app import STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
+from ._tracing import TracingUnavailableError
 
-__all__ = ["STATE_HEALTH_SERVICE", "RequestError", "ServeOptions", "ServerError", "Sidecar"]
+__all__ = [
+    "STATE_HEALTH_SERVICE",
+    "RequestError",
+    "ServeOptions",
+    "ServerError",
+    "Sidecar",
+    "TracingUnavailableError",
+]

@@ -32,6 +32,7 @@ from pdp.state import SQLITE_STATUS, DecisionLog, DecisionRecord, StateStatus, U
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
+from ._observers import AfterDecision
 from ._translate import (
     Limits,
     SnapshotView,
@@ -101,8 +102,10 @@ class PolicyDecisionServicer:
         *,
         clock: SteadyClock | None = None,
         state_status: Callable[[], StateStatus] = lambda: SQLITE_STATUS,
+        after: AfterDecision | None = None,
     ) -> None:
         self._holder = holder
+        self._after = after if after is not None and after.active else None
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -125,6 +128,7 @@ class PolicyDecisionServicer:
         return active
 
     async def enforce(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        start = time.perf_counter()
         request = enforce_input(parse_request(pb.EnforceRequest, data), self._limits)
         if not request.request_id:
             request.request_id = _new_request_id()
@@ -152,8 +156,20 @@ class PolicyDecisionServicer:
                 approval_id=approval_id,
             )
         )
-        response = enforce_response(decision, decision_id, approval_id, request.request_id)
-        return response.SerializeToString()
+        answer = enforce_response(
+            decision, decision_id, approval_id, request.request_id
+        ).SerializeToString()
+        after = self._after
+        if after is not None:
+            after(
+                request,
+                decision,
+                decision_id,
+                now,
+                time.perf_counter() - start,
+                context,
+            )
+        return answer
 
     async def _charge(
         self,

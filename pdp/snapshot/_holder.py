@@ -26,7 +26,7 @@ from pdp.engine import (
     parse_document,
 )
 
-from ._source import NewDocument, NoChange, Refused, Unreachable, Update
+from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
 
 __all__ = ["Active", "Rejection", "SnapshotHolder"]
 
@@ -78,6 +78,7 @@ class SnapshotHolder:
         # Why the source's last attempt got no answer; None once it answers.
         self.unreachable: str | None = None
         self.max_staleness = max_staleness
+        self.rejections = 0  # documents rejected since start (metrics)
         self._on_activate = on_activate
         self._on_serving = on_serving
         clock = clock or SystemClock()
@@ -155,6 +156,12 @@ class SnapshotHolder:
             await self.refresh()
             return False
         self._contact()
+        if isinstance(update, NoDocument):
+            # An answer all the same: the active snapshot keeps serving.
+            serving = self._serving_what()
+            log.warning("snapshot source %s has no document (%s)", update.source, serving)
+            await self.refresh()
+            return False
         self._refusal = None
         activated = False
         if isinstance(update, NewDocument):
@@ -244,6 +251,7 @@ class SnapshotHolder:
     def _reject(self, source: str, errors: tuple[FieldError, ...], digest: str) -> None:
         self._rejection = Rejection(source, self._clock(), errors)
         self._rejected_digest = digest
+        self.rejections += 1
         log.error(
             "snapshot from %s rejected (%s): %s",
             source,

@@ -14,7 +14,7 @@ import random
 import httpx
 
 from ._errors import SourceError
-from ._source import NewDocument, NoChange, Refused, Report, Unreachable, Update
+from ._source import NewDocument, NoChange, NoDocument, Refused, Report, Unreachable, Update
 
 __all__ = ["HttpSource"]
 
@@ -34,12 +34,16 @@ class HttpSource:
         wait: float = 20.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
+        optional: bool = False,
     ) -> None:
+        """``optional``: the URL may have no document (404), which is a
+        :class:`NoDocument` (long-polled like a document) rather than an error."""
         _check_url(url)
         self.url = url
         self.wait = wait
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.optional = optional
         self._etag: str | None = None
         headers = {"Accept": "application/json"}
         if api_key:
@@ -71,6 +75,9 @@ class HttpSource:
             # next request then waits for a newer one instead of refetching it.
             self._etag = response.headers.get("ETag")
             return NewDocument(self.url, response.content)
+        if response.status_code == 404 and self.optional:
+            self._etag = response.headers.get("ETag")
+            return NoDocument(self.url)
         reason = (
             f"HTTP {response.status_code} from the control plane: {response.text[:200].strip()}"
         )
@@ -87,8 +94,11 @@ class HttpSource:
                 await report(update)
             except Exception:  # a watcher that dies would freeze policies silently
                 log.exception("handling an answer from %s failed", self.url)
-            if isinstance(update, NewDocument | NoChange):
+            if isinstance(update, NewDocument | NoChange | NoDocument):
                 failures = 0
+                if isinstance(update, NoDocument) and self._etag is None:
+                    # A server that cannot long-poll this URL: ask again later.
+                    await asyncio.sleep(self.backoff_max)
                 continue
             failures += 1
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (failures - 1))

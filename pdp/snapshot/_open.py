@@ -21,14 +21,15 @@ def open_source(
     api_key: str | None = None,
     poll_interval: float = 0.2,
     max_staleness: float | None = None,
+    optional: bool = False,
 ) -> SnapshotSource:
     """An :class:`HttpSource` for ``http(s)://`` locations, else a
     :class:`FileSource`. Raises SourceError for a malformed URL or another
-    scheme."""
+    scheme. ``optional``: a URL without a document (404) is not an error."""
     if _URL.match(location) and not location.startswith(("http://", "https://")):
         raise SourceError(f"{location!r}: only http:// and https:// URLs, or a file path")
     if location.startswith(("http://", "https://")):
         # A held long poll is silence too: answer well within the staleness limit.
         wait = _LONG_POLL if max_staleness is None else min(_LONG_POLL, max_staleness / 3)
-        return HttpSource(location, api_key=api_key, wait=wait)
+        return HttpSource(location, api_key=api_key, wait=wait, optional=optional)
     return FileSource(location, interval=poll_interval)
