@@ -184,7 +184,8 @@ class Sidecar:
             )
         self._usage = usage
         usage.start()
-        decisions = self._decisions = DecisionLog(db)
+        counts = usage.decision_counts.count if isinstance(usage, RedisUsage) else None
+        decisions = self._decisions = DecisionLog(db, also=counts)
         await decisions.start()
         if opts.prune:
             rules = sidecar_rules(
@@ -315,6 +316,8 @@ class Sidecar:
             await self._decisions.flush()
         if self._usage is not None:
             await self._usage.settle_expired()
+        if isinstance(self._usage, RedisUsage):
+            await self._usage.decision_counts.flush()
 
     async def _restore_last_good(self, store: SnapshotStore) -> None:
         stored = await store.load()

@@ -50,6 +50,7 @@ from pdp.engine import (
 )
 from pdp.state._counters import encode_key
 from pdp.state._database import from_micros, to_micros
+from pdp.state._decision_counts import DecisionCounts
 from pdp.state._errors import StateError, UsageConflictError
 from pdp.state._ledger import DEFAULT_RESERVATION_TTL, to_micro_usd
 from pdp.state._location import RedisLocation
@@ -136,6 +137,7 @@ class RedisUsage:
         self._keep_micros = keep // _ONE_MICROSECOND
         self._retention_ms = keep // timedelta(milliseconds=1)
         self._origin = os.urandom(8).hex()
+        self.decision_counts = DecisionCounts(client, retention=keep)
         self._charge_script = client.register_script(CHARGE)
         self._report_script = client.register_script(REPORT)
         self._settle_script = client.register_script(SETTLE)
@@ -391,6 +393,7 @@ class RedisUsage:
     def start(self) -> None:
         """Follows the change stream and settles expired reservations."""
         self._following = asyncio.create_task(self._follow(), name="pdp-redis-stream")
+        self.decision_counts.start()
         self._tasks.append(asyncio.create_task(self._settle(), name="pdp-redis-settle"))
         if self._down is not None:
             self._start_recovery()
@@ -486,6 +489,7 @@ class RedisUsage:
         # Scripts under way finish (each at most the timeout) before their
         # connections close.
         await asyncio.gather(*self._sending, return_exceptions=True)
+        await self.decision_counts.close()
         await self._close_clients()
 
     async def _close_clients(self) -> None:

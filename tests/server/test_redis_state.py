@@ -1,7 +1,8 @@
 """Redis state over gRPC: several real sidecars on one real Redis share one
-daily budget; when Redis cannot be reached, policies that read usage fail
-closed (or open, per ``on_state_error``), AgentStatus and health say so,
-and the sidecar recovers by itself when Redis answers again."""
+daily budget and count their decisions together; when Redis cannot be
+reached, policies that read usage fail closed (or open, per
+``on_state_error``), AgentStatus and health say so, and the sidecar
+recovers by itself when Redis answers again."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.asyncio import Redis
 
+from pdp.engine import utc_now
 from pdp.server import STATE_HEALTH_SERVICE
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._redis import RedisServer
@@ -146,3 +149,24 @@ async def test_redis_down_fails_closed_says_so_and_recovers(
     )
     assert (report.duplicate, report.daily_spend_usd) == (False, 0.5)
     assert (await enforce(sidecar, 9.5, "after")).decision == pb.DECISION_ALLOW
+
+
+async def test_decisions_are_counted_per_day_across_sidecars(
+    start_sidecar: StartSidecar, redis_server: RedisServer
+) -> None:
+    sidecars = [
+        await start_sidecar(BUDGETED, state=redis_server.url, name=f"counting-{index}")
+        for index in range(2)
+    ]
+    for index in range(6):
+        await enforce(sidecars[index % 2], 3.0, f"call-{index}")  # 3 fit in 10, 3 do not
+
+    for sidecar in sidecars:
+        await sidecar.sidecar.flush_state()
+
+    client = Redis(port=redis_server.port, decode_responses=True)
+    try:
+        counts = await client.hgetall(f"pdp:v1:decisions:{utc_now().date().isoformat()}")
+    finally:
+        await client.aclose()
+    assert counts == {"agent-1|ALLOW": "3", "agent-1|BLOCK": "3"}
