@@ -56,6 +56,7 @@ bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_sidecar.py
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_pause_propagation.py
+	$(PY) bench/bench_state.py
 
 quality: $(VENV)/.installed
 	$(PY) bench/pii_quality.py

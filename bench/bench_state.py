@@ -98,12 +98,17 @@ def enforce_data(tag: str) -> str:
     )
 
 
-def state_part(directory: Path, redis: RedisServer, rounds: int, calls: int) -> None:
-    ghz = ghz_binary()
+def _load_setup(directory: Path) -> tuple[str, Path, Path]:
+    """ghz, its protoset, and a snapshot whose budgets are never reached."""
     protoset = directory / "services.protoset"
     write_protoset(protoset)
     policies = directory / "budgets.yaml"
     policies.write_text(yaml.safe_dump(snapshot(10**6)))
+    return ghz_binary(), protoset, policies
+
+
+def state_part(directory: Path, redis: RedisServer, rounds: int, calls: int) -> None:
+    ghz, protoset, policies = _load_setup(directory)
     print(f"\n== Enforce with each state backend, ratio to health (c=1, {calls} calls)")
     for name, state in (("sqlite", str(directory / "state.db")), ("redis", redis.url)):
         redis.flush()
@@ -176,11 +181,7 @@ def race_part(directory: Path, redis: RedisServer) -> None:
 
 
 def workers_part(directory: Path, redis: RedisServer, rounds: int, calls: int) -> None:
-    ghz = ghz_binary()
-    protoset = directory / "services.protoset"
-    write_protoset(protoset)
-    policies = directory / "budgets.yaml"
-    policies.write_text(yaml.safe_dump(snapshot(10**6)))
+    ghz, protoset, policies = _load_setup(directory)
     total = calls * 4
     print(
         f"\n== Throughput, Redis state: --workers 1 vs 2 (c={MANY} over {CONNECTIONS} "

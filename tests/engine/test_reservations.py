@@ -19,20 +19,12 @@ from pdp.engine import (
     StateUnavailableError,
     compile_snapshot,
 )
+from tests._policies import policy
 from tests.engine._memory_usage import MemoryUsage
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 DAY = datetime(2026, 3, 15, tzinfo=UTC)
 MONTH = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def policy(name: str, policy_type: str, rule: dict[str, Any], mode: str = "block") -> Any:
-    return {
-        "name": name,
-        "policyType": policy_type,
-        "enforcementMode": mode,
-        "ruleDefinition": rule,
-    }
 
 
 def snapshot(*policies: Any) -> Any:

@@ -19,38 +19,18 @@ import pytest
 from pdp.engine import utc_now
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._clock import ManualClock
+from tests._policies import daily_budget, document, rate_limit
 from tests.conftest import RunningSidecar, StartSidecar, example_document
 
 DAY_ONE_NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
-POLICIES: dict[str, Any] = {
-    "revision": 1,
-    "agents": [{"id": "agent-1", "name": "chatbot"}],
-    "policies": [
-        {
-            "name": "Daily Budget",
-            "policyType": "cost_limit",
-            "enforcementMode": "block",
-            "ruleDefinition": {"daily_budget": 10.0},
-        },
-        {
-            "name": "Three Per Minute",
-            "policyType": "rate_limit",
-            "enforcementMode": "block",
-            "ruleDefinition": {"max_requests": 3, "per_seconds": 60},
-            "appliesToAgents": [],
-            "isActive": True,
-        },
-    ],
-}
-
 
 def budget_only() -> dict[str, Any]:
-    return {**POLICIES, "policies": POLICIES["policies"][:1]}
+    return document(daily_budget(10.0))
 
 
 def limit_only() -> dict[str, Any]:
-    return {**POLICIES, "policies": POLICIES["policies"][1:]}
+    return document(rate_limit(3, 60))
 
 
 async def enforce(sidecar: RunningSidecar, cost: float = 0.0) -> pb.EnforceResponse:

@@ -11,35 +11,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from pdp.state import USAGE_RETENTION_FLOOR
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._clock import ManualClock
+from tests._policies import daily_budget, document, rate_limit
 from tests.conftest import RunningSidecar, StartSidecar
 
 ROUNDS = 12
 CALLS = 150
 DAYS_PER_ROUND = 7
 
-POLICIES: dict[str, Any] = {
-    "revision": 1,
-    "agents": [{"id": "agent-1", "name": "chatbot"}],
-    "policies": [
-        {
-            "name": "Daily Budget",
-            "policyType": "cost_limit",
-            "enforcementMode": "monitor",
-            "ruleDefinition": {"daily_budget": 1000.0},
-        },
-        {
-            "name": "Rate",
-            "policyType": "rate_limit",
-            "enforcementMode": "monitor",
-            "ruleDefinition": {"max_requests": 1000, "per_seconds": 60},
-        },
-    ],
-}
+POLICIES = document(daily_budget(1000.0, mode="monitor"), rate_limit(1000, 60, mode="monitor"))
 
 
 def file_size(state: Path) -> int:

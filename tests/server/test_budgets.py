@@ -7,32 +7,15 @@ reservation with the actual cost."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 from pdp.v1 import policy_decision_service_pb2 as pb
+from tests._policies import budget_cap, daily_budget, document
 from tests._redis import RedisServer
 from tests.conftest import RunningSidecar, StartSidecar
 
-BUDGETED: dict[str, Any] = {
-    "revision": 1,
-    "agents": [{"id": "agent-1", "name": "chatbot"}],
-    "policies": [
-        {
-            "name": "Daily Budget",
-            "policyType": "cost_limit",
-            "enforcementMode": "block",
-            "ruleDefinition": {"daily_budget": 10.0},
-        },
-        {
-            "name": "Monthly Cap",
-            "policyType": "budget_cap",
-            "enforcementMode": "block",
-            "ruleDefinition": {"monthly_cap_usd": 100.0},
-        },
-    ],
-}
+BUDGETED = document(daily_budget(10.0), budget_cap(100.0))
 
 
 @pytest.fixture(params=["sqlite", "redis"])
