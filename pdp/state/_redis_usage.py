@@ -202,7 +202,12 @@ class RedisUsage:
             raise
         except (RedisError, OSError) as exc:
             usage._down = f"Redis at {location} is unreachable: {_reason(exc)}"
-            _LOG.error("%s; budgets and rate limits fail closed until it answers", usage._down)
+            _LOG.error(
+                "--state %s: %s; serving, with budgets and rate limits failing closed until "
+                "it answers",
+                location,
+                usage._down,
+            )
         return usage
 
     async def _connect(self) -> None:
