@@ -29,15 +29,20 @@ class RedisServer:
     """One redis-server process; :meth:`stop` and :meth:`start` again keep
     its data (append-only file, fsync on every write)."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, password: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``tls``: the server's certificate chain and key files (PEM): it
+        then listens with TLS only."""
         self.directory = directory
         self.port = _free_port()
         self.password = password
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -56,6 +61,11 @@ class RedisServer:
         ]  # fmt: skip
         if self.password is not None:
             args += ["--requirepass", self.password]
+        if self.tls is not None:
+            chain, key = self.tls
+            args[args.index("--port") + 1] = "0"
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(chain)]
+            args += ["--tls-key-file", str(key), "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -64,6 +74,8 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n{log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    if self.tls is not None:
+                        return  # it accepts: the TLS handshake is the client's to make
                     conn.sendall(b"PING\r\n")
                     if conn.recv(64):
                         return
@@ -87,9 +99,11 @@ class RedisServer:
         subprocess.run(args, check=True, capture_output=True, env=env, timeout=10)
 
 
-def redis_or_skip(directory: Path, password: str | None = None) -> RedisServer:
+def redis_or_skip(
+    directory: Path, password: str | None = None, tls: tuple[Path, Path] | None = None
+) -> RedisServer:
     """A started server; in CI a failure to start fails, elsewhere it skips."""
-    server = RedisServer(directory, password)
+    server = RedisServer(directory, password, tls)
     try:
         server.start()
     except RuntimeError as exc:

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -201,6 +202,11 @@ class RedisUsage:
             await usage._close_clients()
             raise
         except (RedisError, OSError) as exc:
+            if _tls_refused(exc):
+                await usage._close_clients()
+                message = f"cannot use --state {location}: TLS failed ({_reason(exc)})"
+                hint = "; give the CA that signs its certificate with --state-ca-file"
+                raise StateError(message + hint) from None
             usage._down = f"Redis at {location} is unreachable: {_reason(exc)}"
             _LOG.error(
                 "--state %s: %s; serving, with budgets and rate limits failing closed until "
@@ -506,6 +512,17 @@ def _usd_micros(usd: float) -> int:
     if not math.isfinite(usd):
         raise ValueError(f"amount must be finite, got {usd}")
     return round(usd * _MICROS_PER_USD) if usd < 1e9 else to_micro_usd(usd)
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failed TLS handshake: a
+    configuration error, not an outage."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _reason(exc: BaseException) -> str:
