@@ -9,13 +9,14 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 from . import _checks
 from ._fields import Problems, Reader
 from ._model import PolicySpec
-from ._policy import Check, PolicyType
+from ._policy import ON_STATE_ERROR, Check, PolicyType
 
-__all__ = ["POLICY_TYPES", "REGISTRY", "compile_rule"]
+__all__ = ["POLICY_TYPES", "REGISTRY", "CompiledRule", "compile_rule"]
 
 
 def _discover() -> dict[str, PolicyType]:
@@ -40,9 +41,21 @@ REGISTRY: Mapping[str, PolicyType] = MappingProxyType(_discover())
 POLICY_TYPES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def compile_rule(spec: PolicySpec, problems: Problems) -> Check | None:
+class CompiledRule(NamedTuple):
+    """A policy's check, and whether it lets calls through (``open``) or
+    fires (closed) when the usage it reads cannot be read."""
+
+    check: Check | None
+    open_on_state_error: bool
+
+
+def compile_rule(spec: PolicySpec, problems: Problems) -> CompiledRule:
     """The check for ``spec`` (whose type is registered); problems in its
     ruleDefinition go to ``problems``."""
     policy_type = REGISTRY[spec.policy_type]
     reader = Reader(spec.rule, f"{spec.path}.ruleDefinition", problems, policy_type.rule_fields)
-    return policy_type.build(reader, spec)
+    check = policy_type.build(reader, spec)
+    state_error = "closed"
+    if policy_type.reads_usage:
+        state_error = reader.choice(ON_STATE_ERROR, ("closed", "open")) or "closed"
+    return CompiledRule(check, state_error == "open")

@@ -14,7 +14,7 @@ from ._errors import SnapshotError
 from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
-from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, violation
+from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, run_check, violation
 from ._registry import REGISTRY, compile_rule
 from ._types import (
     AgentInfo,
@@ -89,10 +89,13 @@ class CompiledSnapshot:
         usage: UsageView,
         now: datetime,
         answers: Mapping[str, Answer] = NO_ANSWERS,
+        steady: float | None = None,
     ) -> Decision | Consultation:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
         A decision that lets the call proceed carries what it charges to usage
-        (``charges``), for the caller to apply.
+        (``charges``), for the caller to apply. ``steady`` is the time on the
+        steady timeline (seconds, see ``SteadyClock``) that windows of calls
+        are counted on; ``now``'s when not given.
 
         When the agent's plan has a custom validator whose answer is needed,
         the result is a :class:`Consultation` instead: make its ``calls``,
@@ -104,7 +107,7 @@ class CompiledSnapshot:
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
-        ctx = Context(request, agent, usage, now)
+        ctx = Context(request, agent, usage, now, steady)
         if plan.consults:
             return consult(plan, agent, request, ctx, answers, self.revision)
         fired: set[str] = set()
@@ -114,7 +117,7 @@ class CompiledSnapshot:
                 (pid in fired) is want for pid, want in policy.prerequisites
             ):
                 continue
-            hit = policy.check.run(ctx)
+            hit = run_check(policy, ctx)
             if hit is None:
                 continue
             fired.add(policy.id)
@@ -269,9 +272,9 @@ def compile_snapshot(
     for p in policy_specs:
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
-    checks = [compile_rule(p, problems) for p in policy_specs]
+    rules = [compile_rule(p, problems) for p in policy_specs]
     validators: dict[Validator, None] = {}
-    for p, check in zip(policy_specs, checks, strict=True):
+    for p, (check, _) in zip(policy_specs, rules, strict=True):
         if isinstance(check, ValidatorCheck):
             if check.validator.insecure and not allow_insecure_validators:
                 problems.add(f"{p.path}.ruleDefinition.url", INSECURE_URL_PROBLEM)
@@ -282,7 +285,7 @@ def compile_snapshot(
     compiled: list[Policy] = []
     inactive: list[tuple[str, str, str, str]] = []
     for i in order:
-        p, check = policy_specs[i], checks[i]
+        p, (check, open_on_state_error) = policy_specs[i], rules[i]
         applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
         if check is None:
             continue
@@ -292,7 +295,9 @@ def compile_snapshot(
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        compiled.append(Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres))
+        compiled.append(
+            Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres, open_on_state_error)
+        )
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:

@@ -29,6 +29,7 @@ from pdp.engine import (
     Mode,
     Severity,
 )
+from pdp.state import StateStatus
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
@@ -243,12 +244,15 @@ def action_name(value: int) -> str:
     return name
 
 
-def enforce_response(decision: Decision, decision_id: str, approval_id: str) -> pb.EnforceResponse:
+def enforce_response(
+    decision: Decision, decision_id: str, approval_id: str, request_id: str = ""
+) -> pb.EnforceResponse:
     resp = pb.EnforceResponse(
         decision=_DECISIONS[decision.kind],
         decision_id=decision_id,
         approval_id=approval_id,
         snapshot_revision=decision.snapshot_revision,
+        request_id=request_id,
     )
     if decision.kind is DecisionKind.AGENT_PAUSED:
         resp.paused_reason = decision.agent.pause_reason
@@ -293,7 +297,10 @@ class SnapshotView:
 
 
 def agent_state(
-    agent: AgentInfo, budgets: Iterable[BudgetState], snapshot: SnapshotView
+    agent: AgentInfo,
+    budgets: Iterable[BudgetState],
+    snapshot: SnapshotView,
+    backend: StateStatus | None = None,
 ) -> pb.AgentState:
     state = pb.AgentState(
         agent_id=agent.id,
@@ -324,4 +331,8 @@ def agent_state(
         snap.last_rejection.rejected_at.FromDatetime(snapshot.rejected_at)
         for e in snapshot.rejection:
             snap.last_rejection.errors.add(path=e.path, message=e.message)
+    if backend is not None:
+        state.state_backend.backend = backend.backend
+        state.state_backend.healthy = backend.healthy
+        state.state_backend.message = backend.message
     return state

@@ -1,9 +1,14 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
-ledger, the call counters, the decision log and the last good snapshot.
+ledger and its open reservations, the call counters, the decision log and
+the last good snapshot, pruned by age by one :class:`Pruner`.
 
 :class:`SqliteUsage` implements the engine's usage port over the ledger and
-the counters. Nothing on the hot path waits on SQLite: the engine reads
-in-memory sums and counts, a call is counted in memory and written in the
+the counters; :class:`RedisUsage` implements it on a Redis server shared by
+several sidecars (``--state redis://...``; the decision log and the last
+good snapshot stay in a local SQLite file).
+
+Nothing on the hot path waits on SQLite: the engine reads in-memory sums
+and counts, a call is counted in memory and written in the
 background, and decisions are queued with the synchronous
 :meth:`DecisionLog.append`.
 
@@ -19,20 +24,53 @@ from pdp.state._counters import CallCounters
 from pdp.state._database import Database
 from pdp.state._decision_log import DecisionLog, DecisionRecord
 from pdp.state._errors import StateError, UsageConflictError
-from pdp.state._ledger import SpendLedger
+from pdp.state._ledger import DEFAULT_RESERVATION_TTL, SpendLedger
+from pdp.state._location import (
+    RedisLocation,
+    SqliteLocation,
+    StateLocation,
+    parse_state_location,
+)
+from pdp.state._pruner import (
+    DEFAULT_DECISION_LOG_MAX_ROWS,
+    DEFAULT_DECISION_LOG_RETENTION,
+    DEFAULT_RETENTION,
+    USAGE_RETENTION_FLOOR,
+    Pruner,
+    PruneRule,
+    sidecar_rules,
+)
+from pdp.state._redis_usage import RedisUsage
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
+from pdp.state._status import SQLITE_STATUS, StateStatus, UsageBackend
 from pdp.state._usage import SqliteUsage
 
 __all__ = [
+    "DEFAULT_DECISION_LOG_MAX_ROWS",
+    "DEFAULT_DECISION_LOG_RETENTION",
+    "DEFAULT_RESERVATION_TTL",
+    "DEFAULT_RETENTION",
+    "SQLITE_STATUS",
+    "USAGE_RETENTION_FLOOR",
     "CallCounters",
     "Database",
     "DecisionLog",
     "DecisionRecord",
+    "PruneRule",
+    "Pruner",
+    "RedisLocation",
+    "RedisUsage",
     "SnapshotStore",
     "SpendLedger",
+    "SqliteLocation",
     "SqliteUsage",
     "StateError",
+    "StateLocation",
+    "StateStatus",
     "StoredSnapshot",
+    "UsageBackend",
     "UsageConflictError",
     "UsageRecord",
+    "parse_state_location",
+    "sidecar_rules",
 ]
