@@ -7,7 +7,6 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ import httpx
 import pytest
 import yaml
 
-from pdp.engine import utc_now
+from pdp.engine import Clock
 from pdp.server import ServeOptions, Sidecar
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess
+from tests._redis import RedisServer, redis_or_skip
 from tests.control._harness import ControlPlaneHarness
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def write_atomically(path: Path, content: str | Mapping[str, Any]) -> None:
 
 
 class RunningSidecar:
-    def __init__(self, sidecar: Sidecar, snapshot_path: Path, state_path: Path) -> None:
+    def __init__(self, sidecar: Sidecar, snapshot_path: Path, state_path: Path | str) -> None:
         self.sidecar = sidecar
         self.snapshot_path = snapshot_path
         self.state_path = state_path
@@ -85,21 +85,24 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
     async def start(
         snapshot: str | Mapping[str, Any] | None = None,
         *,
-        state: Path | None = None,
+        state: Path | str | None = None,
         snapshot_path: Path | None = None,
         source: str | None = None,
         name: str = "sidecar",
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
         **options: Any,
     ) -> RunningSidecar:
         """``source`` (a control plane's snapshot URL) replaces the file;
-        ``clock`` goes to the Sidecar, other options to ServeOptions."""
+        ``state`` is a SQLite file or a Redis URL (then the decision log goes
+        to the sidecar's directory); ``clock`` goes to the Sidecar, other
+        options to ServeOptions."""
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
         snapshot_path = snapshot_path or directory / "policies.yaml"
         if snapshot is not None:
             write_atomically(snapshot_path, snapshot)
         state_path = state or directory / "state.db"
+        options.setdefault("local_state", str(directory / "local.db"))
         opts = ServeOptions(
             snapshot=source or str(snapshot_path),
             listen=options.pop("listen", "127.0.0.1:0"),
@@ -107,7 +110,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
             poll_interval=options.pop("poll_interval", 0.05),
             **options,
         )
-        sidecar = Sidecar(opts, clock=clock or utc_now)
+        sidecar = Sidecar(opts, clock=clock)
         await sidecar.start()
         handle = RunningSidecar(sidecar, snapshot_path, state_path)
         running.append(handle)
@@ -163,3 +166,20 @@ async def client(control_plane: ControlPlaneHarness) -> AsyncIterator[httpx.Asyn
     """An httpx client for the control plane's /api/v1 with the API key set."""
     async with control_plane.client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session, on a free loopback port."""
+    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> RedisServer:
+    """The session's Redis, emptied (and started again if a test stopped it)."""
+    if redis_session.proc is None:
+        redis_session.start()
+    redis_session.flush()
+    return redis_session

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -23,6 +24,7 @@ __all__ = [
     "add_allow_insecure_validators",
     "add_log_level",
     "add_metrics_listen",
+    "duration",
     "listen_address",
     "positive_float",
     "positive_int",
@@ -49,6 +51,24 @@ def positive_float(value: str) -> float:
     if not number > 0 or number == float("inf"):
         raise argparse.ArgumentTypeError("must be a finite number greater than 0")
     return number
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", re.ASCII)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def duration(value: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``15m``, ``45s``, ``500ms`` or a plain
+    number of seconds; greater than 0."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a duration (e.g. 30d, 12h, 15m, 45s, 500ms)"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds < 10**10:
+        raise argparse.ArgumentTypeError("must be greater than 0 and less than 300 years")
+    return seconds
 
 
 def listen_address(*, unix: bool) -> Callable[[str], str]:

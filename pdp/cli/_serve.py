@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 from ._args import (
     Subparsers,
     add_allow_insecure_validators,
     add_log_level,
     add_metrics_listen,
+    duration,
     listen_address,
     positive_float,
     positive_int,
@@ -55,8 +57,52 @@ def add_parser(subparsers: Subparsers) -> None:
         help="host:port, [v6]:port or unix:/path "
         "(default 127.0.0.1:50051; port 0 picks a free one)",
     )
-    serve.add_argument(
-        "--state", default="pdp-state.db", help="SQLite state file (default pdp-state.db)"
+    state = serve.add_argument_group("state: spend, reservations, call counts, decision log")
+    state.add_argument(
+        "--state",
+        default="pdp-state.db",
+        help="a SQLite file (default pdp-state.db), or redis://HOST:PORT/DB (rediss:// for "
+        "TLS) to share budgets and rate limits with every sidecar on that Redis",
+    )
+    state.add_argument(
+        "--state-password-file",
+        default=None,
+        help="file holding the Redis password (default: $PDP_REDIS_PASSWORD; never in the URL)",
+    )
+    state.add_argument(
+        "--state-ca-file", default=None, help="CA certificate(s) that sign a rediss:// server's"
+    )
+    state.add_argument(
+        "--local-state",
+        default=None,
+        help="with Redis state: the SQLite file of the decision log and the last good "
+        "snapshot (default pdp-state.db)",
+    )
+    state.add_argument(
+        "--reservation-ttl",
+        type=duration,
+        default=600.0,
+        help="how long an unreported call's estimated cost is held before it is settled "
+        "at the estimate (default 10m)",
+    )
+    state.add_argument(
+        "--retention",
+        type=duration,
+        default=35 * 86400.0,
+        help="how long usage records are kept (default 35d; at least 32d are kept for "
+        "monthly budgets)",
+    )
+    state.add_argument(
+        "--decision-log-retention",
+        type=duration,
+        default=7 * 86400.0,
+        help="how long decision log records are kept (default 7d)",
+    )
+    state.add_argument(
+        "--decision-log-max-rows",
+        type=positive_int,
+        default=1_000_000,
+        help="the most decision log records kept; older ones go first (default 1000000)",
     )
     serve.add_argument(
         "--max-input-bytes",
@@ -69,6 +115,12 @@ def add_parser(subparsers: Subparsers) -> None:
         type=positive_float,
         default=0.2,
         help="seconds between checks of the snapshot file (default 0.2)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="processes serving one port (SO_REUSEPORT); more than 1 needs Redis state (default 1)",
     )
     serve.add_argument(
         "--shutdown-grace",
@@ -103,18 +155,27 @@ def add_parser(subparsers: Subparsers) -> None:
     serve.set_defaults(run=run)
 
 
+class _UsageError(Exception):
+    """Arguments that do not go together, or a --state that does not parse."""
+
+
 def run(args: argparse.Namespace) -> int:
-    """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start."""
+    """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start, 2
+    when the arguments are wrong."""
     from pdp.observe import ObserveError
     from pdp.server import ServeOptions, TracingUnavailableError
     from pdp.snapshot import SourceError
     from pdp.state import StateError
 
+    try:
+        state_options = _state_options(args)
+    except _UsageError as exc:
+        sys.stderr.write(f"pdp serve: error: {exc}\n")
+        return 2
     setup_logging(args.log_level, args.log_format)
     options = ServeOptions(
         snapshot=args.snapshot,
         listen=args.listen,
-        state=args.state,
         max_input_bytes=args.max_input_bytes,
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
@@ -125,12 +186,72 @@ def run(args: argparse.Namespace) -> int:
         shadow_snapshot=args.shadow_snapshot,
         shadow_queue=args.shadow_queue,
         otel_traces=args.otel_traces,
+        reservation_ttl=args.reservation_ttl,
+        retention=args.retention,
+        decision_log_retention=args.decision_log_retention,
+        decision_log_max_rows=args.decision_log_max_rows,
+        **state_options,
     )
     try:
+        if args.workers > 1:
+            from ._workers import serve_workers
+
+            return serve_workers(options, args.workers, args.log_level, args.log_format)
         return run_event_loop(_serve_until_signalled(options))
     except (OSError, StateError, SourceError, ObserveError, TracingUnavailableError) as exc:
         logging.getLogger("pdp").error("cannot start: %s", exc)
         return 1
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ServeOptions of --state and the options that go with it."""
+    from pdp.engine import parse_listen_address
+    from pdp.state import RedisLocation, parse_state_location
+
+    try:
+        location = parse_state_location(args.state)
+    except ValueError as exc:
+        raise _UsageError(f"argument --state: {exc}") from None
+    redis = isinstance(location, RedisLocation)
+    if not redis:
+        for flag in ("state_password_file", "state_ca_file", "local_state"):
+            if getattr(args, flag) is not None:
+                option = "--" + flag.replace("_", "-")
+                raise _UsageError(f"{option} applies only with a redis:// or rediss:// --state")
+    if args.state_ca_file is not None and not (
+        isinstance(location, RedisLocation) and location.tls
+    ):
+        raise _UsageError("--state-ca-file applies only with a rediss:// --state (TLS)")
+    if args.workers > 1:
+        if not redis:
+            raise _UsageError(
+                f"--workers {args.workers} needs --state redis://HOST:PORT/DB: with a SQLite "
+                "file, budgets and rate limits are exact only within one process"
+            )
+        if parse_listen_address(args.listen).is_unix:
+            raise _UsageError("--workers above 1 needs a TCP --listen (host:port)")
+        if args.metrics_listen is not None:
+            raise _UsageError(
+                "--metrics-listen is for one process: with --workers above 1 each worker "
+                "would count only its own calls"
+            )
+    password = None
+    if args.state_password_file is not None:
+        try:
+            with open(args.state_password_file, encoding="utf-8") as file:
+                password = file.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _UsageError(f"argument --state-password-file: cannot read it: {exc}") from None
+        if not password:
+            raise _UsageError("argument --state-password-file: the file is empty")
+    elif redis:
+        password = os.environ.get("PDP_REDIS_PASSWORD") or None
+    return {
+        "state": args.state,
+        "local_state": args.local_state or "pdp-state.db",
+        "state_password": password,
+        "state_ca_file": args.state_ca_file,
+    }
 
 
 async def _serve_until_signalled(options: ServeOptions) -> int:

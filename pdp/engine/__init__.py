@@ -17,7 +17,8 @@ listen-address parser, and Standard Webhooks signing.
 Exception tree::
 
     EngineError
-    └── SnapshotError   a snapshot failed validation; .errors lists FieldErrors
+    ├── SnapshotError           a snapshot failed validation; .errors lists FieldErrors
+    └── StateUnavailableError   usage cannot be read or written (backend unreachable)
 """
 
 from ._address import ListenAddress, parse_listen_address
@@ -35,13 +36,13 @@ from ._approval import (
 )
 from ._consultation import Consultation
 from ._document import parse_document
-from ._errors import EngineError, FieldError, SnapshotError
+from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
-from ._time import format_time, parse_rfc3339, utc_now
+from ._time import Clock, SteadyClock, SystemClock, format_time, parse_rfc3339, utc_now
 from ._types import (
     ACTIONS,
     AgentInfo,
@@ -62,6 +63,7 @@ from ._usage import (
     NO_USAGE,
     CallCharge,
     Charge,
+    CostCharge,
     CounterKey,
     UsagePort,
     UsageRecord,
@@ -94,10 +96,12 @@ __all__ = [
     "BudgetState",
     "CallCharge",
     "Charge",
+    "Clock",
     "CompiledSnapshot",
     "Consultation",
     "ContextItem",
     "ContextKind",
+    "CostCharge",
     "CounterKey",
     "Decision",
     "DecisionKind",
@@ -115,6 +119,9 @@ __all__ = [
     "PolicyResult",
     "Severity",
     "SnapshotError",
+    "StateUnavailableError",
+    "SteadyClock",
+    "SystemClock",
     "UsagePort",
     "UsageRecord",
     "UsageReport",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ._context import Context
-from ._plan import Plan, conclude, violation
+from ._plan import Plan, conclude, run_check, violation
 from ._types import AgentInfo, Decision, EnforceInput, Mode, Violation
 from ._validator import Answer, ValidatorCall, ValidatorCheck
 
@@ -104,7 +104,7 @@ class Consultation:
                     continue
                 hit = check.judge(answer)
             else:
-                hit = check.run(ctx)
+                hit = run_check(policy, ctx)
             if hit is not None:
                 fired.add(policy.id)
                 self._violations.append((i, violation(policy, hit)))

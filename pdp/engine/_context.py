@@ -1,7 +1,7 @@
 """Per-request evaluation context: what several policies of one request share
 (normalised text, PII scans, the CEL activation) is computed once, lazily.
-It carries the usage port's view, and collects the calls the request will
-count if it proceeds.
+It carries the usage port's view, and collects what the request will charge
+if it proceeds: the calls it counts and the cost it reserves.
 
 Every request builds one, so it allocates nothing up front: the caches and
 the PII bookkeeping appear only when a policy needs them."""
@@ -16,7 +16,7 @@ from ._cel import make_activation
 from ._deobfuscate import ScanText
 from ._pii import PiiDetector, PiiMatch
 from ._types import AgentInfo, EnforceInput, PiiFinding
-from ._usage import CallCharge, CounterKey, UsageView
+from ._usage import CallCharge, Charge, CostCharge, CounterKey, UsageView
 from ._variables import VARIABLES
 
 __all__ = ["Context"]
@@ -30,6 +30,7 @@ class Context:
         "_activations",
         "_calls",
         "_pii",
+        "_reserve",
         "_scan_texts",
         "_second",
         "agent",
@@ -39,16 +40,25 @@ class Context:
         "output_only",
         "pii_counts",
         "request",
+        "steady",
         "usage",
     )
 
     def __init__(
-        self, request: EnforceInput, agent: AgentInfo, usage: UsageView, now: datetime
+        self,
+        request: EnforceInput,
+        agent: AgentInfo,
+        usage: UsageView,
+        now: datetime,
+        steady: float | None = None,
     ) -> None:
         self.request: EnforceInput = request
         self.agent: AgentInfo = agent
         self.usage: UsageView = usage
         self.now: datetime = now
+        # Seconds on the steady (monotonic) timeline, for windows of calls;
+        # the wall clock's when none is given.
+        self.steady: float | None = steady
         # Output-only requests scan a model's answer; they gate no call.
         self.output_only: bool = request.input is None and request.output is not None
         # PII found by firing policies, in the order found; None until one fires.
@@ -60,6 +70,9 @@ class Context:
         self._activations: dict[frozenset[str], Any] | None = None
         # Calls to count if the request proceeds: key -> (since, most) limits.
         self._calls: dict[CounterKey, list[tuple[int, int]]] | None = None
+        # Budgets the estimated cost is reserved under: (since, limit_usd);
+        # None until a budget check ran.
+        self._reserve: list[tuple[datetime, float]] | None = None
         self._second: int | None = None
 
     def scan_text(self, where: str, text: str) -> ScanText:
@@ -124,11 +137,22 @@ class Context:
 
     @property
     def second(self) -> int:
-        """``now`` as whole seconds of Unix time (calls are counted per second)."""
+        """The steady time (else ``now``) as whole seconds of Unix time:
+        calls are counted per second, on the steady timeline."""
         second = self._second
         if second is None:
-            second = self._second = (self.now - _EPOCH) // _ONE_SECOND
+            steady = self.steady
+            whole = int(steady // 1) if steady is not None else None
+            second = self._second = (
+                whole if whole is not None else (self.now - _EPOCH) // _ONE_SECOND
+            )
         return second
+
+    @property
+    def timestamp(self) -> float:
+        """The steady time (else ``now``) in seconds of Unix time."""
+        steady = self.steady
+        return self.now.timestamp() if steady is None else steady
 
     def count_call(self, key: CounterKey, limit: tuple[int, int] | None) -> None:
         """Counts this call under ``key`` if the request proceeds, on the
@@ -141,12 +165,29 @@ class Context:
         if limit is not None:
             limits.append(limit)
 
-    def charges(self) -> tuple[CallCharge, ...]:
+    def reserve_cost(self, limit: tuple[datetime, float] | None) -> None:
+        """Reserves the request's estimated cost if it proceeds, on the
+        condition ``limit`` = ``(since, limit_usd)`` (see CostCharge), if
+        given. Budgets of one request share one reservation."""
+        limits = self._reserve
+        if limits is None:
+            limits = self._reserve = []
+        if limit is not None:
+            limits.append(limit)
+
+    def charges(self) -> tuple[Charge, ...]:
         """What the request charges to usage if it proceeds."""
-        if not self._calls:
-            return ()
-        second = self.second
-        return tuple(CallCharge(key, second, tuple(limits)) for key, limits in self._calls.items())
+        calls, limits = self._calls, self._reserve
+        out: list[Charge] = []
+        if calls:
+            second = self.second
+            out.extend(CallCharge(key, second, tuple(lim)) for key, lim in calls.items())
+        if limits is not None:
+            request = self.request
+            estimate = request.estimated_cost_usd
+            if estimate and request.request_id:
+                out.append(CostCharge(self.agent.id, request.request_id, estimate, tuple(limits)))
+        return tuple(out)
 
     def pii_findings(self) -> tuple[PiiFinding, ...]:
         if not self.findings:

@@ -3,15 +3,17 @@
 Exception tree::
 
     EngineError
-    └── SnapshotError        a snapshot document failed validation or compilation;
-                             ``.errors`` lists every FieldError found
+    ├── SnapshotError          a snapshot document failed validation or compilation;
+    │                          ``.errors`` lists every FieldError found
+    └── StateUnavailableError  usage (spend, call counts) cannot be read or
+                               written: the state backend is unreachable
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EngineError", "FieldError", "SnapshotError"]
+__all__ = ["EngineError", "FieldError", "SnapshotError", "StateUnavailableError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +40,9 @@ class SnapshotError(EngineError):
         first = str(errors[0]) if errors else "invalid snapshot"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(first + more)
+
+
+class StateUnavailableError(EngineError):
+    """The usage port cannot answer: its backend is unreachable or failing.
+    Raised by a backend's reads and writes; a policy that reads usage then
+    fails closed or open, per its ``on_state_error``."""

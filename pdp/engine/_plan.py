@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ._context import Context
+from ._errors import StateUnavailableError
 from ._model import PolicySpec
 from ._pii import mask_text
 from ._policy import DEFAULT_APPROVAL_TIMEOUT_S, Check, Hit
 from ._types import AgentInfo, Decision, DecisionKind, EnforceInput, Mode, Violation
 
-__all__ = ["NO_PII_COUNTS", "Plan", "Policy", "conclude", "violation"]
+__all__ = ["NO_PII_COUNTS", "Plan", "Policy", "conclude", "run_check", "violation"]
 
 _KIND_BY_MODE = {
     Mode.BLOCK: DecisionKind.BLOCK,
@@ -37,6 +38,7 @@ class Policy:
     check: Check
     applies_to: frozenset[str] | None  # canonical agent ids; None = every agent
     prerequisites: tuple[tuple[str, bool], ...]  # (policy id, must have fired)
+    open_on_state_error: bool = False  # usage unreadable: let through (else fire)
     approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
 
 
@@ -52,6 +54,20 @@ class Plan:
         self.policies = policies
         self.allow = allow
         self.consults = consults
+
+
+def run_check(policy: Policy, ctx: Context) -> Hit | None:
+    """``policy``'s check on ``ctx``. A check that cannot read usage (the
+    state backend is unreachable) fires, or lets the call through when the
+    policy says ``on_state_error: open``; what it would have charged is left
+    out either way: nothing can be charged to a backend that cannot be
+    reached."""
+    try:
+        return policy.check.run(ctx)
+    except StateUnavailableError as error:
+        if policy.open_on_state_error:
+            return None
+        return Hit(f"usage cannot be read, failing closed (on_state_error: closed): {error}")
 
 
 def violation(policy: Policy, hit: Hit) -> Violation:

@@ -21,6 +21,7 @@ __all__ = [
     "COMMON_RULE_FIELDS",
     "DEFAULT_APPROVAL_TIMEOUT_S",
     "MAX_APPROVAL_TIMEOUT_S",
+    "ON_STATE_ERROR",
     "Budget",
     "Build",
     "Check",
@@ -92,13 +93,26 @@ class PolicyType:
     ``name`` is the ``policyType`` of a snapshot; ``rule_fields`` are the keys
     its ``ruleDefinition`` may hold (any other key is an error); ``build``
     compiles one policy; ``default_severity`` applies when a policy names none;
-    ``summary`` is its line in the documentation's table of types."""
+    ``summary`` is its line in the documentation's table of types.
+
+    A type whose checks read usage (``reads_usage``) also takes the common
+    rule field ``on_state_error`` (``closed``, the default, or ``open``):
+    what the policy does when the state backend cannot be reached. The
+    registry reads it; the type's ``build`` does not see it."""
 
     name: str
     summary: str
     rule_fields: tuple[str, ...]
     build: Build
     default_severity: Severity = Severity.MEDIUM
+    reads_usage: bool = False
+
+    def __post_init__(self) -> None:
+        if self.reads_usage and ON_STATE_ERROR not in self.rule_fields:
+            object.__setattr__(self, "rule_fields", (*self.rule_fields, ON_STATE_ERROR))
+
+
+ON_STATE_ERROR = "on_state_error"
 
 
 def read_timezone(r: Reader) -> tzinfo:

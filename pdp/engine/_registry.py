@@ -9,13 +9,21 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 from . import _checks
 from ._fields import Problems, Reader
 from ._model import PolicySpec
-from ._policy import COMMON_RULE_FIELDS, Check, CommonRule, PolicyType, read_common_rule
+from ._policy import (
+    COMMON_RULE_FIELDS,
+    DEFAULT_APPROVAL_TIMEOUT_S,
+    ON_STATE_ERROR,
+    Check,
+    PolicyType,
+    read_common_rule,
+)
 
-__all__ = ["POLICY_TYPES", "REGISTRY", "compile_rule"]
+__all__ = ["POLICY_TYPES", "REGISTRY", "CompiledRule", "compile_rule"]
 
 
 def _discover() -> dict[str, PolicyType]:
@@ -40,11 +48,26 @@ REGISTRY: Mapping[str, PolicyType] = MappingProxyType(_discover())
 POLICY_TYPES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def compile_rule(spec: PolicySpec, problems: Problems) -> tuple[Check | None, CommonRule]:
-    """The check for ``spec`` (whose type is registered) and what its rule
-    says that every type may say (:data:`COMMON_RULE_FIELDS`); problems in
-    its ruleDefinition go to ``problems``."""
+class CompiledRule(NamedTuple):
+    """A policy's check; whether it lets calls through (``open``) or fires
+    (closed) when the usage it reads cannot be read; and how long a reviewer
+    has to decide a call it holds (every type may say, see
+    :data:`COMMON_RULE_FIELDS`)."""
+
+    check: Check | None
+    open_on_state_error: bool
+    approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
+
+
+def compile_rule(spec: PolicySpec, problems: Problems) -> CompiledRule:
+    """The check for ``spec`` (whose type is registered); problems in its
+    ruleDefinition go to ``problems``."""
     policy_type = REGISTRY[spec.policy_type]
     fields = (*policy_type.rule_fields, *COMMON_RULE_FIELDS)
     reader = Reader(spec.rule, f"{spec.path}.ruleDefinition", problems, fields)
-    return policy_type.build(reader, spec), read_common_rule(reader)
+    check = policy_type.build(reader, spec)
+    state_error = "closed"
+    if policy_type.reads_usage:
+        state_error = reader.choice(ON_STATE_ERROR, ("closed", "open")) or "closed"
+    common = read_common_rule(reader)
+    return CompiledRule(check, state_error == "open", common.approval_timeout_s)

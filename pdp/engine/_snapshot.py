@@ -14,7 +14,7 @@ from ._errors import SnapshotError
 from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
-from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, violation
+from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, run_check, violation
 from ._registry import REGISTRY, compile_rule
 from ._types import (
     AgentInfo,
@@ -89,11 +89,14 @@ class CompiledSnapshot:
         usage: UsageView,
         now: datetime,
         answers: Mapping[str, Answer] = NO_ANSWERS,
+        steady: float | None = None,
         approved: frozenset[str] = frozenset(),
     ) -> Decision | Consultation:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
         A decision that lets the call proceed carries what it charges to usage
-        (``charges``), for the caller to apply.
+        (``charges``), for the caller to apply. ``steady`` is the time on the
+        steady timeline (seconds, see ``SteadyClock``) that windows of calls
+        are counted on; ``now``'s when not given.
 
         When the agent's plan has a custom validator whose answer is needed,
         the result is a :class:`Consultation` instead: make its ``calls``,
@@ -110,7 +113,7 @@ class CompiledSnapshot:
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
-        ctx = Context(request, agent, usage, now)
+        ctx = Context(request, agent, usage, now, steady)
         if plan.consults:
             return consult(plan, agent, request, ctx, answers, self.revision, approved)
         fired: set[str] = set()
@@ -120,7 +123,7 @@ class CompiledSnapshot:
                 (pid in fired) is want for pid, want in policy.prerequisites
             ):
                 continue
-            hit = policy.check.run(ctx)
+            hit = run_check(policy, ctx)
             if hit is None:
                 continue
             fired.add(policy.id)
@@ -276,9 +279,8 @@ def compile_snapshot(
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
     rules = [compile_rule(p, problems) for p in policy_specs]
-    checks = [check for check, _ in rules]
     validators: dict[Validator, None] = {}
-    for p, check in zip(policy_specs, checks, strict=True):
+    for p, (check, _, _) in zip(policy_specs, rules, strict=True):
         if isinstance(check, ValidatorCheck):
             if check.validator.insecure and not allow_insecure_validators:
                 problems.add(f"{p.path}.ruleDefinition.url", INSECURE_URL_PROBLEM)
@@ -289,7 +291,7 @@ def compile_snapshot(
     compiled: list[Policy] = []
     inactive: list[tuple[str, str, str, str]] = []
     for i in order:
-        p, check = policy_specs[i], checks[i]
+        p, (check, open_on_state_error, approval_timeout_s) = policy_specs[i], rules[i]
         applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
         if check is None:
             continue
@@ -299,8 +301,19 @@ def compile_snapshot(
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        timeout = rules[i][1].approval_timeout_s
-        compiled.append(Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres, timeout))
+        compiled.append(
+            Policy(
+                p.id,
+                p.name,
+                p.policy_type,
+                p,
+                check,
+                applies_to,
+                pres,
+                open_on_state_error,
+                approval_timeout_s,
+            )
+        )
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:

@@ -7,10 +7,22 @@ reads from memory. A decision that lets a call proceed carries its charges
 records usage reports there. One protocol, implemented by each state backend
 (the SQLite ledger today) and checked by one contract test suite.
 
-A charge carries the limits it was admitted under, so that a backend shared
-by several processes can apply it atomically with a re-check of those limits
-(one script in Redis): a call that lost the race for the last place in a
-window is refused, and the server decides it again on the backend's numbers.
+A charge carries the limits it was admitted under, so that a backend can
+apply it atomically with a re-check of those limits (one step of the event
+loop in SQLite, one script in Redis): a call that lost the race for the last
+place in a window or the last dollars of a budget is refused, and the server
+decides it again on the backend's numbers.
+
+Two kinds of charge: a call counted for rate limits (:class:`CallCharge`),
+and a cost *reservation* (:class:`CostCharge`): a call that passed a budget
+check holds its estimated cost against the budget until ``ReportUsage``
+with the same request id replaces it with the actual cost. A reservation
+nobody reports expires and is then settled at its estimate: it counts, it
+is not forgotten. Spend read through the view includes open reservations.
+
+A backend that cannot be reached raises :class:`StateUnavailableError` from
+its reads and writes; each policy that reads usage then fails closed or
+open (its ``on_state_error``).
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ __all__ = [
     "NO_USAGE",
     "CallCharge",
     "Charge",
+    "CostCharge",
     "CounterKey",
     "UsagePort",
     "UsageRecord",
@@ -52,8 +65,25 @@ class CallCharge(NamedTuple):
     limits: tuple[tuple[int, int], ...] = ()
 
 
-# Everything a decision may charge. Cost reservations will join call counts.
-Charge = CallCharge
+class CostCharge(NamedTuple):
+    """A reservation of ``amount_usd`` (the call's estimated cost) against
+    the budgets of ``agent_id``, keyed by ``request_id``. Each
+    ``(since, limit_usd)`` of ``limits`` is a condition it was admitted
+    under: the spend from ``since`` on (open reservations included, this
+    request's own earlier reservation excluded) plus ``amount_usd`` stays
+    within ``limit_usd``. No limits: reserved unconditionally (a call a
+    non-blocking policy let through over its budget). A reservation under a
+    request id that already has one replaces it: a call retried with its
+    id is counted once."""
+
+    agent_id: str
+    request_id: str
+    amount_usd: float
+    limits: tuple[tuple[datetime, float], ...] = ()
+
+
+# Everything a decision may charge.
+Charge = CallCharge | CostCharge
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +131,13 @@ class UsagePort(UsageView, Protocol):
     the writes the server makes through it."""
 
     async def record(self, report: UsageReport) -> UsageRecord:
-        """Records the cost of one call, durably, then counts it. Idempotent
+        """Records the cost of one call, durably, then counts it, replacing
+        the call's reservation (same request id) if it has one. Idempotent
         by ``request_id``: the same report again returns the stored record
         with ``duplicate=True``; the same id with another agent or amount
-        raises the backend's conflict error. A NaN, infinite, negative or
-        non-numeric cost, or an empty id, raises ValueError naming the field."""
+        (a reservation settled at its estimate included) raises the
+        backend's conflict error. A NaN, infinite, negative or non-numeric
+        cost, or an empty id, raises ValueError naming the field."""
         ...
 
     async def charge(self, charges: Sequence[Charge]) -> tuple[Charge, ...]:

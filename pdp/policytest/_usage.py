@@ -1,6 +1,6 @@
 """The engine's usage view over plain records in memory: spend recorded
-before a test (or an engine case), and calls counted by applying decisions'
-charges as a state backend does."""
+before a test (or an engine case), and calls counted and costs reserved by
+applying decisions' charges as a state backend does."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from pdp.engine import Charge, CounterKey
+from pdp.engine import CallCharge, Charge, CounterKey
 
 __all__ = ["MemoryUsage", "SpendEntry"]
 
@@ -28,9 +28,13 @@ class MemoryUsage:
     def __init__(self, spend: Mapping[str, Iterable[SpendEntry]] | None = None) -> None:
         self.spend = {agent: tuple(entries) for agent, entries in (spend or {}).items()}
         self.calls: dict[CounterKey, list[int]] = {}  # seconds of counted calls, in order
+        # Open reservations: agent id -> request id -> USD; they count in
+        # every window (they are recent by nature).
+        self.reserved: dict[str, dict[str, float]] = {}
 
     def spent_since(self, agent_id: str, since: datetime) -> float:
-        return sum(r.usd for r in self.spend.get(agent_id, ()) if r.at >= since)
+        recorded = sum(r.usd for r in self.spend.get(agent_id, ()) if r.at >= since)
+        return recorded + sum(self.reserved.get(agent_id, {}).values())
 
     def calls_since(self, key: CounterKey, since: int) -> int:
         return sum(1 for second in self.calls.get(key, ()) if second >= since)
@@ -39,15 +43,25 @@ class MemoryUsage:
         seconds = [second for second in self.calls.get(key, ()) if second >= since]
         return seconds[n - 1] if len(seconds) >= n else None
 
-    def apply(self, charges: Sequence[Charge]) -> tuple[Charge, ...]:
-        """Counts the charges when every limit holds (all or none); returns
-        the refused ones."""
-        refused = tuple(
-            charge
-            for charge in charges
-            if any(self.calls_since(charge.key, since) >= most for since, most in charge.limits)
+    def _admits(self, charge: Charge) -> bool:
+        if isinstance(charge, CallCharge):
+            return all(self.calls_since(charge.key, since) < most for since, most in charge.limits)
+        held = self.reserved.get(charge.agent_id, {}).get(charge.request_id, 0.0)
+        return all(
+            self.spent_since(charge.agent_id, since) - held + charge.amount_usd <= limit
+            for since, limit in charge.limits
         )
+
+    def apply(self, charges: Sequence[Charge]) -> tuple[Charge, ...]:
+        """Applies the charges when every limit holds (all or none): calls
+        counted, costs reserved. Returns the refused ones."""
+        refused = tuple(charge for charge in charges if not self._admits(charge))
         if not refused:
             for charge in charges:
-                self.calls.setdefault(charge.key, []).append(charge.second)
+                if isinstance(charge, CallCharge):
+                    self.calls.setdefault(charge.key, []).append(charge.second)
+                else:
+                    self.reserved.setdefault(charge.agent_id, {})[charge.request_id] = (
+                        charge.amount_usd
+                    )
         return refused

@@ -9,8 +9,15 @@ Exception tree::
     └── TracingUnavailableError  --otel-traces without the OpenTelemetry packages
 """
 
-from ._app import ServeOptions, Sidecar
+from ._app import STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
 from ._tracing import TracingUnavailableError
 
-__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar", "TracingUnavailableError"]
+__all__ = [
+    "STATE_HEALTH_SERVICE",
+    "RequestError",
+    "ServeOptions",
+    "ServerError",
+    "Sidecar",
+    "TracingUnavailableError",
+]

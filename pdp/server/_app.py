@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pdp.engine import parse_listen_address, utc_now
+from pdp.engine import Clock, SteadyClock, parse_listen_address
 from pdp.observe import MetricsServer, new_registry
 from pdp.snapshot import (
     Active,
@@ -27,14 +26,26 @@ from pdp.snapshot import (
     open_source,
 )
 from pdp.state import (
+    DEFAULT_DECISION_LOG_MAX_ROWS,
+    DEFAULT_DECISION_LOG_RETENTION,
+    DEFAULT_RESERVATION_TTL,
+    DEFAULT_RETENTION,
     ApprovalStore,
     Database,
     DecisionLog,
     Outbox,
+    Pruner,
+    RedisLocation,
+    RedisUsage,
     SnapshotStore,
     SqliteUsage,
+    StateError,
+    StateStatus,
+    UsageBackend,
+    parse_state_location,
     set_approvals_authority,
     sidecar_id,
+    sidecar_rules,
 )
 from pdp.v1 import policy_decision_service_pb2 as pb
 
@@ -49,18 +60,27 @@ from ._translate import Limits
 from ._uplink import Uplink
 from ._validators import ValidatorCaller
 
-__all__ = ["ServeOptions", "Sidecar"]
+__all__ = ["STATE_HEALTH_SERVICE", "ServeOptions", "Sidecar"]
 
 log = logging.getLogger("pdp.server")
 
 _MESSAGE_SLACK = 64 * 1024  # room for the other fields next to a maximal input
+# The health service that says whether the state backend answers (the
+# sidecar as a whole keeps serving: policies that read usage fail closed).
+STATE_HEALTH_SERVICE = "pdp.v1.StateBackend"
 
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     snapshot: str
     listen: str = "127.0.0.1:50051"
+    # A SQLite file, or redis://HOST:PORT/DB (rediss:// for TLS).
     state: str = "pdp-state.db"
+    # With Redis state: the SQLite file of the decision log and the last
+    # good snapshot, the Redis password and the CA of rediss://.
+    local_state: str = "pdp-state.db"
+    state_password: str | None = None
+    state_ca_file: str | None = None
     max_input_bytes: int = 1024 * 1024
     poll_interval: float = 0.2
     shutdown_grace: float = 10.0
@@ -68,6 +88,17 @@ class ServeOptions:
     max_staleness: float | None = None
     # Custom validators may use plain http to a loopback address (development).
     allow_insecure_validators: bool = False
+    # Seconds an unreported reservation is held before it is settled at its
+    # estimate.
+    reservation_ttl: float = DEFAULT_RESERVATION_TTL
+    # Retention of the state database (seconds), and how often it is pruned.
+    retention: float = DEFAULT_RETENTION.total_seconds()
+    decision_log_retention: float = DEFAULT_DECISION_LOG_RETENTION.total_seconds()
+    decision_log_max_rows: int = DEFAULT_DECISION_LOG_MAX_ROWS
+    prune_interval: float = 60.0
+    # Several workers listen on one port (SO_REUSEPORT); one of them prunes.
+    reuse_port: bool = False
+    prune: bool = True
     # host:port of a Prometheus /metrics endpoint; None: no metrics.
     metrics_listen: str | None = None
     # A candidate snapshot (file or URL) to shadow; None: the control plane's
@@ -91,13 +122,17 @@ def shadow_location(options: ServeOptions) -> str | None:
 
 class Sidecar:
     """One running sidecar. ``start`` returns once it listens (serving, or
-    NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls."""
+    NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls.
+
+    ``clock`` is the wall clock and the monotonic clock the sidecar reads
+    (the machine's by default); calendar time never steps back and
+    durations are measured on the monotonic clock (see SteadyClock)."""
 
     def __init__(
         self,
         options: ServeOptions,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | None = None,
         tracer_provider: object = None,
     ) -> None:
         """``tracer_provider``: an OpenTelemetry provider for the decision
@@ -105,10 +140,11 @@ class Sidecar:
         self.options = options
         self.address = ""
         self.holder: SnapshotHolder
-        self._clock = clock
+        self.clock = SteadyClock(clock)
         self._db: Database | None = None
         self._decisions: DecisionLog | None = None
-        self._usage: SqliteUsage | None = None
+        self._usage: UsageBackend | None = None
+        self.pruner: Pruner | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servicer: PolicyDecisionServicer | None = None
@@ -116,7 +152,7 @@ class Sidecar:
         self.uplink: Uplink | None = None
         self.approvals: ApprovalStore | None = None
         self._health = health_aio.HealthServicer()
-        self.validators = ValidatorCaller(clock=clock)
+        self.validators = ValidatorCaller(clock=self.clock)
         self._tracer_provider = tracer_provider
         self.shadow: ShadowEvaluator | None = None
         self.metrics_url = ""
@@ -137,12 +173,44 @@ class Sidecar:
             listen = parse_listen_address(opts.listen)
         except ValueError as exc:  # the CLI checks first; ServeOptions built in code may not
             raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
-        db = self._db = await Database.open(opts.state)
+        try:
+            location = parse_state_location(opts.state)
+        except ValueError as exc:
+            raise StateError(f"--state: {exc}") from None
+        shared = isinstance(location, RedisLocation)
+        db = self._db = await Database.open(opts.local_state if shared else str(location))
         store = SnapshotStore(db)
-        usage = self._usage = await SqliteUsage.open(db)
+        retention = timedelta(seconds=opts.retention)
+        usage: UsageBackend
+        if isinstance(location, RedisLocation):
+            usage = await RedisUsage.open(
+                location,
+                password=opts.state_password,
+                ca_file=opts.state_ca_file,
+                clock=self.clock,
+                reservation_ttl=opts.reservation_ttl,
+                retention=retention,
+                on_status=self._state_changed,
+            )
+        else:
+            usage = await SqliteUsage.open(
+                db, clock=self.clock, reservation_ttl=opts.reservation_ttl, retention=retention
+            )
+        self._usage = usage
         usage.start()
-        decisions = self._decisions = DecisionLog(db)
+        counts = usage.decision_counts.count if isinstance(usage, RedisUsage) else None
+        decisions = self._decisions = DecisionLog(db, also=counts)
         await decisions.start()
+        if opts.prune:
+            rules = sidecar_rules(
+                self.clock,
+                retention=retention,
+                decision_log_retention=timedelta(seconds=opts.decision_log_retention),
+                decision_log_max_rows=opts.decision_log_max_rows,
+                usage=not shared,
+            )
+            self.pruner = Pruner(db, rules, interval=opts.prune_interval)
+            self.pruner.start()
 
         async def activated(active: Active, data: bytes) -> None:
             await self.validators.prepare(active.snapshot.validators)
@@ -153,7 +221,7 @@ class Sidecar:
         self.holder = SnapshotHolder(
             on_activate=activated,
             on_serving=self._set_serving,
-            clock=self._clock,
+            clock=self.clock,
             max_staleness=opts.max_staleness,
             allow_insecure_validators=opts.allow_insecure_validators,
         )
@@ -171,14 +239,14 @@ class Sidecar:
         uplink = self.uplink
         await set_approvals_authority(db, None if uplink is None else uplink.api_url)
         approvals = self.approvals = ApprovalStore(
-            db, on_written=None if uplink is None else uplink.wake, clock=self._clock
+            db, on_written=None if uplink is None else uplink.wake, clock=self.clock
         )
         await approvals.start()
         desk = ApprovalDesk(
             approvals,
             usage,
             remote=None if uplink is None else RemoteApprovals(uplink),
-            clock=self._clock,
+            clock=self.clock,
         )
         await self.holder.report(await _first_fetch(source))
         if not self.holder.ready:
@@ -188,7 +256,7 @@ class Sidecar:
         server = self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if opts.reuse_port else 0),
             ]
         )
         after = self._observers(usage, decisions)
@@ -198,7 +266,8 @@ class Sidecar:
             decisions,
             Limits(limit),
             self.validators,
-            clock=self._clock,
+            clock=self.clock,
+            state_status=usage.status,
             after=after,
             uplink=self.uplink,
             approvals=desk,
@@ -221,6 +290,7 @@ class Sidecar:
             raise OSError(f"cannot listen on {listen}")
         self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
+        await self._state_changed(usage.status())
         await self.holder.refresh()
         if self.uplink is not None:
             self.uplink.start()
@@ -243,7 +313,7 @@ class Sidecar:
         if self.shadow is not None and self._shadow_source is not None:
             log.info("shadowing the candidate snapshot at %s", self._shadow_source.name)
 
-    def _observers(self, usage: SqliteUsage, decisions: DecisionLog) -> AfterDecision:
+    def _observers(self, usage: UsageBackend, decisions: DecisionLog) -> AfterDecision:
         """What runs after each decision: shadow, metrics, spans, as asked."""
         opts = self.options
         location = shadow_location(opts)
@@ -251,7 +321,7 @@ class Sidecar:
             self.shadow = ShadowEvaluator(
                 usage,
                 capacity=opts.shadow_queue,
-                clock=self._clock,
+                clock=self.clock,
                 allow_insecure_validators=opts.allow_insecure_validators,
             )
             self._shadow_source = open_source(
@@ -267,7 +337,7 @@ class Sidecar:
                 self.holder,
                 usage,
                 decisions,
-                self._clock,
+                self.clock,
                 shadow=self.shadow,
                 validators=self.validators,
                 uplink=self.uplink,
@@ -280,6 +350,28 @@ class Sidecar:
             self._tracer = DecisionTracer(self._tracer_provider)
         return AfterDecision(metrics=metrics, shadow=self.shadow, tracer=self._tracer)
 
+    def state_status(self) -> StateStatus:
+        """The state backend's health, as AgentStatus shows it."""
+        if self._usage is None:
+            return StateStatus("", False, "not started")
+        return self._usage.status()
+
+    async def settle_expired(self) -> None:
+        """Settles, at their estimate, the reservations that expired now
+        (the state backend does it in the background too)."""
+        if self._usage is not None:
+            await self._usage.settle_expired()
+
+    async def flush_state(self) -> None:
+        """Writes what the decision log and the state backend hold in
+        memory (they do it in the background within 50 ms too)."""
+        if self._decisions is not None:
+            await self._decisions.flush()
+        if self._usage is not None:
+            await self._usage.settle_expired()
+        if isinstance(self._usage, RedisUsage):
+            await self._usage.decision_counts.flush()
+
     async def _restore_last_good(self, store: SnapshotStore) -> None:
         stored = await store.load()
         if stored is None:
@@ -287,6 +379,14 @@ class Sidecar:
             return
         source = f"{stored.source} (last good, persisted)"
         await self.holder.restore(stored.document.encode(), source)
+
+    async def _state_changed(self, status: StateStatus) -> None:
+        serving = (
+            health_pb2.HealthCheckResponse.SERVING
+            if status.healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(STATE_HEALTH_SERVICE, serving)
 
     async def _set_serving(self, serving: bool) -> None:
         status = (
@@ -317,6 +417,8 @@ class Sidecar:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         await self.validators.aclose()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self.approvals is not None:
             await self.approvals.close()
         if self.uplink is not None:

@@ -20,7 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from pdp.engine import Decision, UsageView
+from pdp.engine import Decision, StateUnavailableError, UsageView
 from pdp.snapshot import SnapshotHolder
 from pdp.state import ApprovalStore, DecisionLog
 
@@ -149,8 +149,9 @@ class SidecarMetrics:
             "pdp_snapshot_staleness_seconds",
             "Seconds since the snapshot source last answered (absent before it has)",
         )
-        if holder.last_contact is not None:
-            staleness.add_metric((), (self._clock() - holder.last_contact).total_seconds())
+        silence = holder.silence()
+        if silence is not None:
+            staleness.add_metric((), silence)
         yield staleness
         yield GaugeMetricFamily(
             "pdp_snapshot_serving",
@@ -182,7 +183,11 @@ class SidecarMetrics:
             agents = {a.id: a for a in snapshot.agents.values()}
             for agent in list(agents.values())[: self._max_agents]:
                 seen: dict[str, float] = {}
-                for budget in snapshot.budgets(agent, self._usage, now):
+                try:
+                    budgets = snapshot.budgets(agent, self._usage, now)
+                except StateUnavailableError:
+                    break  # the state backend is away: no spend to show
+                for budget in budgets:
                     if budget.period not in seen:
                         spend.add_metric((agent.name, budget.period), budget.spent_usd)
                     seen[budget.period] = min(seen.get(budget.period, math.inf), budget.limit_usd)

@@ -26,12 +26,13 @@ from pdp.engine import (
     Decision,
     DecisionKind,
     EnforceInput,
+    StateUnavailableError,
+    SteadyClock,
     UsagePort,
     UsageReport,
-    utc_now,
 )
 from pdp.snapshot import Active, SnapshotHolder
-from pdp.state import DecisionLog, DecisionRecord, UsageConflictError
+from pdp.state import SQLITE_STATUS, DecisionLog, DecisionRecord, StateStatus, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
@@ -75,6 +76,11 @@ def _new_decision_id() -> str:
     return _decision_ids.getrandbits(128).to_bytes(16).hex()
 
 
+# A request id the sidecar makes up keys the call's reservation: unique is
+# enough, as for decision ids.
+_new_request_id = _new_decision_id
+
+
 class Activity:
     """Unary calls in flight and when the last one started, so a shutdown can
     wait for a quiet moment: calls queued behind a busy event loop are not
@@ -100,7 +106,8 @@ class PolicyDecisionServicer:
         limits: Limits,
         validators: ValidatorCaller,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: SteadyClock | None = None,
+        state_status: Callable[[], StateStatus] = lambda: SQLITE_STATUS,
         after: AfterDecision | None = None,
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
@@ -113,7 +120,8 @@ class PolicyDecisionServicer:
         self._decisions = decisions
         self._limits = limits
         self._validators = validators
-        self._clock = clock
+        self._clock = clock or SteadyClock()
+        self._state_status = state_status
         self.activity = Activity()
 
     def _active(self) -> Active:
@@ -134,19 +142,23 @@ class PolicyDecisionServicer:
         start = time.perf_counter()
         msg = parse_request(pb.EnforceRequest, data)
         request = enforce_input(msg, self._limits)
+        if not request.request_id:
+            request.request_id = _new_request_id()
         snapshot = self._active().snapshot
-        now = self._clock()
-        decision = snapshot.enforce(request, self._usage, now)
+        clock = self._clock
+        now = clock()
+        steady = clock.steady()
+        decision = snapshot.enforce(request, self._usage, now, steady=steady)
         answers: dict[str, Answer] | None = None
         if not isinstance(decision, Decision):
             answers = {}
             decision = await self._consult(decision, request, answers)
         approval: Approval | None = None
         if decision.kind is DecisionKind.PENDING_APPROVAL:
-            held = await self._hold(snapshot, request, msg, decision, now, answers)
+            held = await self._hold(snapshot, request, msg, decision, now, steady, answers)
             decision, approval = held.decision, held.approval
         elif decision.charges:
-            decision = await self._charge(snapshot, request, decision, now, answers)
+            decision = await self._charge(snapshot, request, decision, now, steady, answers)
         decision_id = _new_decision_id()
         kind = decision.kind
         approval_id = "" if approval is None else approval.id
@@ -178,7 +190,9 @@ class PolicyDecisionServicer:
         expires = (
             approval.expires_at if kind is DecisionKind.PENDING_APPROVAL and approval else None
         )
-        answer = enforce_response(decision, decision_id, approval_id, expires).SerializeToString()
+        answer = enforce_response(
+            decision, decision_id, approval_id, request.request_id, expires
+        ).SerializeToString()
         after = self._after
         if after is not None:
             after(
@@ -199,6 +213,7 @@ class PolicyDecisionServicer:
         msg: pb.EnforceRequest,
         decision: Decision,
         now: datetime,
+        steady: float,
         answers: dict[str, Answer] | None,
     ) -> Held:
         """A request a require_approval policy holds: a new approval, or what
@@ -212,11 +227,15 @@ class PolicyDecisionServicer:
             # Again, as if the approved policies did not hold the call; the
             # validators' answers are reused, and what proceeds is charged.
             found = answers if answers is not None else {}
-            outcome = snapshot.enforce(request, self._usage, now, found, approved)
+            outcome = snapshot.enforce(
+                request, self._usage, now, found, steady=steady, approved=approved
+            )
             if not isinstance(outcome, Decision):
                 outcome = await self._consult(outcome, request, found)
             if outcome.charges:
-                outcome = await self._charge(snapshot, request, outcome, now, found, approved)
+                outcome = await self._charge(
+                    snapshot, request, outcome, now, steady, found, approved
+                )
             return outcome
 
         return await self._approvals.hold(request, decision, approval_id_of(msg), now, decide)
@@ -238,17 +257,25 @@ class PolicyDecisionServicer:
         request: EnforceInput,
         decision: Decision,
         now: datetime,
+        steady: float,
         answers: dict[str, Answer] | None,
         approved: frozenset[str] = frozenset(),
     ) -> Decision:
         """Applies what an allowed call charges to usage. When the backend
-        refuses (a shared backend where another replica took the last place
-        in a window), the call is decided again on the backend's numbers,
-        with the validators' answers already given."""
+        refuses (another call, here or in another replica, took the last
+        place in a window or the last dollars of a budget), the call is
+        decided again on the backend's numbers, with the validators' answers
+        already given; when the backend cannot be reached, again with usage
+        unreadable (each policy that reads it fails closed or open)."""
         for _ in range(_CHARGE_ATTEMPTS):
-            if not await self._usage.charge(decision.charges):
-                return decision
-            outcome = snapshot.enforce(request, self._usage, now, answers or NO_ANSWERS, approved)
+            try:
+                if not await self._usage.charge(decision.charges):
+                    return decision
+            except StateUnavailableError:
+                pass
+            outcome = snapshot.enforce(
+                request, self._usage, now, answers or NO_ANSWERS, steady=steady, approved=approved
+            )
             if isinstance(outcome, Decision):
                 decision = outcome
             else:
@@ -282,13 +309,15 @@ class PolicyDecisionServicer:
             revision=snapshot.revision,
             source=active.source,
             activated_at=active.activated_at,
-            staleness_seconds=(
-                (now - holder.last_contact).total_seconds() if holder.last_contact else None
-            ),
+            staleness_seconds=holder.silence(),
             rejected_at=rejection.rejected_at if rejection else None,
             rejection=rejection.errors if rejection else (),
         )
-        return agent_state(agent, snapshot.budgets(agent, self._usage, now), view)
+        try:
+            budgets = snapshot.budgets(agent, self._usage, now)
+        except StateUnavailableError:
+            budgets = []  # the state backend's status says why
+        return agent_state(agent, budgets, view, self._state_status())
 
     async def agent_status(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AgentStatusRequest, data)
@@ -321,12 +350,15 @@ class PolicyDecisionServicer:
         agent = self._active().snapshot.resolve_agent(agent_ref)
         try:
             record = await self._usage.record(UsageReport(agent.id, amount, request_id))
+            midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)
+            daily = self._usage.spent_since(agent.id, midnight)
         except UsageConflictError as exc:
             raise RequestError("request_id", str(exc), grpc.StatusCode.ALREADY_EXISTS) from None
-        midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        except StateUnavailableError as exc:
+            message = f"the usage was not recorded: {exc}; retry with the same request_id"
+            raise RequestError("", message, grpc.StatusCode.UNAVAILABLE) from None
         return pb.ReportUsageResponse(
-            duplicate=record.duplicate,
-            daily_spend_usd=self._usage.spent_since(agent.id, midnight),
+            duplicate=record.duplicate, daily_spend_usd=daily
         ).SerializeToString()
 
     async def await_approval(

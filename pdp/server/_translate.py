@@ -31,6 +31,7 @@ from pdp.engine import (
     Mode,
     Severity,
 )
+from pdp.state import StateStatus
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
@@ -252,6 +253,7 @@ def enforce_response(
     decision: Decision,
     decision_id: str,
     approval_id: str,
+    request_id: str = "",
     approval_expires_at: datetime | None = None,
 ) -> pb.EnforceResponse:
     resp = pb.EnforceResponse(
@@ -259,6 +261,7 @@ def enforce_response(
         decision_id=decision_id,
         approval_id=approval_id,
         snapshot_revision=decision.snapshot_revision,
+        request_id=request_id,
     )
     if approval_expires_at is not None:
         resp.approval_expires_at.FromDatetime(approval_expires_at)
@@ -342,7 +345,10 @@ class SnapshotView:
 
 
 def agent_state(
-    agent: AgentInfo, budgets: Iterable[BudgetState], snapshot: SnapshotView
+    agent: AgentInfo,
+    budgets: Iterable[BudgetState],
+    snapshot: SnapshotView,
+    backend: StateStatus | None = None,
 ) -> pb.AgentState:
     state = pb.AgentState(
         agent_id=agent.id,
@@ -373,4 +379,8 @@ def agent_state(
         snap.last_rejection.rejected_at.FromDatetime(snapshot.rejected_at)
         for e in snapshot.rejection:
             snap.last_rejection.errors.add(path=e.path, message=e.message)
+    if backend is not None:
+        state.state_backend.backend = backend.backend
+        state.state_backend.healthy = backend.healthy
+        state.state_backend.message = backend.message
     return state

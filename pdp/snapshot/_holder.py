@@ -14,15 +14,16 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pdp.engine import (
+    Clock,
     CompiledSnapshot,
     FieldError,
     SnapshotError,
+    SystemClock,
     compile_snapshot,
     parse_document,
-    utc_now,
 )
 
 from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
@@ -73,7 +74,7 @@ class SnapshotHolder:
         *,
         on_activate: OnActivate | None = None,
         on_serving: OnServing | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | None = None,
         max_staleness: float | None = None,
         allow_insecure_validators: bool = False,
     ) -> None:
@@ -86,10 +87,15 @@ class SnapshotHolder:
         self.rejections = 0  # documents rejected since start (metrics)
         self._on_activate = on_activate
         self._on_serving = on_serving
-        self._clock = clock
-        self._limit = None if max_staleness is None else timedelta(seconds=max_staleness)
+        clock = clock or SystemClock()
+        self._clock: Callable[[], datetime] = clock
+        # Silence is a duration: measured on the monotonic clock, so that a
+        # step of the wall clock neither fakes nor hides it.
+        self._monotonic = clock.monotonic
+        self._limit = max_staleness
+        self._last_contact_at: float | None = None
         # Silence from here on is counted from the start.
-        self._stale_at = None if self._limit is None else clock() + self._limit
+        self._stale_at = None if max_staleness is None else self._monotonic() + max_staleness
         self._source = ""
         self._active_digest = ""
         self._rejection: Rejection | None = None
@@ -111,7 +117,12 @@ class SnapshotHolder:
         staleness: decisions fail closed. Read on every decision, so it costs
         one clock reading with a limit and nothing without."""
         stale_at = self._stale_at
-        return stale_at is not None and self._clock() > stale_at
+        return stale_at is not None and self._monotonic() > stale_at
+
+    def silence(self) -> float | None:
+        """Seconds since the source last answered; None before it ever did."""
+        at = self._last_contact_at
+        return None if at is None else self._monotonic() - at
 
     @property
     def serving(self) -> bool:
@@ -208,10 +219,10 @@ class SnapshotHolder:
             await self.refresh()
 
     def _contact(self) -> None:
-        now = self._clock()
-        self.last_contact = now
+        self.last_contact = self._clock()
+        at = self._last_contact_at = self._monotonic()
         if self._limit is not None:
-            self._stale_at = now + self._limit
+            self._stale_at = at + self._limit
 
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
         digest = hashlib.sha256(data).hexdigest()

@@ -1,10 +1,15 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
-ledger, the call counters, the decision log, the last good snapshot, the
-approvals and the outbox of events for the control plane.
+ledger and its open reservations, the call counters, the decision log, the
+last good snapshot, the approvals and the outbox of events for the control
+plane, pruned by age by one :class:`Pruner`.
 
 :class:`SqliteUsage` implements the engine's usage port over the ledger and
-the counters. Nothing on the hot path waits on SQLite: the engine reads
-in-memory sums and counts, a call is counted in memory and written in the
+the counters; :class:`RedisUsage` implements it on a Redis server shared by
+several sidecars (``--state redis://...``; the decision log and the last
+good snapshot stay in a local SQLite file).
+
+Nothing on the hot path waits on SQLite: the engine reads in-memory sums
+and counts, a call is counted in memory and written in the
 background, and decisions are queued with the synchronous
 :meth:`DecisionLog.append`.
 
@@ -51,16 +56,39 @@ from pdp.state._errors import (
     StateError,
     UsageConflictError,
 )
-from pdp.state._ledger import SpendLedger
+from pdp.state._ledger import DEFAULT_RESERVATION_TTL, SpendLedger
+from pdp.state._location import (
+    RedisLocation,
+    SqliteLocation,
+    StateLocation,
+    parse_state_location,
+)
 from pdp.state._outbox import Outbox, OutboxEvent, sidecar_id
+from pdp.state._pruner import (
+    DEFAULT_DECISION_LOG_MAX_ROWS,
+    DEFAULT_DECISION_LOG_RETENTION,
+    DEFAULT_RETENTION,
+    USAGE_RETENTION_FLOOR,
+    Pruner,
+    PruneRule,
+    sidecar_rules,
+)
+from pdp.state._redis_usage import RedisUsage
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
+from pdp.state._status import SQLITE_STATUS, StateStatus, UsageBackend
 from pdp.state._usage import SqliteUsage
 
 __all__ = [
     "APPROVALS_INDEXES",
     "APPROVALS_TABLE",
     "APPROVAL_COLUMNS",
+    "DEFAULT_DECISION_LOG_MAX_ROWS",
+    "DEFAULT_DECISION_LOG_RETENTION",
+    "DEFAULT_RESERVATION_TTL",
+    "DEFAULT_RETENTION",
     "NEXT_CHANGE",
+    "SQLITE_STATUS",
+    "USAGE_RETENTION_FLOOR",
     "ApprovalDecidedError",
     "ApprovalNotFoundError",
     "ApprovalStore",
@@ -70,12 +98,20 @@ __all__ = [
     "DecisionRecord",
     "Outbox",
     "OutboxEvent",
+    "PruneRule",
+    "Pruner",
     "Reads",
+    "RedisLocation",
+    "RedisUsage",
     "SnapshotStore",
     "SpendLedger",
+    "SqliteLocation",
     "SqliteUsage",
     "StateError",
+    "StateLocation",
+    "StateStatus",
     "StoredSnapshot",
+    "UsageBackend",
     "UsageConflictError",
     "UsageRecord",
     "Writes",
@@ -87,10 +123,12 @@ __all__ = [
     "expire_within",
     "from_micros",
     "list_approvals",
+    "parse_state_location",
     "read_approval",
     "read_within",
     "set_approvals_authority",
     "sidecar_id",
+    "sidecar_rules",
     "status_filter",
     "to_micros",
 ]

@@ -6,37 +6,40 @@ and the count happen in one step of the event loop), and written to the
 state database in the background within ``flush_interval``. A restart
 reloads the counts of the last ``retention`` seconds; a crash (kill -9)
 forgets at most the calls of the last interval.
+
+Seconds are on the steady timeline (:class:`~pdp.engine.SteadyClock`): a
+step of the wall clock does not move windows of calls. A restart starts the
+timeline at the wall clock again; counts it finds in its future (the wall
+clock was stepped back while no sidecar ran) are taken as made now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from datetime import datetime
 
-from pdp.engine import CALL_WINDOW_MAX_SECONDS, CounterKey
-from pdp.state._database import Database, to_micros, utc_now
+from pdp.engine import CALL_WINDOW_MAX_SECONDS, Clock, CounterKey, SteadyClock
+from pdp.state._database import Database
 from pdp.state._errors import StateError
 from pdp.state._flusher import Flusher
 from pdp.state._windows import Windows
 
-__all__ = ["CallCounters"]
+__all__ = ["CallCounters", "decode_key", "encode_key"]
 
 _UPSERT = (
     "INSERT INTO call_counts (counter_key, second, count) VALUES (?, ?, ?)"
     " ON CONFLICT (counter_key, second) DO UPDATE SET count = count + excluded.count"
 )
 _LOAD_CHUNK_ROWS = 10_000
-# How often counts older than the retention are dropped, in seconds.
+# How often counts older than the retention are dropped from memory, in seconds.
 _SWEEP_EVERY = 60
 
 
-def _encode(key: CounterKey) -> str:
+def encode_key(key: CounterKey) -> str:
     return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
 
 
-def _decode(text: str) -> CounterKey | None:
+def decode_key(text: str) -> CounterKey | None:
     try:
         parts = json.loads(text)
     except ValueError:
@@ -44,10 +47,6 @@ def _decode(text: str) -> CounterKey | None:
     if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
         return None
     return tuple(parts)
-
-
-def _unix_second(moment: datetime) -> int:
-    return to_micros(moment, "clock()") // 1_000_000
 
 
 class CallCounters:
@@ -60,7 +59,7 @@ class CallCounters:
         db: Database,
         windows: Windows[CounterKey],
         *,
-        clock: Callable[[], datetime],
+        clock: SteadyClock,
         retention: int,
         flush_interval: float,
     ) -> None:
@@ -71,7 +70,7 @@ class CallCounters:
         self._pending: dict[tuple[CounterKey, int], int] = {}
         self._flusher = Flusher(self.flush, flush_interval, "call counter")
         self._flush_lock = asyncio.Lock()
-        self._last_sweep = _unix_second(clock())
+        self._last_sweep = self._now()
         self._closed = False
 
     @classmethod
@@ -79,7 +78,7 @@ class CallCounters:
         cls,
         db: Database,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | None = None,
         retention: int = CALL_WINDOW_MAX_SECONDS,
         flush_interval: float = 0.05,
     ) -> CallCounters:
@@ -87,18 +86,25 @@ class CallCounters:
         if retention < 1:
             raise ValueError(f"retention must be at least 1 second, got {retention}")
         windows: Windows[CounterKey] = Windows()
-        counters = cls(db, windows, clock=clock, retention=retention, flush_interval=flush_interval)
-        cutoff = _unix_second(clock()) - retention
+        steady = clock if isinstance(clock, SteadyClock) else SteadyClock(clock)
+        counters = cls(
+            db, windows, clock=steady, retention=retention, flush_interval=flush_interval
+        )
+        now = counters._now()
+        cutoff = now - retention
         async with db.connection.execute(
             "SELECT counter_key, second, count FROM call_counts WHERE second >= ? ORDER BY second",
             (cutoff,),
         ) as cursor:
             while rows := await cursor.fetchmany(_LOAD_CHUNK_ROWS):
                 for text, second, count in rows:
-                    key = _decode(text)
+                    key = decode_key(text)
                     if key is not None:  # not written by this version: ignore
-                        windows.add(key, count, second)
+                        windows.add(key, count, min(second, now))
         return counters
+
+    def _now(self) -> int:
+        return int(self._clock.steady())
 
     def calls_since(self, key: CounterKey, since: int) -> int:
         return self._windows.total_since(key, since)
@@ -123,14 +129,15 @@ class CallCounters:
         """Writes every count added before this call; raises StateError if
         the database refuses (the counts stay queued)."""
         async with self._flush_lock:
-            now = _unix_second(self._clock())
+            now = self._now()
             if now - self._last_sweep >= _SWEEP_EVERY:
-                await self._sweep(now - self._retention)
+                # Memory only: the state's pruner deletes the rows.
+                self._windows.sweep(now - self._retention)
                 self._last_sweep = now
             batch, self._pending = self._pending, {}
             if not batch:
                 return
-            rows = [(_encode(key), second, count) for (key, second), count in batch.items()]
+            rows = [(encode_key(key), second, count) for (key, second), count in batch.items()]
             try:
                 async with self._db.transaction() as connection:
                     await connection.executemany(_UPSERT, rows)
@@ -146,8 +153,3 @@ class CallCounters:
         await self._flusher.stop()
         await self.flush()
         self._closed = True
-
-    async def _sweep(self, before: int) -> None:
-        self._windows.sweep(before)
-        async with self._db.transaction() as connection:
-            await connection.execute("DELETE FROM call_counts WHERE second < ?", (before,))

@@ -120,6 +120,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX call_counts_by_second ON call_counts (second)",
     ),
     (
+        # Open cost reservations: a call's estimated cost held against its
+        # agent's budgets until its usage report replaces it or it expires
+        # (expires_at_us, calendar time) and is settled at its estimate.
+        """
+        CREATE TABLE reservations (
+            request_id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            amount_micro_usd INTEGER NOT NULL CHECK (amount_micro_usd >= 0),
+            reserved_at_us INTEGER NOT NULL,
+            expires_at_us INTEGER NOT NULL
+        )
+        """,
+        # How a usage record came to be: a usage report, or a reservation
+        # that expired unreported and was settled at its estimate.
+        "ALTER TABLE usage ADD COLUMN settled TEXT NOT NULL DEFAULT 'reported'",
+    ),
+    (
         # Events for the control plane that must not be lost (approvals,
         # traces), kept until the control plane has taken them.
         """
@@ -152,6 +169,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 # Other processes (a CLI, a second sidecar) may hold the write lock briefly.
 _BUSY_TIMEOUT_MS = 5000
+_WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 def to_micros(moment: datetime, field: str) -> int:
@@ -273,6 +291,9 @@ class Database:
                     f"{self._label} {str(self._path)!r} cannot use WAL mode (got {mode!r})"
                 )
             await connection.execute("PRAGMA synchronous = NORMAL")
+            # The write-ahead log is reset, not shrunk, after a checkpoint:
+            # cap what it keeps, so the files stop growing under steady load.
+            await connection.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
             await connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StateError(f"cannot open {self._label} {str(self._path)!r}: {exc}") from exc

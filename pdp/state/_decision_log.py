@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -77,7 +77,9 @@ class DecisionLog:
         flush_interval: float = 0.05,
         max_batch: int = 1000,
         max_pending: int = 100_000,
+        also: Callable[[DecisionRecord], None] | None = None,
     ) -> None:
+        """``also`` is told of every record appended (shared decision counts)."""
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_pending < 1:
@@ -91,6 +93,7 @@ class DecisionLog:
         self._stopping = False
         self._closed = False
         self._drain: asyncio.Task[None] | None = None
+        self._also = also
 
     @property
     def dropped(self) -> int:
@@ -112,6 +115,8 @@ class DecisionLog:
         """Queue one record. Synchronous and O(1): the hot path calls it."""
         if self._closed:
             raise StateError("decision log is closed")
+        if self._also is not None:
+            self._also(record)
         # Converted here: a bad record (a naive time) must fail its caller,
         # not a batch.
         fired, pii = record.policies_fired, record.pii_counts

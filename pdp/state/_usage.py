@@ -1,29 +1,31 @@
 """The usage port on the state database: the spend ledger and the call
 counters behind the engine's :class:`~pdp.engine.UsagePort`.
 
-Reads come from memory. A charge is checked against its limits and counted
-in memory in one step (no await in between), so within this process the
-check and the count are atomic; the counts reach the database in the
-background (see :mod:`pdp.state._counters`).
+Reads come from memory. A charge is checked against its limits and applied
+in memory in one step (no await in between: the call counted, the cost
+reserved), so within this process the check and the charge are atomic; they
+reach the database in the background (see :mod:`pdp.state._counters` and
+:mod:`pdp.state._ledger`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import timedelta
 
-from pdp.engine import CallCharge, Charge, UsageRecord, UsageReport
+from pdp.engine import CallCharge, Charge, Clock, SteadyClock, UsageRecord, UsageReport
 from pdp.state._counters import CallCounters
-from pdp.state._database import Database, utc_now
-from pdp.state._ledger import SpendLedger
+from pdp.state._database import Database
+from pdp.state._ledger import DEFAULT_RESERVATION_TTL, SpendLedger
+from pdp.state._status import SQLITE_STATUS, StateStatus
 
 __all__ = ["SqliteUsage"]
 
 
 class SqliteUsage:
-    """Spend and call counts of the agents of one sidecar, in its state
-    database. Create with :meth:`open`, :meth:`start` the background writer,
-    :meth:`close` before closing the database."""
+    """Spend, reservations and call counts of the agents of one sidecar, in
+    its state database. Create with :meth:`open`, :meth:`start` the
+    background writers, :meth:`close` before closing the database."""
 
     def __init__(self, ledger: SpendLedger, counters: CallCounters) -> None:
         self.ledger = ledger
@@ -39,34 +41,65 @@ class SqliteUsage:
         cls,
         db: Database,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | None = None,
         flush_interval: float = 0.05,
+        reservation_ttl: float = DEFAULT_RESERVATION_TTL,
+        retention: timedelta = timedelta(days=400),
     ) -> SqliteUsage:
-        """Loads recorded spend and recent call counts into memory."""
-        ledger = await SpendLedger.open(db, clock=clock)
-        counters = await CallCounters.open(db, clock=clock, flush_interval=flush_interval)
+        """Loads recorded spend, open reservations and recent call counts
+        into memory."""
+        steady = clock if isinstance(clock, SteadyClock) else SteadyClock(clock)
+        ledger = await SpendLedger.open(
+            db,
+            clock=steady,
+            retention=retention,
+            reservation_ttl=reservation_ttl,
+            flush_interval=flush_interval,
+        )
+        counters = await CallCounters.open(db, clock=steady, flush_interval=flush_interval)
         return cls(ledger, counters)
 
+    def status(self) -> StateStatus:
+        """Always healthy: the database is local (a write that fails is an
+        error of its own call)."""
+        return SQLITE_STATUS
+
     def start(self) -> None:
-        """Starts writing call counts in the background."""
+        """Starts writing call counts and reservations in the background."""
         self.counters.start()
+        self.ledger.start()
 
     async def close(self) -> None:
-        """Writes the call counts not yet written and stops the writer."""
+        """Writes the call counts and reservations not yet written and stops
+        the writers."""
         await self.counters.close()
+        await self.ledger.close()
+
+    async def settle_expired(self) -> None:
+        """Writes the reservations made so far and settles, at their
+        estimate, the ones that expired (done every ``flush_interval`` in
+        the background)."""
+        await self.ledger.flush()
 
     async def record(self, report: UsageReport) -> UsageRecord:
         return await self.ledger.record(report.agent_id, report.cost_usd, report.request_id)
 
     async def charge(self, charges: Sequence[Charge]) -> tuple[Charge, ...]:
-        # No await before the counts are added: nothing runs in between.
+        # No await before the charges are applied: nothing runs in between.
         refused = tuple(charge for charge in charges if not self._admits(charge))
         if refused:
             return refused
         for charge in charges:
-            self.counters.add(charge.key, charge.second)
+            if isinstance(charge, CallCharge):
+                self.counters.add(charge.key, charge.second)
+            else:
+                self.ledger.reserve(charge)
         return ()
 
-    def _admits(self, charge: CallCharge) -> bool:
-        counters = self.counters
-        return all(counters.calls_since(charge.key, since) < most for since, most in charge.limits)
+    def _admits(self, charge: Charge) -> bool:
+        if isinstance(charge, CallCharge):
+            counters = self.counters
+            return all(
+                counters.calls_since(charge.key, since) < most for since, most in charge.limits
+            )
+        return self.ledger.admits(charge)

@@ -20,6 +20,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from pdp.v1 import policy_decision_service_pb2 as pb
+from tests._clock import ManualClock
 from tests._process import run_pdp
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.observe._scrape import scrape, value
@@ -286,3 +287,22 @@ async def test_pending_approvals_are_a_metric(start_sidecar: StartSidecar) -> No
     samples = await scrape(sidecar.sidecar.metrics_url)
     assert value(samples, "pdp_approvals_pending") == 2
     assert value(samples, "pdp_uplink_events_sent_total") is None  # standalone: no uplink
+
+
+async def test_old_approvals_are_pruned(start_sidecar: StartSidecar, tmp_path: Path) -> None:
+    clock = ManualClock()
+    state = tmp_path / "pruned.db"
+    sidecar = await start_sidecar(
+        snapshot(60), state=state, clock=clock, decision_log_retention=86400, prune_interval=3600
+    )
+    await hold(sidecar)
+    inner = sidecar.sidecar
+    assert inner.approvals is not None and inner.pruner is not None
+    await inner.approvals.flush()
+    await inner.pruner.prune()
+    with sqlite3.connect(state) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM approvals").fetchone() == (1,)
+    clock.advance(days=2)
+    await inner.pruner.prune()
+    with sqlite3.connect(state) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM approvals").fetchone() == (0,)

@@ -84,13 +84,19 @@ async def test_a_file_that_is_not_a_database_is_refused(db_path: Path) -> None:
 async def test_failed_transaction_rolls_back_and_the_next_one_works(db: Database) -> None:
     async def insert_then_fail() -> None:
         async with db.transaction() as connection:
-            await connection.execute("INSERT INTO usage VALUES ('req-1', 'agent-a', 5, 0)")
+            await connection.execute(
+                "INSERT INTO usage (request_id, agent_id, amount_micro_usd, recorded_at_us)"
+                " VALUES ('req-1', 'agent-a', 5, 0)"
+            )
             await connection.execute("INSERT INTO no_such_table VALUES (1)")
 
     with pytest.raises(StateError, match="write failed"):
         await insert_then_fail()
     async with db.transaction() as connection:
-        await connection.execute("INSERT INTO usage VALUES ('req-2', 'agent-a', 5, 0)")
+        await connection.execute(
+            "INSERT INTO usage (request_id, agent_id, amount_micro_usd, recorded_at_us)"
+            " VALUES ('req-2', 'agent-a', 5, 0)"
+        )
     async with db.connection.execute("SELECT request_id FROM usage") as cursor:
         rows = [tuple(row) for row in await cursor.fetchall()]
     assert rows == [("req-2",)]

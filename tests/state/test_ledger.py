@@ -112,7 +112,7 @@ async def test_clock_stepping_back_keeps_sums_consistent(
 
 async def test_naive_clock_is_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        await SpendLedger.open(db, clock=lambda: datetime(2025, 1, 1))
+        await SpendLedger.open(db, clock=ManualClock(datetime(2025, 1, 1)))
 
 
 async def test_amounts_are_stored_as_integer_micro_dollars(

@@ -1,22 +1,31 @@
 """The usage port's contract: what every state backend does, run against
-each backend of ``_backends.BACKENDS`` (SQLite today) through the port only.
+each backend of ``_backends.BACKENDS`` (SQLite, Redis) through the port only.
 
 Spend: usage reports recorded idempotently by request_id, summed exactly over
 any window. Calls: charges counted per key and second, applied all or none
-and only while their limits hold, even when many arrive at once. Both
-survive a restart."""
+and only while their limits hold, even when many arrive at once.
+Reservations: an estimate held against a budget in the same atomic step as
+its check, replaced by the report of its request id, settled at the
+estimate when it expires. All survive a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections.abc import AsyncIterator
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from pdp.engine import CALL_WINDOW_MAX_SECONDS, CallCharge, UsagePort, UsageRecord, UsageReport
+from pdp.engine import (
+    CALL_WINDOW_MAX_SECONDS,
+    CallCharge,
+    CostCharge,
+    UsagePort,
+    UsageRecord,
+    UsageReport,
+)
 from pdp.state import UsageConflictError
 from tests._clock import START, ManualClock
 from tests.state._backends import BACKENDS, UsageBackend
@@ -28,7 +37,7 @@ T0 = int(START.timestamp())
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UsageBackend]:
-    opened = BACKENDS[request.param](tmp_path)
+    opened = BACKENDS[request.param](request, tmp_path)
     yield opened
     await opened.close_all()
 
@@ -299,3 +308,128 @@ async def test_the_longest_window_is_kept_across_a_restart(
     restarted = await backend.open(clock)
 
     assert restarted.calls_since(AGENT, T0 + 1 - CALL_WINDOW_MAX_SECONDS) == 1
+
+
+# -- reservations ------------------------------------------------------------------
+
+DAY = START.replace(hour=0)
+BUDGET = ((DAY, 10.0),)  # $10 from the start of the day
+
+
+def reserve(request_id: str, amount: float, *limits: tuple[datetime, float]) -> CostCharge:
+    return CostCharge(agent_id="agent-a", request_id=request_id, amount_usd=amount, limits=limits)
+
+
+async def settle(usage: UsagePort) -> None:
+    settle_expired = getattr(usage, "settle_expired")  # noqa: B009 - every backend has one
+    await settle_expired()
+
+
+async def test_a_reservation_counts_as_spend_until_reported(usage: UsagePort) -> None:
+    assert await usage.charge([reserve("req-1", 2.5, *BUDGET)]) == ()
+    assert usage.spent_since("agent-a", DAY) == 2.5
+
+    record = await usage.record(report("agent-a", 1.75, "req-1"))
+
+    # The actual cost replaces the estimate: counted once.
+    assert (record.cost_usd, record.duplicate) == (1.75, False)
+    assert usage.spent_since("agent-a", DAY) == 1.75
+
+
+async def test_a_reservation_past_the_budget_is_refused(usage: UsagePort) -> None:
+    await usage.record(report("agent-a", 8.0, "paid"))
+    fits = reserve("req-1", 2.0, *BUDGET)
+    assert await usage.charge([fits]) == ()
+
+    over = reserve("req-2", 0.01, *BUDGET)
+    assert await usage.charge([over]) == (over,)
+    assert usage.spent_since("agent-a", DAY) == 10.0
+    # Without limits (a monitor policy let the call through), it counts anyway.
+    assert await usage.charge([reserve("req-3", 1.0)]) == ()
+    assert usage.spent_since("agent-a", DAY) == 11.0
+
+
+async def test_concurrent_reservations_never_pass_the_budget(usage: UsagePort) -> None:
+    charges = [reserve(f"req-{index}", 0.5, *BUDGET) for index in range(200)]
+    results = await asyncio.gather(*(usage.charge([charge]) for charge in charges))
+
+    assert sum(result == () for result in results) == 20
+    assert usage.spent_since("agent-a", DAY) == 10.0
+
+
+async def test_a_window_that_starts_after_a_reservation_does_not_count_it(
+    usage: UsagePort, clock: ManualClock
+) -> None:
+    await usage.charge([reserve("req-1", 3.0)])
+    clock.advance(minutes=1)
+    await usage.charge([reserve("req-2", 4.0)])
+
+    assert usage.spent_since("agent-a", START + timedelta(seconds=30)) == 4.0
+    # The budget of a window counts only what the window holds.
+    late = ((START + timedelta(seconds=30), 5.0),)
+    assert await usage.charge([reserve("req-3", 1.0, *late)]) == ()
+
+
+async def test_the_same_request_id_holds_one_reservation(usage: UsagePort) -> None:
+    await usage.charge([reserve("req-1", 6.0, *BUDGET)])
+    # A retried Enforce: its own reservation is not counted against it.
+    assert await usage.charge([reserve("req-1", 6.0, *BUDGET)]) == ()
+    assert usage.spent_since("agent-a", DAY) == 6.0
+
+
+async def test_a_report_for_another_agents_reservation_conflicts(usage: UsagePort) -> None:
+    await usage.charge([reserve("req-1", 2.0)])
+
+    with pytest.raises(UsageConflictError, match="reservation"):
+        await usage.record(report("agent-b", 2.0, "req-1"))
+
+    assert usage.spent_since("agent-a", DAY) == 2.0
+    assert usage.spent_since("agent-b", DAY) == 0.0
+
+
+async def test_an_unreported_reservation_expires_at_its_estimate(
+    backend: UsageBackend, clock: ManualClock
+) -> None:
+    usage = await backend.open(clock, reservation_ttl=5.0)
+    await usage.charge([reserve("req-1", 2.0, *BUDGET)])
+    clock.advance(seconds=6)
+
+    await settle(usage)
+
+    # Still counted, now as usage: a late report of the same amount is a
+    # duplicate; of another amount, refused.
+    assert usage.spent_since("agent-a", DAY) == 2.0
+    assert (await usage.record(report("agent-a", 2.0, "req-1"))).duplicate
+    with pytest.raises(UsageConflictError, match="expired"):
+        await usage.record(report("agent-a", 3.0, "req-1"))
+    assert usage.spent_since("agent-a", DAY) == 2.0
+
+
+async def test_a_reservation_reported_in_time_does_not_expire(
+    backend: UsageBackend, clock: ManualClock
+) -> None:
+    usage = await backend.open(clock, reservation_ttl=5.0)
+    await usage.charge([reserve("req-1", 2.0)])
+    clock.advance(seconds=4)
+    await usage.record(report("agent-a", 0.5, "req-1"))
+    clock.advance(seconds=10)
+
+    await settle(usage)
+
+    assert usage.spent_since("agent-a", DAY) == 0.5
+
+
+async def test_reservations_survive_a_restart(backend: UsageBackend, clock: ManualClock) -> None:
+    usage = await backend.open(clock)
+    await usage.charge([reserve("req-1", 2.0, *BUDGET), call(AGENT, T0)])
+    await usage.charge([reserve("req-2", 3.0, *BUDGET)])
+    await backend.close(usage)
+
+    restarted = await backend.open(clock)
+
+    assert restarted.spent_since("agent-a", DAY) == 5.0
+    await restarted.record(report("agent-a", 1.0, "req-2"))
+    assert restarted.spent_since("agent-a", DAY) == 3.0
+    assert await restarted.charge([reserve("req-3", 7.5, *BUDGET)]) == (
+        reserve("req-3", 7.5, *BUDGET),
+    )

@@ -33,6 +33,8 @@ class BudgetCapCheck(Check):
         start = month_start(ctx.now, monthly.reset_day, monthly.tz)
         spent = ctx.usage.spent_since(ctx.agent.id, start)
         total = spent + estimate
+        # Held against the cap until ReportUsage settles it (see cost_limit).
+        ctx.reserve_cost(None if total > cap else (start, cap))
         if total > cap:
             return Hit(
                 f"spent this period {spent:.2f} + estimate {estimate:.2f} USD exceeds the "
@@ -65,5 +67,6 @@ POLICY_TYPE = PolicyType(
     "a threshold",
     rule_fields=("monthly_cap_usd", "warning_threshold_pct", "reset_day", "timezone"),
     build=build,
+    reads_usage=True,
     default_severity=Severity.HIGH,
 )

@@ -29,9 +29,14 @@ class CostLimitCheck(Check):
         limit, daily = self.max_per_execution, self.daily
         over_limit = limit is not None and estimate > limit
         spent = 0.0
+        over_budget = False
         if daily is not None:
-            spent = ctx.usage.spent_since(ctx.agent.id, day_start(ctx.now, daily.tz))
-        over_budget = daily is not None and spent + estimate > daily.limit_usd
+            since = day_start(ctx.now, daily.tz)
+            spent = ctx.usage.spent_since(ctx.agent.id, since)
+            over_budget = spent + estimate > daily.limit_usd
+            # Held against the budget from now until ReportUsage settles it;
+            # a call let through over the budget (monitor, warn) counts too.
+            ctx.reserve_cost(None if over_budget else (since, daily.limit_usd))
         if not (over_limit or over_budget):
             return None
         parts: list[str] = []
@@ -65,4 +70,5 @@ POLICY_TYPE = PolicyType(
     "estimate exceeds a budget",
     rule_fields=("max_cost_per_execution", "daily_budget", "timezone"),
     build=build,
+    reads_usage=True,
 )

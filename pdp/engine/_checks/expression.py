@@ -77,4 +77,5 @@ POLICY_TYPE = PolicyType(
     summary="a CEL expression over the agent, the request, its usage and the time is true",
     rule_fields=("expression", "message", "on_error"),
     build=build,
+    reads_usage=True,
 )

@@ -48,7 +48,7 @@ class RateLimitCheck(Check):
         # limit have left it: the oldest (counted - most + 1) of them.
         oldest = ctx.usage.nth_call_since(key, since, counted - most + 1)
         free_at = (oldest if oldest is not None else since) + self.per_seconds
-        retry_after_ms = max(1, math.ceil((free_at - ctx.now.timestamp()) * 1000))
+        retry_after_ms = max(1, math.ceil((free_at - ctx.timestamp) * 1000))
         whom = f"agent and tool {ctx.request.tool!r}" if self.per_tool else "agent"
         return Hit(
             f"rate limit reached: {counted} calls in the last {self.per_seconds} s for this "
@@ -74,4 +74,5 @@ POLICY_TYPE = PolicyType(
     "were let through in the last `per_seconds` seconds",
     rule_fields=("max_requests", "per_seconds", "scope"),
     build=build,
+    reads_usage=True,
 )
