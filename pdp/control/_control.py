@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -64,7 +63,6 @@ class ControlPlane:
         self._lock_fd: int | None = lock_fd
         # The state and its compiled snapshot change together, in one assignment.
         self._current: tuple[State, CompiledSnapshot | None] = (state, _compile_loaded(state))
-        self._body: tuple[int, bytes] | None = None
         self._write_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._closing = False
@@ -94,6 +92,8 @@ class ControlPlane:
             raise
         try:
             state = await store.load_state()
+            # Rendered now, off the event loop, rather than by the first poll.
+            await asyncio.to_thread(state.document_bytes)
         except BaseException:
             await store.close()
             os.close(fd)
@@ -111,14 +111,10 @@ class ControlPlane:
     # Reads -----------------------------------------------------------------
 
     def snapshot_body(self) -> tuple[int, bytes]:
-        """The current snapshot document as JSON bytes, with its revision."""
+        """The current snapshot document as JSON bytes, with its revision
+        (rendered by the write that made it, off the event loop)."""
         state = self.state
-        body = self._body
-        if body is None or body[0] != state.revision:
-            text = json.dumps(state.document(), ensure_ascii=False, separators=(",", ":"))
-            body = (state.revision, text.encode("utf-8"))
-            self._body = body
-        return body
+        return state.revision, state.document_bytes()
 
     def get_policy(self, ref: str) -> Policy:
         return require_policy(self.state, ref)
@@ -192,10 +188,15 @@ class ControlPlane:
         return await self._commit(lambda s: plan_create_agent(s, body))
 
     async def pause_agent(self, ref: str, reason: str) -> Agent:
-        return await self._commit(lambda s: plan_pause(s, ref, reason))
+        return await self._commit(lambda s: plan_pause(s, ref, reason, self._compiled_of(s)))
 
     async def resume_agent(self, ref: str) -> Agent:
-        return await self._commit(lambda s: plan_resume(s, ref))
+        return await self._commit(lambda s: plan_resume(s, ref, self._compiled_of(s)))
+
+    def _compiled_of(self, state: State) -> CompiledSnapshot | None:
+        """The compiled snapshot of ``state`` when it is the current one."""
+        current, compiled = self._current
+        return compiled if current is state else None
 
     async def create_grant(self, source: str, body: GrantCreate) -> Grant:
         return await self._commit(lambda s: plan_create_grant(s, source, body))

@@ -15,8 +15,9 @@ Exception tree::
 """
 
 from ._address import ListenAddress, parse_listen_address
-from ._document import parse_document
+from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError
+from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._time import format_time, parse_rfc3339, utc_now
@@ -48,6 +49,7 @@ from ._usage import (
 __all__ = [
     "ACTIONS",
     "CALL_WINDOW_MAX_SECONDS",
+    "MAX_DOCUMENT_BYTES",
     "NO_USAGE",
     "POLICY_TYPES",
     "AgentInfo",
@@ -65,6 +67,7 @@ __all__ = [
     "FieldError",
     "ListenAddress",
     "Mode",
+    "PauseState",
     "PiiFinding",
     "Severity",
     "SnapshotError",
@@ -74,9 +77,12 @@ __all__ = [
     "UsageView",
     "Violation",
     "compile_snapshot",
+    "differs_only_in_pause_state",
     "format_time",
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",
+    "read_pause_state",
     "utc_now",
+    "with_pause_state",
 ]

@@ -110,8 +110,8 @@ class PolicyDecisionServicer:
         if holder.stale:
             raise RequestError(
                 "",
-                f"snapshot revision {active.snapshot.revision} is stale: no answer from "
-                f"{active.source} since {holder.last_contact}; failing closed",
+                f"snapshot revision {active.snapshot.revision} is stale ({holder.why_stale()}); "
+                "failing closed",
                 grpc.StatusCode.UNAVAILABLE,
             )
         return active
@@ -186,6 +186,8 @@ class PolicyDecisionServicer:
             ),
             rejected_at=rejection.rejected_at if rejection else None,
             rejection=rejection.errors if rejection else (),
+            rejected_revision=rejection.revision if rejection else None,
+            rejected_source=rejection.source if rejection else "",
         )
         return agent_state(agent, snapshot.budgets(agent, self._usage, now), view)
 
