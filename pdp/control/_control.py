@@ -43,7 +43,16 @@ from ._plans import (
     require_agent,
     require_policy,
 )
-from ._schemas import AgentCreate, AuthorizeOut, GrantCreate, PolicyCreate, PolicyPatch
+from ._schemas import (
+    AgentCreate,
+    AgentDetail,
+    AgentSidecar,
+    AuthorizeOut,
+    GrantCreate,
+    PolicyCreate,
+    PolicyPatch,
+)
+from ._sidecars import SidecarRegistry
 from ._state import State
 from ._store import Store
 
@@ -68,6 +77,7 @@ class ControlPlane:
         self._closing = False
         self._closed = False
         self._writes: set[asyncio.Future[Any]] = set()
+        self.sidecars = SidecarRegistry()
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -121,6 +131,25 @@ class ControlPlane:
 
     def get_agent(self, ref: str) -> Agent:
         return require_agent(self.state, ref)
+
+    def agent_detail(self, ref: str) -> AgentDetail:
+        """The agent and the sidecars following the feed, with whether each
+        holds the agent's current state."""
+        state = self.state
+        agent = require_agent(state, ref)
+        # An agent stored before revisions were kept counts as changed now.
+        needed = agent.revision or state.revision
+        sidecars = [
+            AgentSidecar(
+                sidecar=r.name,
+                revision=r.pause_revision,
+                snapshotRevision=r.revision,
+                applied=r.pause_revision >= needed,
+                seenAt=format_time(r.seen_at),
+            )
+            for r in self.sidecars.connected()
+        ]
+        return AgentDetail(**dict(agent), sidecars=sidecars)
 
     def agent_grants(self, ref: str) -> list[Grant]:
         """The agent's live grants as source agent."""

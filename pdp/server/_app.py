@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +48,13 @@ class ServeOptions:
     poll_interval: float = 0.2
     shutdown_grace: float = 10.0
     api_key: str | None = None
+    # A file holding the API key, read again when the control plane refuses
+    # the key (a rotated Secret); takes the place of api_key.
+    api_key_file: str | None = None
+    # CAs that verify an https control plane (default: the system's).
+    ca_file: str | None = None
+    # How the sidecar names itself to a control plane (default HOST/PID).
+    name: str | None = None
     max_staleness: float | None = None
 
 
@@ -101,6 +110,10 @@ class Sidecar:
         source = self._source = open_source(
             opts.snapshot,
             api_key=opts.api_key,
+            api_key_file=opts.api_key_file,
+            ca_file=opts.ca_file,
+            name=opts.name or f"{socket.gethostname()}/{os.getpid()}",
+            applied=self._applied,
             poll_interval=opts.poll_interval,
             max_staleness=opts.max_staleness,
         )
@@ -144,6 +157,12 @@ class Sidecar:
             asyncio.create_task(self.holder.watch_staleness(), name="snapshot-staleness")
         )
         log.info("listening on %s", self.address)
+
+    def _applied(self) -> tuple[int, int] | None:
+        """The revisions this sidecar has applied, as it reports them to a
+        control plane: its whole snapshot's, and its pause state's."""
+        active = self.holder.active
+        return None if active is None else (active.snapshot.revision, active.pause_revision)
 
     async def _restore_last_good(self, store: SnapshotStore) -> None:
         stored = await store.load()
