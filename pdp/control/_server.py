@@ -1,5 +1,10 @@
 """Serving the control plane with uvicorn in this process: used by
-``pdp control`` and by tests that need a real server on a real port."""
+``pdp control`` and by tests that need a real server on a real port.
+
+The server closes slow and idle connections and bounds their number
+(``_connections.py``), serves TLS when given a certificate and its key,
+and keeps uvicorn's own complaints about malformed requests to a few log
+lines however many arrive."""
 
 from __future__ import annotations
 
@@ -9,17 +14,19 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 
 from pdp.engine import ListenAddress
 
-from ._app import create_app
+from ._app import AnswerAlreadySent, create_app
+from ._connections import ConnectionGuard, ConnectionLimits
 from ._control import ControlPlane
 from ._errors import StoreError
 from ._guard import DEFAULT_MAX_BODY_BYTES
+from ._logs import RateLimitFilter
 
 __all__ = ["ControlOptions", "ControlServer"]
 
@@ -33,6 +40,11 @@ class ControlOptions:
     port: int = 8080  # 0 picks a free port
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_grace: float = 5.0
+    # PEM files: with both, the control plane serves https only.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    docs: str = "open"  # who may read /docs and /openapi.json: open, key or off
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -62,11 +74,15 @@ class ControlServer:
         self.base_url = ""
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.connections = ConnectionGuard(options.limits)
 
     async def start(self) -> None:
         """Returns once the server accepts connections. Raises StoreError
-        (database) or OSError (address)."""
+        (database), OSError (address) or ssl.SSLError (certificate)."""
         opts = self.options
+        if (opts.tls_cert is None) != (opts.tls_key is None):
+            raise OSError("serving TLS needs both a certificate and its key")
         control = await ControlPlane.open(opts.db)
         try:
             sock = _bind(opts.host, opts.port)
@@ -74,17 +90,32 @@ class ControlServer:
             await control.close()
             raise
         host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{ListenAddress(host, port)}"
+        scheme = "https" if opts.tls_cert else "http"
+        self.base_url = f"{scheme}://{ListenAddress(host, port)}"
         config = uvicorn.Config(
-            create_app(control, max_body_bytes=opts.max_body_bytes),
+            AnswerAlreadySent(
+                create_app(control, max_body_bytes=opts.max_body_bytes, docs=opts.docs)
+            ),
             log_config=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=max(1, round(opts.shutdown_grace)),
+            http=self.connections.protocol(),
+            timeout_keep_alive=max(1, round(opts.limits.idle_timeout)),
+            ssl_certfile=opts.tls_cert,
+            ssl_keyfile=opts.tls_key,
         )
+        try:
+            config.load()  # reads the certificate now, so that a bad one fails start-up
+        except (OSError, ValueError) as exc:
+            sock.close()
+            await control.close()
+            raise OSError(f"cannot serve TLS with {opts.tls_cert}: {exc}") from None
+        _quiet_uvicorn_warnings()
         server = _Uvicorn(config, control)
         self.control, self._server = control, server
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
+        self._sweeper = asyncio.create_task(self.connections.run(), name="connection-sweeper")
         while not server.started:
             if self._task.done():
                 await self.stop()
@@ -105,6 +136,10 @@ class ControlServer:
     async def stop(self) -> None:
         """Ends long polls, lets running requests finish, closes the database."""
         server, task, control = self._server, self._task, self.control
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if server is not None:
             server.should_exit = True
         if task is not None:
@@ -112,6 +147,17 @@ class ControlServer:
                 await task
         if control is not None:
             await control.close()
+
+
+_UVICORN_FILTER = RateLimitFilter()
+
+
+def _quiet_uvicorn_warnings() -> None:
+    """uvicorn writes a warning per malformed request ("Invalid HTTP request
+    received."): a few lines per kind then, not one per request."""
+    logger = logging.getLogger("uvicorn.error")
+    if _UVICORN_FILTER not in logger.filters:
+        logger.addFilter(_UVICORN_FILTER)
 
 
 def _bind(host: str, port: int) -> socket.socket:
