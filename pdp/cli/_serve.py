@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=None if args.api_key_file else args.api_key or os.environ.get("PDP_API_KEY"),
         api_key_file=args.api_key_file,
         ca_file=args.ca_file,
-        name=args.name,
+        sidecar_name=args.name,
         max_staleness=args.max_staleness,
     )
     try:

@@ -212,15 +212,21 @@ def compile_state(
 
 
 def compile_pause(state: State, previous: CompiledSnapshot, focus: Focus) -> CompiledSnapshot:
-    """For a write that changes only agents' pause state (pause, resume):
-    checks the agents and lays their pause state over ``previous``, the
-    compiled snapshot of the state before, without compiling the policies
-    again. Such a write may use the whole of the sidecars' size limit."""
+    """For a write that changes only the pause state of the focused agent
+    (pause, resume): checks that agent and lays its pause state over
+    ``previous``, the compiled snapshot of the state before, without
+    compiling anything else again. Such a write may use the whole of the
+    sidecars' size limit."""
     check_document_size(state, MAX_DOCUMENT_BYTES)
+    agent = state.agents[focus.index].model_dump(include=_AGENT_FIELDS)
     try:
-        pause = read_pause_state({"revision": state.revision, "agents": state.agents_document()})
+        pause = read_pause_state({"revision": state.revision, "agents": [agent]})
     except SnapshotError as exc:
-        raise _api_error(state, focus, exc.errors, ()) from None
+        errors = [
+            FieldError(f"agents[{focus.index}]" + e.path.removeprefix("agents[0]"), e.message)
+            for e in exc.errors
+        ]
+        raise _api_error(state, focus, errors, ()) from None
     return with_pause_state(previous, pause, revision=state.revision)
 
 

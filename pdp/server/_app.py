@@ -54,7 +54,7 @@ class ServeOptions:
     # CAs that verify an https control plane (default: the system's).
     ca_file: str | None = None
     # How the sidecar names itself to a control plane (default HOST/PID).
-    name: str | None = None
+    sidecar_name: str | None = None
     max_staleness: float | None = None
 
 
@@ -112,7 +112,7 @@ class Sidecar:
             api_key=opts.api_key,
             api_key_file=opts.api_key_file,
             ca_file=opts.ca_file,
-            name=opts.name or f"{socket.gethostname()}/{os.getpid()}",
+            name=opts.sidecar_name or f"{socket.gethostname()}/{os.getpid()}",
             applied=self._applied,
             poll_interval=opts.poll_interval,
             max_staleness=opts.max_staleness,
