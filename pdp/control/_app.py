@@ -41,7 +41,12 @@ _STATUS_CODES = {404: "not_found", 405: "method_not_allowed"}
 def _field_path(parts: Sequence[Any]) -> str | None:
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "":
+            out += '[""]'  # an empty key is still a field
+        else:
+            out += f".{part}" if out else str(part)
     return out or None
 
 
