@@ -1,6 +1,6 @@
 # Two commands set up a fresh machine:
 #   make serve   run the sidecar with examples/policies.yaml and SQLite state in .pdp/
-#   make test    run every check and the whole test suite
+#   make test    run every check, the example policy tests and the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,fast]' -e clients/python
+	$(BIN)/pip install --quiet -e '.[dev,fast,otel]' -e clients/python
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -49,6 +49,7 @@ typecheck: $(VENV)/.installed
 check: protos-check buf-lint lint typecheck
 
 test: check
+	$(BIN)/pdp test examples/
 	$(BIN)/pytest
 
 # The suite fuzzes Enforce and the control plane with a fixed set of examples;

@@ -151,6 +151,22 @@ def spread(values: list[float]) -> str:
     return f"{q1:.2f}-{q3:.2f}"
 
 
+# Sidecar options per mode: what is measured against "off" (each its own process).
+MODES = {
+    "off": [],
+    "metrics": ["--metrics-listen", "127.0.0.1:0"],
+    "shadow": ["--shadow-snapshot", "{candidate}"],
+}
+
+
+def mode_list(value: str) -> list[str]:
+    modes = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(MODES)}; got {value!r}")
+    return ["off", *(m for m in modes if m != "off")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="rounds (default 15)")
@@ -167,6 +183,14 @@ def main() -> None:
         default=REPO / "examples" / "policies.yaml",
         help="snapshot the sidecar serves (default examples/policies.yaml)",
     )
+    parser.add_argument(
+        "--modes",
+        type=mode_list,
+        default=["off"],
+        help="comma-separated: off, metrics (--metrics-listen), shadow (--shadow-snapshot with "
+        "a copy of the snapshot, so every request is decided twice); each is a sidecar of its "
+        "own, measured in every round (default off)",
+    )
     args = parser.parse_args()
     ghz = ghz_binary()
     enforce = json.dumps(
@@ -175,46 +199,71 @@ def main() -> None:
     print(describe_machine())
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
     rounds: list[dict[str, Result]] = []
+    sidecars: dict[str, PdpProcess] = {}
     with tempfile.TemporaryDirectory() as tmp:
         protoset = Path(tmp) / "services.protoset"
         write_protoset(protoset)
-        server = sidecar_args(args.snapshot.resolve(), Path(tmp))
-        sidecar = PdpProcess(server)
-        address = sidecar.address
-        print(
-            f"sidecar: {shlex.join([Path(sys.executable).name, '-m', 'pdp', *server])}", flush=True
-        )
+        candidate = Path(tmp) / "candidate.yaml"
+        candidate.write_bytes(args.snapshot.read_bytes())
         try:
+            runs: dict[str, list[str]] = {}
+            for mode in args.modes:
+                state = Path(tmp) / mode
+                state.mkdir()
+                extra = [a.format(candidate=candidate) for a in MODES[mode]]
+                server = [*sidecar_args(args.snapshot.resolve(), state), *extra]
+                sidecars[mode] = PdpProcess(server)
+                address = sidecars[mode].address
+                print(
+                    f"sidecar ({mode}): "
+                    f"{shlex.join([Path(sys.executable).name, '-m', 'pdp', *server])}",
+                    flush=True,
+                )
 
-            def command(call: str, concurrency: int, calls: int) -> list[str]:
-                data = enforce if call == ENFORCE else "{}"
-                return ghz_command(ghz, protoset, address, call, data, concurrency, calls)
+                def command(
+                    call: str, concurrency: int, calls: int, address: str = address
+                ) -> list[str]:
+                    data = enforce if call == ENFORCE else "{}"
+                    return ghz_command(ghz, protoset, address, call, data, concurrency, calls)
 
-            runs = {
-                "h1": command(HEALTH, 1, args.calls),
-                "e1": command(ENFORCE, 1, args.calls),
-                "hN": command(HEALTH, MANY, args.calls * 4),
-                "eN": command(ENFORCE, MANY, args.calls * 4),
-            }
-            shown = shlex.join(runs["e1"]).replace(shlex.quote(enforce), "'{...1 KB...}'")
+                runs[f"{mode}:h1"] = command(HEALTH, 1, args.calls)
+                runs[f"{mode}:e1"] = command(ENFORCE, 1, args.calls)
+                runs[f"{mode}:hN"] = command(HEALTH, MANY, args.calls * 4)
+                runs[f"{mode}:eN"] = command(ENFORCE, MANY, args.calls * 4)
+            shown = shlex.join(runs["off:e1"]).replace(shlex.quote(enforce), "'{...1 KB...}'")
             print(
                 f"load: {shown}  (the same for {HEALTH} with '{{}}', and both at {MANY})",
                 flush=True,
             )
-            for key in ("h1", "e1"):  # warm both paths up; not recorded
-                run_ghz(runs[key])
+            for mode in args.modes:  # warm both paths up; not recorded
+                for key in ("h1", "e1"):
+                    run_ghz(runs[f"{mode}:{key}"])
             for index in range(args.rounds):
                 # Alternate which goes first, so neither always follows the other.
                 order = ("h1", "e1", "hN", "eN") if index % 2 == 0 else ("e1", "h1", "eN", "hN")
-                rounds.append({key: run_ghz(runs[key]) for key in order})
+                modes = args.modes if index % 2 == 0 else list(reversed(args.modes))
+                rounds.append(
+                    {f"{m}:{key}": run_ghz(runs[f"{m}:{key}"]) for m in modes for key in order}
+                )
                 print(".", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
         finally:
-            sidecar.stop()
-    report(rounds, args)
+            for sidecar in sidecars.values():
+                sidecar.stop()
+    for mode in args.modes:
+        report(
+            [
+                {k.split(":")[1]: r for k, r in rnd.items() if k.startswith(f"{mode}:")}
+                for rnd in rounds
+            ],
+            args,
+            mode,
+        )
+    if len(args.modes) > 1:
+        report_modes(rounds, args.modes)
 
 
-def report(rounds: list[dict[str, Result]], args: argparse.Namespace) -> None:
+def report(rounds: list[dict[str, Result]], args: argparse.Namespace, mode: str = "off") -> None:
     def values(key: str, attr: str) -> list[float]:
         return [getattr(r[key], attr) for r in rounds]
 
@@ -227,7 +276,7 @@ def report(rounds: list[dict[str, Result]], args: argparse.Namespace) -> None:
         f"{args.rounds} rounds of {args.calls} calls at concurrency 1 and {args.calls * 4} at "
         f"{MANY}, health and Enforce back to back; median over rounds (middle half in brackets)"
     )
-    print(f"snapshot: {args.snapshot}")
+    print(f"snapshot: {args.snapshot}; mode: {mode}")
     print(
         f"concurrency 1   health  p50 {median(values('h1', 'p50')):6.0f} us"
         f"   p99 {median(values('h1', 'p99')):6.0f} us"
@@ -245,6 +294,29 @@ def report(rounds: list[dict[str, Result]], args: argparse.Namespace) -> None:
         f"   enforce {median(values('eN', 'rps')):6.0f} calls/s"
     )
     print(f"                ratio   {median(rps):6.2f}x [{spread(rps)}]")
+
+
+def report_modes(rounds: list[dict[str, Result]], modes: list[str]) -> None:
+    """Each mode's Enforce-to-health ratio over the same round's ratio with
+    everything off: the cost of the mode, drift cancelled twice."""
+    print("overhead over off (median over rounds of ratio_mode / ratio_off - 1):")
+    for mode in modes[1:]:
+
+        def overhead(attr: str, enforce: str, health: str, mode: str = mode) -> list[float]:
+            return [
+                (getattr(r[f"{mode}:{enforce}"], attr) / getattr(r[f"{mode}:{health}"], attr))
+                / (getattr(r[f"off:{enforce}"], attr) / getattr(r["off:" + health], attr))
+                - 1
+                for r in rounds
+            ]
+
+        p50 = overhead("p50", "e1", "h1")
+        p99 = overhead("p99", "e1", "h1")
+        rps = [-x for x in overhead("rps", "eN", "hN")]  # less throughput is a cost
+        print(
+            f"  {mode:8} p50 {median(p50):+6.1%} [{spread(p50)}]   p99 {median(p99):+6.1%}"
+            f"   throughput cost {median(rps):+6.1%}   (target: each at most +10%)"
+        )
 
 
 if __name__ == "__main__":

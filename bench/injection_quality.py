@@ -1,24 +1,37 @@
 """Quality and speed of the injection_scan matcher.
 
-Run: ``.venv/bin/python bench/injection_quality.py``. The evaluation data is
-read from ``$PDP_SHARED/data/injection`` (default: ``<repo>/../shared``):
+Run: ``make quality`` or ``.venv/bin/python bench/injection_quality.py``.
 
-- PIGuard NotInject (339 benign prompts full of injection trigger words): how
-  many the built-in detector and a typical literal pattern list flag;
-- PIGuard valid (144 labelled prompts): precision, recall and false positive
-  rate of the built-in detector, overall and per source.
+First one table for the built-in detector (structural rules, the learned
+tier and de-obfuscation, sensitivity ``medium``), per data set: texts,
+recall at the calibrated threshold, false positive rate, ROC AUC and the
+whole scan's cost in microseconds per KB of text (the set's scan time over
+its size, so short texts carry their fixed cost) and per text. Data sets:
 
-Then speed, measured in this run on this machine: ``normalize`` on 1 KB and
-100 KB of text, and one literal matcher with 5 versus 1,000 patterns on 1 KB.
-The numbers are a report, not a test; tests/engine/test_injection.py asserts
-the over-blocking count through the functions here.
+- the held-out ``test`` split of every training source (``train/SOURCES.md``;
+  read from local mirrors, skipped when absent): never used to fit the model
+  or to choose its thresholds;
+- PIGuard-valid and PIGuard NotInject, read from
+  ``$PDP_SHARED/data/injection`` (default: ``<repo>/../shared``): never
+  used for training or calibration.
+
+Then the over-blocking checks (NotInject against the built-in rules, a
+typical literal pattern list and the bundled example policies), and speed
+measured in this run on this machine: ``normalize`` on 1 KB and 100 KB of
+text, one literal matcher with 5 versus 1,000 patterns on 1 KB, and the
+whole built-in scan on 1 KB and 100 KB. The numbers are a report, not a
+test; tests/engine/test_injection.py asserts the over-blocking counts
+through the functions here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
+import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,8 +49,12 @@ from pdp.engine import (
     parse_document,
     utc_now,
 )
+from pdp.engine._deobfuscate import ScanText
 from pdp.engine._injection import InjectionMatcher
+from pdp.engine._injection_model import load_model
+from pdp.engine._injection_scan import InjectionScanner
 from pdp.engine._normalize import normalize
+from train.injection_data import load_all
 
 TYPICAL_PATTERNS = ("ignore previous instructions", "system prompt")
 
@@ -144,6 +161,129 @@ def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
     ]
 
 
+def builtin_scanner(sensitivity: str = "medium") -> InjectionScanner:
+    """The built-in detector as ``use_builtin: true`` runs it."""
+    return InjectionScanner(builtin_matcher(), use_model=True, sensitivity=sensitivity)
+
+
+def scan_flagged(scanner: InjectionScanner, prompts: Iterable[str]) -> list[str]:
+    """The prompts the whole scan (rules, learned tier, readings) flags."""
+    return [prompt for prompt in prompts if scanner.scan(ScanText(prompt)) is not None]
+
+
+_RULES_ONLY = InjectionScanner(InjectionMatcher([], use_builtin=True), use_model=False)
+
+
+def detector_score(text: str) -> float:
+    """A score to rank texts by: infinite when a rule matches, else the
+    learned tier's best score over the text and its readings."""
+    scan_text = ScanText(text)
+    if _RULES_ONLY.scan(scan_text) is not None:
+        return math.inf
+    model = load_model()
+    forms = [scan_text.plain, *(form for _, form in scan_text.variants())]
+    return max(model.score(form) for form in forms)
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Probability that an injection outscores a benign text (ties half)."""
+    positives = [s for s, y in zip(scores, labels, strict=True) if y]
+    negatives = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not positives or not negatives:
+        return None
+    ranked = sorted(negatives)
+    wins = 0.0
+    for score in positives:
+        below = _count_below(ranked, score)
+        ties = _count_below(ranked, score, inclusive=True) - below
+        wins += below + ties / 2
+    return wins / (len(positives) * len(negatives))
+
+
+def _count_below(ranked: Sequence[float], value: float, inclusive: bool = False) -> int:
+    return (bisect_right if inclusive else bisect_left)(ranked, value)
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    name: str
+    texts: int
+    injections: int
+    recall: float | None
+    false_positive_rate: float | None
+    auc: float | None
+    us_per_kb: float
+    us_per_text: float
+
+    def row(self) -> str:
+        def cell(value: float | None, digits: int = 3) -> str:
+            return "–" if value is None else f"{value:.{digits}f}"
+
+        return (
+            f"| {self.name} | {self.texts} | {self.injections} | {cell(self.recall)} "
+            f"| {cell(self.false_positive_rate)} | {cell(self.auc)} | {self.us_per_kb:.0f} "
+            f"| {self.us_per_text:.0f} |"
+        )
+
+
+def evaluate(name: str, rows: Sequence[Labelled], scanner: InjectionScanner) -> SetResult:
+    flagged_rows: list[bool] = []
+    elapsed = 0.0
+    size = 0
+    for row in rows:
+        text = ScanText(row.prompt)
+        start = time.perf_counter()
+        flagged_rows.append(scanner.scan(text) is not None)
+        elapsed += time.perf_counter() - start
+        size += len(row.prompt.encode("utf-8"))
+    labels = [row.injection for row in rows]
+    positives = sum(labels)
+    negatives = len(rows) - positives
+    caught = sum(f for f, y in zip(flagged_rows, labels, strict=True) if y)
+    false = sum(f for f, y in zip(flagged_rows, labels, strict=True) if not y)
+    auc = roc_auc([detector_score(row.prompt) for row in rows], labels)
+    return SetResult(
+        name,
+        len(rows),
+        positives,
+        caught / positives if positives else None,
+        false / negatives if negatives else None,
+        auc,
+        elapsed * 1e6 / (size / 1024) if size else 0.0,
+        elapsed * 1e6 / len(rows) if rows else 0.0,
+    )
+
+
+def detection_table(directory: Path | None) -> list[str]:
+    """The README's detection-quality table, one row per data set."""
+    scanner = builtin_scanner()
+    lines = [
+        "== built-in detector (rules + learned tier + de-obfuscation), sensitivity medium ==",
+        "| data set | texts | injections | recall | FPR | ROC AUC | µs/KB | µs/text |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    examples, missing = load_all()
+    test = [e for e in examples if e.split == "test"]
+    if test:
+        all_rows: list[Labelled] = []
+        for source in sorted({e.source for e in test}):
+            rows = [Labelled(e.text, e.injection, e.source) for e in test if e.source == source]
+            all_rows.extend(rows)
+            lines.append(evaluate(f"{source} (held out)", rows, scanner).row())
+        lines.append(evaluate("all held-out sources", all_rows, scanner).row())
+    if missing:
+        lines.append(f"(mirrors missing for {', '.join(missing)}: those sets are skipped)")
+    if directory is not None and directory.is_dir():
+        valid = load_labelled(directory)
+        lines.append(evaluate("PIGuard-valid (never trained on)", valid, scanner).row())
+        for source in sorted({row.source for row in valid}):
+            part = [row for row in valid if row.source == source]
+            lines.append(evaluate(f"  PIGuard-valid: {source}", part, scanner).row())
+        benign = [Labelled(p, False, "NotInject") for p in load_not_inject(directory)]
+        lines.append(evaluate("PIGuard NotInject (never trained on)", benign, scanner).row())
+    return lines
+
+
 def quality_report(directory: Path) -> list[str]:
     builtin = builtin_matcher()
     lines = ["== quality =="]
@@ -244,16 +384,28 @@ def speed_report() -> list[str]:
     for name, sample in (("1 KB", text), ("100 KB", normalize(hundred_kb))):
         number = 2000 if len(sample) < 2000 else 50
         us = _median_us(partial(builtin.find, sample), number)
-        lines.append(f"  built-in detector find, {name:6}            {us:9.1f} us")
+        lines.append(f"  built-in rules find, {name:6}                {us:9.1f} us")
+    scanner = builtin_scanner()
+    for name, raw, kb in (
+        ("1 KB English", one_kb, 1),
+        ("100 KB English", hundred_kb, 100),
+        ("1 KB with non-ASCII", wide_1kb, 1),
+        ("100 KB with non-ASCII", wide_100kb, 100),
+    ):
+        number = 500 if kb == 1 else 10
+        us = _median_us(lambda raw=raw: scanner.scan(ScanText(raw)), number)  # type: ignore[misc]
+        lines.append(f"  whole built-in scan, {name:22} {us:9.1f} us = {us / kb:6.1f} us/KB")
     return lines
 
 
 def main() -> int:
     directory = data_dir()
-    if directory.is_dir():
-        print("\n".join(quality_report(directory)))
+    present = directory if directory.is_dir() else None
+    print("\n".join(detection_table(present)))
+    if present is not None:
+        print("\n".join(quality_report(present)))
     else:
-        print(f"no data at {directory}: set PDP_SHARED; quality part skipped")
+        print(f"no data at {directory}: set PDP_SHARED; PIGuard sets skipped")
     print("\n".join(speed_report()))
     return 0
 

@@ -15,8 +15,10 @@ ALLOWED: dict[str, set[str]] = {
     "engine": set(),
     "state": {"engine"},
     "snapshot": {"engine"},
-    "server": {"engine", "snapshot", "state", "v1"},
-    "control": {"engine", "state"},
+    "server": {"engine", "snapshot", "state", "v1", "observe"},
+    "control": {"engine", "state", "observe"},
+    "policytest": {"engine"},
+    "observe": set(),
 }
 ENGINE_FORBIDDEN = {"asyncio", "grpc", "sqlite3", "aiosqlite", "socket", "httpx", "subprocess"}
 

@@ -1,6 +1,7 @@
 """The ``pdp`` command. Each subcommand is a module with ``add_parser``
 (its arguments) and ``run`` (what it does): ``pdp serve`` runs the sidecar,
-``pdp check`` validates a snapshot file offline, ``pdp control`` runs the
+``pdp check`` validates a snapshot file offline, ``pdp eval`` explains one
+decision, ``pdp test`` runs policy tests, ``pdp control`` runs the
 control plane or manages its API keys. A subcommand loads the layers it
 needs only when it runs."""
 
@@ -9,11 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from . import _check, _control, _serve
+from . import _check, _control, _eval, _serve, _test
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (_serve, _check, _control)
+_SUBCOMMANDS = (_serve, _check, _eval, _test, _control)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -22,11 +21,11 @@ else:
 __all__ = [
     "Subparsers",
     "add_log_level",
+    "add_metrics_listen",
     "listen_address",
     "positive_float",
     "positive_int",
     "run_event_loop",
-    "setup_logging",
     "stop_requested",
 ]
 
@@ -67,12 +66,27 @@ def listen_address(*, unix: bool) -> Callable[[str], str]:
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="DEBUG adds one line per decision (ids, decision, policy names)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text (default) or json: one JSON object per line",
     )
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def add_metrics_listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-listen",
+        type=listen_address(unix=False),
+        default=None,
+        metavar="ADDR",
+        help="host:port serving Prometheus metrics at /metrics (default: off)",
+    )
 
 
 def stop_requested() -> asyncio.Event:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ._args import Subparsers
+from ._files import SnapshotFileError, compile_file
 
 __all__ = ["add_parser", "run"]
 
@@ -20,17 +21,12 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """0 when the file is a valid snapshot; 1 with one line per error (its
     field path and reason); 2 when it cannot be read."""
-    from pdp.engine import SnapshotError, compile_snapshot, parse_document
-
     path: Path = args.path
     try:
-        compile_snapshot(parse_document(path.read_bytes()))
-    except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
-    except SnapshotError as exc:
-        for error in exc.errors:
-            print(f"{path}: {error}", file=sys.stderr)
-        return 1
+        compile_file(path)
+    except SnapshotFileError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.exit_code
     print(f"{path}: ok")
     return 0

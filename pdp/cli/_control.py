@@ -14,12 +14,13 @@ from pdp.engine import parse_listen_address, parse_rfc3339, utc_now
 from ._args import (
     Subparsers,
     add_log_level,
+    add_metrics_listen,
     listen_address,
     positive_int,
     run_event_loop,
-    setup_logging,
     stop_requested,
 )
+from ._logs import setup_logging
 
 if TYPE_CHECKING:  # the control plane (FastAPI) loads only when it runs
     from pdp.control import ControlOptions
@@ -65,6 +66,7 @@ def add_parser(subparsers: Subparsers) -> None:
         help="open connections at most; past it, the one waiting longest for a request is "
         "closed (default 1000)",
     )
+    add_metrics_listen(control)
     add_log_level(control)
     control.set_defaults(run=run)
     keys = control.add_subparsers(dest="control_command")
@@ -82,8 +84,9 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs ``pdp control`` or one of its key commands."""
     from pdp.control import StoreError
+    from pdp.observe import ObserveError
 
-    setup_logging(getattr(args, "log_level", "INFO"))
+    setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     command = getattr(args, "control_command", None)
     try:
         if command == "create-key":
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         if command == "revoke-key":
             return asyncio.run(_revoke_key(args))
         return _serve(args)
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, ObserveError) as exc:
         log.error("cannot start: %s", exc)
         return 1
 
@@ -147,6 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
         db=args.db,
         host=listen.host,
         port=listen.port,
+        metrics_listen=args.metrics_listen,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         docs=args.docs,

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 from ._args import (
     Subparsers,
     add_log_level,
+    add_metrics_listen,
     listen_address,
     positive_float,
     positive_int,
     run_event_loop,
-    setup_logging,
     stop_requested,
 )
+from ._logs import setup_logging
 
 if TYPE_CHECKING:  # the server loads only when it runs
     from pdp.server import ServeOptions
@@ -93,17 +94,40 @@ def add_parser(subparsers: Subparsers) -> None:
         default=10.0,
         help="seconds in-flight calls get to finish on SIGTERM (default 10)",
     )
+    serve.add_argument(
+        "--shadow-snapshot",
+        default=None,
+        metavar="PATH|URL",
+        help="a candidate snapshot decided beside the active one on live traffic, after each "
+        "answer; differences are counted and logged (default: the control plane's candidate "
+        "when --snapshot is its URL; 'off' for none)",
+    )
+    serve.add_argument(
+        "--shadow-queue",
+        type=positive_int,
+        default=10_000,
+        help="requests waiting for shadow evaluation; beyond, they are dropped and counted "
+        "(default 10000)",
+    )
+    add_metrics_listen(serve)
+    serve.add_argument(
+        "--otel-traces",
+        action="store_true",
+        help="an OpenTelemetry span per decision (GenAI guardrail attributes), exported over "
+        "OTLP/HTTP as OTEL_EXPORTER_OTLP_* say; needs pip install 'pdp[otel]'",
+    )
     add_log_level(serve)
     serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start."""
-    from pdp.server import ServeOptions
+    from pdp.observe import ObserveError
+    from pdp.server import ServeOptions, TracingUnavailableError
     from pdp.snapshot import SourceError
     from pdp.state import StateError
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     if args.api_key is not None:
         log.warning(
             "--api-key puts the key in the process list, where every local user can read it; "
@@ -121,10 +145,14 @@ def run(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         sidecar_name=args.name,
         max_staleness=args.max_staleness,
+        metrics_listen=args.metrics_listen,
+        shadow_snapshot=args.shadow_snapshot,
+        shadow_queue=args.shadow_queue,
+        otel_traces=args.otel_traces,
     )
     try:
         return run_event_loop(_serve_until_signalled(options))
-    except (OSError, StateError, SourceError) as exc:
+    except (OSError, StateError, SourceError, ObserveError, TracingUnavailableError) as exc:
         logging.getLogger("pdp").error("cannot start: %s", exc)
         return 1
 

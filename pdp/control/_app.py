@@ -25,7 +25,9 @@ from ._errors import (
 )
 from ._guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, error_response
 from ._logs import RateLimitedLog
+from ._metrics import ControlMetrics, RequestMetrics
 from ._routes_agents import agent_routes
+from ._routes_candidate import candidate_routes
 from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
 from ._schemas import ErrorOut
@@ -133,10 +135,12 @@ def create_app(
     control: ControlPlane,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics: ControlMetrics | None = None,
     docs: str = "open",
 ) -> FastAPI:
-    """The ASGI application serving ``control``. ``docs`` is one of
-    ``DOCS_MODES``: who may read ``/docs`` and ``/openapi.json``."""
+    """The ASGI application serving ``control``; with ``metrics``, every
+    answered request is counted there. ``docs`` is one of ``DOCS_MODES``:
+    who may read ``/docs`` and ``/openapi.json``."""
     if docs not in DOCS_MODES:
         raise ValueError(f"docs must be one of {', '.join(DOCS_MODES)}, not {docs!r}")
     app = FastAPI(
@@ -164,6 +168,7 @@ def create_app(
     api.include_router(policy_routes(control))
     api.include_router(agent_routes(control))
     api.include_router(snapshot_routes(control))
+    api.include_router(candidate_routes(control))
     app.include_router(api)
     app.include_router(health_routes(control))
     app.include_router(docs_routes(docs))
@@ -176,5 +181,7 @@ def create_app(
     app.add_middleware(
         RequestGuard, control=control, max_body_bytes=max_body_bytes, keyed_paths=keyed
     )
+    if metrics is not None:  # outermost: it counts the guard's refusals too
+        app.add_middleware(RequestMetrics, metrics=metrics)
     app.state.control = control
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pdp.engine import (
 )
 
 from ._auth import authenticate
+from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
 from ._errors import (
     FieldProblem,
     NotFoundError,
@@ -37,6 +39,7 @@ from ._plans import (
     plan_create_policy,
     plan_delete_policy,
     plan_pause,
+    plan_promote,
     plan_resume,
     plan_revoke_grant,
     plan_update_policy,
@@ -48,8 +51,11 @@ from ._schemas import (
     AgentDetail,
     AgentSidecar,
     AuthorizeOut,
+    CandidateIn,
+    CandidateOut,
     GrantCreate,
     PolicyCreate,
+    PolicyList,
     PolicyPatch,
 )
 from ._sidecars import SidecarRegistry
@@ -60,14 +66,16 @@ __all__ = ["ControlPlane"]
 
 log = logging.getLogger("pdp.control")
 
-ResultT = TypeVar("ResultT", Agent, Policy, Grant)
+ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
 
 
 class ControlPlane:
     """Open with :meth:`open`; one per database file (a lock on the file
     refuses a second one, whose writes and change feed would diverge)."""
 
-    def __init__(self, store: Store, lock_fd: int, state: State) -> None:
+    def __init__(
+        self, store: Store, lock_fd: int, state: State, candidate: Candidate | None = None
+    ) -> None:
         self.store = store
         self._lock_fd: int | None = lock_fd
         # The state and its compiled snapshot change together, in one assignment.
@@ -78,6 +86,10 @@ class ControlPlane:
         self._closed = False
         self._writes: set[asyncio.Future[Any]] = set()
         self.sidecars = SidecarRegistry()
+        self.candidate = candidate
+        self._candidate_generation = 0
+        self._candidate_body: tuple[str, bytes] | None = None
+        self.long_polls_waiting = 0
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -102,13 +114,15 @@ class ControlPlane:
             raise
         try:
             state = await store.load_state()
+            stored = await store.load_candidate()
             # Rendered now, off the event loop, rather than by the first poll.
             await asyncio.to_thread(state.document_bytes)
         except BaseException:
             await store.close()
             os.close(fd)
             raise
-        return cls(store, fd, state)
+        candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
+        return cls(store, fd, state, candidate)
 
     @property
     def state(self) -> State:
@@ -189,18 +203,105 @@ class ControlPlane:
     async def wait_for_change(self, revision: int, seconds: float) -> None:
         """Returns once the revision is no longer ``revision``, after
         ``seconds``, or when the control plane shuts down."""
+        await self._wait_while(lambda: self.revision == revision, seconds)
+
+    async def wait_for_candidate_change(self, tag: str, seconds: float) -> None:
+        """Returns once :attr:`candidate_tag` is no longer ``tag``, after
+        ``seconds``, or when the control plane shuts down."""
+        await self._wait_while(lambda: self.candidate_tag == tag, seconds)
+
+    async def _wait_while(self, unchanged: Callable[[], bool], seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        while self.revision == revision and not self._closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            changed = self._changed
-            try:
-                async with asyncio.timeout(remaining):
-                    await changed.wait()
-            except TimeoutError:
-                return
+        self.long_polls_waiting += 1
+        try:
+            while unchanged() and not self._closing:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                changed = self._changed
+                try:
+                    async with asyncio.timeout(remaining):
+                        await changed.wait()
+                except TimeoutError:
+                    return
+        finally:
+            self.long_polls_waiting -= 1
+
+    # The candidate snapshot ---------------------------------------------------
+
+    @property
+    def candidate_tag(self) -> str:
+        """The candidate feed's ETag: it changes with the published revision
+        (the candidate carries the published agents) and with the candidate."""
+        return f'"{self.revision}.{self._candidate_generation}"'
+
+    def candidate_body(self) -> tuple[str, bytes | None]:
+        """The candidate's snapshot document as JSON bytes (None when there
+        is no candidate), with its ETag."""
+        tag = self.candidate_tag
+        candidate = self.candidate
+        if candidate is None:
+            return tag, None
+        cached = self._candidate_body
+        if cached is None or cached[0] != tag:
+            document = candidate_document(self.state, candidate.policies)
+            text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+            cached = self._candidate_body = (tag, text.encode("utf-8"))
+        return cached
+
+    def candidate_summary(self) -> CandidateOut:
+        candidate = self._require_candidate()
+        return candidate_out(self.state, candidate)
+
+    def _require_candidate(self) -> Candidate:
+        if self.candidate is None:
+            raise NotFoundError("no candidate snapshot is published")
+        return self.candidate
+
+    async def publish_candidate(self, body: CandidateIn) -> CandidateOut:
+        """Validates the candidate against the published agents and grants,
+        stores it (the published revision stays) and wakes its long polls."""
+        async with self._write_lock:
+            if self._closing:
+                raise ServiceUnavailableError("the control plane is shutting down")
+            state = self.state
+            candidate = await asyncio.to_thread(build_candidate, state, body)
+            async with self.store.side_transaction() as tx:
+                await tx.put_candidate(list(candidate.policies), candidate.created_at)
+            self._set_candidate(candidate)
+            return candidate_out(state, candidate)
+
+    async def drop_candidate(self) -> CandidateOut:
+        async with self._write_lock:
+            candidate = self._require_candidate()
+            async with self.store.side_transaction() as tx:
+                await tx.drop_candidate()
+            self._set_candidate(None)
+            return candidate_out(self.state, candidate)
+
+    async def promote_candidate(self) -> PolicyList:
+        """The candidate's policies become the snapshot's, in one write."""
+        promoted: list[Candidate] = []
+
+        def plan(state: State) -> Plan[PolicyList]:
+            candidate = self._require_candidate()  # read under the write lock
+            promoted.append(candidate)
+            return plan_promote(state, candidate.policies)
+
+        result = await self._commit(plan)
+        if promoted and self.candidate is promoted[0]:
+            self._set_candidate(None)
+        return result
+
+    def _set_candidate(self, candidate: Candidate | None) -> None:
+        self.candidate = candidate
+        self._candidate_generation += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     # Writes ----------------------------------------------------------------
 
@@ -264,8 +365,7 @@ class ControlPlane:
             async with self.store.transaction(state.revision) as tx:
                 await plan.write(tx)
             self._current = (plan.state, plan.compiled)
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+            self._wake()
             return plan.result
 
     # Lifecycle ---------------------------------------------------------------

@@ -23,7 +23,14 @@ from ._objects import (
     PolicyPrerequisite,
     replaced,
 )
-from ._schemas import AgentCreate, GrantCreate, PolicyCreate, PolicyPatch, Prerequisite
+from ._schemas import (
+    AgentCreate,
+    GrantCreate,
+    PolicyCreate,
+    PolicyList,
+    PolicyPatch,
+    Prerequisite,
+)
 from ._state import Focus, State, compile_pause, compile_state
 from ._store import SnapshotTransaction
 
@@ -34,15 +41,17 @@ __all__ = [
     "plan_create_policy",
     "plan_delete_policy",
     "plan_pause",
+    "plan_promote",
     "plan_resume",
     "plan_revoke_grant",
     "plan_update_policy",
+    "policy_from_body",
     "require_agent",
     "require_policy",
 ]
 
 Write = Callable[[SnapshotTransaction], Awaitable[None]]
-ResultT = TypeVar("ResultT", Agent, Policy, Grant)
+ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +160,33 @@ def plan_update_policy(state: State, ref: str, body: PolicyPatch) -> Plan[Policy
     candidate = state.next(policies=policies)
     compiled = compile_state(candidate, Focus("policies", index), _unknown_agents(state, policy))
     return Plan(policy, candidate, compiled, _put_policy(policy))
+
+
+def policy_from_body(state: State, body: PolicyCreate, now: str) -> Policy:
+    """The policy a create body describes, as it would be stored: a
+    published policy of the same name keeps its id and creation time."""
+    fields = _policy_fields(body)
+    current = state.policy(body.name)
+    if current is None:
+        return Policy(id=_new_id(), **fields, createdAt=now, updatedAt=now)
+    same = replaced(current, **fields)
+    return same if same == current else replaced(same, updatedAt=now)
+
+
+def plan_promote(state: State, policies: tuple[Policy, ...]) -> Plan[PolicyList]:
+    """The candidate's policies become the published ones, in their order,
+    and the candidate is gone: one write, one revision."""
+    candidate = state.next(policies=policies)
+    compiled = compile_state(candidate, None)
+
+    async def write(tx: SnapshotTransaction) -> None:
+        for old in state.policies:
+            await tx.delete_policy(old.id)
+        for policy in policies:  # inserted in order: creation order is evaluation order
+            await tx.put_policy(policy)
+        await tx.drop_candidate()
+
+    return Plan(PolicyList(policies=list(policies)), candidate, compiled, write)
 
 
 def plan_delete_policy(state: State, ref: str) -> Plan[Policy]:

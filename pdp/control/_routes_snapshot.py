@@ -4,13 +4,15 @@ If-None-Match and long polling; and ``GET /healthz``."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from ._control import ControlPlane
 from ._schemas import HealthOut, SnapshotOut
 
-__all__ = ["MAX_WAIT_SECONDS", "health_routes", "snapshot_routes"]
+__all__ = ["MAX_WAIT_SECONDS", "health_routes", "matches_etag", "snapshot_routes", "wait_or_leave"]
 
 MAX_WAIT_SECONDS = 60.0
 
@@ -19,10 +21,10 @@ def _etag(revision: int) -> str:
     return f'"{revision}"'
 
 
-def _matches(if_none_match: str | None, revision: int) -> bool:
+def matches_etag(if_none_match: str | None, current: str) -> bool:
+    """Whether an If-None-Match header names ``current`` (or ``*``)."""
     if if_none_match is None:
         return False
-    current = _etag(revision)
     for tag in if_none_match.split(","):
         tag = tag.strip().removeprefix("W/")
         if tag in ("*", current):
@@ -37,10 +39,9 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _wait_for_change(
-    control: ControlPlane, request: Request, revision: int, wait: float
-) -> None:
-    change = asyncio.ensure_future(control.wait_for_change(revision, wait))
+async def wait_or_leave(waiting: Coroutine[Any, Any, None], request: Request) -> None:
+    """Waits for ``waiting`` unless the client goes away first."""
+    change = asyncio.ensure_future(waiting)
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait((change, gone), return_when=asyncio.FIRST_COMPLETED)
@@ -74,12 +75,12 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
         if_none_match = request.headers.get("if-none-match")
         control.sidecars.report(request.headers)
         revision, body = control.snapshot_body()
-        if _matches(if_none_match, revision) and wait > 0:
-            await _wait_for_change(control, request, revision, wait)
+        if matches_etag(if_none_match, _etag(revision)) and wait > 0:
+            await wait_or_leave(control.wait_for_change(revision, wait), request)
             control.sidecars.report(request.headers)  # still there
             revision, body = control.snapshot_body()
         headers = {"ETag": _etag(revision), "Cache-Control": "no-cache"}
-        if _matches(if_none_match, revision):
+        if matches_etag(if_none_match, _etag(revision)):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
 

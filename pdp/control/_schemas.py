@@ -32,6 +32,10 @@ __all__ = [
     "AgentSidecar",
     "AuthorizeIn",
     "AuthorizeOut",
+    "CandidateChange",
+    "CandidateDiff",
+    "CandidateIn",
+    "CandidateOut",
     "ErrorBody",
     "ErrorOut",
     "FieldProblemOut",
@@ -114,6 +118,23 @@ class AuthorizeIn(_Request):
     action: str = Field(json_schema_extra=enum_schema(ACTION_NAMES))
 
 
+class CandidateChange(_Request):
+    """One change to the published policies: ``put`` a policy (replacing the
+    one of the same name, or adding it), or ``delete`` one by id or name."""
+
+    op: str = Field(json_schema_extra=enum_schema(["put", "delete"]))
+    policy: PolicyCreate | None = Field(default=None, description="op put: the policy")
+    name: str | None = Field(default=None, description="op delete: id or name of the policy")
+
+
+class CandidateIn(_Request):
+    """A candidate policy set, whole (``policies``, as a snapshot document
+    lists them) or as ``changes`` to the published policies; give one."""
+
+    policies: list[PolicyCreate] | None = None
+    changes: list[CandidateChange] | None = None
+
+
 class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
@@ -161,6 +182,22 @@ class AuthorizeOut(_Response):
     )
     grantExpiresAt: str | None
     revision: int = Field(description="the snapshot revision that answered")
+
+
+class CandidateDiff(_Response):
+    added: list[str] = Field(description="names of policies the candidate adds")
+    removed: list[str] = Field(description="names of published policies it drops")
+    changed: list[str] = Field(description="names of policies it changes")
+
+
+class CandidateOut(_Response):
+    """The candidate snapshot: its policies, what it changes, and the
+    revision it is based on (it becomes revision + 1 when promoted)."""
+
+    basedOnRevision: int
+    createdAt: str
+    policies: list[Policy]
+    diff: CandidateDiff
 
 
 class HealthOut(_Response):

@@ -19,7 +19,8 @@ from typing import Any
 
 import uvicorn
 
-from pdp.engine import ListenAddress
+from pdp.engine import ListenAddress, parse_listen_address
+from pdp.observe import MetricsServer, new_registry
 
 from ._app import AnswerAlreadySent, create_app
 from ._connections import ConnectionGuard, ConnectionLimits
@@ -27,6 +28,7 @@ from ._control import ControlPlane
 from ._errors import StoreError
 from ._guard import DEFAULT_MAX_BODY_BYTES
 from ._logs import RateLimitFilter
+from ._metrics import ControlMetrics
 
 __all__ = ["ControlOptions", "ControlServer"]
 
@@ -40,6 +42,7 @@ class ControlOptions:
     port: int = 8080  # 0 picks a free port
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_grace: float = 5.0
+    metrics_listen: str | None = None  # host:port of /metrics; None: no metrics
     # PEM files: with both, the control plane serves https only.
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -76,6 +79,8 @@ class ControlServer:
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.connections = ConnectionGuard(options.limits)
+        self._metrics_server: MetricsServer | None = None
+        self.metrics_url = ""
 
     async def start(self) -> None:
         """Returns once the server accepts connections. Raises StoreError
@@ -92,9 +97,18 @@ class ControlServer:
         host, port = sock.getsockname()[:2]
         scheme = "https" if opts.tls_cert else "http"
         self.base_url = f"{scheme}://{ListenAddress(host, port)}"
+        metrics = None
+        if opts.metrics_listen is not None:
+            metrics = ControlMetrics(control)
+            registry = new_registry()
+            registry.register(metrics)
+            listen = parse_listen_address(opts.metrics_listen, unix=False)
+            self._metrics_server = MetricsServer(registry, listen.host, listen.port)
         config = uvicorn.Config(
             AnswerAlreadySent(
-                create_app(control, max_body_bytes=opts.max_body_bytes, docs=opts.docs)
+                create_app(
+                    control, max_body_bytes=opts.max_body_bytes, metrics=metrics, docs=opts.docs
+                )
             ),
             log_config=None,
             access_log=False,
@@ -127,6 +141,14 @@ class ControlServer:
             os.fspath(opts.db),
             control.revision,
         )
+        if self._metrics_server is not None:
+            try:
+                await self._metrics_server.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.metrics_url = self._metrics_server.url
+            log.info("serving metrics at %s", self.metrics_url)
 
     async def wait(self) -> None:
         """Returns when the server has stopped."""
@@ -136,6 +158,8 @@ class ControlServer:
     async def stop(self) -> None:
         """Ends long polls, lets running requests finish, closes the database."""
         server, task, control = self._server, self._task, self.control
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -86,6 +86,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)",
     ),
+    (
+        # The candidate snapshot's policies (at most one candidate), shadowed
+        # by sidecars until it is promoted or dropped.
+        """
+        CREATE TABLE snapshot_candidate (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            policies_json TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 
@@ -143,6 +154,10 @@ class SnapshotTransaction:
             (revoked_at, grant_id),
         )
 
+    async def drop_candidate(self) -> None:
+        """Removes the candidate snapshot (it was promoted by this transaction)."""
+        await self._db.execute("DELETE FROM snapshot_candidate")
+
 
 class SideTransaction:
     """Writes that are not part of the snapshot, from
@@ -173,6 +188,24 @@ class SideTransaction:
             (at, key_id, name),
         )
         return cursor.rowcount
+
+    async def put_candidate(self, policies: list[Policy], created_at: str) -> None:
+        """Publishes (replaces) the candidate snapshot's policies."""
+        text = json.dumps(
+            [p.model_dump() for p in policies],
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+        await self._db.execute(
+            "INSERT INTO snapshot_candidate (id, policies_json, created_at) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET policies_json = excluded.policies_json, "
+            "created_at = excluded.created_at",
+            (text, created_at),
+        )
+
+    async def drop_candidate(self) -> None:
+        await self._db.execute("DELETE FROM snapshot_candidate")
 
 
 class Store:
@@ -250,6 +283,24 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {str(self.path)!r}: {exc}") from exc
         return State(revision, agents, policies, grants)
+
+    async def load_candidate(self) -> tuple[list[Policy], str] | None:
+        """The candidate snapshot's policies and when it was published, or None."""
+        try:
+            async with self.connection.execute(
+                "SELECT policies_json, created_at FROM snapshot_candidate WHERE id = 1"
+            ) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {str(self.path)!r}: {exc}") from exc
+        if row is None:
+            return None
+        try:
+            items = json.loads(row[0])
+        except ValueError as exc:
+            raise StoreError(f"{str(self.path)!r} holds a candidate that cannot be read") from exc
+        policies = [self._object(Policy, json.dumps(item)) for item in items]
+        return policies, str(row[1])
 
     async def revoked_grant(self, grant_id: str) -> Grant | None:
         """A revoked grant (``revokedAt`` set), or None."""

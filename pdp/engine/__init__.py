@@ -17,6 +17,7 @@ Exception tree::
 from ._address import ListenAddress, parse_listen_address
 from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError
+from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._registry import POLICY_TYPES
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
@@ -25,6 +26,8 @@ from ._types import (
     ACTIONS,
     AgentInfo,
     AuthorizeResult,
+    ContextItem,
+    ContextKind,
     Decision,
     DecisionKind,
     DenialReason,
@@ -58,17 +61,22 @@ __all__ = [
     "CallCharge",
     "Charge",
     "CompiledSnapshot",
+    "ContextItem",
+    "ContextKind",
     "CounterKey",
     "Decision",
     "DecisionKind",
     "DenialReason",
     "EnforceInput",
     "EngineError",
+    "Explanation",
     "FieldError",
     "ListenAddress",
     "Mode",
+    "Outcome",
     "PauseState",
     "PiiFinding",
+    "PolicyResult",
     "Severity",
     "SnapshotError",
     "UsagePort",
@@ -77,6 +85,7 @@ __all__ = [
     "UsageView",
     "Violation",
     "compile_snapshot",
+    "decision_dict",
     "differs_only_in_pause_state",
     "format_time",
     "parse_document",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._cel import make_activation
-from ._normalize import normalize
+from ._deobfuscate import ScanText
 from ._pii import PiiDetector, PiiMatch
 from ._types import AgentInfo, EnforceInput, PiiFinding
 from ._usage import CallCharge, CounterKey, UsageView
@@ -29,9 +29,8 @@ class Context:
     __slots__ = (
         "_activations",
         "_calls",
-        "_normalized_input",
-        "_normalized_output",
         "_pii",
+        "_scan_texts",
         "_second",
         "agent",
         "findings",
@@ -56,26 +55,23 @@ class Context:
         self.findings: dict[tuple[str, str, int, int], None] | None = None
         self.mask_spans: dict[str, list[PiiMatch]] | None = None
         self.pii_counts: dict[str, int] | None = None
-        self._normalized_input: str | None = None
-        self._normalized_output: str | None = None
+        self._scan_texts: dict[str, ScanText] | None = None
         self._pii: dict[tuple[str, int], list[PiiMatch]] | None = None
         self._activations: dict[frozenset[str], Any] | None = None
         # Calls to count if the request proceeds: key -> (since, most) limits.
         self._calls: dict[CounterKey, list[tuple[int, int]]] | None = None
         self._second: int | None = None
 
-    def normalized_input(self, text: str) -> str:
-        """``normalize(text)`` for the input side's ``text``, computed once."""
-        cached = self._normalized_input
+    def scan_text(self, where: str, text: str) -> ScanText:
+        """The injection-scan form of ``text`` found at ``where`` ("input",
+        "output", "context[0]", ...): normalised and de-obfuscated once for
+        every policy of the request."""
+        cache = self._scan_texts
+        if cache is None:
+            cache = self._scan_texts = {}
+        cached = cache.get(where)
         if cached is None:
-            cached = self._normalized_input = normalize(text)
-        return cached
-
-    def normalized_output(self, text: str) -> str:
-        """``normalize(text)`` for the output side's ``text``, computed once."""
-        cached = self._normalized_output
-        if cached is None:
-            cached = self._normalized_output = normalize(text)
+            cached = cache[where] = ScanText(text)
         return cached
 
     def pii(self, side: str, text: str, detector: PiiDetector) -> list[PiiMatch]:

@@ -30,8 +30,10 @@ Regex patterns
     request.
 
 Built-in detector
-    Structural rules (``_injection_builtin``), all searched in one pass with an
-    RE2 set; see ``BuiltinDetector``. One detector is shared by every matcher.
+    Structural rules (``_injection_builtin``; ``_injection_indirect`` for
+    instructions hidden in content; ``_injection_multilingual`` for other
+    languages), all searched in one pass with an RE2 set; see
+    ``BuiltinDetector``. One detector is shared by every matcher.
 
 ``find`` tries literals, then regexes, then the built-in rules, and returns a
 label for the first that matches: never more of the text than the pattern.
@@ -40,7 +42,7 @@ label for the first that matches: never more of the text than the pattern.
 from __future__ import annotations
 
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
@@ -49,6 +51,8 @@ import ahocorasick
 import re2
 
 from ._injection_builtin import RULES, Rule
+from ._injection_indirect import ADDRESSED_RULES, INDIRECT_RULES
+from ._injection_multilingual import MULTILINGUAL_RULES
 from ._normalize import normalize
 
 __all__ = [
@@ -117,6 +121,11 @@ class _WordEdges:
     def __init__(self, text: str) -> None:
         # Exclusive end offset of each word in the space-free text.
         self._ends = list(accumulate(map(len, text.split(" "))))
+
+    def spaced(self, text: str, start: int, end: int) -> str:
+        """The part of the spaced ``text`` that compact ``[start, end)`` covers."""
+        ends = self._ends
+        return text[start + bisect_right(ends, start) : end + bisect_left(ends, end)]
 
     def is_edge(self, offset: int) -> bool:
         """Whether a word ends (and the next begins) at ``offset``."""
@@ -273,15 +282,19 @@ class BuiltinDetector:
         return False
 
 
-_BUILTIN: BuiltinDetector | None = None
+_BUILTIN: tuple[BuiltinDetector, BuiltinDetector] | None = None
 
 
-def _builtin_detector() -> BuiltinDetector:
-    # One shared detector, built on first use (about 30 ms): the built-in rules
-    # never change at run time. A race would only build it twice.
+def _builtin_detectors() -> tuple[BuiltinDetector, BuiltinDetector]:
+    # Shared detectors, built on first use (tens of ms): the built-in rules
+    # never change at run time. A race would only build them twice. The
+    # second holds the rules that apply to context items only.
     global _BUILTIN
     if _BUILTIN is None:
-        _BUILTIN = BuiltinDetector()
+        _BUILTIN = (
+            BuiltinDetector(RULES + INDIRECT_RULES + MULTILINGUAL_RULES),
+            BuiltinDetector(ADDRESSED_RULES),
+        )
     return _BUILTIN
 
 
@@ -289,7 +302,7 @@ class InjectionMatcher:
     """Matches normalised text against one policy's patterns. Immutable after
     construction; safe to share between threads."""
 
-    __slots__ = ("_automaton", "_builtin", "_regex_set")
+    __slots__ = ("_automaton", "_builtin", "_builtin_context", "_regex_set")
 
     def __init__(
         self,
@@ -299,29 +312,43 @@ class InjectionMatcher:
     ) -> None:
         self._automaton: Any = _build_automaton(patterns) if patterns else None
         self._regex_set: Any = _build_regex_set(regex_patterns) if regex_patterns else None
-        self._builtin = _builtin_detector() if use_builtin else None
+        detectors = _builtin_detectors() if use_builtin else None
+        self._builtin = detectors[0] if detectors else None
+        self._builtin_context = detectors[1] if detectors else None
 
     def find(self, normalized_text: str) -> str | None:
         """A short label for the first match in ``normalized_text`` (which must
         come from ``normalize``): the literal pattern as written,
         ``regex_patterns[i]``, or ``builtin:<rule>``. None when nothing matches.
         Literal patterns are tried first, then regexes, then the built-in rules."""
+        found = self.find_detail(normalized_text)
+        return None if found is None else found[0]
+
+    def find_detail(
+        self, normalized_text: str, in_context: bool = False
+    ) -> tuple[str, bool] | None:
+        """Like ``find``, with whether a literal matched only because spaces
+        inside its words were ignored (``i g n o r e``, ``ign ore``).
+        ``in_context``: the text is a context item, where the built-in rules
+        for text addressed to the model apply too."""
         if self._automaton is not None:
-            label = self._find_literal(normalized_text)
-            if label is not None:
-                return label
+            found = self._find_literal(normalized_text)
+            if found is not None:
+                return found
         if self._regex_set is not None:
             text = normalized_text.encode("utf-8", "surrogatepass")
             hits: list[int] | None = self._regex_set.Match(text)
             if hits:
-                return f"regex_patterns[{min(hits)}]"
+                return f"regex_patterns[{min(hits)}]", False
         if self._builtin is not None:
             rule = self._builtin.find(normalized_text)
+            if rule is None and in_context and self._builtin_context is not None:
+                rule = self._builtin_context.find(normalized_text)
             if rule is not None:
-                return f"builtin:{rule}"
+                return f"builtin:{rule}", False
         return None
 
-    def _find_literal(self, text: str) -> str | None:
+    def _find_literal(self, text: str) -> tuple[str, bool] | None:
         compact = text.replace(" ", "")
         edges: _WordEdges | None = None
         literal: _Literal
@@ -338,5 +365,5 @@ class InjectionMatcher:
                     continue
                 if edge_last and _needs_edge(following):
                     continue
-            return label
+            return label, edges.spaced(text, start, end) != normalize(label)
         return None

@@ -140,7 +140,9 @@ def _unicode_classes() -> tuple[_Classes, _Classes]:
     # U+0085 (next line) is a control character but also a line break.
     drop = [(lo, hi) for lo, hi in drop if not lo <= 0x85 <= hi] + [(0x80, 0x84), (0x86, 0x9F)]
     drop += list(_INVISIBLE_FILLERS)
-    bmp = _classes(keep, drop)
+    # Astral characters reach the BMP classes already classified (deleted,
+    # made a space, or kept): the ones left are kept.
+    bmp = _classes([*keep, (0x10000, sys.maxunicode)], drop)
     astral_keep, astral_drop = _class_ranges(0x10000, 0x20000)
     tags_keep, tags_drop = _class_ranges(0xE0000, 0xE1000)
     keep += astral_keep + tags_keep + [(0x20000, 0x3FFFF)]
@@ -150,6 +152,28 @@ def _unicode_classes() -> tuple[_Classes, _Classes]:
 
 _BMP, _ANY = _unicode_classes()
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL_RUN = re.compile("[\U00010000-\U0010ffff]+")
+
+
+def _astral_class(char: str) -> int:
+    """``_KEEP``, ``_DELETE`` or 2 (a separator) for an astral character, as
+    the ``_ANY`` classes decide it."""
+    if _ANY.drop.fullmatch(char) is not None:
+        return _DELETE
+    return 2 if _ANY.separators.fullmatch(char) is not None else _KEEP
+
+
+def _classify_astral(match: re.Match[str]) -> str:
+    out: list[str] = []
+    for char in match.group():
+        kind = _astral_class(char)
+        if kind == _KEEP:
+            out.append(char)
+        elif kind == 2:
+            out.append(" ")
+    return "".join(out)
+
+
 _TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")
 
 
@@ -176,12 +200,14 @@ def normalize(text: str) -> str:
         # A dot above on i or j is invisible (they are dotted already): this
         # makes a Turkish capital "İ" read as a plain "i".
         folded = folded.replace("i\u0307", "i").replace("j\u0307", "j")
-    classes = _BMP
     if _ASTRAL.search(folded) is not None:
-        classes = _ANY
         # Tag characters have no NFKC or case mapping, so decoding them after
         # folding is the same as before it.
         folded = _TAG_RUN.sub(_decode_tags, folded)
-    folded = classes.drop.sub("", folded)
-    folded = classes.separators.sub(" ", folded)
+        # Astral characters left after NFKC are few (emoji, rare scripts):
+        # classify each one, so the rest of the text is matched against the
+        # BMP classes, which Python's regex engine tests in one lookup.
+        folded = _ASTRAL_RUN.sub(_classify_astral, folded)
+    folded = _BMP.drop.sub("", folded)
+    folded = _BMP.separators.sub(" ", folded)
     return _SPACE_RUN.sub(" ", folded).strip()

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from ._context import Context
 from ._errors import SnapshotError
+from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
 from ._pii import mask_text
@@ -86,6 +87,9 @@ class CompiledSnapshot:
     agents: Mapping[str, AgentInfo]  # by id and by name
     policies: tuple[_Policy, ...]  # in evaluation order
     grants: Mapping[tuple[str, str], tuple[GrantSpec, ...]]  # by (source id, target id)
+    # (id, name, type, mode) of the policies with isActive false: never run,
+    # listed by explanations.
+    inactive: tuple[tuple[str, str, str, str], ...] = ()
     _plans: dict[str, _Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
@@ -174,6 +178,11 @@ class CompiledSnapshot:
             snapshot_revision=self.revision,
             charges=ctx.charges() if kind in _PROCEEDS else (),
         )
+
+    def explain(self, request: EnforceInput, usage: UsageView, now: datetime) -> Explanation:
+        """The decision :meth:`enforce` gives, with every policy's result and
+        why (explanation mode: ``enforce`` itself does none of this work)."""
+        return explain(self, request, usage, now)
 
     def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
         src = self.resolve_agent(source)
@@ -306,10 +315,14 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
     order = _order(policy_specs, refs, problems)
 
     compiled: list[_Policy] = []
+    inactive: list[tuple[str, str, str, str]] = []
     for i in order:
         p, check = policy_specs[i], checks[i]
         applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
-        if check is None or not p.is_active:
+        if check is None:
+            continue
+        if not p.is_active:
+            inactive.append((p.id, p.name, p.policy_type, p.mode.wire_name))
             continue
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
@@ -335,4 +348,5 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
         agents=agents,
         policies=tuple(compiled),
         grants={k: tuple(v) for k, v in grants.items()},
+        inactive=tuple(inactive),
     )

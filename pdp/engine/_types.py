@@ -13,6 +13,8 @@ __all__ = [
     "ACTIONS",
     "AgentInfo",
     "AuthorizeResult",
+    "ContextItem",
+    "ContextKind",
     "Decision",
     "DecisionKind",
     "DenialReason",
@@ -68,10 +70,32 @@ class DenialReason(enum.Enum):
     TARGET_PAUSED = "target_paused"
 
 
+class ContextKind(enum.Enum):
+    """Where a piece of context an agent pulled in came from."""
+
+    UNSPECIFIED = "unspecified"
+    DOCUMENT = "document"  # a retrieved document (RAG)
+    TOOL_RESULT = "tool_result"
+    EMAIL = "email"
+    WEB_PAGE = "web_page"
+    CODE = "code"  # source code or a code comment
+
+
+@dataclass(frozen=True, slots=True)
+class ContextItem:
+    """Content an agent pulled in (a retrieved document, a tool result, an
+    email, a web page, code), scanned for instructions hidden in it."""
+
+    content: str
+    kind: ContextKind = ContextKind.UNSPECIFIED
+    source: str = ""  # where it came from: a URL, a file name, a tool name
+
+
 @dataclass(slots=True, kw_only=True)
 class EnforceInput:
     """One Enforce request. ``input`` is the input side (gated before the call),
     ``output`` the output side (scanned after it); either may be absent.
+    ``context`` is content the agent pulled in for the call.
 
     Built by keyword on every request, and treated as read-only by the
     engine; not frozen, because a frozen dataclass costs twice as much to
@@ -85,6 +109,7 @@ class EnforceInput:
     tool: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     request_id: str = ""
+    context: tuple[ContextItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,12 @@ engine, health, reflection, and the sidecar's start and graceful stop.
 Exception tree::
 
     ServerError
-    └── RequestError   a bad request: gRPC code, field and reason
+    ├── RequestError             a bad request: gRPC code, field and reason
+    └── TracingUnavailableError  --otel-traces without the OpenTelemetry packages
 """
 
 from ._app import ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
+from ._tracing import TracingUnavailableError
 
-__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar"]
+__all__ = ["RequestError", "ServeOptions", "ServerError", "Sidecar", "TracingUnavailableError"]

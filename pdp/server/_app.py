@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pdp.engine import parse_listen_address, utc_now
+from pdp.observe import MetricsServer, new_registry
 from pdp.snapshot import (
     Active,
     SnapshotHolder,
@@ -29,7 +30,11 @@ from pdp.snapshot import (
 from pdp.state import Database, DecisionLog, SnapshotStore, SqliteUsage
 from pdp.v1 import policy_decision_service_pb2 as pb
 
+from ._metrics import SidecarMetrics
+from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
+from ._shadow import ShadowEvaluator
+from ._tracing import DecisionTracer
 from ._translate import Limits
 
 __all__ = ["ServeOptions", "Sidecar"]
@@ -56,13 +61,40 @@ class ServeOptions:
     # How the sidecar names itself to a control plane (default HOST/PID).
     sidecar_name: str | None = None
     max_staleness: float | None = None
+    # host:port of a Prometheus /metrics endpoint; None: no metrics.
+    metrics_listen: str | None = None
+    # A candidate snapshot (file or URL) to shadow; None: the control plane's
+    # candidate when --snapshot is its URL; "off": none.
+    shadow_snapshot: str | None = None
+    shadow_queue: int = 10_000
+    otel_traces: bool = False
+
+
+def shadow_location(options: ServeOptions) -> str | None:
+    """Where the candidate snapshot to shadow comes from, if anywhere."""
+    if options.shadow_snapshot == "off":
+        return None
+    if options.shadow_snapshot is not None:
+        return options.shadow_snapshot
+    if options.snapshot.startswith(("http://", "https://")):
+        url, sep, query = options.snapshot.partition("?")
+        return f"{url.rstrip('/')}/candidate{sep}{query}"
+    return None
 
 
 class Sidecar:
     """One running sidecar. ``start`` returns once it listens (serving, or
     NOT_SERVING until a snapshot is active); ``stop`` finishes in-flight calls."""
 
-    def __init__(self, options: ServeOptions, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        options: ServeOptions,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        tracer_provider: object = None,
+    ) -> None:
+        """``tracer_provider``: an OpenTelemetry provider for the decision
+        spans (default: one exporting over OTLP, see ``DecisionTracer``)."""
         self.options = options
         self.address = ""
         self.holder: SnapshotHolder
@@ -75,6 +107,12 @@ class Sidecar:
         self._servicer: PolicyDecisionServicer | None = None
         self._source: SnapshotSource | None = None
         self._health = health_aio.HealthServicer()
+        self._tracer_provider = tracer_provider
+        self.shadow: ShadowEvaluator | None = None
+        self.metrics_url = ""
+        self._shadow_source: SnapshotSource | None = None
+        self._metrics_server: MetricsServer | None = None
+        self._tracer: DecisionTracer | None = None
 
     async def start(self) -> None:
         try:
@@ -128,8 +166,9 @@ class Sidecar:
                 ("grpc.so_reuseport", 0),
             ]
         )
+        after = self._observers(usage, decisions)
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, usage, decisions, Limits(limit), clock=self._clock
+            self.holder, usage, decisions, Limits(limit), clock=self._clock, after=after
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -156,7 +195,40 @@ class Sidecar:
         self._tasks.append(
             asyncio.create_task(self.holder.watch_staleness(), name="snapshot-staleness")
         )
+        if self.shadow is not None and self._shadow_source is not None:
+            follow = self._shadow_source.run(self.shadow.report)
+            self._tasks.append(asyncio.create_task(follow, name="shadow-source"))
+            self._tasks.append(asyncio.create_task(self.shadow.run(), name="shadow"))
         log.info("listening on %s", self.address)
+        if self._metrics_server is not None:
+            await self._metrics_server.start()
+            self.metrics_url = self._metrics_server.url
+            log.info("serving metrics at %s", self.metrics_url)
+        if self.shadow is not None and self._shadow_source is not None:
+            log.info("shadowing the candidate snapshot at %s", self._shadow_source.name)
+
+    def _observers(self, usage: SqliteUsage, decisions: DecisionLog) -> AfterDecision:
+        """What runs after each decision: shadow, metrics, spans, as asked."""
+        opts = self.options
+        location = shadow_location(opts)
+        if location is not None:
+            self.shadow = ShadowEvaluator(usage, capacity=opts.shadow_queue, clock=self._clock)
+            self._shadow_source = open_source(
+                location,
+                api_key=opts.api_key,
+                poll_interval=opts.poll_interval,
+                optional=True,
+            )
+        metrics = None
+        if opts.metrics_listen is not None:
+            listen = parse_listen_address(opts.metrics_listen, unix=False)
+            metrics = SidecarMetrics(self.holder, usage, decisions, self._clock, shadow=self.shadow)
+            registry = new_registry()
+            registry.register(metrics)
+            self._metrics_server = MetricsServer(registry, listen.host, listen.port)
+        if opts.otel_traces:
+            self._tracer = DecisionTracer(self._tracer_provider)
+        return AfterDecision(metrics=metrics, shadow=self.shadow, tracer=self._tracer)
 
     def _applied(self) -> tuple[int, int] | None:
         """The revisions this sidecar has applied, as it reports them to a
@@ -191,6 +263,10 @@ class Sidecar:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._source is not None:
             await self._source.aclose()
+        if self._shadow_source is not None:
+            await self._shadow_source.aclose()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             if self._servicer is not None:
@@ -202,6 +278,8 @@ class Sidecar:
             await self._usage.close()
         if self._db is not None:
             await self._db.close()
+        if self._tracer is not None:
+            await asyncio.to_thread(self._tracer.shutdown)
 
 
 _FIRST_FETCH_TIMEOUT = 5.0  # then serve the persisted last good snapshot meanwhile

@@ -31,6 +31,7 @@ from pdp.state import DecisionLog, DecisionRecord, UsageConflictError
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._errors import RequestError
+from ._observers import AfterDecision
 from ._translate import (
     Limits,
     SnapshotView,
@@ -94,8 +95,10 @@ class PolicyDecisionServicer:
         limits: Limits,
         *,
         clock: Callable[[], datetime] = utc_now,
+        after: AfterDecision | None = None,
     ) -> None:
         self._holder = holder
+        self._after = after if after is not None and after.active else None
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -117,6 +120,7 @@ class PolicyDecisionServicer:
         return active
 
     async def enforce(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        start = time.perf_counter()
         request = enforce_input(parse_request(pb.EnforceRequest, data), self._limits)
         snapshot = self._active().snapshot
         now = self._clock()
@@ -140,7 +144,18 @@ class PolicyDecisionServicer:
                 approval_id=approval_id,
             )
         )
-        return enforce_response(decision, decision_id, approval_id).SerializeToString()
+        answer = enforce_response(decision, decision_id, approval_id).SerializeToString()
+        after = self._after
+        if after is not None:
+            after(
+                request,
+                decision,
+                decision_id,
+                now,
+                time.perf_counter() - start,
+                context,
+            )
+        return answer
 
     async def _charge(
         self, snapshot: CompiledSnapshot, request: EnforceInput, decision: Decision, now: datetime

@@ -12,12 +12,15 @@ from typing import TypeVar
 import grpc
 from google.protobuf import empty_pb2
 from google.protobuf import message as pb_message
+from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from pdp.engine import (
     AgentInfo,
     AuthorizeResult,
     BudgetState,
+    ContextItem,
+    ContextKind,
     Decision,
     DecisionKind,
     DenialReason,
@@ -62,6 +65,9 @@ MAX_ID_CHARS = 256
 _M = TypeVar("_M", bound=pb_message.Message)
 MAX_METADATA_ENTRIES = 64
 MAX_METADATA_VALUE_CHARS = 4096
+MAX_CONTEXT_ITEMS = 64
+MAX_CONTEXT_SOURCE_CHARS = 2048
+_CONTEXT_KINDS = {pb.ContextKind.Value(f"CONTEXT_KIND_{kind.name}"): kind for kind in ContextKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +85,31 @@ def parse_request(cls: type[_M], data: bytes) -> _M:
 
 def _bad_utf8_field(cls: type[pb_message.Message], data: bytes) -> str | None:
     # Re-read the top-level fields as unknown fields to find which string
-    # field holds invalid UTF-8 (only on this error path).
+    # field holds invalid UTF-8 (only on this error path); a message field
+    # (a context item) is read the same way, one level down.
     try:
         fields = UnknownFieldSet(empty_pb2.Empty.FromString(data))
     except Exception:
         return None
-    by_number = {f.number: f.name for f in cls.DESCRIPTOR.fields}
+    descriptors = {f.number: f for f in cls.DESCRIPTOR.fields}
+    seen: dict[int, int] = {}
     for i in range(len(fields)):
         f = fields[i]
-        if isinstance(f.data, bytes | bytearray):
-            try:
-                bytes(f.data).decode("utf-8")
-            except UnicodeDecodeError:
-                return by_number.get(f.field_number, str(f.field_number))
+        index = seen[f.field_number] = seen.get(f.field_number, -1) + 1
+        if not isinstance(f.data, bytes | bytearray):
+            continue
+        descriptor = descriptors.get(f.field_number)
+        name = descriptor.name if descriptor else str(f.field_number)
+        message_type = descriptor.message_type if descriptor else None
+        if message_type is not None:
+            inner = _bad_utf8_field(GetMessageClass(message_type), bytes(f.data))  # type: ignore[arg-type]
+            if inner is not None:
+                return f"{name}[{index}].{inner}"
+            continue
+        try:
+            bytes(f.data).decode("utf-8")
+        except UnicodeDecodeError:
+            return name
     return None
 
 
@@ -134,7 +152,7 @@ def _short(value: str, field: str, limit: int = MAX_ID_CHARS) -> str:
 def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
     """The engine's input for a valid request. Checks, in this order (the
     first problem is the one reported): agent_id, estimated_cost_usd,
-    metadata, input, output, model, tool, request_id.
+    metadata, input, output, model, tool, request_id, context.
 
     Every request passes here, so a valid request costs one pass over the
     fields, each read once; the checking helpers run only to report a problem."""
@@ -172,7 +190,38 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
         tool=tool,
         metadata=metadata,
         request_id=request_id,
+        context=_context(msg, max_bytes) if msg.context else (),
     )
+
+
+def _context(msg: pb.EnforceRequest, max_bytes: int) -> tuple[ContextItem, ...]:
+    """The request's context items: at most MAX_CONTEXT_ITEMS, each content
+    within the input size limit and all of them within four times it."""
+    items = msg.context
+    if len(items) > MAX_CONTEXT_ITEMS:
+        raise RequestError(
+            "context",
+            f"more than {MAX_CONTEXT_ITEMS} items",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+    out: list[ContextItem] = []
+    total = 0
+    for index, item in enumerate(items):
+        kind = _CONTEXT_KINDS.get(item.kind)
+        if kind is None:
+            raise RequestError(f"context[{index}].kind", f"unknown value {item.kind}")
+        _short(item.source, f"context[{index}].source", MAX_CONTEXT_SOURCE_CHARS)
+        content = item.content
+        _check_text_size(content, f"context[{index}].content", max_bytes)
+        total += len(content) if content.isascii() else len(content.encode())
+        if total > 4 * max_bytes:
+            raise RequestError(
+                "context",
+                f"contents together larger than the limit of {4 * max_bytes} bytes",
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            )
+        out.append(ContextItem(content, kind, item.source))
+    return tuple(out)
 
 
 def _metadata(msg: pb.EnforceRequest) -> dict[str, str]:

@@ -17,6 +17,7 @@ from ._open import open_source
 from ._source import (
     NewDocument,
     NoChange,
+    NoDocument,
     Refused,
     Report,
     SnapshotSource,
@@ -30,6 +31,7 @@ __all__ = [
     "HttpSource",
     "NewDocument",
     "NoChange",
+    "NoDocument",
     "Refused",
     "Rejection",
     "Report",

@@ -36,7 +36,7 @@ from pdp.engine import (
     with_pause_state,
 )
 
-from ._source import NewDocument, NoChange, Refused, Unreachable, Update
+from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
 
 __all__ = ["Active", "Rejection", "SnapshotHolder"]
 
@@ -114,6 +114,7 @@ class SnapshotHolder:
         # Why the source's last attempt got no answer; None once it answers.
         self.unreachable: str | None = None
         self.max_staleness = max_staleness
+        self.rejections = 0  # documents rejected since start (metrics)
         self._on_activate = on_activate
         self._on_serving = on_serving
         self._clock = clock
@@ -194,6 +195,13 @@ class SnapshotHolder:
             self.unreachable = None
         if isinstance(update, Refused):
             self._refuse(update)
+            await self.refresh()
+            return False
+        if isinstance(update, NoDocument):
+            # An answer all the same: the active snapshot keeps serving.
+            self._contact()
+            serving = self._serving_what()
+            log.warning("snapshot source %s has no document (%s)", update.source, serving)
             await self.refresh()
             return False
         self._refusal = None
@@ -337,6 +345,7 @@ class SnapshotHolder:
         revision = None if pause is None else pause.revision
         self._rejection = Rejection(source, self._clock(), errors, revision)
         self._rejected_digest, self._rejected_pause = digest, pause
+        self.rejections += 1
         log.error(
             "snapshot%s from %s rejected (%s): %s",
             "" if revision is None else f" revision {revision}",

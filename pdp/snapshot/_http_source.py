@@ -26,7 +26,7 @@ from pdp.engine import MAX_DOCUMENT_BYTES
 
 from ._errors import SourceError
 from ._files import read_regular_file
-from ._source import NewDocument, NoChange, Refused, Report, Unreachable, Update
+from ._source import NewDocument, NoChange, NoDocument, Refused, Report, Unreachable, Update
 
 __all__ = ["Applied", "HttpSource", "read_api_key_file"]
 
@@ -56,15 +56,19 @@ class HttpSource:
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
         max_bytes: int = MAX_DOCUMENT_BYTES,
+        optional: bool = False,
     ) -> None:
         """Raises SourceError for a malformed URL, or a key or CA file that
-        cannot be read."""
+        cannot be read. ``optional``: the URL may have no document (404),
+        which is a :class:`NoDocument` (long-polled like a document) rather
+        than an error."""
         _check_url(url)
         self.url = url
         self.wait = wait
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_bytes = max_bytes
+        self.optional = optional
         self._etag: str | None = None
         self._applied = applied
         self._api_key_file = api_key_file
@@ -119,6 +123,9 @@ class HttpSource:
             # next request then waits for a newer one instead of refetching it.
             self._etag = response.headers.get("ETag")
             return NewDocument(self.url, body)
+        if status == 404 and self.optional:
+            self._etag = response.headers.get("ETag")
+            return NoDocument(self.url)
         text = body.decode("utf-8", "replace").strip()
         reason = f"HTTP {status} from the control plane: {text}"
         if status in _REFUSED:
@@ -147,8 +154,11 @@ class HttpSource:
                 await report(update)
             except Exception:  # a watcher that dies would freeze policies silently
                 log.exception("handling an answer from %s failed", self.url)
-            if isinstance(update, NewDocument | NoChange):
+            if isinstance(update, NewDocument | NoChange | NoDocument):
                 failures = 0
+                if isinstance(update, NoDocument) and self._etag is None:
+                    # A server that cannot long-poll this URL: ask again later.
+                    await asyncio.sleep(self.backoff_max)
                 continue
             failures += 1
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (failures - 1))

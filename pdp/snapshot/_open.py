@@ -25,10 +25,12 @@ def open_source(
     applied: Applied | None = None,
     poll_interval: float = 0.2,
     max_staleness: float | None = None,
+    optional: bool = False,
 ) -> SnapshotSource:
     """An :class:`HttpSource` for ``http(s)://`` locations, else a
     :class:`FileSource`. Raises SourceError for a malformed URL or another
-    scheme, or a key or CA file that cannot be read."""
+    scheme, or a key or CA file that cannot be read. ``optional``: a URL
+    without a document (404) is not an error."""
     if _URL.match(location) and not location.startswith(("http://", "https://")):
         raise SourceError(f"{location!r}: only http:// and https:// URLs, or a file path")
     if location.startswith(("http://", "https://")):
@@ -42,5 +44,6 @@ def open_source(
             name=name,
             applied=applied,
             wait=wait,
+            optional=optional,
         )
     return FileSource(location, interval=poll_interval)

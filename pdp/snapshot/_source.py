@@ -3,7 +3,7 @@ what happened, one :data:`Update` per attempt, to whoever activates
 documents (the :class:`~pdp.snapshot.SnapshotHolder`). A source never
 activates anything and never decides whether a snapshot is stale.
 
-An attempt ends in one of four ways:
+An attempt ends in one of five ways:
 
 - :class:`NewDocument`: the source answered with a document, new or not
   (the holder recognises one it already has);
@@ -11,7 +11,9 @@ An attempt ends in one of four ways:
 - :class:`Unreachable`: no answer (network, timeout, a server error, a file
   that cannot be read): the silence that staleness counts;
 - :class:`Refused`: the source answered but refuses this sidecar (a wrong,
-  expired or revoked API key): configuration to show, not an outage.
+  expired or revoked API key): configuration to show, not an outage;
+- :class:`NoDocument`: the source answered that it has no document now (a
+  control plane with no candidate snapshot); only optional sources say so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Protocol
 __all__ = [
     "NewDocument",
     "NoChange",
+    "NoDocument",
     "Refused",
     "Report",
     "SnapshotSource",
@@ -62,7 +65,14 @@ class Refused:
     reason: str
 
 
-Update = NewDocument | NoChange | Unreachable | Refused
+@dataclass(frozen=True, slots=True)
+class NoDocument:
+    """The source answered that it has no document now."""
+
+    source: str
+
+
+Update = NewDocument | NoChange | Unreachable | Refused | NoDocument
 Report = Callable[[Update], Awaitable[object]]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from pdp.control._store import MIGRATIONS
 from tests.control._harness import ControlPlaneProcess, cli_create_key, pdp_control
 from tests.control._helpers import REFERENCE_POLICIES
 
@@ -32,7 +33,7 @@ def test_create_key_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> Non
     assert "'ci'" in lines[0]
     # The database was created and migrated by the command.
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -221,6 +221,25 @@ async def _exercise(
         check(await anonymous.get(snapshot), snapshot, 401)
         check(await anonymous.get("/healthz"), "/healthz", 200)
 
+        # The candidate snapshot.
+        candidate, diff = f"{snapshot}/candidate", f"{snapshot}/candidate/diff"
+        promote = f"{candidate}/promote"
+        check(await c.get(candidate), candidate, 404)
+        check(await c.get(diff), diff, 404)
+        check(await c.post(promote), promote, 404)
+        check(await c.delete(candidate), candidate, 404)
+        softer = REFERENCE_POLICIES[2] | {"enforcementMode": "warn"}
+        changes = {"changes": [{"op": "put", "policy": softer}]}
+        check(await c.post(candidate, json=changes), candidate, 201)
+        unknown = {"changes": [{"op": "delete", "name": "nope"}]}
+        check(await c.post(candidate, json=unknown), candidate, 422)
+        tag = check(await c.get(candidate), candidate, 200).headers["ETag"]
+        check(await c.get(candidate, headers={"If-None-Match": tag}), candidate, 304)
+        check(await c.get(diff), diff, 200)
+        check(await c.delete(candidate), candidate, 200)
+        check(await c.post(candidate, json={"policies": [softer]}), candidate, 201)
+        check(await c.post(promote), promote, 200)
+
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)
         contract.check_error(await c.get(f"{API}/nothing"), 404)

@@ -4,8 +4,9 @@ The format of a case file is described in ``test_cases.py``.
 
 The loader is strict on purpose: an unknown or duplicated key anywhere in a
 case file is an error naming the file and the case, so a misspelt expectation
-can never make a case pass by checking nothing. This module does not import
-the engine: it turns YAML into plain data that the test module checks.
+can never make a case pass by checking nothing. The loader does not
+use the engine: it turns YAML (read by the strict loader that ``pdp test``
+uses for people's test files) into plain data that the test module checks.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pdp.policytest import StrictLoader as _StrictLoader
 
 __all__ = [
     "ABSENT",
@@ -137,32 +140,6 @@ class Case:
     @property
     def id(self) -> str:
         return f"{self.file}::{self.name}"
-
-
-# -- YAML without silent key overwrites ----------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (keys merged in
-    with ``<<`` may still be overridden: that is what merging is for)."""
-
-
-def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    loader.flatten_mapping(node)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 # -- typed readers: (value, where) -> parsed value, naming `where` on error ------
@@ -295,7 +272,12 @@ def _metadata(value: object, where: str) -> dict[str, str]:
     return {k: _str(v, f"{where}.{k}") for k, v in _mapping(value, where).items()}
 
 
+def _context_item(value: object, where: str) -> dict[str, str]:
+    return _fields(value, where, {"content": _str}, {"kind": _str, "source": _str})
+
+
 _REQUEST = {
+    "context": _list_of(_context_item),
     "input": _opt_str,
     "output": _opt_str,
     "estimated_cost_usd": _number,

@@ -20,7 +20,7 @@ be rejected, with what the engine must answer::
         snapshot / policies / now / spend / history: ...   # optional overrides;
                                    # `policies` replaces only the snapshot's policies
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
-                  metadata, request_id}
+                  metadata, request_id, context: [{content, kind, source}]}
         expect:
           decision: BLOCK
           violations:              # exact list in order; absent means none
@@ -54,6 +54,8 @@ import pytest
 from pdp.engine import (
     POLICY_TYPES,
     CompiledSnapshot,
+    ContextItem,
+    ContextKind,
     Decision,
     EnforceInput,
     FieldError,
@@ -139,8 +141,18 @@ def _usage_after_history(case: Case, snapshot: CompiledSnapshot) -> MemoryUsage:
 
 def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) -> None:
     assert case.now is not None
+    request = dict(check.request)
+    if "context" in request:
+        request["context"] = tuple(
+            ContextItem(
+                item["content"],
+                ContextKind(item.get("kind", "unspecified")),
+                item.get("source", ""),
+            )
+            for item in request["context"]
+        )
     usage = _usage_after_history(case, snapshot)
-    decision = snapshot.enforce(EnforceInput(**check.request), usage, case.now)
+    decision = snapshot.enforce(EnforceInput(**request), usage, case.now)
     problems: list[str] = []
     if decision.kind.name != check.decision:
         problems.append(f"decision {decision.kind.name}, expected {check.decision}")

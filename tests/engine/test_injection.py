@@ -316,3 +316,12 @@ def test_the_example_policies_block_none_of_the_benign_not_inject_prompts() -> N
     if not (directory / "PIGuard-NotInject_one.json").is_file():
         pytest.skip(f"evaluation data not found in {directory}")
     assert injection_quality.blocked_by_examples(injection_quality.load_not_inject(directory)) == []
+
+
+def test_the_whole_builtin_scan_flags_at_most_one_percent_of_not_inject() -> None:
+    directory = injection_quality.data_dir()
+    if not (directory / "PIGuard-NotInject_one.json").is_file():
+        pytest.skip(f"evaluation data not found in {directory}")
+    prompts = injection_quality.load_not_inject(directory)
+    flagged = injection_quality.scan_flagged(injection_quality.builtin_scanner(), prompts)
+    assert len(flagged) <= len(prompts) // 100, flagged

@@ -188,3 +188,49 @@ async def test_bad_usage_reports_lose_nothing(example_sidecar: RunningSidecar) -
     status = await stub.AgentStatus(pb.AgentStatusRequest(agent_id="my-chatbot"))
     daily = next(b for b in status.state.budgets if b.period == "daily")
     assert daily.spent_usd == pytest.approx(3.0)
+
+
+def _item(content: str = "fine", **fields: Any) -> pb.ContextItem:
+    return pb.ContextItem(content=content, **fields)
+
+
+@pytest.mark.parametrize(
+    ("context", "field", "code"),
+    [
+        ([_item()] * 65, "context", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ([_item(), _item("x" * 1001)], "context[1].content", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ([_item("€" * 334)], "context[0].content", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ([_item("y" * 900)] * 5, "context", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ([_item(kind=99)], "context[0].kind", INVALID),
+        ([_item(), _item(source="s" * 2049)], "context[1].source", INVALID),
+    ],
+    ids=["too many", "one too large", "utf-8 bytes count", "all too large", "kind", "source"],
+)
+async def test_context_limits_name_the_item(
+    start_sidecar: StartSidecar, context: list[pb.ContextItem], field: str, code: grpc.StatusCode
+) -> None:
+    sidecar = await start_sidecar(example_document(), max_input_bytes=1000)
+    request = pb.EnforceRequest(agent_id="my-chatbot", input="hi", context=context)
+    err = await call_error(sidecar, "Enforce", request)
+    assert err.code() == code
+    assert field_of(err) == field
+    # Within the limits: 64 items of 800 bytes (4 x 1000 bytes in all) pass.
+    ok = await sidecar.stub.Enforce(
+        pb.EnforceRequest(agent_id="my-chatbot", input="hi", context=[_item("z " * 31)] * 64)
+    )
+    assert ok.decision == pb.DECISION_ALLOW
+
+
+async def test_invalid_utf8_in_a_context_item_is_named(example_sidecar: RunningSidecar) -> None:
+    raw = example_sidecar.channel.unary_unary(
+        "/pdp.v1.PolicyDecisionService/Enforce",
+        request_serializer=None,
+        response_deserializer=pb.EnforceResponse.FromString,
+    )
+    request = pb.EnforceRequest(agent_id="my-chatbot", context=[_item(), _item()])
+    bad_item = b"\x1a\x02\xff\xfe"  # ContextItem field 3 (content), not UTF-8
+    data = request.SerializeToString() + b"\x52" + bytes([len(bad_item)]) + bad_item
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await raw(data)
+    assert err.value.code() == INVALID
+    assert field_of(err.value) == "context[2].content"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -11,7 +11,13 @@ import grpc.aio
 
 from . import _calls
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
-from ._types import AgentStatusResult, AuthorizeResult, EnforceResult, UsageResult
+from ._types import (
+    AgentStatusResult,
+    AuthorizeResult,
+    ContextItem,
+    EnforceResult,
+    UsageResult,
+)
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
 
 __all__ = ["AsyncClient"]
@@ -63,6 +69,7 @@ class AsyncClient:
         tool: str | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        context: Iterable[ContextItem] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
@@ -75,6 +82,7 @@ class AsyncClient:
             tool=tool,
             metadata=metadata,
             request_id=request_id,
+            context=context,
         )
         return await self._send(call, timeout)
 

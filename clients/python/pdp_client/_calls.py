@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,7 +19,15 @@ from ._errors import (
     error_for_status,
     trailing_metadata,
 )
-from ._types import AgentStatusResult, AuthorizeResult, Decision, EnforceResult, UsageResult
+from ._types import (
+    CONTEXT_KINDS,
+    AgentStatusResult,
+    AuthorizeResult,
+    ContextItem,
+    Decision,
+    EnforceResult,
+    UsageResult,
+)
 from ._v1 import policy_decision_service_pb2 as pb
 
 __all__ = [
@@ -153,6 +161,33 @@ def _metadata(value: object) -> dict[str, str]:
     return dict(value)
 
 
+def _context(value: object) -> list[pb.ContextItem]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidRequestError("context must be a list of ContextItem", field="context")
+    items: list[pb.ContextItem] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, ContextItem):
+            raise InvalidRequestError(
+                f"context[{index}] must be a ContextItem, got {type(item).__name__}",
+                field="context",
+            )
+        if not isinstance(item.content, str) or not isinstance(item.source, str):
+            raise InvalidRequestError(
+                f"context[{index}]: content and source must be strings", field="context"
+            )
+        if item.kind and item.kind not in CONTEXT_KINDS:
+            kinds = ", ".join(CONTEXT_KINDS)
+            raise InvalidRequestError(
+                f"context[{index}].kind must be one of {kinds}, got {item.kind!r}",
+                field="context",
+            )
+        kind = f"CONTEXT_KIND_{item.kind.upper()}" if item.kind else "CONTEXT_KIND_UNSPECIFIED"
+        items.append(pb.ContextItem(kind=kind, source=item.source, content=item.content))
+    return items
+
+
 def enforce(
     agent_id: str,
     input: str | None,
@@ -163,6 +198,7 @@ def enforce(
     tool: str | None,
     metadata: Mapping[str, str] | None,
     request_id: str | None,
+    context: Iterable[ContextItem] | None = None,
 ) -> Call[EnforceResult]:
     _text(agent_id, "agent_id")
     request = pb.EnforceRequest(
@@ -171,6 +207,7 @@ def enforce(
         tool=_optional_text(tool, "tool") or "",
         metadata=_metadata(metadata),
         request_id=_optional_text(request_id, "request_id") or "",
+        context=_context(context),
     )
     # Optional fields: absent and empty are different requests.
     if (input_text := _optional_text(input, "input")) is not None:

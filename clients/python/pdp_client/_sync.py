@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -10,7 +10,13 @@ import grpc
 
 from . import _calls
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
-from ._types import AgentStatusResult, AuthorizeResult, EnforceResult, UsageResult
+from ._types import (
+    AgentStatusResult,
+    AuthorizeResult,
+    ContextItem,
+    EnforceResult,
+    UsageResult,
+)
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
 
 __all__ = ["Client"]
@@ -71,6 +77,7 @@ class Client:
         tool: str | None = None,
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        context: Iterable[ContextItem] | None = None,
         timeout: float | None = None,
     ) -> EnforceResult:
         """Asks whether ``agent_id`` may make a call, before it makes it.
@@ -78,6 +85,10 @@ class Client:
         ``input`` is the text about to be sent to the model or tool;
         ``output`` the model's answer to scan (and mask, where a policy says
         so): pass ``output`` alone to scan an answer without gating a call.
+        ``context`` is content the agent pulled in for the call (retrieved
+        documents, tool results, emails, web pages, code), each a
+        ``ContextItem``; ``injection_scan`` policies scan it for instructions
+        hidden in it.
 
         Returns the decision when the call may proceed (``ALLOW``,
         ``ALLOW_WITH_WARNINGS``) or must wait for a reviewer
@@ -100,6 +111,7 @@ class Client:
             tool=tool,
             metadata=metadata,
             request_id=request_id,
+            context=context,
         )
         return self._send(call, timeout)
 

@@ -10,6 +10,7 @@ __all__ = [
     "AgentStatusResult",
     "AuthorizeResult",
     "Budget",
+    "ContextItem",
     "Decision",
     "EnforceResult",
     "PiiFinding",
@@ -29,6 +30,24 @@ class Decision(enum.StrEnum):
     ALLOW = "ALLOW"
     ALLOW_WITH_WARNINGS = "ALLOW_WITH_WARNINGS"
     PENDING_APPROVAL = "PENDING_APPROVAL"
+
+
+CONTEXT_KINDS = ("document", "tool_result", "email", "web_page", "code")
+
+
+@dataclass(frozen=True, slots=True)
+class ContextItem:
+    """Content an agent pulled in for a call, sent with ``enforce_policy`` so
+    ``injection_scan`` policies look for instructions hidden in it.
+
+    ``kind`` is one of ``document`` (a retrieved document), ``tool_result``,
+    ``email``, ``web_page``, ``code``, or empty when unknown; ``source`` says
+    where it came from (a URL, a file name, a tool name).
+    """
+
+    content: str
+    kind: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""``injection_scan``: prompt injection in the input or the output."""
+"""``injection_scan``: prompt injection in the input, the output or the
+request's context items."""
 
 from __future__ import annotations
 
@@ -11,32 +12,58 @@ from .._injection import (
     InjectionMatcher,
     PatternError,
 )
+from .._injection_scan import SENSITIVITIES, InjectionScanner
 from .._model import PolicySpec
 from .._policy import Check, Hit, PolicyType
-from .._types import Mode, Severity
+from .._types import ContextItem, Mode, Severity
 
 __all__ = ["POLICY_TYPE", "InjectionCheck"]
 
 
 class InjectionCheck(Check):
-    __slots__ = ("matcher", "scan_input", "scan_output")
+    __slots__ = ("scan_context", "scan_input", "scan_output", "scanner")
 
-    def __init__(self, matcher: InjectionMatcher, scan_input: bool, scan_output: bool) -> None:
-        self.matcher = matcher
+    def __init__(
+        self, scanner: InjectionScanner, scan_input: bool, scan_output: bool, scan_context: bool
+    ) -> None:
+        self.scanner = scanner
         self.scan_input = scan_input
         self.scan_output = scan_output
+        self.scan_context = scan_context
 
     def run(self, ctx: Context) -> Hit | None:
         request = ctx.request
         if self.scan_input and request.input:
-            label = self.matcher.find(ctx.normalized_input(request.input))
-            if label is not None:
-                return Hit(f"prompt injection detected in input: matched {label!r}")
+            hit = self._scan(ctx, "input", request.input, "input", False)
+            if hit is not None:
+                return hit
         if self.scan_output and request.output:
-            label = self.matcher.find(ctx.normalized_output(request.output))
-            if label is not None:
-                return Hit(f"prompt injection detected in output: matched {label!r}")
+            hit = self._scan(ctx, "output", request.output, "output", False)
+            if hit is not None:
+                return hit
+        if self.scan_context:
+            for index, item in enumerate(request.context):
+                where = f"context[{index}]"
+                hit = self._scan(ctx, where, item.content, f"{where} ({_origin(item)})", True)
+                if hit is not None:
+                    return hit
         return None
+
+    def _scan(
+        self, ctx: Context, where: str, text: str, described: str, in_context: bool
+    ) -> Hit | None:
+        if not text:
+            return None
+        finding = self.scanner.scan(ctx.scan_text(where, text), in_context)
+        if finding is None:
+            return None
+        how = "" if finding.transformation is None else f", revealed by {finding.transformation}"
+        return Hit(f"prompt injection detected in {described}{how}: matched {finding.label!r}")
+
+
+def _origin(item: ContextItem) -> str:
+    kind = item.kind.value.replace("_", " ")
+    return f"{kind} from {item.source[:100]!r}" if item.source else kind
 
 
 def build(r: Reader, spec: PolicySpec) -> Check | None:
@@ -45,6 +72,8 @@ def build(r: Reader, spec: PolicySpec) -> Check | None:
     use_builtin = r.boolean("use_builtin", not patterns and not regexes)
     scan_input = r.boolean("scan_input", True)
     scan_output = r.boolean("scan_output", False)
+    scan_context = r.boolean("scan_context", True)
+    sensitivity = r.choice("sensitivity", SENSITIVITIES) or "medium"
     r.choice("action", [m.wire_name for m in Mode])
     if not (patterns or regexes or use_builtin):
         r.problems.add(
@@ -56,7 +85,8 @@ def build(r: Reader, spec: PolicySpec) -> Check | None:
     except PatternError as exc:
         r.problems.add(f"{r.at(exc.field)}[{exc.index}]", exc.message)
         return None
-    return InjectionCheck(matcher, scan_input, scan_output)
+    scanner = InjectionScanner(matcher, use_builtin, sensitivity)
+    return InjectionCheck(scanner, scan_input, scan_output, scan_context)
 
 
 def _pattern_list(r: Reader, key: str) -> list[str]:
@@ -75,14 +105,16 @@ def _pattern_list(r: Reader, key: str) -> list[str]:
 
 POLICY_TYPE = PolicyType(
     name="injection_scan",
-    summary="the input or the output holds a prompt injection: literal phrases "
-    "(normalised), RE2 regexes or the built-in detector",
+    summary="the input, the output or a context item holds a prompt injection: literal "
+    "phrases (normalised and de-obfuscated), RE2 regexes or the built-in detector",
     rule_fields=(
         "patterns",
         "regex_patterns",
         "use_builtin",
         "scan_input",
         "scan_output",
+        "scan_context",
+        "sensitivity",
         "action",
     ),
     build=build,

@@ -1,0 +1,138 @@
+"""The learned tier of the built-in injection detector: a linear model over
+word n-grams (and character bigrams of scripts written without spaces) of
+normalised text, trained offline by ``train/train_injection_model.py`` and
+loaded from ``data/injection_model.json``.
+
+Scoring is an Aho-Corasick automaton pass over the text. Every key of the
+vocabulary is stored with its weight; a word n-gram is stored padded with
+spaces (``" ignore previous "``), so it matches whole words only, and the
+text is padded the same way. The score of a window of text is the model's
+bias plus the weights of the distinct keys wholly inside it (the model was
+trained on the same sums). Long texts are cut into windows of ``window``
+characters, each reaching ``overlap`` characters back into the one before,
+and the text scores as its best window, so a long benign document does not
+add up to an attack and an injection hidden in one paragraph of it still
+stands out.
+
+The file also holds the calibrated thresholds of the three sensitivities.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from operator import itemgetter
+from typing import Any
+
+import ahocorasick
+
+__all__ = ["InjectionModel", "load_model", "model_keys", "window_keys", "windows"]
+
+_MODEL_FILE = "data/injection_model.json"
+
+# Scripts written without spaces between words: their features are
+# character bigrams, matched anywhere (not just at word edges).
+_UNSPACED = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xAC00, 0xD7AF),  # Hangul syllables (Korean uses spaces, but agglutinates)
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+)
+
+
+def _unspaced(char: str) -> bool:
+    code = ord(char)
+    return any(low <= code <= high for low, high in _UNSPACED)
+
+
+def model_keys(normalized_text: str, max_n: int = 3) -> Iterable[str]:
+    """Every feature key of a normalised text, with repeats: word 1..max_n
+    grams padded with spaces, and bigrams of unspaced-script characters.
+    The training script selects its vocabulary from these."""
+    words = normalized_text.split(" ")
+    for n in range(1, max_n + 1):
+        for i in range(len(words) - n + 1):
+            yield " " + " ".join(words[i : i + n]) + " "
+    if not normalized_text.isascii():
+        for word in words:
+            for i in range(len(word) - 1):
+                pair = word[i : i + 2]
+                if _unspaced(pair[0]) and _unspaced(pair[1]):
+                    yield pair
+
+
+def windows(length: int, size: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of the windows of a padded text of ``length``: chunks of
+    ``size`` characters, each reaching ``overlap`` characters back into the
+    one before, so an n-gram across a chunk edge is still whole in one."""
+    for end in range(size, length + size, size):
+        yield max(0, end - size - overlap), min(end, length)
+
+
+def window_keys(automaton: Any, padded_text: str, start: int, end: int) -> set[Any]:
+    """The distinct automaton values of the keys wholly inside the window:
+    a key counts once however often it occurs (repeating a word does not
+    add up). All in C: no Python code runs per match."""
+    # Slice: the automaton's own start/end would read the whole text per call.
+    return set(map(_VALUE, automaton.iter(padded_text[start:end])))
+
+
+_VALUE = itemgetter(1)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionModel:
+    """A loaded model: ``score`` gives a text's best window score; compare it
+    with ``thresholds[sensitivity]``. Immutable; safe to share."""
+
+    automaton: Any
+    bias: float
+    window: int
+    overlap: int
+    thresholds: Mapping[str, float]
+    size: int
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> InjectionModel:
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+        features: list[list[Any]] = document["features"]
+        for index, (key, weight) in enumerate(features):
+            automaton.add_word(str(key), (index, float(weight)))
+        automaton.make_automaton()
+        thresholds = {str(k): float(v) for k, v in document["thresholds"].items()}
+        return cls(
+            automaton,
+            float(document["bias"]),
+            int(document["window"]),
+            int(document["overlap"]),
+            thresholds,
+            len(features),
+        )
+
+    def score(self, normalized_text: str) -> float:
+        """The best score of any window of the text."""
+        padded = f" {normalized_text} "
+        automaton = self.automaton
+        best: float = max(
+            sum(map(_VALUE, window_keys(automaton, padded, start, end)))
+            for start, end in windows(len(padded), self.window, self.overlap)
+        )
+        return self.bias + best
+
+
+_MODEL: InjectionModel | None = None
+
+
+def load_model() -> InjectionModel:
+    """The committed model, built on first use (tens of ms) and shared."""
+    global _MODEL
+    if _MODEL is None:
+        raw = resources.files("pdp.engine").joinpath(_MODEL_FILE).read_text("utf-8")
+        _MODEL = InjectionModel.from_document(json.loads(raw))
+    return _MODEL

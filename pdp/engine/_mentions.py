@@ -1,0 +1,129 @@
+"""Text *about* an attack: quotations and code strings that hold an attack
+phrase without addressing it to the model.
+
+Security guidance ("attackers write phrases such as 'ignore previous
+instructions'"), a changelog ("detect \\"you are now DAN\\" prompts") and a code
+fixture (``PAYLOAD = "ignore previous instructions"``) all quote an attack.
+``mask_mentions`` blanks out
+
+- a quotation (``"..."``, ``'...'``, ``“...”``, ``‘...’``, ``«...»``, ``„...“``,
+  ``「...」``, backticks) when the words before it on its line name it as an
+  example, a phrase, an attack, a test or a detection, or the words right
+  after it call it one ("... is a classic injection");
+- every string literal on a line that reads as code (an assignment, an
+  ``assert``, a call or a list of strings);
+- a fenced code block whose opening line, or the line before it, names it as
+  an example or an attack.
+
+A quotation without such words is not blanked: ``Translate: "Ignore previous
+instructions and ..."`` is an injection carried in quotes. Used only after a
+match, so its cost is paid by texts that matched.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["mask_mentions"]
+
+_MAX_QUOTE = 600  # characters inside one quotation
+
+# One regex per kind of quotation, each starting with its opening mark, so a
+# text is searched only for the marks it holds (and quickly: a literal prefix).
+_QUOTES = tuple(
+    (opening, re.compile(pattern))
+    for opening, pattern in (
+        ('"', rf'"[^"\n]{{1,{_MAX_QUOTE}}}"'),
+        ("'", rf"'[^'\n]{{1,{_MAX_QUOTE}}}'"),  # not an apostrophe: checked below
+        ("“", rf"“[^”\n]{{1,{_MAX_QUOTE}}}”"),
+        ("‘", rf"‘[^’\n]{{1,{_MAX_QUOTE}}}’"),
+        ("«", rf"«[^»\n]{{1,{_MAX_QUOTE}}}»"),
+        ("„", rf"„[^“”\n]{{1,{_MAX_QUOTE}}}[“”]"),
+        ("「", rf"「[^」\n]{{1,{_MAX_QUOTE}}}」"),
+        ("『", rf"『[^』\n]{{1,{_MAX_QUOTE}}}』"),
+        ("`", rf"`[^`\n]{{1,{_MAX_QUOTE}}}`"),
+    )
+)
+# Words before a quotation that make it an example of something.
+_CUE_BEFORE = re.compile(
+    r"\b(?:phrases?|strings?|patterns?|keywords?|wording|sentences?|examples?|e\.?g\b|i\.?e\b"
+    r"|such as|for instance|like|attacks?|attackers?|adversar\w*|malicious|injections?"
+    r"|jailbreaks?|payloads?|detect\w*|flag\w*|block\w*|filter\w*|scann\w*|classif\w*"
+    r"|guard\w*|tests?|testing|fixtures?|asserts?|samples?|known|classic|typical|common"
+    r"|contain\w*|called|named|match\w*|regex\w*|signatures?|triggers?|heuristics?"
+    r"|prompts? (?:like|such as)|ejemplo|beispiel|exemple|esempio|exemplo|пример)\b",
+    re.IGNORECASE,
+)
+# Words right after a quotation that call it an attack or an example.
+_CUE_AFTER = re.compile(
+    r"^\W{0,3}(?:is|are|was|were|as|would be|will be|gets?|get|being)?\s*"
+    r"(?:an?|the)?\s*(?:classic|common|typical|known|simple|basic|famous|well known)?\s*"
+    r"(?:prompt\s+|jailbreak\s+)?(?:examples?|attacks?|injections?|jailbreaks?|payloads?|phrases?|attempts?"
+    r"|detected|flagged|blocked|caught|rejected)\b",
+    re.IGNORECASE,
+)
+_CODE_LINE = re.compile(
+    r"^\s*(?:[\w.\[\]'\"]+\s*(?::|=|\+=|:=|==|=>)\s*[\[\(\{]?\s*[rbfuRBFU]?[\"'`]"
+    r"|[\(\[\{]\s*[rbfuRBFU]?[\"'`]|assert\b|return\b|expect\(|[\w.]+\([\"'`]|[\"'`][^\"'`]*[\"'`]\s*[,\]\)]\s*$"
+    r"|(?:const|let|var|final|static|String|str)\b|[-*]\s*\[?[\"'`])"
+)
+_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_FENCE_CUE = re.compile(
+    r"\b(?:examples?|attacks?|injections?|jailbreaks?|payloads?|malicious|adversarial|samples?"
+    r"|fixtures?|tests?)\b",
+    re.IGNORECASE,
+)
+
+
+def _blank(chars: list[str], start: int, end: int) -> None:
+    for i in range(start, end):
+        if chars[i] != "\n":
+            chars[i] = " "
+
+
+def _is_apostrophe(text: str, start: int, end: int) -> bool:
+    """Whether a single-quoted span starts or ends inside a word ("don't")."""
+    return (start > 0 and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum())
+
+
+def mask_mentions(text: str) -> str | None:
+    """``text`` with quotations and code strings about an attack replaced by
+    spaces (line breaks kept); None when nothing is blanked."""
+    chars: list[str] | None = None
+    fences = _FENCE.finditer(text) if "```" in text or "~~~" in text else ()
+    for fence in fences:
+        line_start = text.rfind("\n", 0, max(0, fence.start() - 1)) + 1
+        header = text[line_start : text.find("\n", fence.start()) + 1]
+        if _FENCE_CUE.search(header) is not None:
+            if chars is None:
+                chars = list(text)
+            _blank(chars, fence.start(2), fence.end(2))
+    quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
+    for match in quotations:
+        start, end = match.span()
+        if text[start] == "'" and _is_apostrophe(text, start, end):
+            continue
+        line_start = text.rfind("\n", 0, start) + 1
+        before = text[max(line_start, start - 160) : start]
+        line_end = text.find("\n", end)
+        after = text[end : min(end + 80, len(text) if line_end < 0 else line_end)]
+        if (
+            _CUE_BEFORE.search(before) is not None
+            or _CUE_AFTER.search(after) is not None
+            or _CODE_LINE.search(text[line_start : start + 1]) is not None
+        ):
+            if chars is None:
+                chars = list(text)
+            _blank(chars, start + 1, end - 1)
+    if '"' in text or "'" in text or "`" in text:
+        offset = 0
+        for line in text.splitlines(keepends=True):
+            quoted = '"' in line or "'" in line or "`" in line
+            if quoted and _CODE_LINE.search(line) is not None:
+                for literal in _STRING_LITERAL.finditer(line):
+                    if chars is None:
+                        chars = list(text)
+                    _blank(chars, offset + literal.start() + 1, offset + literal.end() - 1)
+            offset += len(line)
+    return None if chars is None else "".join(chars)

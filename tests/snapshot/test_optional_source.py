@@ -1,0 +1,54 @@
+"""An optional HTTP source (a control plane's candidate snapshot): a 404 is
+"no document", long-polled by its ETag, and never a busy loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pdp.snapshot import HttpSource, NoDocument, Update
+
+
+async def _server(etag: str | None) -> tuple[asyncio.Server, list[bytes]]:
+    seen: list[bytes] = []
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        tag = f"ETag: {etag}\r\n" if etag else ""
+        answer = f"HTTP/1.1 404 Not Found\r\n{tag}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        writer.write(answer.encode())
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(respond, "127.0.0.1", 0), seen
+
+
+async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[bytes]]:
+    server, seen = await _server(etag)
+    port = server.sockets[0].getsockname()[1]
+    source = HttpSource(f"http://127.0.0.1:{port}/candidate", wait=0.1, optional=True)
+    updates: list[Update] = []
+
+    async def report(update: Update) -> None:
+        updates.append(update)
+
+    task = asyncio.create_task(source.run(report))
+    await asyncio.sleep(seconds)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await source.aclose()
+    server.close()
+    return updates, seen
+
+
+async def test_a_404_is_no_document_and_is_long_polled_by_its_etag() -> None:
+    updates, seen = await _follow('"4.1"', 0.3)
+    assert updates and all(isinstance(u, NoDocument) for u in updates)
+    assert b'If-None-Match: "4.1"' in seen[-1] and b"wait=0.1" in seen[-1]
+
+
+async def test_a_404_without_an_etag_is_asked_again_only_later() -> None:
+    updates, seen = await _follow(None, 0.5)
+    assert len(seen) == 1 and isinstance(updates[0], NoDocument)

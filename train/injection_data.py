@@ -1,0 +1,344 @@
+"""The labelled public data the injection model is trained and measured on.
+
+Every source is a file at a pinned commit of a public GitHub repository,
+read with ``git show`` from a local mirror of that repository (nothing here
+is committed to pdp; ``train/SOURCES.md`` names each source and its licence).
+Mirrors are looked up under ``$PDP_MIRRORS`` (default ``/work/.mirror``) as
+``<owner>+<name>/repo``, or as a plain clone at ``<owner>/<name>``.
+
+Each text gets a split from a hash of its normalised form, so the split is
+the same on every run and for every consumer: ``train`` (fit the model),
+``calibrate`` (choose the thresholds) and ``test`` (report only).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pdp.engine._normalize import normalize
+
+__all__ = ["SOURCES", "Example", "Source", "load_all", "mirror", "split_of"]
+
+csv.field_size_limit(1 << 26)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    repo: str
+    commit: str
+    paths: tuple[str, ...]
+    licence: str
+    injection: bool  # the label of every text it yields
+    kind: str  # "prompt", "output", "hard negative", "jailbreak"
+    read: Callable[[bytes, str], Iterator[str]]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    injection: bool
+    source: str
+    kind: str
+    split: str
+
+
+def mirror(repo: str) -> Path | None:
+    """The local git directory of ``repo``, or None when it is not here."""
+    root = Path(os.environ.get("PDP_MIRRORS", "/work/.mirror"))
+    for candidate in (root / repo.replace("/", "+") / "repo", root / repo):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _show(directory: Path, commit: str, path: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(directory), "show", f"{commit}:{path}"],
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def _csv_column(
+    column: str, skip: Callable[[str], bool] = lambda _: False
+) -> Callable[[bytes, str], Iterator[str]]:
+    def read(data: bytes, path: str) -> Iterator[str]:
+        for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
+            text = row.get(column) or ""
+            if text.strip() and not skip(text):
+                yield text
+
+    return read
+
+
+def _json_prompts(data: bytes, path: str) -> Iterator[str]:
+    for row in json.loads(data):
+        if int(row.get("label", 0)) == 0:
+            yield str(row["prompt"])
+
+
+def _hh_turns(side: str) -> Callable[[bytes, str], Iterator[str]]:
+    marker = "\n\nHuman: " if side == "human" else "\n\nAssistant: "
+
+    def read(data: bytes, path: str) -> Iterator[str]:
+        for line in gzip.decompress(data).decode("utf-8").splitlines():
+            dialogue = json.loads(line)["chosen"]
+            turns = re.split(r"\n\n(?:Human|Assistant): ", dialogue)
+            wanted = [t for i, t in enumerate(turns[1:]) if (i % 2 == 0) == (side == "human")]
+            if wanted and marker:
+                yield wanted[0]
+
+    return read
+
+
+def _gsm8k(field: str) -> Callable[[bytes, str], Iterator[str]]:
+    def read(data: bytes, path: str) -> Iterator[str]:
+        for line in data.decode("utf-8").splitlines():
+            yield str(json.loads(line)[field])
+
+    return read
+
+
+# What makes a documentation paragraph or a code chunk "about" an attack.
+_ATTACK_WORDS = re.compile(
+    r"ignore|instructions|system prompt|jailbreak|\bDAN\b|injection|disregard|pretend"
+    r"|developer mode|reveal|previous",
+    re.IGNORECASE,
+)
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def _doc_paragraphs(data: bytes, path: str) -> Iterator[str]:
+    text = _FENCE.sub("", data.decode("utf-8", "replace"))
+    for paragraph in re.split(r"\n\s*\n", text):
+        if len(paragraph) > 40 and _ATTACK_WORDS.search(paragraph):
+            yield paragraph.strip()
+
+
+def _code_chunks(data: bytes, path: str) -> Iterator[str]:
+    lines = data.decode("utf-8", "replace").splitlines()
+    for start in range(0, len(lines), 25):
+        chunk = "\n".join(lines[start : start + 25])
+        if _ATTACK_WORDS.search(chunk):
+            yield chunk
+
+
+def _mentions_jailbreak(text: str) -> bool:
+    return re.search(r"jailbreak|\bDAN\b|developer mode", text, re.IGNORECASE) is not None
+
+
+_LLM_GUARD = "53af270c69316ed82cb71ba7b19d11b55bda3151"
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "jailbreak_llms",
+        "yunwei37/satml-llmail-injection",
+        "360613b492c5a4e8f9297b32adc819f0aa27210a",
+        ("data/jailbreak_human_set2/jailbreak_prompts_2023_12_25.csv",),
+        "MIT (verazuo/jailbreak_llms, CCS'24 'Do Anything Now')",
+        True,
+        "jailbreak",
+        _csv_column("prompt"),
+        "a copy of verazuo/jailbreak_llms data/prompts/jailbreak_prompts_2023_12_25.csv",
+    ),
+    Source(
+        "gptfuzz_templates",
+        "sherdencooper/GPTFuzz",
+        "1eddeb565740ae311b5f4950492b011a6f866fe7",
+        ("datasets/prompts/GPTFuzzer.csv",),
+        "MIT",
+        True,
+        "jailbreak",
+        _csv_column("text"),
+    ),
+    Source(
+        "awesome_chatgpt_prompts",
+        "f/awesome-chatgpt-prompts",
+        "50a97c072933c93c76cc0714e9dd4c4cf1d80ae7",
+        ("prompts.csv",),
+        "CC0-1.0",
+        False,
+        "prompt",
+        _csv_column("prompt", skip=_mentions_jailbreak),
+        "role-play prompts ('I want you to act as ...'); rows naming a jailbreak are left out",
+    ),
+    Source(
+        "wildguard_benign",
+        "leolee99/PIGuard",
+        "1b5751e88bf7475acbedfc8eda795ce060307c84",
+        ("datasets/wildguard.json",),
+        "MIT (PIGuard); WildGuardMix, ODC-BY",
+        False,
+        "prompt",
+        _json_prompts,
+    ),
+    Source(
+        "hh_rlhf_prompts",
+        "anthropics/hh-rlhf",
+        "354e5c3cb8960630860dd5774a6ac2a58313bf4d",
+        ("harmless-base/test.jsonl.gz",),
+        "MIT",
+        False,
+        "prompt",
+        _hh_turns("human"),
+        "first human turn of each dialogue",
+    ),
+    Source(
+        "hh_rlhf_answers",
+        "anthropics/hh-rlhf",
+        "354e5c3cb8960630860dd5774a6ac2a58313bf4d",
+        ("harmless-base/test.jsonl.gz",),
+        "MIT",
+        False,
+        "output",
+        _hh_turns("assistant"),
+        "first assistant turn of each dialogue (model output)",
+    ),
+    Source(
+        "gsm8k_questions",
+        "openai/grade-school-math",
+        "3101c7d5072418e28b9008a6636bde82a006892c",
+        ("grade_school_math/data/test.jsonl",),
+        "MIT",
+        False,
+        "prompt",
+        _gsm8k("question"),
+    ),
+    Source(
+        "gsm8k_answers",
+        "openai/grade-school-math",
+        "3101c7d5072418e28b9008a6636bde82a006892c",
+        ("grade_school_math/data/test.jsonl",),
+        "MIT",
+        False,
+        "output",
+        _gsm8k("answer"),
+        "worked answers (model-output style)",
+    ),
+    Source(
+        "security_docs",
+        "protectai/llm-guard",
+        _LLM_GUARD,
+        (
+            "README.md",
+            "docs/changelog.md",
+            "docs/get_started/attacks.md",
+            "docs/get_started/best_practices.md",
+            "docs/input_scanners/prompt_injection.md",
+            "docs/input_scanners/ban_substrings.md",
+            "docs/input_scanners/invisible_text.md",
+            "docs/output_scanners/no_refusal.md",
+            "docs/tutorials/rag.md",
+        ),
+        "MIT",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+        "documentation and changelog paragraphs that mention attacks (outside code blocks)",
+    ),
+    Source(
+        "security_code",
+        "protectai/llm-guard",
+        _LLM_GUARD,
+        (
+            "tests/input_scanners/test_prompt_injection.py",
+            "tests/input_scanners/test_ban_substrings.py",
+            "tests/input_scanners/test_invisible_text.py",
+            "tests/output_scanners/test_ban_substrings.py",
+            "llm_guard/input_scanners/prompt_injection.py",
+            "llm_guard/input_scanners/ban_substrings.py",
+        ),
+        "MIT",
+        False,
+        "hard negative",
+        _code_chunks,
+        "25-line chunks of tests and scanners that hold attack phrases as string constants",
+    ),
+    Source(
+        "vigil_docs",
+        "deadbits/vigil-llm",
+        "f2b4c134d060bae81d29fad07003f3c657e63fc8",
+        ("README.md", "docs/datasets.md", "data/datasets/README.md"),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+    ),
+    Source(
+        "langkit_docs",
+        "whylabs/langkit",
+        "5d6cab1e2ff32181ba5c514aaa2a4473421dc413",
+        (
+            "README.md",
+            "DESCRIPTION.md",
+            "langkit/docs/faq.md",
+            "langkit/docs/features/security.md",
+            "langkit/docs/modules.md",
+        ),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+    ),
+    Source(
+        "langkit_code",
+        "whylabs/langkit",
+        "5d6cab1e2ff32181ba5c514aaa2a4473421dc413",
+        ("langkit/injections.py", "langkit/proactive_injection_detection.py"),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _code_chunks,
+    ),
+    Source(
+        "research_readmes",
+        "leolee99/PIGuard",
+        "1b5751e88bf7475acbedfc8eda795ce060307c84",
+        ("README.md",),
+        "MIT",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+    ),
+)
+
+
+def split_of(text: str) -> str:
+    """``train`` (70%), ``calibrate`` (15%) or ``test`` (15%), from a hash."""
+    bucket = int(hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:8], 16) % 100
+    return "train" if bucket < 70 else "calibrate" if bucket < 85 else "test"
+
+
+def load_all(exclude: frozenset[str] = frozenset()) -> tuple[list[Example], list[str]]:
+    """Every example of every source whose mirror is here, deduplicated by
+    normalised text (first source wins); also the names of missing sources.
+    Texts in ``exclude`` (normalised) are dropped: evaluation-only sets."""
+    examples: list[Example] = []
+    missing: list[str] = []
+    seen: set[str] = set(exclude)
+    for source in SOURCES:
+        directory = mirror(source.repo)
+        if directory is None:
+            missing.append(source.name)
+            continue
+        for path in source.paths:
+            for text in source.read(_show(directory, source.commit, path), path):
+                key = normalize(text)
+                if not key or key in seen:
+                    continue
+                seen.add(key)
+                examples.append(
+                    Example(text, source.injection, source.name, source.kind, split_of(text))
+                )
+    return examples, missing

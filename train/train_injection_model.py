@@ -1,0 +1,239 @@
+"""Trains the learned tier of the built-in injection detector and writes
+``pdp/engine/data/injection_model.json``.
+
+    .venv/bin/pip install -e '.[train]'
+    .venv/bin/python train/train_injection_model.py
+
+Data: ``train/injection_data.py`` (sources and licences in
+``train/SOURCES.md``), read from local mirrors of the public repositories.
+Each text falls in one split by a hash of its normalised form: the model is
+fitted on ``train``, the thresholds are chosen on ``calibrate``, and
+``test`` is only reported. Sets kept for independent measurement (garak,
+CyberSecEval, BIPIA, Tensor Trust, the agent-governance-toolkit corpus,
+Alpaca/AlpacaEval) are not read at all, and the PIGuard evaluation files in
+``../shared/data/injection`` are removed from the training data by text.
+
+Model: logistic regression over the presence of word 1-3 grams (and
+character bigrams of unspaced scripts) in windows of normalised text, the
+exact features and windows that ``pdp.engine._injection_model`` sums at run
+time;
+the strongest ``--features`` weights are kept. Thresholds per sensitivity:
+``high`` lets ~2% of each kind of benign calibration text through, ``medium``
+0.5%, ``low`` none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pdp.engine._injection_model import (  # noqa: E402
+    InjectionModel,
+    model_keys,
+    window_keys,
+    windows,
+)
+from pdp.engine._mentions import mask_mentions  # noqa: E402
+from pdp.engine._normalize import normalize  # noqa: E402
+from train.injection_data import Example, load_all  # noqa: E402
+
+OUT = REPO / "pdp" / "engine" / "data" / "injection_model.json"
+WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "512"))
+OVERLAP = 64
+MIN_DOCS = 3
+PERCENTILES = {"high": 98.0, "medium": 99.5, "low": 100.0}
+
+
+def evaluation_texts() -> frozenset[str]:
+    """Normalised texts of the shared evaluation sets, kept out of training."""
+    shared = REPO.parent / "shared" / "data" / "injection"
+    if not shared.is_dir():
+        shared = Path("/work/shared/data/injection")
+    texts: set[str] = set()
+    for path in shared.glob("*.json"):
+        for row in json.loads(path.read_text("utf-8")):
+            texts.add(normalize(str(row["prompt"])))
+    return frozenset(texts)
+
+
+def vocabulary(examples: list[Example], max_df: float) -> list[str]:
+    """Keys in at least MIN_DOCS texts and at most ``max_df`` of them: a key
+    in most texts (" the ", " you ") says little and costs a match each time."""
+    docs: Counter[str] = Counter()
+    for example in examples:
+        docs.update(set(model_keys(normalize(example.text))))
+    most = max_df * len(examples)
+    return sorted(key for key, n in docs.items() if MIN_DOCS <= n <= most)
+
+
+def text_windows(automaton: ahocorasick.Automaton, text: str) -> list[set[int]]:
+    """The feature indices present in each window, as ``InjectionModel.score``
+    windows the text (the automaton's values here are the indices)."""
+    padded = f" {normalize(text)} "
+    return [
+        window_keys(automaton, padded, start, end)
+        for start, end in windows(len(padded), WINDOW, OVERLAP)
+    ]
+
+
+def matrix(rows: list[set[int]], width: int) -> csr_matrix:
+    data, indices, indptr = [], [], [0]
+    for row in rows:
+        for index in row:
+            indices.append(index)
+            data.append(1.0)
+        indptr.append(len(indices))
+    return csr_matrix((data, indices, indptr), shape=(len(rows), width))
+
+
+def fit(
+    examples: list[Example], keys: list[str], c: float, penalty: str
+) -> tuple[np.ndarray, float]:
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+    for index, key in enumerate(keys):
+        automaton.add_word(key, index)
+    automaton.make_automaton()
+    rows: list[set[int]] = []
+    labels: list[int] = []
+    for example in examples:
+        for window in text_windows(automaton, example.text):
+            rows.append(window)
+            labels.append(int(example.injection))
+    x = matrix(rows, len(keys))
+    model = LogisticRegression(
+        C=c, penalty=penalty, class_weight="balanced", max_iter=2000, solver="liblinear"
+    )
+    model.fit(x, np.array(labels))
+    return model.coef_[0], float(model.intercept_[0])
+
+
+def document(
+    keys: list[str],
+    weights: np.ndarray,
+    bias: float,
+    top: int,
+    min_weight: float,
+    min_word_weight: float,
+) -> dict[str, object]:
+    """The model file: the ``top`` strongest weights, without weak ones.
+    Single words are frequent, so each costs many matches: they must be
+    stronger (``min_word_weight``) to be kept."""
+    order = np.argsort(-np.abs(weights))[:top]
+    features = sorted(
+        (keys[i], round(float(weights[i]), 4))
+        for i in order
+        if abs(weights[i]) >= (min_word_weight if keys[i].count(" ") == 2 else min_weight)
+    )
+    return {"version": 2, "window": WINDOW, "overlap": OVERLAP, "bias": round(bias, 4),
+            "thresholds": {}, "features": features}  # fmt: skip
+
+
+def scan_score(model: InjectionModel, text: str, masked: bool) -> float:
+    """The score the scan acts on: with ``masked`` (sensitivity low and
+    medium), a text fires only if it also fires with quotations about an
+    attack blanked out, so it counts as the lower of the two scores."""
+    score = model.score(normalize(text))
+    if masked:
+        blanked = mask_mentions(text)
+        if blanked is not None:
+            score = min(score, model.score(normalize(blanked)))
+    return score
+
+
+def thresholds(model: InjectionModel, calibration: list[Example]) -> dict[str, float]:
+    """Per sensitivity, the highest of each benign kind's percentile."""
+    chosen: dict[str, float] = {}
+    for name, percentile in PERCENTILES.items():
+        by_kind: dict[str, list[float]] = {}
+        for example in calibration:
+            if not example.injection:
+                score = scan_score(model, example.text, masked=name != "high")
+                by_kind.setdefault(example.kind, []).append(score)
+        cut = max(float(np.percentile(scores, percentile)) for scores in by_kind.values())
+        chosen[name] = round(cut + 1e-3, 4)
+    return chosen
+
+
+def matches_per_kb(model: InjectionModel, examples: list[Example]) -> float:
+    """Automaton matches per KB of benign text: the cost of scoring."""
+    size = matches = 0
+    for example in examples:
+        if not example.injection:
+            text = f" {normalize(example.text)} "
+            size += len(text)
+            matches += sum(1 for _ in model.automaton.iter(text))
+    return matches / (size / 1024)
+
+
+def report(model: InjectionModel, examples: list[Example], split: str) -> None:
+    part = [e for e in examples if e.split == split]
+    scores = [model.score(normalize(e.text)) for e in part]
+    labels = [e.injection for e in part]
+    print(f"== {split}: {len(part)} texts, ROC AUC {roc_auc_score(labels, scores):.4f}")
+    for name, cut in model.thresholds.items():
+        flagged = [scan_score(model, e.text, name != "high") >= cut for e in part]
+        print(f"  {name:6} threshold {cut:8.3f}")
+        for source in sorted({e.source for e in part}):
+            rows = [f for f, e in zip(flagged, part, strict=True) if e.source == source]
+            kind = "recall" if next(e for e in part if e.source == source).injection else "FPR"
+            print(f"    {source:26} {len(rows):5}  {kind} {sum(rows) / len(rows):.3f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", type=int, default=30_000, help="weights kept")
+    parser.add_argument("--c", type=float, default=2.0, help="inverse regularisation")
+    parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
+    parser.add_argument(
+        "--min-weight", type=float, default=0.3, help="drop weaker features (fewer matches)"
+    )
+    parser.add_argument(
+        "--min-word-weight", type=float, default=0.5, help="the same for single words"
+    )
+    parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    started = time.monotonic()
+    examples, missing = load_all(evaluation_texts())
+    if missing:
+        print(f"missing mirrors for {', '.join(missing)}: fetch them first", file=sys.stderr)
+        return 1
+    train = [e for e in examples if e.split == "train"]
+    keys = vocabulary(train, args.max_df)
+    print(f"{len(train)} training texts, {len(keys)} candidate features")
+    weights, bias = fit(train, keys, args.c, args.penalty)
+    kept = document(keys, weights, bias, args.features, args.min_weight, args.min_word_weight)
+    # Fit again on the kept keys only, so the weights make up for the rest.
+    keys = [key for key, _ in kept["features"]]  # type: ignore[attr-defined]
+    weights, bias = fit(train, keys, args.c, args.penalty)
+    doc = document(keys, weights, bias, len(keys), 0.0, 0.0)
+    doc["thresholds"] = {"high": 0.0, "medium": 0.0, "low": 0.0}
+    model = InjectionModel.from_document(doc)
+    doc["thresholds"] = thresholds(model, [e for e in examples if e.split == "calibrate"])
+    model = InjectionModel.from_document(doc)
+    report(model, examples, "calibrate")
+    report(model, examples, "test")
+    print(f"{matches_per_kb(model, examples):.0f} matches per KB of benign text")
+    args.out.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+    size = args.out.stat().st_size
+    print(f"{len(doc['features'])} features, {size / 1e6:.2f} MB -> {args.out}")  # type: ignore[arg-type]
+    print(f"{time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
