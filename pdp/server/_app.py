@@ -213,9 +213,12 @@ class Sidecar:
         location = shadow_location(opts)
         if location is not None:
             self.shadow = ShadowEvaluator(usage, capacity=opts.shadow_queue, clock=self._clock)
+            # No name: only the main feed reports the revisions applied.
             self._shadow_source = open_source(
                 location,
                 api_key=opts.api_key,
+                api_key_file=opts.api_key_file,
+                ca_file=opts.ca_file,
                 poll_interval=opts.poll_interval,
                 optional=True,
             )
@@ -261,6 +264,9 @@ class Sidecar:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        holder: SnapshotHolder | None = getattr(self, "holder", None)
+        if holder is not None:
+            await holder.flush()  # the last good snapshot, before the database closes
         if self._source is not None:
             await self._source.aclose()
         if self._shadow_source is not None:

@@ -94,7 +94,9 @@ class SnapshotHolder:
     """Holds the active snapshot. The hot path reads ``active`` (one attribute
     load) and ``stale``; activation replaces ``active`` whole.
 
-    ``on_activate`` runs after each activation (to persist the document);
+    ``on_activate`` runs after activations, in the background (to persist
+    the document: one activated while the previous one is being persisted
+    is persisted next, any in between is skipped; :meth:`flush` waits);
     ``on_serving`` runs whenever :attr:`serving` changes (to set health)."""
 
     def __init__(
@@ -132,6 +134,8 @@ class SnapshotHolder:
         self._lock = asyncio.Lock()
         self._serving_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._unpersisted: tuple[Active, bytes] | None = None
+        self._persisting: asyncio.Future[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -333,11 +337,32 @@ class SnapshotHolder:
             len({a.id for a in snapshot.agents.values()}),
         )
         if self._on_activate is not None:
+            self._persist_later(active, data)
+        return True
+
+    def _persist_later(self, active: Active, data: bytes) -> None:
+        """Persists off the activation path: writing a large document takes
+        a while, and the next one (a pause) must not wait behind it. Only the
+        latest document waiting is written."""
+        self._unpersisted = (active, data)
+        if self._persisting is None or self._persisting.done():
+            self._persisting = asyncio.ensure_future(self._persist())
+
+    async def _persist(self) -> None:
+        assert self._on_activate is not None
+        while self._unpersisted is not None:
+            active, data = self._unpersisted
+            self._unpersisted = None
             try:
                 await self._on_activate(active, data)
             except Exception:  # persisting is best effort; serving goes on
                 log.exception("could not persist the active snapshot")
-        return True
+
+    async def flush(self) -> None:
+        """Returns once the active snapshot has been handed to
+        ``on_activate`` (persisted)."""
+        while self._persisting is not None and not self._persisting.done():
+            await asyncio.shield(self._persisting)
 
     def _reject(
         self, source: str, errors: tuple[FieldError, ...], digest: str, pause: PauseState | None

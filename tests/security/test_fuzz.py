@@ -106,7 +106,7 @@ async def sidecar(start_sidecar: StartSidecar) -> RunningSidecar:
 async def test_enforce_answers_every_request_or_names_the_field(
     sidecar: RunningSidecar, data: bytes
 ) -> None:
-    call = sidecar.channel.unary_unary(ENFORCE)
+    call = sidecar.channel.unary_unary(ENFORCE, request_serializer=None, response_deserializer=None)
     failure: grpc.aio.AioRpcError | None = None
     try:
         answer = pb.EnforceResponse.FromString(await call(data, timeout=10))
