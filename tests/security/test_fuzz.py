@@ -21,6 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pdp.control._objects import POLICY_WRITABLE_FIELDS
+from pdp.engine import POLICY_TYPES
+from pdp.engine._registry import REGISTRY
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import EXAMPLE_SNAPSHOT, RunningSidecar, StartSidecar
 from tests.control._harness import ControlPlaneHarness
@@ -143,31 +146,10 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-POLICY_KEYS = [
-    "name",
-    "policyType",
-    "enforcementMode",
-    "ruleDefinition",
-    "appliesToAgents",
-    "isActive",
-    "severity",
-    "description",
-    "prerequisites",
-]
-RULE_KEYS = [
-    "patterns",
-    "regex_patterns",
-    "denied_pii_types",
-    "max_cost_per_execution",
-    "daily_budget",
-    "monthly_cap_usd",
-    "reset_day",
-    "expression",
-    "max_requests",
-    "per_seconds",
-    "scope",
-    "timezone",
-]
+# The keys a policy body and its rule definitions take, from the project's
+# own lists, so that the fuzzer reaches the engine's checks of each type.
+POLICY_KEYS = list(POLICY_WRITABLE_FIELDS)
+RULE_KEYS = sorted({key for entry in REGISTRY.values() for key in entry.rule_fields})
 
 
 def _shaped(keys: list[str], values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -179,9 +161,7 @@ policy_bodies = st.one_of(
     st.fixed_dictionaries(
         {
             "name": st.one_of(any_text, json_values),
-            "policyType": st.sampled_from(
-                ["injection_scan", "pii_access", "cost_limit", "budget_cap", "expression", "x"]
-            ),
+            "policyType": st.sampled_from([*POLICY_TYPES, "x"]),
             "enforcementMode": st.sampled_from(["block", "warn", "monitor", "nope"]),
             "ruleDefinition": _shaped(RULE_KEYS, json_values),
         },
