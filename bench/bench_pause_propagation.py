@@ -106,9 +106,7 @@ async def measure(base: str, key: str, sidecars: list[str], pauses: int) -> dict
     channels = [grpc.aio.insecure_channel(a) for a in sidecars]
     stubs = [pb_grpc.PolicyDecisionServiceStub(c) for c in channels]
     times: dict[str, list[float]] = {"pause": [], "resume": []}
-    async with httpx.AsyncClient(
-        base_url=base, headers={"X-API-Key": key}, timeout=300.0
-    ) as http:
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=300.0) as http:
         for _ in range(pauses):
             for action, paused in (("pause", True), ("resume", False)):
                 body = {"reason": "propagation benchmark"} if paused else None
@@ -153,12 +151,14 @@ def main() -> None:
                 ).raise_for_status()
             size = len(httpx.get(f"{base}/api/v1/snapshot", headers={"X-API-Key": key}).content)
             url = f"{base}/api/v1/snapshot"
+            key_file = Path(tmp) / "api-key"
+            key_file.write_text(key)
             for i in range(args.sidecars):
                 sidecars.append(
                     PdpProcess([
                         "serve",
                         "--snapshot", url,
-                        "--api-key", key,
+                        "--api-key-file", str(key_file),
                         "--listen", "127.0.0.1:0",
                         "--state", str(Path(tmp) / f"sidecar{i}.db"),
                     ], timeout=600)
