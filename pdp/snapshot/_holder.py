@@ -108,11 +108,10 @@ class SnapshotHolder:
         max_staleness: float | None = None,
     ) -> None:
         self.active: Active | None = None
-        # When the source last answered, and when its answer was last the
-        # active snapshot's document: staleness counts from the latter, so a
-        # sidecar whose newer documents are rejected goes stale.
+        # When the source last answered. Staleness counts from the last
+        # answer that left the active snapshot current, so a sidecar whose
+        # newer documents are rejected goes stale.
         self.last_contact: datetime | None = None
-        self.current_at: datetime | None = None
         # Why the source's last attempt got no answer; None once it answers.
         self.unreachable: str | None = None
         self.max_staleness = max_staleness
@@ -128,6 +127,7 @@ class SnapshotHolder:
         self._rejection: Rejection | None = None
         self._rejected_digest = ""
         self._rejected_pause: PauseState | None = None
+        self._overlaid = False  # a newer document's pauses are laid over the active one
         self._refusal: Rejection | None = None
         self._serving: bool | None = None  # as last notified
         self._was_stale = False
@@ -268,14 +268,16 @@ class SnapshotHolder:
         self.last_contact = now
         if self._rejection is not None:
             return  # answers that bring a rejected document are no fresher
-        self.current_at = now
         if self._limit is not None:
             self._stale_at = now + self._limit
 
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
         digest = await asyncio.to_thread(_digest, data)
         async with self._lock:
-            if digest in (self._active_digest, self._rejected_digest):
+            # The active document again is news only when a rejected one (or
+            # its pauses) came in between: the source went back to it.
+            back = clear_rejection and (self._rejection is not None or self._overlaid)
+            if digest == self._rejected_digest or (digest == self._active_digest and not back):
                 return False
             try:
                 document, pause = await asyncio.to_thread(_read, data)
@@ -305,6 +307,7 @@ class SnapshotHolder:
         if snapshot.agents == active.snapshot.agents:
             return
         self.active = Active(snapshot, active.source, active.activated_at, pause.revision)
+        self._overlaid = True
         self._notify_changed()
         log.info(
             "pause state of revision %d applied over revision %d while the rest compiles",
@@ -325,7 +328,7 @@ class SnapshotHolder:
         clear_rejection: bool,
     ) -> bool:
         active = Active(snapshot, source, self._clock())
-        self.active, self._active_digest = active, digest
+        self.active, self._active_digest, self._overlaid = active, digest, False
         if clear_rejection:
             self._rejection, self._rejected_digest, self._rejected_pause = None, "", None
         self._notify_changed()
