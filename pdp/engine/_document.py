@@ -1,7 +1,7 @@
 """Snapshot text (YAML or JSON, JSON being YAML) to a plain document.
 
 A document that starts with ``{`` is read as JSON first: a control plane
-publishes JSON, and the JSON reader is some 20 times faster than the YAML
+publishes JSON, and the JSON reader is 6 to 20 times faster than the YAML
 one on a large document (what a pause costs a sidecar). A YAML flow mapping
 that is not JSON falls back to the YAML reader."""
 

@@ -230,7 +230,7 @@ async def test_get_agent_shows_which_sidecars_have_applied_a_pause(
 
 def test_json_documents_are_read_as_json() -> None:
     """What a control plane publishes is read by the JSON reader (the YAML
-    one takes 20 times as long on a large document), and read as JSON: the
+    one takes 6 to 20 times as long on a large document), and read as JSON: the
     YAML reader takes ``1e-07`` (how Python writes 0.0000001) for a string,
     so a sidecar would reject a tiny budget the control plane accepted."""
     doc = example_document()
