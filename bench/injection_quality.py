@@ -43,6 +43,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a scri
 from bench._common import REPO, median_us, shared_data_dir
 from pdp.engine import (
     NO_USAGE,
+    Decision,
     DecisionKind,
     EnforceInput,
     compile_snapshot,
@@ -153,12 +154,15 @@ def blocked_by_examples(prompts: Iterable[str]) -> list[str]:
     """The prompts that the bundled example snapshot blocks as an input."""
     snapshot = compile_snapshot(parse_document((REPO / "examples" / "policies.yaml").read_bytes()))
     now = utc_now()
-    return [
-        prompt
-        for prompt in prompts
-        if snapshot.enforce(EnforceInput(agent_id="my-chatbot", input=prompt), NO_USAGE, now).kind
-        is DecisionKind.BLOCK
-    ]
+    blocked = []
+    for prompt in prompts:
+        decision = snapshot.enforce(
+            EnforceInput(agent_id="my-chatbot", input=prompt), NO_USAGE, now
+        )
+        assert isinstance(decision, Decision)  # the example snapshot has no custom validator
+        if decision.kind is DecisionKind.BLOCK:
+            blocked.append(prompt)
+    return blocked
 
 
 def builtin_scanner(sensitivity: str = "medium") -> InjectionScanner:

@@ -20,6 +20,7 @@ else:
 
 __all__ = [
     "Subparsers",
+    "add_allow_insecure_validators",
     "add_log_level",
     "add_metrics_listen",
     "listen_address",
@@ -62,6 +63,15 @@ def listen_address(*, unix: bool) -> Callable[[str], str]:
         return value
 
     return check
+
+
+def add_allow_insecure_validators(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-insecure-validators",
+        action="store_true",
+        help="let custom validators use plain http:// to a loopback address "
+        "(127.0.0.1, ::1, localhost), for development; any other URL must be https://",
+    )
 
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from ._args import Subparsers
+from ._args import Subparsers, add_allow_insecure_validators
 from ._files import SnapshotFileError, compile_file
 
 __all__ = ["add_parser", "metadata_pair", "rfc3339_time", "run", "usd_amount"]
@@ -68,6 +68,7 @@ def add_parser(subparsers: Subparsers) -> None:
     ev.add_argument(
         "--now", type=rfc3339_time, default=None, help="the time of the decision (default: now)"
     )
+    add_allow_insecure_validators(ev)
     ev.set_defaults(run=run)
 
 
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     from pdp.engine import NO_USAGE, EnforceInput, utc_now
 
     try:
-        snapshot = compile_file(args.snapshot)
+        snapshot = compile_file(
+            args.snapshot, allow_insecure_validators=args.allow_insecure_validators
+        )
     except SnapshotFileError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)

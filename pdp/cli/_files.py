@@ -23,8 +23,10 @@ class SnapshotFileError(Exception):
         self.exit_code = exit_code
 
 
-def compile_file(path: Path) -> CompiledSnapshot:
-    """The compiled snapshot of the YAML or JSON file at ``path``."""
+def compile_file(path: Path, *, allow_insecure_validators: bool = False) -> CompiledSnapshot:
+    """The compiled snapshot of the YAML or JSON file at ``path`` (custom
+    validators may use plain http to loopback with
+    ``allow_insecure_validators``)."""
     from pdp.engine import SnapshotError, compile_snapshot, parse_document
 
     try:
@@ -32,6 +34,8 @@ def compile_file(path: Path) -> CompiledSnapshot:
     except OSError as exc:
         raise SnapshotFileError([f"{path}: cannot read: {exc.strerror}"], 2) from None
     try:
-        return compile_snapshot(parse_document(data))
+        return compile_snapshot(
+            parse_document(data), allow_insecure_validators=allow_insecure_validators
+        )
     except SnapshotError as exc:
         raise SnapshotFileError([f"{path}: {error}" for error in exc.errors], 1) from None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._args import (
     Subparsers,
+    add_allow_insecure_validators,
     add_log_level,
     add_metrics_listen,
     listen_address,
@@ -116,6 +117,7 @@ def add_parser(subparsers: Subparsers) -> None:
         help="an OpenTelemetry span per decision (GenAI guardrail attributes), exported over "
         "OTLP/HTTP as OTEL_EXPORTER_OTLP_* say; needs pip install 'pdp[otel]'",
     )
+    add_allow_insecure_validators(serve)
     add_log_level(serve)
     serve.set_defaults(run=run)
 
@@ -145,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         sidecar_name=args.name,
         max_staleness=args.max_staleness,
+        allow_insecure_validators=args.allow_insecure_validators,
         metrics_listen=args.metrics_listen,
         shadow_snapshot=args.shadow_snapshot,
         shadow_queue=args.shadow_queue,

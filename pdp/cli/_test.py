@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._args import Subparsers
+from ._args import Subparsers, add_allow_insecure_validators
 from ._files import SnapshotFileError, compile_file
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def add_parser(subparsers: Subparsers) -> None:
         help="text (default) or junit: JUnit XML on stdout, the summary on stderr",
     )
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    add_allow_insecure_validators(test)
     test.set_defaults(run=run)
 
 
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         files = [load_test_file(path) for path in _files(args.paths)]
         compiled: dict[Path, CompiledSnapshot] = {}
-        snapshots = [_snapshot(test_file, args.snapshot, compiled) for test_file in files]
+        insecure = args.allow_insecure_validators
+        snapshots = [_snapshot(f, args.snapshot, compiled, insecure) for f in files]
     except (TestFileError, SnapshotFileError) as exc:
         lines = exc.lines if isinstance(exc, SnapshotFileError) else [str(exc)]
         for line in lines:
@@ -80,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _snapshot(
-    test_file: TestFile, override: Path | None, compiled: dict[Path, CompiledSnapshot]
+    test_file: TestFile,
+    override: Path | None,
+    compiled: dict[Path, CompiledSnapshot],
+    allow_insecure_validators: bool,
 ) -> CompiledSnapshot:
     """The snapshot a file is tested against; files naming one share it."""
     from pdp.engine import SnapshotError, compile_snapshot
@@ -92,13 +97,15 @@ def _snapshot(
         )
     if not isinstance(where, Path):
         try:
-            return compile_snapshot(where)
+            return compile_snapshot(where, allow_insecure_validators=allow_insecure_validators)
         except SnapshotError as exc:
             lines = [f"{test_file.path}: snapshot.{error}" for error in exc.errors]
             raise SnapshotFileError(lines, 2) from None
     if where not in compiled:
         try:
-            compiled[where] = compile_file(where)
+            compiled[where] = compile_file(
+                where, allow_insecure_validators=allow_insecure_validators
+            )
         except SnapshotFileError as exc:
             raise SnapshotFileError(exc.lines, 2) from None
     return compiled[where]

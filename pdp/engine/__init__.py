@@ -4,9 +4,13 @@ from it. Usage (spend and call counts so far) reaches it through the usage
 port (:class:`UsageView` for what it reads, :class:`UsagePort` for what a
 state backend implements); a decision returns what the call charges.
 
+A custom validator's answer is I/O too: an evaluation that needs one
+returns a :class:`Consultation` (the calls to make) and continues when
+given the answers.
+
 Being the lowest layer, it also holds the pure helpers every layer shares:
-the clock (``utc_now``), the one RFC 3339 parser and formatter, and the one
-listen-address parser.
+the clock (``utc_now``), the one RFC 3339 parser and formatter, the one
+listen-address parser, and Standard Webhooks signing.
 
 Exception tree::
 
@@ -15,11 +19,13 @@ Exception tree::
 """
 
 from ._address import ListenAddress, parse_listen_address
+from ._consultation import Consultation
 from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._registry import POLICY_TYPES
+from ._signing import sign_webhook, signing_key
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._time import format_time, parse_rfc3339, utc_now
 from ._types import (
@@ -48,19 +54,31 @@ from ._usage import (
     UsageReport,
     UsageView,
 )
+from ._validator import (
+    NO_ANSWERS,
+    Answer,
+    FailMode,
+    Validator,
+    ValidatorAnswer,
+    ValidatorCall,
+    ValidatorFailure,
+)
 
 __all__ = [
     "ACTIONS",
     "CALL_WINDOW_MAX_SECONDS",
     "MAX_DOCUMENT_BYTES",
+    "NO_ANSWERS",
     "NO_USAGE",
     "POLICY_TYPES",
     "AgentInfo",
+    "Answer",
     "AuthorizeResult",
     "BudgetState",
     "CallCharge",
     "Charge",
     "CompiledSnapshot",
+    "Consultation",
     "ContextItem",
     "ContextKind",
     "CounterKey",
@@ -70,6 +88,7 @@ __all__ = [
     "EnforceInput",
     "EngineError",
     "Explanation",
+    "FailMode",
     "FieldError",
     "ListenAddress",
     "Mode",
@@ -83,6 +102,10 @@ __all__ = [
     "UsageRecord",
     "UsageReport",
     "UsageView",
+    "Validator",
+    "ValidatorAnswer",
+    "ValidatorCall",
+    "ValidatorFailure",
     "Violation",
     "compile_snapshot",
     "decision_dict",
@@ -92,6 +115,8 @@ __all__ = [
     "parse_listen_address",
     "parse_rfc3339",
     "read_pause_state",
+    "sign_webhook",
+    "signing_key",
     "utc_now",
     "with_pause_state",
 ]

@@ -4,8 +4,12 @@ skipped by a prerequisite, not applicable to the agent, inactive) and why.
 It costs nothing when off: :meth:`CompiledSnapshot.enforce` is not touched.
 An explanation runs the same ``enforce`` on a copy of the snapshot whose
 checks record what they answer; a policy of the agent's plan whose check
-was never asked was skipped by its prerequisites (the only reason the
-evaluation loop passes a policy by)."""
+was never asked was skipped by its prerequisites, or, after a policy that
+blocks, was a custom validator (or waited on one) that is then not asked.
+
+An explanation makes no calls: a custom validator is answered from the
+``answers`` given (by policy id), else with a failure saying it was not
+called, which its ``fail_mode`` decides."""
 
 from __future__ import annotations
 
@@ -20,6 +24,13 @@ from ._context import Context
 from ._policy import Budget, Check, Hit
 from ._types import AgentInfo, Decision, DecisionKind, EnforceInput
 from ._usage import UsageView
+from ._validator import (
+    NO_ANSWERS,
+    Answer,
+    ValidatorAnswer,
+    ValidatorCheck,
+    ValidatorFailure,
+)
 
 if TYPE_CHECKING:
     from ._snapshot import CompiledSnapshot
@@ -92,20 +103,61 @@ class _Recording(Check):
         return self.inner.budgets()
 
 
+class _RecordingValidator(ValidatorCheck):
+    """A custom validator's check that writes down its result and the answer."""
+
+    __slots__ = ("answers", "policy_id", "results")
+
+    def __init__(
+        self,
+        inner: ValidatorCheck,
+        policy_id: str,
+        results: dict[str, Hit | None],
+        answers: dict[str, Answer],
+    ) -> None:
+        super().__init__(inner.validator)
+        self.policy_id = policy_id
+        self.results = results
+        self.answers = answers
+
+    def judge(self, answer: Answer) -> Hit | None:
+        hit = super().judge(answer)
+        self.results[self.policy_id] = hit
+        self.answers[self.policy_id] = answer
+        return hit
+
+
+_NOT_CALLED = ValidatorFailure("not called: an explanation makes no calls")
+
+
 def explain(
-    snapshot: CompiledSnapshot, request: EnforceInput, usage: UsageView, now: datetime
+    snapshot: CompiledSnapshot,
+    request: EnforceInput,
+    usage: UsageView,
+    now: datetime,
+    answers: Mapping[str, Answer] = NO_ANSWERS,
 ) -> Explanation:
-    """The decision ``snapshot.enforce`` gives, with every policy's result."""
+    """The decision ``snapshot.enforce`` gives, with every policy's result;
+    custom validators answered by ``answers`` (by policy id), else failed."""
     results: dict[str, Hit | None] = {}
+    answered: dict[str, Answer] = {}
+
+    def recording_check(policy_id: str, check: Check) -> Check:
+        if isinstance(check, ValidatorCheck):
+            return _RecordingValidator(check, policy_id, results, answered)
+        return _Recording(check, policy_id, results)
+
     recording = dataclasses.replace(
         snapshot,
         policies=tuple(
-            dataclasses.replace(p, check=_Recording(p.check, p.id, results))
-            for p in snapshot.policies
+            dataclasses.replace(p, check=recording_check(p.id, p.check)) for p in snapshot.policies
         ),
         _plans={},
     )
-    decision = recording.enforce(request, usage, now)
+    outcome = recording.enforce(request, usage, now, answers)
+    while not isinstance(outcome, Decision):
+        outcome = outcome.resume({call.policy_id: _NOT_CALLED for call in outcome.calls})
+    decision = outcome
     agent = decision.agent
     fired = {pid for pid, hit in results.items() if hit is not None}
     names = {p.id: p.name for p in snapshot.policies}
@@ -125,12 +177,16 @@ def explain(
                 for pid, want in p.prerequisites
                 if (pid in fired) is not want
             ]
-            reason = "prerequisite not met: " + "; ".join(unmet)
+            if unmet:
+                reason = "prerequisite not met: " + "; ".join(unmet)
+            else:  # the evaluation stopped before asking a validator: nothing could change
+                reason = "not run: another policy blocks, so no custom validator is asked"
             out.append(PolicyResult(*base, Outcome.SKIPPED, reason))
         else:
             hit = results[p.id]
             if hit is None:
-                out.append(PolicyResult(*base, Outcome.NOT_FIRED, _quiet_reason(p.policy_type)))
+                reason = _quiet_reason(p.policy_type, answered.get(p.id))
+                out.append(PolicyResult(*base, Outcome.NOT_FIRED, reason))
             else:
                 out.append(
                     PolicyResult(
@@ -147,7 +203,11 @@ def explain(
     return Explanation(decision, tuple(out))
 
 
-def _quiet_reason(policy_type: str) -> str:
+def _quiet_reason(policy_type: str, answer: Answer | None) -> str:
+    if isinstance(answer, ValidatorAnswer):
+        return "evaluated: the custom validator allowed the request"
+    if isinstance(answer, ValidatorFailure):
+        return f"evaluated: the custom validator failed ({answer.reason}); failing open"
     return f"evaluated: the {policy_type} check found nothing to report"
 
 

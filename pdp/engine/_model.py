@@ -221,7 +221,11 @@ def read_snapshot(
         if (grant := _read_grant(path, item, i, problems)) is not None
     ]
     for path, _ in top.items("validators"):
-        problems.add(path, "custom validators are not supported by this sidecar version")
+        problems.add(
+            path,
+            "a top-level validators list is not read: a custom validator is a policy "
+            "(policyType custom_validator, its url and secret in ruleDefinition)",
+        )
 
     # Ids and names share one namespace so that a reference is never ambiguous.
     agent_keys: dict[str, str] = {}

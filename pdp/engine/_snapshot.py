@@ -7,15 +7,14 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 
+from ._consultation import Consultation, consult
 from ._context import Context
 from ._errors import SnapshotError
 from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
-from ._pii import mask_text
-from ._policy import Check
+from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, violation
 from ._registry import REGISTRY, compile_rule
 from ._types import (
     AgentInfo,
@@ -24,34 +23,15 @@ from ._types import (
     DecisionKind,
     DenialReason,
     EnforceInput,
-    Mode,
     Violation,
 )
 from ._usage import UsageView
+from ._validator import INSECURE_URL_PROBLEM, NO_ANSWERS, Answer, Validator, ValidatorCheck
 
 __all__ = ["BudgetState", "CompiledSnapshot", "compile_snapshot"]
 
-_KIND_BY_MODE = {
-    Mode.BLOCK: DecisionKind.BLOCK,
-    Mode.REQUIRE_APPROVAL: DecisionKind.PENDING_APPROVAL,
-    Mode.WARN: DecisionKind.ALLOW_WITH_WARNINGS,
-    Mode.MONITOR: DecisionKind.ALLOW,
-}
-# The decisions that let the call proceed, and so count it.
-_PROCEEDS = frozenset({DecisionKind.ALLOW, DecisionKind.ALLOW_WITH_WARNINGS})
 _PLAN_CACHE_LIMIT = 10_000
 _DEFAULT_SEVERITIES = {name: entry.default_severity for name, entry in REGISTRY.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    id: str
-    name: str
-    policy_type: str
-    spec: PolicySpec
-    check: Check
-    applies_to: frozenset[str] | None  # canonical agent ids; None = every agent
-    prerequisites: tuple[tuple[str, bool], ...]  # (policy id, must have fired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,38 +46,25 @@ class BudgetState:
     period_start: datetime
 
 
-class _Plan:
-    """The policies that apply to one agent, in evaluation order, and the
-    decision when none fires (immutable, so one object serves every request)."""
-
-    __slots__ = ("allow", "policies")
-
-    def __init__(self, policies: tuple[_Policy, ...], allow: Decision) -> None:
-        self.policies = policies
-        self.allow = allow
-
-
-_NO_PII_COUNTS: Mapping[str, int] = MappingProxyType({})
-
-
 @dataclass(slots=True)
 class CompiledSnapshot:
     revision: int
     document: Mapping[str, object]
     agents: Mapping[str, AgentInfo]  # by id and by name
-    policies: tuple[_Policy, ...]  # in evaluation order
+    policies: tuple[Policy, ...]  # in evaluation order
     grants: Mapping[tuple[str, str], tuple[GrantSpec, ...]]  # by (source id, target id)
+    validators: tuple[Validator, ...] = ()  # of custom_validator policies, distinct
     # (id, name, type, mode) of the policies with isActive false: never run,
     # listed by explanations.
     inactive: tuple[tuple[str, str, str, str], ...] = ()
-    _plans: dict[str, _Plan] = field(default_factory=dict)
+    _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
         """The agent named by id or name; an unlisted agent is ``known=False``."""
         agent = self.agents.get(ref)
         return agent if agent is not None else AgentInfo(id=ref, name=ref, known=False)
 
-    def _plan(self, agent: AgentInfo) -> _Plan:
+    def _plan(self, agent: AgentInfo) -> Plan:
         plan = self._plans.get(agent.id)
         if plan is None:
             policies = tuple(
@@ -106,19 +73,31 @@ class CompiledSnapshot:
             allow = Decision(
                 DecisionKind.ALLOW,
                 agent,
-                pii_counts=_NO_PII_COUNTS,
+                pii_counts=NO_PII_COUNTS,
                 snapshot_revision=self.revision,
             )
-            plan = _Plan(policies, allow)
+            consults = any(isinstance(p.check, ValidatorCheck) for p in policies)
+            plan = Plan(policies, allow, consults)
             if len(self._plans) >= _PLAN_CACHE_LIMIT:  # unknown agents are unbounded
                 self._plans.clear()
             self._plans[agent.id] = plan
         return plan
 
-    def enforce(self, request: EnforceInput, usage: UsageView, now: datetime) -> Decision:
+    def enforce(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        answers: Mapping[str, Answer] = NO_ANSWERS,
+    ) -> Decision | Consultation:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
         A decision that lets the call proceed carries what it charges to usage
-        (``charges``), for the caller to apply."""
+        (``charges``), for the caller to apply.
+
+        When the agent's plan has a custom validator whose answer is needed,
+        the result is a :class:`Consultation` instead: make its ``calls``,
+        then ``resume`` it with the answers. ``answers`` (by policy id) are
+        answers already at hand, e.g. when deciding the same request again."""
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
@@ -126,6 +105,8 @@ class CompiledSnapshot:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
         ctx = Context(request, agent, usage, now)
+        if plan.consults:
+            return consult(plan, agent, request, ctx, answers, self.revision)
         fired: set[str] = set()
         violations: list[Violation] = []
         for policy in plan.policies:
@@ -137,52 +118,25 @@ class CompiledSnapshot:
             if hit is None:
                 continue
             fired.add(policy.id)
-            spec = policy.spec
-            violations.append(
-                Violation(
-                    policy.id,
-                    policy.name,
-                    policy.policy_type,
-                    hit.severity or spec.severity,
-                    hit.message,
-                    hit.mode or spec.mode,
-                    hit.retry_after_ms,
-                )
-            )
-        if not violations:
-            charges = ctx.charges()
+            violations.append(violation(policy, hit))
+        if not violations:  # the usual outcome, decided here (as conclude does) without a call
             allow = plan.allow
-            # An agent the snapshot does not list is AgentInfo(ref, ref, False)
-            # every time: the plan's copy is equal.
-            if not charges and (allow.agent is agent or not agent.known):
+            if (allow.agent is agent or not agent.known) and not ctx.charges():
                 return allow
-            return Decision(
-                DecisionKind.ALLOW, agent, snapshot_revision=self.revision, charges=charges
-            )
-        violations.sort(key=lambda v: -v.mode)  # stable: evaluation order within a mode
-        kind = _KIND_BY_MODE[violations[0].mode]
-        spans = ctx.mask_spans or {}
-        masked = {
-            side: mask_text(text, spans[side])
-            for side, text in (("input", request.input), ("output", request.output))
-            if text is not None and side in spans
-        }
-        return Decision(
-            kind,
-            agent,
-            tuple(violations),
-            masked_input=masked.get("input"),
-            masked_output=masked.get("output"),
-            pii_findings=ctx.pii_findings(),
-            pii_counts=ctx.pii_counts or {},
-            snapshot_revision=self.revision,
-            charges=ctx.charges() if kind in _PROCEEDS else (),
-        )
+        return conclude(plan, agent, request, ctx, violations, self.revision)
 
-    def explain(self, request: EnforceInput, usage: UsageView, now: datetime) -> Explanation:
+    def explain(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        answers: Mapping[str, Answer] = NO_ANSWERS,
+    ) -> Explanation:
         """The decision :meth:`enforce` gives, with every policy's result and
-        why (explanation mode: ``enforce`` itself does none of this work)."""
-        return explain(self, request, usage, now)
+        why (explanation mode: ``enforce`` itself does none of this work).
+        It calls no custom validator: ``answers`` (by policy id) stand for
+        theirs; one without an answer fails, as not called."""
+        return explain(self, request, usage, now, answers)
 
     def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
         src = self.resolve_agent(source)
@@ -294,8 +248,12 @@ def _resolve_agents(
     return frozenset(out)
 
 
-def compile_snapshot(document: object) -> CompiledSnapshot:
+def compile_snapshot(
+    document: object, *, allow_insecure_validators: bool = False
+) -> CompiledSnapshot:
     """Validates and compiles a snapshot document (the parsed YAML/JSON).
+    Custom validators must be HTTPS, except plain HTTP to a loopback address
+    with ``allow_insecure_validators``.
 
     Raises SnapshotError listing every problem with its field path."""
     problems = Problems()
@@ -312,9 +270,16 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
     checks = [compile_rule(p, problems) for p in policy_specs]
+    validators: dict[Validator, None] = {}
+    for p, check in zip(policy_specs, checks, strict=True):
+        if isinstance(check, ValidatorCheck):
+            if check.validator.insecure and not allow_insecure_validators:
+                problems.add(f"{p.path}.ruleDefinition.url", INSECURE_URL_PROBLEM)
+            elif p.is_active:
+                validators.setdefault(check.validator)
     order = _order(policy_specs, refs, problems)
 
-    compiled: list[_Policy] = []
+    compiled: list[Policy] = []
     inactive: list[tuple[str, str, str, str]] = []
     for i in order:
         p, check = policy_specs[i], checks[i]
@@ -327,7 +292,7 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        compiled.append(_Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres))
+        compiled.append(Policy(p.id, p.name, p.policy_type, p, check, applies_to, pres))
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:
@@ -348,5 +313,6 @@ def compile_snapshot(document: object) -> CompiledSnapshot:
         agents=agents,
         policies=tuple(compiled),
         grants={k: tuple(v) for k, v in grants.items()},
+        validators=tuple(validators),
         inactive=tuple(inactive),
     )

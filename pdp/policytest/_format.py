@@ -7,6 +7,7 @@ combination (a mapping of lists) or per row (a list of mappings)."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import math
@@ -21,12 +22,15 @@ import yaml
 
 from pdp.engine import (
     ACTIONS,
+    Answer,
     ContextItem,
     ContextKind,
     DecisionKind,
     DenialReason,
     Mode,
     Severity,
+    ValidatorAnswer,
+    ValidatorFailure,
     parse_rfc3339,
 )
 
@@ -112,6 +116,8 @@ class PolicyTest:
     request: Mapping[str, Any] | None  # keyword arguments of EnforceInput
     authorize: tuple[str, str, str] | None  # source, target, action
     expect: EnforceExpect | AuthorizeExpect
+    # Custom validators' answers, by policy name or id (no call is made).
+    validators: Mapping[str, Answer] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +277,22 @@ def _context(value: object, where: str) -> tuple[ContextItem, ...]:
     return tuple(items)
 
 
+def _validator_answer(value: object, where: str) -> Answer:
+    """``{allow: bool, message: str}`` or ``{failure: str}``."""
+    fields = _fields(value, where, {"allow": _bool, "message": _str, "failure": _str})
+    if ("allow" in fields) == ("failure" in fields):
+        raise _fail(where, "give allow (with an optional message) or failure")
+    if "failure" in fields:
+        if "message" in fields:
+            raise _fail(where, "a failure has no message")
+        return ValidatorFailure(fields["failure"])
+    return ValidatorAnswer(fields["allow"], fields.get("message", ""))
+
+
+def _validators(value: object, where: str) -> dict[str, Answer]:
+    return {k: _validator_answer(v, f"{where}.{k}") for k, v in _mapping(value, where).items()}
+
+
 def _violation(value: object, where: str) -> ExpectedViolation:
     if isinstance(value, str):
         return ExpectedViolation(value)
@@ -337,6 +359,7 @@ _CASE: dict[str, Reader] = {
     "spend": _spend,
     "calls": _calls,
     "authorize": _authorize,
+    "validators": _validators,
     "expect": _anything,  # read once the kind of case is known
     **{key: reader for key, (_, reader) in _REQUEST.items()},
 }
@@ -353,8 +376,9 @@ def _case(raw: dict[str, Any], top: Mapping[str, Any], where: str) -> PolicyTest
     fields = _fields(raw, where, _CASE, ("name", "expect"))
     asks = [k for k in _REQUEST if k in fields]
     if "authorize" in fields:
-        if asks or "calls" in fields:
-            listed = ", ".join([*asks, *(["calls"] if "calls" in fields else [])])
+        extra = [k for k in ("calls", "validators") if k in fields]
+        if asks or extra:
+            listed = ", ".join([*asks, *extra])
             raise _fail(where, f"an authorize case takes no request fields ({listed})")
         expect: EnforceExpect | AuthorizeExpect = _authorize_expect(
             fields["expect"], f"{where}.expect"
@@ -379,6 +403,7 @@ def _case(raw: dict[str, Any], top: Mapping[str, Any], where: str) -> PolicyTest
         request=request,
         authorize=fields.get("authorize"),
         expect=expect,
+        validators=fields.get("validators", {}),
     )
 
 

@@ -4,11 +4,19 @@ replays) and clock, and compared with what it expects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pdp.engine import CompiledSnapshot, Decision, EnforceInput, Violation, utc_now
+from pdp.engine import (
+    Answer,
+    CompiledSnapshot,
+    Decision,
+    EnforceInput,
+    UsageView,
+    Violation,
+    utc_now,
+)
 
 from ._format import ABSENT, AuthorizeExpect, EnforceExpect, ExpectedViolation, PolicyTest
 from ._usage import MemoryUsage
@@ -42,11 +50,43 @@ def _run(snapshot: CompiledSnapshot, case: PolicyTest, now: datetime) -> CaseRes
     request = EnforceInput(**case.request)
     spend = {snapshot.resolve_agent(ref).id: items for ref, items in case.spend.items()}
     usage = MemoryUsage(spend)
-    for entry in case.calls:
-        for at in entry.times():
-            usage.apply(snapshot.enforce(request, usage, at).charges)
-    decision = snapshot.enforce(request, usage, now)
+    try:
+        for entry in case.calls:
+            for at in entry.times():
+                usage.apply(_decide(snapshot, request, usage, at, case.validators).charges)
+        decision = _decide(snapshot, request, usage, now, case.validators)
+    except _Unanswered as exc:
+        return CaseResult(case, (str(exc),))
     return CaseResult(case, tuple(_enforce_problems(decision, case.expect)), _describe(decision))
+
+
+class _Unanswered(Exception):
+    """The case's request asks a custom validator the case gives no answer for."""
+
+
+def _decide(
+    snapshot: CompiledSnapshot,
+    request: EnforceInput,
+    usage: UsageView,
+    now: datetime,
+    answers: Mapping[str, Answer],
+) -> Decision:
+    """The engine's decision, custom validators answered from ``answers``
+    (by policy name or id): a policy test makes no call."""
+    outcome = snapshot.enforce(request, usage, now)
+    while not isinstance(outcome, Decision):
+        given: dict[str, Answer] = {}
+        for call in outcome.calls:
+            answer = answers.get(call.policy_name, answers.get(call.policy_id))
+            if answer is None:
+                raise _Unanswered(
+                    f"policy {call.policy_name!r} asks its custom validator: give the answer "
+                    f"under validators ({call.policy_name}: {{allow: true}}, or {{allow: false, "
+                    "message: ...}}, or {failure: ...})"
+                )
+            given[call.policy_id] = answer
+        outcome = outcome.resume(given)
+    return outcome
 
 
 def _enforce_problems(decision: Decision, expect: EnforceExpect) -> list[str]:

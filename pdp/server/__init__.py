@@ -5,6 +5,7 @@ Exception tree::
 
     ServerError
     ├── RequestError             a bad request: gRPC code, field and reason
+    ├── HttpCallError            a custom validator's call got no usable HTTP answer
     └── TracingUnavailableError  --otel-traces without the OpenTelemetry packages
 """
 

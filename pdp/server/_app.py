@@ -36,6 +36,7 @@ from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._shadow import ShadowEvaluator
 from ._tracing import DecisionTracer
 from ._translate import Limits
+from ._validators import ValidatorCaller
 
 __all__ = ["ServeOptions", "Sidecar"]
 
@@ -61,6 +62,8 @@ class ServeOptions:
     # How the sidecar names itself to a control plane (default HOST/PID).
     sidecar_name: str | None = None
     max_staleness: float | None = None
+    # Custom validators may use plain http to a loopback address (development).
+    allow_insecure_validators: bool = False
     # host:port of a Prometheus /metrics endpoint; None: no metrics.
     metrics_listen: str | None = None
     # A candidate snapshot (file or URL) to shadow; None: the control plane's
@@ -104,9 +107,12 @@ class Sidecar:
         self._usage: SqliteUsage | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._unpersisted: tuple[Active, bytes] | None = None
+        self._persisting: asyncio.Future[None] | None = None
         self._servicer: PolicyDecisionServicer | None = None
         self._source: SnapshotSource | None = None
         self._health = health_aio.HealthServicer()
+        self.validators = ValidatorCaller(clock=clock)
         self._tracer_provider = tracer_provider
         self.shadow: ShadowEvaluator | None = None
         self.metrics_url = ""
@@ -134,16 +140,16 @@ class Sidecar:
         decisions = self._decisions = DecisionLog(db)
         await decisions.start()
 
-        async def persist(active: Active, data: bytes) -> None:
-            await store.save(
-                data.decode(), active.snapshot.revision, active.source, active.activated_at
-            )
+        async def activated(active: Active, data: bytes) -> None:
+            await self.validators.prepare(active.snapshot.validators)
+            self._persist_later(store, active, data)
 
         self.holder = SnapshotHolder(
-            on_activate=persist,
+            on_activate=activated,
             on_serving=self._set_serving,
             clock=self._clock,
             max_staleness=opts.max_staleness,
+            allow_insecure_validators=opts.allow_insecure_validators,
         )
         source = self._source = open_source(
             opts.snapshot,
@@ -168,7 +174,13 @@ class Sidecar:
         )
         after = self._observers(usage, decisions)
         servicer = self._servicer = PolicyDecisionServicer(
-            self.holder, usage, decisions, Limits(limit), clock=self._clock, after=after
+            self.holder,
+            usage,
+            decisions,
+            Limits(limit),
+            self.validators,
+            clock=self._clock,
+            after=after,
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -212,7 +224,12 @@ class Sidecar:
         opts = self.options
         location = shadow_location(opts)
         if location is not None:
-            self.shadow = ShadowEvaluator(usage, capacity=opts.shadow_queue, clock=self._clock)
+            self.shadow = ShadowEvaluator(
+                usage,
+                capacity=opts.shadow_queue,
+                clock=self._clock,
+                allow_insecure_validators=opts.allow_insecure_validators,
+            )
             # No name: only the main feed reports the revisions applied.
             self._shadow_source = open_source(
                 location,
@@ -225,13 +242,39 @@ class Sidecar:
         metrics = None
         if opts.metrics_listen is not None:
             listen = parse_listen_address(opts.metrics_listen, unix=False)
-            metrics = SidecarMetrics(self.holder, usage, decisions, self._clock, shadow=self.shadow)
+            metrics = SidecarMetrics(
+                self.holder,
+                usage,
+                decisions,
+                self._clock,
+                shadow=self.shadow,
+                validators=self.validators,
+            )
             registry = new_registry()
             registry.register(metrics)
             self._metrics_server = MetricsServer(registry, listen.host, listen.port)
         if opts.otel_traces:
             self._tracer = DecisionTracer(self._tracer_provider)
         return AfterDecision(metrics=metrics, shadow=self.shadow, tracer=self._tracer)
+
+    def _persist_later(self, store: SnapshotStore, active: Active, data: bytes) -> None:
+        """Persists the active document off the activation path: writing a
+        large one takes a while, and the next activation (a pause) must not
+        wait behind it. Only the latest document waiting is written."""
+        self._unpersisted = (active, data)
+        if self._persisting is None or self._persisting.done():
+            self._persisting = asyncio.ensure_future(self._persist(store))
+
+    async def _persist(self, store: SnapshotStore) -> None:
+        while self._unpersisted is not None:
+            active, data = self._unpersisted
+            self._unpersisted = None
+            try:
+                await store.save(
+                    data.decode(), active.snapshot.revision, active.source, active.activated_at
+                )
+            except Exception:  # persisting is best effort; serving goes on
+                log.exception("could not persist the active snapshot")
 
     def _applied(self) -> tuple[int, int] | None:
         """The revisions this sidecar has applied, as it reports them to a
@@ -264,9 +307,8 @@ class Sidecar:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        holder: SnapshotHolder | None = getattr(self, "holder", None)
-        if holder is not None:
-            await holder.flush()  # the last good snapshot, before the database closes
+        if self._persisting is not None:
+            await self._persisting  # the last good snapshot, before the database closes
         if self._source is not None:
             await self._source.aclose()
         if self._shadow_source is not None:
@@ -278,6 +320,7 @@ class Sidecar:
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
+        await self.validators.aclose()
         if self._decisions is not None:
             await self._decisions.close()
         if self._usage is not None:

@@ -3,7 +3,8 @@
 Exception tree::
 
     ServerError
-    └── RequestError    a bad request: its gRPC code, the field and the reason
+    ├── RequestError    a bad request: its gRPC code, the field and the reason
+    └── HttpCallError   a custom validator's call got no usable HTTP answer
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-__all__ = ["RequestError", "ServerError", "status_details"]
+__all__ = ["HttpCallError", "RequestError", "ServerError", "status_details"]
 
 
 class ServerError(Exception):
@@ -29,6 +30,17 @@ class RequestError(ServerError):
 
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
         return status_details(self.code, str(self), self.field, self.reason)
+
+
+class HttpCallError(ServerError):
+    """What went wrong with an HTTP call, as a validator failure names it.
+    ``before_answer``: nothing of an answer arrived (a call on a reused
+    connection may then be retried on a new one)."""
+
+    def __init__(self, reason: str, *, before_answer: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.before_answer = before_answer
 
 
 def status_details(

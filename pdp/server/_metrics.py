@@ -25,6 +25,7 @@ from pdp.snapshot import SnapshotHolder
 from pdp.state import DecisionLog
 
 from ._shadow import ShadowEvaluator
+from ._validators import ValidatorCaller
 
 __all__ = ["BUCKETS", "SidecarMetrics"]
 
@@ -43,6 +44,7 @@ class SidecarMetrics:
         clock: Callable[[], datetime],
         *,
         shadow: ShadowEvaluator | None = None,
+        validators: ValidatorCaller | None = None,
         max_agents: int = 1000,
     ) -> None:
         self._holder = holder
@@ -50,6 +52,7 @@ class SidecarMetrics:
         self._log = decisions_log
         self._clock = clock
         self._shadow = shadow
+        self._validators = validators
         self._max_agents = max_agents
         self._decisions: dict[tuple[str, str, str], int] = {}
         self._buckets = [0] * (len(BUCKETS) + 1)
@@ -94,6 +97,7 @@ class SidecarMetrics:
         yield from self._snapshot_metrics()
         yield from self._spend_metrics()
         yield from self._shadow_metrics()
+        yield from self._validator_metrics()
         yield CounterMetricFamily(
             "pdp_decision_log_dropped",
             "Decision records dropped because the log's queue was full",
@@ -155,6 +159,22 @@ class SidecarMetrics:
         yield spend
         yield limit
 
+    def _validator_metrics(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "pdp_validator_calls",
+            "Custom validator questions by validator (scheme://host:port) and outcome: answered, "
+            "cached (answered from the cache), failed_closed (the policy fired), failed_open "
+            "(it did not)",
+            labels=("validator", "outcome"),
+        )
+        if self._validators is not None:
+            for origin, stats in self._validators.stats_by_origin().items():
+                calls.add_metric((origin, "answered"), stats.answers)
+                calls.add_metric((origin, "cached"), stats.cache_hits)
+                calls.add_metric((origin, "failed_closed"), stats.failures - stats.failed_open)
+                calls.add_metric((origin, "failed_open"), stats.failed_open)
+        yield calls
+
     def _shadow_metrics(self) -> Iterator[Metric]:
         shadow = self._shadow
         differences = CounterMetricFamily(
@@ -178,6 +198,12 @@ class SidecarMetrics:
             "pdp_shadow_dropped",
             "Requests not shadowed because the shadow queue was full",
             value=shadow.dropped,
+        )
+        yield CounterMetricFamily(
+            "pdp_shadow_unanswered",
+            "Requests not compared because the candidate needed a custom validator's answer "
+            "the active decision did not get",
+            value=shadow.unanswered,
         )
         candidate = GaugeMetricFamily(
             "pdp_shadow_candidate_revision", "Revision of the candidate snapshot being shadowed"

@@ -5,11 +5,11 @@ one :class:`AfterDecision` (or nothing at all when all are off)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pdp.engine import Decision, EnforceInput
+from pdp.engine import Answer, Decision, EnforceInput
 
 from ._metrics import SidecarMetrics
 from ._shadow import ShadowEvaluator
@@ -51,12 +51,14 @@ class AfterDecision:
         now: datetime,
         seconds: float,
         context: Any,
+        answers: Mapping[str, Answer],
     ) -> None:
-        """``context`` is the call's (its metadata may carry a trace parent)."""
+        """``context`` is the call's (its metadata may carry a trace parent);
+        ``answers`` are the custom validators' answers the decision used."""
         if self._metrics is not None:
             self._metrics.observe(decision, seconds)
         if self._shadow is not None:
-            self._shadow.offer(request, decision, now)
+            self._shadow.offer(request, decision, now, answers)
         if self._tracer is not None:
             start_ns = int(now.timestamp() * 1e9)
             metadata: Sequence[tuple[str, Any]] | None = context.invocation_metadata()

@@ -18,7 +18,10 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
 from pdp.engine import (
+    NO_ANSWERS,
+    Answer,
     CompiledSnapshot,
+    Consultation,
     Decision,
     DecisionKind,
     EnforceInput,
@@ -44,6 +47,7 @@ from ._translate import (
     require_id,
     usage_amount,
 )
+from ._validators import ValidatorCaller
 
 __all__ = ["SERVICE", "SERVICE_NAME", "Activity", "PolicyDecisionServicer", "handler_name"]
 
@@ -93,6 +97,7 @@ class PolicyDecisionServicer:
         usage: UsagePort,
         decisions: DecisionLog,
         limits: Limits,
+        validators: ValidatorCaller,
         *,
         clock: Callable[[], datetime] = utc_now,
         after: AfterDecision | None = None,
@@ -102,6 +107,7 @@ class PolicyDecisionServicer:
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
+        self._validators = validators
         self._clock = clock
         self.activity = Activity()
 
@@ -125,8 +131,12 @@ class PolicyDecisionServicer:
         snapshot = self._active().snapshot
         now = self._clock()
         decision = snapshot.enforce(request, self._usage, now)
+        answers: dict[str, Answer] | None = None
+        if not isinstance(decision, Decision):
+            answers = {}
+            decision = await self._consult(decision, request, answers)
         if decision.charges:
-            decision = await self._charge(snapshot, request, decision, now)
+            decision = await self._charge(snapshot, request, decision, now, answers)
         decision_id = _new_decision_id()
         kind = decision.kind
         approval_id = _new_id() if kind is DecisionKind.PENDING_APPROVAL else ""
@@ -154,19 +164,41 @@ class PolicyDecisionServicer:
                 now,
                 time.perf_counter() - start,
                 context,
+                answers or NO_ANSWERS,
             )
         return answer
 
+    async def _consult(
+        self, outcome: Decision | Consultation, request: EnforceInput, answers: dict[str, Answer]
+    ) -> Decision:
+        """Makes the validator calls the evaluation asks for (concurrently,
+        on the event loop) until it decides; ``answers`` collects them."""
+        while not isinstance(outcome, Decision):
+            got = await self._validators.answer(outcome.calls, request.request_id)
+            answers.update(got)
+            outcome = outcome.resume(got)
+        return outcome
+
     async def _charge(
-        self, snapshot: CompiledSnapshot, request: EnforceInput, decision: Decision, now: datetime
+        self,
+        snapshot: CompiledSnapshot,
+        request: EnforceInput,
+        decision: Decision,
+        now: datetime,
+        answers: dict[str, Answer] | None,
     ) -> Decision:
         """Applies what an allowed call charges to usage. When the backend
         refuses (a shared backend where another replica took the last place
-        in a window), the call is decided again on the backend's numbers."""
+        in a window), the call is decided again on the backend's numbers,
+        with the validators' answers already given."""
         for _ in range(_CHARGE_ATTEMPTS):
             if not await self._usage.charge(decision.charges):
                 return decision
-            decision = snapshot.enforce(request, self._usage, now)
+            outcome = snapshot.enforce(request, self._usage, now, answers or NO_ANSWERS)
+            if isinstance(outcome, Decision):
+                decision = outcome
+            else:
+                decision = await self._consult(outcome, request, answers := answers or {})
             if not decision.charges:
                 return decision
         raise RequestError(

@@ -7,7 +7,9 @@ The hot path only offers each decision to a bounded queue (one append); a
 background task evaluates the candidate on what is queued, yielding to the
 event loop between requests. When the queue is full, requests are dropped
 and counted, never waited for. The candidate reads the same usage as the
-active snapshot but charges nothing."""
+active snapshot but charges nothing, and calls no custom validator: it
+reuses the answers the active decision got (by policy id); a request whose
+candidate needs another answer is not compared, and is counted."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import asyncio
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
 from pdp.engine import (
+    NO_ANSWERS,
+    Answer,
     CompiledSnapshot,
     Decision,
     EnforceInput,
@@ -42,6 +46,7 @@ class _Offered(NamedTuple):
     request: EnforceInput
     decision: Decision
     now: datetime
+    answers: Mapping[str, Answer]  # the validators' answers the decision used
 
 
 def _outcome(decision: Decision) -> tuple[str, tuple[str, ...]]:
@@ -58,23 +63,32 @@ class ShadowEvaluator:
         *,
         capacity: int = 10_000,
         clock: Callable[[], datetime] = utc_now,
+        allow_insecure_validators: bool = False,
     ) -> None:
         self.candidate: CompiledSnapshot | None = None
         self.candidate_source = ""
         self.evaluated = 0
         self.dropped = 0
         self.rejections = 0
+        self.unanswered = 0  # not compared: the candidate needed a validator's answer
         # (active decision, candidate decision) -> differences counted
         self.differences: dict[tuple[str, str], int] = {}
         self._usage = usage
         self._capacity = capacity
         self._clock = clock
+        self._allow_insecure_validators = allow_insecure_validators
         self._queue: deque[_Offered] = deque()
         self._ready = asyncio.Event()
         self._digest = ""
         self._said = ""
 
-    def offer(self, request: EnforceInput, decision: Decision, now: datetime) -> None:
+    def offer(
+        self,
+        request: EnforceInput,
+        decision: Decision,
+        now: datetime,
+        answers: Mapping[str, Answer] = NO_ANSWERS,
+    ) -> None:
         """Queues one decided request for the candidate. Synchronous and
         O(1): the hot path calls it; nothing is queued without a candidate."""
         if self.candidate is None:
@@ -82,7 +96,7 @@ class ShadowEvaluator:
         if len(self._queue) >= self._capacity:
             self.dropped += 1
             return
-        self._queue.append(_Offered(request, decision, now))
+        self._queue.append(_Offered(request, decision, now, answers))
         self._ready.set()
 
     async def run(self) -> None:
@@ -100,8 +114,11 @@ class ShadowEvaluator:
         candidate = self.candidate
         if candidate is None:
             return
-        request, active, now = offered
-        shadow = candidate.enforce(request, self._usage, now)
+        request, active, now, answers = offered
+        shadow = candidate.enforce(request, self._usage, now, answers)
+        if not isinstance(shadow, Decision):
+            self.unanswered += 1
+            return
         self.evaluated += 1
         was, would = _outcome(active), _outcome(shadow)
         if was == would:
@@ -150,7 +167,9 @@ class ShadowEvaluator:
             return
         self._digest = digest
         try:
-            compiled = await asyncio.to_thread(_compile, update.data)
+            compiled = await asyncio.to_thread(
+                _compile, update.data, self._allow_insecure_validators
+            )
         except SnapshotError as exc:
             self.rejections += 1
             log.error(
@@ -168,5 +187,7 @@ class ShadowEvaluator:
         )
 
 
-def _compile(data: bytes) -> CompiledSnapshot:
-    return compile_snapshot(parse_document(data))
+def _compile(data: bytes, allow_insecure_validators: bool) -> CompiledSnapshot:
+    return compile_snapshot(
+        parse_document(data), allow_insecure_validators=allow_insecure_validators
+    )

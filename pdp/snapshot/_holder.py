@@ -94,10 +94,11 @@ class SnapshotHolder:
     """Holds the active snapshot. The hot path reads ``active`` (one attribute
     load) and ``stale``; activation replaces ``active`` whole.
 
-    ``on_activate`` runs after activations, in the background (to persist
-    the document: one activated while the previous one is being persisted
-    is persisted next, any in between is skipped; :meth:`flush` waits);
-    ``on_serving`` runs whenever :attr:`serving` changes (to set health)."""
+    ``on_activate`` runs after each activation (to persist the document;
+    what takes long should not make the next activation wait);
+    ``on_serving`` runs whenever :attr:`serving` changes (to set health).
+    ``allow_insecure_validators`` lets custom validators use plain http to
+    a loopback address."""
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class SnapshotHolder:
         on_serving: OnServing | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_staleness: float | None = None,
+        allow_insecure_validators: bool = False,
     ) -> None:
         self.active: Active | None = None
         # When the source last answered. Staleness counts from the last
@@ -115,6 +117,7 @@ class SnapshotHolder:
         # Why the source's last attempt got no answer; None once it answers.
         self.unreachable: str | None = None
         self.max_staleness = max_staleness
+        self._allow_insecure_validators = allow_insecure_validators
         self.rejections = 0  # documents rejected since start (metrics)
         self._on_activate = on_activate
         self._on_serving = on_serving
@@ -134,8 +137,6 @@ class SnapshotHolder:
         self._lock = asyncio.Lock()
         self._serving_lock = asyncio.Lock()
         self._changed = asyncio.Event()
-        self._unpersisted: tuple[Active, bytes] | None = None
-        self._persisting: asyncio.Future[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -294,7 +295,11 @@ class SnapshotHolder:
                     return await self._swap(snapshot, data, digest, source, clear_rejection)
                 self._lay_over(active, pause)
             try:
-                snapshot = await asyncio.to_thread(compile_snapshot, document)
+                snapshot = await asyncio.to_thread(
+                    compile_snapshot,
+                    document,
+                    allow_insecure_validators=self._allow_insecure_validators,
+                )
             except SnapshotError as exc:
                 self._reject(source, exc.errors, digest, pause)
                 return False
@@ -340,32 +345,11 @@ class SnapshotHolder:
             len({a.id for a in snapshot.agents.values()}),
         )
         if self._on_activate is not None:
-            self._persist_later(active, data)
-        return True
-
-    def _persist_later(self, active: Active, data: bytes) -> None:
-        """Persists off the activation path: writing a large document takes
-        a while, and the next one (a pause) must not wait behind it. Only the
-        latest document waiting is written."""
-        self._unpersisted = (active, data)
-        if self._persisting is None or self._persisting.done():
-            self._persisting = asyncio.ensure_future(self._persist())
-
-    async def _persist(self) -> None:
-        assert self._on_activate is not None
-        while self._unpersisted is not None:
-            active, data = self._unpersisted
-            self._unpersisted = None
             try:
                 await self._on_activate(active, data)
             except Exception:  # persisting is best effort; serving goes on
                 log.exception("could not persist the active snapshot")
-
-    async def flush(self) -> None:
-        """Returns once the active snapshot has been handed to
-        ``on_activate`` (persisted)."""
-        while self._persisting is not None and not self._persisting.done():
-            await asyncio.shield(self._persisting)
+        return True
 
     def _reject(
         self, source: str, errors: tuple[FieldError, ...], digest: str, pause: PauseState | None

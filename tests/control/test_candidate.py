@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from pdp.engine import NO_USAGE, EnforceInput, compile_snapshot, utc_now
+from pdp.engine import NO_USAGE, Decision, EnforceInput, compile_snapshot, utc_now
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES, error_of, make_agent, published
 from tests.observe._scrape import scrape, value
@@ -54,7 +54,7 @@ async def test_changes_make_a_candidate_beside_the_published_snapshot(
     decision = compiled.enforce(
         EnforceInput(agent_id="my-chatbot", input="SSN 123-45-6789"), NO_USAGE, utc_now()
     )
-    assert decision.kind.value == "BLOCK"
+    assert isinstance(decision, Decision) and decision.kind.value == "BLOCK"
     diff = (await client.get("/snapshot/candidate/diff")).json()
     assert diff["diff"] == out["diff"]
     deleted = {"changes": [{"op": "delete", "name": "Block Prompt Injection"}]}

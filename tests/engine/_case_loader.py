@@ -15,7 +15,7 @@ import copy
 import enum
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "ErrorCheck",
     "ExpectedError",
     "HistoryEntry",
+    "ScriptedAnswer",
     "SpendRecord",
     "load_all_cases",
     "load_case_file",
@@ -100,9 +101,21 @@ class ExpectedError:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptedAnswer:
+    """A custom validator's answer, given to the engine when it asks:
+    ``allow`` with ``message``, or ``failure`` (no usable answer came)."""
+
+    allow: bool | None = None
+    message: str = ""
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EnforceCheck:
     request: Mapping[str, Any]  # keyword arguments of EnforceInput
     decision: str
+    answers: Mapping[str, ScriptedAnswer] = field(default_factory=dict)  # by policy name
+    asked: tuple[tuple[str, ...], ...] | None = None  # policy names asked, per round
     violations: tuple[ExpectedViolation, ...] = ()  # exact, in order
     masked_input: str | Absent | None = ABSENT
     masked_output: str | Absent | None = ABSENT
@@ -325,6 +338,7 @@ _ENFORCE_EXPECT = {
     "pii": _list_of(_finding),
     "agent": lambda value, where: _fields(value, where, {}, _AGENT),
     "revision": _int,
+    "asked": _list_of(_list_of(_str)),
 }
 
 _AUTHORIZE_EXPECT = {"denial": _choice(*_DENIALS), "reason_contains": _strings}
@@ -357,10 +371,24 @@ _history = _list_of(
 )
 
 
-def _enforce_check(request: object, expect: object, where: str) -> EnforceCheck:
+def _answer(value: object, where: str) -> ScriptedAnswer:
+    fields = _fields(value, where, {}, {"allow": _bool, "message": _str, "failure": _str})
+    if ("allow" in fields) == ("failure" in fields):
+        raise _fail(where, "give exactly one of allow and failure")
+    if "failure" in fields and "message" in fields:
+        raise _fail(where, "a failure has no message")
+    return ScriptedAnswer(**fields)
+
+
+def _answers(value: object, where: str) -> dict[str, ScriptedAnswer]:
+    return {k: _answer(v, f"{where}.{k}") for k, v in _mapping(value, where).items()}
+
+
+def _enforce_check(request: object, expect: object, answers: object, where: str) -> EnforceCheck:
     question = _request(request, f"{where}.request")
     fields = _fields(expect, f"{where}.expect", {"decision": _choice(*_DECISIONS)}, _ENFORCE_EXPECT)
-    return EnforceCheck(request=question, **fields)
+    given = {} if answers is None else _answers(answers, f"{where}.answers")
+    return EnforceCheck(request=question, answers=given, **fields)
 
 
 def _authorize_check(question: object, expect: object, where: str) -> AuthorizeCheck:
@@ -408,6 +436,7 @@ _CASE_KEYS = {
     "spend": _spend,
     "history": _history,
     "request": _anything,  # read with its expectation below
+    "answers": _anything,
     "authorize": _anything,
     "expect": _anything,
     "expect_error": _anything,
@@ -427,6 +456,8 @@ def _case(raw_case: object, top: Mapping[str, Any], file: str, index: int) -> Ca
         raise _fail(where, "request and authorize need expect; expect_error does not")
     if "snapshot" in raw and "policies" in raw:
         raise _fail(where, "give snapshot or policies, not both")
+    if "answers" in raw and kinds[0] != "request":
+        raise _fail(where, "answers go with a request")
     document: dict[str, Any] | None = raw.get("snapshot", top.get("snapshot"))
     if document is None:
         raise _fail(where, "no snapshot in the case or the file")
@@ -446,7 +477,7 @@ def _case(raw_case: object, top: Mapping[str, Any], file: str, index: int) -> Ca
     elif now is None:
         raise _fail(where, "no `now` in the case or the file")
     elif kinds[0] == "request":
-        check = _enforce_check(raw["request"], raw["expect"], where)
+        check = _enforce_check(raw["request"], raw["expect"], raw.get("answers"), where)
     else:
         check = _authorize_check(raw["authorize"], raw["expect"], where)
     return Case(

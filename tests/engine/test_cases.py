@@ -21,6 +21,9 @@ be rejected, with what the engine must answer::
                                    # `policies` replaces only the snapshot's policies
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
                   metadata, request_id, context: [{content, kind, source}]}
+        answers:                   # custom validators' answers by policy name, given
+          Entitlements: {allow: false, message: ...}   # when the engine asks
+          Freeze Window: {failure: no answer within 200 ms}
         expect:
           decision: BLOCK
           violations:              # exact list in order; absent means none
@@ -31,6 +34,8 @@ be rejected, with what the engine must answer::
           pii: [{field, type, start, end}]   # exact, ordered by field and start
           agent: {id, name, known, paused, pause_reason, paused_since}
           revision: 7
+          asked: [[Entitlements], [After Entitlements]]   # exact when given: the
+                                   # validators asked, one list per consultation
       - name: ...
         authorize: {source, target, action}
         expect: {allowed: false, denial: no_grant, reason_contains, grant_expires_at}
@@ -53,6 +58,7 @@ import pytest
 
 from pdp.engine import (
     POLICY_TYPES,
+    Answer,
     CompiledSnapshot,
     ContextItem,
     ContextKind,
@@ -60,6 +66,8 @@ from pdp.engine import (
     EnforceInput,
     FieldError,
     SnapshotError,
+    ValidatorAnswer,
+    ValidatorFailure,
     compile_snapshot,
 )
 from tests.engine._case_loader import (
@@ -71,6 +79,7 @@ from tests.engine._case_loader import (
     EnforceCheck,
     ErrorCheck,
     ExpectedError,
+    ScriptedAnswer,
     load_all_cases,
     load_case_file,
 )
@@ -135,6 +144,7 @@ def _usage_after_history(case: Case, snapshot: CompiledSnapshot) -> MemoryUsage:
     for entry in case.history:
         for at in entry.times():
             decision = snapshot.enforce(EnforceInput(**entry.request), usage, at)
+            assert isinstance(decision, Decision), "history requests consult no validator"
             assert not usage.apply(decision.charges)  # memory is the one authority
     return usage
 
@@ -152,8 +162,20 @@ def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) 
             for item in request["context"]
         )
     usage = _usage_after_history(case, snapshot)
-    decision = snapshot.enforce(EnforceInput(**request), usage, case.now)
+    outcome = snapshot.enforce(EnforceInput(**request), usage, case.now)
+    asked: list[tuple[str, ...]] = []
+    while not isinstance(outcome, Decision):
+        names = tuple(call.policy_name for call in outcome.calls)
+        asked.append(names)
+        unscripted = [name for name in names if name not in check.answers]
+        assert not unscripted, f"the engine asked the validators of {unscripted}: add answers"
+        outcome = outcome.resume(
+            {call.policy_id: _answer(check.answers[call.policy_name]) for call in outcome.calls}
+        )
+    decision = outcome
     problems: list[str] = []
+    if check.asked is not None and tuple(asked) != check.asked:
+        problems.append(f"validators asked {asked}, expected {list(check.asked)}")
     if decision.kind.name != check.decision:
         problems.append(f"decision {decision.kind.name}, expected {check.decision}")
     problems += _violation_problems(decision, check)
@@ -179,6 +201,13 @@ def _check_enforce(case: Case, snapshot: CompiledSnapshot, check: EnforceCheck) 
         problems.append(f"revision {decision.snapshot_revision}, expected {check.revision}")
     problems += _leaked_pii(decision, check)
     assert not problems, "\n".join(problems) + "\n\nthe engine answered:\n" + _describe(decision)
+
+
+def _answer(scripted: ScriptedAnswer) -> Answer:
+    if scripted.failure is not None:
+        return ValidatorFailure(scripted.failure)
+    assert scripted.allow is not None
+    return ValidatorAnswer(scripted.allow, scripted.message)
 
 
 def _violation_problems(decision: Decision, check: EnforceCheck) -> list[str]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bench import pii_records
-from pdp.engine import NO_USAGE, EnforceInput, compile_snapshot
+from pdp.engine import NO_USAGE, Decision, EnforceInput, compile_snapshot
 from pdp.engine._pii import PII_TYPES, PiiDetector, PiiMatch, mask_text
 
 # Email masks shorten the local part; every other mask keeps the length.
@@ -137,6 +137,7 @@ def test_the_engine_masks_every_finding_of_every_masking_policy() -> None:
         for text in _texts(rng.randint(10, 10_000), 10):
             request = EnforceInput(agent_id="agent-1", output=text)
             decision = snapshot.enforce(request, NO_USAGE, now)
+            assert isinstance(decision, Decision)
             findings = [
                 PiiMatch(f.pii_type, f.start, f.end)
                 for f in decision.pii_findings

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pdp.engine import CompiledSnapshot, EnforceInput, compile_snapshot
+from pdp.engine import CompiledSnapshot, Decision, EnforceInput, compile_snapshot
 from pdp.engine._variables import VARIABLES, Variable
 from tests.engine._case_loader import SpendRecord
 from tests.engine._docs import assert_generated_table
@@ -77,6 +77,7 @@ def _snapshot(expression: str) -> CompiledSnapshot:
 
 def _fires(snapshot: CompiledSnapshot, request: EnforceInput) -> bool:
     decision = snapshot.enforce(request, SPEND, NOW)
+    assert isinstance(decision, Decision)
     assert all("could not be evaluated" not in v.message for v in decision.violations)
     return bool(decision.violations)
 

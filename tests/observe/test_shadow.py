@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pdp.engine import NO_USAGE, EnforceInput, compile_snapshot
+from pdp.engine import NO_USAGE, Decision, EnforceInput, compile_snapshot
 from pdp.server._shadow import ShadowEvaluator
 from pdp.snapshot import NewDocument, NoDocument
 from pdp.v1 import policy_decision_service_pb2 as pb
@@ -78,6 +78,7 @@ async def test_a_full_queue_drops_and_counts_never_waits() -> None:
     shadow = ShadowEvaluator(NO_USAGE, capacity=2)
     request = EnforceInput(agent_id="a", input="x")
     decision = compile_snapshot({"policies": []}).enforce(request, NO_USAGE, NOW)
+    assert isinstance(decision, Decision)
     shadow.offer(request, decision, NOW)  # no candidate: nothing is queued
     await shadow.report(NewDocument("c", b"revision: 2\npolicies: []\n"))
     assert shadow.candidate is not None and shadow.candidate.revision == 2

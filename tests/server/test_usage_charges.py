@@ -20,6 +20,7 @@ import yaml
 from pdp.engine import CallCharge, Charge, CounterKey, UsageRecord, UsageReport
 from pdp.server._servicer import PolicyDecisionServicer
 from pdp.server._translate import Limits
+from pdp.server._validators import ValidatorCaller
 from pdp.snapshot import NewDocument, SnapshotHolder
 from pdp.state import Database, DecisionLog, SqliteUsage
 from pdp.v1 import policy_decision_service_pb2 as pb
@@ -81,7 +82,7 @@ async def start_replica(tmp_path: Path) -> AsyncIterator[StartReplica]:
 
     async def start(lag: int, catches_up: bool = True) -> Replica:
         replica = LaggingReplica(shared, lag, catches_up)
-        servicer = PolicyDecisionServicer(holder, replica, decisions, Limits())
+        servicer = PolicyDecisionServicer(holder, replica, decisions, Limits(), ValidatorCaller())
         server.add_generic_rpc_handlers((servicer.handler(),))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
