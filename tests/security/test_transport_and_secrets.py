@@ -7,41 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
 from pdp.control import create_api_key, revoke_api_keys
 from pdp.v1 import policy_decision_service_pb2 as pb
+from tests._tls import Certificates
 from tests.conftest import SidecarProcess, StartSidecar
 from tests.control._harness import ControlPlaneHarness, ControlPlaneProcess
 from tests.security.test_kill_switch import seconds_until_decision
 
 
-@dataclass(frozen=True)
-class Certificates:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-
 @pytest.fixture
 def certificates(tmp_path: Path) -> Certificates:
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    files = Certificates(tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key")
-    ca.cert_pem.write_to_path(str(files.ca_file))
-    server.private_key_pem.write_to_path(str(files.key_file))
-    server.cert_chain_pems[0].write_to_path(str(files.cert_file))
-    return files
+    return Certificates.create(tmp_path / "tls")
 
 
 @pytest.fixture
@@ -61,7 +43,7 @@ async def test_sidecars_follow_a_tls_control_plane_they_verify(
 ) -> None:
     cp = tls_control_plane
     assert cp.base_url.startswith("https://")
-    async with cp.client(verify=certificates.context()) as client:
+    async with cp.client(verify=certificates.client_context()) as client:
         (await client.post("/agents", json={"name": "probe"})).raise_for_status()
         sidecar = await start_sidecar(
             source=cp.snapshot_url, api_key=cp.api_key, ca_file=str(certificates.ca_file)
