@@ -21,9 +21,10 @@ Exception tree::
 
 from ._address import ListenAddress, parse_listen_address
 from ._consultation import Consultation
-from ._document import parse_document
+from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
+from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
@@ -68,6 +69,7 @@ from ._validator import (
 __all__ = [
     "ACTIONS",
     "CALL_WINDOW_MAX_SECONDS",
+    "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
     "NO_USAGE",
     "POLICY_TYPES",
@@ -95,6 +97,7 @@ __all__ = [
     "ListenAddress",
     "Mode",
     "Outcome",
+    "PauseState",
     "PiiFinding",
     "PolicyResult",
     "Severity",
@@ -113,11 +116,14 @@ __all__ = [
     "Violation",
     "compile_snapshot",
     "decision_dict",
+    "differs_only_in_pause_state",
     "format_time",
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",
+    "read_pause_state",
     "sign_webhook",
     "signing_key",
     "utc_now",
+    "with_pause_state",
 ]
