@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test check lint typecheck protos protos-check buf-lint bench quality clean
 .PHONY: buf-breaking test-node
-.PHONY: test-go test-java
+.PHONY: test-go test-java fuzz
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,6 +51,12 @@ check: protos-check buf-lint lint typecheck
 test: check
 	$(BIN)/pdp test examples/
 	$(BIN)/pytest
+
+# The suite fuzzes Enforce and the control plane with a fixed set of examples;
+# this explores new ones for longer (FUZZ_EXAMPLES each).
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(VENV)/.installed
+	PDP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_fuzz.py --timeout 0 -q
 
 bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_sidecar.py

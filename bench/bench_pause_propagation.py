@@ -3,14 +3,20 @@ agent on the control plane to the moment each sidecar's Enforce answers
 AGENT_PAUSED (or stops doing so).
 
     .venv/bin/python bench/bench_pause_propagation.py [--sidecars 3] [--pauses 50]
+    .venv/bin/python bench/bench_pause_propagation.py --at-size-limit [--sidecars 1] [--pauses 5]
 
 Starts a real `pdp control` and real `pdp serve` processes following it.
+With ``--at-size-limit`` the control plane's database is first filled with
+injection_scan policies (long literal pattern lists, the costliest kind to
+compile) until the published document is just under the sidecars' size
+limit, so that each pause travels in a document of about 63 MiB.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import tempfile
@@ -23,12 +29,18 @@ import httpx
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import describe_machine, percentile
+from bench._common import WORDS, describe_machine, percentile
+from pdp.control import Agent, Policy, Store
+from pdp.engine import format_time, utc_now
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess, run_pdp
 
 AGENT = "propagation-probe"
+# Just under the sidecars' limit of 64 MiB, leaving the room the control
+# plane keeps for pauses.
+SIZE_LIMIT_TARGET = 62 * 1024 * 1024
+PATTERNS_PER_POLICY = 1000
 
 
 def created_key(output: str) -> str:
@@ -46,6 +58,40 @@ def create_key(db: Path) -> str:
     return created_key(done.stdout)
 
 
+async def fill_to_size_limit(db: Path) -> int:
+    """Stores the probe agent and enough large injection_scan policies for
+    a document of about SIZE_LIMIT_TARGET bytes; returns their number."""
+    rng = random.Random(20240611)
+    now = format_time(utc_now())
+    patterns = [
+        " ".join(rng.choice(WORDS) for _ in range(150))[:990] for _ in range(PATTERNS_PER_POLICY)
+    ]
+    policy_bytes = sum(len(p) + 3 for p in patterns)
+    count = SIZE_LIMIT_TARGET // policy_bytes
+    store = await Store.open(db)
+    try:
+        async with store.transaction(await store.revision()) as tx:
+            await tx.put_agent(Agent(id=AGENT, name=AGENT, createdAt=now, updatedAt=now))
+            for i in range(count):
+                await tx.put_policy(
+                    Policy(
+                        id=f"bulk-{i}",
+                        name=f"Bulk patterns {i}",
+                        policyType="injection_scan",
+                        enforcementMode="block",
+                        ruleDefinition={
+                            "patterns": [f"{p} {i}" for p in patterns],
+                            "use_builtin": False,
+                        },
+                        createdAt=now,
+                        updatedAt=now,
+                    )
+                )
+    finally:
+        await store.close()
+    return count
+
+
 async def until(stub: pb_grpc.PolicyDecisionServiceStub, paused: bool, t0: float) -> float:
     """Seconds from t0 until Enforce for AGENT reflects ``paused``."""
     want = pb.DECISION_AGENT_PAUSED
@@ -60,7 +106,7 @@ async def measure(base: str, key: str, sidecars: list[str], pauses: int) -> dict
     channels = [grpc.aio.insecure_channel(a) for a in sidecars]
     stubs = [pb_grpc.PolicyDecisionServiceStub(c) for c in channels]
     times: dict[str, list[float]] = {"pause": [], "resume": []}
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}) as http:
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=300.0) as http:
         for _ in range(pauses):
             for action, paused in (("pause", True), ("resume", False)):
                 body = {"reason": "propagation benchmark"} if paused else None
@@ -77,38 +123,55 @@ async def measure(base: str, key: str, sidecars: list[str], pauses: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sidecars", type=int, default=3)
-    parser.add_argument("--pauses", type=int, default=50)
+    parser.add_argument("--pauses", type=int, default=None, help="default 50, 5 at the size limit")
+    parser.add_argument(
+        "--at-size-limit",
+        action="store_true",
+        help="publish a document of about 63 MiB (large injection_scan policies)",
+    )
     args = parser.parse_args()
+    if args.pauses is None:
+        args.pauses = 5 if args.at_size_limit else 50
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "control.db"
+        big = asyncio.run(fill_to_size_limit(db)) if args.at_size_limit else 0
+        # Starting compiles the stored document: long at the size limit.
         control = PdpProcess(
             ["control", "--listen", "127.0.0.1:0", "--db", str(db)],
             listening=r"listening on (http://\S+)",
+            timeout=600,
         )
         sidecars: list[PdpProcess] = []
         try:
             key = create_key(db)
             base = control.address
-            httpx.post(
-                f"{base}/api/v1/agents", json={"name": AGENT}, headers={"X-API-Key": key}
-            ).raise_for_status()
+            if not big:
+                httpx.post(
+                    f"{base}/api/v1/agents", json={"name": AGENT}, headers={"X-API-Key": key}
+                ).raise_for_status()
+            size = len(httpx.get(f"{base}/api/v1/snapshot", headers={"X-API-Key": key}).content)
             url = f"{base}/api/v1/snapshot"
+            key_file = Path(tmp) / "api-key"
+            key_file.write_text(key)
             for i in range(args.sidecars):
                 sidecars.append(
                     PdpProcess([
                         "serve",
                         "--snapshot", url,
-                        "--api-key", key,
+                        "--api-key-file", str(key_file),
                         "--listen", "127.0.0.1:0",
                         "--state", str(Path(tmp) / f"sidecar{i}.db"),
-                    ])
+                    ], timeout=600)
                 )  # fmt: skip
             times = asyncio.run(measure(base, key, [s.address for s in sidecars], args.pauses))
         finally:
             for p in [*sidecars, control]:
                 p.stop()
     print(describe_machine())
-    print(f"{args.sidecars} sidecars, {args.pauses} pauses")
+    print(
+        f"{args.sidecars} sidecars, {args.pauses} pauses, a document of {size / 2**20:.1f} MiB"
+        + (f" ({big} injection_scan policies of {PATTERNS_PER_POLICY} patterns)" if big else "")
+    )
     for action, values in times.items():
         print(
             f"{action:>6}: n={len(values)}  p50 {statistics.median(values) * 1000:6.1f} ms  "

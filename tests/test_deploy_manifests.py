@@ -171,8 +171,14 @@ def test_probes_and_container_port_point_at_the_listen_port(sidecar: Sidecar) ->
         assert probe["grpc"].get("service", "") == "", f"{sidecar}: {kind} asks a named service"
 
 
+def _follows_a_control_plane(sidecar: Sidecar) -> bool:
+    return "://" in _parse_serve(sidecar.serve_args, str(sidecar)).snapshot
+
+
 @by_sidecar
 def test_snapshot_is_read_from_a_configmap_directory_mount(sidecar: Sidecar) -> None:
+    if _follows_a_control_plane(sidecar):
+        pytest.skip("follows a control plane (checked below)")
     snapshot = _parse_serve(sidecar.serve_args, str(sidecar)).snapshot
     mount = _mount_holding(sidecar.container, snapshot)
     # A subPath mount is a bind mount of one file: ConfigMap updates never reach it.
@@ -186,6 +192,28 @@ def test_snapshot_is_read_from_a_configmap_directory_mount(sidecar: Sidecar) -> 
     keys = {item["path"]: item["key"] for item in source.get("items", [])} or {k: k for k in data}
     assert relative in keys, f"{sidecar}: ConfigMap {source['name']} has no {relative}"
     assert keys[relative] in data, f"{sidecar}: ConfigMap {source['name']} lacks {keys[relative]}"
+
+
+@by_sidecar
+def test_a_control_plane_is_followed_over_verified_tls_with_the_key_from_a_secret(
+    sidecar: Sidecar,
+) -> None:
+    if not _follows_a_control_plane(sidecar):
+        pytest.skip("reads a snapshot file (checked above)")
+    options = _parse_serve(sidecar.serve_args, str(sidecar))
+    assert options.snapshot.startswith("https://"), f"{sidecar}: {options.snapshot} is not https"
+    # A key on the command line shows in `ps`; in the environment, in the pod spec.
+    assert options.api_key is None, f"{sidecar}: --api-key puts the key in the process list"
+    env = {e["name"]: e for e in sidecar.container.get("env", [])}
+    assert "value" not in env.get("PDP_API_KEY", {}), f"{sidecar}: the key is in the manifest"
+    assert options.max_staleness is not None, f"{sidecar}: without --max-staleness it never fails"
+    for path in (options.api_key_file, options.ca_file):
+        assert path is not None, f"{sidecar}: needs --api-key-file and --ca-file"
+        mount = _mount_holding(sidecar.container, path)
+        # A subPath mount never sees a rotated Secret.
+        assert "subPath" not in mount, f"{sidecar}: {mount['mountPath']} is mounted with subPath"
+        assert mount.get("readOnly") is True, f"{sidecar}: {mount['mountPath']} is writable"
+        assert "secret" in _volume(sidecar.pod, mount["name"]), f"{sidecar}: {path} not a Secret"
 
 
 @by_sidecar

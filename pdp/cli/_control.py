@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import sys
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from ._args import (
     add_log_level,
     add_metrics_listen,
     listen_address,
+    positive_int,
     run_event_loop,
     stop_requested,
 )
@@ -43,6 +45,26 @@ def add_parser(subparsers: Subparsers) -> None:
         "--db",
         default="pdp-control.db",
         help="SQLite database, created on first start (default pdp-control.db)",
+    )
+    control.add_argument(
+        "--tls-cert",
+        default=None,
+        help="PEM certificate (chain) to serve https with; needs --tls-key",
+    )
+    control.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    control.add_argument(
+        "--docs",
+        choices=["open", "key", "off"],
+        default="open",
+        help="who may read /docs and /openapi.json: anyone (open, the default), callers with "
+        "an API key (key), or nobody (off)",
+    )
+    control.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=1000,
+        help="open connections at most; past it, the one waiting longest for a request is "
+        "closed (default 1000)",
     )
     add_metrics_listen(control)
     add_log_level(control)
@@ -125,13 +147,39 @@ async def _revoke_key(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pdp.control import ControlOptions
+    from pdp.control import ConnectionLimits, ControlOptions
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        log.error("cannot start: --tls-cert and --tls-key go together")
+        return 2
     listen = parse_listen_address(args.listen, unix=False)
     options = ControlOptions(
-        db=args.db, host=listen.host, port=listen.port, metrics_listen=args.metrics_listen
+        db=args.db,
+        host=listen.host,
+        port=listen.port,
+        metrics_listen=args.metrics_listen,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        docs=args.docs,
+        limits=ConnectionLimits(max_connections=args.max_connections),
     )
+    _raise_file_limit(args.max_connections + 256)
     return run_event_loop(_serve_until_signalled(options))
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Raises the soft limit on open files towards ``wanted`` (as far as
+    the hard limit allows): each connection takes a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning(
+            "open files are limited to %d: fewer than the %d connections allowed need",
+            target,
+            wanted,
+        )
 
 
 async def _serve_until_signalled(options: ControlOptions) -> int:

@@ -38,10 +38,29 @@ def add_parser(subparsers: Subparsers) -> None:
         help="snapshot file (YAML or JSON, watched) or a control plane's "
         "http(s)://.../api/v1/snapshot URL (long-polled)",
     )
-    serve.add_argument(
+    key = serve.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-file",
+        default=None,
+        help="file holding the API key for an http(s) snapshot source, read again when the "
+        "control plane refuses the key (default: $PDP_API_KEY)",
+    )
+    key.add_argument(
         "--api-key",
         default=None,
-        help="API key for an http(s) snapshot source (default: $PDP_API_KEY)",
+        help="the API key itself: visible to every local user in ps; prefer --api-key-file "
+        "or $PDP_API_KEY",
+    )
+    serve.add_argument(
+        "--ca-file",
+        default=None,
+        help="PEM file of the CAs that verify an https control plane (default: the system's)",
+    )
+    serve.add_argument(
+        "--name",
+        default=None,
+        help="how this sidecar names itself to the control plane, which shows per agent the "
+        "revision each sidecar has applied (default HOSTNAME/PID)",
     )
     serve.add_argument(
         "--max-staleness",
@@ -173,13 +192,21 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"pdp serve: error: {exc}\n")
         return 2
     setup_logging(args.log_level, args.log_format)
+    if args.api_key is not None:
+        log.warning(
+            "--api-key puts the key in the process list, where every local user can read it; "
+            "use --api-key-file or the PDP_API_KEY environment variable"
+        )
     options = ServeOptions(
         snapshot=args.snapshot,
         listen=args.listen,
         max_input_bytes=args.max_input_bytes,
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
-        api_key=args.api_key or os.environ.get("PDP_API_KEY"),
+        api_key=None if args.api_key_file else args.api_key or os.environ.get("PDP_API_KEY"),
+        api_key_file=args.api_key_file,
+        ca_file=args.ca_file,
+        sidecar_name=args.name,
         max_staleness=args.max_staleness,
         allow_insecure_validators=args.allow_insecure_validators,
         metrics_listen=args.metrics_listen,

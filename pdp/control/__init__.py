@@ -31,6 +31,7 @@ Exception tree::
 
 from ._app import create_app
 from ._auth import API_KEY_HEADER, ApiKey, create_api_key, revoke_api_keys
+from ._connections import ConnectionLimits
 from ._control import ControlPlane
 from ._errors import (
     ApiError,
@@ -50,17 +51,20 @@ from ._errors import (
 from ._events import Event, EventHandler, EventRegistry
 from ._objects import Agent, Grant, Policy
 from ._roles import Caller, Role
+from ._schemas import AgentDetail
 from ._server import ControlOptions, ControlServer
 from ._store import SideTransaction, SnapshotTransaction, Store
 
 __all__ = [
     "API_KEY_HEADER",
     "Agent",
+    "AgentDetail",
     "ApiError",
     "ApiKey",
     "BadRequestError",
     "Caller",
     "ConflictError",
+    "ConnectionLimits",
     "ControlError",
     "ControlOptions",
     "ControlPlane",

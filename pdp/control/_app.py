@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ._auth import API_KEY_HEADER
 from ._control import ControlPlane
+from ._docs import DOCS_MODES, OPENAPI_PATH, docs_routes
 from ._errors import (
     ApiError,
     BadRequestError,
@@ -21,6 +24,7 @@ from ._errors import (
     problem_of,
 )
 from ._guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, error_response
+from ._logs import RateLimitedLog
 from ._metrics import ControlMetrics, RequestMetrics
 from ._roles import check_declared
 from ._routes_agents import agent_routes
@@ -31,9 +35,10 @@ from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
 from ._schemas import ErrorOut
 
-__all__ = ["create_app"]
+__all__ = ["AnswerAlreadySent", "create_app"]
 
 log = logging.getLogger("pdp.control")
+quiet_log = RateLimitedLog(log)
 
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -64,12 +69,42 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    quiet_log.error(
+        "store error", "database error on %s %s: %s", request.method, request.url.path, exc
+    )
     return error_response(ApiError(str(exc), code="store_error", status=500))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # One line, rate-limited: a flood of requests that hit a fault must not
+    # fill the disk with tracebacks. The traceback goes to DEBUG.
+    quiet_log.error(
+        "unexpected error",
+        "%s %s failed: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
+    log.debug("traceback of the failure above", exc_info=exc)
     return error_response(ApiError("internal error", code="internal", status=500))
+
+
+class AnswerAlreadySent:
+    """The outermost layer: Starlette answers an unexpected error with the
+    500 above and then raises it again for the server to log, which uvicorn
+    does with a traceback per request. It has been logged (one line) and
+    answered: stop it here."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            if scope.get("type") != "http":
+                raise
 
 
 def create_app(
@@ -77,9 +112,13 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     metrics: ControlMetrics | None = None,
+    docs: str = "open",
 ) -> FastAPI:
     """The ASGI application serving ``control``; with ``metrics``, every
-    answered request is counted there."""
+    answered request is counted there. ``docs`` is one of ``DOCS_MODES``:
+    who may read ``/docs`` and ``/openapi.json``."""
+    if docs not in DOCS_MODES:
+        raise ValueError(f"docs must be one of {', '.join(DOCS_MODES)}, not {docs!r}")
     app = FastAPI(
         title="pdp control plane",
         version="1",
@@ -92,6 +131,11 @@ def create_app(
         # as before response models: not by pydantic's JSON writer, whose
         # number formatting differs (1e-07 vs 1e-7).
         default_response_class=JSONResponse,
+        # The Swagger page is served from this process (_docs.py); ReDoc
+        # would load its script from a CDN.
+        openapi_url=None if docs == "off" else OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
     )
     # Documents the key in the OpenAPI schema; RequestGuard checks it, before
     # the body is read, so that nothing is parsed for an unknown caller.
@@ -106,12 +150,16 @@ def create_app(
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))
+    app.include_router(docs_routes(docs))
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(Exception, _on_unexpected)
-    app.add_middleware(RequestGuard, control=control, max_body_bytes=max_body_bytes)
+    keyed = ("/api/", OPENAPI_PATH) if docs == "key" else ("/api/",)
+    app.add_middleware(
+        RequestGuard, control=control, max_body_bytes=max_body_bytes, keyed_paths=keyed
+    )
     if metrics is not None:  # outermost: it counts the guard's refusals too
         app.add_middleware(RequestMetrics, metrics=metrics)
     app.state.control = control

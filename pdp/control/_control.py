@@ -52,6 +52,8 @@ from ._plans import (
 from ._roles import Caller
 from ._schemas import (
     AgentCreate,
+    AgentDetail,
+    AgentSidecar,
     AuthorizeOut,
     CandidateIn,
     CandidateOut,
@@ -60,6 +62,7 @@ from ._schemas import (
     PolicyList,
     PolicyPatch,
 )
+from ._sidecars import SidecarRegistry
 from ._state import State
 from ._store import Store
 
@@ -81,12 +84,12 @@ class ControlPlane:
         self._lock_fd: int | None = lock_fd
         # The state and its compiled snapshot change together, in one assignment.
         self._current: tuple[State, CompiledSnapshot | None] = (state, _compile_loaded(state))
-        self._body: tuple[int, bytes] | None = None
         self._write_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._closing = False
         self._closed = False
         self._writes: set[asyncio.Future[Any]] = set()
+        self.sidecars = SidecarRegistry()
         self.candidate = candidate
         self._candidate_generation = 0
         self._candidate_body: tuple[str, bytes] | None = None
@@ -119,6 +122,8 @@ class ControlPlane:
         try:
             state = await store.load_state()
             stored = await store.load_candidate()
+            # Rendered now, off the event loop, rather than by the first poll.
+            await asyncio.to_thread(state.document_bytes)
         except BaseException:
             await store.close()
             os.close(fd)
@@ -137,20 +142,35 @@ class ControlPlane:
     # Reads -----------------------------------------------------------------
 
     def snapshot_body(self) -> tuple[int, bytes]:
-        """The current snapshot document as JSON bytes, with its revision."""
+        """The current snapshot document as JSON bytes, with its revision
+        (rendered by the write that made it, off the event loop)."""
         state = self.state
-        body = self._body
-        if body is None or body[0] != state.revision:
-            text = json.dumps(state.document(), ensure_ascii=False, separators=(",", ":"))
-            body = (state.revision, text.encode("utf-8"))
-            self._body = body
-        return body
+        return state.revision, state.document_bytes()
 
     def get_policy(self, ref: str) -> Policy:
         return require_policy(self.state, ref)
 
     def get_agent(self, ref: str) -> Agent:
         return require_agent(self.state, ref)
+
+    def agent_detail(self, ref: str) -> AgentDetail:
+        """The agent and the sidecars following the feed, with whether each
+        holds the agent's current state."""
+        state = self.state
+        agent = require_agent(state, ref)
+        # An agent stored before revisions were kept counts as changed now.
+        needed = agent.revision or state.revision
+        sidecars = [
+            AgentSidecar(
+                sidecar=r.name,
+                revision=r.pause_revision,
+                snapshotRevision=r.revision,
+                applied=r.pause_revision >= needed,
+                seenAt=format_time(r.seen_at),
+            )
+            for r in self.sidecars.connected()
+        ]
+        return AgentDetail(**dict(agent), sidecars=sidecars)
 
     def agent_grants(self, ref: str) -> list[Grant]:
         """The agent's live grants as source agent."""
@@ -305,10 +325,15 @@ class ControlPlane:
         return await self._commit(lambda s: plan_create_agent(s, body))
 
     async def pause_agent(self, ref: str, reason: str) -> Agent:
-        return await self._commit(lambda s: plan_pause(s, ref, reason))
+        return await self._commit(lambda s: plan_pause(s, ref, reason, self._compiled_of(s)))
 
     async def resume_agent(self, ref: str) -> Agent:
-        return await self._commit(lambda s: plan_resume(s, ref))
+        return await self._commit(lambda s: plan_resume(s, ref, self._compiled_of(s)))
+
+    def _compiled_of(self, state: State) -> CompiledSnapshot | None:
+        """The compiled snapshot of ``state`` when it is the current one."""
+        current, compiled = self._current
+        return compiled if current is state else None
 
     async def create_grant(self, source: str, body: GrantCreate) -> Grant:
         return await self._commit(lambda s: plan_create_grant(s, source, body))

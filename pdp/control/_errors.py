@@ -162,5 +162,10 @@ def problem_of(error: Mapping[str, Any], *, within: str | None = None) -> FieldP
 def _field_path(prefix: str, parts: Sequence[Any]) -> str | None:
     out = prefix
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "":
+            out += '[""]'  # an empty key is still a field
+        else:
+            out += f".{part}" if out else str(part)
     return out or None

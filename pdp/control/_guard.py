@@ -1,8 +1,10 @@
 """What every request goes through before routing, as plain ASGI: the API
-key (401/403) for ``/api/``, the body size limit (413, counted as the body
-arrives, so a chunked body cannot get around it), the media type (415) and
-JSON syntax (400). JSON is parsed strictly: NaN, Infinity and duplicate keys
-are refused rather than silently accepted or lost."""
+key (401/403) for ``/api/`` (and ``/openapi.json`` when the description is
+kept behind a key), the body size limit (413, counted as the body arrives,
+so a chunked body cannot get around it), the media type (415) and JSON
+syntax (400). JSON is parsed strictly: NaN, Infinity and duplicate keys are
+refused rather than silently accepted or lost, and so is a lone UTF-16
+surrogate (``"\ud800"``), which no UTF-8 document can carry."""
 
 from __future__ import annotations
 
@@ -43,10 +45,17 @@ def error_response(error: ApiError, headers: Mapping[str, str] | None = None) ->
 
 
 class RequestGuard:
-    def __init__(self, app: App, control: ControlPlane, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: App,
+        control: ControlPlane,
+        max_body_bytes: int,
+        keyed_paths: tuple[str, ...] = ("/api/",),
+    ) -> None:
         self.app = app
         self.control = control
         self.max_body_bytes = max_body_bytes
+        self.keyed_paths = keyed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +63,7 @@ class RequestGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            if scope["path"].startswith("/api/"):
+            if scope["path"].startswith(self.keyed_paths):
                 scope.setdefault("state", {})["caller"] = await self.control.authenticate(
                     headers.get("x-api-key")
                 )
@@ -137,9 +146,33 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "(the body)"
+        return None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        if isinstance(key, str) and (found := _lone_surrogate(key, path or "(the body)")):
+            return found
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+        if (found := _lone_surrogate(item, where)) is not None:
+            return found
+    return None
+
+
 def _check_json(body: bytes) -> None:
     try:
-        json.loads(
+        document = json.loads(
             body.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
             parse_float=_finite,
@@ -155,3 +188,13 @@ def _check_json(body: bytes) -> None:
         raise BadRequestError(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise BadRequestError("malformed JSON: nested too deeply") from None
+    try:
+        where = _lone_surrogate(document)
+    except RecursionError:
+        raise BadRequestError("malformed JSON: nested too deeply") from None
+    if where is not None:
+        raise BadRequestError(
+            f"malformed JSON: {where} holds a lone UTF-16 surrogate escape (such as \\ud800), "
+            "which is not text",
+            field=None if where.startswith("(") else where,
+        )

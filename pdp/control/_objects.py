@@ -101,6 +101,11 @@ class Agent(_Object):
     pausedAt: Annotated[str | None, SET_BY_SERVER] = None
     createdAt: Annotated[str, SET_BY_SERVER, UNPUBLISHED]
     updatedAt: Annotated[str, SET_BY_SERVER, UNPUBLISHED]
+    revision: Annotated[int, SET_BY_SERVER, UNPUBLISHED] = Field(
+        default=0,
+        description="the snapshot revision that last changed the agent (created, paused, "
+        "resumed): a sidecar that has applied it holds the agent's current state",
+    )
 
 
 class Grant(_Object):

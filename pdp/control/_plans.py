@@ -31,7 +31,7 @@ from ._schemas import (
     PolicyPatch,
     Prerequisite,
 )
-from ._state import Focus, State, compile_state
+from ._state import Focus, State, compile_pause, compile_state
 from ._store import SnapshotTransaction
 
 __all__ = [
@@ -220,7 +220,12 @@ def plan_create_agent(state: State, body: AgentCreate) -> Plan[Agent]:
         raise _name_taken(found, "agent", name)
     now = format_time(utc_now())
     agent = Agent(
-        id=_new_id(), name=name, description=body.description, createdAt=now, updatedAt=now
+        id=_new_id(),
+        name=name,
+        description=body.description,
+        createdAt=now,
+        updatedAt=now,
+        revision=state.revision + 1,
     )
     candidate = state.next(agents=[*state.agents, agent])
     compiled = compile_state(candidate, Focus("agents", len(state.agents)))
@@ -234,16 +239,31 @@ def _put_agent(agent: Agent) -> Write:
     return write
 
 
-def _replace_agent(state: State, agent: Agent, focus_renames: Mapping[str, str]) -> Plan[Agent]:
+def _replace_paused(
+    state: State,
+    agent: Agent,
+    focus_renames: Mapping[str, str],
+    previous: CompiledSnapshot | None,
+) -> Plan[Agent]:
+    """Replaces ``agent`` with a copy whose pause state changed. With the
+    compiled snapshot of ``state`` (``previous``), the policies are not
+    compiled again: a pause costs the same whatever the document's size."""
     index = state.agent_index(agent.id)
     agents = list(state.agents)
     agents[index] = agent
     candidate = state.next(agents=agents)
-    compiled = compile_state(candidate, Focus("agents", index, focus_renames))
+    focus = Focus("agents", index, focus_renames)
+    if previous is not None and previous.revision == state.revision:
+        compiled = compile_pause(candidate, previous, focus)
+    else:
+        compiled = compile_state(candidate, focus)
     return Plan(agent, candidate, compiled, _put_agent(agent))
 
 
-def plan_pause(state: State, ref: str, reason: str) -> Plan[Agent]:
+def plan_pause(
+    state: State, ref: str, reason: str, previous: CompiledSnapshot | None = None
+) -> Plan[Agent]:
+    """``previous``: the compiled snapshot of ``state``, if there is one."""
     agent = require_agent(state, ref)
     now = format_time(utc_now())
     paused = replaced(
@@ -253,16 +273,23 @@ def plan_pause(state: State, ref: str, reason: str) -> Plan[Agent]:
         # Pausing again updates the reason; the agent has been paused since the first time.
         pausedAt=agent.pausedAt if agent.paused else now,
         updatedAt=now,
+        revision=state.revision + 1,
     )
-    return _replace_agent(state, paused, {"pauseReason": "reason"})
+    return _replace_paused(state, paused, {"pauseReason": "reason"}, previous)
 
 
-def plan_resume(state: State, ref: str) -> Plan[Agent]:
+def plan_resume(state: State, ref: str, previous: CompiledSnapshot | None = None) -> Plan[Agent]:
+    """``previous``: the compiled snapshot of ``state``, if there is one."""
     agent = require_agent(state, ref)
     resumed = replaced(
-        agent, paused=False, pauseReason=None, pausedAt=None, updatedAt=format_time(utc_now())
+        agent,
+        paused=False,
+        pauseReason=None,
+        pausedAt=None,
+        updatedAt=format_time(utc_now()),
+        revision=state.revision + 1,
     )
-    return _replace_agent(state, resumed, {})
+    return _replace_paused(state, resumed, {}, previous)
 
 
 def plan_create_grant(state: State, source_ref: str, body: GrantCreate) -> Plan[Grant]:

@@ -10,6 +10,7 @@ from ._objects import Agent, Grant
 from ._roles import Role, roles
 from ._schemas import (
     AgentCreate,
+    AgentDetail,
     AgentList,
     AuthorizeIn,
     AuthorizeOut,
@@ -45,9 +46,12 @@ def agent_routes(control: ControlPlane) -> APIRouter:
     async def list_agents() -> AgentList:
         return AgentList(agents=list(control.state.agents))
 
-    @router.get("/agents/{agent_id}", response_model=Agent, dependencies=_READ)
-    async def get_agent(agent_id: str) -> Agent:
-        return control.get_agent(agent_id)
+    @router.get("/agents/{agent_id}", response_model=AgentDetail, dependencies=_READ)
+    async def get_agent(agent_id: str) -> AgentDetail:
+        """The agent, and each sidecar following the feed with the revision
+        it has applied: ``applied`` true everywhere means a pause (or a
+        resume) has taken effect everywhere."""
+        return control.agent_detail(agent_id)
 
     @router.patch("/agents/{agent_id}/pause", response_model=Agent, dependencies=_WRITE)
     async def pause_agent(agent_id: str, body: PauseIn | None = Body(None)) -> Agent:  # noqa: B008

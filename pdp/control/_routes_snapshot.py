@@ -71,11 +71,15 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
         ),
     ) -> Response:
         """The snapshot document ``pdp serve --snapshot URL`` follows. ``ETag``
-        is the quoted revision."""
+        is the quoted revision. A sidecar names itself in ``X-PDP-Sidecar``
+        and reports the revisions it has applied in ``X-PDP-Revision`` (the
+        whole snapshot) and ``X-PDP-Pause-Revision`` (its pause state)."""
         if_none_match = request.headers.get("if-none-match")
+        control.sidecars.report(request.headers)
         revision, body = control.snapshot_body()
         if matches_etag(if_none_match, _etag(revision)) and wait > 0:
             await wait_or_leave(control.wait_for_change(revision, wait), request)
+            control.sidecars.report(request.headers)  # still there
             revision, body = control.snapshot_body()
         headers = {"ETag": _etag(revision), "Cache-Control": "no-cache"}
         if matches_etag(if_none_match, _etag(revision)):

@@ -27,7 +27,9 @@ from ._objects import (
 
 __all__ = [
     "AgentCreate",
+    "AgentDetail",
     "AgentList",
+    "AgentSidecar",
     "ApprovalConsumeIn",
     "ApprovalDecisionIn",
     "ApprovalList",
@@ -180,6 +182,28 @@ class PolicyList(_Response):
 
 class AgentList(_Response):
     agents: list[Agent]
+
+
+class AgentSidecar(_Response):
+    """A sidecar following the snapshot feed, as it last reported itself."""
+
+    sidecar: str = Field(description="the name the sidecar gives itself (pdp serve --name)")
+    revision: int = Field(description="the snapshot revision whose pause state is in force there")
+    snapshotRevision: int = Field(
+        description="the revision of the whole snapshot it serves: older than revision while "
+        "a newer document compiles or after one was rejected"
+    )
+    applied: bool = Field(
+        description="whether the agent's current state (its revision) is in force there"
+    )
+    seenAt: str = Field(description="when the sidecar last polled the feed")
+
+
+class AgentDetail(Agent):
+    """An agent, with the sidecars that follow the feed now and whether
+    each has applied the agent's current state (a pause, say)."""
+
+    sidecars: list[AgentSidecar]
 
 
 class GrantList(_Response):

@@ -1,5 +1,10 @@
 """Serving the control plane with uvicorn in this process: used by
-``pdp control`` and by tests that need a real server on a real port."""
+``pdp control`` and by tests that need a real server on a real port.
+
+The server closes slow and idle connections and bounds their number
+(``_connections.py``), serves TLS when given a certificate and its key,
+and keeps uvicorn's own complaints about malformed requests to a few log
+lines however many arrive."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -17,10 +22,12 @@ import uvicorn
 from pdp.engine import ListenAddress, parse_listen_address
 from pdp.observe import MetricsServer, new_registry
 
-from ._app import create_app
+from ._app import AnswerAlreadySent, create_app
+from ._connections import ConnectionGuard, ConnectionLimits
 from ._control import ControlPlane
 from ._errors import StoreError
 from ._guard import DEFAULT_MAX_BODY_BYTES
+from ._logs import RateLimitFilter
 from ._metrics import ControlMetrics
 
 __all__ = ["ControlOptions", "ControlServer"]
@@ -36,6 +43,11 @@ class ControlOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_grace: float = 5.0
     metrics_listen: str | None = None  # host:port of /metrics; None: no metrics
+    # PEM files: with both, the control plane serves https only.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    docs: str = "open"  # who may read /docs and /openapi.json: open, key or off
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -65,13 +77,17 @@ class ControlServer:
         self.base_url = ""
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.connections = ConnectionGuard(options.limits)
         self._metrics_server: MetricsServer | None = None
         self.metrics_url = ""
 
     async def start(self) -> None:
         """Returns once the server accepts connections. Raises StoreError
-        (database) or OSError (address)."""
+        (database), OSError (address) or ssl.SSLError (certificate)."""
         opts = self.options
+        if (opts.tls_cert is None) != (opts.tls_key is None):
+            raise OSError("serving TLS needs both a certificate and its key")
         control = await ControlPlane.open(opts.db)
         try:
             sock = _bind(opts.host, opts.port)
@@ -79,7 +95,8 @@ class ControlServer:
             await control.close()
             raise
         host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{ListenAddress(host, port)}"
+        scheme = "https" if opts.tls_cert else "http"
+        self.base_url = f"{scheme}://{ListenAddress(host, port)}"
         metrics = None
         if opts.metrics_listen is not None:
             metrics = ControlMetrics(control)
@@ -88,16 +105,32 @@ class ControlServer:
             listen = parse_listen_address(opts.metrics_listen, unix=False)
             self._metrics_server = MetricsServer(registry, listen.host, listen.port)
         config = uvicorn.Config(
-            create_app(control, max_body_bytes=opts.max_body_bytes, metrics=metrics),
+            AnswerAlreadySent(
+                create_app(
+                    control, max_body_bytes=opts.max_body_bytes, metrics=metrics, docs=opts.docs
+                )
+            ),
             log_config=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=max(1, round(opts.shutdown_grace)),
+            http=self.connections.protocol(),
+            timeout_keep_alive=max(1, round(opts.limits.idle_timeout)),
+            ssl_certfile=opts.tls_cert,
+            ssl_keyfile=opts.tls_key,
         )
+        try:
+            config.load()  # reads the certificate now, so that a bad one fails start-up
+        except (OSError, ValueError) as exc:
+            sock.close()
+            await control.close()
+            raise OSError(f"cannot serve TLS with {opts.tls_cert}: {exc}") from None
+        _quiet_uvicorn_warnings()
         server = _Uvicorn(config, control)
         self.control, self._server = control, server
         control.approvals.start()
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
+        self._sweeper = asyncio.create_task(self.connections.run(), name="connection-sweeper")
         while not server.started:
             if self._task.done():
                 await self.stop()
@@ -128,6 +161,10 @@ class ControlServer:
         server, task, control = self._server, self._task, self.control
         if self._metrics_server is not None:
             await self._metrics_server.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if server is not None:
             server.should_exit = True
         if task is not None:
@@ -135,6 +172,17 @@ class ControlServer:
                 await task
         if control is not None:
             await control.close()
+
+
+_UVICORN_FILTER = RateLimitFilter()
+
+
+def _quiet_uvicorn_warnings() -> None:
+    """uvicorn writes a warning per malformed request ("Invalid HTTP request
+    received."): a few lines per kind then, not one per request."""
+    logger = logging.getLogger("uvicorn.error")
+    if _UVICORN_FILTER not in logger.filters:
+        logger.addFilter(_UVICORN_FILTER)
 
 
 def _bind(host: str, port: int) -> socket.socket:

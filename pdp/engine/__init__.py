@@ -35,9 +35,10 @@ from ._approval import (
     request_digest,
 )
 from ._consultation import Consultation
-from ._document import parse_document
+from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
+from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
@@ -85,6 +86,7 @@ __all__ = [
     "CALL_WINDOW_MAX_SECONDS",
     "COMMON_RULE_FIELDS",
     "DEFAULT_APPROVAL_TIMEOUT_S",
+    "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
     "NO_USAGE",
     "POLICY_TYPES",
@@ -115,6 +117,7 @@ __all__ = [
     "ListenAddress",
     "Mode",
     "Outcome",
+    "PauseState",
     "PiiFinding",
     "PolicyResult",
     "Severity",
@@ -137,14 +140,17 @@ __all__ = [
     "approval_refusal",
     "compile_snapshot",
     "decision_dict",
+    "differs_only_in_pause_state",
     "fired_policies",
     "format_time",
     "masked_excerpt",
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",
+    "read_pause_state",
     "request_digest",
     "sign_webhook",
     "signing_key",
     "utc_now",
+    "with_pause_state",
 ]

@@ -150,26 +150,48 @@ class Reader:
             return default
         return value
 
-    def items(self, key: str, *, required: bool = False) -> list[tuple[str, object]]:
-        """The elements of a list field with their paths."""
+    def items(
+        self, key: str, *, required: bool = False, max_items: int | None = None
+    ) -> list[tuple[str, object]]:
+        """The elements of a list field with their paths; a list longer than
+        ``max_items`` is one problem and no elements."""
         if self._missing(key, required):
             return []
         value = self._data[key]
         if not isinstance(value, list):
             self.problems.add(self.at(key), f"must be a list, got {_type_name(value)}")
             return []
+        if max_items is not None and len(value) > max_items:
+            self.problems.add(
+                self.at(key), f"lists {len(value)} items; at most {max_items} are allowed"
+            )
+            return []
         return [(f"{self.at(key)}[{i}]", item) for i, item in enumerate(value)]
 
-    def strings(self, key: str, *, required: bool = False, max_len: int = 1000) -> list[str]:
+    def strings(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        max_len: int = 1000,
+        max_items: int | None = None,
+        unique: bool = False,
+    ) -> list[str]:
+        """A list of non-empty strings; with ``unique``, a string listed
+        twice is a problem (at the second)."""
         out: list[str] = []
-        for path, item in self.items(key, required=required):
+        seen: dict[str, str] = {}
+        for path, item in self.items(key, required=required, max_items=max_items):
             if not isinstance(item, str):
                 self.problems.add(path, f"must be a string, got {_type_name(item)}")
             elif not item.strip():
                 self.problems.add(path, "must not be empty")
             elif len(item) > max_len:
                 self.problems.add(path, f"longer than {max_len} characters")
+            elif unique and item in seen:
+                self.problems.add(path, f"{item!r} is listed twice (also at {seen[item]})")
             else:
+                seen.setdefault(item, path)
                 out.append(item)
         return out
 

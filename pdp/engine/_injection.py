@@ -55,10 +55,18 @@ from ._injection_indirect import ADDRESSED_RULES, INDIRECT_RULES
 from ._injection_multilingual import MULTILINGUAL_RULES
 from ._normalize import normalize
 
-__all__ = ["InjectionMatcher", "PatternError"]
+__all__ = [
+    "MAX_PATTERNS",
+    "MAX_PATTERNS_CHARS",
+    "MAX_PATTERN_LENGTH",
+    "InjectionMatcher",
+    "PatternError",
+]
 
 MAX_PATTERNS = 10_000
 MAX_PATTERN_LENGTH = 1000
+# Characters in all the literal (or all the regex) patterns of one policy.
+MAX_PATTERNS_CHARS = 1024 * 1024
 # RE2 memory budget for all regexes of one matcher, and a cap on their total
 # program size that leaves the set's DFA ample room (a set whose DFA cannot
 # start reports "no match", which must never happen silently).

@@ -13,6 +13,8 @@ from ._fields import Problems, Reader
 from ._types import ACTIONS, Mode, Severity
 
 __all__ = [
+    "MAX_APPLIES_TO_AGENTS",
+    "MAX_PREREQUISITES",
     "AgentSpec",
     "GrantSpec",
     "PolicySpec",
@@ -38,6 +40,10 @@ _POLICY_FIELDS = (
     "updatedAt",
 )
 _GRANT_FIELDS = ("id", "sourceAgentId", "targetAgentId", "allowedActions", "expiresAt", "createdAt")
+# Lists a document may hold, bounded so that one policy cannot make every
+# compile (and every plan built from it) arbitrarily slow.
+MAX_APPLIES_TO_AGENTS = 1000
+MAX_PREREQUISITES = 100
 _MODES = {mode.wire_name: mode for mode in Mode}
 _SEVERITIES = {severity.wire_name: severity for severity in Severity}
 
@@ -106,7 +112,7 @@ def _read_agent(path: str, data: object, problems: Problems) -> AgentSpec | None
 
 def _read_prerequisites(r: Reader, problems: Problems) -> tuple[Prerequisite, ...]:
     out: list[Prerequisite] = []
-    for path, item in r.items("prerequisites"):
+    for path, item in r.items("prerequisites", max_items=MAX_PREREQUISITES):
         pr = Reader(item, path, problems, ("policy", "when"))
         ref = pr.string("policy", required=True, max_len=200)
         when = pr.choice("when", ("fired", "not_fired")) or "fired"
@@ -130,7 +136,9 @@ def _read_policy(
         problems.add(r.at("ruleDefinition"), "required")
     elif not isinstance(rule, Mapping):
         problems.add(r.at("ruleDefinition"), "must be an object")
-    applies_to = tuple(r.strings("appliesToAgents", max_len=200))
+    applies_to = tuple(
+        r.strings("appliesToAgents", max_len=200, max_items=MAX_APPLIES_TO_AGENTS, unique=True)
+    )
     is_active = r.boolean("isActive", True)
     prerequisites = _read_prerequisites(r, problems)
     r.timestamp("createdAt")
@@ -160,8 +168,10 @@ def _read_grant(path: str, data: object, index: int, problems: Problems) -> Gran
     source = r.string("sourceAgentId", required=True, max_len=200)
     target = r.string("targetAgentId", required=True, max_len=200)
     actions: set[str] = set()
-    for item_path, item in r.items("allowedActions", required=True):
+    for item_path, item in r.items("allowedActions", required=True, max_items=len(ACTIONS)):
         if isinstance(item, str) and item.lower() in ACTIONS:
+            if item.lower() in actions:
+                problems.add(item_path, f"{item!r} is listed twice")
             actions.add(item.lower())
         else:
             known = ", ".join(sorted(ACTIONS))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -85,6 +87,13 @@ class ServeOptions:
     poll_interval: float = 0.2
     shutdown_grace: float = 10.0
     api_key: str | None = None
+    # A file holding the API key, read again when the control plane refuses
+    # the key (a rotated Secret); takes the place of api_key.
+    api_key_file: str | None = None
+    # CAs that verify an https control plane (default: the system's).
+    ca_file: str | None = None
+    # How the sidecar names itself to a control plane (default HOST/PID).
+    sidecar_name: str | None = None
     max_staleness: float | None = None
     # Custom validators may use plain http to a loopback address (development).
     allow_insecure_validators: bool = False
@@ -147,6 +156,8 @@ class Sidecar:
         self.pruner: Pruner | None = None
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._unpersisted: tuple[Active, bytes] | None = None
+        self._persisting: asyncio.Future[None] | None = None
         self._servicer: PolicyDecisionServicer | None = None
         self._source: SnapshotSource | None = None
         self.uplink: Uplink | None = None
@@ -214,9 +225,7 @@ class Sidecar:
 
         async def activated(active: Active, data: bytes) -> None:
             await self.validators.prepare(active.snapshot.validators)
-            await store.save(
-                data.decode(), active.snapshot.revision, active.source, active.activated_at
-            )
+            self._persist_later(store, active, data)
 
         self.holder = SnapshotHolder(
             on_activate=activated,
@@ -228,6 +237,10 @@ class Sidecar:
         source = self._source = open_source(
             opts.snapshot,
             api_key=opts.api_key,
+            api_key_file=opts.api_key_file,
+            ca_file=opts.ca_file,
+            name=opts.sidecar_name or f"{socket.gethostname()}/{os.getpid()}",
+            applied=self._applied,
             poll_interval=opts.poll_interval,
             max_staleness=opts.max_staleness,
         )
@@ -235,7 +248,14 @@ class Sidecar:
             # Following a control plane: tell it what it must know, and let
             # it decide approvals. A standalone sidecar (a snapshot file)
             # ships nothing and keeps its approvals itself.
-            self.uplink = Uplink(source.url, opts.api_key, Outbox(db), await sidecar_id(db))
+            self.uplink = Uplink(
+                source.url,
+                lambda: source.api_key,
+                Outbox(db),
+                await sidecar_id(db),
+                verify=source.verify,
+                on_refused=source.reread_api_key,
+            )
         uplink = self.uplink
         await set_approvals_authority(db, None if uplink is None else uplink.api_url)
         approvals = self.approvals = ApprovalStore(
@@ -324,9 +344,12 @@ class Sidecar:
                 clock=self.clock,
                 allow_insecure_validators=opts.allow_insecure_validators,
             )
+            # No name: only the main feed reports the revisions applied.
             self._shadow_source = open_source(
                 location,
                 api_key=opts.api_key,
+                api_key_file=opts.api_key_file,
+                ca_file=opts.ca_file,
                 poll_interval=opts.poll_interval,
                 optional=True,
             )
@@ -372,6 +395,31 @@ class Sidecar:
         if isinstance(self._usage, RedisUsage):
             await self._usage.decision_counts.flush()
 
+    def _persist_later(self, store: SnapshotStore, active: Active, data: bytes) -> None:
+        """Persists the active document off the activation path: writing a
+        large one takes a while, and the next activation (a pause) must not
+        wait behind it. Only the latest document waiting is written."""
+        self._unpersisted = (active, data)
+        if self._persisting is None or self._persisting.done():
+            self._persisting = asyncio.ensure_future(self._persist(store))
+
+    async def _persist(self, store: SnapshotStore) -> None:
+        while self._unpersisted is not None:
+            active, data = self._unpersisted
+            self._unpersisted = None
+            try:
+                await store.save(
+                    data.decode(), active.snapshot.revision, active.source, active.activated_at
+                )
+            except Exception:  # persisting is best effort; serving goes on
+                log.exception("could not persist the active snapshot")
+
+    def _applied(self) -> tuple[int, int] | None:
+        """The revisions this sidecar has applied, as it reports them to a
+        control plane: its whole snapshot's, and its pause state's."""
+        active = self.holder.active
+        return None if active is None else (active.snapshot.revision, active.pause_revision)
+
     async def _restore_last_good(self, store: SnapshotStore) -> None:
         stored = await store.load()
         if stored is None:
@@ -405,6 +453,8 @@ class Sidecar:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._persisting is not None:
+            await self._persisting  # the last good snapshot, before the database closes
         if self._source is not None:
             await self._source.aclose()
         if self._shadow_source is not None:

@@ -57,14 +57,18 @@ class RemoteApprovals:
         self, method: str, path: str, *, seconds: float, **kw: Any
     ) -> httpx.Response:
         try:
-            return await self._uplink.client.request(
+            response = await self._uplink.client.request(
                 method,
                 self._uplink.url(path),
                 timeout=httpx.Timeout(seconds, connect=2.0),
+                headers=self._uplink.headers(),
                 **kw,
             )
         except httpx.HTTPError as exc:
             raise RemoteUnavailableError(str(exc) or type(exc).__name__) from None
+        if response.status_code in (401, 403):
+            await self._uplink.refused()
+        return response
 
     def _approval(self, response: httpx.Response) -> Approval:
         if response.status_code != 200:

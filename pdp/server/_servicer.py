@@ -132,8 +132,8 @@ class PolicyDecisionServicer:
         if holder.stale:
             raise RequestError(
                 "",
-                f"snapshot revision {active.snapshot.revision} is stale: no answer from "
-                f"{active.source} since {holder.last_contact}; failing closed",
+                f"snapshot revision {active.snapshot.revision} is stale ({holder.why_stale()}); "
+                "failing closed",
                 grpc.StatusCode.UNAVAILABLE,
             )
         return active
@@ -312,6 +312,8 @@ class PolicyDecisionServicer:
             staleness_seconds=holder.silence(),
             rejected_at=rejection.rejected_at if rejection else None,
             rejection=rejection.errors if rejection else (),
+            rejected_revision=rejection.revision if rejection else None,
+            rejected_source=rejection.source if rejection else "",
         )
         try:
             budgets = snapshot.budgets(agent, self._usage, now)

@@ -342,6 +342,8 @@ class SnapshotView:
     staleness_seconds: float | None
     rejected_at: datetime | None
     rejection: tuple[FieldError, ...]
+    rejected_revision: int | None = None
+    rejected_source: str = ""
 
 
 def agent_state(
@@ -377,6 +379,9 @@ def agent_state(
         snap.staleness.FromNanoseconds(int(snapshot.staleness_seconds * 1e9))
     if snapshot.rejected_at is not None:
         snap.last_rejection.rejected_at.FromDatetime(snapshot.rejected_at)
+        snap.last_rejection.source = snapshot.rejected_source
+        if snapshot.rejected_revision is not None:
+            snap.last_rejection.revision = snapshot.rejected_revision
         for e in snapshot.rejection:
             snap.last_rejection.errors.add(path=e.path, message=e.message)
     if backend is not None:

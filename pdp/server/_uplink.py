@@ -18,9 +18,10 @@ import contextlib
 import logging
 import random
 import re
+import ssl
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import urljoin
@@ -106,10 +107,12 @@ class Uplink:
     def __init__(
         self,
         snapshot_url: str,
-        api_key: str | None,
+        api_key: str | Callable[[], str | None] | None,
         outbox: Outbox,
         sidecar_id: str,
         *,
+        verify: ssl.SSLContext | bool = True,
+        on_refused: Callable[[], Awaitable[None]] | None = None,
         max_queued_decisions: int = DEFAULT_MAX_QUEUED_DECISIONS,
         batch_size: int = 500,
         interval: float = 0.2,
@@ -133,19 +136,31 @@ class Uplink:
         self._stopped = False
         self.dropped = 0
         self.shipped = 0
-        headers = {"Accept": "application/json"}
-        if api_key:
-            headers["X-API-Key"] = api_key
+        # The snapshot feed's key, read when sent: a rotated key file is
+        # read again by the feed (on_refused) and used here too.
+        self._api_key = api_key if callable(api_key) else (lambda: api_key)
+        self._on_refused = on_refused
         # Sidecar calls that wait (approvals) hold a connection each.
         self.client = httpx.AsyncClient(
-            headers=headers,
+            headers={"Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=2.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=32),
+            verify=verify,
         )
 
     def url(self, path: str) -> str:
         """The control plane's URL for ``path`` (relative to ``/api/v1/``)."""
         return urljoin(self.api_url, path)
+
+    def headers(self) -> dict[str, str]:
+        """What every request to the control plane carries: the API key."""
+        key = self._api_key()
+        return {"X-API-Key": key} if key else {}
+
+    async def refused(self) -> None:
+        """A 401 or 403: the key may have been rotated; read it again."""
+        if self._on_refused is not None:
+            await self._on_refused()
 
     @property
     def queued_decisions(self) -> int:
@@ -251,7 +266,9 @@ class Uplink:
         events = [_outbox_json(e) for e in durable] + [_decision_json(d) for d in decisions]
         try:
             response = await self.client.post(
-                self.events_url, json={"sidecarId": self.sidecar_id, "events": events}
+                self.events_url,
+                json={"sidecarId": self.sidecar_id, "events": events},
+                headers=self.headers(),
             )
         except httpx.HTTPError as exc:
             self._requeue(decisions)
@@ -264,6 +281,8 @@ class Uplink:
         refused = _refused_index(response) if response.status_code == 422 else None
         if refused is None or refused >= len(events):
             self._requeue(decisions)
+            if response.status_code in (401, 403):
+                await self.refused()
             raise _ShipError(f"HTTP {response.status_code}: {response.text[:200].strip()}")
         # The control plane will never take this event: drop it, keep the rest.
         log.error(

@@ -2,7 +2,10 @@
 
 Polling ``stat`` (following symlinks) sees every way a file is replaced: an
 in-place write, an editor's atomic rename, and a Kubernetes ConfigMap update,
-which swaps the ``..data`` symlink to a new directory."""
+which swaps the ``..data`` symlink to a new directory. Only a regular file
+is read (a FIFO or a device is refused), and never more than one byte past
+the sidecars' document limit, so that an oversized file is rejected naming
+the limit without being read whole."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import logging
 import os
 from pathlib import Path
 
+from pdp.engine import MAX_DOCUMENT_BYTES
+
+from ._files import read_regular_file
 from ._source import NewDocument, NoChange, Report, Unreachable, Update
 
 __all__ = ["FileSource"]
@@ -43,7 +49,7 @@ class FileSource:
             identity = _identity(self.path)
             if identity == self._seen:
                 return NoChange(self.name)
-            data = await asyncio.to_thread(self.path.read_bytes)
+            data = await asyncio.to_thread(read_regular_file, self.path, MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
             self._seen = None  # read it again whenever it is back
             return Unreachable(self.name, f"cannot read: {exc.strerror}")

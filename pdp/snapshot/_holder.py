@@ -4,15 +4,22 @@ Sources report what each attempt gave (:meth:`SnapshotHolder.report`); this
 module validates and compiles the documents they bring (off the event loop)
 and activates one with a single reference swap. A rejected document leaves
 the active snapshot serving. With a maximum staleness, the holder also
-decides, on its own clock, when silence from the source has lasted too long:
-decisions then fail closed until the source answers again."""
+decides, on its own clock, when the active snapshot has been out of date for
+too long: decisions then fail closed until it is current again.
+
+The kill switch does not wait for a compile. A new document's agents are
+read first: when nothing else changed (a pause or a resume), their pause
+state laid over the active snapshot is the new snapshot; otherwise that
+overlay is activated at once and the whole document compiles after it, and
+if it is rejected the overlay stays: pauses in a document whose policies
+are broken still hold."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,10 +27,14 @@ from pdp.engine import (
     Clock,
     CompiledSnapshot,
     FieldError,
+    PauseState,
     SnapshotError,
     SystemClock,
     compile_snapshot,
+    differs_only_in_pause_state,
     parse_document,
+    read_pause_state,
+    with_pause_state,
 )
 
 from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
@@ -35,36 +46,57 @@ log = logging.getLogger("pdp.snapshot")
 
 @dataclass(frozen=True, slots=True)
 class Active:
+    """The snapshot that decides. ``pause_revision`` is the revision of the
+    document whose pause state it holds: newer than ``snapshot.revision``
+    when a newer document's pauses are laid over it (the rest of that
+    document is still compiling, or was rejected)."""
+
     snapshot: CompiledSnapshot
     source: str
     activated_at: datetime
+    pause_revision: int = -1
+
+    def __post_init__(self) -> None:
+        if self.pause_revision < 0:
+            object.__setattr__(self, "pause_revision", self.snapshot.revision)
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why the source's latest document is not active: its field errors, or
-    the source's refusal (one error with an empty path)."""
+    the source's refusal (one error with an empty path). ``revision`` is
+    the rejected document's, when it could be read."""
 
     source: str
     rejected_at: datetime
     errors: tuple[FieldError, ...]
+    revision: int | None = None
 
 
 OnActivate = Callable[[Active, bytes], Awaitable[None]]
 OnServing = Callable[[bool], Awaitable[None]]
 
 
-def _compile(data: bytes, allow_insecure_validators: bool) -> CompiledSnapshot:
-    return compile_snapshot(
-        parse_document(data), allow_insecure_validators=allow_insecure_validators
-    )
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(data: bytes) -> tuple[Mapping[str, object], PauseState | None]:
+    """The parsed document and its pause state (None when its agents or its
+    revision cannot be read); raises SnapshotError for unreadable text."""
+    document = parse_document(data)
+    try:
+        return document, read_pause_state(document)
+    except SnapshotError:
+        return document, None
 
 
 class SnapshotHolder:
     """Holds the active snapshot. The hot path reads ``active`` (one attribute
     load) and ``stale``; activation replaces ``active`` whole.
 
-    ``on_activate`` runs after each activation (to persist the document);
+    ``on_activate`` runs after each activation (to persist the document;
+    what takes long should not make the next activation wait);
     ``on_serving`` runs whenever :attr:`serving` changes (to set health).
     ``allow_insecure_validators`` lets custom validators use plain http to
     a loopback address."""
@@ -79,6 +111,9 @@ class SnapshotHolder:
         allow_insecure_validators: bool = False,
     ) -> None:
         self.active: Active | None = None
+        # When the source last answered. Staleness counts from the last
+        # answer that left the active snapshot current, so a sidecar whose
+        # newer documents are rejected goes stale.
         self.last_contact: datetime | None = None
         # Why the source's last attempt got no answer; None once it answers.
         self.unreachable: str | None = None
@@ -100,6 +135,8 @@ class SnapshotHolder:
         self._active_digest = ""
         self._rejection: Rejection | None = None
         self._rejected_digest = ""
+        self._rejected_pause: PauseState | None = None
+        self._overlaid = False  # a newer document's pauses are laid over the active one
         self._refusal: Rejection | None = None
         self._serving: bool | None = None  # as last notified
         self._was_stale = False
@@ -113,9 +150,11 @@ class SnapshotHolder:
 
     @property
     def stale(self) -> bool:
-        """True once the source has not answered for longer than the maximum
-        staleness: decisions fail closed. Read on every decision, so it costs
-        one clock reading with a limit and nothing without."""
+        """True once the active snapshot has not been the source's latest for
+        longer than the maximum staleness (no answer, or answers whose
+        documents are rejected): decisions fail closed. Read on every
+        decision, so it costs one clock reading with a limit and nothing
+        without."""
         stale_at = self._stale_at
         return stale_at is not None and self._monotonic() > stale_at
 
@@ -134,6 +173,19 @@ class SnapshotHolder:
         """The source's refusal if it refuses this sidecar, else why its
         latest document was rejected; None when neither."""
         return self._refusal or self._rejection
+
+    def why_stale(self) -> str:
+        """What makes the active snapshot stale, for the error callers get."""
+        rejection = self._rejection
+        if rejection is not None:
+            what = (
+                "its latest document"
+                if rejection.revision is None
+                else (f"revision {rejection.revision}")
+            )
+            errors = "; ".join(str(e) for e in rejection.errors[:3]) or "unknown error"
+            return f"{what} from {rejection.source} was rejected: {errors}"
+        return f"no answer from {self._source} since {self.last_contact}"
 
     async def wait_changed(self) -> None:
         """Returns after the next activation."""
@@ -161,9 +213,9 @@ class SnapshotHolder:
             self._refuse(update)
             await self.refresh()
             return False
-        self._contact()
         if isinstance(update, NoDocument):
             # An answer all the same: the active snapshot keeps serving.
+            self._contact()
             serving = self._serving_what()
             log.warning("snapshot source %s has no document (%s)", update.source, serving)
             await self.refresh()
@@ -174,6 +226,7 @@ class SnapshotHolder:
             activated = await self._activate(update.data, update.source, clear_rejection=True)
         else:
             assert isinstance(update, NoChange)
+        self._contact()
         await self.refresh()
         return activated
 
@@ -182,6 +235,10 @@ class SnapshotHolder:
         none that compiles; why the source's document was rejected stays
         visible next to it."""
         activated = await self._activate(data, source, clear_rejection=False)
+        pause, active = self._rejected_pause, self.active
+        if activated and pause is not None and active is not None:
+            # The rejected document's pauses hold over the restored one.
+            self._lay_over(active, pause)
         await self.refresh()
         return activated
 
@@ -194,12 +251,12 @@ class SnapshotHolder:
                 self._was_stale = stale
                 if stale:
                     log.error(
-                        "no answer from snapshot source %s for %gs: failing closed",
-                        self._source,
+                        "snapshot out of date for %gs (%s): failing closed",
                         self.max_staleness,
+                        self.why_stale(),
                     )
                 else:
-                    log.info("snapshot source %s answers again: serving", self._source)
+                    log.info("snapshot from %s is current again: serving", self._source)
             serving = self.active is not None and not stale
             if serving != self._serving:
                 self._serving = serving
@@ -221,25 +278,79 @@ class SnapshotHolder:
     def _contact(self) -> None:
         self.last_contact = self._clock()
         at = self._last_contact_at = self._monotonic()
+        if self._rejection is not None:
+            return  # answers that bring a rejected document are no fresher
         if self._limit is not None:
             self._stale_at = at + self._limit
 
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = await asyncio.to_thread(_digest, data)
         async with self._lock:
-            if digest in (self._active_digest, self._rejected_digest):
+            # The active document again is news only when a rejected one (or
+            # its pauses) came in between: the source went back to it.
+            back = clear_rejection and (self._rejection is not None or self._overlaid)
+            if digest == self._rejected_digest or (digest == self._active_digest and not back):
                 return False
             try:
-                snapshot = await asyncio.to_thread(_compile, data, self._allow_insecure_validators)
+                document, pause = await asyncio.to_thread(_read, data)
             except SnapshotError as exc:
-                self._reject(source, exc.errors, digest)
+                self._reject(source, exc.errors, digest, None)
                 return False
-            active = Active(snapshot, source, self._clock())
-            self.active, self._active_digest = active, digest
-            if clear_rejection:
-                self._rejection, self._rejected_digest = None, ""
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+            active = self.active
+            if active is not None and pause is not None:
+                old = active.snapshot.document
+                if await asyncio.to_thread(differs_only_in_pause_state, old, document):
+                    snapshot = with_pause_state(
+                        active.snapshot, pause, revision=pause.revision, document=document
+                    )
+                    return await self._swap(snapshot, data, digest, source, clear_rejection)
+                self._lay_over(active, pause)
+            try:
+                snapshot = await asyncio.to_thread(
+                    compile_snapshot,
+                    document,
+                    allow_insecure_validators=self._allow_insecure_validators,
+                )
+            except SnapshotError as exc:
+                self._reject(source, exc.errors, digest, pause)
+                return False
+            return await self._swap(snapshot, data, digest, source, clear_rejection)
+
+    def _lay_over(self, active: Active, pause: PauseState) -> None:
+        """Activates ``pause``'s pause state over the active snapshot now,
+        before the document it came with is compiled (or rejected)."""
+        snapshot = with_pause_state(active.snapshot, pause)
+        if snapshot.agents == active.snapshot.agents:
+            return
+        self.active = Active(snapshot, active.source, active.activated_at, pause.revision)
+        self._overlaid = True
+        self._notify_changed()
+        log.info(
+            "pause state of revision %d applied over revision %d while the rest compiles",
+            pause.revision,
+            snapshot.revision,
+        )
+
+    def _notify_changed(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _swap(
+        self,
+        snapshot: CompiledSnapshot,
+        data: bytes,
+        digest: str,
+        source: str,
+        clear_rejection: bool,
+    ) -> bool:
+        active = Active(snapshot, source, self._clock())
+        self.active, self._active_digest, self._overlaid = active, digest, False
+        if clear_rejection:
+            self._rejection, self._rejected_digest, self._rejected_pause = None, "", None
+            # The source's latest document is active again: fresh from now.
+            if self._limit is not None:
+                self._stale_at = self._monotonic() + self._limit
+        self._notify_changed()
         log.info(
             "snapshot revision %d from %s active: %d policies, %d agents",
             snapshot.revision,
@@ -254,12 +365,16 @@ class SnapshotHolder:
                 log.exception("could not persist the active snapshot")
         return True
 
-    def _reject(self, source: str, errors: tuple[FieldError, ...], digest: str) -> None:
-        self._rejection = Rejection(source, self._clock(), errors)
-        self._rejected_digest = digest
+    def _reject(
+        self, source: str, errors: tuple[FieldError, ...], digest: str, pause: PauseState | None
+    ) -> None:
+        revision = None if pause is None else pause.revision
+        self._rejection = Rejection(source, self._clock(), errors, revision)
+        self._rejected_digest, self._rejected_pause = digest, pause
         self.rejections += 1
         log.error(
-            "snapshot from %s rejected (%s): %s",
+            "snapshot%s from %s rejected (%s): %s",
+            "" if revision is None else f" revision {revision}",
             source,
             self._serving_what(),
             "; ".join(str(e) for e in errors) or "unknown error",
@@ -273,6 +388,12 @@ class SnapshotHolder:
         log.error("snapshot source %s refuses this sidecar (%s)", update.source, update.reason)
 
     def _serving_what(self) -> str:
-        if self.active is None:
+        active = self.active
+        if active is None:
             return "no snapshot is active yet"
-        return f"revision {self.active.snapshot.revision} keeps serving"
+        if active.pause_revision != active.snapshot.revision:
+            return (
+                f"revision {active.snapshot.revision} keeps serving, with the pause state "
+                f"of revision {active.pause_revision}"
+            )
+        return f"revision {active.snapshot.revision} keeps serving"

@@ -3,20 +3,37 @@
 ``GET <url>?wait=S`` with ``If-None-Match: "<revision>"`` returns the new
 document as soon as the revision changes (200), or 304 after ``S`` seconds.
 Failed attempts back off with jitter so that many sidecars do not hammer a
-control plane that is coming back."""
+control plane that is coming back.
+
+Each request names the sidecar and the revisions it has applied (headers
+the control plane shows per agent), carries the API key (given, or read
+from a file, which is read again when the control plane refuses the key:
+a rotated Kubernetes Secret takes effect without a restart), and verifies
+an https control plane against the system's CAs or a given CA file. A body
+is read as it streams and never past the sidecars' document limit."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import ssl
+from collections.abc import Callable
 
 import httpx
 
+from pdp.engine import MAX_DOCUMENT_BYTES
+
 from ._errors import SourceError
+from ._files import read_regular_file
 from ._source import NewDocument, NoChange, NoDocument, Refused, Report, Unreachable, Update
 
-__all__ = ["HttpSource"]
+__all__ = ["Applied", "HttpSource", "read_api_key_file"]
+
+# The revisions a sidecar has applied: of its whole snapshot, and of the
+# pause state in force; None before the first.
+Applied = Callable[[], tuple[int, int] | None]
+_MAX_KEY_FILE_BYTES = 4096
 
 log = logging.getLogger("pdp.snapshot")
 
@@ -31,30 +48,57 @@ class HttpSource:
         url: str,
         *,
         api_key: str | None = None,
+        api_key_file: str | None = None,
+        ca_file: str | None = None,
+        name: str | None = None,
+        applied: Applied | None = None,
         wait: float = 20.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
         optional: bool = False,
     ) -> None:
-        """``optional``: the URL may have no document (404), which is a
-        :class:`NoDocument` (long-polled like a document) rather than an error."""
+        """Raises SourceError for a malformed URL, or a key or CA file that
+        cannot be read. ``optional``: the URL may have no document (404),
+        which is a :class:`NoDocument` (long-polled like a document) rather
+        than an error."""
         _check_url(url)
         self.url = url
         self.wait = wait
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.max_bytes = max_bytes
         self.optional = optional
         self._etag: str | None = None
+        self._applied = applied
+        self._api_key_file = api_key_file
+        if api_key_file is not None:
+            api_key = read_api_key_file(api_key_file)
         headers = {"Accept": "application/json"}
         if api_key:
             headers["X-API-Key"] = api_key
+        if name:
+            headers["X-PDP-Sidecar"] = name
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise SourceError(f"cannot use CA file {ca_file!r}: {exc}") from None
+        self.verify = verify
         self._client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(wait + 10.0, connect=2.0)
+            headers=headers, timeout=httpx.Timeout(wait + 10.0, connect=2.0), verify=verify
         )
 
     @property
     def name(self) -> str:
         return self.url
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key sent now (read again from its file when refused)."""
+        key: str | None = self._client.headers.get("X-API-Key")
+        return key
 
     async def fetch(self) -> Update:
         return await self._get(wait=0.0)
@@ -63,27 +107,51 @@ class HttpSource:
         """One request, held by the server up to ``wait`` seconds when we
         already have a revision."""
         headers = {"If-None-Match": self._etag} if self._etag else {}
+        applied = self._applied() if self._applied is not None else None
+        if applied is not None:
+            headers["X-PDP-Revision"] = str(applied[0])
+            headers["X-PDP-Pause-Revision"] = str(applied[1])
         params = {"wait": f"{wait:g}"} if wait > 0 and self._etag else {}
         try:
-            response = await self._client.get(self.url, headers=headers, params=params)
+            async with self._client.stream(
+                "GET", self.url, headers=headers, params=params
+            ) as response:
+                status = response.status_code
+                # At most one byte past the limit: the holder then rejects the
+                # document as too large, naming the limit.
+                limit = self.max_bytes + 1 if status == 200 else 200
+                body = await _read_at_most(response, limit)
         except httpx.HTTPError as exc:
             return Unreachable(self.url, str(exc) or type(exc).__name__)
-        if response.status_code == 304:
+        if status == 304:
             return NoChange(self.url)
-        if response.status_code == 200:
+        if status == 200:
             # Remember the revision even if the document is rejected: the
             # next request then waits for a newer one instead of refetching it.
             self._etag = response.headers.get("ETag")
-            return NewDocument(self.url, response.content)
-        if response.status_code == 404 and self.optional:
+            return NewDocument(self.url, body)
+        if status == 404 and self.optional:
             self._etag = response.headers.get("ETag")
             return NoDocument(self.url)
-        reason = (
-            f"HTTP {response.status_code} from the control plane: {response.text[:200].strip()}"
-        )
-        if response.status_code in _REFUSED:
+        text = body.decode("utf-8", "replace").strip()
+        reason = f"HTTP {status} from the control plane: {text}"
+        if status in _REFUSED:
+            await self.reread_api_key()
             return Refused(self.url, reason)
         return Unreachable(self.url, reason)
+
+    async def reread_api_key(self) -> None:
+        """Reads the key file again (a rotated key), when there is one."""
+        if self._api_key_file is None:
+            return
+        try:
+            key = await asyncio.to_thread(read_api_key_file, self._api_key_file)
+        except SourceError as exc:
+            log.warning("%s", exc)
+            return
+        if key != self._client.headers.get("X-API-Key"):
+            log.info("API key file %s changed: using the new key", self._api_key_file)
+            self._client.headers["X-API-Key"] = key
 
     async def run(self, report: Report) -> None:
         """Long-polls until cancelled; the owner then calls :meth:`aclose`."""
@@ -106,6 +174,36 @@ class HttpSource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def read_api_key_file(path: str) -> str:
+    """The API key in a file (surrounding white space ignored, as a
+    Kubernetes Secret or an editor may leave a newline); raises SourceError
+    naming the file when it cannot be read or holds no key."""
+    try:
+        data = read_regular_file(path, _MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SourceError(f"cannot read API key file {path!r}: {exc.strerror}") from None
+    if len(data) > _MAX_KEY_FILE_BYTES:
+        raise SourceError(f"API key file {path!r} is larger than {_MAX_KEY_FILE_BYTES} bytes")
+    try:
+        key = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise SourceError(f"API key file {path!r} holds bytes that are not ASCII") from None
+    if not key or any(c.isspace() for c in key):
+        raise SourceError(f"API key file {path!r} must hold one key and nothing else")
+    return key
 
 
 def _check_url(url: str) -> None:

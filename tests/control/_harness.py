@@ -10,6 +10,7 @@ Both expose ``base_url``, ``snapshot_url`` and ``api_key``."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -128,14 +129,17 @@ def cli_create_key(db_path: Path, name: str = "tests", *extra: str) -> str:
 
 
 class ControlPlaneProcess(PdpProcess):
-    """``pdp control --listen 127.0.0.1:0 --db PATH`` as a child process."""
+    """``pdp control --listen 127.0.0.1:0 --db PATH [EXTRA...]`` as a child
+    process."""
 
-    def __init__(self, db_path: Path, *, api_key: str | None = None) -> None:
+    def __init__(
+        self, db_path: Path, *, api_key: str | None = None, extra: Sequence[str] = ()
+    ) -> None:
         self.db_path = db_path
         self.api_key = api_key if api_key is not None else cli_create_key(db_path)
         super().__init__(
-            ["control", "--listen", "127.0.0.1:0", "--db", str(db_path)],
-            listening=r"listening on (http://\S+)",
+            ["control", "--listen", "127.0.0.1:0", "--db", str(db_path), *extra],
+            listening=r"listening on (https?://\S+)",
         )
         self.base_url = self.address
 

@@ -42,8 +42,9 @@ async def test_register_list_and_get_by_id_or_name(client: httpx.AsyncClient) ->
 
     listed = (await client.get("/agents")).json()["agents"]
     assert [a["id"] for a in listed] == [agent_a["id"], agent_b["id"]]
-    assert (await client.get(f"/agents/{agent_a['id']}")).json() == agent_a
-    assert (await client.get("/agents/agent-a")).json() == agent_a
+    # GET of one agent adds the sidecars following the feed (none here).
+    assert (await client.get(f"/agents/{agent_a['id']}")).json() == {**agent_a, "sidecars": []}
+    assert (await client.get("/agents/agent-a")).json() == {**agent_a, "sidecars": []}
 
     document, compiled = await published(client)
     assert document["agents"][0] == {

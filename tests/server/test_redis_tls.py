@@ -6,27 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import trustme
-
 from pdp.engine import CostCharge, UsageReport
 from pdp.state import RedisLocation, RedisUsage, parse_state_location
 from tests._clock import START, ManualClock
 from tests._process import run_python
 from tests._redis import RedisServer, redis_or_skip
+from tests._tls import Certificates
 from tests.conftest import EXAMPLE_SNAPSHOT
 
 
 def tls_redis(directory: Path) -> tuple[RedisServer, Path]:
     """A TLS-only Redis and the file of the CA that signed its certificate."""
-    ca = trustme.CA()
-    chain, key, ca_file = directory / "chain.pem", directory / "key.pem", directory / "ca.pem"
-    issued = ca.issue_cert("127.0.0.1")
-    issued.cert_chain_pems[0].write_to_path(str(chain))
-    for extra in issued.cert_chain_pems[1:]:
-        extra.write_to_path(str(chain), append=True)
-    issued.private_key_pem.write_to_path(str(key))
-    ca.cert_pem.write_to_path(str(ca_file))
-    return redis_or_skip(directory, tls=(chain, key)), ca_file
+    certificates = Certificates.create(directory / "tls")
+    tls = (certificates.cert_file, certificates.key_file)
+    return redis_or_skip(directory, tls=tls), certificates.ca_file
 
 
 async def test_rediss_with_its_ca_keeps_budgets(tmp_path: Path) -> None:
@@ -51,8 +44,7 @@ async def test_rediss_with_its_ca_keeps_budgets(tmp_path: Path) -> None:
 
 def test_a_certificate_that_does_not_verify_stops_the_start(tmp_path: Path) -> None:
     server, _ = tls_redis(tmp_path)
-    other_ca = tmp_path / "other-ca.pem"
-    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    other_ca = Certificates.create(tmp_path / "other").ca_file
     try:
         result = run_python(
             "-m", "pdp", "serve", "--snapshot", str(EXAMPLE_SNAPSHOT), "--listen", "127.0.0.1:0",

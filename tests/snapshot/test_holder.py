@@ -179,3 +179,40 @@ async def test_without_a_limit_nothing_goes_stale(clock: ManualClock, recorder: 
     clock.advance(days=3650)
     assert not holder.stale and await holder.refresh()
     await holder.watch_staleness()  # returns at once: nothing to watch
+
+
+def _paused(revision: int, *, broken: bool = False) -> bytes:
+    doc = example_document()
+    doc["revision"] = revision
+    doc["agents"][0]["paused"] = True
+    if broken:
+        doc["policies"].append(
+            {
+                "name": "x",
+                "policyType": "telepathy",
+                "enforcementMode": "block",
+                "ruleDefinition": {},
+            }
+        )
+    return yaml.safe_dump(doc).encode()
+
+
+async def test_going_back_to_the_active_document_after_a_rejection_is_current_again(
+    clock: ManualClock, recorder: Recorder
+) -> None:
+    holder = holder_with(clock, recorder, max_staleness=30)
+    await holder.report(NewDocument(SOURCE, document(1)))
+    await holder.report(NewDocument(SOURCE, _paused(2, broken=True)))
+    active = holder.active
+    assert active is not None and active.snapshot.revision == 1 and active.pause_revision == 2
+    assert active.snapshot.resolve_agent("my-chatbot").paused  # the pause holds
+    clock.advance(seconds=31)
+    await holder.report(NoChange(SOURCE))
+    assert holder.stale  # a rejected document is no fresher than silence
+
+    # The file is put back as it was: the same bytes as the active document.
+    await holder.report(NewDocument(SOURCE, document(1)))
+    active = holder.active
+    assert active is not None and active.pause_revision == 1
+    assert not active.snapshot.resolve_agent("my-chatbot").paused
+    assert holder.last_rejection is None and not holder.stale

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from .._context import Context
 from .._fields import Reader
-from .._injection import InjectionMatcher, PatternError
+from .._injection import (
+    MAX_PATTERN_LENGTH,
+    MAX_PATTERNS,
+    MAX_PATTERNS_CHARS,
+    InjectionMatcher,
+    PatternError,
+)
 from .._injection_scan import SENSITIVITIES, InjectionScanner
 from .._model import PolicySpec
 from .._policy import Check, Hit, PolicyType
@@ -61,8 +67,8 @@ def _origin(item: ContextItem) -> str:
 
 
 def build(r: Reader, spec: PolicySpec) -> Check | None:
-    patterns = r.strings("patterns")
-    regexes = r.strings("regex_patterns")
+    patterns = _pattern_list(r, "patterns")
+    regexes = _pattern_list(r, "regex_patterns")
     use_builtin = r.boolean("use_builtin", not patterns and not regexes)
     scan_input = r.boolean("scan_input", True)
     scan_output = r.boolean("scan_output", False)
@@ -81,6 +87,20 @@ def build(r: Reader, spec: PolicySpec) -> Check | None:
         return None
     scanner = InjectionScanner(matcher, use_builtin, sensitivity)
     return InjectionCheck(scanner, scan_input, scan_output, scan_context)
+
+
+def _pattern_list(r: Reader, key: str) -> list[str]:
+    """A list of patterns within the count, length and total size caps."""
+    patterns = r.strings(key, max_len=MAX_PATTERN_LENGTH, max_items=MAX_PATTERNS)
+    total = sum(map(len, patterns))
+    if total > MAX_PATTERNS_CHARS:
+        r.problems.add(
+            r.at(key),
+            f"the patterns hold {total} characters in all; at most {MAX_PATTERNS_CHARS} "
+            "are allowed (split them over several policies)",
+        )
+        return []
+    return patterns
 
 
 POLICY_TYPE = PolicyType(

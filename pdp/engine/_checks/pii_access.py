@@ -57,8 +57,10 @@ def build(r: Reader, spec: PolicySpec) -> Check | None:
     types: list[str] = []
     if r.raw("denied_pii_types") == []:
         r.problems.add(r.at("denied_pii_types"), "must name at least one PII type")
-    for path, item in r.items("denied_pii_types", required=True):
+    for path, item in r.items("denied_pii_types", required=True, max_items=len(PII_TYPES)):
         if isinstance(item, str) and item in PII_TYPES:
+            if item in types:
+                r.problems.add(path, f"{item!r} is listed twice")
             types.append(item)
         else:
             known = ", ".join(sorted(PII_TYPES))
