@@ -193,11 +193,11 @@ class Approvals:
         """Records the expiry of pending approvals whose time has passed;
         returns how many."""
         now = self.clock()
+        due = "SELECT id FROM approvals WHERE state = 'pending' AND expires_at_us <= ?"
+        if not await self._store.fetchall(f"{due} LIMIT 1", (to_micros(now, "now"),)):
+            return 0  # the usual case: a read, no write transaction
         async with self._store.side_transaction() as tx:
-            rows = await tx.fetchall(
-                "SELECT id FROM approvals WHERE state = 'pending' AND expires_at_us <= ?",
-                (to_micros(now, "now"),),
-            )
+            rows = await tx.fetchall(due, (to_micros(now, "now"),))
             expired = await expire_within(tx, [str(row[0]) for row in rows], now)
             for approval in expired:
                 await self._decided(tx, approval)
