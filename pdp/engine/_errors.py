@@ -3,6 +3,8 @@
 Exception tree::
 
     EngineError
+    ├── AgentIdError           an agent id is not acceptable (white space at an end,
+    │                          a control or format character, ...); ``.reason`` says why
     ├── SnapshotError          a snapshot document failed validation or compilation;
     │                          ``.errors`` lists every FieldError found
     └── StateUnavailableError  usage (spend, call counts) cannot be read or
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EngineError", "FieldError", "SnapshotError", "StateUnavailableError"]
+__all__ = ["AgentIdError", "EngineError", "FieldError", "SnapshotError", "StateUnavailableError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,15 @@ class FieldError:
 
 class EngineError(Exception):
     """Base of every error the engine raises."""
+
+
+class AgentIdError(EngineError, ValueError):
+    """An agent id was refused; ``reason`` says why, without the field name
+    (each caller names its own field: ``agent_id``, ``name``, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class SnapshotError(EngineError):

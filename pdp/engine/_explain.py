@@ -171,6 +171,9 @@ def explain(
         elif decision.kind is DecisionKind.AGENT_PAUSED:
             reason = f"agent {agent.name!r} is paused: no policy runs"
             out.append(PolicyResult(*base, Outcome.NOT_EVALUATED, reason))
+        elif not agent.known and snapshot.deny_unknown:
+            reason = f"agent {agent.name!r} is not listed (unknownAgents: deny): no policy runs"
+            out.append(PolicyResult(*base, Outcome.NOT_EVALUATED, reason))
         elif p.id not in results:
             unmet = [
                 f"{names.get(pid, pid)!r} {'did not fire' if want else 'fired'}"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ._agent_id import agent_id_keys, canonical_agent_id
+from ._errors import AgentIdError
 from ._fields import Problems, Reader
 from ._types import ACTIONS, Mode, Severity
 
@@ -20,10 +22,21 @@ __all__ = [
     "PolicySpec",
     "Prerequisite",
     "SnapshotSpec",
+    "UNKNOWN_AGENTS",
     "read_snapshot",
 ]
 
-_TOP_LEVEL = ("revision", "agents", "policies", "grants", "validators", "generatedAt")
+_TOP_LEVEL = (
+    "revision",
+    "agents",
+    "policies",
+    "grants",
+    "validators",
+    "generatedAt",
+    "unknownAgents",
+)
+# What a snapshot that lists agents does with an id it does not list.
+UNKNOWN_AGENTS = ("deny", "allow")
 _AGENT_FIELDS = ("id", "name", "paused", "pauseReason", "pausedAt", "description", "createdAt")
 _POLICY_FIELDS = (
     "id",
@@ -95,6 +108,21 @@ class SnapshotSpec:
     agents: tuple[AgentSpec, ...]
     policies: tuple[PolicySpec, ...]
     grants: tuple[GrantSpec, ...]
+    unknown_agents: str = "deny"
+
+
+def _check_agent_id(r: Reader, key: str, value: str | None) -> None:
+    """An agent's id or name must be canonical as it is written (see
+    ``_agent_id``): a document never relies on normalisation."""
+    if value is None:
+        return
+    try:
+        canonical = canonical_agent_id(value)
+    except AgentIdError as exc:
+        r.problems.add(r.at(key), exc.reason)
+        return
+    if canonical != value:
+        r.problems.add(r.at(key), f"must be in Unicode NFKC form: write {canonical!r}")
 
 
 def _read_agent(path: str, data: object, problems: Problems) -> AgentSpec | None:
@@ -105,6 +133,8 @@ def _read_agent(path: str, data: object, problems: Problems) -> AgentSpec | None
     reason = r.string("pauseReason", max_len=2000) or ""
     paused_at = r.timestamp("pausedAt")
     r.string("description", max_len=4000)
+    _check_agent_id(r, "id", agent_id)
+    _check_agent_id(r, "name", name)
     if agent_id is None or not r.ok:
         return None
     return AgentSpec(path, agent_id, name or agent_id, paused, reason, paused_at)
@@ -205,6 +235,7 @@ def read_snapshot(
     ``types`` maps each known policy type to its default severity."""
     top = Reader(document, "", problems, _TOP_LEVEL)
     revision = top.integer("revision", default=0, minimum=0, maximum=2**63 - 1)
+    unknown_agents = top.choice("unknownAgents", UNKNOWN_AGENTS) or "deny"
     agents = [
         agent
         for path, item in top.items("agents")
@@ -236,6 +267,7 @@ def read_snapshot(
         "agent id or name",
         agent_keys,
     )
+    _check_look_alikes(problems, agents)
     policy_keys: dict[str, str] = {}
     _check_unique(problems, [(f"{p.path}.id", p.id) for p in policies], "policy id", policy_keys)
     _check_unique(
@@ -244,4 +276,23 @@ def read_snapshot(
         "policy id or name",
         policy_keys,
     )
-    return SnapshotSpec(revision, tuple(agents), tuple(policies), tuple(grants))
+    return SnapshotSpec(
+        revision, tuple(agents), tuple(policies), tuple(grants), unknown_agents
+    )
+
+
+def _check_look_alikes(problems: Problems, agents: list[AgentSpec]) -> None:
+    """Two agents whose ids or names differ only by case or by look-alike
+    characters are one name for two agents: refused, naming both."""
+    owners: dict[str, AgentSpec] = {}
+    for agent in agents:
+        for key_field, ref in (("id", agent.id), ("name", agent.name)):
+            for key in agent_id_keys(ref):
+                other = owners.setdefault(key, agent)
+                if other.id != agent.id:
+                    problems.add(
+                        f"{agent.path}.{key_field}",
+                        f"{ref!r} differs from agent {other.name!r} ({other.path}) only by "
+                        "case or look-alike characters",
+                    )
+                    return

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ._errors import SnapshotError
 from ._fields import Problems, Reader
 from ._model import AgentSpec, _read_agent
-from ._snapshot import CompiledSnapshot
+from ._snapshot import CompiledSnapshot, agent_keys_of
 from ._types import AgentInfo
 
 __all__ = ["PauseState", "differs_only_in_pause_state", "read_pause_state", "with_pause_state"]
@@ -91,15 +91,20 @@ def with_pause_state(
             )
         agents[key] = info
     known = {info.id for info in snapshot.agents.values()}
+    keys = snapshot.agent_keys
     for spec in specs.values():
         if spec.id not in known and spec.paused:
             info = AgentInfo(spec.id, spec.name, True, True, spec.pause_reason, spec.paused_at)
             agents.setdefault(spec.id, info)
             agents.setdefault(spec.name, info)
+            # Its variants reach it too, before any agent they also resemble (a
+            # paused agent wins: a variant never slips past its pause).
+            keys = {**keys, **agent_keys_of([(spec.id, spec.id), (spec.name, spec.id)])}
     # Plans hold the agent they were made for: start them afresh.
     return dataclasses.replace(
         snapshot,
         agents=agents,
+        agent_keys=keys,
         revision=snapshot.revision if revision is None else revision,
         document=snapshot.document if document is None else document,
         _plans={},

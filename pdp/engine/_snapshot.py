@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ._agent_id import agent_id_keys, canonical_agent_id
 from ._consultation import Consultation, consult
 from ._context import Context
-from ._errors import SnapshotError
+from ._errors import AgentIdError, SnapshotError
 from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
@@ -23,12 +24,14 @@ from ._types import (
     DecisionKind,
     DenialReason,
     EnforceInput,
+    Mode,
+    Severity,
     Violation,
 )
 from ._usage import UsageView
 from ._validator import INSECURE_URL_PROBLEM, NO_ANSWERS, Answer, Validator, ValidatorCheck
 
-__all__ = ["BudgetState", "CompiledSnapshot", "compile_snapshot"]
+__all__ = ["BudgetState", "CompiledSnapshot", "agent_keys_of", "compile_snapshot"]
 
 _PLAN_CACHE_LIMIT = 10_000
 _DEFAULT_SEVERITIES = {name: entry.default_severity for name, entry in REGISTRY.items()}
@@ -57,12 +60,32 @@ class CompiledSnapshot:
     # (id, name, type, mode) of the policies with isActive false: never run,
     # listed by explanations.
     inactive: tuple[tuple[str, str, str, str], ...] = ()
+    # The agent id behind each look-alike key (``_agent_id.agent_id_keys``) of
+    # the listed agents' ids and names; with no agents listed, of the ids the
+    # policies and grants name.
+    agent_keys: Mapping[str, str] = field(default_factory=dict)
+    # The document lists agents and does not say ``unknownAgents: allow``:
+    # an id it does not list is refused.
+    deny_unknown: bool = False
     _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
-        """The agent named by id or name; an unlisted agent is ``known=False``."""
+        """The agent named by id or name, or by a variant of one (another
+        case, look-alike characters, another NFKC spelling); an unlisted
+        agent is ``known=False``. Raises AgentIdError for an id that is
+        refused (white space at an end, a control or format character) or
+        that looks like two agents."""
         agent = self.agents.get(ref)
-        return agent if agent is not None else AgentInfo(id=ref, name=ref, known=False)
+        return agent if agent is not None else _resolve(ref, self.agents, self.agent_keys)
+
+    def unknown_agent(self, agent: AgentInfo) -> Decision:
+        """The decision for an agent the snapshot does not list when it
+        refuses those: BLOCK, saying so."""
+        message = f'unknown agent "{agent.id}"'
+        refusal = Violation("", "unknown agent", "unknown_agent", Severity.HIGH, message, Mode.BLOCK)
+        return Decision(
+            DecisionKind.BLOCK, agent, (refusal,), snapshot_revision=self.revision
+        )
 
     def _plan(self, agent: AgentInfo) -> Plan:
         plan = self._plans.get(agent.id)
@@ -110,6 +133,10 @@ class CompiledSnapshot:
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
+            if agent.paused:
+                return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
+            if not agent.known and self.deny_unknown:
+                return self.unknown_agent(agent)
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
@@ -150,6 +177,10 @@ class CompiledSnapshot:
     def authorize(self, source: str, target: str, action: str, now: datetime) -> AuthorizeResult:
         src = self.resolve_agent(source)
         tgt = self.resolve_agent(target)
+        if self.deny_unknown and not (src.known and tgt.known):
+            which, unknown = ("source", src) if not src.known else ("target", tgt)
+            reason = f'{which} agent: unknown agent "{unknown.id}"'
+            return AuthorizeResult(False, reason, DenialReason.UNKNOWN_AGENT)
         if src.paused:
             reason = f"source agent {src.name!r} is paused: {src.pause_reason or 'no reason given'}"
             return AuthorizeResult(False, reason, DenialReason.SOURCE_PAUSED)
@@ -243,14 +274,61 @@ def _report_cycle(
         path.append(nxt)
 
 
+def _resolve(ref: str, agents: Mapping[str, AgentInfo], keys: Mapping[str, str]) -> AgentInfo:
+    canonical = canonical_agent_id(ref)
+    agent = agents.get(canonical)
+    if agent is not None:
+        return agent
+    found: str | None = None
+    for key in agent_id_keys(canonical):
+        target = keys.get(key)
+        if target is not None and target != found:
+            if found is not None:
+                raise AgentIdError(
+                    f"{canonical!r} looks like two agents, {found!r} and {target!r}: "
+                    "use an agent's exact id or name"
+                )
+            found = target
+    if found is None:
+        return AgentInfo(id=canonical, name=canonical, known=False)
+    agent = agents.get(found)
+    return agent if agent is not None else AgentInfo(id=found, name=found, known=False)
+
+
+def agent_keys_of(refs: list[tuple[str, str]]) -> dict[str, str]:
+    """Each look-alike key of each ``(ref, id)`` to the id, first wins."""
+    out: dict[str, str] = {}
+    for ref, agent_id in refs:
+        for key in agent_id_keys(ref):
+            out.setdefault(key, agent_id)
+    return out
+
+
+def _find_agent(
+    ref: str, agents: Mapping[str, AgentInfo], keys: Mapping[str, str]
+) -> AgentInfo | None:
+    """A listed agent named by ``ref`` or a variant of it, as Enforce finds it."""
+    agent = agents.get(ref)
+    if agent is None and agents:
+        try:
+            agent = _resolve(ref, agents, keys)
+        except AgentIdError:
+            return None
+    return agent if agent is not None and agent.known else None
+
+
 def _resolve_agents(
-    refs: tuple[str, ...], agents: Mapping[str, AgentInfo], path: str, problems: Problems
+    refs: tuple[str, ...],
+    agents: Mapping[str, AgentInfo],
+    keys: Mapping[str, str],
+    path: str,
+    problems: Problems,
 ) -> frozenset[str] | None:
     if not refs:
         return None
     out: set[str] = set()
     for i, ref in enumerate(refs):
-        agent = agents.get(ref)
+        agent = _find_agent(ref, agents, keys)
         if agent is None and agents:
             problems.add(f"{path}.appliesToAgents[{i}]", f"unknown agent {ref!r}")
         out.add(agent.id if agent is not None else ref)
@@ -272,6 +350,12 @@ def compile_snapshot(
         info = _agent_info(a)
         agents.setdefault(a.id, info)
         agents.setdefault(a.name, info)
+    if agents:
+        keys = agent_keys_of([(ref, info.id) for ref, info in agents.items()])
+    else:  # no agents listed: variants of the ids policies and grants name
+        named = [ref for p in spec.policies for ref in p.applies_to]
+        named += [ref for g in spec.grants for ref in (g.source, g.target)]
+        keys = agent_keys_of([(ref, ref) for ref in named])
 
     policy_specs = list(spec.policies)
     refs: dict[str, str] = {}
@@ -292,7 +376,7 @@ def compile_snapshot(
     inactive: list[tuple[str, str, str, str]] = []
     for i in order:
         p, (check, open_on_state_error, approval_timeout_s) = policy_specs[i], rules[i]
-        applies_to = _resolve_agents(p.applies_to, agents, p.path, problems)
+        applies_to = _resolve_agents(p.applies_to, agents, keys, p.path, problems)
         if check is None:
             continue
         if not p.is_active:
@@ -319,7 +403,7 @@ def compile_snapshot(
     for g in spec.grants:
         ids = []
         for key, ref in (("sourceAgentId", g.source), ("targetAgentId", g.target)):
-            agent = agents.get(ref)
+            agent = _find_agent(ref, agents, keys)
             if agent is None and agents:
                 problems.add(f"{g.path}.{key}", f"unknown agent {ref!r}")
             ids.append(agent.id if agent is not None else ref)
@@ -336,4 +420,6 @@ def compile_snapshot(
         grants={k: tuple(v) for k, v in grants.items()},
         validators=tuple(validators),
         inactive=tuple(inactive),
+        agent_keys=keys,
+        deny_unknown=bool(agents) and spec.unknown_agents == "deny",
     )

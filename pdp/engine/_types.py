@@ -68,6 +68,7 @@ class DenialReason(enum.Enum):
     ACTION_NOT_GRANTED = "action_not_granted"
     SOURCE_PAUSED = "source_paused"
     TARGET_PAUSED = "target_paused"
+    UNKNOWN_AGENT = "unknown_agent"
 
 
 class ContextKind(enum.Enum):

@@ -266,7 +266,14 @@ def _record(cls: type, required: Mapping[str, Reader], optional: Mapping[str, Re
 _MODES = ("monitor", "warn", "require_approval", "block")
 _SEVERITIES = ("low", "medium", "high", "critical")
 _DECISIONS = ("ALLOW", "ALLOW_WITH_WARNINGS", "BLOCK", "PENDING_APPROVAL", "AGENT_PAUSED")
-_DENIALS = ("no_grant", "grant_expired", "action_not_granted", "source_paused", "target_paused")
+_DENIALS = (
+    "no_grant",
+    "grant_expired",
+    "action_not_granted",
+    "source_paused",
+    "target_paused",
+    "unknown_agent",
+)
 
 
 def _usd(value: object, where: str) -> float:
@@ -432,6 +439,7 @@ _CASE_KEYS = {
     "note": _str,
     "snapshot": _mapping,
     "policies": _list,
+    "unknown_agents": _str,
     "now": _time,
     "spend": _spend,
     "history": _history,
@@ -465,6 +473,8 @@ def _case(raw_case: object, top: Mapping[str, Any], file: str, index: int) -> Ca
     snapshot = copy.deepcopy(document)
     if "policies" in raw:
         snapshot["policies"] = copy.deepcopy(raw["policies"])
+    if "unknown_agents" in raw:
+        snapshot["unknownAgents"] = raw["unknown_agents"]
     now: datetime | None = raw.get("now", top.get("now"))
     spend: Spend = raw.get("spend", top.get("spend", {}))
     history: tuple[HistoryEntry, ...] = raw.get("history", top.get("history", ()))

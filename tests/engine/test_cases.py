@@ -19,6 +19,7 @@ be rejected, with what the engine must answer::
         note: ...                  # optional: why the case expects what it does
         snapshot / policies / now / spend / history: ...   # optional overrides;
                                    # `policies` replaces only the snapshot's policies
+        unknown_agents: allow      # optional: the snapshot's unknownAgents setting
         request: {agent_id, input, output, estimated_cost_usd, model, tool,
                   metadata, request_id, context: [{content, kind, source}]}
         answers:                   # custom validators' answers by policy name, given

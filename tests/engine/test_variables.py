@@ -72,7 +72,14 @@ def _snapshot(expression: str) -> CompiledSnapshot:
         "enforcementMode": "block",
         "ruleDefinition": {"expression": expression},
     }
-    return compile_snapshot({"agents": [{"id": "agent-1", "name": "bot"}], "policies": [policy]})
+    # unknownAgents allow: OTHER's agent is unlisted, and must still be evaluated.
+    return compile_snapshot(
+        {
+            "agents": [{"id": "agent-1", "name": "bot"}],
+            "policies": [policy],
+            "unknownAgents": "allow",
+        }
+    )
 
 
 def _fires(snapshot: CompiledSnapshot, request: EnforceInput) -> bool:

@@ -29,7 +29,7 @@ def test_the_example_tests_pass_and_the_rate_is_printed() -> None:
     result = run_pdp("test", str(EXAMPLE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-2] == "27 passed, 0 failed"
+    assert lines[-2] == "28 passed, 0 failed"
     assert "cases/s" in lines[-1] and "1 file" in lines[-1]
 
 
