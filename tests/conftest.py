@@ -17,6 +17,7 @@ import yaml
 
 from pdp.engine import Clock
 from pdp.server import ServeOptions, Sidecar
+from pdp.state import StateError, StateInUseError, lock_state_file
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 from tests._process import PdpProcess
 from tests._redis import RedisServer, redis_or_skip
@@ -77,6 +78,22 @@ class RunningSidecar:
 StartSidecar = Callable[..., Awaitable[RunningSidecar]]
 
 
+def _free_directory(tmp_path: Path) -> str:
+    for index in range(1, 100):
+        name = "sidecar" if index == 1 else f"sidecar-{index}"
+        try:
+            locks = [lock_state_file(str(tmp_path / name / f)) for f in ("state.db", "local.db")]
+        except StateInUseError:
+            continue
+        except StateError:  # the directory does not exist yet: free
+            return name
+        for lock in locks:
+            if lock is not None:
+                lock.release()
+        return name
+    raise AssertionError("too many sidecars running in one test")
+
+
 @pytest.fixture
 async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
     """Starts in-process sidecars; each gets its own snapshot file and state."""
@@ -88,15 +105,17 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
         state: Path | str | None = None,
         snapshot_path: Path | None = None,
         source: str | None = None,
-        name: str = "sidecar",
+        name: str | None = None,
         clock: Clock | None = None,
         **options: Any,
     ) -> RunningSidecar:
         """``source`` (a control plane's snapshot URL) replaces the file;
         ``state`` is a SQLite file or a Redis URL (then the decision log goes
         to the sidecar's directory); ``clock`` goes to the Sidecar, other
-        options to ServeOptions."""
-        directory = tmp_path / name
+        options to ServeOptions. Without a ``name``, a sidecar gets the
+        directory "sidecar", or "sidecar-2", ... while another running
+        sidecar holds the state there (one sidecar per state file)."""
+        directory = tmp_path / (name or _free_directory(tmp_path))
         directory.mkdir(exist_ok=True)
         snapshot_path = snapshot_path or directory / "policies.yaml"
         if snapshot is not None:

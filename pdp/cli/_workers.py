@@ -82,9 +82,20 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 def serve_workers(options: ServeOptions, workers: int, log_level: str, log_format: str) -> int:
     """Runs ``workers`` sidecars on one port until SIGTERM or SIGINT."""
     from pdp.engine import parse_listen_address
+    from pdp.state import RedisLocation, lock_state_file, parse_state_location
 
     listen = parse_listen_address(options.listen)
-    holder = _reserve_port(listen.host, listen.port)
+    # The workers share the local state file: the supervisor holds its lock
+    # for them all, so another `pdp serve` on the same file is refused.
+    location = parse_state_location(options.state)
+    shared = isinstance(location, RedisLocation)
+    state_lock = lock_state_file(options.local_state if shared else str(location))
+    try:
+        holder = _reserve_port(listen.host, listen.port)
+    except BaseException:
+        if state_lock is not None:
+            state_lock.release()
+        raise
     port = holder.getsockname()[1]
     address = str(listen.with_port(port))
     stop = threading.Event()
@@ -95,7 +106,7 @@ def serve_workers(options: ServeOptions, workers: int, log_level: str, log_forma
 
     def start(index: int) -> str:
         worker_options = dataclasses.replace(
-            options, listen=address, reuse_port=True, prune=index == 0
+            options, listen=address, reuse_port=True, prune=index == 0, lock_state=False
         )
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
@@ -125,6 +136,8 @@ def serve_workers(options: ServeOptions, workers: int, log_level: str, log_forma
     finally:
         holder.close()
         _stop_all(processes, options.shutdown_grace)
+        if state_lock is not None:
+            state_lock.release()
     return 0
 
 

@@ -32,6 +32,7 @@ from ._routes_approvals import approval_routes
 from ._routes_candidate import candidate_routes
 from ._routes_events import event_routes
 from ._routes_policies import policy_routes
+from ._routes_settings import settings_routes
 from ._routes_snapshot import health_routes, snapshot_routes
 from ._schemas import ErrorOut
 
@@ -147,6 +148,7 @@ def create_app(
     api.include_router(candidate_routes(control))
     api.include_router(event_routes(control))
     api.include_router(approval_routes(control))
+    api.include_router(settings_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pdp.engine import (
     ACTIONS,
+    AgentIdError,
     CompiledSnapshot,
     SnapshotError,
     compile_snapshot,
@@ -34,7 +35,7 @@ from ._errors import (
 )
 from ._event_types import define_uplink_types
 from ._events import EventRegistry
-from ._objects import Agent, Grant, Policy
+from ._objects import Agent, Grant, Policy, Settings
 from ._plans import (
     Plan,
     plan_create_agent,
@@ -46,6 +47,7 @@ from ._plans import (
     plan_resume,
     plan_revoke_grant,
     plan_update_policy,
+    plan_update_settings,
     require_agent,
     require_policy,
 )
@@ -61,6 +63,7 @@ from ._schemas import (
     PolicyCreate,
     PolicyList,
     PolicyPatch,
+    SettingsPatch,
 )
 from ._sidecars import SidecarRegistry
 from ._state import State
@@ -70,7 +73,7 @@ __all__ = ["ControlPlane"]
 
 log = logging.getLogger("pdp.control")
 
-ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
+ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList, Settings)
 
 
 class ControlPlane:
@@ -186,7 +189,11 @@ class ControlPlane:
                 "the stored snapshot does not compile; see the control plane's log"
             )
         for field, ref in (("sourceAgentId", source), ("targetAgentId", target)):
-            if not compiled.resolve_agent(ref).known:
+            try:
+                listed = compiled.resolve_agent(ref).known
+            except AgentIdError as exc:
+                raise ValidationFailedError([FieldProblem(field, exc.reason)]) from None
+            if not listed:
                 raise NotFoundError(f"no agent with id or name {ref!r}", field=field)
         name = action.lower()
         if name not in ACTIONS:
@@ -320,6 +327,9 @@ class ControlPlane:
 
     async def delete_policy(self, ref: str) -> Policy:
         return await self._commit(lambda s: plan_delete_policy(s, ref))
+
+    async def update_settings(self, body: SettingsPatch) -> Settings:
+        return await self._commit(lambda s: plan_update_settings(s, body))
 
     async def create_agent(self, body: AgentCreate) -> Agent:
         return await self._commit(lambda s: plan_create_agent(s, body))

@@ -13,11 +13,12 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict, JsonValue
 
-from pdp.engine import ACTIONS, POLICY_TYPES, Mode, Severity
+from pdp.engine import ACTIONS, POLICY_TYPES, UNKNOWN_AGENTS, Mode, Severity
 
 __all__ = [
     "ACTION_NAMES",
     "AGENT_DOCUMENT_FIELDS",
+    "DEFAULT_SETTINGS",
     "GRANT_DOCUMENT_FIELDS",
     "MODES",
     "POLICY_CLEARABLE_FIELDS",
@@ -29,6 +30,7 @@ __all__ = [
     "Grant",
     "Policy",
     "PolicyPrerequisite",
+    "Settings",
     "enum_schema",
     "fields_with",
     "replaced",
@@ -121,6 +123,21 @@ class Grant(_Object):
     createdAt: Annotated[str, SET_BY_SERVER]
     # The snapshot holds live grants only; the store keeps this in its own column.
     revokedAt: Annotated[str | None, SET_BY_SERVER, UNPUBLISHED] = None
+
+
+class Settings(_Object):
+    """What the snapshot tells every sidecar beyond its objects."""
+
+    unknownAgents: str = Field(
+        default="deny",
+        json_schema_extra=enum_schema(UNKNOWN_AGENTS),
+        description="what sidecars answer for an agent id that is not registered: deny "
+        "(Enforce blocks, Authorize denies with UNKNOWN_AGENT) or allow (the policies for "
+        "every agent apply to it)",
+    )
+
+
+DEFAULT_SETTINGS = Settings()
 
 
 def fields_with(

@@ -11,7 +11,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pdp.engine import CompiledSnapshot, format_time, parse_rfc3339, utc_now
+from pdp.engine import (
+    UNKNOWN_AGENTS,
+    AgentIdError,
+    CompiledSnapshot,
+    canonical_agent_id,
+    format_time,
+    parse_rfc3339,
+    utc_now,
+)
 
 from ._errors import ConflictError, FieldProblem, NotFoundError, ValidationFailedError
 from ._objects import (
@@ -21,6 +29,7 @@ from ._objects import (
     Grant,
     Policy,
     PolicyPrerequisite,
+    Settings,
     replaced,
 )
 from ._schemas import (
@@ -30,6 +39,7 @@ from ._schemas import (
     PolicyList,
     PolicyPatch,
     Prerequisite,
+    SettingsPatch,
 )
 from ._state import Focus, State, compile_pause, compile_state
 from ._store import SnapshotTransaction
@@ -45,13 +55,14 @@ __all__ = [
     "plan_resume",
     "plan_revoke_grant",
     "plan_update_policy",
+    "plan_update_settings",
     "policy_from_body",
     "require_agent",
     "require_policy",
 ]
 
 Write = Callable[[SnapshotTransaction], Awaitable[None]]
-ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
+ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList, Settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +224,19 @@ def plan_delete_policy(state: State, ref: str) -> Plan[Policy]:
 
 
 def plan_create_agent(state: State, body: AgentCreate) -> Plan[Agent]:
-    name = body.name
-    if not name.strip():
-        raise ValidationFailedError([FieldProblem("name", "must not be empty")])
+    try:
+        name = canonical_agent_id(body.name)
+    except AgentIdError as exc:
+        reason = "must not be empty" if exc.reason.startswith("required") else exc.reason
+        raise ValidationFailedError([FieldProblem("name", reason)]) from None
     if (found := state.agent(name)) is not None:
-        raise _name_taken(found, "agent", name)
+        if name in (found.id, found.name):
+            raise _name_taken(found, "agent", name)
+        raise ConflictError(
+            f"agent name {name!r} differs from agent {found.name!r} (id {found.id!r}) only by "
+            "case or look-alike characters; one agent, one name",
+            field="name",
+        )
     now = format_time(utc_now())
     agent = Agent(
         id=_new_id(),
@@ -345,3 +364,21 @@ def plan_revoke_grant(state: State, source_ref: str, grant_id: str) -> Plan[Gran
         await tx.revoke_grant(grant_id, str(revoked.revokedAt))
 
     return Plan(revoked, candidate, compiled, write)
+
+
+def plan_update_settings(state: State, body: SettingsPatch) -> Plan[Settings]:
+    value = body.unknownAgents
+    if value is None or value == state.settings.unknownAgents:
+        return Plan(state.settings)
+    if value not in UNKNOWN_AGENTS:
+        expected = ", ".join(UNKNOWN_AGENTS)
+        problem = f"unknown value {value!r} (expected one of {expected})"
+        raise ValidationFailedError([FieldProblem("unknownAgents", problem)])
+    settings = replaced(state.settings, unknownAgents=value)
+    candidate = state.next(settings=settings)
+    compiled = compile_state(candidate, None)
+
+    async def write(tx: SnapshotTransaction) -> None:
+        await tx.put_settings(settings)
+
+    return Plan(settings, candidate, compiled, write)

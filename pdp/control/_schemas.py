@@ -52,6 +52,7 @@ __all__ = [
     "PolicyList",
     "PolicyPatch",
     "ResumeIn",
+    "SettingsPatch",
     "SidecarEventIn",
     "SidecarEventsIn",
     "SidecarEventsOut",
@@ -100,8 +101,19 @@ class PolicyPatch(_Request):
 
 
 class AgentCreate(_Request):
-    name: str = Field(max_length=200, description="unique across agent ids and names")
+    name: str = Field(
+        max_length=200,
+        description="unique across agent ids and names, also ignoring case and look-alike "
+        "characters; stored in Unicode NFKC form; white space at either end, control and "
+        "format characters are refused",
+    )
     description: str | None = Field(default=None, max_length=4000)
+
+
+class SettingsPatch(_Request):
+    unknownAgents: str | None = Field(
+        default=None, description="deny (the default) or allow; absent: unchanged"
+    )
 
 
 class PauseIn(_Request):

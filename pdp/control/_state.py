@@ -15,9 +15,12 @@ from pydantic import BaseModel
 
 from pdp.engine import (
     MAX_DOCUMENT_BYTES,
+    AgentIdError,
     CompiledSnapshot,
     FieldError,
     SnapshotError,
+    agent_id_keys,
+    canonical_agent_id,
     compile_snapshot,
     read_pause_state,
     with_pause_state,
@@ -30,7 +33,15 @@ from ._errors import (
     PayloadTooLargeError,
     ValidationFailedError,
 )
-from ._objects import AGENT_DOCUMENT_FIELDS, GRANT_DOCUMENT_FIELDS, Agent, Grant, Policy
+from ._objects import (
+    AGENT_DOCUMENT_FIELDS,
+    DEFAULT_SETTINGS,
+    GRANT_DOCUMENT_FIELDS,
+    Agent,
+    Grant,
+    Policy,
+    Settings,
+)
 
 __all__ = [
     "PAUSE_ROOM_BYTES",
@@ -66,22 +77,49 @@ class State:
         policies: Iterable[Policy] = (),
         grants: Iterable[Grant] = (),
         *,
+        settings: Settings = DEFAULT_SETTINGS,
         fragments: _Fragments | None = None,
     ) -> None:
         self.revision = revision
+        self.settings = settings
         self.agents: tuple[Agent, ...] = tuple(agents)
         self.policies: tuple[Policy, ...] = tuple(policies)
         self.grants: tuple[Grant, ...] = tuple(grants)  # revoked grants are not kept
         # Ids and names share one namespace (the engine requires it), so one
         # dict resolves either.
         self._agents = _index(self.agents)
+        self._agent_keys: dict[str, Agent] | None = None  # made when first needed
         self._policies = _index(self.policies)
         self._fragments: _Fragments = {} if fragments is None else fragments
         self._document_bytes: bytes | None = None
 
     def agent(self, ref: str) -> Agent | None:
-        """The agent whose id or name is ``ref``."""
-        return self._agents.get(ref)
+        """The agent whose id or name is ``ref``, or a variant of one (another
+        case, look-alike characters, another NFKC spelling), as sidecars
+        resolve it."""
+        found = self._agents.get(ref)
+        if found is not None:
+            return found
+        try:
+            canonical = canonical_agent_id(ref)
+        except AgentIdError:
+            return None
+        found = self._agents.get(canonical)
+        return found if found is not None else self.look_alike(canonical)
+
+    def look_alike(self, ref: str) -> Agent | None:
+        """An agent whose id or name differs from ``ref`` only by case or
+        look-alike characters."""
+        if self._agent_keys is None:
+            self._agent_keys = {}
+            for agent in self.agents:
+                for key in (*agent_id_keys(agent.id), *agent_id_keys(agent.name)):
+                    self._agent_keys.setdefault(key, agent)
+        for key in agent_id_keys(ref):
+            found = self._agent_keys.get(key)
+            if found is not None:
+                return found
+        return None
 
     def policy(self, ref: str) -> Policy | None:
         """The policy whose id or name is ``ref``."""
@@ -99,6 +137,7 @@ class State:
         agents: Iterable[Agent] | None = None,
         policies: Iterable[Policy] | None = None,
         grants: Iterable[Grant] | None = None,
+        settings: Settings | None = None,
     ) -> State:
         """The state one revision later, with the given collections replaced."""
         return State(
@@ -106,17 +145,25 @@ class State:
             self.agents if agents is None else agents,
             self.policies if policies is None else policies,
             self.grants if grants is None else grants,
+            settings=self.settings if settings is None else settings,
             fragments=self._fragments,
         )
 
     def document(self, policies: Sequence[Policy] | None = None) -> dict[str, Any]:
         """The snapshot document of this state, as ``pdp serve`` reads it."""
-        return {
+        document: dict[str, Any] = {
             "revision": self.revision,
             "agents": self.agents_document(),
             "policies": [p.model_dump() for p in (self.policies if policies is None else policies)],
             "grants": [g.model_dump(include=_GRANT_FIELDS) for g in self.grants],
         }
+        document.update(self.settings_document())
+        return document
+
+    def settings_document(self) -> dict[str, Any]:
+        """The settings of :meth:`document`: those that differ from the
+        defaults (a default is what a sidecar assumes for a missing key)."""
+        return self.settings.model_dump(exclude_defaults=True)
 
     def agents_document(self) -> list[dict[str, Any]]:
         """The ``agents`` of :meth:`document`."""
@@ -138,7 +185,12 @@ class State:
                     policies,
                     b'],"grants":[',
                     grants,
-                    b"]}",
+                    b"]",
+                    *(
+                        b",%s:%s" % (json.dumps(k).encode(), json.dumps(v).encode())
+                        for k, v in self.settings_document().items()
+                    ),
+                    b"}",
                 )
             )
             live = len(self.agents) + len(self.policies) + len(self.grants)

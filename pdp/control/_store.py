@@ -5,7 +5,7 @@ Versioned migrations (``PRAGMA user_version``) run when the file is opened.
 Writes take one of two paths (each a ``BEGIN IMMEDIATE`` transaction):
 
 - :meth:`Store.transaction` for what the snapshot publishes (agents,
-  policies, grants): it bumps the revision in the same transaction as the
+  policies, grants, settings): it bumps the revision in the same transaction as the
   change, so every published change has its own revision;
 - :meth:`Store.side_transaction` for everything else (API keys, approvals,
   sidecar events): it cannot write the published tables nor the revision, so
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from pdp.state import APPROVALS_INDEXES, APPROVALS_TABLE, Database, StateError
 
 from ._errors import StoreError
-from ._objects import Agent, Grant, Policy
+from ._objects import DEFAULT_SETTINGS, Agent, Grant, Policy, Settings
 from ._state import State
 
 __all__ = ["MIGRATIONS", "ApiKeyRecord", "SideTransaction", "SnapshotTransaction", "Store"]
@@ -125,6 +125,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE approvals ADD COLUMN sidecar_id TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE approvals ADD COLUMN consumed_by TEXT",
     ),
+    (
+        # The published settings (unknownAgents, ...), one JSON object.
+        """
+        CREATE TABLE settings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            settings_json TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 
@@ -183,6 +192,13 @@ class SnapshotTransaction:
             (revoked_at, grant_id),
         )
 
+    async def put_settings(self, settings: Settings) -> None:
+        await self._db.execute(
+            "INSERT INTO settings (id, settings_json) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET settings_json = excluded.settings_json",
+            (settings.model_dump_json(),),
+        )
+
     async def drop_candidate(self) -> None:
         """Removes the candidate snapshot (it was promoted by this transaction)."""
         await self._db.execute("DELETE FROM snapshot_candidate")
@@ -190,7 +206,8 @@ class SnapshotTransaction:
 
 # A statement that writes one of the tables the snapshot publishes.
 _PUBLISHED_WRITE = re.compile(
-    r"\b(INSERT|UPDATE|DELETE|REPLACE|DROP|ALTER)\b.*\b(agents|policies|grants|snapshot_revision)\b",
+    r"\b(INSERT|UPDATE|DELETE|REPLACE|DROP|ALTER)\b.*"
+    r"\b(agents|policies|grants|settings|snapshot_revision)\b",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -348,9 +365,11 @@ class Store:
             grants = await self._objects(
                 Grant, "SELECT object_json FROM grants WHERE revoked_at IS NULL ORDER BY seq"
             )
+            stored = await self._objects(Settings, "SELECT settings_json FROM settings")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {str(self.path)!r}: {exc}") from exc
-        return State(revision, agents, policies, grants)
+        settings = stored[0] if stored else DEFAULT_SETTINGS
+        return State(revision, agents, policies, grants, settings=settings)
 
     async def load_candidate(self) -> tuple[list[Policy], str] | None:
         """The candidate snapshot's policies and when it was published, or None."""

@@ -14,14 +14,20 @@ Being the lowest layer, it also holds the pure helpers every layer shares:
 the clock (``utc_now``), the one RFC 3339 parser and formatter, the one
 listen-address parser, and Standard Webhooks signing.
 
+It also holds the one canonical form of an agent id (``canonical_agent_id``)
+and the look-alike keys (``agent_id_keys``) the sidecar, the control plane
+and the SDK share.
+
 Exception tree::
 
     EngineError
+    ├── AgentIdError            an agent id was refused; .reason says why
     ├── SnapshotError           a snapshot failed validation; .errors lists FieldErrors
     └── StateUnavailableError   usage cannot be read or written (backend unreachable)
 """
 
 from ._address import ListenAddress, parse_listen_address
+from ._agent_id import MAX_AGENT_ID_CHARS, agent_id_keys, canonical_agent_id
 from ._approval import (
     Approval,
     ApprovalState,
@@ -36,8 +42,9 @@ from ._approval import (
 )
 from ._consultation import Consultation
 from ._document import MAX_DOCUMENT_BYTES, parse_document
-from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
+from ._errors import AgentIdError, EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
+from ._model import UNKNOWN_AGENTS
 from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
@@ -86,10 +93,13 @@ __all__ = [
     "CALL_WINDOW_MAX_SECONDS",
     "COMMON_RULE_FIELDS",
     "DEFAULT_APPROVAL_TIMEOUT_S",
+    "MAX_AGENT_ID_CHARS",
     "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
     "NO_USAGE",
     "POLICY_TYPES",
+    "UNKNOWN_AGENTS",
+    "AgentIdError",
     "AgentInfo",
     "Answer",
     "Approval",
@@ -134,10 +144,12 @@ __all__ = [
     "ValidatorCall",
     "ValidatorFailure",
     "Violation",
+    "agent_id_keys",
     "already_decided",
     "approval_from_json",
     "approval_json",
     "approval_refusal",
+    "canonical_agent_id",
     "compile_snapshot",
     "decision_dict",
     "differs_only_in_pause_state",

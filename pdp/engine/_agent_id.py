@@ -115,9 +115,7 @@ def agent_id_keys(canonical: str) -> tuple[str, ...]:
     if found is not None:
         return found
     first = skeleton(canonical)
-    keys = tuple(
-        dict.fromkeys((first, skeleton(canonical.casefold()), skeleton(first.casefold())))
-    )
+    keys = tuple(dict.fromkeys((first, skeleton(canonical.casefold()), skeleton(first.casefold()))))
     if len(_keys) >= _CACHE_LIMIT:
         _keys.clear()
     _keys[canonical] = keys

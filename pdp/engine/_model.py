@@ -17,12 +17,12 @@ from ._types import ACTIONS, Mode, Severity
 __all__ = [
     "MAX_APPLIES_TO_AGENTS",
     "MAX_PREREQUISITES",
+    "UNKNOWN_AGENTS",
     "AgentSpec",
     "GrantSpec",
     "PolicySpec",
     "Prerequisite",
     "SnapshotSpec",
-    "UNKNOWN_AGENTS",
     "read_snapshot",
 ]
 
@@ -276,9 +276,7 @@ def read_snapshot(
         "policy id or name",
         policy_keys,
     )
-    return SnapshotSpec(
-        revision, tuple(agents), tuple(policies), tuple(grants), unknown_agents
-    )
+    return SnapshotSpec(revision, tuple(agents), tuple(policies), tuple(grants), unknown_agents)
 
 
 def _check_look_alikes(problems: Problems, agents: list[AgentSpec]) -> None:

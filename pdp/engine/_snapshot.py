@@ -82,10 +82,10 @@ class CompiledSnapshot:
         """The decision for an agent the snapshot does not list when it
         refuses those: BLOCK, saying so."""
         message = f'unknown agent "{agent.id}"'
-        refusal = Violation("", "unknown agent", "unknown_agent", Severity.HIGH, message, Mode.BLOCK)
-        return Decision(
-            DecisionKind.BLOCK, agent, (refusal,), snapshot_revision=self.revision
+        refusal = Violation(
+            "", "unknown agent", "unknown_agent", Severity.HIGH, message, Mode.BLOCK
         )
+        return Decision(DecisionKind.BLOCK, agent, (refusal,), snapshot_revision=self.revision)
 
     def _plan(self, agent: AgentInfo) -> Plan:
         plan = self._plans.get(agent.id)

@@ -42,8 +42,10 @@ from pdp.state import (
     SnapshotStore,
     SqliteUsage,
     StateError,
+    StateFileLock,
     StateStatus,
     UsageBackend,
+    lock_state_file,
     parse_state_location,
     set_approvals_authority,
     sidecar_id,
@@ -108,6 +110,9 @@ class ServeOptions:
     # Several workers listen on one port (SO_REUSEPORT); one of them prunes.
     reuse_port: bool = False
     prune: bool = True
+    # Take the lock of the (local) SQLite state file; False only for the
+    # workers of `pdp serve --workers`, whose supervisor holds it.
+    lock_state: bool = True
     # host:port of a Prometheus /metrics endpoint; None: no metrics.
     metrics_listen: str | None = None
     # A candidate snapshot (file or URL) to shadow; None: the control plane's
@@ -151,6 +156,7 @@ class Sidecar:
         self.holder: SnapshotHolder
         self.clock = SteadyClock(clock)
         self._db: Database | None = None
+        self._state_lock: StateFileLock | None = None
         self._decisions: DecisionLog | None = None
         self._usage: UsageBackend | None = None
         self.pruner: Pruner | None = None
@@ -189,7 +195,10 @@ class Sidecar:
         except ValueError as exc:
             raise StateError(f"--state: {exc}") from None
         shared = isinstance(location, RedisLocation)
-        db = self._db = await Database.open(opts.local_state if shared else str(location))
+        database = opts.local_state if shared else str(location)
+        if opts.lock_state:
+            self._state_lock = lock_state_file(database)
+        db = self._db = await Database.open(database)
         store = SnapshotStore(db)
         retention = timedelta(seconds=opts.retention)
         usage: UsageBackend
@@ -477,8 +486,13 @@ class Sidecar:
             await self._decisions.close()
         if self._usage is not None:
             await self._usage.close()
-        if self._db is not None:
-            await self._db.close()
+        try:
+            if self._db is not None:
+                await self._db.close()
+        finally:
+            if self._state_lock is not None:
+                self._state_lock.release()
+                self._state_lock = None
         if self._tracer is not None:
             await asyncio.to_thread(self._tracer.shutdown)
 

@@ -19,6 +19,8 @@ from google.protobuf.descriptor import MethodDescriptor
 
 from pdp.engine import (
     NO_ANSWERS,
+    AgentIdError,
+    AgentInfo,
     Answer,
     Approval,
     CompiledSnapshot,
@@ -42,6 +44,7 @@ from ._translate import (
     Limits,
     SnapshotView,
     action_name,
+    agent_ref,
     agent_state,
     approval_id_of,
     authorize_response,
@@ -79,6 +82,13 @@ def _new_decision_id() -> str:
 # A request id the sidecar makes up keys the call's reservation: unique is
 # enough, as for decision ids.
 _new_request_id = _new_decision_id
+
+
+def _resolve(snapshot: CompiledSnapshot, ref: str, field: str) -> AgentInfo:
+    try:
+        return snapshot.resolve_agent(ref)
+    except AgentIdError as exc:
+        raise RequestError(field, exc.reason) from None
 
 
 class Activity:
@@ -148,7 +158,10 @@ class PolicyDecisionServicer:
         clock = self._clock
         now = clock()
         steady = clock.steady()
-        decision = snapshot.enforce(request, self._usage, now, steady=steady)
+        try:
+            decision = snapshot.enforce(request, self._usage, now, steady=steady)
+        except AgentIdError as exc:  # a variant that looks like two agents
+            raise RequestError("agent_id", exc.reason) from None
         answers: dict[str, Answer] | None = None
         if not isinstance(decision, Decision):
             answers = {}
@@ -291,10 +304,13 @@ class PolicyDecisionServicer:
 
     async def authorize(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AuthorizeRequest, data)
-        source = require_id(msg.source_agent_id, "source_agent_id")
-        target = require_id(msg.target_agent_id, "target_agent_id")
+        source = agent_ref(msg.source_agent_id, "source_agent_id")
+        target = agent_ref(msg.target_agent_id, "target_agent_id")
         action = action_name(msg.action)
         snapshot = self._active().snapshot
+        # Resolved here to name the field of an id that looks like two agents.
+        source = _resolve(snapshot, source, "source_agent_id").id
+        target = _resolve(snapshot, target, "target_agent_id").id
         result = snapshot.authorize(source, target, action, self._clock())
         return authorize_response(result, snapshot.revision).SerializeToString()
 
@@ -302,7 +318,7 @@ class PolicyDecisionServicer:
         active = self._active()
         holder = self._holder
         snapshot = active.snapshot
-        agent = snapshot.resolve_agent(agent_ref)
+        agent = _resolve(snapshot, agent_ref, "agent_id")
         now = self._clock()
         rejection = holder.last_rejection
         view = SnapshotView(
@@ -323,19 +339,19 @@ class PolicyDecisionServicer:
 
     async def agent_status(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AgentStatusRequest, data)
-        state = self._state(require_id(msg.agent_id, "agent_id"))
+        state = self._state(agent_ref(msg.agent_id, "agent_id"))
         return pb.AgentStatusResponse(state=state).SerializeToString()
 
     async def watch_agent_status(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         msg = parse_request(pb.WatchAgentStatusRequest, data)
-        agent_ref = require_id(msg.agent_id, "agent_id")
+        ref = agent_ref(msg.agent_id, "agent_id")
         while self._holder.active is None:
             await self._holder.wait_changed()
         last = b""
         while True:
-            state = self._state(agent_ref)
+            state = self._state(ref)
             # Staleness changes every call; send when anything else changed.
             state.snapshot.ClearField("staleness")
             encoded = state.SerializeToString(deterministic=True)
@@ -346,10 +362,10 @@ class PolicyDecisionServicer:
 
     async def report_usage(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.ReportUsageRequest, data)
-        agent_ref = require_id(msg.agent_id, "agent_id")
+        ref = agent_ref(msg.agent_id, "agent_id")
         amount = usage_amount(msg.cost_usd)
         request_id = require_id(msg.request_id, "request_id")
-        agent = self._active().snapshot.resolve_agent(agent_ref)
+        agent = _resolve(self._active().snapshot, ref, "agent_id")
         try:
             record = await self._usage.record(UsageReport(agent.id, amount, request_id))
             midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -16,6 +16,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from pdp.engine import (
+    AgentIdError,
     AgentInfo,
     Approval,
     ApprovalState,
@@ -30,6 +31,7 @@ from pdp.engine import (
     FieldError,
     Mode,
     Severity,
+    canonical_agent_id,
 )
 from pdp.state import StateStatus
 from pdp.v1 import policy_decision_service_pb2 as pb
@@ -40,6 +42,7 @@ __all__ = [
     "Limits",
     "SnapshotView",
     "action_name",
+    "agent_ref",
     "agent_state",
     "approval_id_of",
     "authorize_response",
@@ -119,6 +122,16 @@ def _bad_utf8_field(cls: type[pb_message.Message], data: bytes) -> str | None:
     return None
 
 
+def agent_ref(value: str, field: str) -> str:
+    """An agent id of a request in its canonical form (the engine's
+    ``canonical_agent_id``); a refused id is INVALID_ARGUMENT naming
+    ``field`` and why."""
+    try:
+        return canonical_agent_id(value)
+    except AgentIdError as exc:
+        raise RequestError(field, exc.reason) from None
+
+
 def require_id(value: str, field: str) -> str:
     if not value.strip():
         raise RequestError(field, "required")
@@ -162,9 +175,7 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
 
     Every request passes here, so a valid request costs one pass over the
     fields, each read once; the checking helpers run only to report a problem."""
-    agent_id = msg.agent_id
-    if not agent_id or len(agent_id) > MAX_ID_CHARS or agent_id.isspace():
-        require_id(agent_id, "agent_id")
+    agent_id = agent_ref(msg.agent_id, "agent_id")
     estimate: float | None = None
     if msg.HasField("estimated_cost_usd"):
         estimate = msg.estimated_cost_usd

@@ -16,6 +16,7 @@ background, and decisions are queued with the synchronous
 Exception tree::
 
     StateError               the state database cannot be opened, read or written
+    ├── StateInUseError      another sidecar holds the state file's lock
     ├── UsageConflictError   a request_id was already recorded with a different
     │                        agent or amount; ``.request_id`` names it
     ├── ApprovalNotFoundError   no approval has this id
@@ -63,6 +64,7 @@ from pdp.state._location import (
     StateLocation,
     parse_state_location,
 )
+from pdp.state._lock import StateFileLock, StateInUseError, lock_state_file
 from pdp.state._outbox import Outbox, OutboxEvent, sidecar_id
 from pdp.state._pruner import (
     DEFAULT_DECISION_LOG_MAX_ROWS,
@@ -108,6 +110,8 @@ __all__ = [
     "SqliteLocation",
     "SqliteUsage",
     "StateError",
+    "StateFileLock",
+    "StateInUseError",
     "StateLocation",
     "StateStatus",
     "StoredSnapshot",
@@ -123,6 +127,7 @@ __all__ = [
     "expire_within",
     "from_micros",
     "list_approvals",
+    "lock_state_file",
     "parse_state_location",
     "read_approval",
     "read_within",

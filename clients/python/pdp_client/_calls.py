@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from . import _convert
+from ._agent_id import agent_id_problem, canonical_agent_id
 from ._errors import (
     InvalidRequestError,
     PolicyBlockedError,
@@ -138,6 +139,15 @@ def _text(value: object, name: str) -> str:
     return value
 
 
+def _agent(value: object, name: str) -> str:
+    """An agent id in the canonical form the sidecar uses (``_agent_id``)."""
+    text = _text(value, name)
+    problem = agent_id_problem(text)
+    if problem:
+        raise InvalidRequestError(f"{name} {text!r}: {problem}", field=name)
+    return canonical_agent_id(text)
+
+
 def _optional_text(value: object, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidRequestError(
@@ -211,7 +221,7 @@ def enforce(
     context: Iterable[ContextItem] | None = None,
     approval_id: str | None = None,
 ) -> Call[EnforceResult]:
-    _text(agent_id, "agent_id")
+    agent_id = _agent(agent_id, "agent_id")
     request = pb.EnforceRequest(
         agent_id=agent_id,
         model=_optional_text(model, "model") or "",
@@ -242,8 +252,8 @@ def enforce(
 
 
 def authorize(source_agent_id: str, target_agent_id: str, action: str) -> Call[AuthorizeResult]:
-    _text(source_agent_id, "source_agent_id")
-    _text(target_agent_id, "target_agent_id")
+    source_agent_id = _agent(source_agent_id, "source_agent_id")
+    target_agent_id = _agent(target_agent_id, "target_agent_id")
     action_name = _convert.ACTIONS.get(action.lower()) if isinstance(action, str) else None
     if action_name is None:
         known = ", ".join(sorted(_convert.ACTIONS))
@@ -255,13 +265,13 @@ def authorize(source_agent_id: str, target_agent_id: str, action: str) -> Call[A
 
 
 def agent_status(agent_id: str) -> Call[AgentStatusResult]:
-    request = pb.AgentStatusRequest(agent_id=_text(agent_id, "agent_id"))
+    request = pb.AgentStatusRequest(agent_id=_agent(agent_id, "agent_id"))
     return Call("AgentStatus", request, _convert.agent_status_result)
 
 
 def report_usage(agent_id: str, cost_usd: float, request_id: str) -> Call[UsageResult]:
     request = pb.ReportUsageRequest(
-        agent_id=_text(agent_id, "agent_id"),
+        agent_id=_agent(agent_id, "agent_id"),
         cost_usd=_amount(cost_usd, "cost_usd"),
         request_id=_text(request_id, "request_id"),
     )
