@@ -170,7 +170,9 @@ async def _exercise(
         check(await c.post(agents, json={"name": "agent-a", "description": "first"}), agents, 201)
         check(await c.post(agents, json={"name": "agent-b"}), agents, 201)
         check(await c.post(agents, json={"name": "agent-a"}), agents, 409)
+        check(await c.post(agents, json={"name": "Agent-A"}), agents, 409)  # one agent, one name
         check(await c.post(agents, json={"name": 5}), agents, 422)
+        check(await c.post(agents, json={"name": "agent-c "}), agents, 422)
         check(await c.get(agents), agents, 200)
         revoked = await create_api_key(store, "revoked")
         await revoke_api_keys(store, name="revoked")
@@ -208,6 +210,14 @@ async def _exercise(
         check(await c.post(authorize, json=asked | {"action": "delete"}), authorize, 200)
         check(await c.post(authorize, json=asked | {"targetAgentId": "x"}), authorize, 404)
         check(await c.post(authorize, json=asked | {"action": "fly"}), authorize, 422)
+
+        # Settings (unknownAgents).
+        settings = f"{API}/settings"
+        check(await c.get(settings), settings, 200)
+        check(await c.patch(settings, json={"unknownAgents": "allow"}), settings, 200)
+        check(await c.patch(settings, json={"unknownAgents": "maybe"}), settings, 422)
+        check(await c.patch(settings, json={"unknownAgents": "deny"}), settings, 200)
+        check(await anonymous.get(settings), settings, 401)
 
         revoke = f"{grants}/{{grant_id}}"
         check(await c.delete(f"{url}/{grant['id']}"), revoke, 200)
