@@ -6,16 +6,16 @@ checks that the two agree. An id is put in Unicode NFKC form; white space at
 either end is refused (never trimmed), and so are control and format
 characters (zero-width, bidi), surrogates, private-use and unassigned code
 points, and line and paragraph separators, anywhere in the id. Case and
-look-alike variants are the sidecar's to resolve: it knows the agents.
+look-alike variants are the sidecar's to resolve (it knows the agents), and
+lengths are the sidecar's to check, as for every field.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["MAX_AGENT_ID_CHARS", "agent_id_problem", "canonical_agent_id"]
+__all__ = ["agent_id_problem", "canonical_agent_id"]
 
-MAX_AGENT_ID_CHARS = 256
 _REFUSED_CATEGORIES = {
     "Cc": "a control character",
     "Cf": "a format character (zero-width or bidi)",
@@ -31,8 +31,6 @@ def agent_id_problem(raw: str) -> str:
     """Why ``raw`` is refused as an agent id; "" when it is not."""
     if not raw:
         return "required"
-    if len(raw) > MAX_AGENT_ID_CHARS:
-        return f"longer than {MAX_AGENT_ID_CHARS} characters"
     for offset, char in enumerate(raw):
         what = _REFUSED_CATEGORIES.get(unicodedata.category(char))
         if what is not None:
@@ -42,8 +40,6 @@ def agent_id_problem(raw: str) -> str:
         return "required (it is blank)"
     if text != text.strip():
         return "must not begin or end with white space (it is not trimmed)"
-    if len(text) > MAX_AGENT_ID_CHARS:
-        return f"longer than {MAX_AGENT_ID_CHARS} characters in NFKC form"
     return ""
 
 
