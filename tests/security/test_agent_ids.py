@@ -21,13 +21,13 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from pdp.engine import SnapshotError, canonical_agent_id, compile_snapshot
 from pdp.engine import _agent_id as agent_id_module
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.control._harness import ControlPlaneHarness
+from tests.server.test_bad_input import field_of
 
 PAUSED = "paused-bot"
 RUNNING = "support-bot"
@@ -76,17 +76,6 @@ def _document(*, unknown_agents: str | None = None, agents: bool = True) -> dict
     if unknown_agents is not None:
         document["unknownAgents"] = unknown_agents
     return document
-
-
-def _field_of(error: grpc.aio.AioRpcError) -> str:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                bad = error_details_pb2.BadRequest()
-                if detail.Unpack(bad):
-                    return bad.field_violations[0].field
-    return ""
 
 
 async def _enforce(sidecar: RunningSidecar, agent: str, text: str = "hello") -> pb.EnforceResponse:
@@ -159,7 +148,7 @@ async def test_a_paused_agent_cannot_be_reached_through_any_variant_of_its_id(
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await getattr(sidecar.stub, call)(request)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (why, call)
-            assert _field_of(caught.value) == "agent_id", (why, call)
+            assert field_of(caught.value) == "agent_id", (why, call)
             assert str(caught.value.details()).startswith("agent_id: "), (why, call)
     # The sidecar keeps serving, and the agent it would have been stays paused.
     assert (await _enforce(sidecar, PAUSED)).decision == pb.DECISION_AGENT_PAUSED
@@ -186,7 +175,7 @@ async def test_a_pause_made_on_the_control_plane_holds_for_every_variant(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await _enforce(sidecar, variant)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, why
-        assert _field_of(caught.value) == "agent_id", why
+        assert field_of(caught.value) == "agent_id", why
     assert (await _enforce(sidecar, RUNNING)).decision == pb.DECISION_ALLOW
 
 

@@ -6,6 +6,7 @@ sharing one file by design) still starts, and its file is protected too."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def _last_good_revision(state: Path) -> int | None:
 
 
 async def test_a_second_sidecar_on_a_state_file_in_use_fails_at_start(
-    spawn_sidecar: type[SidecarProcess], tmp_path: Path
+    spawn_sidecar: Callable[..., SidecarProcess], tmp_path: Path
 ) -> None:
     state = tmp_path / "state.db"
     first = spawn_sidecar(
@@ -78,7 +79,7 @@ def _has_last_good(state: Path | str) -> bool:
 
 
 async def test_workers_share_their_file_and_keep_other_sidecars_off_it(
-    spawn_sidecar: type[SidecarProcess], redis_server: RedisServer, tmp_path: Path
+    spawn_sidecar: Callable[..., SidecarProcess], redis_server: RedisServer, tmp_path: Path
 ) -> None:
     local = tmp_path / "local.db"
     workers = spawn_sidecar(
