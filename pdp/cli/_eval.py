@@ -74,8 +74,9 @@ def add_parser(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the explained decision; 0 when it was decided (whatever the
-    decision), 1 for an invalid snapshot, 2 for one that cannot be read."""
-    from pdp.engine import NO_USAGE, EnforceInput, utc_now
+    decision), 1 for an invalid snapshot, 2 for one that cannot be read or an
+    --agent that is refused (white space at an end, a control character)."""
+    from pdp.engine import NO_USAGE, AgentIdError, EnforceInput, utc_now
 
     try:
         snapshot = compile_file(
@@ -95,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         metadata=dict(args.metadata),
         request_id=args.request_id,
     )
-    explanation = snapshot.explain(request, NO_USAGE, args.now or utc_now())
+    try:
+        explanation = snapshot.explain(request, NO_USAGE, args.now or utc_now())
+    except AgentIdError as exc:
+        print(f"pdp eval: --agent: {exc.reason}", file=sys.stderr)
+        return 2
     json.dump(explanation.as_dict(), sys.stdout, indent=2, ensure_ascii=False)
     print()
     return 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pdp.engine import (
+    AgentIdError,
     Answer,
     CompiledSnapshot,
     Decision,
@@ -48,7 +49,10 @@ def _run(snapshot: CompiledSnapshot, case: PolicyTest, now: datetime) -> CaseRes
         return _run_authorize(snapshot, case, case.expect, now)
     assert case.request is not None and isinstance(case.expect, EnforceExpect)
     request = EnforceInput(**case.request)
-    spend = {snapshot.resolve_agent(ref).id: items for ref, items in case.spend.items()}
+    try:
+        spend = {snapshot.resolve_agent(ref).id: items for ref, items in case.spend.items()}
+    except AgentIdError as exc:
+        return CaseResult(case, (f"spend: agent id refused: {exc.reason}",))
     usage = MemoryUsage(spend)
     try:
         for entry in case.calls:
@@ -57,6 +61,8 @@ def _run(snapshot: CompiledSnapshot, case: PolicyTest, now: datetime) -> CaseRes
         decision = _decide(snapshot, request, usage, now, case.validators)
     except _Unanswered as exc:
         return CaseResult(case, (str(exc),))
+    except AgentIdError as exc:  # a variant of the agent id that the engine refuses
+        return CaseResult(case, (f"agent: refused: {exc.reason}",))
     return CaseResult(case, tuple(_enforce_problems(decision, case.expect)), _describe(decision))
 
 
@@ -156,7 +162,10 @@ def _run_authorize(
     snapshot: CompiledSnapshot, case: PolicyTest, expect: AuthorizeExpect, now: datetime
 ) -> CaseResult:
     assert case.authorize is not None
-    result = snapshot.authorize(*case.authorize, now)
+    try:
+        result = snapshot.authorize(*case.authorize, now)
+    except AgentIdError as exc:
+        return CaseResult(case, (f"authorize: agent id refused: {exc.reason}",))
     denial = None if result.denial is None else result.denial.value
     problems = []
     if result.allowed != expect.allowed:
