@@ -200,9 +200,9 @@ async def test_approvals_survive_a_restart_of_the_sidecar(
     state = tmp_path / "state.db"
     first = await start_sidecar(snapshot(), state=state)
     held = await hold(first)
+    await first.close()  # one sidecar at a time on a state file
     short = await start_sidecar(snapshot(timeout_s=1), state=state, name="short")
     expiring = await hold(short)
-    await first.close()
     await short.close()
     # Decided while no sidecar runs; the other one expires meanwhile.
     code, _, err = await cli("approve", held.approval_id, "--state", str(state))

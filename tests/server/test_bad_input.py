@@ -133,14 +133,14 @@ async def test_oversized_input_and_output(start_sidecar: StartSidecar) -> None:
     # Multi-byte characters count in UTF-8 bytes: 334 x 3 bytes > 1000.
     err = await call_error(sidecar, "Enforce", pb.EnforceRequest(agent_id="a", input="€" * 334))
     assert field_of(err) == "input"
-    ok = await sidecar.stub.Enforce(pb.EnforceRequest(agent_id="a", input="€" * 333))
+    ok = await sidecar.stub.Enforce(pb.EnforceRequest(agent_id="my-chatbot", input="€" * 333))
     assert ok.decision == pb.DECISION_ALLOW
 
 
 async def test_default_limit_is_one_mebibyte(example_sidecar: RunningSidecar) -> None:
     limit = 1024 * 1024
     ok = await example_sidecar.stub.Enforce(
-        pb.EnforceRequest(agent_id="a", input="a " * (limit // 2))
+        pb.EnforceRequest(agent_id="my-chatbot", input="a " * (limit // 2))
     )
     assert ok.decision == pb.DECISION_ALLOW
     err = await call_error(
