@@ -32,11 +32,20 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Mapping
 from importlib import resources
 
 from ._errors import AgentIdError
+from ._types import AgentInfo
 
-__all__ = ["MAX_AGENT_ID_CHARS", "agent_id_keys", "canonical_agent_id", "skeleton"]
+__all__ = [
+    "MAX_AGENT_ID_CHARS",
+    "agent_id_keys",
+    "agent_keys_of",
+    "canonical_agent_id",
+    "resolve_agent",
+    "skeleton",
+]
 
 MAX_AGENT_ID_CHARS = 256
 _CACHE_LIMIT = 8192
@@ -153,3 +162,37 @@ def agent_id_keys(canonical: str) -> tuple[str, ...]:
         _keys.clear()
     _keys[canonical] = keys
     return keys
+
+
+def resolve_agent(ref: str, agents: Mapping[str, AgentInfo], keys: Mapping[str, str]) -> AgentInfo:
+    """The agent ``ref`` names in ``agents`` (by id and name) once
+    canonical, or through its look-alike ``keys`` (key to agent id); an
+    unlisted one is ``known=False``. Raises AgentIdError for a refused id
+    or one that looks like two agents."""
+    canonical = canonical_agent_id(ref)
+    agent = agents.get(canonical)
+    if agent is not None:
+        return agent
+    found: str | None = None
+    for key in agent_id_keys(canonical):
+        target = keys.get(key)
+        if target is not None and target != found:
+            if found is not None:
+                raise AgentIdError(
+                    f"{canonical!r} looks like two agents, {found!r} and {target!r}: "
+                    "use an agent's exact id or name"
+                )
+            found = target
+    if found is None:
+        return AgentInfo(id=canonical, name=canonical, known=False)
+    agent = agents.get(found)
+    return agent if agent is not None else AgentInfo(id=found, name=found, known=False)
+
+
+def agent_keys_of(refs: list[tuple[str, str]]) -> dict[str, str]:
+    """Each look-alike key of each ``(ref, id)`` to the id, first wins."""
+    out: dict[str, str] = {}
+    for ref, agent_id in refs:
+        for key in agent_id_keys(ref):
+            out.setdefault(key, agent_id)
+    return out

@@ -16,10 +16,11 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ._agent_id import agent_keys_of
 from ._errors import SnapshotError
 from ._fields import Problems, Reader
 from ._model import AgentSpec, _read_agent
-from ._snapshot import CompiledSnapshot, agent_keys_of
+from ._snapshot import CompiledSnapshot
 from ._types import AgentInfo
 
 __all__ = ["PauseState", "differs_only_in_pause_state", "read_pause_state", "with_pause_state"]

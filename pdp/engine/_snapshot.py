@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ._agent_id import agent_id_keys, canonical_agent_id
+from ._agent_id import agent_keys_of, resolve_agent
 from ._consultation import Consultation, consult
 from ._context import Context
 from ._errors import AgentIdError, SnapshotError
@@ -31,7 +31,7 @@ from ._types import (
 from ._usage import UsageView
 from ._validator import INSECURE_URL_PROBLEM, NO_ANSWERS, Answer, Validator, ValidatorCheck
 
-__all__ = ["BudgetState", "CompiledSnapshot", "agent_keys_of", "compile_snapshot"]
+__all__ = ["BudgetState", "CompiledSnapshot", "compile_snapshot"]
 
 _PLAN_CACHE_LIMIT = 10_000
 _DEFAULT_SEVERITIES = {name: entry.default_severity for name, entry in REGISTRY.items()}
@@ -76,7 +76,7 @@ class CompiledSnapshot:
         refused (white space at an end, a control or format character) or
         that looks like two agents."""
         agent = self.agents.get(ref)
-        return agent if agent is not None else _resolve(ref, self.agents, self.agent_keys)
+        return agent if agent is not None else resolve_agent(ref, self.agents, self.agent_keys)
 
     def unknown_agent(self, agent: AgentInfo) -> Decision:
         """The decision for an agent the snapshot does not list when it
@@ -274,36 +274,6 @@ def _report_cycle(
         path.append(nxt)
 
 
-def _resolve(ref: str, agents: Mapping[str, AgentInfo], keys: Mapping[str, str]) -> AgentInfo:
-    canonical = canonical_agent_id(ref)
-    agent = agents.get(canonical)
-    if agent is not None:
-        return agent
-    found: str | None = None
-    for key in agent_id_keys(canonical):
-        target = keys.get(key)
-        if target is not None and target != found:
-            if found is not None:
-                raise AgentIdError(
-                    f"{canonical!r} looks like two agents, {found!r} and {target!r}: "
-                    "use an agent's exact id or name"
-                )
-            found = target
-    if found is None:
-        return AgentInfo(id=canonical, name=canonical, known=False)
-    agent = agents.get(found)
-    return agent if agent is not None else AgentInfo(id=found, name=found, known=False)
-
-
-def agent_keys_of(refs: list[tuple[str, str]]) -> dict[str, str]:
-    """Each look-alike key of each ``(ref, id)`` to the id, first wins."""
-    out: dict[str, str] = {}
-    for ref, agent_id in refs:
-        for key in agent_id_keys(ref):
-            out.setdefault(key, agent_id)
-    return out
-
-
 def _find_agent(
     ref: str, agents: Mapping[str, AgentInfo], keys: Mapping[str, str]
 ) -> AgentInfo | None:
@@ -311,7 +281,7 @@ def _find_agent(
     agent = agents.get(ref)
     if agent is None and agents:
         try:
-            agent = _resolve(ref, agents, keys)
+            agent = resolve_agent(ref, agents, keys)
         except AgentIdError:
             return None
     return agent if agent is not None and agent.known else None
