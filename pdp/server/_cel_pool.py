@@ -88,6 +88,7 @@ class CelPool:
             task.add_done_callback(self._tasks.discard)
 
     async def _start(self) -> None:
+        process: asyncio.subprocess.Process | None = None
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -96,8 +97,13 @@ class CelPool:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )
-        except OSError as exc:
-            log.error("cannot start a CEL worker: %s", exc)
+            assert process.stdout is not None
+            # Ready once it has loaded the runtime (seconds on a busy machine).
+            await asyncio.wait_for(process.stdout.readexactly(1), _START_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.error("cannot start a CEL worker: %s", exc or type(exc).__name__)
+            if process is not None:
+                _Worker(process).kill()
             return
         finally:
             self._starting -= 1

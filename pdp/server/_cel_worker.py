@@ -4,10 +4,12 @@ at a time, until its standard input closes (see ``_cel_pool``).
 Run as a script (``python -P .../_cel_worker.py``) so that it imports only
 the engine's CEL adapter, not the server. Each request is a length-prefixed
 pickle of ``(source, variables)``; each answer one of the result (True,
-False or the error message). Both ends are the sidecar's own code."""
+False or the error message). One byte, :data:`READY`, says the worker has
+loaded the runtime. Both ends are the sidecar's own code."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import sys
@@ -15,6 +17,8 @@ from typing import BinaryIO
 
 _HEADER = struct.Struct(">I")
 _CACHE_LIMIT = 256  # compiled expressions kept
+READY = b"\x01"
+_NICENESS = 10
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -31,6 +35,8 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
     from pdp.engine._cel import CelCompileError, CelProgram, make_activation
 
     programs: dict[str, CelProgram] = {}
+    answers.write(READY)
+    answers.flush()
     while True:
         header = _read_exactly(requests, _HEADER.size)
         if header is None:
@@ -55,4 +61,6 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Below the sidecar: on a busy machine its event loop gets the CPU first.
+    os.nice(_NICENESS)
     serve(sys.stdin.buffer, sys.stdout.buffer)
