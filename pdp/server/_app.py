@@ -359,6 +359,7 @@ class Sidecar:
                 capacity=opts.shadow_queue,
                 clock=self.clock,
                 allow_insecure_validators=opts.allow_insecure_validators,
+                cel=self.cel,
             )
             # No name: only the main feed reports the revisions applied.
             self._shadow_source = open_source(

@@ -104,12 +104,14 @@ class CelPool:
             log.error("cannot start a CEL worker: %s", exc or type(exc).__name__)
             if process is not None:
                 _Worker(process).kill()
+                await process.wait()
             return
         finally:
             self._starting -= 1
         worker = _Worker(process)
         if self._closed:
             worker.kill()
+            await process.wait()
             return
         self._running.add(worker)
         self._idle.put_nowait(worker)
