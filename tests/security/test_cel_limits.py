@@ -317,3 +317,13 @@ async def test_grpc_status_is_never_unknown_for_a_costly_policy(
             await enforce(sidecar, agent, input=ONE_MIB, metadata=metadata)
         except grpc.aio.AioRpcError as exc:  # pragma: no cover - the failure
             pytest.fail(f"{agent}: {exc.code()} {exc.details()}")
+
+
+def test_costs_are_bounded_with_the_sizes_the_sidecar_admits() -> None:
+    from pdp.engine import _variables as engine
+    from pdp.server import _translate as wire
+
+    assert engine.MAX_TEXT_CHARS == wire.Limits().max_input_bytes
+    assert engine.MAX_ID_CHARS == wire.MAX_ID_CHARS
+    assert engine.MAX_METADATA_ENTRIES == wire.MAX_METADATA_ENTRIES
+    assert engine.MAX_METADATA_VALUE_CHARS == wire.MAX_METADATA_VALUE_CHARS
