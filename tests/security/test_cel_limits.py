@@ -323,7 +323,7 @@ def test_costs_are_bounded_with_the_sizes_the_sidecar_admits() -> None:
     from pdp.engine import _variables as engine
     from pdp.server import _translate as wire
 
-    assert engine.MAX_TEXT_CHARS == wire.Limits().max_input_bytes
+    assert wire.Limits().max_input_bytes == engine.MAX_TEXT_CHARS
     assert engine.MAX_ID_CHARS == wire.MAX_ID_CHARS
     assert engine.MAX_METADATA_ENTRIES == wire.MAX_METADATA_ENTRIES
     assert engine.MAX_METADATA_VALUE_CHARS == wire.MAX_METADATA_VALUE_CHARS
