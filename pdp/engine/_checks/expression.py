@@ -51,7 +51,9 @@ class ExpressionCheck(Check):
         result = memo.get(key)
         if result is None:
             result = self._compute(ctx)
-            if None not in key:
+            # A costly expression's error may be the worker's time limit:
+            # not a property of these values.
+            if None not in key and (self.program.inline or isinstance(result, bool)):
                 if len(memo) >= _MEMO_LIMIT:
                     memo.clear()
                 memo[key] = result
