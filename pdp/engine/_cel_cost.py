@@ -261,7 +261,9 @@ class _Walk:
             return self._collection(_messages(parts[_LIST][0]).get(1, []), scope, times)
         if _STRUCT in parts:
             entries = _messages(parts[_STRUCT][0]).get(2, [])
-            values = [v for e in entries for key in (2, 3, 4) for v in _messages(e).get(key, [])]
+            # A map literal's keys and values (a message's field names are
+            # not expressions; the environment declares no messages).
+            values = [v for e in entries for key in (3, 4) for v in _messages(e).get(key, [])]
             return self._collection(values, scope, times, entries=len(entries))
         if _COMPREHENSION in parts:
             return self._comprehension(_messages(parts[_COMPREHENSION][0]), scope, times)
