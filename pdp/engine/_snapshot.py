@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ._agent_id import agent_keys_of, resolve_agent
+from ._cel import CelJob, CelResult
+from ._checks.expression import ExpressionCheck
 from ._consultation import Consultation, consult
-from ._context import Context
-from ._errors import AgentIdError, SnapshotError
+from ._context import NO_CEL_RESULTS, Context
+from ._errors import AgentIdError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
@@ -67,6 +69,8 @@ class CompiledSnapshot:
     # The document lists agents and does not say ``unknownAgents: allow``:
     # an id it does not list is refused.
     deny_unknown: bool = False
+    # Whether a policy's expression may be too costly to evaluate in place.
+    offloads: bool = False
     _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
@@ -100,7 +104,12 @@ class CompiledSnapshot:
                 snapshot_revision=self.revision,
             )
             consults = any(isinstance(p.check, ValidatorCheck) for p in policies)
-            plan = Plan(policies, allow, consults)
+            offloads = tuple(
+                p
+                for p in policies
+                if isinstance(p.check, ExpressionCheck) and not p.check.program.inline
+            )
+            plan = Plan(policies, allow, consults, offloads)
             if len(self._plans) >= _PLAN_CACHE_LIMIT:  # unknown agents are unbounded
                 self._plans.clear()
             self._plans[agent.id] = plan
@@ -114,6 +123,7 @@ class CompiledSnapshot:
         answers: Mapping[str, Answer] = NO_ANSWERS,
         steady: float | None = None,
         approved: frozenset[str] = frozenset(),
+        cel_results: Mapping[str, CelResult] = NO_CEL_RESULTS,
     ) -> Decision | Consultation:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
         A decision that lets the call proceed carries what it charges to usage
@@ -129,7 +139,11 @@ class CompiledSnapshot:
         ``approved`` holds ids of require_approval policies a reviewer
         approved for this very request: they still fire (and are listed) but
         no longer hold the call. A decision that holds the call carries the
-        shortest ``approval_timeout_s`` of the policies holding it."""
+        shortest ``approval_timeout_s`` of the policies holding it.
+
+        ``cel_results`` are the results of the jobs :meth:`cel_jobs` gave
+        for this request (by source); an expression too costly to evaluate
+        in place without one is evaluated in place all the same."""
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
@@ -140,7 +154,7 @@ class CompiledSnapshot:
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
-        ctx = Context(request, agent, usage, now, steady)
+        ctx = Context(request, agent, usage, now, steady, cel_results)
         if plan.consults:
             return consult(plan, agent, request, ctx, answers, self.revision, approved)
         fired: set[str] = set()
@@ -160,6 +174,39 @@ class CompiledSnapshot:
             if (allow.agent is agent or not agent.known) and not ctx.charges():
                 return allow
         return conclude(plan, agent, request, ctx, violations, self.revision, approved)
+
+    def cel_jobs(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        steady: float | None = None,
+    ) -> tuple[CelJob, ...]:
+        """The CEL evaluations of ``request`` too costly to make in place
+        (estimated over ``INLINE_COST``, within the budget): the caller makes
+        them off its event loop and passes the results to :meth:`enforce`.
+        Empty, at the cost of an attribute load, for a snapshot without
+        costly expressions."""
+        if not self.offloads:
+            return ()
+        agent = self.resolve_agent(request.agent_id)
+        if agent.paused or (not agent.known and self.deny_unknown):
+            return ()  # decided before any policy runs
+        plan = self._plans.get(agent.id) or self._plan(agent)
+        if not plan.offloads:
+            return ()
+        ctx = Context(request, agent, usage, now, steady)
+        jobs: dict[str, CelJob] = {}
+        for policy in plan.offloads:
+            check = policy.check
+            assert isinstance(check, ExpressionCheck)
+            try:
+                job = check.job(ctx)
+            except StateUnavailableError:
+                continue  # the policy's on_state_error decides in enforce
+            if job is not None:
+                jobs.setdefault(job.source, job)
+        return tuple(jobs.values())
 
     def explain(
         self,
@@ -392,4 +439,7 @@ def compile_snapshot(
         inactive=tuple(inactive),
         agent_keys=keys,
         deny_unknown=bool(agents) and spec.unknown_agents == "deny",
+        offloads=any(
+            isinstance(p.check, ExpressionCheck) and not p.check.program.inline for p in compiled
+        ),
     )
