@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,fast,otel]' -e clients/python
+	$(BIN)/pip install --quiet -e '.[dev,otel]' -e clients/python
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
