@@ -36,6 +36,7 @@ from pdp.state import SQLITE_STATUS, DecisionLog, DecisionRecord, StateStatus, U
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
+from ._bulk import batch_items, stream_answer, stream_error, stream_item
 from ._errors import RequestError
 from ._observers import AfterDecision
 from ._translate import (
@@ -142,6 +143,18 @@ class PolicyDecisionServicer:
         start = time.perf_counter()
         msg = parse_request(pb.EnforceRequest, data)
         request = enforce_input(msg, self._limits)
+        return (await self.decide(msg, request, context, start)).SerializeToString()
+
+    async def decide(
+        self,
+        msg: pb.EnforceRequest,
+        request: EnforceInput,
+        context: grpc.aio.ServicerContext[Any, Any],
+        start: float,
+    ) -> pb.EnforceResponse:
+        """One Enforce decision (also each item of a batch or a stream):
+        decided, charged, logged, shipped and observed; ``start`` is when its
+        call began."""
         if not request.request_id:
             request.request_id = _new_request_id()
         snapshot = self._active().snapshot
@@ -190,9 +203,7 @@ class PolicyDecisionServicer:
         expires = (
             approval.expires_at if kind is DecisionKind.PENDING_APPROVAL and approval else None
         )
-        answer = enforce_response(
-            decision, decision_id, approval_id, request.request_id, expires
-        ).SerializeToString()
+        answer = enforce_response(decision, decision_id, approval_id, request.request_id, expires)
         after = self._after
         if after is not None:
             after(
@@ -379,13 +390,28 @@ class PolicyDecisionServicer:
     async def enforce_batch(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        raise _not_served("EnforceBatch", "; call Enforce once per request")
+        start = time.perf_counter()
+        items = batch_items(data, self._limits)
+        self._active()  # no snapshot or a stale one fails the batch before any decision
+        responses = [await self.decide(msg, request, context, start) for msg, request in items]
+        return pb.EnforceBatchResponse(responses=responses).SerializeToString()
 
     async def enforce_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        raise _not_served("EnforceStream", "; call Enforce once per request")
-        yield b""  # pragma: no cover
+        async for data in requests:
+            start = time.perf_counter()
+            item_id, parsed = stream_item(data, self._limits)
+            if isinstance(parsed, RequestError):
+                yield stream_error(item_id, parsed)
+                continue
+            msg, request = parsed
+            try:
+                response = await self.decide(msg, request, context, start)
+            except RequestError as exc:
+                yield stream_error(item_id, exc)
+            else:
+                yield stream_answer(item_id, response)
 
     async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         raise _not_served("SubmitTrace")

@@ -79,6 +79,9 @@ _CONTEXT_KINDS = {pb.ContextKind.Value(f"CONTEXT_KIND_{kind.name}"): kind for ki
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_input_bytes: int = 1024 * 1024
+    # Requests in one EnforceBatch; the whole batch is also bounded by the
+    # server's message size limit.
+    max_batch: int = 1000
 
 
 def parse_request(cls: type[_M], data: bytes) -> _M:
@@ -110,7 +113,8 @@ def _bad_utf8_field(cls: type[pb_message.Message], data: bytes) -> str | None:
         if message_type is not None:
             inner = _bad_utf8_field(GetMessageClass(message_type), bytes(f.data))  # type: ignore[arg-type]
             if inner is not None:
-                return f"{name}[{index}].{inner}"
+                repeated = descriptor is not None and descriptor.is_repeated
+                return f"{name}[{index}].{inner}" if repeated else f"{name}.{inner}"
             continue
         try:
             bytes(f.data).decode("utf-8")
