@@ -22,7 +22,7 @@ def _requests() -> list[pb.EnforceRequest]:
         pb.EnforceRequest(agent_id="my-chatbot", input="hello there"),
         pb.EnforceRequest(agent_id="my-chatbot", input=INJECTION),
         pb.EnforceRequest(agent_id="support-bot", input="hi"),
-        pb.EnforceRequest(agent_id="my-chatbot", input="call 555-12-3456", output="SSN 123-45-6789"),
+        pb.EnforceRequest(agent_id="my-chatbot", input="hi", output="SSN 123-45-6789"),
         pb.EnforceRequest(
             agent_id="my-chatbot", tool="shell", metadata={"env": "prod"}, input="ls"
         ),
