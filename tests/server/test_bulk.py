@@ -193,4 +193,4 @@ async def test_a_stream_stays_open_across_a_reload(example_sidecar: RunningSidec
     assert second.response.decision == pb.DECISION_ALLOW
     assert second.response.snapshot_revision == 2
     await queue.put(None)
-    assert await call.read() == grpc.aio.EOF
+    assert await call.read() is grpc.aio.EOF  # type: ignore[attr-defined]
