@@ -20,7 +20,7 @@ from typing import Any
 
 import pdp_client
 import pytest
-from pdp_client import AsyncClient, Client, PdpError
+from pdp_client import AsyncClient, Client, EnforceRequest, PdpError
 
 from tests.client.conftest import REPO, resolve, run_pdp_serve
 
@@ -43,7 +43,15 @@ _CLIENT_METHODS = {
     "enforceBatch": "enforce_batch",
     "submitTrace": "submit_trace",
 }
-_RUN_HERE = {"enforce", "authorize", "agentStatus", "reportUsage", "verifyWebhook", "awaitApproval"}
+_RUN_HERE = {
+    "enforce",
+    "authorize",
+    "agentStatus",
+    "reportUsage",
+    "verifyWebhook",
+    "awaitApproval",
+    "enforceBatch",
+}
 
 
 def snake(name: str) -> str:
@@ -75,20 +83,38 @@ class Outcome:
     skipped: str = ""
 
 
+def _enforce_request(request: Mapping[str, Any]) -> EnforceRequest:
+    return EnforceRequest(
+        request["agentId"],
+        request.get("input"),
+        output=request.get("output"),
+        estimated_cost_usd=number(request.get("estimatedCostUsd")),
+        model=request.get("model"),
+        tool=request.get("tool"),
+        metadata=request.get("metadata"),
+        request_id=request.get("requestId"),
+    )
+
+
 async def _run(client: Client | AsyncClient, call: str, request: Mapping[str, Any]) -> Any:
     if call == "enforce":
+        r = _enforce_request(request)
         return await resolve(
             client.enforce_policy(
-                request["agentId"],
-                request.get("input"),
-                output=request.get("output"),
-                estimated_cost_usd=number(request.get("estimatedCostUsd")),
-                model=request.get("model"),
-                tool=request.get("tool"),
-                metadata=request.get("metadata"),
-                request_id=request.get("requestId"),
+                r.agent_id,
+                r.input,
+                output=r.output,
+                estimated_cost_usd=r.estimated_cost_usd,
+                model=r.model,
+                tool=r.tool,
+                metadata=r.metadata,
+                request_id=r.request_id,
             )
         )
+    if call == "enforceBatch":
+        batch = [_enforce_request(r) for r in request["requests"]]
+        outcomes = await resolve(client.enforce_batch(batch))
+        return {"responses": [o.result if o.error is None else o.error for o in outcomes]}
     if call == "authorize":
         return await resolve(
             client.authorize(request["sourceAgentId"], request["targetAgentId"], request["action"])
@@ -172,6 +198,8 @@ def _value(obj: Any, key: str) -> Any:
     """The value the table's ``key`` names on a result, error or list item."""
     if isinstance(obj, Mapping):
         return obj[key]
+    if key == "error":  # a batch item the client raised for
+        return type(obj).__name__ if isinstance(obj, PdpError) else None
     if key == "violationTypes":
         return [v.policy_type for v in obj.violations]
     if key == "hasApprovalId":

@@ -16,6 +16,7 @@ Ask the sidecar before an agent acts::
 """
 
 from ._aio import AsyncClient
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
@@ -24,7 +25,9 @@ from ._errors import (
     PdpError,
     PolicyBlockedError,
     SidecarUnavailableError,
+    UnimplementedError,
 )
+from ._stream import AsyncEnforceStream, EnforceStream
 from ._sync import Client
 from ._types import (
     AgentStatusResult,
@@ -47,18 +50,23 @@ __all__ = [
     "ApprovalResult",
     "ApprovalState",
     "AsyncClient",
+    "AsyncEnforceStream",
     "AuthorizeResult",
+    "BatchOutcome",
     "Budget",
     "Client",
     "ContextItem",
     "DeadlineExceededError",
     "Decision",
+    "EnforceRequest",
     "EnforceResult",
+    "EnforceStream",
     "InvalidRequestError",
     "PdpError",
     "PiiFinding",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "UnimplementedError",
     "UsageResult",
     "Violation",
 ]

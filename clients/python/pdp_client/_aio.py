@@ -11,8 +11,10 @@ from typing import Any, Self, TypeVar
 import grpc
 import grpc.aio
 
-from . import _calls
+from . import _bulk, _calls
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
+from ._stream import AsyncEnforceStream
 from ._types import (
     AgentStatusResult,
     ApprovalResult,
@@ -107,6 +109,20 @@ class AsyncClient:
             else:
                 await asyncio.sleep(waiting.pause())
         return result
+
+    async def enforce_batch(
+        self,
+        requests: Iterable[EnforceRequest | Mapping[str, Any]],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> list[BatchOutcome]:
+        """See ``Client.enforce_batch``."""
+        return await self._send(_bulk.enforce_batch(requests), timeout)
+
+    def enforce_stream(self) -> AsyncEnforceStream:
+        """See ``Client.enforce_stream``; the stream belongs to the running
+        loop, like the client."""
+        return AsyncEnforceStream(self._connected_stub(), self._settings)
 
     async def await_approval(
         self,

@@ -10,6 +10,8 @@ Exception tree::
     ├── SidecarUnavailableError the sidecar could not be reached or had no
     │   │                       snapshot yet (UNAVAILABLE)
     │   └── DeadlineExceededError  it did not answer within the deadline
+    ├── UnimplementedError      the sidecar does not serve the call (an older
+    │                           sidecar version: UNIMPLEMENTED)
     └── InvalidRequestError     the request was refused: by the client before
                                 sending (``.code`` None), or by the sidecar:
                                 malformed (INVALID_ARGUMENT), oversized
@@ -42,6 +44,7 @@ __all__ = [
     "PdpError",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "UnimplementedError",
     "error_for_status",
     "trailing_metadata",
 ]
@@ -135,6 +138,12 @@ class DeadlineExceededError(SidecarUnavailableError):
         self.timeout = timeout
 
 
+class UnimplementedError(PdpError):
+    """The sidecar does not serve this call: it is older than the client.
+    Upgrade the sidecar, or use calls it serves (``enforce_policy`` for
+    ``enforce_batch``)."""
+
+
 class InvalidRequestError(PdpError, ValueError):
     """The request was refused: by the client before sending (``code`` is
     None: an empty agent id, a negative cost...), or by the sidecar
@@ -221,6 +230,7 @@ def error_for_status(
     if code in _INVALID:
         field = _field(details, metadata)
         return InvalidRequestError(details or code.name, code=code, field=field)
-    return PdpError(
-        f"sidecar answered {code.name}" + (f": {details}" if details else ""), code=code
-    )
+    message = f"sidecar answered {code.name}" + (f": {details}" if details else "")
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return UnimplementedError(message, code=code)
+    return PdpError(message, code=code)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 
-from . import _calls
+from . import _bulk, _calls
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
+from ._stream import EnforceStream
 from ._types import (
     AgentStatusResult,
     ApprovalResult,
@@ -176,6 +178,33 @@ class Client:
         error. Always fails closed.
         """
         return self._send(_calls.authorize(source_agent_id, target_agent_id, action), timeout)
+
+    def enforce_batch(
+        self,
+        requests: Iterable[EnforceRequest | Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+    ) -> list[BatchOutcome]:
+        """Decides many requests in one call (a plan of tool calls, a batch
+        of documents): one ``BatchOutcome`` per request, in order, each what
+        ``enforce_policy`` would give for it (``outcome.unwrap()`` returns
+        the result or raises its error). Budgets see the requests in order.
+
+        A request the client or the sidecar refuses raises
+        ``InvalidRequestError`` for the whole batch, naming it
+        (``requests[2].agent_id``); nothing is decided then. When no answer
+        comes at all, the batch raises ``SidecarUnavailableError``, or, with
+        ``fail_open=True``, every outcome is a fail-open ``ALLOW``.
+        """
+        return self._send(_bulk.enforce_batch(requests), timeout)
+
+    def enforce_stream(self) -> EnforceStream:
+        """Opens one long-lived stream for many ``enforce_policy`` calls
+        (``stream.enforce_policy(...)``, same arguments, results and errors),
+        cheaper per call than unary calls for a busy agent."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        return EnforceStream(self._stub, self._settings)
 
     def agent_status(self, agent_id: str, *, timeout: float | None = None) -> AgentStatusResult:
         """The agent's kill-switch state, its spend against its budgets and
