@@ -465,6 +465,7 @@ class Sidecar:
             await self._health.enter_graceful_shutdown()
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
+                self._servicer.end_streams()
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         await self.validators.aclose()
         if self.pruner is not None:

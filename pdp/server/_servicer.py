@@ -124,6 +124,9 @@ class PolicyDecisionServicer:
         self._clock = clock or SteadyClock()
         self._state_status = state_status
         self.activity = Activity()
+        # Open EnforceStreams: True while one waits for its next request.
+        self._streams: dict[asyncio.Task[Any], bool] = {}
+        self._closing = False
 
     def _active(self) -> Active:
         holder = self._holder
@@ -399,19 +402,50 @@ class PolicyDecisionServicer:
     async def enforce_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        async for data in requests:
-            start = time.perf_counter()
-            item_id, parsed = stream_item(data, self._limits)
-            if isinstance(parsed, RequestError):
-                yield stream_error(item_id, parsed)
-                continue
-            msg, request = parsed
-            try:
-                response = await self.decide(msg, request, context, start)
-            except RequestError as exc:
-                yield stream_error(item_id, exc)
-            else:
-                yield stream_answer(item_id, response)
+        task = asyncio.current_task()
+        assert task is not None
+        streams = self._streams
+        iterator = aiter(requests)
+        try:
+            while not self._closing:
+                streams[task] = True  # idle: waiting for the next request
+                try:
+                    data = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    if not self._closing:
+                        raise
+                    task.uncancel()  # end_streams(): end the stream normally
+                    return
+                streams[task] = False
+                yield await self._stream_answer(data, context)
+        finally:
+            streams.pop(task, None)
+
+    def end_streams(self) -> None:
+        """Ends every EnforceStream, at once where it waits for a request,
+        else after the decision it is making: a server shutting down must
+        not wait its whole grace period for agents to hang up."""
+        self._closing = True
+        for task, idle in self._streams.items():
+            if idle:
+                task.cancel()
+
+    async def _stream_answer(
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """The answer to one stream message: its decision, or its error."""
+        start = time.perf_counter()
+        item_id, parsed = stream_item(data, self._limits)
+        if isinstance(parsed, RequestError):
+            return stream_error(item_id, parsed)
+        msg, request = parsed
+        try:
+            response = await self.decide(msg, request, context, start)
+        except RequestError as exc:
+            return stream_error(item_id, exc)
+        return stream_answer(item_id, response)
 
     async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         raise _not_served("SubmitTrace")

@@ -194,3 +194,27 @@ async def test_a_stream_stays_open_across_a_reload(example_sidecar: RunningSidec
     assert second.response.snapshot_revision == 2
     await queue.put(None)
     assert await call.read() is grpc.aio.EOF  # type: ignore[attr-defined]
+
+
+async def test_shutdown_ends_idle_streams_instead_of_waiting_out_its_grace(
+    start_sidecar: StartSidecar,
+) -> None:
+    from tests.conftest import EXAMPLE_SNAPSHOT
+
+    sidecar = await start_sidecar(EXAMPLE_SNAPSHOT.read_text())
+    queue: asyncio.Queue[pb.EnforceStreamRequest | None] = asyncio.Queue()
+
+    async def feed() -> AsyncIterator[pb.EnforceStreamRequest]:
+        while (message := await queue.get()) is not None:
+            yield message
+
+    call = sidecar.stub.EnforceStream(feed())
+    await queue.put(pb.EnforceStreamRequest(id="1", request=pb.EnforceRequest(agent_id="a")))
+    assert (await call.read()).id == "1"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sidecar.sidecar.stop(grace=10.0)
+    assert loop.time() - started < 5.0
+    assert await call.read() is grpc.aio.EOF  # type: ignore[attr-defined]
+    assert await call.code() == grpc.StatusCode.OK
+    await queue.put(None)

@@ -35,6 +35,34 @@ def _unavailable(
     raise error
 
 
+# How a stream may end that is an answer rather than a broken stream: the
+# sidecar does not serve streams, or refuses this caller.
+_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+
+
+def _broken(
+    call: Call[EnforceResult], settings: Settings, error: grpc.RpcError, seconds: float
+) -> EnforceResult:
+    """A request whose stream failed: the sidecar's refusal as
+    ``enforce_policy`` raises it; anything else (the sidecar went away, a
+    write raced the stream's end) means no decision could be had."""
+    code = error.code()
+    if code in _REFUSALS:
+        return call.failed(error, settings, seconds)
+    broken = SidecarUnavailableError(
+        f"the stream to the sidecar at {settings.target} broke: {code.name} {error.details()}",
+        code=code,
+        target=settings.target,
+    )
+    return _unavailable(call, settings, broken)
+
+
 def _ended(settings: Settings) -> SidecarUnavailableError:
     return SidecarUnavailableError(
         f"sidecar at {settings.target} ended the stream",
@@ -125,7 +153,7 @@ class AsyncEnforceStream:
                 late = DeadlineExceededError(target=self._settings.target, timeout=seconds)
                 return _unavailable(call, self._settings, late)
             except grpc.RpcError as error:
-                return call.failed(error, self._settings, seconds)
+                return _broken(call, self._settings, error, seconds)
             except SidecarUnavailableError as error:
                 return _unavailable(call, self._settings, error)
         finally:
@@ -251,7 +279,7 @@ class EnforceStream:
                 late = DeadlineExceededError(target=self._settings.target, timeout=seconds)
                 return _unavailable(call, self._settings, late)
             except grpc.RpcError as error:
-                return call.failed(error, self._settings, seconds)
+                return _broken(call, self._settings, error, seconds)
             except SidecarUnavailableError as error:
                 return _unavailable(call, self._settings, error)
         finally:
