@@ -64,6 +64,7 @@ bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_pause_propagation.py
 	$(PY) bench/bench_state.py
+	$(PY) bench/bench_bulk.py
 
 quality: $(VENV)/.installed
 	$(PY) bench/pii_quality.py
