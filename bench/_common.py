@@ -151,7 +151,6 @@ def _cpu_model() -> str:
 def describe_machine() -> str:
     """One line: CPU, cores, OS, Python, grpcio and the sidecar's event loop."""
     import grpc
-
     import uvloop
 
     if os.environ.get("PDP_EVENT_LOOP", "uvloop").strip().lower() == "asyncio":
