@@ -95,21 +95,21 @@ async def test_a_batch_fails_closed_or_open_as_the_client_says(
 async def test_an_async_stream_serves_concurrent_callers_and_survives_refusals(
     sidecar: Sidecar,
 ) -> None:
-    async with AsyncClient(sidecar.target, timeout=5.0) as client:
-        async with client.enforce_stream() as stream:
-            texts = [f"hello {i}" for i in range(50)]
-            results = await asyncio.gather(*(stream.enforce_policy("my-chatbot", t) for t in texts))
-            assert {r.decision for r in results} == {Decision.ALLOW}
-            assert len({r.decision_id for r in results}) == 50
-            with pytest.raises(PolicyBlockedError):
-                await stream.enforce_policy("my-chatbot", INJECTION)
-            with pytest.raises(InvalidRequestError) as refused:
-                await stream.enforce_policy("my-chatbot", model="m" * 300)
-            assert refused.value.field == "model"
-            with pytest.raises(InvalidRequestError):  # refused before sending
-                await stream.enforce_policy("")
-            after = await stream.enforce_policy("my-chatbot", "still open")
-            assert after.decision is Decision.ALLOW
+    client = AsyncClient(sidecar.target, timeout=5.0)
+    async with client, client.enforce_stream() as stream:
+        texts = [f"hello {i}" for i in range(50)]
+        results = await asyncio.gather(*(stream.enforce_policy("my-chatbot", t) for t in texts))
+        assert {r.decision for r in results} == {Decision.ALLOW}
+        assert len({r.decision_id for r in results}) == 50
+        with pytest.raises(PolicyBlockedError):
+            await stream.enforce_policy("my-chatbot", INJECTION)
+        with pytest.raises(InvalidRequestError) as refused:
+            await stream.enforce_policy("my-chatbot", model="m" * 300)
+        assert refused.value.field == "model"
+        with pytest.raises(InvalidRequestError):  # refused before sending
+            await stream.enforce_policy("")
+        after = await stream.enforce_policy("my-chatbot", "still open")
+        assert after.decision is Decision.ALLOW
 
 
 def test_a_sync_stream_is_shared_by_threads(sidecar: Sidecar) -> None:
