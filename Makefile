@@ -65,6 +65,8 @@ bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_pause_propagation.py
 	$(PY) bench/bench_state.py
 	$(PY) bench/bench_bulk.py
+	$(PY) bench/bench_embedded.py
+	$(PY) bench/bench_reload.py
 
 quality: $(VENV)/.installed
 	$(PY) bench/pii_quality.py

@@ -16,7 +16,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pdp.engine import Clock, SteadyClock, parse_listen_address
+from pdp.engine import Clock, ListenAddress, SteadyClock, parse_listen_address
 from pdp.observe import MetricsServer, new_registry
 from pdp.snapshot import (
     Active,
@@ -75,7 +75,8 @@ STATE_HEALTH_SERVICE = "pdp.v1.StateBackend"
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     snapshot: str
-    listen: str = "127.0.0.1:50051"
+    # None: no gRPC server (the engine runs in the caller's process).
+    listen: str | None = "127.0.0.1:50051"
     # A SQLite file, or redis://HOST:PORT/DB (rediss:// for TLS).
     state: str = "pdp-state.db"
     # With Redis state: the SQLite file of the decision log and the last
@@ -180,8 +181,10 @@ class Sidecar:
 
     async def _start(self) -> None:
         opts = self.options
+        listen: ListenAddress | None = None
         try:
-            listen = parse_listen_address(opts.listen)
+            if opts.listen is not None:
+                listen = parse_listen_address(opts.listen)
         except ValueError as exc:  # the CLI checks first; ServeOptions built in code may not
             raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
         try:
@@ -273,12 +276,6 @@ class Sidecar:
             await self._restore_last_good(store)
 
         limit = opts.max_input_bytes
-        server = self._server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
-                ("grpc.so_reuseport", 1 if opts.reuse_port else 0),
-            ]
-        )
         after = self._observers(usage, decisions)
         servicer = self._servicer = PolicyDecisionServicer(
             self.holder,
@@ -292,24 +289,8 @@ class Sidecar:
             uplink=self.uplink,
             approvals=desk,
         )
-        server.add_generic_rpc_handlers((servicer.handler(),))
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (
-                pb.DESCRIPTOR.services_by_name["PolicyDecisionService"].full_name,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        try:
-            port = server.add_insecure_port(str(listen))
-        except RuntimeError as exc:  # grpc reports a failed bind this way
-            raise OSError(f"cannot listen on {listen}: {exc}") from None
-        if port == 0 and not listen.is_unix:
-            raise OSError(f"cannot listen on {listen}")
-        self.address = str(listen if listen.is_unix else listen.with_port(port))
-        await server.start()
+        if listen is not None:
+            await self._serve_grpc(servicer, listen)
         await self._state_changed(usage.status())
         await self.holder.refresh()
         if self.uplink is not None:
@@ -325,7 +306,8 @@ class Sidecar:
             follow = self._shadow_source.run(self.shadow.report)
             self._tasks.append(asyncio.create_task(follow, name="shadow-source"))
             self._tasks.append(asyncio.create_task(self.shadow.run(), name="shadow"))
-        log.info("listening on %s", self.address)
+        if listen is not None:
+            log.info("listening on %s", self.address)
         if self._metrics_server is not None:
             await self._metrics_server.start()
             self.metrics_url = self._metrics_server.url
@@ -444,6 +426,41 @@ class Sidecar:
         )
         await self._health.set("", status)
         await self._health.set(SERVICE_NAME, status)
+
+    async def _serve_grpc(self, servicer: PolicyDecisionServicer, listen: ListenAddress) -> None:
+        limit = self.options.max_input_bytes
+        server = self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
+                ("grpc.so_reuseport", 1 if self.options.reuse_port else 0),
+            ]
+        )
+        server.add_generic_rpc_handlers((servicer.handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (
+                pb.DESCRIPTOR.services_by_name["PolicyDecisionService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        try:
+            port = server.add_insecure_port(str(listen))
+        except RuntimeError as exc:  # grpc reports a failed bind this way
+            raise OSError(f"cannot listen on {listen}: {exc}") from None
+        if port == 0 and not listen.is_unix:
+            raise OSError(f"cannot listen on {listen}")
+        self.address = str(listen if listen.is_unix else listen.with_port(port))
+        await server.start()
+
+    @property
+    def servicer(self) -> PolicyDecisionServicer:
+        """The request handlers, for running the sidecar in-process
+        (``pdp.embedded``); set once started."""
+        if self._servicer is None:
+            raise RuntimeError("the sidecar is not started")
+        return self._servicer
 
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, serves until calls stop arriving (at most

@@ -16,12 +16,14 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pdp_client
 import pytest
 from pdp_client import AsyncClient, Client, EnforceRequest, PdpError
 
+from pdp.embedded import EmbeddedClient
 from tests.client.conftest import REPO, resolve, run_pdp_serve
 
 pytestmark = pytest.mark.sidecar
@@ -73,6 +75,9 @@ def number(value: float | str | None) -> float | None:
     return value
 
 
+TableClient = Client | AsyncClient | EmbeddedClient
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one case's call returned or raised; ``skipped`` says why it did
@@ -96,7 +101,9 @@ def _enforce_request(request: Mapping[str, Any]) -> EnforceRequest:
     )
 
 
-async def _run(client: Client | AsyncClient, call: str, request: Mapping[str, Any]) -> Any:
+async def _run(
+    client: Client | AsyncClient | EmbeddedClient, call: str, request: Mapping[str, Any]
+) -> Any:
     if call == "enforce":
         r = _enforce_request(request)
         return await resolve(
@@ -158,7 +165,7 @@ def _not_offered(call: str) -> str:
     return ""
 
 
-async def _run_table(client: Client | AsyncClient) -> dict[str, Outcome]:
+async def _run_table(client: TableClient) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     for case in CASES:
         if reason := _not_offered(case["call"]):
@@ -178,11 +185,21 @@ async def _run_async(target: str) -> dict[str, Outcome]:
         return await _run_table(client)
 
 
-@pytest.fixture(scope="module", params=["Client", "AsyncClient"])
+async def _run_embedded(state: Path) -> dict[str, Outcome]:
+    snapshot = str(TABLE_DIR / TABLE["snapshot"])
+    async with await EmbeddedClient.open(snapshot, state=str(state), timeout=5.0) as client:
+        return await _run_table(client)
+
+
+@pytest.fixture(scope="module", params=["Client", "AsyncClient", "EmbeddedClient"])
 def outcomes(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Outcome]]:
     state = tmp_path_factory.mktemp("case-table") / "state.db"
+    if request.param == "EmbeddedClient":
+        # The same engine in this process: the same answers, no gRPC.
+        yield asyncio.run(_run_embedded(state))
+        return
     sidecar = run_pdp_serve("127.0.0.1:0", state, TABLE_DIR / TABLE["snapshot"])
     try:
         if request.param == "Client":
