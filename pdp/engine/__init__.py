@@ -34,6 +34,13 @@ from ._approval import (
     masked_excerpt,
     request_digest,
 )
+from ._caller_tokens import (
+    CALLER_TOKEN_PREFIX,
+    MAX_CALLER_TOKENS,
+    caller_token_digest,
+    caller_token_matches,
+    new_caller_token,
+)
 from ._consultation import Consultation
 from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
@@ -61,6 +68,7 @@ from ._types import (
 )
 from ._usage import (
     CALL_WINDOW_MAX_SECONDS,
+    MAX_COST_USD,
     NO_USAGE,
     CallCharge,
     Charge,
@@ -83,9 +91,12 @@ from ._validator import (
 
 __all__ = [
     "ACTIONS",
+    "CALLER_TOKEN_PREFIX",
     "CALL_WINDOW_MAX_SECONDS",
     "COMMON_RULE_FIELDS",
     "DEFAULT_APPROVAL_TIMEOUT_S",
+    "MAX_CALLER_TOKENS",
+    "MAX_COST_USD",
     "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
     "NO_USAGE",
@@ -138,12 +149,15 @@ __all__ = [
     "approval_from_json",
     "approval_json",
     "approval_refusal",
+    "caller_token_digest",
+    "caller_token_matches",
     "compile_snapshot",
     "decision_dict",
     "differs_only_in_pause_state",
     "fired_policies",
     "format_time",
     "masked_excerpt",
+    "new_caller_token",
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",

@@ -57,6 +57,8 @@ class CompiledSnapshot:
     # (id, name, type, mode) of the policies with isActive false: never run,
     # listed by explanations.
     inactive: tuple[tuple[str, str, str, str], ...] = ()
+    # SHA-256 digests of each agent's caller tokens, by agent id.
+    caller_tokens: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
     _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
@@ -268,10 +270,13 @@ def compile_snapshot(
     problems = Problems()
     spec = read_snapshot(document, problems, _DEFAULT_SEVERITIES)
     agents: dict[str, AgentInfo] = {}
+    caller_tokens: dict[str, tuple[bytes, ...]] = {}
     for a in spec.agents:
         info = _agent_info(a)
         agents.setdefault(a.id, info)
         agents.setdefault(a.name, info)
+        if a.caller_tokens:
+            caller_tokens.setdefault(a.id, a.caller_tokens)
 
     policy_specs = list(spec.policies)
     refs: dict[str, str] = {}
@@ -336,4 +341,5 @@ def compile_snapshot(
         grants={k: tuple(v) for k, v in grants.items()},
         validators=tuple(validators),
         inactive=tuple(inactive),
+        caller_tokens=caller_tokens,
     )

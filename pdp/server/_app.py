@@ -53,6 +53,8 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk
 from ._approvals_remote import RemoteApprovals
+from ._callers import CallerCheck
+from ._listen import restrict_socket, server_credentials, socket_umask
 from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -115,6 +117,15 @@ class ServeOptions:
     shadow_snapshot: str | None = None
     shadow_queue: int = 10_000
     otel_traces: bool = False
+    # Callers must present their agent's caller token (x-pdp-caller-token).
+    require_caller_token: bool = False
+    # TLS for a TCP listener (PEM files); with client_ca, client certificates
+    # signed by it are required (mutual TLS).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
+    # Permission bits of a unix: socket (e.g. 0o600: the sidecar's user only).
+    socket_mode: int | None = None
 
 
 def shadow_location(options: ServeOptions) -> str | None:
@@ -291,6 +302,7 @@ class Sidecar:
             after=after,
             uplink=self.uplink,
             approvals=desk,
+            callers=CallerCheck(opts.require_caller_token),
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -302,14 +314,24 @@ class Sidecar:
             ),
             server,
         )
+        credentials = server_credentials(opts.tls_cert, opts.tls_key, opts.client_ca)
+        socket_mode = opts.socket_mode if listen.is_unix else None
         try:
-            port = server.add_insecure_port(str(listen))
+            # The socket file is made when the port is added: made with
+            # socket_mode's bits, never wider for a moment.
+            with socket_umask(socket_mode):
+                if credentials is None:
+                    port = server.add_insecure_port(str(listen))
+                else:
+                    port = server.add_secure_port(str(listen), credentials)
         except RuntimeError as exc:  # grpc reports a failed bind this way
             raise OSError(f"cannot listen on {listen}: {exc}") from None
         if port == 0 and not listen.is_unix:
             raise OSError(f"cannot listen on {listen}")
         self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
+        if socket_mode is not None:
+            restrict_socket(listen.path, socket_mode)
         await self._state_changed(usage.status())
         await self.holder.refresh()
         if self.uplink is not None:

@@ -32,10 +32,18 @@ from pdp.engine import (
     UsageReport,
 )
 from pdp.snapshot import Active, SnapshotHolder
-from pdp.state import SQLITE_STATUS, DecisionLog, DecisionRecord, StateStatus, UsageConflictError
+from pdp.state import (
+    SQLITE_STATUS,
+    DecisionLog,
+    DecisionRecord,
+    StateError,
+    StateStatus,
+    UsageConflictError,
+)
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
+from ._callers import CallerCheck
 from ._errors import RequestError
 from ._observers import AfterDecision
 from ._translate import (
@@ -111,8 +119,10 @@ class PolicyDecisionServicer:
         after: AfterDecision | None = None,
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
+        callers: CallerCheck | None = None,
     ) -> None:
         self._holder = holder
+        self._callers = callers if callers is not None and callers.required else None
         self._after = after if after is not None and after.active else None
         self._uplink = uplink
         self._approvals = approvals
@@ -145,6 +155,9 @@ class PolicyDecisionServicer:
         if not request.request_id:
             request.request_id = _new_request_id()
         snapshot = self._active().snapshot
+        if self._callers is not None:
+            agent_id = snapshot.resolve_agent(request.agent_id).id
+            self._callers.check(context, snapshot, agent_id)
         clock = self._clock
         now = clock()
         steady = clock.steady()
@@ -295,14 +308,19 @@ class PolicyDecisionServicer:
         target = require_id(msg.target_agent_id, "target_agent_id")
         action = action_name(msg.action)
         snapshot = self._active().snapshot
+        if self._callers is not None:
+            owner = snapshot.resolve_agent(source).id
+            self._callers.check(context, snapshot, owner, "source_agent_id")
         result = snapshot.authorize(source, target, action, self._clock())
         return authorize_response(result, snapshot.revision).SerializeToString()
 
-    def _state(self, agent_ref: str) -> pb.AgentState:
+    def _state(self, agent_ref: str, context: grpc.aio.ServicerContext[Any, Any]) -> pb.AgentState:
         active = self._active()
         holder = self._holder
         snapshot = active.snapshot
         agent = snapshot.resolve_agent(agent_ref)
+        if self._callers is not None:
+            self._callers.check(context, snapshot, agent.id)
         now = self._clock()
         rejection = holder.last_rejection
         view = SnapshotView(
@@ -323,7 +341,7 @@ class PolicyDecisionServicer:
 
     async def agent_status(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AgentStatusRequest, data)
-        state = self._state(require_id(msg.agent_id, "agent_id"))
+        state = self._state(require_id(msg.agent_id, "agent_id"), context)
         return pb.AgentStatusResponse(state=state).SerializeToString()
 
     async def watch_agent_status(
@@ -335,7 +353,7 @@ class PolicyDecisionServicer:
             await self._holder.wait_changed()
         last = b""
         while True:
-            state = self._state(agent_ref)
+            state = self._state(agent_ref, context)
             # Staleness changes every call; send when anything else changed.
             state.snapshot.ClearField("staleness")
             encoded = state.SerializeToString(deterministic=True)
@@ -349,7 +367,10 @@ class PolicyDecisionServicer:
         agent_ref = require_id(msg.agent_id, "agent_id")
         amount = usage_amount(msg.cost_usd)
         request_id = require_id(msg.request_id, "request_id")
-        agent = self._active().snapshot.resolve_agent(agent_ref)
+        snapshot = self._active().snapshot
+        agent = snapshot.resolve_agent(agent_ref)
+        if self._callers is not None:
+            self._callers.check(context, snapshot, agent.id)
         try:
             record = await self._usage.record(UsageReport(agent.id, amount, request_id))
             midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -371,6 +392,11 @@ class PolicyDecisionServicer:
         seconds = wait_seconds(msg)
         if self._approvals is None:
             raise RequestError("approval_id", f"no approval with id {approval_id!r}")
+        if self._callers is not None:
+            held = await self._approvals.find(approval_id)
+            if held is None:
+                raise RequestError("approval_id", f"no approval with id {approval_id!r}")
+            self._callers.check(context, self._active().snapshot, held.agent_id)
         approval = await self._approvals.await_decision(approval_id, seconds)
         if approval is None:
             raise RequestError("approval_id", f"no approval with id {approval_id!r}")
@@ -439,6 +465,28 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: RequestError)
     await context.abort(exc.code, str(exc), exc.trailing_metadata())
 
 
+def _as_request_error(exc: Exception) -> RequestError:
+    """What a handler's unexpected failure answers: UNAVAILABLE when the
+    state backend failed (a read-only or full disk, Redis away: a retry
+    may succeed), INTERNAL otherwise; logged as one line, never a traceback
+    per request."""
+    if isinstance(exc, StateUnavailableError | StateError):
+        log.warning("state backend failure: %s", _one_line(exc))
+        return RequestError(
+            "", f"the state backend failed: {_one_line(exc)}", grpc.StatusCode.UNAVAILABLE
+        )
+    log.error("internal error: %s: %s", type(exc).__name__, _one_line(exc))
+    return RequestError(
+        "",
+        f"internal error ({type(exc).__name__}); see the sidecar's log",
+        grpc.StatusCode.INTERNAL,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
+
+
 # A request as the handlers receive it: bytes, or an async iterator of bytes
 # for a client stream.
 _Request = Any
@@ -455,6 +503,11 @@ def _guard_unary(
             return await fn(data, context)
         except RequestError as exc:
             await _abort(context, exc)
+            raise AssertionError("abort returned") from exc  # pragma: no cover
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await _abort(context, _as_request_error(exc))
             raise AssertionError("abort returned") from exc  # pragma: no cover
         finally:
             activity.in_flight -= 1
@@ -473,7 +526,9 @@ def _guard_stream(
                 yield item
         except RequestError as exc:
             await _abort(context, exc)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
+        except Exception as exc:
+            await _abort(context, _as_request_error(exc))
 
     return handle

@@ -19,6 +19,7 @@ from ._aio import AsyncClient
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
+    CallerRefusedError,
     DeadlineExceededError,
     InvalidRequestError,
     PdpError,
@@ -49,6 +50,7 @@ __all__ = [
     "AsyncClient",
     "AuthorizeResult",
     "Budget",
+    "CallerRefusedError",
     "Client",
     "ContextItem",
     "DeadlineExceededError",
