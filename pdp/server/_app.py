@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -489,20 +490,29 @@ class Sidecar:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         await self.validators.aclose()
+        # State that cannot be written now (a full or read-only disk) is
+        # lost with the process; the rest still closes, within the grace.
         if self.pruner is not None:
-            await self.pruner.stop()
+            await _closing("the pruner", self.pruner.stop())
         if self.approvals is not None:
-            await self.approvals.close()
+            await _closing("the approvals", self.approvals.close())
         if self.uplink is not None:
             await self.uplink.stop()
         if self._decisions is not None:
-            await self._decisions.close()
+            await _closing("the decision log", self._decisions.close())
         if self._usage is not None:
-            await self._usage.close()
+            await _closing("usage", self._usage.close())
         if self._db is not None:
-            await self._db.close()
+            await _closing("the state database", self._db.close())
         if self._tracer is not None:
             await asyncio.to_thread(self._tracer.shutdown)
+
+
+async def _closing(what: str, closed: Awaitable[None]) -> None:
+    try:
+        await closed
+    except StateError as exc:
+        log.error("%s could not be written at shutdown: %s", what, exc)
 
 
 _FIRST_FETCH_TIMEOUT = 5.0  # then serve the persisted last good snapshot meanwhile
