@@ -19,7 +19,13 @@ import pytest
 
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
-from tests.conftest import SidecarProcess, StartSidecar, example_document, write_atomically
+from tests.conftest import (
+    RunningSidecar,
+    SidecarProcess,
+    StartSidecar,
+    example_document,
+    write_atomically,
+)
 
 AGENT = "customer-support-bot"
 
@@ -134,3 +140,41 @@ async def test_sigterm_stops_a_sidecar_whose_disk_is_full(
         assert took < 2 + 3, f"took {took:.1f}s to stop:\n{log}"
         assert code in (0, 1), log
         assert "Traceback" not in log
+
+
+_GARBLED = [
+    b"\xff",  # a truncated tag
+    b"\x0a\x80",  # a length that never ends
+    b"\x0a\x05ab",  # a string shorter than its length
+    b"\x0a\x02\xc3\x28",  # agent id (field 1) that is not UTF-8
+    b"\x09" + b"\x00" * 8,  # field 1 with the wrong wire type
+    b"\x7a\x03abc" * 3,  # an unknown field, repeated
+]
+
+
+@pytest.mark.parametrize("data", _GARBLED, ids=lambda d: d.hex())
+async def test_garbled_requests_to_every_rpc_are_invalid_argument(
+    example_sidecar: RunningSidecar, data: bytes
+) -> None:
+    service = pb.DESCRIPTOR.services_by_name["PolicyDecisionService"]
+    for method in service.methods:
+        if method.client_streaming or method.server_streaming:
+            continue
+        call = example_sidecar.channel.unary_unary(
+            f"/{service.full_name}/{method.name}",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        code, details = await _status(call(data, timeout=5))
+        assert code in _EXPECTED, (method.name, code, details)
+        if code is not grpc.StatusCode.OK:
+            assert details, method.name
+
+
+# OK: a garbled message may still parse (unknown fields are skipped), then
+# be refused for what it lacks; UNIMPLEMENTED: RPCs this sidecar does not serve.
+_EXPECTED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.UNIMPLEMENTED,
+}
