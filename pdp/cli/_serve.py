@@ -99,6 +99,12 @@ def add_parser(subparsers: Subparsers) -> None:
         help="permission bits of a unix: --listen socket, in octal (0600: only this user "
         "may connect; 0660: its group too). Default: as the umask leaves them",
     )
+    callers.add_argument(
+        "--socket-group",
+        default=None,
+        help="group (name or id) a unix: --listen socket belongs to, so that its members may "
+        "connect (with --socket-mode 0660, the default then)",
+    )
     state = serve.add_argument_group("state: spend, reservations, call counts, decision log")
     state.add_argument(
         "--state",
@@ -251,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         client_ca=args.client_ca,
         socket_mode=args.socket_mode,
+        socket_group=args.socket_group,
         reservation_ttl=args.reservation_ttl,
         retention=args.retention,
         decision_log_retention=args.decision_log_retention,
@@ -288,8 +295,10 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
     ):
         raise _UsageError("--state-ca-file applies only with a rediss:// --state (TLS)")
     unix = parse_listen_address(args.listen).is_unix
-    if args.socket_mode is not None and not unix:
-        raise _UsageError("--socket-mode applies only with a unix:/path --listen")
+    for flag in ("socket_mode", "socket_group"):
+        if getattr(args, flag) is not None and not unix:
+            option = "--" + flag.replace("_", "-")
+            raise _UsageError(f"{option} applies only with a unix:/path --listen")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise _UsageError("--tls-cert and --tls-key go together")
     if args.client_ca is not None and args.tls_cert is None:

@@ -48,6 +48,8 @@ _AGENT_FIELDS_WITHOUT_TOKENS = _AGENT_FIELDS - {"callerTokens"}
 
 def _agent_fields(agent: Agent) -> set[str]:
     return _AGENT_FIELDS if agent.callerTokens else _AGENT_FIELDS_WITHOUT_TOKENS
+
+
 _GRANT_FIELDS = set(GRANT_DOCUMENT_FIELDS)
 Named = TypeVar("Named", Agent, Policy)
 # Sidecars read documents of at most MAX_DOCUMENT_BYTES. Writes other than

@@ -55,7 +55,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from ._approvals import ApprovalDesk
 from ._approvals_remote import RemoteApprovals
 from ._callers import CallerCheck
-from ._listen import restrict_socket, server_credentials, socket_umask
+from ._listen import restrict_socket, server_credentials, socket_gid, socket_umask
 from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -125,8 +125,10 @@ class ServeOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     client_ca: str | None = None
-    # Permission bits of a unix: socket (e.g. 0o600: the sidecar's user only).
+    # Permission bits of a unix: socket (e.g. 0o600: the sidecar's user only),
+    # and the group it is given (a name or a number; 0o660 admits it).
     socket_mode: int | None = None
+    socket_group: str | None = None
 
 
 def shadow_location(options: ServeOptions) -> str | None:
@@ -317,6 +319,10 @@ class Sidecar:
         )
         credentials = server_credentials(opts.tls_cert, opts.tls_key, opts.client_ca)
         socket_mode = opts.socket_mode if listen.is_unix else None
+        gid = None
+        if listen.is_unix and opts.socket_group is not None:
+            gid = socket_gid(opts.socket_group)
+            socket_mode = 0o660 if socket_mode is None else socket_mode
         try:
             # The socket file is made when the port is added: made with
             # socket_mode's bits, never wider for a moment.
@@ -332,7 +338,7 @@ class Sidecar:
         self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
         if socket_mode is not None:
-            restrict_socket(listen.path, socket_mode)
+            restrict_socket(listen.path, socket_mode, gid)
         await self._state_changed(usage.status())
         await self.holder.refresh()
         if self.uplink is not None:

@@ -2,22 +2,24 @@
 for TCP, file permissions for a Unix socket.
 
 gRPC's Python server does not give a handler the peer's credentials on a
-Unix socket (``context.peer()`` is ``unix:PATH`` and the auth context of an
+Unix socket (``context.peer()`` is ``unix:``, and the auth context of an
 insecure or local-credentials port carries no uid), so the sidecar cannot
-check the calling uid itself. The socket file's permission bits decide who
-may connect instead: ``--socket-mode 0600`` admits only the sidecar's user
-(and root), ``0660`` its group as well."""
+check the calling uid itself. The socket file's owner and permission bits
+decide who may connect instead, checked by the kernel at connect time:
+``--socket-mode 0600`` admits only the sidecar's user (and root);
+``--socket-mode 0660 --socket-group agents`` that group as well."""
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import stat
 from collections.abc import Iterator
 
 import grpc
 
-__all__ = ["restrict_socket", "server_credentials", "socket_umask"]
+__all__ = ["restrict_socket", "server_credentials", "socket_gid", "socket_umask"]
 
 
 def _read_pem(path: str, what: str) -> bytes:
@@ -62,9 +64,25 @@ def socket_umask(mode: int | None) -> Iterator[None]:
         os.umask(previous)
 
 
-def restrict_socket(path: str, mode: int) -> None:
-    """Sets the socket file's permission bits to ``mode`` exactly."""
+def socket_gid(group: str) -> int:
+    """The id of ``group`` (a name or a number)."""
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise OSError(f"--socket-group: no group named {group!r}") from None
+
+
+def restrict_socket(path: str, mode: int, gid: int | None = None) -> None:
+    """Sets the socket file's group (when given), then its permission bits
+    to ``mode`` exactly."""
     st = os.lstat(path)
     if not stat.S_ISSOCK(st.st_mode):
         raise OSError(f"{path} is not a socket")
+    if gid is not None:
+        try:
+            os.chown(path, -1, gid)
+        except OSError as exc:
+            raise OSError(f"cannot give {path} to group {gid}: {exc.strerror}") from None
     os.chmod(path, mode)

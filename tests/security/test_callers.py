@@ -8,6 +8,7 @@ users may connect."""
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import os
 import shutil
@@ -267,7 +268,7 @@ _CONNECT_AS_NOBODY = """
 import os, sys, grpc
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
-os.setgid(65534); os.setuid(65534)
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
 stub = pb_grpc.PolicyDecisionServiceStub(grpc.insecure_channel(sys.argv[1]))
 try:
     stub.Enforce(pb.EnforceRequest(agent_id="alice", input="hi"), timeout=2)
@@ -277,11 +278,15 @@ except grpc.RpcError as error:
 """
 
 
-@pytest.mark.parametrize(("mode", "nobody_admitted"), [(0o600, False), (0o666, True)])
+@pytest.mark.parametrize(
+    ("mode", "group", "nobody_admitted"),
+    [(0o600, None, False), (0o660, None, False), (0o660, "nogroup", True), (0o666, None, True)],
+)
 async def test_the_socket_mode_decides_which_users_may_connect(
     start_sidecar: StartSidecar,
     request: pytest.FixtureRequest,
     mode: int,
+    group: str | None,
     nobody_admitted: bool,
 ) -> None:
     if os.geteuid() != 0:
@@ -292,8 +297,13 @@ async def test_the_socket_mode_decides_which_users_may_connect(
     request.addfinalizer(lambda: shutil.rmtree(directory, ignore_errors=True))
     os.chmod(directory, 0o755)
     socket_path = directory / "pdp.sock"
-    sidecar = await start_sidecar(_document(), listen=f"unix:{socket_path}", socket_mode=mode)
-    assert stat.S_IMODE(socket_path.stat().st_mode) == mode
+    sidecar = await start_sidecar(
+        _document(), listen=f"unix:{socket_path}", socket_mode=mode, socket_group=group
+    )
+    st = socket_path.stat()
+    assert stat.S_IMODE(st.st_mode) == mode
+    if group is not None:
+        assert st.st_gid == grp.getgrnam(group).gr_gid
     assert (await seconds_until_decision(sidecar, "alice", pb.DECISION_ALLOW, within=2)) < 2
     result = await asyncio.to_thread(
         subprocess.run,
@@ -313,6 +323,8 @@ async def test_the_socket_mode_decides_which_users_may_connect(
 def test_the_cli_checks_the_caller_options() -> None:
     wrong = run_pdp("serve", "--snapshot", "x.yaml", "--socket-mode", "0600")
     assert wrong.returncode == 2 and "unix:/path" in wrong.stderr
+    wrong = run_pdp("serve", "--snapshot", "x.yaml", "--socket-group", "nogroup")
+    assert wrong.returncode == 2 and "--socket-group applies only" in wrong.stderr
     wrong = run_pdp("serve", "--snapshot", "x.yaml", "--client-ca", "ca.pem")
     assert wrong.returncode == 2 and "--client-ca needs --tls-cert" in wrong.stderr
     wrong = run_pdp(
