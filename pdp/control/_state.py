@@ -42,14 +42,6 @@ __all__ = [
 ]
 
 _AGENT_FIELDS = set(AGENT_DOCUMENT_FIELDS)
-# An agent without caller tokens is published as before they existed.
-_AGENT_FIELDS_WITHOUT_TOKENS = _AGENT_FIELDS - {"callerTokens"}
-
-
-def _agent_fields(agent: Agent) -> set[str]:
-    return _AGENT_FIELDS if agent.callerTokens else _AGENT_FIELDS_WITHOUT_TOKENS
-
-
 _GRANT_FIELDS = set(GRANT_DOCUMENT_FIELDS)
 Named = TypeVar("Named", Agent, Policy)
 # Sidecars read documents of at most MAX_DOCUMENT_BYTES. Writes other than
@@ -128,14 +120,14 @@ class State:
 
     def agents_document(self) -> list[dict[str, Any]]:
         """The ``agents`` of :meth:`document`."""
-        return [a.model_dump(include=_agent_fields(a)) for a in self.agents]
+        return [a.model_dump(include=_AGENT_FIELDS) for a in self.agents]
 
     def document_bytes(self) -> bytes:
         """:meth:`document` as the compact UTF-8 JSON the snapshot feed
         serves; rendered once per state, from the JSON of each object."""
         if self._document_bytes is None:
             cache = self._fragments
-            agents = b",".join(_fragment(cache, a, _agent_fields(a)) for a in self.agents)
+            agents = b",".join(_fragment(cache, a, _AGENT_FIELDS) for a in self.agents)
             policies = b",".join(_fragment(cache, p, None) for p in self.policies)
             grants = b",".join(_fragment(cache, g, _GRANT_FIELDS) for g in self.grants)
             self._document_bytes = b"".join(
@@ -226,8 +218,7 @@ def compile_pause(state: State, previous: CompiledSnapshot, focus: Focus) -> Com
     compiling anything else again. Such a write may use the whole of the
     sidecars' size limit."""
     check_document_size(state, MAX_DOCUMENT_BYTES)
-    focused = state.agents[focus.index]
-    agent = focused.model_dump(include=_agent_fields(focused))
+    agent = state.agents[focus.index].model_dump(include=_AGENT_FIELDS)
     try:
         pause = read_pause_state({"revision": state.revision, "agents": [agent]})
     except SnapshotError as exc:
