@@ -3,10 +3,14 @@ package pdp_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -496,6 +500,36 @@ func TestUnixSocketTarget(t *testing.T) {
 	result, err := client.Enforce(context.Background(), pdp.EnforceRequest{AgentID: "my-chatbot", Input: pdp.Ptr("hello")})
 	if err != nil || result.Decision != pdp.DecisionAllow {
 		t.Fatalf("want ALLOW over the socket, got %+v %v", result, err)
+	}
+}
+
+func TestCallerTokenBindsTheCallerToItsAgent(t *testing.T) {
+	const token = "pdpct_go-test-token-for-my-chatbot"
+	digest := sha256.Sum256([]byte(token))
+	snapshot := filepath.Join(t.TempDir(), "snapshot.json")
+	document := fmt.Sprintf(`{"revision": 1, "policies": [], "agents": [
+		{"id": "my-chatbot", "callerTokens": [{"sha256": %q}]}, {"id": "agent-b"}]}`, hex.EncodeToString(digest[:]))
+	if err := os.WriteFile(snapshot, []byte(document), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	side := startTestSidecar(t, snapshot, "127.0.0.1:0", "--require-caller-token")
+	client := connect(t, side.target, pdp.WithCallerToken(token), pdp.WithTimeout(10*time.Second))
+	result, err := client.Enforce(context.Background(), pdp.EnforceRequest{AgentID: "my-chatbot", Input: pdp.Ptr("hello")})
+	if err != nil || result.Decision != pdp.DecisionAllow {
+		t.Fatalf("want ALLOW with the agent's token, got %+v %v", result, err)
+	}
+	_, err = client.Enforce(context.Background(), pdp.EnforceRequest{AgentID: "agent-b", Input: pdp.Ptr("hello")})
+	var refused *pdp.CallerRefusedError
+	if !errors.As(err, &refused) || refused.Code != codes.PermissionDenied {
+		t.Fatalf("want PERMISSION_DENIED acting as another agent, got %v", err)
+	}
+	anonymous := connect(t, side.target, pdp.WithFailOpen(), pdp.WithTimeout(10*time.Second))
+	_, err = anonymous.Enforce(context.Background(), pdp.EnforceRequest{AgentID: "my-chatbot", Input: pdp.Ptr("hello")})
+	if !errors.As(err, &refused) || refused.Code != codes.Unauthenticated {
+		t.Fatalf("want UNAUTHENTICATED without a token (fail-open does not apply), got %v", err)
+	}
+	if _, err := pdp.NewClient(side.target, pdp.WithCallerToken("two words")); err == nil {
+		t.Fatal("a token with white space must be refused")
 	}
 }
 

@@ -65,6 +65,8 @@ class CompiledSnapshot:
     rules: Mapping[RuleKey, CompiledRule] = field(default_factory=dict)
     # Whether a policy's expression may be too costly to evaluate in place.
     offloads: bool = False
+    # SHA-256 digests of each agent's caller tokens, by agent id.
+    caller_tokens: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
     _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
@@ -337,10 +339,13 @@ def compile_snapshot(
     problems = Problems()
     spec = read_snapshot(document, problems, _DEFAULT_SEVERITIES)
     agents: dict[str, AgentInfo] = {}
+    caller_tokens: dict[str, tuple[bytes, ...]] = {}
     for a in spec.agents:
         info = _agent_info(a)
         agents.setdefault(a.id, info)
         agents.setdefault(a.name, info)
+        if a.caller_tokens:
+            caller_tokens.setdefault(a.id, a.caller_tokens)
 
     policy_specs = list(spec.policies)
     refs: dict[str, str] = {}
@@ -422,4 +427,5 @@ def compile_snapshot(
         offloads=any(
             isinstance(p.check, ExpressionCheck) and not p.check.program.inline for p in compiled
         ),
+        caller_tokens=caller_tokens,
     )

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -53,7 +54,9 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk
 from ._approvals_remote import RemoteApprovals
+from ._callers import CallerCheck
 from ._cel_pool import DEFAULT_CEL_TIME_LIMIT, DEFAULT_CEL_WORKERS, CelPool
+from ._listen import restrict_socket, server_credentials, socket_gid, socket_umask
 from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -121,6 +124,17 @@ class ServeOptions:
     # loop, and the wall-clock limit of one such evaluation (seconds).
     cel_workers: int = DEFAULT_CEL_WORKERS
     cel_time_limit: float = DEFAULT_CEL_TIME_LIMIT
+    # Callers must present their agent's caller token (x-pdp-caller-token).
+    require_caller_token: bool = False
+    # TLS for a TCP listener (PEM files); with client_ca, client certificates
+    # signed by it are required (mutual TLS).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
+    # Permission bits of a unix: socket (e.g. 0o600: the sidecar's user only),
+    # and the group it is given (a name or a number; 0o660 admits it).
+    socket_mode: int | None = None
+    socket_group: str | None = None
 
 
 def shadow_location(options: ServeOptions) -> str | None:
@@ -295,6 +309,7 @@ class Sidecar:
             uplink=self.uplink,
             approvals=desk,
             cel=self.cel,
+            callers=CallerCheck(opts.require_caller_token),
         )
         if listen is not None:
             await self._serve_grpc(servicer, listen)
@@ -445,11 +460,12 @@ class Sidecar:
         await self._health.set(SERVICE_NAME, status)
 
     async def _serve_grpc(self, servicer: PolicyDecisionServicer, listen: ListenAddress) -> None:
-        limit = self.options.max_input_bytes
+        opts = self.options
+        limit = opts.max_input_bytes
         server = self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
-                ("grpc.so_reuseport", 1 if self.options.reuse_port else 0),
+                ("grpc.so_reuseport", 1 if opts.reuse_port else 0),
             ]
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
@@ -462,14 +478,28 @@ class Sidecar:
             ),
             server,
         )
+        credentials = server_credentials(opts.tls_cert, opts.tls_key, opts.client_ca)
+        socket_mode = opts.socket_mode if listen.is_unix else None
+        gid = None
+        if listen.is_unix and opts.socket_group is not None:
+            gid = socket_gid(opts.socket_group)
+            socket_mode = 0o660 if socket_mode is None else socket_mode
         try:
-            port = server.add_insecure_port(str(listen))
+            # The socket file is made when the port is added: made with
+            # socket_mode's bits, never wider for a moment.
+            with socket_umask(socket_mode):
+                if credentials is None:
+                    port = server.add_insecure_port(str(listen))
+                else:
+                    port = server.add_secure_port(str(listen), credentials)
         except RuntimeError as exc:  # grpc reports a failed bind this way
             raise OSError(f"cannot listen on {listen}: {exc}") from None
         if port == 0 and not listen.is_unix:
             raise OSError(f"cannot listen on {listen}")
         self.address = str(listen if listen.is_unix else listen.with_port(port))
         await server.start()
+        if socket_mode is not None:
+            restrict_socket(listen.path, socket_mode, gid)
 
     @property
     def servicer(self) -> PolicyDecisionServicer:
@@ -503,20 +533,29 @@ class Sidecar:
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         await self.validators.aclose()
         await self.cel.aclose()
+        # State that cannot be written now (a full or read-only disk) is
+        # lost with the process; the rest still closes, within the grace.
         if self.pruner is not None:
-            await self.pruner.stop()
+            await _closing("the pruner", self.pruner.stop())
         if self.approvals is not None:
-            await self.approvals.close()
+            await _closing("the approvals", self.approvals.close())
         if self.uplink is not None:
             await self.uplink.stop()
         if self._decisions is not None:
-            await self._decisions.close()
+            await _closing("the decision log", self._decisions.close())
         if self._usage is not None:
-            await self._usage.close()
+            await _closing("usage", self._usage.close())
         if self._db is not None:
-            await self._db.close()
+            await _closing("the state database", self._db.close())
         if self._tracer is not None:
             await asyncio.to_thread(self._tracer.shutdown)
+
+
+async def _closing(what: str, closed: Awaitable[None]) -> None:
+    try:
+        await closed
+    except StateError as exc:
+        log.error("%s could not be written at shutdown: %s", what, exc)
 
 
 _FIRST_FETCH_TIMEOUT = 5.0  # then serve the persisted last good snapshot meanwhile

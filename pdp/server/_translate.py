@@ -16,6 +16,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from pdp.engine import (
+    MAX_COST_USD,
     AgentInfo,
     Approval,
     ApprovalState,
@@ -146,6 +147,8 @@ def _amount(value: float, field: str) -> float:
         raise RequestError(field, "must be a finite number")
     if value < 0:
         raise RequestError(field, "must not be negative")
+    if value > MAX_COST_USD:
+        raise RequestError(field, f"must be at most {MAX_COST_USD:,.0f} (USD), got {value:g}")
     return value
 
 
@@ -172,7 +175,7 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
     estimate: float | None = None
     if msg.HasField("estimated_cost_usd"):
         estimate = msg.estimated_cost_usd
-        if not 0.0 <= estimate < math.inf:  # also NaN
+        if not 0.0 <= estimate <= MAX_COST_USD:  # also NaN
             _amount(estimate, "estimated_cost_usd")
     metadata: dict[str, str] = {}
     if msg.metadata:

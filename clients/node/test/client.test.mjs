@@ -1,12 +1,14 @@
 // PdpClient against real sidecars (`pdp serve`, TCP and Unix socket), and
 // against targets that refuse connections or never answer.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import {
   AgentPausedError,
+  CallerRefusedError,
   DeadlineExceededError,
   Decision,
   InvalidRequestError,
@@ -202,6 +204,50 @@ describe("over a Unix socket", () => {
       assert.equal(grant.allowed, true);
     } finally {
       pdp.close();
+    }
+  });
+});
+
+describe("with --require-caller-token", () => {
+  let sidecar;
+  let dir;
+  const token = "pdpct_node-test-token-for-support-bot";
+  const sha256 = createHash("sha256").update(token).digest("hex");
+
+  before(async () => {
+    dir = tempDir();
+    const snapshot = join(dir.path, "snapshot.json");
+    const document = {
+      revision: 1,
+      agents: [{ id: "support-bot", callerTokens: [{ sha256 }] }, { id: "planner" }],
+      policies: [],
+    };
+    writeFileSync(snapshot, JSON.stringify(document));
+    sidecar = await startSidecar({ snapshot, args: ["--require-caller-token"] });
+  });
+
+  after(async () => {
+    await sidecar?.stop();
+    dir?.cleanup();
+  });
+
+  it("sends the caller token and acts only as its agent", async () => {
+    const pdp = new PdpClient(sidecar.target, { callerToken: token });
+    const anonymous = new PdpClient(sidecar.target, { failOpen: true });
+    try {
+      const result = await pdp.enforcePolicy({ agentId: "support-bot", input: "hello" });
+      assert.equal(result.decision, Decision.ALLOW);
+      await assert.rejects(pdp.enforcePolicy({ agentId: "planner", input: "hello" }), (error) => {
+        assert.ok(error instanceof CallerRefusedError);
+        assert.equal(error.code, 7); // PERMISSION_DENIED
+        assert.match(error.message, /cannot act as agent 'planner'/);
+        return true;
+      });
+      await assert.rejects(anonymous.enforcePolicy({ agentId: "support-bot", input: "hello" }), CallerRefusedError);
+      assert.throws(() => new PdpClient(sidecar.target, { callerToken: "two words" }), TypeError);
+    } finally {
+      pdp.close();
+      anonymous.close();
     }
   });
 });

@@ -20,6 +20,7 @@ from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
+    CallerRefusedError,
     DeadlineExceededError,
     InvalidRequestError,
     PdpError,
@@ -54,6 +55,7 @@ __all__ = [
     "AuthorizeResult",
     "BatchOutcome",
     "Budget",
+    "CallerRefusedError",
     "Client",
     "ContextItem",
     "DeadlineExceededError",

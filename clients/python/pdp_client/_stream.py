@@ -167,7 +167,9 @@ class AsyncEnforceStream:
             outgoing: asyncio.Queue[pb.EnforceStreamRequest | None] = asyncio.Queue()
             # No deadline: the stream lives as long as the agent; each call
             # has its own.
-            stream = self._stub.EnforceStream(_drain(outgoing), wait_for_ready=False)
+            stream = self._stub.EnforceStream(
+                _drain(outgoing), metadata=self._settings.metadata, wait_for_ready=False
+            )
             self._outgoing = outgoing
             self._reader = asyncio.get_running_loop().create_task(self._read(stream, outgoing))
         return self._outgoing
@@ -293,7 +295,9 @@ class EnforceStream:
             raise RuntimeError("the stream is closed")
         if self._outgoing is None:
             outgoing: queue.SimpleQueue[pb.EnforceStreamRequest | None] = queue.SimpleQueue()
-            stream = self._stub.EnforceStream(_iterate(outgoing), wait_for_ready=False)
+            stream = self._stub.EnforceStream(
+                _iterate(outgoing), metadata=self._settings.metadata, wait_for_ready=False
+            )
             self._outgoing = outgoing
             reader = threading.Thread(
                 target=self._read, args=(stream, outgoing), name="pdp-enforce-stream", daemon=True

@@ -55,6 +55,29 @@ class PdpClientTest {
   }
 
   @Test
+  void aCallerTokenBindsTheCallerToItsAgent(@TempDir Path dir) throws Exception {
+    String token = "pdpct_java-test-token-for-my-chatbot";
+    String sha256 = java.util.HexFormat.of().formatHex(
+        java.security.MessageDigest.getInstance("SHA-256").digest(token.getBytes(java.nio.charset.StandardCharsets.US_ASCII)));
+    Path snapshot = dir.resolve("snapshot.json");
+    java.nio.file.Files.writeString(snapshot, "{\"revision\": 1, \"policies\": [], \"agents\": ["
+        + "{\"id\": \"my-chatbot\", \"callerTokens\": [{\"sha256\": \"" + sha256 + "\"}]},"
+        + "{\"id\": \"agent-b\"}]}");
+    try (Sidecar side = new Sidecar(snapshot, "127.0.0.1:0", "--require-caller-token");
+        PdpClient agent = PdpClient.builder(side.target()).timeout(Duration.ofSeconds(10)).callerToken(token).build();
+        PdpClient anonymous = PdpClient.builder(side.target()).timeout(Duration.ofSeconds(10)).failOpen(true).build()) {
+      assertEquals(Decision.ALLOW, agent.enforce(request("my-chatbot").input("hello").build()).decision());
+      CallerRefusedException other =
+          assertThrows(CallerRefusedException.class, () -> agent.enforce(request("agent-b").input("hello").build()));
+      assertEquals(Status.Code.PERMISSION_DENIED, other.code());
+      CallerRefusedException none =
+          assertThrows(CallerRefusedException.class, () -> anonymous.enforce(request("my-chatbot").input("hello").build()));
+      assertEquals(Status.Code.UNAUTHENTICATED, none.code());
+    }
+    assertThrows(IllegalArgumentException.class, () -> PdpClient.builder("127.0.0.1:1").callerToken("two words"));
+  }
+
+  @Test
   void cleanInputIsAllowed() {
     EnforceResult result = pdp.enforce(request("my-chatbot").input("What is the capital of France?").build());
     assertEquals(Decision.ALLOW, result.decision());
