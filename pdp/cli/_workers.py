@@ -84,6 +84,7 @@ def serve_workers(options: ServeOptions, workers: int, log_level: str, log_forma
     from pdp.engine import parse_listen_address
     from pdp.state import RedisLocation, lock_state_file, parse_state_location
 
+    assert options.listen is not None, "workers listen on a port"
     listen = parse_listen_address(options.listen)
     # The workers share the local state file: the supervisor holds its lock
     # for them all, so another `pdp serve` on the same file is refused.

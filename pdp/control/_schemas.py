@@ -37,6 +37,8 @@ __all__ = [
     "ApprovalPolicyOut",
     "AuthorizeIn",
     "AuthorizeOut",
+    "CallerTokenIn",
+    "CallerTokenOut",
     "CandidateChange",
     "CandidateDiff",
     "CandidateIn",
@@ -113,6 +115,14 @@ class AgentCreate(_Request):
 class SettingsPatch(_Request):
     unknownAgents: str | None = Field(
         default=None, description="deny (the default) or allow; absent: unchanged"
+    )
+
+
+class CallerTokenIn(_Request):
+    revokeOthers: bool = Field(
+        default=False,
+        description="revoke the agent's other caller tokens in the same write (a rotation "
+        "without overlap); by default they stay valid until revoked",
     )
 
 
@@ -216,6 +226,15 @@ class AgentDetail(Agent):
     each has applied the agent's current state (a pause, say)."""
 
     sidecars: list[AgentSidecar]
+
+
+class CallerTokenOut(_Response):
+    agentId: str
+    id: str
+    token: str = Field(description="the token: shown this once, kept nowhere")
+    sha256: str
+    createdAt: str
+    revision: int = Field(description="the snapshot revision that carries it")
 
 
 class GrantList(_Response):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ._agent_id import agent_id_keys, canonical_agent_id
+from ._caller_tokens import read_caller_tokens
 from ._errors import AgentIdError
 from ._fields import Problems, Reader
 from ._types import ACTIONS, Mode, Severity
@@ -37,7 +38,16 @@ _TOP_LEVEL = (
 )
 # What a snapshot that lists agents does with an id it does not list.
 UNKNOWN_AGENTS = ("deny", "allow")
-_AGENT_FIELDS = ("id", "name", "paused", "pauseReason", "pausedAt", "description", "createdAt")
+_AGENT_FIELDS = (
+    "id",
+    "name",
+    "paused",
+    "pauseReason",
+    "pausedAt",
+    "description",
+    "createdAt",
+    "callerTokens",
+)
 _POLICY_FIELDS = (
     "id",
     "name",
@@ -69,6 +79,8 @@ class AgentSpec:
     paused: bool
     pause_reason: str
     paused_at: datetime | None
+    # SHA-256 digests of the caller tokens that act as this agent.
+    caller_tokens: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +147,10 @@ def _read_agent(path: str, data: object, problems: Problems) -> AgentSpec | None
     r.string("description", max_len=4000)
     _check_agent_id(r, "id", agent_id)
     _check_agent_id(r, "name", name)
+    tokens = read_caller_tokens(r, problems)
     if agent_id is None or not r.ok:
         return None
-    return AgentSpec(path, agent_id, name or agent_id, paused, reason, paused_at)
+    return AgentSpec(path, agent_id, name or agent_id, paused, reason, paused_at, tokens)
 
 
 def _read_prerequisites(r: Reader, problems: Problems) -> tuple[Prerequisite, ...]:
