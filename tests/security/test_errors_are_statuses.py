@@ -27,7 +27,7 @@ from tests.conftest import (
     write_atomically,
 )
 
-AGENT = "customer-support-bot"
+AGENT = "my-chatbot"  # listed in the example snapshot: unknown agents are refused
 
 
 async def _status(call: object) -> tuple[grpc.StatusCode, str]:
