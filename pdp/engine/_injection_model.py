@@ -3,8 +3,10 @@ word n-grams (and character bigrams of scripts written without spaces) of
 normalised text, trained offline by ``train/train_injection_model.py`` and
 loaded from ``data/injection_model.json``.
 
-Scoring is an Aho-Corasick automaton pass over the text. Every key of the
-vocabulary is stored with its weight; a word n-gram is stored padded with
+Scoring is one RE2 set pass per window of text: every key of the
+vocabulary is a literal of the set, and the set answers which keys occur
+(each once, however often it occurs: repeating a word does not add up), in
+C, with no Python code per occurrence. A word n-gram is stored padded with
 spaces (``" ignore previous "``), so it matches whole words only, and the
 text is padded the same way. The score of a window of text is the model's
 bias plus the weights of the distinct keys wholly inside it (the model was
@@ -20,15 +22,15 @@ The file also holds the calibrated thresholds of the three sensitivities.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-import ahocorasick
+import re2
 
-__all__ = ["InjectionModel", "load_model", "model_keys", "window_keys", "windows"]
+__all__ = ["InjectionModel", "key_set", "load_model", "model_keys", "window_keys", "windows"]
 
 _MODEL_FILE = "data/injection_model.json"
 
@@ -68,22 +70,42 @@ def model_keys(normalized_text: str, max_n: int = 3) -> Iterable[str]:
 
 
 def windows(length: int, size: int, overlap: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of the windows of a padded text of ``length``: chunks of
-    ``size`` characters, each reaching ``overlap`` characters back into the
-    one before, so an n-gram across a chunk edge is still whole in one."""
-    for end in range(size, length + size, size):
-        yield max(0, end - size - overlap), min(end, length)
+    """(start, end) of the windows of a padded text of ``length``: the text
+    cut in equal chunks of about ``size`` characters (from 2/3 to 3/2 of it:
+    a text just over ``size`` is one window, not a full one and a sliver),
+    each reaching ``overlap`` characters back into the one before, so an
+    n-gram across a chunk edge is still whole in one."""
+    count = max(1, round(length / size))
+    for i in range(count):
+        yield max(0, length * i // count - overlap), length * (i + 1) // count
 
 
-def window_keys(automaton: Any, padded_text: str, start: int, end: int) -> set[Any]:
-    """The distinct automaton values of the keys wholly inside the window:
-    a key counts once however often it occurs (repeating a word does not
-    add up). All in C: no Python code runs per match."""
-    # Slice: the automaton's own start/end would read the whole text per call.
-    return set(map(_VALUE, automaton.iter(padded_text[start:end])))
+def key_set(keys: Sequence[str]) -> Any:
+    """An RE2 set of the literal ``keys``; ``window_keys`` reads it. The
+    memory budget is far above what a literal set's DFA can need (its states
+    are at most the keys' prefixes), so a search never runs out of memory,
+    which RE2 would report as no match."""
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 256 << 20
+    keys_set = re2.Set.SearchSet(options)
+    for key in keys:
+        keys_set.Add(re.escape(key))
+    keys_set.Compile()
+    return keys_set
 
 
-_VALUE = itemgetter(1)
+def window_keys(keys_set: Any, padded_text: str, start: int, end: int) -> list[int]:
+    """The indices of the distinct keys wholly inside the window."""
+    hits: list[int] | None = _match(keys_set)(
+        padded_text[start:end].encode("utf-8", "surrogatepass")
+    )
+    return hits or []
+
+
+def _match(keys_set: Any) -> Callable[[bytes], list[int] | None]:
+    # The binding's own method: the wrapper's adds a Python call per window.
+    return cast(Callable[[bytes], "list[int] | None"], getattr(keys_set, "_set", keys_set).Match)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,36 +113,40 @@ class InjectionModel:
     """A loaded model: ``score`` gives a text's best window score; compare it
     with ``thresholds[sensitivity]``. Immutable; safe to share."""
 
-    automaton: Any
+    keys: Any  # the RE2 set of the vocabulary, in ``weights`` order
+    weights: tuple[float, ...]
     bias: float
     window: int
     overlap: int
     thresholds: Mapping[str, float]
-    size: int
+
+    @property
+    def size(self) -> int:
+        return len(self.weights)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> InjectionModel:
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
         features: list[list[Any]] = document["features"]
-        for index, (key, weight) in enumerate(features):
-            automaton.add_word(str(key), (index, float(weight)))
-        automaton.make_automaton()
         thresholds = {str(k): float(v) for k, v in document["thresholds"].items()}
         return cls(
-            automaton,
+            key_set([str(key) for key, _ in features]),
+            tuple(float(weight) for _, weight in features),
             float(document["bias"]),
             int(document["window"]),
             int(document["overlap"]),
             thresholds,
-            len(features),
         )
 
     def score(self, normalized_text: str) -> float:
         """The best score of any window of the text."""
         padded = f" {normalized_text} "
-        automaton = self.automaton
+        match, weight = _match(self.keys), self.weights.__getitem__
+        if len(padded) * 2 < self.window * 3:  # one window (most texts)
+            return self.bias + sum(
+                map(weight, match(padded.encode("utf-8", "surrogatepass")) or ())
+            )
         best: float = max(
-            sum(map(_VALUE, window_keys(automaton, padded, start, end)))
+            sum(map(weight, match(padded[start:end].encode("utf-8", "surrogatepass")) or ()))
             for start, end in windows(len(padded), self.window, self.overlap)
         )
         return self.bias + best
