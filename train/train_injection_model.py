@@ -19,7 +19,7 @@ exact features and windows that ``pdp.engine._injection_model`` sums at run
 time;
 the strongest ``--features`` weights are kept. Thresholds per sensitivity:
 ``high`` lets ~2% of each kind of benign calibration text through, ``medium``
-0.5%, ``low`` none.
+1%, ``low`` none.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ from pdp.engine._normalize import normalize  # noqa: E402
 from train.injection_data import Example, load_all  # noqa: E402
 
 OUT = REPO / "pdp" / "engine" / "data" / "injection_model.json"
-WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "512"))
+WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "768"))
 OVERLAP = 64
 MIN_DOCS = 3
-PERCENTILES = {"high": 98.0, "medium": 99.5, "low": 100.0}
+PERCENTILES = {"high": 98.0, "medium": 99.0, "low": 100.0}
 
 
 def evaluation_texts() -> frozenset[str]:
@@ -80,7 +80,7 @@ def vocabulary(examples: list[Example], max_df: float) -> list[str]:
     return sorted(key for key, n in docs.items() if MIN_DOCS <= n <= most)
 
 
-def text_windows(keys: object, text: str) -> list[list[int]]:
+def text_windows(keys: object, text: str) -> list[set[int]]:
     """The feature indices present in each window, as ``InjectionModel.score``
     windows the text."""
     padded = f" {normalize(text)} "
@@ -90,7 +90,7 @@ def text_windows(keys: object, text: str) -> list[list[int]]:
     ]
 
 
-def matrix(rows: list[list[int]], width: int) -> csr_matrix:
+def matrix(rows: list[set[int]], width: int) -> csr_matrix:
     data, indices, indptr = [], [], [0]
     for row in rows:
         for index in row:
@@ -104,7 +104,7 @@ def fit(
     examples: list[Example], keys: list[str], c: float, penalty: str
 ) -> tuple[np.ndarray, float]:
     keys_set = key_set(keys)
-    rows: list[list[int]] = []
+    rows: list[set[int]] = []
     labels: list[int] = []
     for example in examples:
         for window in text_windows(keys_set, example.text):
@@ -112,7 +112,11 @@ def fit(
             labels.append(int(example.injection))
     x = matrix(rows, len(keys))
     model = LogisticRegression(
-        C=c, penalty=penalty, class_weight="balanced", max_iter=2000, solver="liblinear"
+        C=c,
+        l1_ratio=1.0 if penalty == "l1" else 0.0,
+        class_weight="balanced",
+        max_iter=2000,
+        solver="liblinear",
     )
     model.fit(x, np.array(labels))
     return model.coef_[0], float(model.intercept_[0])
@@ -196,10 +200,10 @@ def main() -> int:
     parser.add_argument("--c", type=float, default=2.0, help="inverse regularisation")
     parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
     parser.add_argument(
-        "--min-weight", type=float, default=0.3, help="drop weaker features (fewer matches)"
+        "--min-weight", type=float, default=0.1, help="drop weaker features (fewer keys)"
     )
     parser.add_argument(
-        "--min-word-weight", type=float, default=0.5, help="the same for single words"
+        "--min-word-weight", type=float, default=0.2, help="the same for single words"
     )
     parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
     parser.add_argument("--out", type=Path, default=OUT)

@@ -3,10 +3,14 @@ word n-grams (and character bigrams of scripts written without spaces) of
 normalised text, trained offline by ``train/train_injection_model.py`` and
 loaded from ``data/injection_model.json``.
 
-Scoring is one RE2 set pass per window of text: every key of the
-vocabulary is a literal of the set, and the set answers which keys occur
-(each once, however often it occurs: repeating a word does not add up), in
-C, with no Python code per occurrence. A word n-gram is stored padded with
+Scoring is one Aho-Corasick automaton pass per window of text: every key
+of the vocabulary is in the automaton with its index, the distinct indices
+found make a set (each key counts once, however often it occurs: repeating
+a word does not add up), and their weights are summed, all in C calls with
+no Python code per occurrence. (An RE2 set of the keys would answer the same
+question, but its DFA states each hold every key's start: building them on
+varied text costs several times more, and a set whose DFA runs out of
+memory reports no match.) A word n-gram is stored padded with
 spaces (``" ignore previous "``), so it matches whole words only, and the
 text is padded the same way. The score of a window of text is the model's
 bias plus the weights of the distinct keys wholly inside it (the model was
@@ -22,13 +26,13 @@ The file also holds the calibrated thresholds of the three sensitivities.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any
 
-import re2
+import ahocorasick
 
 __all__ = ["InjectionModel", "key_set", "load_model", "model_keys", "window_keys", "windows"]
 
@@ -81,31 +85,21 @@ def windows(length: int, size: int, overlap: int) -> Iterator[tuple[int, int]]:
 
 
 def key_set(keys: Sequence[str]) -> Any:
-    """An RE2 set of the literal ``keys``; ``window_keys`` reads it. The
-    memory budget is far above what a literal set's DFA can need (its states
-    are at most the keys' prefixes), so a search never runs out of memory,
-    which RE2 would report as no match."""
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = 256 << 20
-    keys_set = re2.Set.SearchSet(options)
-    for key in keys:
-        keys_set.Add(re.escape(key))
-    keys_set.Compile()
-    return keys_set
+    """An automaton of ``keys``, each with its index; ``window_keys`` reads it."""
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+    for index, key in enumerate(keys):
+        automaton.add_word(key, index)
+    automaton.make_automaton()
+    return automaton
 
 
-def window_keys(keys_set: Any, padded_text: str, start: int, end: int) -> list[int]:
+def window_keys(keys: Any, padded_text: str, start: int, end: int) -> set[int]:
     """The indices of the distinct keys wholly inside the window."""
-    hits: list[int] | None = _match(keys_set)(
-        padded_text[start:end].encode("utf-8", "surrogatepass")
-    )
-    return hits or []
+    # Slice: the automaton's own start/end would read the whole text per call.
+    return set(map(_VALUE, keys.iter(padded_text[start:end])))
 
 
-def _match(keys_set: Any) -> Callable[[bytes], list[int] | None]:
-    # The binding's own method: the wrapper's adds a Python call per window.
-    return cast(Callable[[bytes], "list[int] | None"], getattr(keys_set, "_set", keys_set).Match)
+_VALUE = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +107,7 @@ class InjectionModel:
     """A loaded model: ``score`` gives a text's best window score; compare it
     with ``thresholds[sensitivity]``. Immutable; safe to share."""
 
-    keys: Any  # the RE2 set of the vocabulary, in ``weights`` order
+    keys: Any  # the automaton of the vocabulary, values: indices into ``weights``
     weights: tuple[float, ...]
     bias: float
     window: int
@@ -140,13 +134,9 @@ class InjectionModel:
     def score(self, normalized_text: str) -> float:
         """The best score of any window of the text."""
         padded = f" {normalized_text} "
-        match, weight = _match(self.keys), self.weights.__getitem__
-        if len(padded) * 2 < self.window * 3:  # one window (most texts)
-            return self.bias + sum(
-                map(weight, match(padded.encode("utf-8", "surrogatepass")) or ())
-            )
+        keys, weight = self.keys, self.weights.__getitem__
         best: float = max(
-            sum(map(weight, match(padded[start:end].encode("utf-8", "surrogatepass")) or ()))
+            sum(map(weight, window_keys(keys, padded, start, end)))
             for start, end in windows(len(padded), self.window, self.overlap)
         )
         return self.bias + best

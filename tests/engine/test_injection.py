@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from bench import injection_quality
-from pdp.engine._injection import InjectionMatcher, PatternError
 from pdp.engine import _normalize
+from pdp.engine._injection import InjectionMatcher, PatternError
 from pdp.engine._normalize import normalize
 
 BUILTIN = InjectionMatcher([], use_builtin=True)
