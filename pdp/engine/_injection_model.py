@@ -14,9 +14,9 @@ memory reports no match.) A word n-gram is stored padded with
 spaces (``" ignore previous "``), so it matches whole words only, and the
 text is padded the same way. The score of a window of text is the model's
 bias plus the weights of the distinct keys wholly inside it (the model was
-trained on the same sums). Long texts are cut into windows of ``window``
-characters, each reaching ``overlap`` characters back into the one before,
-and the text scores as its best window, so a long benign document does not
+trained on the same sums). Long texts are cut into equal windows of about
+``window`` characters, each reaching ``overlap`` characters back into the
+one before, and the text scores as its best window, so a long benign document does not
 add up to an attack and an injection hidden in one paragraph of it still
 stands out.
 

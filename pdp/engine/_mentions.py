@@ -80,6 +80,18 @@ _FENCE_CUE = re.compile(
 )
 
 
+# The last words _CUE_AFTER can end with, all within its first 48
+# characters: most quotations are followed by none of them, and looking for
+# them is far cheaper than trying the regex's many optional words.
+_CUE_AFTER_WORDS = ("example", "attack", "injection", "jailbreak", "payload", "phrase", "attempt",
+                    "detected", "flagged", "blocked", "caught", "rejected")  # fmt: skip
+
+
+def _called_an_attack(after: str) -> bool:
+    head = after[:48].lower()
+    return any(word in head for word in _CUE_AFTER_WORDS) and _CUE_AFTER.match(after) is not None
+
+
 def _blank(chars: list[str], start: int, end: int) -> None:
     for i in range(start, end):
         if chars[i] != "\n":
@@ -113,9 +125,9 @@ def mask_mentions(text: str) -> str | None:
         line_end = text.find("\n", end)
         after = text[end : min(end + 80, len(text) if line_end < 0 else line_end)]
         if (
-            _CUE_BEFORE.search(before) is not None
-            or _CUE_AFTER.search(after) is not None
-            or _CODE_LINE.search(text[line_start : start + 1]) is not None
+            _CODE_LINE.match(text[line_start : start + 1]) is not None
+            or _CUE_BEFORE.search(before) is not None
+            or _called_an_attack(after)
         ):
             if chars is None:
                 chars = list(text)
@@ -125,7 +137,7 @@ def mask_mentions(text: str) -> str | None:
         for line in text.splitlines(keepends=True):
             quoted = '"' in line or "'" in line or "`" in line
             if quoted and (
-                _CODE_LINE.search(line) is not None or _STRING_ONLY_LINE.match(line) is not None
+                _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
             ):
                 for literal in _STRING_LITERAL.finditer(line):
                     if chars is None:
