@@ -332,11 +332,16 @@ def test_builtin_flags_none_of_the_benign_not_inject_prompts() -> None:
         assert normalize(normalize(prompt)) == normalize(prompt)
 
 
-def test_the_example_policies_block_none_of_the_benign_not_inject_prompts() -> None:
+def test_the_example_policies_block_at_most_one_percent_of_not_inject() -> None:
+    # The learned tier's default threshold lets at most 1% of each kind of
+    # benign calibration text through; NotInject was never trained or
+    # calibrated on, and must stay within the same rate.
     directory = injection_quality.data_dir()
     if not (directory / "PIGuard-NotInject_one.json").is_file():
         pytest.skip(f"evaluation data not found in {directory}")
-    assert injection_quality.blocked_by_examples(injection_quality.load_not_inject(directory)) == []
+    prompts = injection_quality.load_not_inject(directory)
+    blocked = injection_quality.blocked_by_examples(prompts)
+    assert len(blocked) <= len(prompts) // 100, blocked
 
 
 def test_the_whole_builtin_scan_flags_at_most_one_percent_of_not_inject() -> None:
