@@ -205,7 +205,7 @@ def main() -> int:
     parser.add_argument(
         "--min-word-weight", type=float, default=0.2, help="the same for single words"
     )
-    parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
+    parser.add_argument("--max-df", type=float, default=0.1, help="drop keys in more texts")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.monotonic()
