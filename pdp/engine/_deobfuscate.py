@@ -8,8 +8,8 @@ cheap trigger says the transformation can change something:
 
 ``confusable characters``
     Look-alike letters of other scripts read as the ASCII letter they imitate
-    (Unicode TR39 confusables: Cyrillic ``о``, Greek ``ο``, ...), and
-    diacritics dropped (``ïgnöré``). Only for text that is not ASCII.
+    (Unicode TR39 confusables: Cyrillic ``о``, Greek ``ο``, ...; small
+    capitals ``ᴘʀᴏᴍᴘᴛ``), and diacritics dropped (``ïgnöré``). Only for text that is not ASCII.
 ``leetspeak``
     Digits and symbols inside words read as letters (``1gn0r3``, ``pr3v!ous``,
     ``@ll``). Only words with at least two letters and one such character.
@@ -66,6 +66,7 @@ def _confusables() -> dict[int, str]:
 # combining marks left on their own: what dropping the accents leaves.
 _ACCENTED = ((0x00C0, 0x052F), (0x1E00, 0x1FFF))
 _COMBINING = (0x0300, 0x036F)
+_SMALL_CAPITALS = ((0x0250, 0x02AF), (0x1D00, 0x1D2F), (0xA730, 0xA7FF))
 
 
 def _strip_accents(text: str) -> str:
@@ -88,6 +89,13 @@ def _fold_table() -> dict[int, str]:
             table[code] = folded
     for code in range(_COMBINING[0], _COMBINING[1] + 1):
         table[code] = ""
+    # Small capitals ("sʏsᴛᴇᴍ ᴘʀᴏᴍᴘᴛ"): NFKC keeps them, TR39 lists few.
+    for low, high in _SMALL_CAPITALS:
+        for code in range(low, high + 1):
+            name = unicodedata.name(chr(code), "")
+            letter = name.removeprefix("LATIN LETTER SMALL CAPITAL ")
+            if letter != name and len(letter) == 1:
+                table[code] = letter.lower()
     return table
 
 
@@ -174,8 +182,9 @@ _TRIGGERS = (
     "url",
     r"%[0-9A-Fa-f]{2}",
     "mixed scripts",
-    r"[a-zA-Z][\x{00C0}-\x{02AF}\x{0300}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}]"
-    r"|[\x{00C0}-\x{02AF}\x{0370}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}][a-zA-Z]",
+    r"[a-zA-Z][\x{00C0}-\x{02AF}\x{0300}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}"
+    r"\x{A730}-\x{A7FF}]|[\x{00C0}-\x{02AF}\x{0370}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}"
+    r"\x{13A0}-\x{13FF}\x{A730}-\x{A7FF}][a-zA-Z]",
     "rot13",
     r"(?i)(?:^|[^a-z])(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz"
     r"|cebzcg|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?:[^a-z]|$)|(?i)rot.?13",
