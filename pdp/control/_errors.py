@@ -18,6 +18,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "ServiceUnavailableError",
+    "StaleRevisionError",
     "StoreError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
@@ -44,6 +45,11 @@ class ControlError(Exception):
 
 class StoreError(ControlError):
     """The control plane's database cannot be opened, read or written."""
+
+
+class StaleRevisionError(StoreError):
+    """Another control plane on the same database wrote first: the write is
+    planned again on the state it stored."""
 
 
 class ApiError(ControlError):

@@ -92,9 +92,18 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
 def health_routes(control: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", response_model=HealthOut)
-    async def healthz() -> HealthOut:
-        """Liveness; needs no API key."""
-        return HealthOut(status="ok", revision=control.revision)
+    @router.get(
+        "/healthz",
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "the database does not answer"}},
+    )
+    async def healthz(response: Response) -> HealthOut:
+        """Health; needs no API key. 503 while the database does not answer
+        (the control plane keeps serving the last state it read)."""
+        problem = control.status()
+        if problem is None:
+            return HealthOut(status="ok", revision=control.revision)
+        response.status_code = 503
+        return HealthOut(status="unavailable", revision=control.revision, detail=problem)
 
     return router
