@@ -17,6 +17,7 @@ Exception tree::
 
     ControlError
     ├── StoreError                  the database cannot be opened, read or written
+    │   ├── DatabaseUnavailableError  the database does not answer (503)
     │   └── StaleRevisionError      another control plane on the database wrote first
     └── ApiError                    an answer: .status, .code, .message, .field
         ├── BadRequestError         400 malformed JSON
@@ -40,6 +41,7 @@ from ._errors import (
     BadRequestError,
     ConflictError,
     ControlError,
+    DatabaseUnavailableError,
     FieldProblem,
     ForbiddenError,
     NotFoundError,
@@ -80,6 +82,7 @@ __all__ = [
     "ControlOptions",
     "ControlPlane",
     "ControlServer",
+    "DatabaseUnavailableError",
     "DbLocation",
     "Event",
     "EventHandler",

@@ -13,6 +13,7 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "ControlError",
+    "DatabaseUnavailableError",
     "FieldProblem",
     "ForbiddenError",
     "NotFoundError",
@@ -45,6 +46,11 @@ class ControlError(Exception):
 
 class StoreError(ControlError):
     """The control plane's database cannot be opened, read or written."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database does not answer (a server down or unreachable): 503, and
+    the control plane keeps serving what it last read."""
 
 
 class StaleRevisionError(StoreError):

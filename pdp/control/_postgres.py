@@ -27,7 +27,7 @@ import asyncpg
 
 from ._backend import Connection, Rows
 from ._dialect import postgres_query, postgres_schema
-from ._errors import StoreError
+from ._errors import DatabaseUnavailableError, StoreError
 from ._location import DB_PASSWORD_ENV, PostgresLocation
 from ._schema import MIGRATIONS
 
@@ -42,6 +42,16 @@ _WRITE_LOCK = 0x7064_7000_0002
 _CONNECT_TIMEOUT = 5.0
 _RECONNECT_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# Errors that mean "the server does not answer" rather than "the statement failed".
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionFailureError,
+)
 
 
 def _rowcount(status: str) -> int:
@@ -115,7 +125,8 @@ class PostgresBackend:
         return backend
 
     def error(self, verb: str, exc: BaseException) -> StoreError:
-        return StoreError(f"cannot {verb} {self.label}: {_reason(exc)}")
+        kind = DatabaseUnavailableError if isinstance(exc, _UNAVAILABLE) else StoreError
+        return kind(f"cannot {verb} {self.label}: {_reason(exc)}")
 
     async def _migrate(self) -> None:
         try:
