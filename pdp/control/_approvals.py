@@ -43,7 +43,7 @@ from pdp.state import (
     to_micros,
 )
 
-from ._errors import ConflictError, NotFoundError
+from ._errors import ConflictError, DatabaseUnavailableError, NotFoundError
 from ._event_types import APPROVAL_REQUESTED, ApprovalRequestedData
 from ._events import Event, EventRegistry
 from ._store import SideTransaction, Store
@@ -299,6 +299,8 @@ class Approvals:
         while True:
             try:
                 await self.sweep()
+            except DatabaseUnavailableError:
+                pass  # the control plane's status says so; the sweep runs again when it answers
             except Exception:
                 log.exception("recording approval expiries failed; trying again")
             await asyncio.sleep(_SWEEP_SECONDS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from ._approvals import APPROVAL_NOTICE, Approvals
 from ._auth import authenticate
 from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
 from ._errors import (
+    DatabaseUnavailableError,
     FieldProblem,
     NotFoundError,
     ServiceUnavailableError,
@@ -78,6 +80,12 @@ CANDIDATE_NOTICE = "candidate"
 # A write planned on a state another control plane had already replaced is
 # planned again on the stored one; this many times at most.
 _STALE_RETRIES = 20
+# Keys remembered for when the database does not answer (the most recent).
+_KNOWN_KEYS = 1024
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
 
@@ -109,6 +117,7 @@ class ControlPlane:
         define_uplink_types(self.events)
         self.approvals = Approvals(store, self.events)
         self._refreshing: asyncio.Task[None] | None = None
+        self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
         self._refresh_again = False
 
     @classmethod
@@ -302,7 +311,21 @@ class ControlPlane:
         )
 
     async def authenticate(self, presented: str | None) -> Caller:
-        return await authenticate(self.store, presented)
+        """The caller whose key is ``presented``. While the database does not
+        answer, a key that was accepted before is still accepted (sidecars
+        keep long-polling what this control plane holds); others get 503."""
+        try:
+            caller = await authenticate(self.store, presented)
+        except DatabaseUnavailableError as exc:
+            known = self._known_keys.get(_key_digest(presented or ""))
+            if known is None:
+                raise ServiceUnavailableError(str(exc), code="database_unavailable") from None
+            return known
+        if self.store.shared:
+            if len(self._known_keys) >= _KNOWN_KEYS:
+                self._known_keys.pop(next(iter(self._known_keys)))
+            self._known_keys[_key_digest(presented or "")] = caller
+        return caller
 
     async def wait_for_change(self, revision: int, seconds: float) -> None:
         """Returns once the revision is no longer ``revision``, after
