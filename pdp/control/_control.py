@@ -18,8 +18,6 @@ from typing import Any, TypeVar
 from pdp.engine import (
     ACTIONS,
     CompiledSnapshot,
-    SnapshotError,
-    compile_snapshot,
     format_time,
     utc_now,
 )
@@ -27,6 +25,7 @@ from pdp.engine import (
 from ._approvals import APPROVAL_NOTICE, Approvals
 from ._auth import authenticate
 from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
+from ._compiled import compile_loaded, compile_read
 from ._errors import (
     DatabaseUnavailableError,
     FieldProblem,
@@ -87,6 +86,7 @@ _KNOWN_KEYS = 1024
 def _key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
+
 ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
 
 
@@ -102,7 +102,7 @@ class ControlPlane:
         self.store = store
         self._lock_fd: int | None = lock_fd
         # The state and its compiled snapshot change together, in one assignment.
-        self._current: tuple[State, CompiledSnapshot | None] = (state, _compile_loaded(state))
+        self._current: tuple[State, CompiledSnapshot | None] = (state, compile_loaded(state))
         self._write_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._closing = False
@@ -225,7 +225,7 @@ class ControlPlane:
         stored = await self.store.load_candidate()
         if state.revision > self.revision:
             await asyncio.to_thread(state.document_bytes)
-            compiled = await asyncio.to_thread(_compile_loaded, state)
+            compiled = await asyncio.to_thread(compile_read, state, self._current)
             self._current = (state, compiled)
             self._wake()
         candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
@@ -551,17 +551,3 @@ def _settle(task: asyncio.Future[ResultT]) -> None:
     # here so that an error is not reported as never retrieved.
     if not task.cancelled():
         task.exception()
-
-
-def _compile_loaded(state: State) -> CompiledSnapshot | None:
-    try:
-        return compile_snapshot(state.document())
-    except SnapshotError as exc:
-        # Only a database edited by hand (or written by another engine
-        # version) gets here: every write was compiled before it was stored.
-        log.error(
-            "the stored snapshot (revision %d) does not compile: %s",
-            state.revision,
-            "; ".join(str(e) for e in exc.errors),
-        )
-        return None
