@@ -68,14 +68,12 @@ from ._schemas import (
 )
 from ._sidecars import SidecarRegistry
 from ._state import State
-from ._store import REVISION_NOTICE, Store
+from ._store import CANDIDATE_NOTICE, REVISION_NOTICE, Store
 
 __all__ = ["ControlPlane"]
 
 log = logging.getLogger("pdp.control")
 
-# The notice a candidate write sends (the candidate is not in the revision).
-CANDIDATE_NOTICE = "candidate"
 # A write planned on a state another control plane had already replaced is
 # planned again on the stored one; this many times at most.
 _STALE_RETRIES = 20
@@ -119,6 +117,7 @@ class ControlPlane:
         self._refreshing: asyncio.Task[None] | None = None
         self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
         self._refresh_again = False
+        self._candidate_stale = False  # another control plane changed the candidate
 
     @classmethod
     async def open(cls, where: str | os.PathLike[str] | DbLocation) -> ControlPlane:
@@ -189,11 +188,13 @@ class ControlPlane:
                 return  # this control plane's own write, or one it has read
             self._schedule_refresh()
         elif kind == CANDIDATE_NOTICE:
+            self._candidate_stale = True
             self._schedule_refresh()
         elif kind == APPROVAL_NOTICE:
             self.approvals.wake(value)
 
     def _on_reconnect(self) -> None:
+        self._candidate_stale = True
         self.approvals.wake_all()
         self._schedule_refresh()
 
@@ -222,12 +223,15 @@ class ControlPlane:
         if self._closed:
             return
         state = await self.store.load_state()
-        stored = await self.store.load_candidate()
         if state.revision > self.revision:
-            await asyncio.to_thread(state.document_bytes)
-            compiled = await asyncio.to_thread(compile_read, state, self._current)
+            # One hop off the event loop: compiled, and rendered for the feed.
+            compiled = await asyncio.to_thread(_compile_and_render, state, self._current)
             self._current = (state, compiled)
             self._wake()
+        if not self._candidate_stale:
+            return
+        self._candidate_stale = False
+        stored = await self.store.load_candidate()
         candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
         current = self.candidate
         if (candidate is None) != (current is None) or (
@@ -396,7 +400,6 @@ class ControlPlane:
             candidate = await asyncio.to_thread(build_candidate, state, body)
             async with self.store.side_transaction() as tx:
                 await tx.put_candidate(list(candidate.policies), candidate.created_at)
-                await tx.notify(CANDIDATE_NOTICE)
             self._set_candidate(candidate)
             return candidate_out(state, candidate)
 
@@ -405,7 +408,6 @@ class ControlPlane:
             candidate = self._require_candidate()
             async with self.store.side_transaction() as tx:
                 await tx.drop_candidate()
-                await tx.notify(CANDIDATE_NOTICE)
             self._set_candidate(None)
             return candidate_out(self.state, candidate)
 
@@ -533,6 +535,13 @@ class ControlPlane:
             fd, self._lock_fd = self._lock_fd, None
             if fd is not None:
                 os.close(fd)
+
+
+def _compile_and_render(
+    state: State, current: tuple[State, CompiledSnapshot | None]
+) -> CompiledSnapshot | None:
+    state.document_bytes()
+    return compile_read(state, current)
 
 
 class _AlreadyRevoked(Exception):

@@ -41,8 +41,10 @@ from ._state import State
 __all__ = ["MIGRATIONS", "ApiKeyRecord", "SideTransaction", "SnapshotTransaction", "Store"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-# The notice a snapshot write sends: "revision N".
+# The notices writes send to the other control planes on the database: a
+# snapshot write "revision N", a change of the candidate "candidate".
 REVISION_NOTICE = "revision"
+CANDIDATE_NOTICE = "candidate"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class SnapshotTransaction:
     async def drop_candidate(self) -> None:
         """Removes the candidate snapshot (it was promoted by this transaction)."""
         await self._db.execute("DELETE FROM snapshot_candidate")
+        await self._db.notify(CANDIDATE_NOTICE)
 
 
 # A statement that writes one of the tables the snapshot publishes.
@@ -188,9 +191,11 @@ class SideTransaction:
             "created_at = excluded.created_at",
             (text, created_at),
         )
+        await self._db.notify(CANDIDATE_NOTICE)
 
     async def drop_candidate(self) -> None:
         await self._db.execute("DELETE FROM snapshot_candidate")
+        await self._db.notify(CANDIDATE_NOTICE)
 
 
 class Store:

@@ -17,6 +17,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._postgres import PostgresServer
 from tests.conftest import StartSidecar, new_postgres_db
 from tests.control._harness import ControlPlaneHarness, ControlPlaneProcess
+from tests.control._helpers import REFERENCE_POLICIES
 from tests.e2e.test_control_plane_sidecars import _is, seconds_until
 
 
@@ -95,6 +96,33 @@ async def _until_revision(client: httpx.AsyncClient, revision: int) -> None:
             return
         await asyncio.sleep(0.01)
     pytest.fail(f"revision {revision} not reached")
+
+
+async def test_a_candidate_published_on_one_replica_is_served_by_the_other(
+    replicas: list[ControlPlaneHarness],
+) -> None:
+    a, b = replicas
+    policy = {**REFERENCE_POLICIES[0]}
+    async with a.client() as on_a, b.client() as on_b:
+        assert (await on_b.get("/snapshot/candidate")).status_code == 404
+        published = await on_a.post("/snapshot/candidate", json={"policies": [policy]})
+        assert published.status_code == 201, published.text
+
+        async def served() -> bool:
+            return (await on_b.get("/snapshot/candidate")).status_code == 200
+
+        await seconds_until(served, 5.0)
+        names = [p["name"] for p in (await on_b.get("/snapshot/candidate")).json()["policies"]]
+        assert names == [policy["name"]]
+        # Promoted on b: the published snapshot on a has it, the candidate is gone.
+        assert (await on_b.post("/snapshot/candidate/promote")).status_code == 200
+        await _until_revision(on_a, 1)
+        assert [p["name"] for p in (await on_a.get("/snapshot")).json()["policies"]] == names
+
+        async def gone() -> bool:
+            return (await on_a.get("/snapshot/candidate")).status_code == 404
+
+        await seconds_until(gone, 5.0)
 
 
 async def test_pause_reaches_sidecars_following_either_replica(
