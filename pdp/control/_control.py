@@ -65,6 +65,9 @@ from ._schemas import (
 from ._sidecars import SidecarRegistry
 from ._state import State
 from ._store import Store
+from ._webhook_events import define_webhook_types
+from ._webhook_sender import DeliveryOptions, WebhookSender
+from ._webhooks import Webhooks
 
 __all__ = ["ControlPlane"]
 
@@ -97,6 +100,9 @@ class ControlPlane:
         self.events = EventRegistry()
         define_uplink_types(self.events)
         self.approvals = Approvals(store, self.events)
+        define_webhook_types(self.events)
+        self.webhooks = Webhooks(store, self.events, lambda ref: self.state.policy(ref))
+        self.webhook_sender: WebhookSender | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -129,7 +135,13 @@ class ControlPlane:
             os.close(fd)
             raise
         candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
-        return cls(store, fd, state, candidate)
+        control = cls(store, fd, state, candidate)
+        try:
+            await control.webhooks.load()
+        except BaseException:
+            await control.close()
+            raise
+        return control
 
     @property
     def state(self) -> State:
@@ -371,11 +383,21 @@ class ControlPlane:
                 return plan.result
             async with self.store.transaction(state.revision) as tx:
                 await plan.write(tx)
+                for event_type, data in plan.events:
+                    await self.events.emit(tx.side, event_type, data)
             self._current = (plan.state, plan.compiled)
             self._wake()
             return plan.result
 
     # Lifecycle ---------------------------------------------------------------
+
+    def start_webhook_delivery(self, options: DeliveryOptions | None = None) -> None:
+        """Starts delivering the webhook outbox in the background."""
+        if self.webhook_sender is None:
+            sender = WebhookSender(self.store, self.webhooks.target, options)
+            self.webhooks.on_queued = sender.wake
+            self.webhook_sender = sender
+            sender.start()
 
     def begin_shutdown(self) -> None:
         """Ends every long poll now (they answer 304) and refuses new writes."""
@@ -387,6 +409,9 @@ class ControlPlane:
         """Waits for a running write, then closes the database. Idempotent."""
         self.begin_shutdown()
         await self.approvals.stop()
+        sender, self.webhook_sender = self.webhook_sender, None
+        if sender is not None:
+            await sender.stop()
         async with self._write_lock:
             if self._closed:
                 return

@@ -125,6 +125,50 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE approvals ADD COLUMN sidecar_id TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE approvals ADD COLUMN consumed_by TEXT",
     ),
+    (
+        # Webhooks and the outbox of their deliveries: a delivery row is
+        # written in the transaction of the event it carries and kept, with
+        # its stable id (the webhook-id header), until it is delivered or
+        # its retries run out.
+        """
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            events_json TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            webhook_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            body BLOB NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at_us INTEGER NOT NULL,
+            last_status INTEGER,
+            last_error TEXT,
+            created_at_us INTEGER NOT NULL,
+            finished_at_us INTEGER
+        )
+        """,
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at_us)",
+        "CREATE INDEX webhook_deliveries_by_webhook"
+        " ON webhook_deliveries (webhook_id, created_at_us)",
+        # cost.threshold is sent once per agent, budget policy and period.
+        """
+        CREATE TABLE cost_thresholds (
+            agent_id TEXT NOT NULL,
+            policy_id TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            reached_at_us INTEGER NOT NULL,
+            PRIMARY KEY (agent_id, policy_id, period_start)
+        )
+        """,
+    ),
 )
 
 
@@ -151,6 +195,9 @@ class SnapshotTransaction:
     def __init__(self, connection: aiosqlite.Connection, revision: int) -> None:
         self._db = connection
         self.revision = revision
+        # What features write beside the change (its events), in the same
+        # transaction.
+        self.side = SideTransaction(connection)
 
     async def put_agent(self, agent: Agent) -> None:
         await self._db.execute(
@@ -316,7 +363,9 @@ class Store:
                     f"the stored snapshot revision is no longer {revision}: another process "
                     "wrote to this database (run one control plane per database)"
                 )
-            yield SnapshotTransaction(connection, revision + 1)
+            tx = SnapshotTransaction(connection, revision + 1)
+            yield tx
+        tx.side._committed()
 
     @asynccontextmanager
     async def side_transaction(self) -> AsyncIterator[SideTransaction]:

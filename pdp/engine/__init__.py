@@ -39,6 +39,7 @@ from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
+from ._periods import load_timezone, month_start
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
@@ -143,7 +144,9 @@ __all__ = [
     "differs_only_in_pause_state",
     "fired_policies",
     "format_time",
+    "load_timezone",
     "masked_excerpt",
+    "month_start",
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",

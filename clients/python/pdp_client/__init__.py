@@ -13,6 +13,9 @@ Ask the sidecar before an agent acts::
             ...  # result.decision is ALLOW, ALLOW_WITH_WARNINGS or PENDING_APPROVAL
 
 ``AsyncClient`` has the same methods, as coroutines. Both fail closed.
+
+A receiver of the control plane's webhooks checks each delivery with
+``verify_webhook(body, headers, secret)``.
 """
 
 from ._aio import AsyncClient
@@ -24,6 +27,7 @@ from ._errors import (
     PdpError,
     PolicyBlockedError,
     SidecarUnavailableError,
+    WebhookVerificationError,
 )
 from ._sync import Client
 from ._types import (
@@ -39,9 +43,11 @@ from ._types import (
     UsageResult,
     Violation,
 )
+from ._webhooks import DEFAULT_WEBHOOK_TOLERANCE_S, verify_webhook
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WEBHOOK_TOLERANCE_S",
     "AgentPausedError",
     "AgentStatusResult",
     "ApprovalResult",
@@ -61,6 +67,8 @@ __all__ = [
     "SidecarUnavailableError",
     "UsageResult",
     "Violation",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]
 
 __version__ = "0.1.0"

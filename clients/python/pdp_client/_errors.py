@@ -10,6 +10,9 @@ Exception tree::
     ├── SidecarUnavailableError the sidecar could not be reached or had no
     │   │                       snapshot yet (UNAVAILABLE)
     │   └── DeadlineExceededError  it did not answer within the deadline
+    ├── WebhookVerificationError  ``verify_webhook``: a webhook delivery that is
+    │                           not authentic (bad or missing signature, wrong
+    │                           secret, outside the time window); ``.reason``
     └── InvalidRequestError     the request was refused: by the client before
                                 sending (``.code`` None), or by the sidecar:
                                 malformed (INVALID_ARGUMENT), oversized
@@ -42,6 +45,7 @@ __all__ = [
     "PdpError",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "WebhookVerificationError",
     "error_for_status",
     "trailing_metadata",
 ]
@@ -133,6 +137,15 @@ class DeadlineExceededError(SidecarUnavailableError):
             target=target,
         )
         self.timeout = timeout
+
+
+class WebhookVerificationError(PdpError):
+    """A webhook delivery that :func:`~pdp_client.verify_webhook` refused:
+    treat the request as not sent by pdp. ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"webhook not verified: {reason}")
+        self.reason = reason
 
 
 class InvalidRequestError(PdpError, ValueError):

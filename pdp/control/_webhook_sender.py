@@ -1,0 +1,256 @@
+"""Delivering the webhook outbox: a background task of ``pdp control``.
+
+Each due delivery (``webhook_deliveries``, status pending) is POSTed to its
+webhook's URL, signed the Standard Webhooks way (``webhook-id``: the
+delivery's stable id; ``webhook-timestamp``: the attempt's time;
+``webhook-signature``: ``v1,`` and the base64 HMAC-SHA256 of
+``id.timestamp.body``). A 2xx answer delivers it; anything else (another
+status, a connection error, no answer within the timeout) schedules the
+next attempt after the next delay of the retry schedule, with jitter, and
+the last failure marks it failed. At most ``concurrency`` attempts run at
+once.
+
+The outcome of an attempt is committed after it ends, so a kill -9 during
+an attempt sends it again after the restart with the same id: delivery is
+at least once, and receivers dedupe by ``webhook-id``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from pdp.engine import sign_webhook, utc_now
+from pdp.state import to_micros
+
+from ._store import Store
+from ._webhooks import Webhook
+
+__all__ = ["DEFAULT_RETRY_SCHEDULE", "DeliveryOptions", "WebhookSender"]
+
+log = logging.getLogger("pdp.control.webhooks")
+
+# Seconds before each retry (Standard Webhooks' suggested schedule): eight
+# attempts over about a day.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+RETENTION = timedelta(days=7)  # finished deliveries are kept this long
+_JITTER = 0.2  # each delay is drawn from +-20% of the schedule's
+_MAX_IDLE_SECONDS = 1.0
+_PRUNE_EVERY_SECONDS = 600.0
+_MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    timeout: float = 10.0  # seconds an attempt may take, answer included
+    concurrency: int = 16
+    ca_file: str | None = None  # trusted besides the system's CAs
+
+    def __post_init__(self) -> None:
+        if any(not d >= 0 for d in self.schedule):
+            raise ValueError("every delay of the retry schedule must be 0 or more seconds")
+        if not self.timeout > 0:
+            raise ValueError("the webhook timeout must be more than 0 seconds")
+        if self.concurrency < 1:
+            raise ValueError("webhook concurrency must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    id: str
+    webhook_id: str
+    body: bytes
+    attempts: int
+
+
+class WebhookSender:
+    """Start with :meth:`start`; :meth:`wake` when deliveries were queued."""
+
+    def __init__(
+        self,
+        store: Store,
+        target: Callable[[str], Webhook | None],
+        options: DeliveryOptions | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._target = target
+        self.options = options or DeliveryOptions()
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._last_prune = 0.0
+        self.attempts = 0  # made since start
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is not None:
+            return
+        verify: ssl.SSLContext = ssl.create_default_context()
+        if self.options.ca_file is not None:
+            verify.load_verify_locations(self.options.ca_file)
+        self._client = httpx.AsyncClient(
+            verify=verify,
+            timeout=httpx.Timeout(self.options.timeout),
+            limits=httpx.Limits(max_connections=self.options.concurrency),
+            follow_redirects=False,
+            headers={"User-Agent": "pdp-webhooks"},
+        )
+        self._task = asyncio.create_task(self._run(), name="webhook-sender")
+
+    async def stop(self) -> None:
+        """Stops sending; attempts under way are abandoned and made again
+        after the next start."""
+        task, self._task = self._task, None
+        tasks = [t for t in (task, *self._in_flight.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                idle = await self._start_due()
+                await self._prune()
+            except Exception:
+                log.exception("reading the webhook outbox failed; trying again")
+                idle = _MAX_IDLE_SECONDS
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
+
+    async def _start_due(self) -> float:
+        """Starts the due deliveries there is room for; returns how long to
+        wait before the next one is due (at most a second)."""
+        room = self.options.concurrency - len(self._in_flight)
+        now = to_micros(self._clock(), "now")
+        rows = await self._store.fetchall(
+            "SELECT id, webhook_id, body, attempts, next_attempt_at_us FROM webhook_deliveries"
+            " WHERE status = 'pending' ORDER BY next_attempt_at_us LIMIT ?",
+            (self.options.concurrency * 2 + 1,),
+        )
+        idle = _MAX_IDLE_SECONDS
+        for delivery_id, webhook_id, body, attempts, due_us in rows:
+            if delivery_id in self._in_flight:
+                continue
+            if due_us > now:
+                idle = min(idle, (due_us - now) / 1e6)
+                break
+            if room <= 0:
+                break  # a finishing attempt wakes the loop
+            room -= 1
+            due = _Due(str(delivery_id), str(webhook_id), bytes(body), int(attempts))
+            task = asyncio.create_task(self._attempt(due), name=f"webhook-{delivery_id}")
+            self._in_flight[due.id] = task
+            task.add_done_callback(functools.partial(self._finished, due.id))
+        return idle
+
+    def _finished(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(delivery_id, None)
+        self._wake.set()
+
+    async def _attempt(self, due: _Due) -> None:
+        hook = self._target(due.webhook_id)
+        if hook is None:
+            return  # deleted, with its deliveries
+        client = self._client
+        assert client is not None
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": due.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign_webhook(hook.key, due.id, timestamp, due.body),
+        }
+        status: int | None = None
+        error: str | None = None
+        self.attempts += 1
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                async with client.stream("POST", hook.url, content=due.body, headers=headers) as r:
+                    status = r.status_code  # the answer's body is not read
+            if not 200 <= status < 300:
+                error = f"the receiver answered HTTP {status}"
+        except TimeoutError:
+            error = f"no answer within {self.options.timeout:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        try:
+            await self._record(due, status, error)
+        except Exception:
+            log.exception("recording the outcome of webhook delivery %s failed", due.id)
+
+    async def _record(self, due: _Due, status: int | None, error: str | None) -> None:
+        attempts = due.attempts + 1
+        now = self._clock()
+        now_us = to_micros(now, "now")
+        schedule = self.options.schedule
+        if error is None:
+            sql = (
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = ?,"
+                " last_status = ?, last_error = NULL, finished_at_us = ?"
+                " WHERE id = ? AND status = 'pending'"
+            )
+            parameters: tuple[object, ...] = (attempts, status, now_us, due.id)
+        elif attempts > len(schedule):
+            log.warning("webhook delivery %s failed after %d attempts: %s", due.id, attempts, error)
+            sql = (
+                "UPDATE webhook_deliveries SET status = 'failed', attempts = ?,"
+                " last_status = ?, last_error = ?, finished_at_us = ?"
+                " WHERE id = ? AND status = 'pending'"
+            )
+            parameters = (attempts, status, error[:_MAX_ERROR_CHARS], now_us, due.id)
+        else:
+            delay = schedule[attempts - 1] * random.uniform(1 - _JITTER, 1 + _JITTER)
+            log.info(
+                "webhook delivery %s attempt %d failed (%s); next in %.1f s",
+                due.id,
+                attempts,
+                error,
+                delay,
+            )
+            sql = (
+                "UPDATE webhook_deliveries SET attempts = ?, next_attempt_at_us = ?,"
+                " last_status = ?, last_error = ? WHERE id = ? AND status = 'pending'"
+            )
+            next_us = to_micros(now + timedelta(seconds=delay), "next")
+            parameters = (attempts, next_us, status, error[:_MAX_ERROR_CHARS], due.id)
+        async with self._store.side_transaction() as tx:
+            await tx.execute(sql, parameters)
+
+    async def _prune(self) -> None:
+        """Forgets deliveries that finished longer ago than RETENTION, and
+        the budget periods whose cost.threshold was sent long ago."""
+        moment = time.monotonic()
+        if moment - self._last_prune < _PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = moment
+        cutoff = to_micros(self._clock() - RETENTION, "cutoff")
+        periods = to_micros(self._clock() - timedelta(days=100), "cutoff")
+        async with self._store.side_transaction() as tx:
+            await tx.execute(
+                "DELETE FROM webhook_deliveries WHERE status != 'pending' AND finished_at_us < ?",
+                (cutoff,),
+            )
+            await tx.execute("DELETE FROM cost_thresholds WHERE reached_at_us < ?", (periods,))
