@@ -11,6 +11,10 @@ keys, sidecar events, approvals) go through ``Store.side_transaction`` and
 leave the revision alone. API keys have roles (``Role``); each route admits
 some. Events from sidecars (and the control plane's own) reach the handlers
 registered on ``ControlPlane.events`` (``EventRegistry.on_event``).
+Webhooks subscribe to some event types (``WEBHOOK_EVENTS``); each event
+becomes a delivery in the outbox table, in the transaction that records
+it, which a background sender POSTs, signed, until delivered or failed
+(``DeliveryOptions``: retry schedule, timeout, concurrency).
 
 Exception tree::
 
@@ -54,9 +58,13 @@ from ._roles import Caller, Role
 from ._schemas import AgentDetail
 from ._server import ControlOptions, ControlServer
 from ._store import SideTransaction, SnapshotTransaction, Store
+from ._webhook_events import WEBHOOK_EVENTS
+from ._webhook_sender import DEFAULT_RETRY_SCHEDULE, DeliveryOptions
 
 __all__ = [
     "API_KEY_HEADER",
+    "DEFAULT_RETRY_SCHEDULE",
+    "WEBHOOK_EVENTS",
     "Agent",
     "AgentDetail",
     "ApiError",
@@ -69,6 +77,7 @@ __all__ = [
     "ControlOptions",
     "ControlPlane",
     "ControlServer",
+    "DeliveryOptions",
     "Event",
     "EventHandler",
     "EventRegistry",

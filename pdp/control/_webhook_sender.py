@@ -90,6 +90,9 @@ class WebhookSender:
         self._clock = clock
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        # Attempts that ended while the outbox was being read: that read may
+        # predate their outcome, so their rows are not started from it.
+        self._ended_during_read: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._last_prune = 0.0
@@ -145,6 +148,7 @@ class WebhookSender:
         wait before the next one is due (at most a second)."""
         room = self.options.concurrency - len(self._in_flight)
         now = to_micros(self._clock(), "now")
+        self._ended_during_read.clear()
         rows = await self._store.fetchall(
             "SELECT id, webhook_id, body, attempts, next_attempt_at_us FROM webhook_deliveries"
             " WHERE status = 'pending' ORDER BY next_attempt_at_us LIMIT ?",
@@ -152,7 +156,7 @@ class WebhookSender:
         )
         idle = _MAX_IDLE_SECONDS
         for delivery_id, webhook_id, body, attempts, due_us in rows:
-            if delivery_id in self._in_flight:
+            if delivery_id in self._in_flight or delivery_id in self._ended_during_read:
                 continue
             if due_us > now:
                 idle = min(idle, (due_us - now) / 1e6)
@@ -168,6 +172,7 @@ class WebhookSender:
 
     def _finished(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(delivery_id, None)
+        self._ended_during_read.add(delivery_id)
         self._wake.set()
 
     async def _attempt(self, due: _Due) -> None:
