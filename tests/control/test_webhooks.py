@@ -441,3 +441,39 @@ async def test_deleting_a_webhook_drops_its_pending_deliveries(
             assert (await client.delete(f"/webhooks/{hook['id']}")).status_code == 200
     rows = await control_plane.control.store.fetchall("SELECT id FROM webhook_deliveries")
     assert rows == []
+
+
+async def test_approvals_requested_and_decided_are_delivered(
+    control_plane: ControlPlaneHarness,
+) -> None:
+    sidecar_key = await control_plane.create_key("edge", "sidecar")
+    approval_id = uuid.uuid4().hex
+    requested = {
+        "id": str(uuid.uuid4()),
+        "type": "approval.requested",
+        "time": "2026-01-01T00:00:00Z",
+        "data": {
+            "approvalId": approval_id,
+            "agentId": "agent-a",
+            "digest": "ab" * 32,
+            "policies": [
+                {"id": "p", "name": "P", "type": "expression", "mode": "require_approval"}
+            ],
+            "maskedExcerpt": "run ***",
+            "expiresAt": "2099-01-01T00:00:00Z",
+        },
+    }
+    with HttpsServer(reply_json({})) as receiver:
+        async with control_plane.client() as client:
+            await register(client, receiver.url, ["approval.requested", "approval.decided"])
+            async with control_plane.client(sidecar_key) as sidecar:
+                batch = {"sidecarId": "edge", "events": [requested]}
+                assert (await sidecar.post("/sidecar/events", json=batch)).status_code == 200
+            decided = await client.post(f"/approvals/{approval_id}/deny", json={"comment": "no"})
+            assert decided.status_code == 200, decided.text
+        requests = await receiver.received(2)
+    events = {e["type"]: e["data"] for e in delivered_events(requests)}
+    assert events["approval.requested"]["approvalId"] == approval_id
+    assert events["approval.requested"]["maskedExcerpt"] == "run ***"
+    assert events["approval.decided"]["status"] == "denied"
+    assert events["approval.decided"]["comment"] == "no"
