@@ -6,7 +6,10 @@ with the same webhook-id."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +22,8 @@ import pytest
 
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._https import HttpsServer, reply_json, test_certificates
+from tests._process import PythonProcess
+from tests.client.conftest import REPO
 from tests.conftest import StartSidecar
 from tests.control._harness import ControlPlaneHarness, ControlPlaneProcess
 from tests.control._webhooks import (
@@ -149,3 +154,40 @@ def test_a_pending_delivery_survives_sigkill_of_the_control_plane(tmp_path: Path
         if restarted is not None:
             restarted.stop()
         receiver.stop()
+
+
+def test_the_readme_receiver_prints_verified_events_once(tmp_path: Path) -> None:
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    example = REPO / "clients" / "python" / "examples" / "webhook_receiver.py"
+    receiver = PythonProcess(
+        [str(example), "127.0.0.1:0", secret], ready=r"listening on (\S+)", stream="stdout"
+    )
+    control = ControlPlaneProcess(tmp_path / "control.db")
+    try:
+        url = receiver.match.group(1)
+        with httpx.Client(
+            base_url=f"{control.base_url}/api/v1",
+            headers={"X-API-Key": control.api_key},
+            timeout=30,
+        ) as admin:
+            body = {"url": f"{url}/pdp", "events": ["agent.paused"], "secret": secret}
+            admin.post("/webhooks", json=body).raise_for_status()
+            admin.post("/agents", json={"name": "my-chatbot"}).raise_for_status()
+            admin.patch("/agents/my-chatbot/pause", json={"reason": "harmful"}).raise_for_status()
+            printed = _eventually(lambda: [x for x in receiver.output if x.startswith("agent.")])
+        kind, _, data = printed[0].partition(" ")
+        assert kind == "agent.paused"
+        assert json.loads(data)["reason"] == "harmful"
+
+        forged = httpx.post(
+            f"{url}/pdp",
+            content=b'{"type": "agent.resumed"}',
+            headers={"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time()))}
+            | {"webhook-signature": "v1,AAAA"},
+        )
+        assert forged.status_code == 400
+        _eventually(lambda: any(x.startswith("refused: ") for x in receiver.output))
+        assert len([x for x in receiver.output if x.startswith("agent.")]) == 1
+    finally:
+        control.stop()
+        receiver.kill()

@@ -43,7 +43,7 @@ from ._types import (
     UsageResult,
     Violation,
 )
-from ._webhooks import DEFAULT_WEBHOOK_TOLERANCE_S, verify_webhook
+from ._webhooks import DEFAULT_WEBHOOK_TOLERANCE_S, WebhookHeaders, verify_webhook
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -67,6 +67,7 @@ __all__ = [
     "SidecarUnavailableError",
     "UsageResult",
     "Violation",
+    "WebhookHeaders",
     "WebhookVerificationError",
     "verify_webhook",
 ]

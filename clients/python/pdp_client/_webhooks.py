@@ -14,19 +14,28 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from ._errors import WebhookVerificationError
 
-__all__ = ["DEFAULT_WEBHOOK_TOLERANCE_S", "verify_webhook"]
+__all__ = ["DEFAULT_WEBHOOK_TOLERANCE_S", "WebhookHeaders", "verify_webhook"]
 
 DEFAULT_WEBHOOK_TOLERANCE_S = 300.0
 _SECRET_PREFIX = "whsec_"
 _TIMESTAMP = re.compile(r"^[0-9]{1,15}$")
 
 
-def _header(headers: Mapping[str, Any], name: str) -> str:
+class WebhookHeaders(Protocol):
+    """Request headers as a framework gives them: a dict, Starlette's or
+    Django's headers, ``http.server``'s ``email.message.Message``."""
+
+    def get(self, name: str, /) -> Any: ...
+
+    def items(self) -> Iterable[tuple[Any, Any]]: ...
+
+
+def _header(headers: WebhookHeaders, name: str) -> str:
     """The header ``name``, matched without regard to case (a dict, a
     framework's headers object or ``email.message.Message``)."""
     value = headers.get(name)
@@ -57,7 +66,7 @@ def _key(secret: str) -> bytes:
 
 def verify_webhook(
     body: bytes,
-    headers: Mapping[str, Any],
+    headers: WebhookHeaders,
     secret: str,
     *,
     tolerance_s: float | None = DEFAULT_WEBHOOK_TOLERANCE_S,
