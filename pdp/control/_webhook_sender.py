@@ -96,7 +96,8 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._last_prune = 0.0
-        self.attempts = 0  # made since start
+        # Attempts since start, by outcome: delivered, retried, failed.
+        self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "failed": 0}
 
     def wake(self) -> None:
         self._wake.set()
@@ -190,7 +191,6 @@ class WebhookSender:
         }
         status: int | None = None
         error: str | None = None
-        self.attempts += 1
         try:
             async with asyncio.timeout(self.options.timeout):
                 async with client.stream("POST", hook.url, content=due.body, headers=headers) as r:
@@ -242,7 +242,20 @@ class WebhookSender:
             next_us = to_micros(now + timedelta(seconds=delay), "next")
             parameters = (attempts, next_us, status, error[:_MAX_ERROR_CHARS], due.id)
         async with self._store.side_transaction() as tx:
-            await tx.execute(sql, parameters)
+            changed = await tx.execute(sql, parameters)
+        if changed:  # not when the webhook was deleted meanwhile
+            outcome = (
+                "delivered"
+                if error is None
+                else "failed"
+                if attempts > len(schedule)
+                else "retried"
+            )
+            self.outcomes[outcome] += 1
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     async def _prune(self) -> None:
         """Forgets deliveries that finished longer ago than RETENTION, and

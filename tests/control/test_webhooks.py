@@ -477,3 +477,24 @@ async def test_approvals_requested_and_decided_are_delivered(
     assert events["approval.requested"]["maskedExcerpt"] == "run ***"
     assert events["approval.decided"]["status"] == "denied"
     assert events["approval.decided"]["comment"] == "no"
+
+
+async def test_attempts_are_counted_by_outcome_in_the_metrics(tmp_path: Path) -> None:
+    from tests.control._webhooks import FAST
+    from tests.observe._scrape import scrape, value
+
+    harness = ControlPlaneHarness(
+        tmp_path / "control.db", metrics_listen="127.0.0.1:0", webhooks=FAST
+    )
+    with HttpsServer(fail_times(1)) as receiver:
+        async with harness, harness.client() as client:
+            assert harness.server is not None
+            hook = await register(client, receiver.url, ["agent.paused"])
+            await client.post(f"/webhooks/{hook['id']}/test")
+            await wait_for_delivery(client, hook["id"], "delivered")
+            samples = await scrape(harness.server.metrics_url)
+    attempts = "pdp_control_webhook_attempts_total"
+    assert value(samples, attempts, outcome="retried") == 1
+    assert value(samples, attempts, outcome="delivered") == 1
+    assert value(samples, attempts, outcome="failed") == 0
+    assert value(samples, "pdp_control_webhook_attempts_in_flight") == 0
