@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -254,6 +254,7 @@ class SideTransaction:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         """Runs one statement on a table the snapshot does not publish;
@@ -263,10 +264,29 @@ class SideTransaction:
         cursor = await self._db.execute(sql, parameters)
         return cursor.rowcount
 
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Runs one statement once per row of parameters, in one call to
+        the database's thread; returns the number of rows changed in all."""
+        if _PUBLISHED_WRITE.search(sql):
+            raise StoreError("a side transaction cannot write what the snapshot publishes")
+        cursor = await self._db.executemany(sql, rows)
+        return cursor.rowcount
+
     async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Reads within the transaction (what it wrote included)."""
         async with self._db.execute(sql, parameters) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
+
+    def before_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Awaits ``callback()`` at the end of the transaction, before it
+        commits (writes buffered during it, made at once)."""
+        self._before_commit.append(callback)
+
+    async def _finish(self) -> None:
+        while self._before_commit:
+            callbacks, self._before_commit = self._before_commit, []
+            for callback in callbacks:
+                await callback()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Calls ``callback`` once the transaction has committed (never when it
@@ -365,6 +385,7 @@ class Store:
                 )
             tx = SnapshotTransaction(connection, revision + 1)
             yield tx
+            await tx.side._finish()
         tx.side._committed()
 
     @asynccontextmanager
@@ -374,6 +395,7 @@ class Store:
         async with self._write() as connection:
             tx = SideTransaction(connection)
             yield tx
+            await tx._finish()
         tx._committed()
 
     @asynccontextmanager

@@ -17,6 +17,7 @@ at least once, and receivers dedupe by ``webhook-id``."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -47,6 +48,7 @@ _JITTER = 0.2  # each delay is drawn from +-20% of the schedule's
 _MAX_IDLE_SECONDS = 1.0
 _PRUNE_EVERY_SECONDS = 600.0
 _MAX_ERROR_CHARS = 500
+_MAX_ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,14 @@ class DeliveryOptions:
             raise ValueError("the webhook timeout must be more than 0 seconds")
         if self.concurrency < 1:
             raise ValueError("webhook concurrency must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    sql: str
+    parameters: tuple[object, ...]
+    outcome: str
+    done: asyncio.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +103,12 @@ class WebhookSender:
         # Attempts that ended while the outbox was being read: that read may
         # predate their outcome, so their rows are not started from it.
         self._ended_during_read: set[str] = set()
+        self._ready: collections.deque[_Due] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._last_prune = 0.0
+        self._writes: list[_Write] = []
+        self._flusher: asyncio.Task[None] | None = None
         # Attempts since start, by outcome: delivered, retried, failed.
         self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "failed": 0}
 
@@ -121,7 +134,8 @@ class WebhookSender:
         """Stops sending; attempts under way are abandoned and made again
         after the next start."""
         task, self._task = self._task, None
-        tasks = [t for t in (task, *self._in_flight.values()) if t is not None]
+        self._ready.clear()
+        tasks = [t for t in (task, self._flusher, *self._in_flight.values()) if t is not None]
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -146,30 +160,46 @@ class WebhookSender:
 
     async def _start_due(self) -> float:
         """Starts the due deliveries there is room for; returns how long to
-        wait before the next one is due (at most a second)."""
-        room = self.options.concurrency - len(self._in_flight)
-        now = to_micros(self._clock(), "now")
-        self._ended_during_read.clear()
-        rows = await self._store.fetchall(
-            "SELECT id, webhook_id, body, attempts, next_attempt_at_us FROM webhook_deliveries"
-            " WHERE status = 'pending' ORDER BY next_attempt_at_us LIMIT ?",
-            (self.options.concurrency * 2 + 1,),
-        )
+        wait before the next one is due (at most a second). Due rows are read
+        in batches, so that a backlog costs one read per batch."""
         idle = _MAX_IDLE_SECONDS
-        for delivery_id, webhook_id, body, attempts, due_us in rows:
-            if delivery_id in self._in_flight or delivery_id in self._ended_during_read:
-                continue
-            if due_us > now:
-                idle = min(idle, (due_us - now) / 1e6)
-                break
-            if room <= 0:
-                break  # a finishing attempt wakes the loop
+        room = self.options.concurrency - len(self._in_flight)
+        if room > 0 and not self._ready:
+            idle = await self._read_due()
+        while room > 0 and self._ready:
+            due = self._ready.popleft()
             room -= 1
-            due = _Due(str(delivery_id), str(webhook_id), bytes(body), int(attempts))
-            task = asyncio.create_task(self._attempt(due), name=f"webhook-{delivery_id}")
+            task = asyncio.create_task(self._attempt(due), name=f"webhook-{due.id}")
             self._in_flight[due.id] = task
             task.add_done_callback(functools.partial(self._finished, due.id))
         return idle
+
+    async def _read_due(self) -> float:
+        """Reads the oldest due deliveries not under way into the ready
+        queue; returns the seconds until the next one falls due."""
+        now = to_micros(self._clock(), "now")
+        self._ended_during_read.clear()
+        batch = self.options.concurrency * 8
+        rows = await self._store.fetchall(
+            "SELECT id, webhook_id, body, attempts FROM webhook_deliveries"
+            " WHERE status = 'pending' AND next_attempt_at_us <= ?"
+            " ORDER BY next_attempt_at_us LIMIT ?",
+            (now, batch + len(self._in_flight)),
+        )
+        for delivery_id, webhook_id, body, attempts in rows:
+            if delivery_id in self._in_flight or delivery_id in self._ended_during_read:
+                continue
+            self._ready.append(_Due(str(delivery_id), str(webhook_id), bytes(body), int(attempts)))
+        if self._ready:
+            return _MAX_IDLE_SECONDS  # a finishing attempt wakes the loop
+        later = await self._store.fetchall(
+            "SELECT MIN(next_attempt_at_us) FROM webhook_deliveries"
+            " WHERE status = 'pending' AND next_attempt_at_us > ?",
+            (now,),
+        )
+        if later[0][0] is None:
+            return _MAX_IDLE_SECONDS
+        return min(_MAX_IDLE_SECONDS, (int(later[0][0]) - now) / 1e6)
 
     def _finished(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(delivery_id, None)
@@ -194,7 +224,14 @@ class WebhookSender:
         try:
             async with asyncio.timeout(self.options.timeout):
                 async with client.stream("POST", hook.url, content=due.body, headers=headers) as r:
-                    status = r.status_code  # the answer's body is not read
+                    status = r.status_code
+                    # Read (a short answer) to its end, so that the connection
+                    # is kept for the next delivery; a long one is cut.
+                    read = 0
+                    async for chunk in r.aiter_raw():
+                        read += len(chunk)
+                        if read > _MAX_ANSWER_BYTES:
+                            break
             if not 200 <= status < 300:
                 error = f"the receiver answered HTTP {status}"
         except TimeoutError:
@@ -241,17 +278,38 @@ class WebhookSender:
             )
             next_us = to_micros(now + timedelta(seconds=delay), "next")
             parameters = (attempts, next_us, status, error[:_MAX_ERROR_CHARS], due.id)
-        async with self._store.side_transaction() as tx:
-            changed = await tx.execute(sql, parameters)
-        if changed:  # not when the webhook was deleted meanwhile
-            outcome = (
-                "delivered"
-                if error is None
-                else "failed"
-                if attempts > len(schedule)
-                else "retried"
-            )
-            self.outcomes[outcome] += 1
+        if error is None:
+            outcome = "delivered"
+        else:
+            outcome = "failed" if attempts > len(schedule) else "retried"
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writes.append(_Write(sql, parameters, outcome, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="webhook-outcomes")
+        await done
+
+    async def _flush(self) -> None:
+        """Records the outcomes queued so far, in one transaction per batch
+        (one statement per kind of outcome): the attempts that end together
+        cost one commit."""
+        while self._writes:
+            batch, self._writes = self._writes, []
+            by_sql: dict[str, list[tuple[object, ...]]] = {}
+            for write in batch:
+                by_sql.setdefault(write.sql, []).append(write.parameters)
+            try:
+                async with self._store.side_transaction() as tx:
+                    for sql, rows in by_sql.items():
+                        await tx.executemany(sql, rows)
+            except Exception as exc:
+                for write in batch:
+                    if not write.done.done():
+                        write.done.set_exception(exc)
+                continue
+            for write in batch:
+                self.outcomes[write.outcome] += 1
+                if not write.done.done():
+                    write.done.set_result(None)
 
     @property
     def in_flight(self) -> int:

@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -172,6 +173,10 @@ class Webhooks:
         self._events = events
         self._policy_of = policy_of
         self._hooks: dict[str, Webhook] = {}
+        # Deliveries queued by transactions not yet committed.
+        self._pending: weakref.WeakKeyDictionary[SideTransaction, list[tuple[object, ...]]] = (
+            weakref.WeakKeyDictionary()
+        )
         # Called once deliveries were committed: the sender looks for them.
         self.on_queued: Callable[[], None] = lambda: None
         for event_type in WEBHOOK_EVENTS:
@@ -232,7 +237,6 @@ class Webhooks:
         event = Event(str(uuid.uuid4()), WEBHOOK_TEST, utc_now(), "", data)
         async with self._store.side_transaction() as tx:
             delivery_id = await self._queue(tx, hook, event, _event_body(event))
-            tx.after_commit(self.on_queued)
         return await self.delivery(delivery_id)
 
     # Deliveries -----------------------------------------------------------------
@@ -260,15 +264,26 @@ class Webhooks:
         return [Delivery(*row) for row in rows]
 
     async def _queue(self, tx: SideTransaction, hook: Webhook, event: Event, body: bytes) -> str:
+        """Adds a delivery to the transaction's; they are written together
+        just before it commits."""
         delivery_id = _new_delivery_id()
         now = to_micros(utc_now(), "now")
-        await tx.execute(
+        rows = self._pending.get(tx)
+        if rows is None:
+            rows = self._pending[tx] = []
+            tx.before_commit(lambda: self._write_queued(tx))
+            tx.after_commit(self.on_queued)
+        rows.append((delivery_id, hook.id, event.id, event.type, body, now, now))
+        return delivery_id
+
+    async def _write_queued(self, tx: SideTransaction) -> None:
+        rows = self._pending.pop(tx, [])
+        await tx.executemany(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, body, status,"
             " attempts, next_attempt_at_us, created_at_us)"
             " VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-            (delivery_id, hook.id, event.id, event.type, body, now, now),
+            rows,
         )
-        return delivery_id
 
     async def _fan_out(self, tx: SideTransaction, event: Event) -> None:
         targets = [h for h in self._hooks.values() if event.type in h.events]
@@ -277,7 +292,6 @@ class Webhooks:
         body = _event_body(event)
         for hook in targets:
             await self._queue(tx, hook, event, body)
-        tx.after_commit(self.on_queued)
 
     # Events derived from decisions ---------------------------------------------
 
