@@ -19,16 +19,20 @@ A receiver of the control plane's webhooks checks each delivery with
 """
 
 from ._aio import AsyncClient
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
+    CallerRefusedError,
     DeadlineExceededError,
     InvalidRequestError,
     PdpError,
     PolicyBlockedError,
     SidecarUnavailableError,
+    UnimplementedError,
     WebhookVerificationError,
 )
+from ._stream import AsyncEnforceStream, EnforceStream
 from ._sync import Client
 from ._types import (
     AgentStatusResult,
@@ -53,18 +57,24 @@ __all__ = [
     "ApprovalResult",
     "ApprovalState",
     "AsyncClient",
+    "AsyncEnforceStream",
     "AuthorizeResult",
+    "BatchOutcome",
     "Budget",
+    "CallerRefusedError",
     "Client",
     "ContextItem",
     "DeadlineExceededError",
     "Decision",
+    "EnforceRequest",
     "EnforceResult",
+    "EnforceStream",
     "InvalidRequestError",
     "PdpError",
     "PiiFinding",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "UnimplementedError",
     "UsageResult",
     "Violation",
     "WebhookHeaders",
