@@ -24,7 +24,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,9 +93,11 @@ class WebhookSender:
         options: DeliveryOptions | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._target = target
+        self._refresh = refresh
         self.options = options or DeliveryOptions()
         self._clock = clock
         self._wake = asyncio.Event()
@@ -177,6 +179,8 @@ class WebhookSender:
     async def _read_due(self) -> float:
         """Reads the oldest due deliveries not under way into the ready
         queue; returns the seconds until the next one falls due."""
+        if self._refresh is not None:
+            await self._refresh()
         now = to_micros(self._clock(), "now")
         self._ended_during_read.clear()
         batch = self.options.concurrency * 8
@@ -209,7 +213,15 @@ class WebhookSender:
     async def _attempt(self, due: _Due) -> None:
         hook = self._target(due.webhook_id)
         if hook is None:
-            return  # deleted, with its deliveries
+            # Its webhook was deleted (by another control plane on a shared
+            # database, since this one deletes the deliveries with it).
+            async with self._store.side_transaction() as tx:
+                await tx.execute(
+                    "DELETE FROM webhook_deliveries WHERE id = ?"
+                    " AND webhook_id NOT IN (SELECT id FROM webhooks)",
+                    (due.id,),
+                )
+            return
         client = self._client
         assert client is not None
         timestamp = int(time.time())

@@ -21,7 +21,7 @@ import json
 import os
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -154,6 +154,16 @@ def _event_body(event: Event) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_SELECT_WEBHOOKS = (
+    "SELECT id, url, events_json, secret, created_at FROM webhooks ORDER BY created_at, id"
+)
+
+
+def _webhook(row: Sequence[object]) -> Webhook:
+    events = tuple(json.loads(str(row[2])))
+    return Webhook(str(row[0]), str(row[1]), events, str(row[3]), str(row[4]))
+
+
 def _new_delivery_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
@@ -184,13 +194,14 @@ class Webhooks:
         events.on_event(DECISION, self._on_decision)
 
     async def load(self) -> None:
-        rows = await self._store.fetchall(
-            "SELECT id, url, events_json, secret, created_at FROM webhooks ORDER BY created_at"
-        )
-        self._hooks = {
-            str(r[0]): Webhook(str(r[0]), str(r[1]), tuple(json.loads(r[2])), str(r[3]), str(r[4]))
-            for r in rows
-        }
+        """Reads the registrations (again: with a database shared by several
+        control planes, the sender calls it before each read of the outbox)."""
+        hooks = [_webhook(row) for row in await self._store.fetchall(_SELECT_WEBHOOKS)]
+        self._hooks = {hook.id: hook for hook in hooks}
+
+    async def refresh(self) -> None:
+        if self._store.shared:
+            await self.load()
 
     # Registrations -------------------------------------------------------------
 
@@ -286,7 +297,10 @@ class Webhooks:
         )
 
     async def _fan_out(self, tx: SideTransaction, event: Event) -> None:
-        targets = [h for h in self._hooks.values() if event.type in h.events]
+        hooks: Iterable[Webhook] = self._hooks.values()
+        if self._store.shared:  # another control plane may have changed them
+            hooks = [_webhook(row) for row in await tx.fetchall(_SELECT_WEBHOOKS)]
+        targets = [h for h in hooks if event.type in h.events]
         if not targets:
             return
         body = _event_body(event)
