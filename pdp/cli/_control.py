@@ -16,6 +16,7 @@ from ._args import (
     Subparsers,
     add_log_level,
     add_metrics_listen,
+    duration,
     listen_address,
     positive_int,
     run_event_loop,
@@ -63,6 +64,7 @@ def add_parser(subparsers: Subparsers) -> None:
         help="open connections at most; past it, the one waiting longest for a request is "
         "closed (default 1000)",
     )
+    _add_webhook_options(control)
     add_metrics_listen(control)
     add_log_level(control)
     control.set_defaults(run=run)
@@ -83,6 +85,42 @@ def add_parser(subparsers: Subparsers) -> None:
     which = revoke_key.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", default=None, help="the key's id")
     which.add_argument("--name", default=None, help="every live key with this name")
+
+
+def _retry_schedule(value: str) -> tuple[float, ...]:
+    """``5s,5m,30m`` -> (5.0, 300.0, 1800.0); ``none``: no retries."""
+    if value.strip().lower() == "none":
+        return ()
+    return tuple(duration(part) for part in value.split(","))
+
+
+def _add_webhook_options(control: argparse.ArgumentParser) -> None:
+    control.add_argument(
+        "--webhook-retry-schedule",
+        type=_retry_schedule,
+        default=None,
+        metavar="DELAYS",
+        help="delays before each retry of a failed webhook delivery, comma-separated "
+        "(default 5s,5m,30m,2h,5h,10h,10h; 'none': one attempt); each is drawn within "
+        "+-20%%, and a delivery is marked failed after the last",
+    )
+    control.add_argument(
+        "--webhook-timeout",
+        type=duration,
+        default=10.0,
+        help="how long one webhook delivery attempt may take (default 10s)",
+    )
+    control.add_argument(
+        "--webhook-concurrency",
+        type=positive_int,
+        default=16,
+        help="webhook deliveries attempted at once (default 16)",
+    )
+    control.add_argument(
+        "--webhook-ca-file",
+        default=None,
+        help="PEM CA certificates trusted for https webhook URLs, besides the system's",
+    )
 
 
 def _add_db(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -201,7 +239,7 @@ async def _revoke_key(args: argparse.Namespace, location: DbLocation) -> int:
 
 
 def _serve(args: argparse.Namespace, location: DbLocation) -> int:
-    from pdp.control import ConnectionLimits, ControlOptions
+    from pdp.control import ConnectionLimits, ControlOptions, DeliveryOptions
 
     if (args.tls_cert is None) != (args.tls_key is None):
         log.error("cannot start: --tls-cert and --tls-key go together")
@@ -216,6 +254,16 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
         tls_key=args.tls_key,
         docs=args.docs,
         limits=ConnectionLimits(max_connections=args.max_connections),
+        webhooks=DeliveryOptions(
+            timeout=args.webhook_timeout,
+            concurrency=args.webhook_concurrency,
+            ca_file=args.webhook_ca_file,
+            **(
+                {}
+                if args.webhook_retry_schedule is None
+                else {"schedule": args.webhook_retry_schedule}
+            ),
+        ),
     )
     _raise_file_limit(args.max_connections + 256)
     return run_event_loop(_serve_until_signalled(options))

@@ -12,6 +12,10 @@ keys, sidecar events, approvals) go through ``Store.side_transaction`` and
 leave the revision alone. API keys have roles (``Role``); each route admits
 some. Events from sidecars (and the control plane's own) reach the handlers
 registered on ``ControlPlane.events`` (``EventRegistry.on_event``).
+Webhooks subscribe to some event types (``WEBHOOK_EVENTS``); each event
+becomes a delivery in the outbox table, in the transaction that records
+it, which a background sender POSTs, signed, until delivered or failed
+(``DeliveryOptions``: retry schedule, timeout, concurrency).
 
 Exception tree::
 
@@ -66,10 +70,14 @@ from ._roles import Caller, Role
 from ._schemas import AgentDetail
 from ._server import ControlOptions, ControlServer
 from ._store import SideTransaction, SnapshotTransaction, Store
+from ._webhook_events import WEBHOOK_EVENTS
+from ._webhook_sender import DEFAULT_RETRY_SCHEDULE, DeliveryOptions
 
 __all__ = [
     "API_KEY_HEADER",
     "DB_PASSWORD_ENV",
+    "DEFAULT_RETRY_SCHEDULE",
+    "WEBHOOK_EVENTS",
     "Agent",
     "AgentDetail",
     "ApiError",
@@ -84,6 +92,7 @@ __all__ = [
     "ControlServer",
     "DatabaseUnavailableError",
     "DbLocation",
+    "DeliveryOptions",
     "Event",
     "EventHandler",
     "EventRegistry",

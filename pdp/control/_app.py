@@ -35,6 +35,7 @@ from ._routes_events import event_routes
 from ._routes_policies import policy_routes
 from ._routes_settings import settings_routes
 from ._routes_snapshot import health_routes, snapshot_routes
+from ._routes_webhooks import webhook_routes
 from ._schemas import ErrorOut
 
 __all__ = ["AnswerAlreadySent", "create_app"]
@@ -126,7 +127,8 @@ def create_app(
     app = FastAPI(
         title="pdp control plane",
         version="1",
-        description="Policies, agents, grants, approvals and the snapshot sidecars follow. "
+        description="Policies, agents, grants, approvals, webhooks, and the snapshot that "
+        "sidecars follow. "
         f"Every /api/v1 request needs an {API_KEY_HEADER} header.",
         responses={
             code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
@@ -152,6 +154,7 @@ def create_app(
     api.include_router(event_routes(control))
     api.include_router(approval_routes(control))
     api.include_router(settings_routes(control))
+    api.include_router(webhook_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

@@ -77,6 +77,9 @@ from ._schemas import (
 from ._sidecars import SidecarRegistry
 from ._state import State
 from ._store import CANDIDATE_NOTICE, REVISION_NOTICE, Store
+from ._webhook_events import define_webhook_types
+from ._webhook_sender import DeliveryOptions, WebhookSender
+from ._webhooks import Webhooks
 
 __all__ = ["ControlPlane"]
 
@@ -122,6 +125,9 @@ class ControlPlane:
         self.events = EventRegistry()
         define_uplink_types(self.events)
         self.approvals = Approvals(store, self.events)
+        define_webhook_types(self.events)
+        self.webhooks = Webhooks(store, self.events, lambda ref: self.state.policy(ref))
+        self.webhook_sender: WebhookSender | None = None
         self._refreshing: asyncio.Task[None] | None = None
         self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
         self._refresh_again = False
@@ -166,7 +172,13 @@ class ControlPlane:
             os.close(fd)
             raise
         candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
-        return cls(store, fd, state, candidate)
+        control = cls(store, fd, state, candidate)
+        try:
+            await control.webhooks.load()
+        except BaseException:
+            await control.close()
+            raise
+        return control
 
     @classmethod
     async def _open_shared(cls, location: DbLocation) -> ControlPlane:
@@ -533,6 +545,8 @@ class ControlPlane:
                 try:
                     async with self.store.transaction(state.revision) as tx:
                         await plan.write(tx)
+                        for event_type, data in plan.events:
+                            await self.events.emit(tx.side, event_type, data)
                 except StaleRevisionError:
                     if not self.store.shared:
                         raise
@@ -548,6 +562,16 @@ class ControlPlane:
 
     # Lifecycle ---------------------------------------------------------------
 
+    def start_webhook_delivery(self, options: DeliveryOptions | None = None) -> None:
+        """Starts delivering the webhook outbox in the background."""
+        if self.webhook_sender is None:
+            sender = WebhookSender(
+                self.store, self.webhooks.target, options, refresh=self.webhooks.refresh
+            )
+            self.webhooks.on_queued = sender.wake
+            self.webhook_sender = sender
+            sender.start()
+
     def begin_shutdown(self) -> None:
         """Ends every long poll now (they answer 304) and refuses new writes."""
         self._closing = True
@@ -558,6 +582,9 @@ class ControlPlane:
         """Waits for a running write, then closes the database. Idempotent."""
         self.begin_shutdown()
         await self.approvals.stop()
+        sender, self.webhook_sender = self.webhook_sender, None
+        if sender is not None:
+            await sender.stop()
         refreshing, self._refreshing = self._refreshing, None
         if refreshing is not None:
             refreshing.cancel()

@@ -150,11 +150,18 @@ class EventRegistry:
                 await tx.execute("DELETE FROM sidecar_events WHERE received_at_us < ?", (cutoff,))
         return new, len(parsed) - new
 
-    async def emit(self, tx: SideTransaction, event_type: str, data: BaseModel) -> None:
+    async def emit(
+        self, tx: SideTransaction, event_type: str, data: BaseModel | Mapping[str, Any]
+    ) -> None:
         """The control plane's own event (``approval.decided``...), handed to
-        the handlers of its type inside ``tx``."""
-        if event_type not in self._models:
+        the handlers of its type inside ``tx``. ``data`` is checked against
+        the type's model (ValidationError) unless it is an instance of it."""
+        model = self._models.get(event_type)
+        if model is None:
             raise ValueError(f"unknown event type {event_type!r}; define it first")
+        if not isinstance(data, model):
+            fields = data.model_dump() if isinstance(data, BaseModel) else dict(data)
+            data = model.model_validate(fields)
         await self._dispatch(tx, Event(str(uuid.uuid4()), event_type, utc_now(), "", data))
 
     async def _dispatch(self, tx: SideTransaction, event: Event) -> None:

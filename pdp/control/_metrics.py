@@ -1,7 +1,8 @@
 """The control plane's Prometheus metrics: requests by route, method and
-status, long polls waiting, the published revision and whether a candidate
-is published. Route labels are the route templates (``/api/v1/agents/{agent_id}``),
-``unmatched`` for a request no route took, so cardinality stays bounded."""
+status, long polls waiting, the published revision, whether a candidate
+is published, and webhook delivery attempts by outcome. Route labels are
+the route templates (``/api/v1/agents/{agent_id}``), ``unmatched`` for a
+request no route took, so cardinality stays bounded."""
 
 from __future__ import annotations
 
@@ -48,6 +49,22 @@ class ControlMetrics:
             "1 while a candidate snapshot is published for shadow evaluation",
             value=control.candidate is not None,
         )
+        sender = control.webhook_sender
+        if sender is not None:
+            attempts = CounterMetricFamily(
+                "pdp_control_webhook_attempts",
+                "Webhook delivery attempts, by outcome: delivered (a 2xx answer), retried "
+                "(another attempt is scheduled), failed (the retry schedule ran out)",
+                labels=("outcome",),
+            )
+            for outcome, count in sorted(sender.outcomes.items()):
+                attempts.add_metric((outcome,), count)
+            yield attempts
+            yield GaugeMetricFamily(
+                "pdp_control_webhook_attempts_in_flight",
+                "Webhook delivery attempts waiting for an answer now",
+                value=sender.in_flight,
+            )
 
 
 class RequestMetrics:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 from pdp.engine import (
     MAX_CALLER_TOKENS,
     UNKNOWN_AGENTS,
@@ -45,6 +47,7 @@ from ._schemas import (
 )
 from ._state import Focus, State, compile_pause, compile_state
 from ._store import SnapshotTransaction
+from ._webhook_events import AGENT_PAUSED, AGENT_RESUMED, AgentPausedData, AgentResumedData
 
 __all__ = [
     "Plan",
@@ -72,12 +75,14 @@ ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList, Settings)
 @dataclass(frozen=True, slots=True)
 class Plan(Generic[ResultT]):
     """A write: the next state with its compiled snapshot, the database
-    writes, and the object to answer with. ``state`` None: nothing changes."""
+    writes, and the object to answer with. ``state`` None: nothing changes.
+    ``events`` (type, data) are emitted in the write's transaction."""
 
     result: ResultT
     state: State | None = None
     compiled: CompiledSnapshot | None = None
     write: Write | None = None
+    events: tuple[tuple[str, BaseModel], ...] = ()
 
 
 def _new_id() -> str:
@@ -267,6 +272,7 @@ def _replace_paused(
     agent: Agent,
     focus_renames: Mapping[str, str],
     previous: CompiledSnapshot | None,
+    events: tuple[tuple[str, BaseModel], ...],
 ) -> Plan[Agent]:
     """Replaces ``agent`` with a copy whose pause state changed. With the
     compiled snapshot of ``state`` (``previous``), the policies are not
@@ -280,7 +286,7 @@ def _replace_paused(
         compiled = compile_pause(candidate, previous, focus)
     else:
         compiled = compile_state(candidate, focus)
-    return Plan(agent, candidate, compiled, _put_agent(agent))
+    return Plan(agent, candidate, compiled, _put_agent(agent), events)
 
 
 def plan_pause(
@@ -298,21 +304,38 @@ def plan_pause(
         updatedAt=now,
         revision=state.revision + 1,
     )
-    return _replace_paused(state, paused, {"pauseReason": "reason"}, previous)
+    events: tuple[tuple[str, BaseModel], ...] = ()
+    if not agent.paused:  # pausing again only updates the reason
+        data = AgentPausedData(
+            agentId=agent.id,
+            agentName=agent.name,
+            reason=reason,
+            pausedAt=now,
+            revision=paused.revision,
+        )
+        events = ((AGENT_PAUSED, data),)
+    return _replace_paused(state, paused, {"pauseReason": "reason"}, previous, events)
 
 
 def plan_resume(state: State, ref: str, previous: CompiledSnapshot | None = None) -> Plan[Agent]:
     """``previous``: the compiled snapshot of ``state``, if there is one."""
     agent = require_agent(state, ref)
+    now = format_time(utc_now())
     resumed = replaced(
         agent,
         paused=False,
         pauseReason=None,
         pausedAt=None,
-        updatedAt=format_time(utc_now()),
+        updatedAt=now,
         revision=state.revision + 1,
     )
-    return _replace_paused(state, resumed, {}, previous)
+    events: tuple[tuple[str, BaseModel], ...] = ()
+    if agent.paused:
+        data = AgentResumedData(
+            agentId=agent.id, agentName=agent.name, resumedAt=now, revision=resumed.revision
+        )
+        events = ((AGENT_RESUMED, data),)
+    return _replace_paused(state, resumed, {}, previous, events)
 
 
 def _replace_agent(state: State, agent: Agent) -> Plan[Agent]:

@@ -115,6 +115,50 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Webhooks and the outbox of their deliveries: a delivery row is
+        # written in the transaction of the event it carries and kept, with
+        # its stable id (the webhook-id header), until it is delivered or
+        # its retries run out.
+        """
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            events_json TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            webhook_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            body BLOB NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at_us INTEGER NOT NULL,
+            last_status INTEGER,
+            last_error TEXT,
+            created_at_us INTEGER NOT NULL,
+            finished_at_us INTEGER
+        )
+        """,
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at_us)",
+        "CREATE INDEX webhook_deliveries_by_webhook"
+        " ON webhook_deliveries (webhook_id, created_at_us)",
+        # cost.threshold is sent once per agent, budget policy and period.
+        """
+        CREATE TABLE cost_thresholds (
+            agent_id TEXT NOT NULL,
+            policy_id TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            reached_at_us INTEGER NOT NULL,
+            PRIMARY KEY (agent_id, policy_id, period_start)
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -30,6 +30,7 @@ from ._guard import DEFAULT_MAX_BODY_BYTES
 from ._location import DbLocation
 from ._logs import RateLimitFilter
 from ._metrics import ControlMetrics
+from ._webhook_sender import DeliveryOptions
 
 __all__ = ["ControlOptions", "ControlServer"]
 
@@ -49,6 +50,7 @@ class ControlOptions:
     tls_key: str | None = None
     docs: str = "open"  # who may read /docs and /openapi.json: open, key or off
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -91,6 +93,7 @@ class ControlServer:
             raise OSError("serving TLS needs both a certificate and its key")
         control = await ControlPlane.open(opts.db)
         try:
+            control.start_webhook_delivery(opts.webhooks)
             sock = _bind(opts.host, opts.port)
         except OSError:
             await control.close()

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -70,6 +70,9 @@ class SnapshotTransaction:
     def __init__(self, connection: Connection, revision: int) -> None:
         self._db = connection
         self.revision = revision
+        # What features write beside the change (its events), in the same
+        # transaction.
+        self.side = SideTransaction(connection)
 
     async def put_agent(self, agent: Agent) -> None:
         await self._db.execute(
@@ -135,6 +138,7 @@ class SideTransaction:
     def __init__(self, connection: Connection) -> None:
         self._db = connection
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         """Runs one statement on a table the snapshot does not publish;
@@ -142,6 +146,16 @@ class SideTransaction:
         if _PUBLISHED_WRITE.search(sql):
             raise StoreError("a side transaction cannot write what the snapshot publishes")
         return await self._db.execute(sql, parameters)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Runs one statement once per row of parameters; returns the number
+        of rows changed in all."""
+        if _PUBLISHED_WRITE.search(sql):
+            raise StoreError("a side transaction cannot write what the snapshot publishes")
+        changed = 0
+        for parameters in rows:
+            changed += await self._db.execute(sql, parameters)
+        return changed
 
     async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Reads within the transaction (what it wrote included)."""
@@ -151,6 +165,17 @@ class SideTransaction:
         """Tells the other control planes on this database once the
         transaction commits (``ControlPlane`` dispatches it)."""
         await self._db.notify(payload)
+
+    def before_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Awaits ``callback()`` at the end of the transaction, before it
+        commits (writes buffered during it, made at once)."""
+        self._before_commit.append(callback)
+
+    async def _finish(self) -> None:
+        while self._before_commit:
+            callbacks, self._before_commit = self._before_commit, []
+            for callback in callbacks:
+                await callback()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Calls ``callback`` once the transaction has committed (never when it
@@ -252,7 +277,10 @@ class Store:
                     f"plane wrote to {self.label}"
                 )
             await connection.notify(f"{REVISION_NOTICE} {revision + 1}")
-            yield SnapshotTransaction(connection, revision + 1)
+            tx = SnapshotTransaction(connection, revision + 1)
+            yield tx
+            await tx.side._finish()
+        tx.side._committed()
 
     @asynccontextmanager
     async def side_transaction(self) -> AsyncIterator[SideTransaction]:
@@ -261,6 +289,7 @@ class Store:
         async with self.backend.transaction() as connection:
             tx = SideTransaction(connection)
             yield tx
+            await tx._finish()
         tx._committed()
 
     async def revision(self) -> int:

@@ -55,6 +55,7 @@ from ._errors import AgentIdError, EngineError, FieldError, SnapshotError, State
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._model import UNKNOWN_AGENTS
 from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
+from ._periods import load_timezone, month_start
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
@@ -175,7 +176,9 @@ __all__ = [
     "differs_only_in_pause_state",
     "fired_policies",
     "format_time",
+    "load_timezone",
     "masked_excerpt",
+    "month_start",
     "new_caller_token",
     "parse_document",
     "parse_listen_address",

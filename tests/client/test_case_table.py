@@ -137,8 +137,7 @@ async def _run(
         assert wait is not None, "awaitApproval needs timeoutSeconds"
         return await resolve(client.await_approval(request["approvalId"], wait=wait))
     if call == "verifyWebhook":
-        verify = pdp_client.verify_webhook  # type: ignore[attr-defined]
-        event = verify(
+        event = pdp_client.verify_webhook(
             request["body"].encode(),
             request["headers"],
             request["secret"],

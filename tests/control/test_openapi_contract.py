@@ -310,6 +310,28 @@ async def _exercise(
         check(await c.post(f"{approvals}/{ids[0]}/consume", json=used), consume, 200)
         check(await c.post(f"{approvals}/{ids[0]}/consume", json=used), consume, 409)
 
+        # Webhooks: registered, tested, their deliveries listed, deleted.
+        webhooks = f"{API}/webhooks"
+        hook_body = {"url": "https://127.0.0.1:9/hook", "events": ["agent.paused"]}
+        hook = check(await c.post(webhooks, json=hook_body), webhooks, 201).json()
+        check(await c.post(webhooks, json=hook_body | {"url": "ftp://x"}), webhooks, 422)
+        check(await anonymous.post(webhooks, json=hook_body, headers=as_reviewer), webhooks, 403)
+        check(await c.get(webhooks), webhooks, 200)
+        check(await anonymous.get(webhooks), webhooks, 401)
+        test = f"{webhooks}/{{webhook_id}}/test"
+        check(await c.post(f"{webhooks}/{hook['id']}/test"), test, 202)
+        check(await c.post(f"{webhooks}/nope/test"), test, 404)
+        deliveries = f"{webhooks}/{{webhook_id}}/deliveries"
+        check(await c.get(f"{webhooks}/{hook['id']}/deliveries"), deliveries, 200)
+        check(await c.get(f"{webhooks}/nope/deliveries"), deliveries, 404)
+        bad_status = {"status": "lost"}
+        check(
+            await c.get(f"{webhooks}/{hook['id']}/deliveries", params=bad_status), deliveries, 422
+        )
+        one_hook = f"{webhooks}/{{webhook_id}}"
+        check(await c.delete(f"{webhooks}/{hook['id']}"), one_hook, 200)
+        check(await c.delete(f"{webhooks}/{hook['id']}"), one_hook, 404)
+
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)
         contract.check_error(await c.get(f"{API}/nothing"), 404)

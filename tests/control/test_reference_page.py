@@ -3,6 +3,7 @@ host, the key and the UUID placeholders differ), does what the page says."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,15 @@ PAGE_POLICY_BODIES = [
 ]
 PAGE_PAUSE_BODY = """{"reason": "Detected harmful outputs in production"}"""
 PAGE_GRANT_BODY = """{    "targetAgentId": "AGENT_B_UUID",    "allowedActions": ["execute", "read"],    "expiresAt": "2025-12-31T23:59:59Z"  }"""  # noqa: E501
+PAGE_WEBHOOK_BODY = """{    "url": "https://your-app.com/execlave-webhook",    "events": ["policy.violated", "agent.paused"],    "secret": "whsec_your_signing_secret"  }"""  # noqa: E501
+# "Available events", as the page lists them.
+PAGE_WEBHOOK_EVENTS = [
+    "policy.violated",
+    "agent.paused",
+    "agent.resumed",
+    "trace.anomaly",
+    "cost.threshold",
+]
 PAGE_AUTHORIZE_BODY = (
     """{    "sourceAgentId": "agent-a",    "targetAgentId": "agent-b",    "action": "execute"  }"""
 )
@@ -105,3 +115,30 @@ async def test_grant_from_the_page_has_expired_and_authorize_says_so(
     document, _ = await published(client)
     assert len(document["grants"]) == 2
     compile_snapshot(document)
+
+
+async def test_webhook_registration_from_the_page(client: httpx.AsyncClient) -> None:
+    # The page's secret is a placeholder: after whsec_ the scheme wants the
+    # base64 of a key, so the body sent as it is says so, naming the field.
+    response = await client.post("/webhooks", content=PAGE_WEBHOOK_BODY, headers=JSON)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == "secret" and "base64" in error["message"]
+    assert (await client.get("/webhooks")).json()["webhooks"] == []
+
+    # With a real secret in its place, it is registered as sent.
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    body = PAGE_WEBHOOK_BODY.replace("whsec_your_signing_secret", secret)
+    response = await client.post("/webhooks", content=body, headers=JSON)
+    assert response.status_code == 201, response.text
+    hook = response.json()
+    assert hook["url"] == "https://your-app.com/execlave-webhook"
+    assert hook["events"] == ["policy.violated", "agent.paused"]
+    assert hook["secret"] == secret
+    assert response.headers["Location"] == f"/api/v1/webhooks/{hook['id']}"
+
+    # Every event the page lists can be subscribed to.
+    every = {"url": "https://your-app.com/all", "events": PAGE_WEBHOOK_EVENTS}
+    response = await client.post("/webhooks", json=every)
+    assert response.status_code == 201, response.text
+    assert response.json()["events"] == PAGE_WEBHOOK_EVENTS

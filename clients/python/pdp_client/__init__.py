@@ -13,6 +13,9 @@ Ask the sidecar before an agent acts::
             ...  # result.decision is ALLOW, ALLOW_WITH_WARNINGS or PENDING_APPROVAL
 
 ``AsyncClient`` has the same methods, as coroutines. Both fail closed.
+
+A receiver of the control plane's webhooks checks each delivery with
+``verify_webhook(body, headers, secret)``.
 """
 
 from ._aio import AsyncClient
@@ -27,6 +30,7 @@ from ._errors import (
     PolicyBlockedError,
     SidecarUnavailableError,
     UnimplementedError,
+    WebhookVerificationError,
 )
 from ._stream import AsyncEnforceStream, EnforceStream
 from ._sync import Client
@@ -43,9 +47,11 @@ from ._types import (
     UsageResult,
     Violation,
 )
+from ._webhooks import DEFAULT_WEBHOOK_TOLERANCE_S, WebhookHeaders, verify_webhook
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WEBHOOK_TOLERANCE_S",
     "AgentPausedError",
     "AgentStatusResult",
     "ApprovalResult",
@@ -71,6 +77,9 @@ __all__ = [
     "UnimplementedError",
     "UsageResult",
     "Violation",
+    "WebhookHeaders",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]
 
 __version__ = "0.1.0"

@@ -15,6 +15,9 @@ Exception tree::
     │   └── DeadlineExceededError  it did not answer within the deadline
     ├── UnimplementedError      the sidecar does not serve the call (an older
     │                           sidecar version: UNIMPLEMENTED)
+    ├── WebhookVerificationError  ``verify_webhook``: a webhook delivery that is
+    │                           not authentic (bad or missing signature, wrong
+    │                           secret, outside the time window); ``.reason``
     └── InvalidRequestError     the request was refused: by the client before
                                 sending (``.code`` None), or by the sidecar:
                                 malformed (INVALID_ARGUMENT), oversized
@@ -49,6 +52,7 @@ __all__ = [
     "PolicyBlockedError",
     "SidecarUnavailableError",
     "UnimplementedError",
+    "WebhookVerificationError",
     "error_for_status",
     "trailing_metadata",
 ]
@@ -140,6 +144,15 @@ class DeadlineExceededError(SidecarUnavailableError):
             target=target,
         )
         self.timeout = timeout
+
+
+class WebhookVerificationError(PdpError):
+    """A webhook delivery that :func:`~pdp_client.verify_webhook` refused:
+    treat the request as not sent by pdp. ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"webhook not verified: {reason}")
+        self.reason = reason
 
 
 class UnimplementedError(PdpError):
