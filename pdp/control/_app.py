@@ -33,6 +33,7 @@ from ._routes_candidate import candidate_routes
 from ._routes_events import event_routes
 from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
+from ._routes_traces import trace_routes
 from ._schemas import ErrorOut
 
 __all__ = ["AnswerAlreadySent", "create_app"]
@@ -147,6 +148,7 @@ def create_app(
     api.include_router(candidate_routes(control))
     api.include_router(event_routes(control))
     api.include_router(approval_routes(control))
+    api.include_router(trace_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

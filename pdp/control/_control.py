@@ -65,6 +65,7 @@ from ._schemas import (
 from ._sidecars import SidecarRegistry
 from ._state import State
 from ._store import Store
+from ._traces import Traces
 
 __all__ = ["ControlPlane"]
 
@@ -97,6 +98,7 @@ class ControlPlane:
         self.events = EventRegistry()
         define_uplink_types(self.events)
         self.approvals = Approvals(store, self.events)
+        self.traces = Traces(store, self.events, lambda: self._current)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:

@@ -1,0 +1,473 @@
+"""Traces and incidents: finished calls evaluated after the fact.
+
+A trace is posted (``POST /api/v1/traces``) or shipped by a sidecar that
+evaluated it with its own snapshot (``trace.recorded``). Either way one side
+transaction records it, its cost (the traces table is the agent's spend as
+the control plane knows it), one incident per policy that fired, and emits
+``policy.violated`` for each incident of a warn, require_approval or block
+policy and ``trace.anomaly`` for each anomalous one (a block-mode policy,
+or a cost above the agent's per-execution limit). A posted trace is
+evaluated inside that transaction, so two traces of one agent see each
+other's cost against its budgets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pdp.engine import (
+    CompiledSnapshot,
+    CounterKey,
+    EnforceInput,
+    TraceFindings,
+    evaluate_trace,
+    format_time,
+    masked_excerpt,
+    parse_rfc3339,
+    utc_now,
+)
+from pdp.state import from_micros, to_micros
+
+from ._errors import ConflictError, FieldProblem, ServiceUnavailableError, ValidationFailedError
+from ._event_types import FiredPolicyData
+from ._events import Event, EventRegistry
+from ._state import State
+from ._store import SideTransaction, Store
+from ._trace_schemas import (
+    AgentBudgetOut,
+    AgentSpendOut,
+    IncidentList,
+    IncidentOut,
+    IncidentPolicyOut,
+    TraceIn,
+    TraceOut,
+    TraceRecordedData,
+    TraceViolationOut,
+    ViolationEventData,
+)
+
+__all__ = [
+    "POLICY_VIOLATED",
+    "TRACE_ANOMALY",
+    "TRACE_RECORDED",
+    "Traces",
+    "define_violation_types",
+]
+
+POLICY_VIOLATED = "policy.violated"
+TRACE_ANOMALY = "trace.anomaly"
+TRACE_RECORDED = "trace.recorded"
+_INCIDENT_COLUMNS = (
+    "seq, id, trace_id, agent_id, policy_id, policy_name, policy_type, mode, severity, message,"
+    " decision, anomaly, cost_usd, request_id, masked_excerpt, source, sidecar_id, created_at_us"
+)
+
+
+def define_violation_types(registry: EventRegistry) -> None:
+    """Declares ``policy.violated`` and ``trace.anomaly`` unless a feature
+    that delivers them did already."""
+    for event_type in (POLICY_VIOLATED, TRACE_ANOMALY):
+        if event_type not in registry.types:
+            registry.define(event_type, ViolationEventData)
+
+
+class _SpendView:
+    """The usage view of one trace's evaluation: the agent's spend from each
+    budget's start, read before the evaluation (the engine reads usage from
+    memory). Calls are not counted for traces: rate limits see none."""
+
+    def __init__(self, sums: dict[datetime, float]) -> None:
+        self._sums = sums
+
+    def spent_since(self, agent_id: str, since: datetime) -> float:
+        # Every start a check asks for was read: the budgets' own starts.
+        return self._sums.get(since, 0.0)
+
+    def calls_since(self, key: CounterKey, since: int) -> int:
+        return 0
+
+    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    policy: FiredPolicyData
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Trace:
+    """A trace ready to record, whoever evaluated it."""
+
+    trace_id: str
+    agent_id: str
+    request_id: str | None
+    sidecar_id: str
+    cost: float
+    decision: str
+    findings: tuple[_Finding, ...]
+    anomaly_reasons: tuple[str, ...]
+    per_execution_limit: float | None
+    excerpt: str
+    revision: int
+    source: str  # "trace" (posted) or "sidecar"
+    time: datetime
+
+
+def _from_findings(findings: TraceFindings) -> tuple[_Finding, ...]:
+    return tuple(
+        _Finding(
+            FiredPolicyData(
+                id=v.policy_id,
+                name=v.policy_name,
+                type=v.policy_type,
+                mode=v.mode.wire_name,  # type: ignore[arg-type]
+                severity=v.severity.wire_name,  # type: ignore[arg-type]
+            ),
+            v.message,
+        )
+        for v in findings.violations
+    )
+
+
+class Traces:
+    def __init__(
+        self,
+        store: Store,
+        events: EventRegistry,
+        current: Callable[[], tuple[State, CompiledSnapshot | None]],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._current = current
+        self.clock = clock
+        define_violation_types(events)
+        events.define(TRACE_RECORDED, TraceRecordedData)
+        events.on_event(TRACE_RECORDED, self._on_recorded)
+
+    # Posting -------------------------------------------------------------------
+
+    async def submit(self, body: TraceIn) -> TraceOut:
+        """Evaluates and records a posted trace. 422 for an unknown agent,
+        409 for a paused one; nothing is stored then."""
+        state, compiled = self._current()
+        if compiled is None:
+            raise ServiceUnavailableError(
+                "the stored snapshot does not compile; see the control plane's log"
+            )
+        agent = state.agent(body.agentId)
+        if agent is None:
+            raise ValidationFailedError(
+                [FieldProblem("agentId", f"no agent with id or name {body.agentId!r}")]
+            )
+        if agent.paused:
+            reason = agent.pauseReason or "no reason given"
+            raise ConflictError(
+                f"agent {agent.name!r} is paused ({reason}): its traces are refused",
+                code="agent_paused",
+            )
+        request = EnforceInput(
+            agent_id=agent.id,
+            input=body.input,
+            output=body.output,
+            estimated_cost_usd=body.costUsd,
+            model=body.model,
+            tool=body.tool,
+            metadata=body.metadata,
+            request_id=body.requestId or "",
+        )
+        async with self._store.side_transaction() as tx:
+            if body.requestId is not None:
+                recorded = await self._recorded(tx, agent.id, body.requestId)
+                if recorded is not None:
+                    return recorded
+            now = self.clock()
+            usage = await self._spend_view(tx, compiled, agent.id, now)
+            findings = evaluate_trace(compiled, request, usage, now)
+            trace = _Trace(
+                trace_id=str(uuid.uuid4()),
+                agent_id=agent.id,
+                request_id=body.requestId,
+                sidecar_id="",
+                cost=body.costUsd,
+                decision=findings.decision.value,
+                findings=_from_findings(findings),
+                anomaly_reasons=findings.anomaly_reasons,
+                per_execution_limit=findings.per_execution_limit,
+                excerpt=masked_excerpt(body.input),
+                revision=compiled.revision,
+                source="trace",
+                time=now,
+            )
+            return await self._record(tx, trace)
+
+    async def _recorded(
+        self, tx: SideTransaction, agent_id: str, request_id: str
+    ) -> TraceOut | None:
+        rows = await tx.fetchall(
+            "SELECT result_json FROM traces WHERE agent_id = ? AND request_id = ?",
+            (agent_id, request_id),
+        )
+        if not rows:
+            return None
+        return TraceOut.model_validate({**json.loads(rows[0][0]), "duplicate": True})
+
+    async def _spend_view(
+        self, tx: SideTransaction, compiled: CompiledSnapshot, agent_id: str, now: datetime
+    ) -> _SpendView:
+        agent = compiled.resolve_agent(agent_id)
+        starts = {b.period_start for b in compiled.budgets(agent, _SpendView({}), now)}
+        sums: dict[datetime, float] = {}
+        for start in starts:
+            sums[start] = await self._spent(tx, agent_id, start)
+        return _SpendView(sums)
+
+    @staticmethod
+    async def _spent(tx: SideTransaction, agent_id: str, since: datetime) -> float:
+        rows = await tx.fetchall(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM traces"
+            " WHERE agent_id = ? AND created_at_us >= ?",
+            (agent_id, to_micros(since, "since")),
+        )
+        return float(rows[0][0])
+
+    # Shipped by sidecars --------------------------------------------------------
+
+    async def _on_recorded(self, tx: SideTransaction, event: Event) -> None:
+        data = event.data
+        assert isinstance(data, TraceRecordedData)
+        request_id = data.requestId or None
+        if request_id is not None and await self._recorded(tx, data.agentId, request_id):
+            return  # posted here too, or shipped by another replica
+        trace = _Trace(
+            trace_id=data.traceId,
+            agent_id=data.agentId,
+            request_id=request_id,
+            sidecar_id=event.sidecar_id,
+            cost=data.costUsd,
+            decision=data.decision,
+            findings=tuple(_Finding(f.policy, f.message) for f in data.findings),
+            anomaly_reasons=tuple(data.anomalyReasons),
+            per_execution_limit=data.perExecutionLimitUsd,
+            excerpt=data.maskedExcerpt,
+            revision=data.snapshotRevision,
+            source="sidecar",
+            time=event.time,
+        )
+        await self._record(tx, trace)
+
+    # Recording -------------------------------------------------------------------
+
+    async def _record(self, tx: SideTransaction, trace: _Trace) -> TraceOut:
+        incident_ids: list[str] = []
+        at = to_micros(trace.time, "time")
+        for finding in trace.findings:
+            policy = finding.policy
+            anomaly = policy.mode == "block" or (
+                policy.type == "cost_limit"
+                and trace.per_execution_limit is not None
+                and trace.cost > trace.per_execution_limit
+            )
+            incident_id = str(uuid.uuid4())
+            incident_ids.append(incident_id)
+            await tx.execute(
+                f"INSERT INTO incidents ({_INCIDENT_COLUMNS.removeprefix('seq, ')}) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incident_id,
+                    trace.trace_id,
+                    trace.agent_id,
+                    policy.id,
+                    policy.name,
+                    policy.type,
+                    policy.mode,
+                    policy.severity or "medium",
+                    finding.message,
+                    trace.decision,
+                    int(anomaly),
+                    trace.cost,
+                    trace.request_id or "",
+                    trace.excerpt,
+                    trace.source,
+                    trace.sidecar_id,
+                    at,
+                ),
+            )
+            data = ViolationEventData(
+                agentId=trace.agent_id,
+                policy=policy,
+                decision=trace.decision,  # type: ignore[arg-type]
+                source="trace",
+                incidentId=incident_id,
+                requestId=trace.request_id,
+                message=finding.message,
+            )
+            if policy.mode != "monitor":
+                await self._events.emit(tx, POLICY_VIOLATED, data)
+            if anomaly:
+                await self._events.emit(tx, TRACE_ANOMALY, data)
+        out = TraceOut(
+            traceId=trace.trace_id,
+            agentId=trace.agent_id,
+            requestId=trace.request_id,
+            costUsd=trace.cost,
+            decision=trace.decision,
+            violations=[
+                TraceViolationOut(
+                    policyId=f.policy.id,
+                    policyName=f.policy.name,
+                    policyType=f.policy.type,
+                    severity=f.policy.severity or "medium",
+                    message=f.message,
+                    enforcementMode=f.policy.mode,
+                )
+                for f in trace.findings
+            ],
+            incidentIds=incident_ids,
+            anomaly=bool(trace.anomaly_reasons),
+            anomalyReasons=list(trace.anomaly_reasons),
+            snapshotRevision=trace.revision,
+            recordedAt=format_time(trace.time),
+            duplicate=False,
+        )
+        result = out.model_dump(exclude={"duplicate"})
+        await tx.execute(
+            "INSERT OR IGNORE INTO traces (id, agent_id, request_id, sidecar_id, cost_usd,"
+            " anomaly, result_json, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trace.trace_id,
+                trace.agent_id,
+                trace.request_id,
+                trace.sidecar_id,
+                trace.cost,
+                int(out.anomaly),
+                json.dumps(result, ensure_ascii=False, separators=(",", ":")),
+                at,
+            ),
+        )
+        return out
+
+    # Reads ---------------------------------------------------------------------
+
+    async def incidents(
+        self,
+        *,
+        agent: str | None,
+        policy: str | None,
+        since: str | None,
+        until: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> IncidentList:
+        """Newest first; ``cursor`` continues after the previous page."""
+        state = self._current()[0]
+        where: list[str] = []
+        parameters: list[object] = []
+        if agent is not None:
+            known = state.agent(agent)
+            where.append("agent_id = ?")
+            parameters.append(agent if known is None else known.id)
+        if policy is not None:
+            known_policy = state.policy(policy)
+            where.append("policy_id = ?")
+            parameters.append(policy if known_policy is None else known_policy.id)
+        for field, value, op in (("since", since, ">="), ("until", until, "<")):
+            if value is None:
+                continue
+            moment = parse_rfc3339(value)
+            if moment is None:
+                raise ValidationFailedError(
+                    [FieldProblem(field, "must be an RFC 3339 timestamp with a time zone")]
+                )
+            where.append(f"created_at_us {op} ?")
+            parameters.append(to_micros(moment, field))
+        if cursor is not None:
+            if not cursor.isdigit() or len(cursor) > 19:
+                raise ValidationFailedError(
+                    [FieldProblem("cursor", "must be a nextCursor this route answered")]
+                )
+            where.append("seq < ?")
+            parameters.append(int(cursor))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._store.fetchall(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents{clause} ORDER BY seq DESC LIMIT ?",
+            (*parameters, limit + 1),
+        )
+        page = [self._incident(state, row) for row in rows[:limit]]
+        next_cursor = str(rows[limit - 1][0]) if len(rows) > limit else None
+        return IncidentList(incidents=page, nextCursor=next_cursor)
+
+    @staticmethod
+    def _incident(state: State, row: tuple[object, ...]) -> IncidentOut:
+        (_, iid, trace_id, agent_id, pid, pname, ptype, mode, severity, message) = row[:10]
+        (decision, anomaly, cost, request_id, excerpt, source, sidecar, at) = row[10:]
+        agent = state.agent(str(agent_id))
+        return IncidentOut(
+            id=str(iid),
+            traceId=str(trace_id),
+            agentId=str(agent_id),
+            agentName=None if agent is None else agent.name,
+            policy=IncidentPolicyOut(
+                id=str(pid),
+                name=str(pname),
+                type=str(ptype),
+                mode=str(mode),
+                severity=str(severity),
+            ),
+            message=str(message),
+            decision=str(decision),
+            anomaly=bool(anomaly),
+            costUsd=float(cost),  # type: ignore[arg-type]
+            requestId=str(request_id),
+            maskedExcerpt=str(excerpt),
+            source=str(source),
+            sidecarId=str(sidecar),
+            createdAt=format_time(from_micros(int(at))),  # type: ignore[call-overload]
+        )
+
+    async def spend(self, agent_id: str) -> AgentSpendOut:
+        """The agent's traced spend, and against each of its budgets."""
+        now = self.clock()
+        compiled = self._current()[1]
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        month = day.replace(day=1)
+        rows = await self._store.fetchall(
+            "SELECT COALESCE(SUM(cost_usd), 0), COUNT(*),"
+            " COALESCE(SUM(CASE WHEN created_at_us >= ? THEN cost_usd END), 0),"
+            " COALESCE(SUM(CASE WHEN created_at_us >= ? THEN cost_usd END), 0)"
+            " FROM traces WHERE agent_id = ?",
+            (to_micros(day, "day"), to_micros(month, "month"), agent_id),
+        )
+        total, count, today, this_month = rows[0]
+        budgets: list[AgentBudgetOut] = []
+        if compiled is not None:
+            agent = compiled.resolve_agent(agent_id)
+            for b in compiled.budgets(agent, _SpendView({}), now):
+                spent = await self._store.fetchall(
+                    "SELECT COALESCE(SUM(cost_usd), 0) FROM traces"
+                    " WHERE agent_id = ? AND created_at_us >= ?",
+                    (agent_id, to_micros(b.period_start, "since")),
+                )
+                budgets.append(
+                    AgentBudgetOut(
+                        policyId=b.policy_id,
+                        policyName=b.policy_name,
+                        period=b.period,
+                        limitUsd=b.limit_usd,
+                        spentUsd=float(spent[0][0]),
+                        since=format_time(b.period_start),
+                    )
+                )
+        return AgentSpendOut(
+            todayUsd=float(today),
+            monthUsd=float(this_month),
+            totalUsd=float(total),
+            traces=int(count),
+            budgets=budgets,
+        )
