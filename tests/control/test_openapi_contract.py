@@ -290,6 +290,20 @@ async def _exercise(
         check(await c.post(f"{approvals}/{ids[0]}/consume", json=used), consume, 200)
         check(await c.post(f"{approvals}/{ids[0]}/consume", json=used), consume, 409)
 
+        # Traces and incidents.
+        traces = f"{API}/traces"
+        trace = {"agentId": "agent-a", "input": "hi", "costUsd": 2e-07, "requestId": "r1"}
+        check(await c.post(traces, json=trace | {"costUsd": 9.5}), traces, 200)
+        check(await c.post(traces, json=trace), traces, 200)
+        check(await c.post(traces, json=trace | {"costUsd": -1}), traces, 422)
+        check(await c.post(traces, json=trace | {"agentId": "nobody"}), traces, 422)
+        check(await anonymous.post(traces, json=trace, headers=as_reviewer), traces, 403)
+        await c.patch(f"{agents}/agent-b/pause", json={"reason": "again"})
+        check(await c.post(traces, json=trace | {"agentId": "agent-b"}), traces, 409)
+        incidents = f"{API}/incidents"
+        check(await c.get(incidents, params={"agentId": "agent-a", "limit": 1}), incidents, 200)
+        check(await c.get(incidents, params={"since": "now"}), incidents, 422)
+
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)
         contract.check_error(await c.get(f"{API}/nothing"), 404)
