@@ -36,9 +36,19 @@ class TraceFindings:
     anomaly_reasons: tuple[str, ...]
     per_execution_limit: float | None
 
+    cost_usd: float = 0.0
+
     @property
     def anomaly(self) -> bool:
         return bool(self.anomaly_reasons)
+
+    def anomalous(self, violation: Violation) -> bool:
+        """Whether ``violation`` makes the trace an anomaly: a block-mode
+        policy, or the cost limit the trace's cost is above."""
+        limit = self.per_execution_limit
+        return violation.mode is Mode.BLOCK or (
+            violation.policy_type == "cost_limit" and limit is not None and self.cost_usd > limit
+        )
 
 
 def per_execution_limit(snapshot: CompiledSnapshot, agent: AgentInfo) -> float | None:
@@ -76,4 +86,5 @@ def evaluate_trace(
         violations=outcome.violations,
         anomaly_reasons=tuple(reasons),
         per_execution_limit=limit,
+        cost_usd=cost,
     )

@@ -43,6 +43,7 @@ from pdp.state import (
     SqliteUsage,
     StateError,
     StateStatus,
+    TraceLog,
     UsageBackend,
     parse_state_location,
     set_approvals_authority,
@@ -57,6 +58,7 @@ from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._shadow import ShadowEvaluator
+from ._traces import TraceDesk
 from ._tracing import DecisionTracer
 from ._translate import Limits
 from ._uplink import Uplink
@@ -268,6 +270,13 @@ class Sidecar:
             remote=None if uplink is None else RemoteApprovals(uplink),
             clock=self.clock,
         )
+        traces = TraceDesk(
+            usage,
+            TraceLog(db),
+            self.clock,
+            ships=uplink is not None,
+            on_written=None if uplink is None else uplink.wake,
+        )
         await self.holder.report(await _first_fetch(source))
         if not self.holder.ready:
             await self._restore_last_good(store)
@@ -291,6 +300,7 @@ class Sidecar:
             after=after,
             uplink=self.uplink,
             approvals=desk,
+            traces=traces,
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -38,6 +38,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from ._approvals import ApprovalDesk, Held
 from ._errors import RequestError
 from ._observers import AfterDecision
+from ._traces import TraceDesk
 from ._translate import (
     Limits,
     SnapshotView,
@@ -50,6 +51,8 @@ from ._translate import (
     enforce_response,
     parse_request,
     require_id,
+    trace_input,
+    trace_response,
     usage_amount,
     wait_seconds,
 )
@@ -111,11 +114,13 @@ class PolicyDecisionServicer:
         after: AfterDecision | None = None,
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
+        traces: TraceDesk | None = None,
     ) -> None:
         self._holder = holder
         self._after = after if after is not None and after.active else None
         self._uplink = uplink
         self._approvals = approvals
+        self._traces = traces
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -388,7 +393,14 @@ class PolicyDecisionServicer:
         yield b""  # pragma: no cover
 
     async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        raise _not_served("SubmitTrace")
+        msg = parse_request(pb.SubmitTraceRequest, data)
+        trace = trace_input(msg, self._limits)
+        if self._traces is None:
+            raise _not_served("SubmitTrace")
+        answer = await self._traces.submit(self._active().snapshot, trace)
+        return trace_response(
+            answer.trace_id, answer.violations, answer.anomaly
+        ).SerializeToString()
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """The service's method table, built from its descriptor: every RPC of

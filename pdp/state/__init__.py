@@ -76,6 +76,7 @@ from pdp.state._pruner import (
 from pdp.state._redis_usage import RedisUsage
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
 from pdp.state._status import SQLITE_STATUS, StateStatus, UsageBackend
+from pdp.state._traces import IncidentRecord, TraceLog
 from pdp.state._usage import SqliteUsage
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "Database",
     "DecisionLog",
     "DecisionRecord",
+    "IncidentRecord",
     "Outbox",
     "OutboxEvent",
     "PruneRule",
@@ -111,6 +113,7 @@ __all__ = [
     "StateLocation",
     "StateStatus",
     "StoredSnapshot",
+    "TraceLog",
     "UsageBackend",
     "UsageConflictError",
     "UsageRecord",

@@ -43,7 +43,15 @@ _CLIENT_METHODS = {
     "enforceBatch": "enforce_batch",
     "submitTrace": "submit_trace",
 }
-_RUN_HERE = {"enforce", "authorize", "agentStatus", "reportUsage", "verifyWebhook", "awaitApproval"}
+_RUN_HERE = {
+    "enforce",
+    "authorize",
+    "agentStatus",
+    "reportUsage",
+    "verifyWebhook",
+    "awaitApproval",
+    "submitTrace",
+}
 
 
 def snake(name: str) -> str:
@@ -103,6 +111,21 @@ async def _run(client: Client | AsyncClient, call: str, request: Mapping[str, An
         wait = number(request["timeoutSeconds"])
         assert wait is not None, "awaitApproval needs timeoutSeconds"
         return await resolve(client.await_approval(request["approvalId"], wait=wait))
+    if call == "submitTrace":
+        cost = number(request["costUsd"])
+        assert cost is not None, "submitTrace needs costUsd"
+        return await resolve(
+            client.submit_trace(
+                request["agentId"],
+                request_id=request["requestId"],
+                input=request.get("input"),
+                output=request.get("output"),
+                cost_usd=cost,
+                model=request.get("model"),
+                tool=request.get("tool"),
+                metadata=request.get("metadata"),
+            )
+        )
     if call == "verifyWebhook":
         verify = pdp_client.verify_webhook  # type: ignore[attr-defined]
         event = verify(

@@ -17,7 +17,7 @@ from pdp.server._servicer import SERVICE, SERVICE_NAME, PolicyDecisionServicer, 
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar
 
-NOT_YET_SERVED = {"EnforceBatch", "EnforceStream", "SubmitTrace"}
+NOT_YET_SERVED = {"EnforceBatch", "EnforceStream"}
 NOT_FOUND = "Method not found!"  # what grpc answers for a method nobody registered
 
 

@@ -36,6 +36,7 @@ from ._types import (
     Decision,
     EnforceResult,
     PiiFinding,
+    TraceResult,
     UsageResult,
     Violation,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "PiiFinding",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "TraceResult",
     "UsageResult",
     "Violation",
 ]
