@@ -5,6 +5,7 @@ the durable outbox when following one (also across a control plane outage)."""
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from pdp.state import Database, TraceLog
 from pdp.v1 import policy_decision_service_pb2 as pb
+from tests._process import run_pdp
 from tests._wait import until
 from tests.conftest import StartSidecar
 from tests.control._harness import ControlPlaneHarness
@@ -94,6 +96,23 @@ async def test_a_standalone_sidecar_keeps_the_incidents(start_sidecar: StartSide
     finally:
         await db.close()
     assert listed[0].request_id == "call-2" and listed[0].policy_name == "Daily Cost Limit"
+
+    # pdp incidents reads them while the sidecar runs.
+    shown = run_pdp("incidents", "--state", str(sidecar.state_path), "--json", "--limit", "2")
+    assert shown.returncode == 0, shown.stderr
+    newest = json.loads(shown.stdout)["incidents"]
+    assert [i["requestId"] for i in newest] == ["call-2", "call-1"]
+    assert newest[1]["policy"] == {
+        "id": newest[1]["policy"]["id"],
+        "name": "PII Protection",
+        "type": "pii_access",
+        "mode": "monitor",
+        "severity": "high",
+    }
+    text = run_pdp("incidents", "--state", str(sidecar.state_path), "--agent", "bot")
+    assert "Daily Cost Limit (block)  ANOMALY" in text.stdout
+    missing = run_pdp("incidents", "--state", str(sidecar.state_path) + ".nope")
+    assert missing.returncode == 1 and "no state database" in missing.stderr
 
 
 async def test_a_trace_that_fires_nothing_records_its_cost(start_sidecar: StartSidecar) -> None:
