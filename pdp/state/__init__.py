@@ -1,7 +1,8 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
 ledger and its open reservations, the call counters, the decision log, the
-last good snapshot, the approvals and the outbox of events for the control
-plane, pruned by age by one :class:`Pruner`.
+last good snapshot, the approvals, the traces evaluated (and a standalone
+sidecar's incidents) and the outbox of events for the control plane,
+pruned by age by one :class:`Pruner`.
 
 :class:`SqliteUsage` implements the engine's usage port over the ledger and
 the counters; :class:`RedisUsage` implements it on a Redis server shared by
