@@ -16,32 +16,28 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pdp.engine import (
     CompiledSnapshot,
-    CounterKey,
     EnforceInput,
     TraceFindings,
     evaluate_trace,
     format_time,
     masked_excerpt,
-    parse_rfc3339,
     utc_now,
 )
-from pdp.state import from_micros, to_micros
+from pdp.state import to_micros
 
 from ._errors import ConflictError, FieldProblem, ServiceUnavailableError, ValidationFailedError
 from ._event_types import FiredPolicyData
 from ._events import Event, EventRegistry
 from ._state import State
 from ._store import SideTransaction, Store
+from ._trace_reads import INCIDENT_COLUMNS, agent_spend, list_incidents, spend_view
 from ._trace_schemas import (
-    AgentBudgetOut,
     AgentSpendOut,
     IncidentList,
-    IncidentOut,
-    IncidentPolicyOut,
     TraceIn,
     TraceOut,
     TraceRecordedData,
@@ -60,10 +56,6 @@ __all__ = [
 POLICY_VIOLATED = "policy.violated"
 TRACE_ANOMALY = "trace.anomaly"
 TRACE_RECORDED = "trace.recorded"
-_INCIDENT_COLUMNS = (
-    "seq, id, trace_id, agent_id, policy_id, policy_name, policy_type, mode, severity, message,"
-    " decision, anomaly, cost_usd, request_id, masked_excerpt, source, sidecar_id, created_at_us"
-)
 
 
 def define_violation_types(registry: EventRegistry) -> None:
@@ -72,25 +64,6 @@ def define_violation_types(registry: EventRegistry) -> None:
     for event_type in (POLICY_VIOLATED, TRACE_ANOMALY):
         if event_type not in registry.types:
             registry.define(event_type, ViolationEventData)
-
-
-class _SpendView:
-    """The usage view of one trace's evaluation: the agent's spend from each
-    budget's start, read before the evaluation (the engine reads usage from
-    memory). Calls are not counted for traces: rate limits see none."""
-
-    def __init__(self, sums: dict[datetime, float]) -> None:
-        self._sums = sums
-
-    def spent_since(self, agent_id: str, since: datetime) -> float:
-        # Every start a check asks for was read: the budgets' own starts.
-        return self._sums.get(since, 0.0)
-
-    def calls_since(self, key: CounterKey, since: int) -> int:
-        return 0
-
-    def nth_call_since(self, key: CounterKey, since: int, n: int) -> int | None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +161,7 @@ class Traces:
                 if recorded is not None:
                     return recorded
             now = self.clock()
-            usage = await self._spend_view(tx, compiled, agent.id, now)
+            usage = await spend_view(tx.fetchall, compiled, agent.id, now)
             findings = evaluate_trace(compiled, request, usage, now)
             trace = _Trace(
                 trace_id=str(uuid.uuid4()),
@@ -217,25 +190,6 @@ class Traces:
         if not rows:
             return None
         return TraceOut.model_validate({**json.loads(rows[0][0]), "duplicate": True})
-
-    async def _spend_view(
-        self, tx: SideTransaction, compiled: CompiledSnapshot, agent_id: str, now: datetime
-    ) -> _SpendView:
-        agent = compiled.resolve_agent(agent_id)
-        starts = {b.period_start for b in compiled.budgets(agent, _SpendView({}), now)}
-        sums: dict[datetime, float] = {}
-        for start in starts:
-            sums[start] = await self._spent(tx, agent_id, start)
-        return _SpendView(sums)
-
-    @staticmethod
-    async def _spent(tx: SideTransaction, agent_id: str, since: datetime) -> float:
-        rows = await tx.fetchall(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM traces"
-            " WHERE agent_id = ? AND created_at_us >= ?",
-            (agent_id, to_micros(since, "since")),
-        )
-        return float(rows[0][0])
 
     # Shipped by sidecars --------------------------------------------------------
 
@@ -277,7 +231,7 @@ class Traces:
             incident_id = str(uuid.uuid4())
             incident_ids.append(incident_id)
             await tx.execute(
-                f"INSERT INTO incidents ({_INCIDENT_COLUMNS.removeprefix('seq, ')}) VALUES"
+                f"INSERT INTO incidents ({INCIDENT_COLUMNS.removeprefix('seq, ')}) VALUES"
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     incident_id,
@@ -366,108 +320,17 @@ class Traces:
         cursor: str | None,
     ) -> IncidentList:
         """Newest first; ``cursor`` continues after the previous page."""
-        state = self._current()[0]
-        where: list[str] = []
-        parameters: list[object] = []
-        if agent is not None:
-            known = state.agent(agent)
-            where.append("agent_id = ?")
-            parameters.append(agent if known is None else known.id)
-        if policy is not None:
-            known_policy = state.policy(policy)
-            where.append("policy_id = ?")
-            parameters.append(policy if known_policy is None else known_policy.id)
-        for field, value, op in (("since", since, ">="), ("until", until, "<")):
-            if value is None:
-                continue
-            moment = parse_rfc3339(value)
-            if moment is None:
-                raise ValidationFailedError(
-                    [FieldProblem(field, "must be an RFC 3339 timestamp with a time zone")]
-                )
-            where.append(f"created_at_us {op} ?")
-            parameters.append(to_micros(moment, field))
-        if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 19:
-                raise ValidationFailedError(
-                    [FieldProblem("cursor", "must be a nextCursor this route answered")]
-                )
-            where.append("seq < ?")
-            parameters.append(int(cursor))
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = await self._store.fetchall(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents{clause} ORDER BY seq DESC LIMIT ?",
-            (*parameters, limit + 1),
-        )
-        page = [self._incident(state, row) for row in rows[:limit]]
-        next_cursor = str(rows[limit - 1][0]) if len(rows) > limit else None
-        return IncidentList(incidents=page, nextCursor=next_cursor)
-
-    @staticmethod
-    def _incident(state: State, row: tuple[object, ...]) -> IncidentOut:
-        (_, iid, trace_id, agent_id, pid, pname, ptype, mode, severity, message) = row[:10]
-        (decision, anomaly, cost, request_id, excerpt, source, sidecar, at) = row[10:]
-        agent = state.agent(str(agent_id))
-        return IncidentOut(
-            id=str(iid),
-            traceId=str(trace_id),
-            agentId=str(agent_id),
-            agentName=None if agent is None else agent.name,
-            policy=IncidentPolicyOut(
-                id=str(pid),
-                name=str(pname),
-                type=str(ptype),
-                mode=str(mode),
-                severity=str(severity),
-            ),
-            message=str(message),
-            decision=str(decision),
-            anomaly=bool(anomaly),
-            costUsd=float(cost),  # type: ignore[arg-type]
-            requestId=str(request_id),
-            maskedExcerpt=str(excerpt),
-            source=str(source),
-            sidecarId=str(sidecar),
-            createdAt=format_time(from_micros(int(at))),  # type: ignore[call-overload]
+        return await list_incidents(
+            self._store.fetchall,
+            self._current()[0],
+            agent=agent,
+            policy=policy,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
         )
 
     async def spend(self, agent_id: str) -> AgentSpendOut:
         """The agent's traced spend, and against each of its budgets."""
-        now = self.clock()
-        compiled = self._current()[1]
-        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        month = day.replace(day=1)
-        rows = await self._store.fetchall(
-            "SELECT COALESCE(SUM(cost_usd), 0), COUNT(*),"
-            " COALESCE(SUM(CASE WHEN created_at_us >= ? THEN cost_usd END), 0),"
-            " COALESCE(SUM(CASE WHEN created_at_us >= ? THEN cost_usd END), 0)"
-            " FROM traces WHERE agent_id = ?",
-            (to_micros(day, "day"), to_micros(month, "month"), agent_id),
-        )
-        total, count, today, this_month = rows[0]
-        budgets: list[AgentBudgetOut] = []
-        if compiled is not None:
-            agent = compiled.resolve_agent(agent_id)
-            for b in compiled.budgets(agent, _SpendView({}), now):
-                spent = await self._store.fetchall(
-                    "SELECT COALESCE(SUM(cost_usd), 0) FROM traces"
-                    " WHERE agent_id = ? AND created_at_us >= ?",
-                    (agent_id, to_micros(b.period_start, "since")),
-                )
-                budgets.append(
-                    AgentBudgetOut(
-                        policyId=b.policy_id,
-                        policyName=b.policy_name,
-                        period=b.period,
-                        limitUsd=b.limit_usd,
-                        spentUsd=float(spent[0][0]),
-                        since=format_time(b.period_start),
-                    )
-                )
-        return AgentSpendOut(
-            todayUsd=float(today),
-            monthUsd=float(this_month),
-            totalUsd=float(total),
-            traces=int(count),
-            budgets=budgets,
-        )
+        return await agent_spend(self._store.fetchall, self._current()[1], agent_id, self.clock())
