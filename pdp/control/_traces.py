@@ -219,17 +219,58 @@ class Traces:
     # Recording -------------------------------------------------------------------
 
     async def _record(self, tx: SideTransaction, trace: _Trace) -> TraceOut:
-        incident_ids: list[str] = []
+        """Records the trace, then its incidents and events; a trace id
+        recorded before (the same trace shipped again) adds nothing."""
         at = to_micros(trace.time, "time")
-        for finding in trace.findings:
+        incident_ids = [str(uuid.uuid4()) for _ in trace.findings]
+        out = TraceOut(
+            traceId=trace.trace_id,
+            agentId=trace.agent_id,
+            requestId=trace.request_id,
+            costUsd=trace.cost,
+            decision=trace.decision,
+            violations=[
+                TraceViolationOut(
+                    policyId=f.policy.id,
+                    policyName=f.policy.name,
+                    policyType=f.policy.type,
+                    severity=f.policy.severity or "medium",
+                    message=f.message,
+                    enforcementMode=f.policy.mode,
+                )
+                for f in trace.findings
+            ],
+            incidentIds=incident_ids,
+            anomaly=bool(trace.anomaly_reasons),
+            anomalyReasons=list(trace.anomaly_reasons),
+            snapshotRevision=trace.revision,
+            recordedAt=format_time(trace.time),
+            duplicate=False,
+        )
+        result = out.model_dump(exclude={"duplicate"})
+        inserted = await tx.execute(
+            "INSERT OR IGNORE INTO traces (id, agent_id, request_id, sidecar_id, cost_usd,"
+            " anomaly, result_json, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trace.trace_id,
+                trace.agent_id,
+                trace.request_id,
+                trace.sidecar_id,
+                trace.cost,
+                int(out.anomaly),
+                json.dumps(result, ensure_ascii=False, separators=(",", ":")),
+                at,
+            ),
+        )
+        if not inserted:
+            return out.model_copy(update={"duplicate": True})
+        for incident_id, finding in zip(incident_ids, trace.findings, strict=True):
             policy = finding.policy
             anomaly = policy.mode == "block" or (
                 policy.type == "cost_limit"
                 and trace.per_execution_limit is not None
                 and trace.cost > trace.per_execution_limit
             )
-            incident_id = str(uuid.uuid4())
-            incident_ids.append(incident_id)
             await tx.execute(
                 f"INSERT INTO incidents ({INCIDENT_COLUMNS.removeprefix('seq, ')}) VALUES"
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -266,45 +307,6 @@ class Traces:
                 await self._events.emit(tx, POLICY_VIOLATED, data)
             if anomaly:
                 await self._events.emit(tx, TRACE_ANOMALY, data)
-        out = TraceOut(
-            traceId=trace.trace_id,
-            agentId=trace.agent_id,
-            requestId=trace.request_id,
-            costUsd=trace.cost,
-            decision=trace.decision,
-            violations=[
-                TraceViolationOut(
-                    policyId=f.policy.id,
-                    policyName=f.policy.name,
-                    policyType=f.policy.type,
-                    severity=f.policy.severity or "medium",
-                    message=f.message,
-                    enforcementMode=f.policy.mode,
-                )
-                for f in trace.findings
-            ],
-            incidentIds=incident_ids,
-            anomaly=bool(trace.anomaly_reasons),
-            anomalyReasons=list(trace.anomaly_reasons),
-            snapshotRevision=trace.revision,
-            recordedAt=format_time(trace.time),
-            duplicate=False,
-        )
-        result = out.model_dump(exclude={"duplicate"})
-        await tx.execute(
-            "INSERT OR IGNORE INTO traces (id, agent_id, request_id, sidecar_id, cost_usd,"
-            " anomaly, result_json, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                trace.trace_id,
-                trace.agent_id,
-                trace.request_id,
-                trace.sidecar_id,
-                trace.cost,
-                int(out.anomaly),
-                json.dumps(result, ensure_ascii=False, separators=(",", ":")),
-                at,
-            ),
-        )
         return out
 
     # Reads ---------------------------------------------------------------------

@@ -313,6 +313,10 @@ async def test_a_sidecars_trace_event_is_recorded_once(
                 "/sidecar/events", json={"sidecarId": "edge-1", "events": [event]}
             )
             assert sent.status_code == 200, sent.text
+        # The same trace under another event id (shipped again) adds nothing either.
+        again = {**event, "id": str(uuid.uuid4()), "data": {**event["data"], "requestId": ""}}
+        batch = {"sidecarId": "edge-1", "events": [again]}
+        assert (await edge.post("/sidecar/events", json=batch)).status_code == 200
     (incident,) = (await client.get("/incidents")).json()["incidents"]
     assert (incident["source"], incident["sidecarId"], incident["traceId"]) == (
         "sidecar",
