@@ -278,7 +278,7 @@ async def test_a_sidecars_trace_event_is_recorded_once(
 ) -> None:
     anomalies = control_plane.record("trace.anomaly")
     agent_id = await setup(client)
-    event = {
+    event: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "type": "trace.recorded",
         "time": format_time(utc_now()),
