@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "control": {"engine", "state", "observe"},
     "policytest": {"engine"},
     "observe": set(),
+    "embedded": {"server"},
 }
 ENGINE_FORBIDDEN = {"asyncio", "grpc", "sqlite3", "aiosqlite", "socket", "httpx", "subprocess"}
 

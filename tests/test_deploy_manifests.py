@@ -282,9 +282,37 @@ def test_configmap_snapshot_compiles_and_matches_the_example(name: str) -> None:
             errors = tuple(exc.errors)
         assert not errors, f"ConfigMap {name} key {key}:\n" + "\n".join(map(str, errors))
         example = yaml.safe_load(EXAMPLE_SNAPSHOT.read_text(encoding="utf-8"))
-        assert yaml.safe_load(text) == example, (
+        published = yaml.safe_load(text)
+        # The sidecars run in strict mode: the snapshot lists caller token
+        # hashes (never tokens), which the quick start's example leaves out.
+        hashes = [
+            token["sha256"]
+            for agent in published["agents"]
+            for token in agent.pop("callerTokens", [])
+        ]
+        assert hashes, f"ConfigMap {name} key {key} lists no caller token hash"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), hashes
+        assert published == example, (
             f"ConfigMap {name} key {key} differs from {EXAMPLE_SNAPSHOT.relative_to(REPO)}"
         )
+
+
+@by_sidecar
+def test_callers_are_bound_to_their_agent_with_a_token_from_a_secret(sidecar: Sidecar) -> None:
+    options = _parse_serve(sidecar.serve_args, str(sidecar))
+    assert options.require_caller_token, f"{sidecar}: not in strict mode"
+    agents = [
+        c
+        for c in [*sidecar.pod.get("initContainers", []), *sidecar.pod["containers"]]
+        if c is not sidecar.container
+    ]
+    assert agents, f"{sidecar}: no agent container next to the sidecar"
+    for agent in agents:
+        env = {e["name"]: e for e in agent.get("env", [])}
+        token = env.get("PDP_CALLER_TOKEN")
+        assert token is not None, f"{sidecar}: {agent['name']} sends no caller token"
+        assert "value" not in token, f"{sidecar}: the caller token is in the manifest"
+        assert "secretKeyRef" in token.get("valueFrom", {}), f"{sidecar}: token not a Secret"
 
 
 def test_kustomization_applies_each_object_once_and_misses_none() -> None:

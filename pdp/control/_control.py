@@ -9,6 +9,7 @@ import fcntl
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from pdp.engine import (
     SnapshotError,
     compile_snapshot,
     format_time,
+    new_caller_token,
     utc_now,
 )
 
@@ -41,9 +43,11 @@ from ._plans import (
     plan_create_grant,
     plan_create_policy,
     plan_delete_policy,
+    plan_issue_caller_token,
     plan_pause,
     plan_promote,
     plan_resume,
+    plan_revoke_caller_token,
     plan_revoke_grant,
     plan_update_policy,
     require_agent,
@@ -55,6 +59,7 @@ from ._schemas import (
     AgentDetail,
     AgentSidecar,
     AuthorizeOut,
+    CallerTokenOut,
     CandidateIn,
     CandidateOut,
     GrantCreate,
@@ -336,6 +341,27 @@ class ControlPlane:
         """The compiled snapshot of ``state`` when it is the current one."""
         current, compiled = self._current
         return compiled if current is state else None
+
+    async def issue_caller_token(self, ref: str, *, revoke_others: bool) -> CallerTokenOut:
+        """A new caller token for the agent: published by its hash, answered
+        once."""
+        token, sha256 = new_caller_token()
+        token_id = str(uuid.uuid4())
+        agent = await self._commit(
+            lambda s: plan_issue_caller_token(s, ref, token_id, sha256, revoke_others=revoke_others)
+        )
+        issued = next(t for t in agent.callerTokens if t.id == token_id)
+        return CallerTokenOut(
+            agentId=agent.id,
+            id=token_id,
+            token=token,
+            sha256=sha256,
+            createdAt=issued.createdAt,
+            revision=agent.revision,
+        )
+
+    async def revoke_caller_token(self, ref: str, token_id: str) -> Agent:
+        return await self._commit(lambda s: plan_revoke_caller_token(s, ref, token_id))
 
     async def create_grant(self, source: str, body: GrantCreate) -> Grant:
         return await self._commit(lambda s: plan_create_grant(s, source, body))

@@ -38,6 +38,8 @@ __all__ = [
     "ApprovalPolicyOut",
     "AuthorizeIn",
     "AuthorizeOut",
+    "CallerTokenIn",
+    "CallerTokenOut",
     "CandidateChange",
     "CandidateDiff",
     "CandidateIn",
@@ -103,6 +105,14 @@ class PolicyPatch(_Request):
 class AgentCreate(_Request):
     name: str = Field(max_length=200, description="unique across agent ids and names")
     description: str | None = Field(default=None, max_length=4000)
+
+
+class CallerTokenIn(_Request):
+    revokeOthers: bool = Field(
+        default=False,
+        description="revoke the agent's other caller tokens in the same write (a rotation "
+        "without overlap); by default they stay valid until revoked",
+    )
 
 
 class PauseIn(_Request):
@@ -208,6 +218,15 @@ class AgentDetail(Agent):
     spend: AgentSpendOut | None = Field(
         default=None, description="the costs of the agent's traces, and against its budgets"
     )
+
+
+class CallerTokenOut(_Response):
+    agentId: str
+    id: str
+    token: str = Field(description="the token: shown this once, kept nowhere")
+    sha256: str
+    createdAt: str
+    revision: int = Field(description="the snapshot revision that carries it")
 
 
 class GrantList(_Response):

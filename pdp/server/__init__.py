@@ -11,6 +11,7 @@ Exception tree::
 
 from ._app import STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
+from ._servicer import handler_name
 from ._tracing import TracingUnavailableError
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "ServerError",
     "Sidecar",
     "TracingUnavailableError",
+    "handler_name",
 ]

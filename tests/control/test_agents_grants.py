@@ -56,6 +56,7 @@ async def test_register_list_and_get_by_id_or_name(client: httpx.AsyncClient) ->
         "paused": False,
         "pauseReason": None,
         "pausedAt": None,
+        "callerTokens": [],
     }
     assert compiled.resolve_agent("agent-b").id == agent_b["id"]
 
