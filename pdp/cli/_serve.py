@@ -36,7 +36,8 @@ def add_parser(subparsers: Subparsers) -> None:
         "--snapshot",
         required=True,
         help="snapshot file (YAML or JSON, watched) or a control plane's "
-        "http(s)://.../api/v1/snapshot URL (long-polled)",
+        "http(s)://.../api/v1/snapshot URL (long-polled); several URLs, comma-separated, "
+        "for control plane replicas on one PostgreSQL: the sidecar fails over between them",
     )
     key = serve.add_mutually_exclusive_group()
     key.add_argument(

@@ -261,8 +261,11 @@ class CandidateOut(_Response):
 
 
 class HealthOut(_Response):
-    status: str = Field(json_schema_extra=enum_schema(["ok"]))
+    status: str = Field(json_schema_extra=enum_schema(["ok", "unavailable"]))
     revision: int = Field(description="the snapshot revision published now")
+    detail: str | None = Field(
+        default=None, description="what is wrong, when status is unavailable"
+    )
 
 
 def _published(model: type[BaseModel], fields: tuple[str, ...]) -> type[BaseModel]:

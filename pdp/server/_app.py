@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -146,8 +147,11 @@ def shadow_location(options: ServeOptions) -> str | None:
     if options.shadow_snapshot is not None:
         return options.shadow_snapshot
     if options.snapshot.startswith(("http://", "https://")):
-        url, sep, query = options.snapshot.partition("?")
-        return f"{url.rstrip('/')}/candidate{sep}{query}"
+        candidates = []
+        for each in options.snapshot.split(","):  # one per control plane replica
+            url, sep, query = each.strip().partition("?")
+            candidates.append(f"{url.rstrip('/')}/candidate{sep}{query}")
+        return ",".join(candidates)
     return None
 
 
@@ -274,7 +278,7 @@ class Sidecar:
             # it decide approvals. A standalone sidecar (a snapshot file)
             # ships nothing and keeps its approvals itself.
             self.uplink = Uplink(
-                source.url,
+                lambda: source.url,
                 lambda: source.api_key,
                 Outbox(db),
                 await sidecar_id(db),
@@ -282,7 +286,11 @@ class Sidecar:
                 on_refused=source.reread_api_key,
             )
         uplink = self.uplink
-        await set_approvals_authority(db, None if uplink is None else uplink.api_url)
+        # The authority is the control plane (its first replica's URL names
+        # it), whichever replica answers.
+        await set_approvals_authority(
+            db, None if not isinstance(source, HttpSource) else urljoin(source.urls[0], ".")
+        )
         approvals = self.approvals = ApprovalStore(
             db, on_written=None if uplink is None else uplink.wake, clock=self.clock
         )

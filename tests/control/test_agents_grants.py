@@ -13,6 +13,9 @@ import pytest
 
 from tests.control._helpers import error_of, make_agent, published
 
+# The same API on both control-plane backends.
+pytestmark = pytest.mark.control_databases
+
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
