@@ -61,6 +61,7 @@ fuzz: $(VENV)/.installed
 bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_sidecar.py
 	$(PY) bench/bench_validators.py
+	$(PY) bench/bench_traces.py
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_pause_propagation.py
 	$(PY) bench/bench_state.py

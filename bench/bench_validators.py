@@ -5,6 +5,8 @@ against the sidecar's own health check, in one run on one sidecar:
 - ``cached``: the same question every time, answered from the sidecar's
   cache (``cache_ttl_s``);
 - ``no policy``: an agent with no policy, Enforce's own floor;
+- throughput at concurrency 32 of the health check, ``validator`` and
+  ``cached`` (one connection, as the agent's client has);
 
 and whether a slow validator stalls other agents: their p99 at concurrency
 50, alone and while 50 concurrent calls wait on another agent's validator
@@ -51,6 +53,7 @@ from tests._process import PdpProcess
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SLOW_S = 0.5
 CROWD = 50  # the concurrency of the isolation runs, on each side
+THROUGHPUT_CONCURRENCY = 32
 
 
 def validator_policy(name: str, agent: str, server: HttpsServer, **rule: Any) -> dict[str, Any]:
@@ -118,6 +121,11 @@ def main() -> None:
                 "cached": command(ENFORCE, "cached", 1, args.calls),
                 "no policy": command(ENFORCE, "plain", 1, args.calls),
                 "others": command(ENFORCE, "plain", CROWD, args.calls * 2),
+                "health c32": command(HEALTH, "", THROUGHPUT_CONCURRENCY, args.calls * 2),
+                "validator c32": command(
+                    ENFORCE, "checked", THROUGHPUT_CONCURRENCY, args.calls * 2
+                ),
+                "cached c32": command(ENFORCE, "cached", THROUGHPUT_CONCURRENCY, args.calls * 2),
             }
             slow_load = [
                 ghz,
@@ -145,6 +153,8 @@ def main() -> None:
                 if index % 2:
                     order.reverse()
                 result = {key: run_ghz(runs[key]) for key in order}
+                for key in ("health c32", "validator c32", "cached c32"):
+                    result[key] = run_ghz(runs[key])
                 result["others alone"] = run_ghz(runs["others"])
                 result["others with slow"] = run_with_load(runs["others"], slow_load)
                 rounds.append(result)
@@ -188,6 +198,14 @@ def report(rounds: list[dict[str, Result]], args: argparse.Namespace, calls: int
             f"{key:<15} p50 {median(values(key, 'p50')):7.0f} us   "
             f"p99 {median(values(key, 'p99')):7.0f} us   "
             f"vs health: p50 {median(p50):5.2f}x [{spread(p50)}]  p99 {median(p99):5.2f}x"
+        )
+    health_rps = median(values("health c32", "rps"))
+    for key in ("validator", "cached"):
+        rps = ratios(f"{key} c32", "rps", "health c32")
+        print(
+            f"{key:<15} throughput at concurrency {THROUGHPUT_CONCURRENCY}: "
+            f"{median(values(f'{key} c32', 'rps')):6.0f} /s, health {health_rps:6.0f} /s: "
+            f"{median(rps):4.2f}x [{spread(rps)}]"
         )
     alone, loaded = values("others alone", "p99"), values("others with slow", "p99")
     price = ratios("others with slow", "p99", "others alone")

@@ -3,19 +3,20 @@
 ``pdp check`` validates a snapshot file offline, ``pdp eval`` explains one
 decision, ``pdp test`` runs policy tests, ``pdp control`` runs the control
 plane or manages its API keys, ``pdp approvals`` decides the approvals of a
-standalone sidecar, ``pdp caller-token`` mints a caller token. A subcommand loads the layers it
-needs only when it runs."""
+standalone sidecar and ``pdp incidents`` lists its incidents, ``pdp
+caller-token`` mints a caller token. A subcommand loads the layers it needs
+only when it runs."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
 
-from . import _approvals, _caller_token, _check, _control, _eval, _serve, _test
+from . import _approvals, _caller_token, _check, _control, _eval, _incidents, _serve, _test
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (_serve, _check, _eval, _test, _control, _approvals, _caller_token)
+_SUBCOMMANDS = (_serve, _check, _eval, _test, _control, _approvals, _incidents, _caller_token)
 
 
 def build_parser() -> argparse.ArgumentParser:

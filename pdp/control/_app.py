@@ -35,6 +35,7 @@ from ._routes_events import event_routes
 from ._routes_policies import policy_routes
 from ._routes_settings import settings_routes
 from ._routes_snapshot import health_routes, snapshot_routes
+from ._routes_traces import trace_routes
 from ._routes_webhooks import webhook_routes
 from ._schemas import ErrorOut
 
@@ -155,6 +156,7 @@ def create_app(
     api.include_router(approval_routes(control))
     api.include_router(settings_routes(control))
     api.include_router(webhook_routes(control))
+    api.include_router(trace_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

@@ -77,6 +77,7 @@ from ._schemas import (
 from ._sidecars import SidecarRegistry
 from ._state import State
 from ._store import CANDIDATE_NOTICE, REVISION_NOTICE, Store
+from ._traces import Traces
 from ._webhook_events import define_webhook_types
 from ._webhook_sender import DeliveryOptions, WebhookSender
 from ._webhooks import Webhooks
@@ -128,6 +129,8 @@ class ControlPlane:
         define_webhook_types(self.events)
         self.webhooks = Webhooks(store, self.events, lambda ref: self.state.policy(ref))
         self.webhook_sender: WebhookSender | None = None
+        # After the webhooks: they declare the violation types traces emit.
+        self.traces = Traces(store, self.events, lambda: self._current)
         self._refreshing: asyncio.Task[None] | None = None
         self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
         self._refresh_again = False

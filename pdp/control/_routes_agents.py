@@ -52,8 +52,10 @@ def agent_routes(control: ControlPlane) -> APIRouter:
     async def get_agent(agent_id: str) -> AgentDetail:
         """The agent, and each sidecar following the feed with the revision
         it has applied: ``applied`` true everywhere means a pause (or a
-        resume) has taken effect everywhere."""
-        return control.agent_detail(agent_id)
+        resume) has taken effect everywhere. ``spend`` is what its traces
+        cost, in all and against each budget."""
+        detail = control.agent_detail(agent_id)
+        return detail.model_copy(update={"spend": await control.traces.spend(detail.id)})
 
     @router.patch("/agents/{agent_id}/pause", response_model=Agent, dependencies=_WRITE)
     async def pause_agent(agent_id: str, body: PauseIn | None = Body(None)) -> Agent:  # noqa: B008

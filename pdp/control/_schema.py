@@ -159,6 +159,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Traces: finished calls, posted or shipped by sidecars. Their costs
+        # are the agent's spend as the control plane knows it; a repeated
+        # request id answers the stored result (result_json).
+        """
+        CREATE TABLE traces (
+            id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            request_id TEXT,
+            sidecar_id TEXT NOT NULL DEFAULT '',
+            cost_usd REAL NOT NULL CHECK (cost_usd >= 0),
+            anomaly INTEGER NOT NULL,
+            result_json TEXT NOT NULL,
+            created_at_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE UNIQUE INDEX traces_by_request ON traces (agent_id, request_id)"
+        " WHERE request_id IS NOT NULL",
+        "CREATE INDEX traces_by_agent ON traces (agent_id, created_at_us)",
+        # One incident per policy that fired on a trace; seq pages them.
+        """
+        CREATE TABLE incidents (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            trace_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            policy_id TEXT NOT NULL,
+            policy_name TEXT NOT NULL,
+            policy_type TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            message TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            anomaly INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            request_id TEXT NOT NULL,
+            masked_excerpt TEXT NOT NULL,
+            source TEXT NOT NULL,
+            sidecar_id TEXT NOT NULL,
+            created_at_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX incidents_by_agent ON incidents (agent_id, seq)",
+        "CREATE INDEX incidents_by_policy ON incidents (policy_id, seq)",
+        "CREATE INDEX incidents_by_time ON incidents (created_at_us)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,6 +24,7 @@ from ._objects import (
     Policy,
     enum_schema,
 )
+from ._trace_schemas import AgentSpendOut
 
 __all__ = [
     "AgentCreate",
@@ -226,6 +227,9 @@ class AgentDetail(Agent):
     each has applied the agent's current state (a pause, say)."""
 
     sidecars: list[AgentSidecar]
+    spend: AgentSpendOut | None = Field(
+        default=None, description="the costs of the agent's traces, and against its budgets"
+    )
 
 
 class CallerTokenOut(_Response):

@@ -21,6 +21,7 @@ try:
         AuthorizeResult,
         ContextItem,
         EnforceResult,
+        TraceResult,
         UsageResult,
     )
     from pdp_client._v1 import policy_decision_service_pb2 as sdk_pb
@@ -145,6 +146,33 @@ class EmbeddedClient:
     async def report_usage(self, agent_id: str, cost_usd: float, request_id: str) -> UsageResult:
         """As ``AsyncClient.report_usage``."""
         return await self._send(_calls.report_usage(agent_id, cost_usd, request_id))
+
+    async def submit_trace(
+        self,
+        agent_id: str,
+        *,
+        request_id: str | None = None,
+        input: str | None = None,
+        output: str | None = None,
+        cost_usd: float = 0.0,
+        model: str | None = None,
+        tool: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        context: Iterable[ContextItem] | None = None,
+    ) -> TraceResult:
+        """As ``AsyncClient.submit_trace``."""
+        call = _calls.submit_trace(
+            agent_id,
+            request_id=request_id,
+            input=input,
+            output=output,
+            cost_usd=cost_usd,
+            model=model,
+            tool=tool,
+            metadata=metadata,
+            context=context,
+        )
+        return await self._send(call)
 
     async def await_approval(self, approval_id: str, *, wait: float = 30.0) -> ApprovalResult:
         """As ``AsyncClient.await_approval``."""

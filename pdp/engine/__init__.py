@@ -61,6 +61,7 @@ from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
 from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
 from ._time import Clock, SteadyClock, SystemClock, format_time, parse_rfc3339, utc_now
+from ._trace import TraceFindings, evaluate_trace, per_execution_limit
 from ._types import (
     ACTIONS,
     AgentInfo,
@@ -154,6 +155,7 @@ __all__ = [
     "StateUnavailableError",
     "SteadyClock",
     "SystemClock",
+    "TraceFindings",
     "UsagePort",
     "UsageRecord",
     "UsageReport",
@@ -174,6 +176,7 @@ __all__ = [
     "compile_snapshot",
     "decision_dict",
     "differs_only_in_pause_state",
+    "evaluate_trace",
     "fired_policies",
     "format_time",
     "load_timezone",
@@ -183,6 +186,7 @@ __all__ = [
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",
+    "per_execution_limit",
     "read_pause_state",
     "request_digest",
     "sign_webhook",

@@ -46,6 +46,7 @@ from pdp.state import (
     StateError,
     StateFileLock,
     StateStatus,
+    TraceLog,
     UsageBackend,
     lock_state_file,
     parse_state_location,
@@ -64,6 +65,7 @@ from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
 from ._shadow import ShadowEvaluator
+from ._traces import TraceDesk
 from ._tracing import DecisionTracer
 from ._translate import Limits
 from ._uplink import Uplink
@@ -308,6 +310,13 @@ class Sidecar:
             remote=None if uplink is None else RemoteApprovals(uplink),
             clock=self.clock,
         )
+        traces = TraceDesk(
+            usage,
+            TraceLog(db),
+            self.clock,
+            ships=uplink is not None,
+            on_written=None if uplink is None else uplink.wake,
+        )
         await self.holder.report(await _first_fetch(source))
         if not self.holder.ready:
             await self._restore_last_good(store)
@@ -325,6 +334,7 @@ class Sidecar:
             after=after,
             uplink=self.uplink,
             approvals=desk,
+            traces=traces,
             cel=self.cel,
             callers=CallerCheck(opts.require_caller_token),
         )

@@ -52,6 +52,7 @@ from ._callers import CallerCheck
 from ._cel_pool import CelPool
 from ._errors import RequestError
 from ._observers import AfterDecision
+from ._traces import TraceDesk
 from ._translate import (
     Limits,
     SnapshotView,
@@ -65,6 +66,8 @@ from ._translate import (
     enforce_response,
     parse_request,
     require_id,
+    trace_input,
+    trace_response,
     usage_amount,
     wait_seconds,
 )
@@ -133,6 +136,7 @@ class PolicyDecisionServicer:
         after: AfterDecision | None = None,
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
+        traces: TraceDesk | None = None,
         cel: CelPool | None = None,
         callers: CallerCheck | None = None,
     ) -> None:
@@ -143,6 +147,7 @@ class PolicyDecisionServicer:
         self._after = after if after is not None and after.active else None
         self._uplink = uplink
         self._approvals = approvals
+        self._traces = traces
         self._usage = usage
         self._decisions = decisions
         self._limits = limits
@@ -514,7 +519,17 @@ class PolicyDecisionServicer:
         return stream_answer(item_id, response)
 
     async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        raise _not_served("SubmitTrace")
+        msg = parse_request(pb.SubmitTraceRequest, data)
+        trace = trace_input(msg, self._limits)
+        if self._traces is None:
+            raise _not_served("SubmitTrace")
+        snapshot = self._active().snapshot
+        if self._callers is not None:
+            self._callers.check(context, snapshot, snapshot.resolve_agent(trace.agent_id).id)
+        answer = await self._traces.submit(snapshot, trace)
+        return trace_response(
+            answer.trace_id, answer.violations, answer.anomaly
+        ).SerializeToString()
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """The service's method table, built from its descriptor: every RPC of

@@ -32,6 +32,7 @@ from pdp.engine import (
     FieldError,
     Mode,
     Severity,
+    Violation,
     canonical_agent_id,
 )
 from pdp.state import StateStatus
@@ -52,6 +53,8 @@ __all__ = [
     "enforce_response",
     "parse_request",
     "require_id",
+    "trace_input",
+    "trace_response",
     "usage_amount",
     "wait_seconds",
 ]
@@ -218,7 +221,53 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
     )
 
 
-def _context(msg: pb.EnforceRequest, max_bytes: int) -> tuple[ContextItem, ...]:
+def trace_input(msg: pb.SubmitTraceRequest, limits: Limits) -> EnforceInput:
+    """The engine's input for a trace: its actual cost stands for the
+    estimate. Checks agent_id, cost_usd, request_id, metadata, input,
+    output, model, tool, context (the first problem is reported)."""
+    agent_id = require_id(msg.agent_id, "agent_id")
+    cost = _amount(msg.cost_usd, "cost_usd")
+    request_id = require_id(msg.request_id, "request_id")
+    metadata = _metadata(msg) if msg.metadata else {}
+    max_bytes = limits.max_input_bytes
+    texts: dict[str, str | None] = {"input": None, "output": None}
+    for field in texts:
+        if msg.HasField(field):
+            text = getattr(msg, field)
+            _check_text_size(text, field, max_bytes)
+            texts[field] = text
+    return EnforceInput(
+        agent_id=agent_id,
+        input=texts["input"],
+        output=texts["output"],
+        estimated_cost_usd=cost,
+        model=_short(msg.model, "model"),
+        tool=_short(msg.tool, "tool"),
+        metadata=metadata,
+        request_id=request_id,
+        context=_context(msg, max_bytes) if msg.context else (),
+    )
+
+
+def trace_response(
+    trace_id: str, violations: Iterable[Violation], anomaly: bool
+) -> pb.SubmitTraceResponse:
+    resp = pb.SubmitTraceResponse(trace_id=trace_id, anomaly=anomaly)
+    for v in violations:
+        resp.violations.add(
+            policy_id=v.policy_id,
+            policy_name=v.policy_name,
+            policy_type=v.policy_type,
+            severity=_SEVERITIES[v.severity],
+            message=v.message,
+            enforcement_mode=_MODES[v.mode],
+        )
+    return resp
+
+
+def _context(
+    msg: pb.EnforceRequest | pb.SubmitTraceRequest, max_bytes: int
+) -> tuple[ContextItem, ...]:
     """The request's context items: at most MAX_CONTEXT_ITEMS, each content
     within the input size limit and all of them within four times it."""
     items = msg.context
@@ -248,7 +297,7 @@ def _context(msg: pb.EnforceRequest, max_bytes: int) -> tuple[ContextItem, ...]:
     return tuple(out)
 
 
-def _metadata(msg: pb.EnforceRequest) -> dict[str, str]:
+def _metadata(msg: pb.EnforceRequest | pb.SubmitTraceRequest) -> dict[str, str]:
     metadata = msg.metadata
     if len(metadata) > MAX_METADATA_ENTRIES:
         raise RequestError("metadata", f"more than {MAX_METADATA_ENTRIES} entries")

@@ -1,7 +1,8 @@
 """Durable state of the sidecar: one SQLite database (WAL) holding the spend
 ledger and its open reservations, the call counters, the decision log, the
-last good snapshot, the approvals and the outbox of events for the control
-plane, pruned by age by one :class:`Pruner`.
+last good snapshot, the approvals, the traces evaluated (and a standalone
+sidecar's incidents) and the outbox of events for the control plane,
+pruned by age by one :class:`Pruner`.
 
 :class:`SqliteUsage` implements the engine's usage port over the ledger and
 the counters; :class:`RedisUsage` implements it on a Redis server shared by
@@ -78,6 +79,7 @@ from pdp.state._pruner import (
 from pdp.state._redis_usage import RedisUsage
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
 from pdp.state._status import SQLITE_STATUS, StateStatus, UsageBackend
+from pdp.state._traces import IncidentRecord, TraceLog
 from pdp.state._usage import SqliteUsage
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "Database",
     "DecisionLog",
     "DecisionRecord",
+    "IncidentRecord",
     "Outbox",
     "OutboxEvent",
     "PruneRule",
@@ -115,6 +118,7 @@ __all__ = [
     "StateLocation",
     "StateStatus",
     "StoredSnapshot",
+    "TraceLog",
     "UsageBackend",
     "UsageConflictError",
     "UsageRecord",

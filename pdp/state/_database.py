@@ -161,6 +161,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         APPROVALS_TABLE,
         *APPROVALS_INDEXES,
     ),
+    (
+        # Traces this sidecar evaluated (result_json answers a repeated
+        # request id) and, in standalone mode, their incidents. No request
+        # text: the input only as a masked excerpt.
+        """
+        CREATE TABLE traces (
+            trace_id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            result_json TEXT NOT NULL,
+            recorded_at_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX traces_by_time ON traces (recorded_at_us)",
+        """
+        CREATE TABLE incidents (
+            seq INTEGER PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            policy_id TEXT NOT NULL,
+            policy_name TEXT NOT NULL,
+            policy_type TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            message TEXT NOT NULL,
+            anomaly INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            request_id TEXT NOT NULL,
+            masked_excerpt TEXT NOT NULL,
+            created_at_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX incidents_by_agent ON incidents (agent_id, seq)",
+        "CREATE INDEX incidents_by_time ON incidents (created_at_us)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -154,6 +154,14 @@ _DECISIONS_BY_COUNT = (
 
 
 # Approvals whose time passed long ago, whatever became of them.
+_TRACES = (
+    "DELETE FROM traces WHERE trace_id IN"
+    " (SELECT trace_id FROM traces WHERE recorded_at_us < ?1 LIMIT ?2)"
+)
+_INCIDENTS = (
+    "DELETE FROM incidents WHERE seq IN"
+    " (SELECT seq FROM incidents WHERE created_at_us < ?1 LIMIT ?2)"
+)
 _APPROVALS = (
     "DELETE FROM approvals WHERE id IN (SELECT id FROM approvals WHERE expires_at_us < ?1 LIMIT ?2)"
 )
@@ -172,7 +180,8 @@ def sidecar_rules(
     False when spend is kept elsewhere), call counts past the longest
     window, decisions older than ``decision_log_retention`` or beyond the
     last ``decision_log_max_rows``, approvals that expired longer ago than
-    ``decision_log_retention``."""
+    ``decision_log_retention``, and traces and their incidents older than
+    that too."""
     if decision_log_max_rows < 1:
         raise ValueError(f"decision_log_max_rows must be at least 1, got {decision_log_max_rows}")
     keep_usage = max(retention, USAGE_RETENTION_FLOOR) // timedelta(microseconds=1)
@@ -200,6 +209,8 @@ def sidecar_rules(
         PruneRule("decisions by age", _DECISIONS_BY_AGE, calendar_cutoff(keep_decisions)),
         PruneRule("decisions by count", _DECISIONS_BY_COUNT, first_seq_to_keep),
         PruneRule("approvals", _APPROVALS, calendar_cutoff(keep_decisions)),
+        PruneRule("traces", _TRACES, calendar_cutoff(keep_decisions)),
+        PruneRule("incidents", _INCIDENTS, calendar_cutoff(keep_decisions)),
     ]
     if usage:
         rules.insert(0, PruneRule("usage", _USAGE, calendar_cutoff(keep_usage)))

@@ -53,6 +53,7 @@ _RUN_HERE = {
     "verifyWebhook",
     "awaitApproval",
     "enforceBatch",
+    "submitTrace",
 }
 
 
@@ -136,6 +137,21 @@ async def _run(
         wait = number(request["timeoutSeconds"])
         assert wait is not None, "awaitApproval needs timeoutSeconds"
         return await resolve(client.await_approval(request["approvalId"], wait=wait))
+    if call == "submitTrace":
+        cost = number(request["costUsd"])
+        assert cost is not None, "submitTrace needs costUsd"
+        return await resolve(
+            client.submit_trace(
+                request["agentId"],
+                request_id=request["requestId"],
+                input=request.get("input"),
+                output=request.get("output"),
+                cost_usd=cost,
+                model=request.get("model"),
+                tool=request.get("tool"),
+                metadata=request.get("metadata"),
+            )
+        )
     if call == "verifyWebhook":
         event = pdp_client.verify_webhook(
             request["body"].encode(),

@@ -1,7 +1,8 @@
 """The README's Python examples run as written against real sidecars: the
 quickstart on examples/policies.yaml, and the require_approval example on
 examples/approvals.yaml (whose policies are the README's) with a reviewer
-deciding through `pdp approvals`."""
+deciding through `pdp approvals`; and the trace example, read from the
+README, with `pdp incidents`."""
 
 from __future__ import annotations
 
@@ -87,5 +88,31 @@ def test_the_approval_example_runs_end_to_end(
         assert decided.returncode == 0, decided.stderr
         assert agent.proc.wait(timeout=30) == code, "".join(agent.output + agent.log)
         assert said in "".join(agent.output), agent.output
+    finally:
+        sidecar.stop()
+
+
+def test_the_trace_example_runs_as_written(tmp_path: Path) -> None:
+    """The README's trace example: its Python block against a sidecar on
+    examples/policies.yaml prints what its comment says, and `pdp
+    incidents` shows the incident."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Traces and incidents") :]
+    code, said = re.findall(r"<<'PY'\n(.*?)\nPY\n# (.*?)\n", section, flags=re.DOTALL)[0]
+    state = tmp_path / "traces.db"
+    sidecar = PdpProcess(
+        ["serve", "--snapshot", str(REPO / "examples" / "policies.yaml"),
+         "--state", str(state), "--listen", "127.0.0.1:0"],
+    )  # fmt: skip
+    try:
+        script = tmp_path / "trace.py"
+        script.write_text(code.replace("127.0.0.1:50053", sidecar.address), encoding="utf-8")
+        done = run_python(str(script))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == said
+        shown = run_pdp("incidents", "--state", str(state))
+        assert shown.returncode == 0, shown.stderr
+        assert "Block Prompt Injection (block)  ANOMALY" in shown.stdout
+        assert "request call-42  cost 0.0120 USD" in shown.stdout
     finally:
         sidecar.stop()

@@ -45,9 +45,12 @@ async def test_register_list_and_get_by_id_or_name(client: httpx.AsyncClient) ->
 
     listed = (await client.get("/agents")).json()["agents"]
     assert [a["id"] for a in listed] == [agent_a["id"], agent_b["id"]]
-    # GET of one agent adds the sidecars following the feed (none here).
-    assert (await client.get(f"/agents/{agent_a['id']}")).json() == {**agent_a, "sidecars": []}
-    assert (await client.get("/agents/agent-a")).json() == {**agent_a, "sidecars": []}
+    # GET of one agent adds the sidecars following the feed (none here) and
+    # what its traces cost (none yet).
+    spend = {"todayUsd": 0.0, "monthUsd": 0.0, "totalUsd": 0.0, "traces": 0, "budgets": []}
+    detail = {**agent_a, "sidecars": [], "spend": spend}
+    assert (await client.get(f"/agents/{agent_a['id']}")).json() == detail
+    assert (await client.get("/agents/agent-a")).json() == detail
 
     document, compiled = await published(client)
     assert document["agents"][0] == {

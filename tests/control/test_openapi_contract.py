@@ -331,6 +331,19 @@ async def _exercise(
         one_hook = f"{webhooks}/{{webhook_id}}"
         check(await c.delete(f"{webhooks}/{hook['id']}"), one_hook, 200)
         check(await c.delete(f"{webhooks}/{hook['id']}"), one_hook, 404)
+        # Traces and incidents.
+        traces = f"{API}/traces"
+        trace = {"agentId": "agent-a", "input": "hi", "costUsd": 2e-07, "requestId": "r1"}
+        check(await c.post(traces, json=trace | {"costUsd": 9.5}), traces, 200)
+        check(await c.post(traces, json=trace), traces, 200)
+        check(await c.post(traces, json=trace | {"costUsd": -1}), traces, 422)
+        check(await c.post(traces, json=trace | {"agentId": "nobody"}), traces, 422)
+        check(await anonymous.post(traces, json=trace, headers=as_reviewer), traces, 403)
+        await c.patch(f"{agents}/agent-b/pause", json={"reason": "again"})
+        check(await c.post(traces, json=trace | {"agentId": "agent-b"}), traces, 409)
+        incidents = f"{API}/incidents"
+        check(await c.get(incidents, params={"agentId": "agent-a", "limit": 1}), incidents, 200)
+        check(await c.get(incidents, params={"since": "now"}), incidents, 422)
 
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)

@@ -17,7 +17,6 @@ from pdp.server._servicer import SERVICE, SERVICE_NAME, PolicyDecisionServicer, 
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar
 
-NOT_YET_SERVED = {"SubmitTrace"}
 # Refuses a malformed message with an answer, not a status: the stream goes on.
 ANSWERS_ERRORS = {"EnforceStream"}
 NOT_FOUND = "Method not found!"  # what grpc answers for a method nobody registered
@@ -72,12 +71,8 @@ async def test_every_rpc_of_the_contract_is_handled(
         return
     error = await _call(example_sidecar.channel, rpc)
     assert error.details() != NOT_FOUND, f"{rpc} has no handler"
-    if rpc in NOT_YET_SERVED:
-        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert f"{rpc} is not served by this sidecar version yet" in (error.details() or "")
-    else:
-        # An empty request lacks its required id: the handler itself refuses it.
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    # An empty request lacks its required id: the handler itself refuses it.
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
 
 
 def test_a_servicer_missing_a_handler_cannot_serve() -> None:

@@ -44,6 +44,7 @@ from ._types import (
     Decision,
     EnforceResult,
     PiiFinding,
+    TraceResult,
     UsageResult,
     Violation,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "PiiFinding",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "TraceResult",
     "UnimplementedError",
     "UsageResult",
     "Violation",

@@ -21,6 +21,7 @@ from ._types import (
     AuthorizeResult,
     ContextItem,
     EnforceResult,
+    TraceResult,
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
@@ -183,6 +184,34 @@ class AsyncClient:
     ) -> UsageResult:
         """See ``Client.report_usage``."""
         return await self._send(_calls.report_usage(agent_id, cost_usd, request_id), timeout)
+
+    async def submit_trace(
+        self,
+        agent_id: str,
+        *,
+        request_id: str | None = None,
+        input: str | None = None,
+        output: str | None = None,
+        cost_usd: float = 0.0,
+        model: str | None = None,
+        tool: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        context: Iterable[ContextItem] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> TraceResult:
+        """See ``Client.submit_trace``."""
+        call = _calls.submit_trace(
+            agent_id,
+            request_id=request_id,
+            input=input,
+            output=output,
+            cost_usd=cost_usd,
+            model=model,
+            tool=tool,
+            metadata=metadata,
+            context=context,
+        )
+        return await self._send(call, timeout)
 
     async def _send(self, call: Call[ResultT], override: float | None) -> ResultT:
         seconds = self._settings.deadline(override, call.holds)

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,7 +18,9 @@ import grpc
 from . import _convert
 from ._agent_id import agent_id_problem, canonical_agent_id
 from ._errors import (
+    AgentPausedError,
     InvalidRequestError,
+    PdpError,
     PolicyBlockedError,
     SidecarUnavailableError,
     error_for_status,
@@ -32,6 +35,7 @@ from ._types import (
     ContextItem,
     Decision,
     EnforceResult,
+    TraceResult,
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2 as pb
@@ -50,6 +54,7 @@ __all__ = [
     "await_approval",
     "enforce",
     "report_usage",
+    "submit_trace",
 ]
 
 _log = logging.getLogger("pdp_client")
@@ -170,6 +175,9 @@ class Call(Generic[ResultT]):
     fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None
     # Seconds the sidecar may hold the call before it answers (AwaitApproval).
     holds: float = 0.0
+    # Turns the error a status maps to into the call's own (a paused agent's
+    # refused trace); None keeps it.
+    refine: Callable[[PdpError], PdpError] | None = None
 
     def failed(self, error: grpc.RpcError, settings: Settings, timeout: float) -> ResultT:
         """Raises the client's error for a failed RPC, or returns the
@@ -188,6 +196,8 @@ class Call(Generic[ResultT]):
             and isinstance(raised, SidecarUnavailableError)
         ):
             return self.fail_open_result(raised)
+        if self.refine is not None:
+            raised = self.refine(raised)
         raise raised from error
 
 
@@ -334,6 +344,45 @@ def report_usage(agent_id: str, cost_usd: float, request_id: str) -> Call[UsageR
         request_id=_text(request_id, "request_id"),
     )
     return Call("ReportUsage", request, _convert.usage_result)
+
+
+def submit_trace(
+    agent_id: str,
+    *,
+    request_id: str | None,
+    input: str | None,
+    output: str | None,
+    cost_usd: float,
+    model: str | None,
+    tool: str | None,
+    metadata: Mapping[str, str] | None,
+    context: Iterable[ContextItem] | None,
+) -> Call[TraceResult]:
+    _text(agent_id, "agent_id")
+    request = pb.SubmitTraceRequest(
+        agent_id=agent_id,
+        cost_usd=_amount(cost_usd, "cost_usd"),
+        model=_optional_text(model, "model") or "",
+        tool=_optional_text(tool, "tool") or "",
+        metadata=_metadata(metadata),
+        # The call's own id makes a retried trace count once; without one
+        # each submission is a new trace.
+        request_id=uuid.uuid4().hex if request_id is None else _text(request_id, "request_id"),
+        context=_context(context),
+    )
+    if (input_text := _optional_text(input, "input")) is not None:
+        request.input = input_text
+    if (output_text := _optional_text(output, "output")) is not None:
+        request.output = output_text
+
+    def paused(error: PdpError) -> PdpError:
+        if error.code is grpc.StatusCode.FAILED_PRECONDITION:
+            # "... agent 'x' is paused: <reason>; its traces are refused"
+            reason = str(error).partition(" is paused: ")[2].rpartition("; ")[0]
+            return AgentPausedError(agent_id, reason)
+        return error
+
+    return Call("SubmitTrace", request, _convert.trace_result, refine=paused)
 
 
 # The longest wait one AwaitApproval asks for (the sidecar answers within a

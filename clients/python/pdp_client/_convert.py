@@ -19,6 +19,7 @@ from ._types import (
     Decision,
     EnforceResult,
     PiiFinding,
+    TraceResult,
     UsageResult,
     Violation,
 )
@@ -178,3 +179,11 @@ def approval_result(response: Any, approval_id: str) -> ApprovalResult:
 
 def usage_result(response: Any) -> UsageResult:
     return UsageResult(duplicate=response.duplicate, daily_spend_usd=response.daily_spend_usd)
+
+
+def trace_result(response: Any) -> TraceResult:
+    return TraceResult(
+        trace_id=response.trace_id,
+        violations=[_violation(v) for v in response.violations],
+        anomaly=response.anomaly,
+    )

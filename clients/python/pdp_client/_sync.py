@@ -19,6 +19,7 @@ from ._types import (
     AuthorizeResult,
     ContextItem,
     EnforceResult,
+    TraceResult,
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
@@ -256,6 +257,40 @@ class Client:
         ``cost_usd`` must be finite and not negative.
         """
         return self._send(_calls.report_usage(agent_id, cost_usd, request_id), timeout)
+
+    def submit_trace(
+        self,
+        agent_id: str,
+        *,
+        request_id: str | None = None,
+        input: str | None = None,
+        output: str | None = None,
+        cost_usd: float = 0.0,
+        model: str | None = None,
+        tool: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        context: Iterable[ContextItem] | None = None,
+        timeout: float | None = None,
+    ) -> TraceResult:
+        """Records a finished call: the sidecar evaluates it after the fact
+        (nothing is blocked, the call ran), each policy that fires becomes an
+        incident, and ``cost_usd`` counts as the agent's spend. Pass the
+        call's ``request_id`` (the one given to ``enforce_policy``): the same
+        id again adds nothing. Raises ``AgentPausedError`` for a paused
+        agent and ``InvalidRequestError`` naming a bad field.
+        """
+        call = _calls.submit_trace(
+            agent_id,
+            request_id=request_id,
+            input=input,
+            output=output,
+            cost_usd=cost_usd,
+            model=model,
+            tool=tool,
+            metadata=metadata,
+            context=context,
+        )
+        return self._send(call, timeout)
 
     def _send(self, call: Call[ResultT], timeout: float | None) -> ResultT:
         if self._closed:

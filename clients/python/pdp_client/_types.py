@@ -16,6 +16,7 @@ __all__ = [
     "Decision",
     "EnforceResult",
     "PiiFinding",
+    "TraceResult",
     "UsageResult",
     "Violation",
 ]
@@ -170,6 +171,18 @@ class UsageResult:
 
     duplicate: bool
     daily_spend_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class TraceResult:
+    """What the sidecar found in a finished call. Nothing was blocked (the
+    call ran): each violation is recorded as an incident. ``anomaly`` is True
+    when a block-mode policy fired or the cost is above the agent's
+    per-execution limit."""
+
+    trace_id: str
+    violations: list[Violation]
+    anomaly: bool
 
 
 class ApprovalState(enum.StrEnum):
