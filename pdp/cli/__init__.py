@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from . import _approvals, _check, _control, _eval, _serve, _test
+from . import _approvals, _check, _control, _decisions, _eval, _serve, _test
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (_serve, _check, _eval, _test, _control, _approvals)
+_SUBCOMMANDS = (_serve, _check, _eval, _test, _control, _approvals, _decisions)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from ._args import (
     Subparsers,
     add_log_level,
     add_metrics_listen,
+    duration,
     listen_address,
     positive_int,
     run_event_loop,
@@ -65,6 +66,18 @@ def add_parser(subparsers: Subparsers) -> None:
         default=1000,
         help="open connections at most; past it, the one waiting longest for a request is "
         "closed (default 1000)",
+    )
+    control.add_argument(
+        "--decision-log-retention",
+        type=duration,
+        default=7 * 86400.0,
+        help="how long the decisions sidecars ship are kept (default 7d)",
+    )
+    control.add_argument(
+        "--decision-log-max-rows",
+        type=positive_int,
+        default=1_000_000,
+        help="the most decisions kept; older ones go first (default 1000000)",
     )
     add_metrics_listen(control)
     add_log_level(control)
@@ -162,6 +175,8 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         docs=args.docs,
         limits=ConnectionLimits(max_connections=args.max_connections),
+        decision_log_retention=args.decision_log_retention,
+        decision_log_max_rows=args.decision_log_max_rows,
     )
     _raise_file_limit(args.max_connections + 256)
     return run_event_loop(_serve_until_signalled(options))

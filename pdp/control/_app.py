@@ -30,7 +30,9 @@ from ._roles import check_declared
 from ._routes_agents import agent_routes
 from ._routes_approvals import approval_routes
 from ._routes_candidate import candidate_routes
+from ._routes_decisions import decision_routes
 from ._routes_events import event_routes
+from ._routes_keys import key_routes
 from ._routes_policies import policy_routes
 from ._routes_snapshot import health_routes, snapshot_routes
 from ._schemas import ErrorOut
@@ -147,6 +149,8 @@ def create_app(
     api.include_router(candidate_routes(control))
     api.include_router(event_routes(control))
     api.include_router(approval_routes(control))
+    api.include_router(decision_routes(control))
+    api.include_router(key_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

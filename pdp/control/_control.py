@@ -25,6 +25,7 @@ from pdp.engine import (
 from ._approvals import Approvals
 from ._auth import authenticate
 from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
+from ._decisions import Decisions
 from ._errors import (
     FieldProblem,
     NotFoundError,
@@ -49,10 +50,12 @@ from ._plans import (
     require_agent,
     require_policy,
 )
+from ._plans_agents import plan_delete_agent, plan_update_agent
 from ._roles import Caller
 from ._schemas import (
     AgentCreate,
     AgentDetail,
+    AgentPatch,
     AgentSidecar,
     AuthorizeOut,
     CandidateIn,
@@ -97,6 +100,7 @@ class ControlPlane:
         self.events = EventRegistry()
         define_uplink_types(self.events)
         self.approvals = Approvals(store, self.events)
+        self.decisions = Decisions(store, self.events)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
@@ -324,6 +328,12 @@ class ControlPlane:
     async def create_agent(self, body: AgentCreate) -> Agent:
         return await self._commit(lambda s: plan_create_agent(s, body))
 
+    async def update_agent(self, ref: str, body: AgentPatch) -> Agent:
+        return await self._commit(lambda s: plan_update_agent(s, ref, body))
+
+    async def delete_agent(self, ref: str) -> Agent:
+        return await self._commit(lambda s: plan_delete_agent(s, ref))
+
     async def pause_agent(self, ref: str, reason: str) -> Agent:
         return await self._commit(lambda s: plan_pause(s, ref, reason, self._compiled_of(s)))
 
@@ -387,6 +397,7 @@ class ControlPlane:
         """Waits for a running write, then closes the database. Idempotent."""
         self.begin_shutdown()
         await self.approvals.stop()
+        await self.decisions.stop()
         async with self._write_lock:
             if self._closed:
                 return

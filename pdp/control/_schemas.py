@@ -29,6 +29,7 @@ __all__ = [
     "AgentCreate",
     "AgentDetail",
     "AgentList",
+    "AgentPatch",
     "AgentSidecar",
     "ApprovalConsumeIn",
     "ApprovalDecisionIn",
@@ -101,6 +102,13 @@ class PolicyPatch(_Request):
 
 class AgentCreate(_Request):
     name: str = Field(max_length=200, description="unique across agent ids and names")
+    description: str | None = Field(default=None, max_length=4000)
+
+
+class AgentPatch(_Request):
+    name: str | None = Field(
+        default=None, max_length=200, description="a new name; policies naming the old one follow"
+    )
     description: str | None = Field(default=None, max_length=4000)
 
 

@@ -125,6 +125,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE approvals ADD COLUMN sidecar_id TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE approvals ADD COLUMN consumed_by TEXT",
     ),
+    (
+        # Decisions sidecars ship (``decision`` events), pruned by age and
+        # count (_decisions.py). AUTOINCREMENT: a seq is never reused, so a
+        # page's cursor stays valid while old rows are deleted.
+        """
+        CREATE TABLE decisions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            decision_id TEXT NOT NULL,
+            sidecar_id TEXT NOT NULL,
+            decided_at_us INTEGER NOT NULL,
+            received_at_us INTEGER NOT NULL,
+            agent_id TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            policies_json TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            request_id TEXT NOT NULL,
+            approval_id TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX decisions_by_time ON decisions (decided_at_us)",
+        "CREATE INDEX decisions_by_agent ON decisions (agent_id, seq)",
+    ),
 )
 
 
@@ -170,6 +192,11 @@ class SnapshotTransaction:
 
     async def delete_policy(self, policy_id: str) -> None:
         await self._db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
+
+    async def delete_agent(self, agent_id: str) -> None:
+        """Deletes the agent and the grants it is the source of (revoked or not)."""
+        await self._db.execute("DELETE FROM grants WHERE source_agent_id = ?", (agent_id,))
+        await self._db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
     async def add_grant(self, grant: Grant) -> None:
         await self._db.execute(
