@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import grpc
-import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp.server import LIVENESS_SERVICE
@@ -36,10 +35,8 @@ async def test_liveness_stays_serving_and_readiness_recovers_within_a_second(
     port = control.base_url.rsplit(":", 1)[1]
     key_file = tmp_path / "key"
     key_file.write_text(control.api_key)
-    with httpx.Client(
-        base_url=f"{control.base_url}/api/v1", headers={"X-API-Key": control.api_key}
-    ) as api:
-        api.post("/agents", json={"name": "bot"}).raise_for_status()
+    async with control.client() as api:
+        (await api.post("/agents", json={"name": "bot"})).raise_for_status()
     # A 6 s staleness limit holds each long poll for 2 s.
     sidecar = SidecarProcess(
         [
