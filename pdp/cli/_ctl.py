@@ -176,7 +176,13 @@ class _Api:
         answer = self._client.request(method, path.lstrip("/"), json=body)
         if answer.status_code >= 400:
             raise _Refused(_refusal(answer))
-        return answer.json()
+        try:
+            return answer.json()
+        except ValueError:
+            raise _Refused(
+                f"HTTP {answer.status_code} from {answer.request.url} is not JSON: is --url "
+                "a pdp control plane?"
+            ) from None
 
     def show(self, answer: Any, line: Callable[[Any], str]) -> int:
         if self.as_json:
