@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from pdp.engine import EnforceInput, NO_USAGE, utc_now
+from pdp.engine import NO_USAGE, EnforceInput, utc_now
 from tests.control._helpers import error_of, make_agent, published
 
 INJECTION = {
