@@ -56,7 +56,7 @@ async def test_liveness_stays_serving_and_readiness_recovers_within_a_second(
 
             async def stale() -> bool:
                 seen_live.append(await status(stub, LIVENESS_SERVICE))
-                return await status(stub, "") == NOT_SERVING
+                return bool(await status(stub, "") == NOT_SERVING)
 
             deadline = time.monotonic() + 15
             while not await stale():

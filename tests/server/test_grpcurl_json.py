@@ -51,9 +51,8 @@ async def test_enum_names_and_numbers_mean_the_same(example_sidecar: RunningSide
 async def test_a_missing_or_unknown_action_lists_the_values(
     example_sidecar: RunningSidecar, action: int
 ) -> None:
-    request = pb.AuthorizeRequest(
-        source_agent_id="my-chatbot", target_agent_id="support-bot", action=action
-    )
+    request = pb.AuthorizeRequest(source_agent_id="my-chatbot", target_agent_id="support-bot")
+    request.action = action  # type: ignore[assignment]  # any number goes on the wire
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await example_sidecar.stub.Authorize(request)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
