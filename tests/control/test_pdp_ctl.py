@@ -14,6 +14,9 @@ import yaml
 from tests._process import run_python
 from tests.control._harness import ControlPlaneProcess
 
+# Each step is a ``pdp ctl`` process (about a second to start on a busy machine).
+pytestmark = pytest.mark.timeout(300)
+
 
 class Ctl:
     def __init__(self, proc: ControlPlaneProcess, key_file: Path) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pdp.server import LIVENESS_SERVICE
@@ -27,6 +28,7 @@ async def status(stub: health_pb2_grpc.HealthStub, service: str) -> int:
     return int(answer.status)
 
 
+@pytest.mark.timeout(300)  # two control plane starts and a sidecar's, as processes
 async def test_liveness_stays_serving_and_readiness_recovers_within_a_second(
     tmp_path: Path,
 ) -> None:
