@@ -60,6 +60,8 @@ def test_check_reports_yaml_syntax_and_missing_files(tmp_path: Path) -> None:
         ["serve", "--snapshot", "x", "--listen", "nohost"],
         ["serve", "--snapshot", "x", "--listen", "h:99999"],
         ["serve", "--snapshot", "x", "--max-input-bytes", "0"],
+        ["serve", "--snapshot", "x", "--cel-workers", "0"],
+        ["serve", "--snapshot", "x", "--cel-time-limit", "0"],
         ["serve", "--snapshot", "x", "--poll-interval", "nan"],
     ],
 )

@@ -130,6 +130,19 @@ def add_parser(subparsers: Subparsers) -> None:
         help="largest input or output text accepted, in UTF-8 bytes (default 1 MiB)",
     )
     serve.add_argument(
+        "--cel-time-limit",
+        type=positive_float,
+        default=0.5,
+        help="seconds one costly CEL evaluation may take before it is stopped and counts "
+        "as an evaluation error (default 0.5)",
+    )
+    serve.add_argument(
+        "--cel-workers",
+        type=positive_int,
+        default=2,
+        help="processes that evaluate costly CEL expressions off the event loop (default 2)",
+    )
+    serve.add_argument(
         "--poll-interval",
         type=positive_float,
         default=0.2,
@@ -201,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         snapshot=args.snapshot,
         listen=args.listen,
         max_input_bytes=args.max_input_bytes,
+        cel_time_limit=args.cel_time_limit,
+        cel_workers=args.cel_workers,
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
         api_key=None if args.api_key_file else args.api_key or os.environ.get("PDP_API_KEY"),

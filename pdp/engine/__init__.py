@@ -34,7 +34,9 @@ from ._approval import (
     masked_excerpt,
     request_digest,
 )
+from ._cel import COST_BUDGET, INLINE_COST, CelJob, CelResult
 from ._consultation import Consultation
+from ._context import NO_CEL_RESULTS
 from ._document import MAX_DOCUMENT_BYTES, parse_document
 from ._errors import EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
@@ -85,9 +87,12 @@ __all__ = [
     "ACTIONS",
     "CALL_WINDOW_MAX_SECONDS",
     "COMMON_RULE_FIELDS",
+    "COST_BUDGET",
     "DEFAULT_APPROVAL_TIMEOUT_S",
+    "INLINE_COST",
     "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
+    "NO_CEL_RESULTS",
     "NO_USAGE",
     "POLICY_TYPES",
     "AgentInfo",
@@ -97,6 +102,8 @@ __all__ = [
     "AuthorizeResult",
     "BudgetState",
     "CallCharge",
+    "CelJob",
+    "CelResult",
     "Charge",
     "Clock",
     "CompiledSnapshot",

@@ -8,18 +8,21 @@ the PII bookkeeping appear only when a policy needs them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._cel import make_activation
+from ._cel import CelResult, make_activation
 from ._deobfuscate import ScanText
 from ._pii import PiiDetector, PiiMatch
 from ._types import AgentInfo, EnforceInput, PiiFinding
 from ._usage import CallCharge, Charge, CostCharge, CounterKey, UsageView
 from ._variables import VARIABLES
 
-__all__ = ["Context"]
+__all__ = ["NO_CEL_RESULTS", "Context"]
+
+# Results of expressions evaluated off the event loop, by source: none.
+NO_CEL_RESULTS: Mapping[str, CelResult] = {}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
@@ -34,6 +37,7 @@ class Context:
         "_scan_texts",
         "_second",
         "agent",
+        "cel_results",
         "findings",
         "mask_spans",
         "now",
@@ -51,8 +55,11 @@ class Context:
         usage: UsageView,
         now: datetime,
         steady: float | None = None,
+        cel_results: Mapping[str, CelResult] = NO_CEL_RESULTS,
     ) -> None:
         self.request: EnforceInput = request
+        # Costly expressions already evaluated for this request, by source.
+        self.cel_results = cel_results
         self.agent: AgentInfo = agent
         self.usage: UsageView = usage
         self.now: datetime = now
@@ -130,10 +137,12 @@ class Context:
             cache = self._activations = {}
         activation = cache.get(variables)
         if activation is None:
-            activation = cache[variables] = make_activation(
-                {name: _CEL_VALUES[name](self) for name in variables}
-            )
+            activation = cache[variables] = make_activation(self.cel_values(variables))
         return activation
+
+    def cel_values(self, variables: frozenset[str]) -> dict[str, object]:
+        """The values of the CEL ``variables`` for this request."""
+        return {name: _CEL_VALUES[name](self) for name in variables}
 
     @property
     def second(self) -> int:

@@ -46,14 +46,23 @@ class Plan:
     """The policies that apply to one agent, in evaluation order, and the
     decision when none fires (immutable, so one object serves every request).
     ``consults`` is true when one of them is a custom validator: only such
-    plans take the evaluation that can wait for answers."""
+    plans take the evaluation that can wait for answers. ``offloads`` are
+    the expression policies whose cost may call for an evaluation off the
+    event loop (see ``CompiledSnapshot.cel_jobs``)."""
 
-    __slots__ = ("allow", "consults", "policies")
+    __slots__ = ("allow", "consults", "offloads", "policies")
 
-    def __init__(self, policies: tuple[Policy, ...], allow: Decision, consults: bool) -> None:
+    def __init__(
+        self,
+        policies: tuple[Policy, ...],
+        allow: Decision,
+        consults: bool,
+        offloads: tuple[Policy, ...] = (),
+    ) -> None:
         self.policies = policies
         self.allow = allow
         self.consults = consults
+        self.offloads = offloads
 
 
 def run_check(policy: Policy, ctx: Context) -> Hit | None:

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ._cel import CelJob, CelResult
+from ._checks.expression import ExpressionCheck
 from ._consultation import Consultation, consult
-from ._context import Context
-from ._errors import SnapshotError
+from ._context import NO_CEL_RESULTS, Context
+from ._errors import SnapshotError, StateUnavailableError
 from ._explain import Explanation, explain
 from ._fields import Problems
 from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
@@ -57,6 +59,8 @@ class CompiledSnapshot:
     # (id, name, type, mode) of the policies with isActive false: never run,
     # listed by explanations.
     inactive: tuple[tuple[str, str, str, str], ...] = ()
+    # Whether a policy's expression may be too costly to evaluate in place.
+    offloads: bool = False
     _plans: dict[str, Plan] = field(default_factory=dict)
 
     def resolve_agent(self, ref: str) -> AgentInfo:
@@ -77,7 +81,12 @@ class CompiledSnapshot:
                 snapshot_revision=self.revision,
             )
             consults = any(isinstance(p.check, ValidatorCheck) for p in policies)
-            plan = Plan(policies, allow, consults)
+            offloads = tuple(
+                p
+                for p in policies
+                if isinstance(p.check, ExpressionCheck) and not p.check.program.inline
+            )
+            plan = Plan(policies, allow, consults, offloads)
             if len(self._plans) >= _PLAN_CACHE_LIMIT:  # unknown agents are unbounded
                 self._plans.clear()
             self._plans[agent.id] = plan
@@ -91,6 +100,7 @@ class CompiledSnapshot:
         answers: Mapping[str, Answer] = NO_ANSWERS,
         steady: float | None = None,
         approved: frozenset[str] = frozenset(),
+        cel_results: Mapping[str, CelResult] = NO_CEL_RESULTS,
     ) -> Decision | Consultation:
         """The decision for ``request`` at ``now``, reading usage from ``usage``.
         A decision that lets the call proceed carries what it charges to usage
@@ -106,14 +116,18 @@ class CompiledSnapshot:
         ``approved`` holds ids of require_approval policies a reviewer
         approved for this very request: they still fire (and are listed) but
         no longer hold the call. A decision that holds the call carries the
-        shortest ``approval_timeout_s`` of the policies holding it."""
+        shortest ``approval_timeout_s`` of the policies holding it.
+
+        ``cel_results`` are the results of the jobs :meth:`cel_jobs` gave
+        for this request (by source); an expression too costly to evaluate
+        in place without one is evaluated in place all the same."""
         agent = self.agents.get(request.agent_id)
         if agent is None:
             agent = self.resolve_agent(request.agent_id)
         elif agent.paused:
             return Decision(DecisionKind.AGENT_PAUSED, agent, snapshot_revision=self.revision)
         plan = self._plans.get(agent.id) or self._plan(agent)
-        ctx = Context(request, agent, usage, now, steady)
+        ctx = Context(request, agent, usage, now, steady, cel_results)
         if plan.consults:
             return consult(plan, agent, request, ctx, answers, self.revision, approved)
         fired: set[str] = set()
@@ -133,6 +147,39 @@ class CompiledSnapshot:
             if (allow.agent is agent or not agent.known) and not ctx.charges():
                 return allow
         return conclude(plan, agent, request, ctx, violations, self.revision, approved)
+
+    def cel_jobs(
+        self,
+        request: EnforceInput,
+        usage: UsageView,
+        now: datetime,
+        steady: float | None = None,
+    ) -> tuple[CelJob, ...]:
+        """The CEL evaluations of ``request`` too costly to make in place
+        (estimated over ``INLINE_COST``, within the budget): the caller makes
+        them off its event loop and passes the results to :meth:`enforce`.
+        Empty, at the cost of an attribute load, for a snapshot without
+        costly expressions."""
+        if not self.offloads:
+            return ()
+        agent = self.resolve_agent(request.agent_id)
+        if agent.paused:
+            return ()
+        plan = self._plans.get(agent.id) or self._plan(agent)
+        if not plan.offloads:
+            return ()
+        ctx = Context(request, agent, usage, now, steady)
+        jobs: dict[str, CelJob] = {}
+        for policy in plan.offloads:
+            check = policy.check
+            assert isinstance(check, ExpressionCheck)
+            try:
+                job = check.job(ctx)
+            except StateUnavailableError:
+                continue  # the policy's on_state_error decides in enforce
+            if job is not None:
+                jobs.setdefault(job.source, job)
+        return tuple(jobs.values())
 
     def explain(
         self,
@@ -336,4 +383,7 @@ def compile_snapshot(
         grants={k: tuple(v) for k, v in grants.items()},
         validators=tuple(validators),
         inactive=tuple(inactive),
+        offloads=any(
+            isinstance(p.check, ExpressionCheck) and not p.check.program.inline for p in compiled
+        ),
     )

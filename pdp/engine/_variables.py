@@ -19,7 +19,23 @@ from ._periods import day_start, month_start
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ["MEMO_KEYS", "VARIABLES", "CelType", "Variable"]
+__all__ = [
+    "MAX_ID_CHARS",
+    "MAX_METADATA_ENTRIES",
+    "MAX_METADATA_VALUE_CHARS",
+    "MAX_TEXT_CHARS",
+    "MEMO_KEYS",
+    "VARIABLES",
+    "CelType",
+    "Variable",
+]
+
+# The largest values a request can bind, as the sidecar admits them (its
+# translator refuses more): what the cost of an expression is bounded with.
+MAX_TEXT_CHARS = 1024 * 1024  # input and output: at most 1 MiB of UTF-8 by default
+MAX_ID_CHARS = 256
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_VALUE_CHARS = 4096
 
 
 class CelType(enum.Enum):
@@ -41,13 +57,19 @@ class Variable:
     spend or time), gives a hashable stand-in for that value, or None when
     the value is too large to remember. An expression that uses only
     variables with a ``memo_key`` is a function of their values (CEL has no
-    side effects), so its result can be remembered."""
+    side effects), so its result can be remembered.
+
+    ``max_size`` is the longest string, or the most map entries, a request
+    can bind (0 for numbers, booleans and times); ``max_item`` a map's
+    longest key or value. Expression costs are bounded with them."""
 
     name: str
     type: CelType
     doc: str
     read: Callable[[Context], object]
     memo_key: Callable[[Context], object] | None = None
+    max_size: int = 0
+    max_item: int = 0
 
 
 _MAX_KEY_CHARS = 256
@@ -94,6 +116,7 @@ VARIABLES: tuple[Variable, ...] = (
         "the agent's id",
         lambda ctx: ctx.agent.id,
         lambda ctx: _short(ctx.agent.id),
+        max_size=MAX_ID_CHARS,
     ),
     Variable(
         "agent.name",
@@ -101,6 +124,7 @@ VARIABLES: tuple[Variable, ...] = (
         "the agent's name",
         lambda ctx: ctx.agent.name,
         lambda ctx: _short(ctx.agent.name),
+        max_size=MAX_ID_CHARS,
     ),
     Variable(
         "agent.known",
@@ -114,12 +138,14 @@ VARIABLES: tuple[Variable, ...] = (
         _S,
         'the input text ("" when absent)',
         lambda ctx: ctx.request.input or "",
+        max_size=MAX_TEXT_CHARS,
     ),
     Variable(
         "request.output",
         _S,
         'the output text ("" when absent)',
         lambda ctx: ctx.request.output or "",
+        max_size=MAX_TEXT_CHARS,
     ),
     Variable(
         "request.model",
@@ -127,6 +153,7 @@ VARIABLES: tuple[Variable, ...] = (
         "the model named by the request",
         lambda ctx: ctx.request.model,
         lambda ctx: _short(ctx.request.model),
+        max_size=MAX_ID_CHARS,
     ),
     Variable(
         "request.tool",
@@ -134,12 +161,14 @@ VARIABLES: tuple[Variable, ...] = (
         "the tool named by the request",
         lambda ctx: ctx.request.tool,
         lambda ctx: _short(ctx.request.tool),
+        max_size=MAX_ID_CHARS,
     ),
     Variable(
         "request.request_id",
         _S,
         "the caller's id for the call",
         lambda ctx: ctx.request.request_id,
+        max_size=MAX_ID_CHARS,
     ),
     Variable(
         "request.side",
@@ -147,6 +176,7 @@ VARIABLES: tuple[Variable, ...] = (
         '`"input"`, or `"output"` for an output-only request',
         lambda ctx: "output" if ctx.output_only else "input",
         lambda ctx: ctx.output_only,
+        max_size=6,
     ),
     Variable(
         "request.metadata",
@@ -154,6 +184,8 @@ VARIABLES: tuple[Variable, ...] = (
         "the request's metadata",
         _metadata,
         _metadata_key,
+        max_size=MAX_METADATA_ENTRIES,
+        max_item=MAX_METADATA_VALUE_CHARS,
     ),
     Variable(
         "request.estimated_cost_usd",

@@ -53,6 +53,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk
 from ._approvals_remote import RemoteApprovals
+from ._cel_pool import DEFAULT_CEL_TIME_LIMIT, DEFAULT_CEL_WORKERS, CelPool
 from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -121,6 +122,10 @@ class ServeOptions:
     shadow_snapshot: str | None = None
     shadow_queue: int = 10_000
     otel_traces: bool = False
+    # Worker processes for CEL evaluations too costly to make on the event
+    # loop, and the wall-clock limit of one such evaluation (seconds).
+    cel_workers: int = DEFAULT_CEL_WORKERS
+    cel_time_limit: float = DEFAULT_CEL_TIME_LIMIT
 
 
 def shadow_location(options: ServeOptions) -> str | None:
@@ -170,6 +175,7 @@ class Sidecar:
         self.approvals: ApprovalStore | None = None
         self._health = health_aio.HealthServicer()
         self.validators = ValidatorCaller(clock=self.clock)
+        self.cel = CelPool(self.options.cel_workers, self.options.cel_time_limit)
         self._tracer_provider = tracer_provider
         self.shadow: ShadowEvaluator | None = None
         self.metrics_url = ""
@@ -297,6 +303,7 @@ class Sidecar:
             after=after,
             uplink=self.uplink,
             approvals=desk,
+            cel=self.cel,
         )
         server.add_generic_rpc_handlers((servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -328,6 +335,7 @@ class Sidecar:
             asyncio.create_task(self.holder.watch_staleness(), name="snapshot-staleness")
         )
         self._tasks.append(asyncio.create_task(desk.run(), name="approvals"))
+        self._tasks.append(asyncio.create_task(self._warm_cel(), name="cel-workers"))
         if self.shadow is not None and self._shadow_source is not None:
             follow = self._shadow_source.run(self.shadow.report)
             self._tasks.append(asyncio.create_task(follow, name="shadow-source"))
@@ -340,6 +348,14 @@ class Sidecar:
         if self.shadow is not None and self._shadow_source is not None:
             log.info("shadowing the candidate snapshot at %s", self._shadow_source.name)
 
+    async def _warm_cel(self) -> None:
+        """Starts the CEL workers once a snapshot has costly expressions."""
+        while True:
+            active = self.holder.active
+            if active is not None and active.snapshot.offloads:
+                self.cel.warm()
+            await self.holder.wait_changed()
+
     def _observers(self, usage: UsageBackend, decisions: DecisionLog) -> AfterDecision:
         """What runs after each decision: shadow, metrics, spans, as asked."""
         opts = self.options
@@ -350,6 +366,7 @@ class Sidecar:
                 capacity=opts.shadow_queue,
                 clock=self.clock,
                 allow_insecure_validators=opts.allow_insecure_validators,
+                cel=self.cel,
             )
             # No name: only the main feed reports the revisions applied.
             self._shadow_source = open_source(
@@ -474,6 +491,7 @@ class Sidecar:
                 await _wait_quiet(self._servicer.activity, deadline)
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         await self.validators.aclose()
+        await self.cel.aclose()
         if self.pruner is not None:
             await self.pruner.stop()
         if self.approvals is not None:

@@ -10,7 +10,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +19,10 @@ from google.protobuf.descriptor import MethodDescriptor
 
 from pdp.engine import (
     NO_ANSWERS,
+    NO_CEL_RESULTS,
     Answer,
     Approval,
+    CelResult,
     CompiledSnapshot,
     Consultation,
     Decision,
@@ -36,6 +38,7 @@ from pdp.state import SQLITE_STATUS, DecisionLog, DecisionRecord, StateStatus, U
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
+from ._cel_pool import CelPool
 from ._errors import RequestError
 from ._observers import AfterDecision
 from ._translate import (
@@ -111,8 +114,11 @@ class PolicyDecisionServicer:
         after: AfterDecision | None = None,
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
+        cel: CelPool | None = None,
     ) -> None:
         self._holder = holder
+        # Costly CEL evaluations run there; without one, in place.
+        self._cel = cel
         self._after = after if after is not None and after.active else None
         self._uplink = uplink
         self._approvals = approvals
@@ -148,17 +154,22 @@ class PolicyDecisionServicer:
         clock = self._clock
         now = clock()
         steady = clock.steady()
-        decision = snapshot.enforce(request, self._usage, now, steady=steady)
+        cel = NO_CEL_RESULTS
+        if snapshot.offloads and self._cel is not None:
+            jobs = snapshot.cel_jobs(request, self._usage, now, steady)
+            if jobs:
+                cel = await self._cel.evaluate(jobs)
+        decision = snapshot.enforce(request, self._usage, now, steady=steady, cel_results=cel)
         answers: dict[str, Answer] | None = None
         if not isinstance(decision, Decision):
             answers = {}
             decision = await self._consult(decision, request, answers)
         approval: Approval | None = None
         if decision.kind is DecisionKind.PENDING_APPROVAL:
-            held = await self._hold(snapshot, request, msg, decision, now, steady, answers)
+            held = await self._hold(snapshot, request, msg, decision, now, steady, answers, cel)
             decision, approval = held.decision, held.approval
         elif decision.charges:
-            decision = await self._charge(snapshot, request, decision, now, steady, answers)
+            decision = await self._charge(snapshot, request, decision, now, steady, answers, cel)
         decision_id = _new_decision_id()
         kind = decision.kind
         approval_id = "" if approval is None else approval.id
@@ -215,6 +226,7 @@ class PolicyDecisionServicer:
         now: datetime,
         steady: float,
         answers: dict[str, Answer] | None,
+        cel: Mapping[str, CelResult],
     ) -> Held:
         """A request a require_approval policy holds: a new approval, or what
         the approval it names allows."""
@@ -228,13 +240,13 @@ class PolicyDecisionServicer:
             # validators' answers are reused, and what proceeds is charged.
             found = answers if answers is not None else {}
             outcome = snapshot.enforce(
-                request, self._usage, now, found, steady=steady, approved=approved
+                request, self._usage, now, found, steady=steady, approved=approved, cel_results=cel
             )
             if not isinstance(outcome, Decision):
                 outcome = await self._consult(outcome, request, found)
             if outcome.charges:
                 outcome = await self._charge(
-                    snapshot, request, outcome, now, steady, found, approved
+                    snapshot, request, outcome, now, steady, found, cel, approved
                 )
             return outcome
 
@@ -259,6 +271,7 @@ class PolicyDecisionServicer:
         now: datetime,
         steady: float,
         answers: dict[str, Answer] | None,
+        cel: Mapping[str, CelResult] = NO_CEL_RESULTS,
         approved: frozenset[str] = frozenset(),
     ) -> Decision:
         """Applies what an allowed call charges to usage. When the backend
@@ -274,7 +287,13 @@ class PolicyDecisionServicer:
             except StateUnavailableError:
                 pass
             outcome = snapshot.enforce(
-                request, self._usage, now, answers or NO_ANSWERS, steady=steady, approved=approved
+                request,
+                self._usage,
+                now,
+                answers or NO_ANSWERS,
+                steady=steady,
+                approved=approved,
+                cel_results=cel,
             )
             if isinstance(outcome, Decision):
                 decision = outcome

@@ -9,7 +9,9 @@ event loop between requests. When the queue is full, requests are dropped
 and counted, never waited for. The candidate reads the same usage as the
 active snapshot but charges nothing, and calls no custom validator: it
 reuses the answers the active decision got (by policy id); a request whose
-candidate needs another answer is not compared, and is counted."""
+candidate needs another answer is not compared, and is counted. The
+candidate's costly CEL evaluations go to the sidecar's CEL workers, as the
+active snapshot's do."""
 
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ from typing import NamedTuple
 
 from pdp.engine import (
     NO_ANSWERS,
+    NO_CEL_RESULTS,
     Answer,
+    CelResult,
     CompiledSnapshot,
     Decision,
     EnforceInput,
@@ -34,6 +38,8 @@ from pdp.engine import (
     utc_now,
 )
 from pdp.snapshot import NewDocument, NoDocument, Refused, Unreachable, Update
+
+from ._cel_pool import CelPool
 
 __all__ = ["ShadowEvaluator"]
 
@@ -64,8 +70,10 @@ class ShadowEvaluator:
         capacity: int = 10_000,
         clock: Callable[[], datetime] = utc_now,
         allow_insecure_validators: bool = False,
+        cel: CelPool | None = None,
     ) -> None:
         self.candidate: CompiledSnapshot | None = None
+        self._cel = cel
         self.candidate_source = ""
         self.evaluated = 0
         self.dropped = 0
@@ -107,15 +115,22 @@ class ShadowEvaluator:
             self._ready.clear()
             while queue:
                 for _ in range(min(_BATCH, len(queue))):
-                    self._evaluate(queue.popleft())
+                    offered = queue.popleft()
+                    candidate = self.candidate
+                    cel = NO_CEL_RESULTS
+                    if candidate is not None and candidate.offloads and self._cel is not None:
+                        jobs = candidate.cel_jobs(offered.request, self._usage, offered.now)
+                        if jobs:
+                            cel = await self._cel.evaluate(jobs)
+                    self._evaluate(offered, cel)
                 await asyncio.sleep(0)
 
-    def _evaluate(self, offered: _Offered) -> None:
+    def _evaluate(self, offered: _Offered, cel: Mapping[str, CelResult]) -> None:
         candidate = self.candidate
         if candidate is None:
             return
         request, active, now, answers = offered
-        shadow = candidate.enforce(request, self._usage, now, answers)
+        shadow = candidate.enforce(request, self._usage, now, answers, cel_results=cel)
         if not isinstance(shadow, Decision):
             self.unanswered += 1
             return

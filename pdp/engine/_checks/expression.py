@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._cel import CelCompileError, CelProgram
+from .._cel import (
+    COST_BUDGET,
+    INLINE_COST,
+    CelCompileError,
+    CelCostError,
+    CelJob,
+    CelProgram,
+    CelResult,
+)
 from .._context import Context
 from .._fields import Reader
 from .._model import PolicySpec
@@ -32,22 +40,49 @@ class ExpressionCheck(Check):
             if all(name in MEMO_KEYS for name in names)
             else None
         )
-        self._memo: dict[tuple[object, ...], bool | str] = {}
+        self._memo: dict[tuple[object, ...], CelResult] = {}
 
-    def _evaluate(self, ctx: Context) -> bool | str:
+    def _evaluate(self, ctx: Context) -> CelResult:
         parts = self._key_parts
         if parts is None:
-            return self.program.evaluate(ctx.activation(self.program.variables))
+            return self._compute(ctx)
         key = tuple([part(ctx) for part in parts])
         memo = self._memo
         result = memo.get(key)
         if result is None:
-            result = self.program.evaluate(ctx.activation(self.program.variables))
-            if None not in key:
+            result = self._compute(ctx)
+            # A costly expression's error may be the worker's time limit:
+            # not a property of these values.
+            if None not in key and (self.program.inline or isinstance(result, bool)):
                 if len(memo) >= _MEMO_LIMIT:
                     memo.clear()
                 memo[key] = result
         return result
+
+    def _compute(self, ctx: Context) -> CelResult:
+        program = self.program
+        if program.inline:
+            return program.evaluate(ctx.activation(program.variables))
+        cost = program.cost_of(ctx.cel_values(program.sized))
+        if cost > COST_BUDGET:
+            return program.over_budget(cost)
+        if cost > INLINE_COST:
+            # Evaluated off the event loop beforehand, when the caller can.
+            done = ctx.cel_results.get(program.source)
+            if done is not None:
+                return done
+        return program.evaluate(ctx.activation(program.variables))
+
+    def job(self, ctx: Context) -> CelJob | None:
+        """The evaluation to make off the event loop for ``ctx``, when its
+        estimated cost is over INLINE_COST and within the budget."""
+        program = self.program
+        if program.inline:
+            return None
+        cost = program.cost_of(ctx.cel_values(program.sized))
+        if not INLINE_COST < cost <= COST_BUDGET:
+            return None
+        return CelJob(program.source, ctx.cel_values(program.variables), cost)
 
     def run(self, ctx: Context) -> Hit | None:
         result = self._evaluate(ctx)
@@ -66,6 +101,9 @@ def build(r: Reader, spec: PolicySpec) -> Check | None:
         return None
     try:
         program = CelProgram(source)
+    except CelCostError as exc:
+        r.problems.add(r.at("expression"), f"policy {spec.name!r}: expression too costly: {exc}")
+        return None
     except CelCompileError as exc:
         r.problems.add(r.at("expression"), f"invalid CEL: {exc}")
         return None
