@@ -23,9 +23,8 @@ COPY pyproject.toml README.md ./
 COPY pdp ./pdp
 
 # --only-binary: every dependency ships manylinux wheels for amd64 and arm64;
-# failing here is clearer than a source build without a compiler. The "fast"
-# extra adds uvloop, which the server uses when it is installed.
-RUN /opt/pdp/bin/pip install --only-binary=:all: "/src[fast]"
+# failing here is clearer than a source build without a compiler.
+RUN /opt/pdp/bin/pip install --only-binary=:all: /src
 
 
 FROM python:3.11-slim-bookworm

@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,fast,otel]' -e clients/python
+	$(BIN)/pip install --quiet -e '.[dev,otel]' -e clients/python
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -64,6 +64,9 @@ bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_pause_propagation.py
 	$(PY) bench/bench_state.py
+	$(PY) bench/bench_bulk.py
+	$(PY) bench/bench_embedded.py
+	$(PY) bench/bench_reload.py
 
 # The labelled data sets (public, each with its licence): presidio-research's
 # synth_dataset_v2.json (microsoft/presidio-research, MIT) in pii/, PIGuard's

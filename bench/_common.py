@@ -151,13 +151,12 @@ def _cpu_model() -> str:
 def describe_machine() -> str:
     """One line: CPU, cores, OS, Python, grpcio and the sidecar's event loop."""
     import grpc
+    import uvloop
 
-    try:
-        import uvloop
-
+    if os.environ.get("PDP_EVENT_LOOP", "uvloop").strip().lower() == "asyncio":
+        loop = "asyncio (PDP_EVENT_LOOP=asyncio)"
+    else:
         loop = f"uvloop {uvloop.__version__}"  # type: ignore[attr-defined]
-    except ImportError:
-        loop = "asyncio (uvloop is not installed)"
     return (
         f"machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}, grpcio {grpc.__version__}, "

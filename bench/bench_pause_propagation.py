@@ -4,8 +4,14 @@ AGENT_PAUSED (or stops doing so).
 
     .venv/bin/python bench/bench_pause_propagation.py [--sidecars 3] [--pauses 50]
     .venv/bin/python bench/bench_pause_propagation.py --at-size-limit [--sidecars 1] [--pauses 5]
+    .venv/bin/python bench/bench_pause_propagation.py --postgres-replicas 2 [--sidecars 4]
 
 Starts a real `pdp control` and real `pdp serve` processes following it.
+With ``--postgres-replicas N`` it starts a private PostgreSQL cluster and N
+`pdp control` processes on one database; sidecar i follows replica i mod N
+(the others listed after it, for failover) and every pause is written to
+replica 0, so that most sidecars learn of it through another replica
+(LISTEN/NOTIFY).
 With ``--at-size-limit`` the control plane's database is first filled with
 injection_scan policies (long literal pattern lists, the costliest kind to
 compile) until the published document is just under the sidecars' size
@@ -34,6 +40,7 @@ from pdp.control import Agent, Policy, Store
 from pdp.engine import format_time, utc_now
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
+from tests._postgres import PASSWORD, PostgresServer
 from tests._process import PdpProcess, run_pdp
 
 AGENT = "propagation-probe"
@@ -51,8 +58,8 @@ def created_key(output: str) -> str:
     return lines[-1]
 
 
-def create_key(db: Path) -> str:
-    done = run_pdp("control", "create-key", "--db", str(db), "--name", "bench")
+def create_key(db: Path | str, env: dict[str, str] | None = None) -> str:
+    done = run_pdp("control", "create-key", "--db", str(db), "--name", "bench", env=env)
     if done.returncode != 0:
         raise SystemExit(f"pdp control create-key failed: {done.stderr}")
     return created_key(done.stdout)
@@ -129,35 +136,59 @@ def main() -> None:
         action="store_true",
         help="publish a document of about 63 MiB (large injection_scan policies)",
     )
+    parser.add_argument(
+        "--postgres-replicas",
+        type=int,
+        default=0,
+        help="N control planes on one PostgreSQL database (a private cluster) instead of one "
+        "on SQLite",
+    )
     args = parser.parse_args()
     if args.pauses is None:
         args.pauses = 5 if args.at_size_limit else 50
+    if args.postgres_replicas and args.at_size_limit:
+        parser.error("--postgres-replicas and --at-size-limit do not go together")
+    postgres = PostgresServer() if args.postgres_replicas else None
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "control.db"
-        big = asyncio.run(fill_to_size_limit(db)) if args.at_size_limit else 0
-        # Starting compiles the stored document: long at the size limit.
-        control = PdpProcess(
-            ["control", "--listen", "127.0.0.1:0", "--db", str(db)],
-            listening=r"listening on (http://\S+)",
-            timeout=600,
-        )
         sidecars: list[PdpProcess] = []
+        controls: list[PdpProcess] = []
+        big = 0
         try:
-            key = create_key(db)
-            base = control.address
+            if postgres is not None:
+                postgres.start()
+                db: Path | str = postgres.new_database()
+                env = {"PDP_DB_PASSWORD": PASSWORD}
+                replicas = args.postgres_replicas
+            else:
+                db, env, replicas = Path(tmp) / "control.db", {}, 1
+                big = asyncio.run(fill_to_size_limit(db)) if args.at_size_limit else 0
+            for _ in range(replicas):
+                # Starting compiles the stored document: long at the size limit.
+                controls.append(
+                    PdpProcess(
+                        ["control", "--listen", "127.0.0.1:0", "--db", str(db)],
+                        listening=r"listening on (http://\S+)",
+                        timeout=600,
+                        env=env,
+                    )
+                )
+            key = create_key(db, env)
+            base = controls[0].address
             if not big:
                 httpx.post(
                     f"{base}/api/v1/agents", json={"name": AGENT}, headers={"X-API-Key": key}
                 ).raise_for_status()
             size = len(httpx.get(f"{base}/api/v1/snapshot", headers={"X-API-Key": key}).content)
-            url = f"{base}/api/v1/snapshot"
+            urls = [f"{c.address}/api/v1/snapshot" for c in controls]
             key_file = Path(tmp) / "api-key"
             key_file.write_text(key)
             for i in range(args.sidecars):
+                first = i % len(urls)
+                follow = ",".join(urls[first:] + urls[:first])
                 sidecars.append(
                     PdpProcess([
                         "serve",
-                        "--snapshot", url,
+                        "--snapshot", follow,
                         "--api-key-file", str(key_file),
                         "--listen", "127.0.0.1:0",
                         "--state", str(Path(tmp) / f"sidecar{i}.db"),
@@ -165,11 +196,19 @@ def main() -> None:
                 )  # fmt: skip
             times = asyncio.run(measure(base, key, [s.address for s in sidecars], args.pauses))
         finally:
-            for p in [*sidecars, control]:
+            for p in [*sidecars, *controls]:
                 p.stop()
+            if postgres is not None:
+                postgres.remove()
     print(describe_machine())
+    where = (
+        f"{args.postgres_replicas} control planes on one PostgreSQL (pauses written to the first)"
+        if args.postgres_replicas
+        else "one control plane on SQLite"
+    )
     print(
-        f"{args.sidecars} sidecars, {args.pauses} pauses, a document of {size / 2**20:.1f} MiB"
+        f"{args.sidecars} sidecars, {where}, {args.pauses} pauses, a document of "
+        f"{size / 2**20:.1f} MiB"
         + (f" ({big} injection_scan policies of {PATTERNS_PER_POLICY} patterns)" if big else "")
     )
     for action, values in times.items():

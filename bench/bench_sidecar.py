@@ -92,10 +92,19 @@ def write_protoset(path: Path) -> None:
 
 
 def ghz_command(
-    ghz: str, protoset: Path, address: str, call: str, data: str, concurrency: int, total: int
+    ghz: str,
+    protoset: Path,
+    address: str,
+    call: str,
+    data: str,
+    concurrency: int,
+    total: int,
+    metadata: dict[str, str] | None = None,
 ) -> list[str]:
+    extra = ["--metadata", json.dumps(metadata)] if metadata else []
     return [
         ghz,
+        *extra,
         "--insecure",
         "--protoset",
         str(protoset),
@@ -156,7 +165,29 @@ MODES = {
     "off": [],
     "metrics": ["--metrics-listen", "127.0.0.1:0"],
     "shadow": ["--shadow-snapshot", "{candidate}"],
+    # Enforce carries the agent's caller token; the snapshot lists its hash.
+    "caller-token": ["--require-caller-token"],
 }
+AGENT = "my-chatbot"
+
+
+def with_caller_token(snapshot: Path, out: Path) -> str:
+    """Writes ``snapshot`` with a caller token hash for AGENT to ``out``;
+    returns the token."""
+    import yaml
+
+    from pdp.engine import new_caller_token
+
+    token, digest = new_caller_token()
+    document = yaml.safe_load(snapshot.read_text(encoding="utf-8"))
+    agents = document.setdefault("agents", [])
+    agent = next((a for a in agents if AGENT in (a.get("id"), a.get("name"))), None)
+    if agent is None:
+        agent = {"id": AGENT}
+        agents.append(agent)
+    agent["callerTokens"] = [{"sha256": digest}]
+    out.write_text(json.dumps(document), encoding="utf-8")
+    return token
 
 
 def mode_list(value: str) -> list[str]:
@@ -188,14 +219,13 @@ def main() -> None:
         type=mode_list,
         default=["off"],
         help="comma-separated: off, metrics (--metrics-listen), shadow (--shadow-snapshot with "
-        "a copy of the snapshot, so every request is decided twice); each is a sidecar of its "
+        "a copy of the snapshot, so every request is decided twice), caller-token "
+        "(--require-caller-token, Enforce sends the token); each is a sidecar of its "
         "own, measured in every round (default off)",
     )
     args = parser.parse_args()
     ghz = ghz_binary()
-    enforce = json.dumps(
-        {"agent_id": "my-chatbot", "input": text_of(1024), "estimated_cost_usd": 0.02}
-    )
+    enforce = json.dumps({"agent_id": AGENT, "input": text_of(1024), "estimated_cost_usd": 0.02})
     print(describe_machine())
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
     rounds: list[dict[str, Result]] = []
@@ -211,7 +241,13 @@ def main() -> None:
                 state = Path(tmp) / mode
                 state.mkdir()
                 extra = [a.format(candidate=candidate) for a in MODES[mode]]
-                server = [*sidecar_args(args.snapshot.resolve(), state), *extra]
+                snapshot = args.snapshot.resolve()
+                metadata: dict[str, str] | None = None
+                if mode == "caller-token":
+                    snapshot = state / "snapshot.json"
+                    token = with_caller_token(args.snapshot, snapshot)
+                    metadata = {"x-pdp-caller-token": token}
+                server = [*sidecar_args(snapshot, state), *extra]
                 sidecars[mode] = PdpProcess(server)
                 address = sidecars[mode].address
                 print(
@@ -221,10 +257,15 @@ def main() -> None:
                 )
 
                 def command(
-                    call: str, concurrency: int, calls: int, address: str = address
+                    call: str,
+                    concurrency: int,
+                    calls: int,
+                    address: str = address,
+                    metadata: dict[str, str] | None = metadata,
                 ) -> list[str]:
                     data = enforce if call == ENFORCE else "{}"
-                    return ghz_command(ghz, protoset, address, call, data, concurrency, calls)
+                    sent = metadata if call == ENFORCE else None
+                    return ghz_command(ghz, protoset, address, call, data, concurrency, calls, sent)
 
                 runs[f"{mode}:h1"] = command(HEALTH, 1, args.calls)
                 runs[f"{mode}:e1"] = command(ENFORCE, 1, args.calls)
@@ -314,7 +355,7 @@ def report_modes(rounds: list[dict[str, Result]], modes: list[str]) -> None:
         p99 = overhead("p99", "e1", "h1")
         rps = [-x for x in overhead("rps", "eN", "hN")]  # less throughput is a cost
         print(
-            f"  {mode:8} p50 {median(p50):+6.1%} [{spread(p50)}]   p99 {median(p99):+6.1%}"
+            f"  {mode:12} p50 {median(p50):+6.1%} [{spread(p50)}]   p99 {median(p99):+6.1%}"
             f"   throughput cost {median(rps):+6.1%}   (target: each at most +10%)"
         )
 

@@ -6,7 +6,9 @@ First one table for the built-in detector (structural rules, the learned
 tier and de-obfuscation, sensitivity ``medium``), per data set: texts,
 recall at the calibrated threshold, false positive rate, ROC AUC and the
 whole scan's cost in microseconds per KB of text (the set's scan time over
-its size, so short texts carry their fixed cost) and per text. Data sets:
+its size, so short texts carry their fixed cost) and per text, in CPU time
+of the scanning thread (a shared machine's waits for a core are left out).
+Data sets:
 
 - the held-out ``test`` split of every training source (``train/SOURCES.md``;
   read from local mirrors, skipped when absent): never used to fit the model
@@ -17,9 +19,11 @@ its size, so short texts carry their fixed cost) and per text. Data sets:
 
 Then the over-blocking checks (NotInject against the built-in rules, a
 typical literal pattern list and the bundled example policies), and speed
-measured in this run on this machine: ``normalize`` on 1 KB and 100 KB of
-text, one literal matcher with 5 versus 1,000 patterns on 1 KB, and the
-whole built-in scan on 1 KB and 100 KB. The numbers are a report, not a
+measured in this run on this machine (CPU time, median of 9 runs):
+``normalize`` on 1 KB and 100 KB of text, one literal matcher with 5 versus
+1,000 patterns on 1 KB, and the whole built-in scan on 1, 10 and 100 KB of
+English, of English with some other characters, and of text in other
+scripts throughout. The numbers are a report, not a
 test; tests/engine/test_injection.py asserts the over-blocking counts
 through the functions here.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from bisect import bisect_left, bisect_right
@@ -40,7 +45,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import REPO, median_us, shared_data_dir
+from bench._common import REPO, shared_data_dir
 from pdp.engine import (
     NO_USAGE,
     Decision,
@@ -236,9 +241,9 @@ def evaluate(name: str, rows: Sequence[Labelled], scanner: InjectionScanner) -> 
     size = 0
     for row in rows:
         text = ScanText(row.prompt)
-        start = time.perf_counter()
+        start = time.thread_time()
         flagged_rows.append(scanner.scan(text) is not None)
-        elapsed += time.perf_counter() - start
+        elapsed += time.thread_time() - start
         size += len(row.prompt.encode("utf-8"))
     labels = [row.injection for row in rows]
     positives = sum(labels)
@@ -259,7 +264,9 @@ def evaluate(name: str, rows: Sequence[Labelled], scanner: InjectionScanner) -> 
 
 
 def detection_table(directory: Path | None) -> list[str]:
-    """The README's detection-quality table, one row per data set."""
+    """The README's detection-quality table, one row per data set. Every
+    text is scanned once before the timed runs: RE2 builds its DFA states on
+    first use, as a sidecar does in its first requests, and keeps them."""
     scanner = builtin_scanner()
     lines = [
         "== built-in detector (rules + learned tier + de-obfuscation), sensitivity medium ==",
@@ -268,6 +275,10 @@ def detection_table(directory: Path | None) -> list[str]:
     ]
     examples, missing = load_all()
     test = [e for e in examples if e.split == "test"]
+    warm_up = [e.text for e in test]
+    if directory is not None and directory.is_dir():
+        warm_up += [row.prompt for row in load_labelled(directory)] + load_not_inject(directory)
+    scan_flagged(scanner, warm_up)
     if test:
         all_rows: list[Labelled] = []
         for source in sorted({e.source for e in test}):
@@ -345,8 +356,18 @@ def _english(size: int, seed: int = 7) -> str:
 
 
 def _median_us(fn: Callable[[], object], number: int) -> float:
-    """Median of 9 runs of ``number`` calls, per call."""
-    return median_us(fn, 9, batch=number)
+    """Median of 9 runs of ``number`` calls, per call, in CPU time of this
+    thread: on a shared machine, time spent waiting for a core is not the
+    scan's."""
+    for _ in range(min(50, number)):
+        fn()
+    samples = []
+    for _ in range(9):
+        start = time.thread_time_ns()
+        for _ in range(number):
+            fn()
+        samples.append((time.thread_time_ns() - start) / number)
+    return statistics.median(samples) / 1000
 
 
 def _patterns(count: int) -> list[str]:
@@ -357,10 +378,18 @@ def _patterns(count: int) -> list[str]:
 
 
 def speed_report() -> list[str]:
-    lines = ["== speed (median of 9 runs, this machine) =="]
-    one_kb, hundred_kb = _english(1024), _english(102_400)
+    lines = ["== speed (CPU time, median of 9 runs, this machine) =="]
+    one_kb, ten_kb, hundred_kb = _english(1024), _english(10_240), _english(102_400)
     wide_1kb = ("Ｐｒｏｍｐｔ café naïve 请忽略 " + one_kb)[:1024]
+    wide_10kb = ("Ｐｒｏｍｐｔ café naïve 请忽略 " * 2 + ten_kb)[:10_240]
     wide_100kb = ("Ｐｒｏｍｐｔ café naïve 请忽略 " * 10 + hundred_kb)[:102_400]
+    # Text in other scripts throughout: Russian, Chinese and French prose.
+    other = (
+        "Пожалуйста, помогите мне написать письмо коллеге о встрече. "
+        "请帮我总结这份报告的要点。Où est la gare ? "
+    )
+    other_100kb = (other * 1000)[:100_000]
+    other_size = len(other_100kb.encode("utf-8")) / 1024
     for name, text, number in (
         ("normalize, 1 KB ASCII English", one_kb, 5000),
         ("normalize, 100 KB ASCII English", hundred_kb, 50),
@@ -392,11 +421,14 @@ def speed_report() -> list[str]:
     scanner = builtin_scanner()
     for name, raw, kb in (
         ("1 KB English", one_kb, 1),
+        ("10 KB English", ten_kb, 10),
         ("100 KB English", hundred_kb, 100),
         ("1 KB with non-ASCII", wide_1kb, 1),
+        ("10 KB with non-ASCII", wide_10kb, 10),
         ("100 KB with non-ASCII", wide_100kb, 100),
+        (f"{other_size:.0f} KB in other scripts", other_100kb, other_size),
     ):
-        number = 500 if kb == 1 else 10
+        number = 500 if kb == 1 else 50 if kb == 10 else 10
         us = _median_us(lambda raw=raw: scanner.scan(ScanText(raw)), number)  # type: ignore[misc]
         lines.append(f"  whole built-in scan, {name:22} {us:9.1f} us = {us / kb:6.1f} us/KB")
     return lines

@@ -39,6 +39,7 @@ class PythonProcess:
         stream: str = "stderr",
         timeout: float = 30.0,
         what: str = "python",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.args = list(args)
         self.log: list[str] = []
@@ -51,7 +52,7 @@ class PythonProcess:
             text=True,
             encoding="utf-8",
             errors="replace",
-            env=_ENV,
+            env={**_ENV, **(env or {})},
         )
         pattern = re.compile(ready)
         self._ready = threading.Event()
@@ -111,10 +112,15 @@ class PdpProcess(PythonProcess):
     its log (``listening`` narrows the match)."""
 
     def __init__(
-        self, args: list[str], *, listening: str = r"listening on (\S+)", timeout: float = 30.0
+        self,
+        args: list[str],
+        *,
+        listening: str = r"listening on (\S+)",
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
-            ["-m", "pdp", *args], ready=listening, timeout=timeout, what=f"pdp {args[0]}"
+            ["-m", "pdp", *args], ready=listening, timeout=timeout, what=f"pdp {args[0]}", env=env
         )
         self.address = self.match.group(1)
 
@@ -136,6 +142,8 @@ def run_python(
     )
 
 
-def run_pdp(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_pdp(
+    *args: str, timeout: float = 60.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``pdp ARGS`` to completion (``pdp check``, ``pdp control create-key``)."""
-    return run_python("-m", "pdp", *args, timeout=timeout)
+    return run_python("-m", "pdp", *args, timeout=timeout, env=env)

@@ -29,11 +29,15 @@ _HOSTS = ("127.0.0.1", "::1", "localhost")
 @dataclass(frozen=True, slots=True)
 class Certificates:
     """PEM files: ``ca_file`` (what a client trusts), ``cert_file`` and
-    ``key_file`` (what the server presents)."""
+    ``key_file`` (what the server presents), ``client_cert_file`` and
+    ``client_key_file`` (a client certificate the same CA signed, for
+    mutual TLS)."""
 
     ca_file: Path
     cert_file: Path
     key_file: Path
+    client_cert_file: Path
+    client_key_file: Path
 
     @classmethod
     def create(cls, directory: Path, hosts: Iterable[str] = _HOSTS) -> Certificates:
@@ -72,6 +76,28 @@ class Certificates:
             )
             .sign(ca_key, hashes.SHA256())
         )
+        out = cls(
+            directory / "ca.pem",
+            directory / "server.pem",
+            directory / "server.key",
+            directory / "client.pem",
+            directory / "client.key",
+        )
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        client = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pdp test client")]))
+            .issuer_name(ca_name)
+            .public_key(client_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        out.client_cert_file.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+        out.client_key_file.write_bytes(_pem_key(client_key))
         key = ec.generate_private_key(ec.SECP256R1())
         names: list[x509.GeneralName] = []
         for host in hosts:
@@ -96,16 +122,9 @@ class Certificates:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        out = cls(directory / "ca.pem", directory / "server.pem", directory / "server.key")
         out.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         out.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        out.key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        out.key_file.write_bytes(_pem_key(key))
         return out
 
     def server_context(self) -> ssl.SSLContext:
@@ -116,6 +135,12 @@ class Certificates:
     def client_context(self) -> ssl.SSLContext:
         """A client context that trusts this CA only."""
         return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @functools.cache

@@ -15,12 +15,14 @@ import httpx
 import pytest
 import yaml
 
+from pdp.control import PostgresLocation, parse_db_location
 from pdp.engine import Clock
 from pdp.server import ServeOptions, Sidecar
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
+from tests._postgres import PASSWORD, PostgresServer, postgres_or_skip
 from tests._process import PdpProcess
 from tests._redis import RedisServer, redis_or_skip
-from tests.control._harness import ControlPlaneHarness
+from tests.control._harness import ControlDb, ControlPlaneHarness
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SNAPSHOT = REPO / "examples" / "policies.yaml"
@@ -149,11 +151,53 @@ def spawn_sidecar() -> Iterator[Callable[..., SidecarProcess]]:
             p.proc.wait()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Tests marked control_databases run once per control-plane backend.
+    if "control_db" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "control_databases"
+    ):
+        metafunc.parametrize("control_db", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_session() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the session, on a free loopback port."""
+    server = postgres_or_skip()
+    yield server
+    server.remove()
+
+
 @pytest.fixture
-async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlaneHarness]:
+def postgres_server(postgres_session: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL (started again if a test stopped it)."""
+    if postgres_session.proc is None:
+        postgres_session.start()
+    return postgres_session
+
+
+def new_postgres_db(server: PostgresServer) -> PostgresLocation:
+    """A new empty database on ``server``, with the password to reach it."""
+    location = parse_db_location(server.new_database())
+    assert isinstance(location, PostgresLocation)
+    return PostgresLocation(
+        location.host, location.port, location.database, location.user, password=PASSWORD
+    )
+
+
+@pytest.fixture
+def control_db(request: pytest.FixtureRequest, tmp_path: Path) -> ControlDb:
+    """The control plane's database: ``tmp_path / "control.db"``, or a new
+    PostgreSQL database in tests marked ``control_databases``."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return new_postgres_db(request.getfixturevalue("postgres_server"))
+    return tmp_path / "control.db"
+
+
+@pytest.fixture
+async def control_plane(control_db: ControlDb) -> AsyncIterator[ControlPlaneHarness]:
     """A running control plane (uvicorn in this loop, on an ephemeral port)
-    on ``tmp_path / "control.db"``, with an API key."""
-    harness = ControlPlaneHarness(tmp_path / "control.db")
+    on ``control_db``, with an API key."""
+    harness = ControlPlaneHarness(control_db)
     await harness.start()
     try:
         yield harness

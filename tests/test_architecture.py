@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "control": {"engine", "state", "observe"},
     "policytest": {"engine"},
     "observe": set(),
+    "embedded": {"server"},
 }
 ENGINE_FORBIDDEN = {"asyncio", "grpc", "sqlite3", "aiosqlite", "socket", "httpx", "subprocess"}
 
@@ -54,3 +55,14 @@ def test_client_does_not_import_the_server() -> None:
     for path in sorted(client.rglob("*.py")):
         for name in imports_of(path):
             assert name != "pdp" and not name.startswith("pdp."), f"{path} imports {name}"
+
+
+def test_the_control_plane_reaches_its_database_through_the_backends() -> None:
+    """Only the backends import a database driver: every other module's SQL
+    runs on SQLite and PostgreSQL alike (see pdp/control/_schema.py)."""
+    owners = {"asyncpg": {"_postgres.py"}, "aiosqlite": {"_backend.py"}, "sqlite3": {"_backend.py"}}
+    for path in sorted((PACKAGE / "control").rglob("*.py")):
+        for name in imports_of(path):
+            driver = name.split(".")[0]
+            if driver in owners:
+                assert path.name in owners[driver], f"{path.name} imports {name}"

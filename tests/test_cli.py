@@ -8,6 +8,7 @@ import pytest
 
 from pdp.cli import build_parser
 from tests._process import run_pdp as pdp
+from tests._process import run_python
 from tests.conftest import EXAMPLE_SNAPSHOT
 
 
@@ -109,3 +110,28 @@ def test_serve_accepts_the_documented_arguments() -> None:
     )
     assert (args.snapshot, args.listen, args.state) == ("p.yaml", "unix:/tmp/pdp.sock", "s.db")
     assert build_parser().parse_args(["serve", "--snapshot", "p"]).listen == "127.0.0.1:50051"
+
+
+def test_uvloop_is_the_default_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvloop
+
+    from pdp.cli._args import event_loop_factory
+
+    monkeypatch.delenv("PDP_EVENT_LOOP", raising=False)
+    factory = event_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    monkeypatch.setenv("PDP_EVENT_LOOP", "asyncio")
+    assert event_loop_factory() is None  # asyncio.Runner's default: the standard loop
+
+
+def test_an_unknown_event_loop_is_refused_by_name(tmp_path: Path) -> None:
+    args = ["--snapshot", str(EXAMPLE_SNAPSHOT), "--listen", "127.0.0.1:0"]
+    args += ["--state", str(tmp_path / "s.db")]
+    result = run_python("-m", "pdp", "serve", *args, env={"PDP_EVENT_LOOP": "tokio"})
+    assert result.returncode != 0
+    assert "PDP_EVENT_LOOP" in result.stderr and "tokio" in result.stderr

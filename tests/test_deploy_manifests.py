@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from pdp.cli import build_parser
+from pdp.control import PostgresLocation, parse_db_location
 from pdp.engine import SnapshotError, compile_snapshot, parse_document
 from pdp.server import LIVENESS_SERVICE
+from pdp.state import RedisLocation, parse_state_location
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "deploy" / "kubernetes"
@@ -39,11 +42,13 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
 def _manifest_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Every manifest, of the example and of its variants in folders
+    (shared-state/), named by its path under deploy/kubernetes."""
     documents = []
-    for path in sorted([*MANIFESTS.glob("*.yaml"), *MANIFESTS.glob("*.yml")]):
+    for path in sorted([*MANIFESTS.rglob("*.yaml"), *MANIFESTS.rglob("*.yml")]):
         for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if document is not None:
-                documents.append((path.name, document))
+                documents.append((str(path.relative_to(MANIFESTS)), document))
     return documents
 
 
@@ -139,10 +144,19 @@ def _volume(pod: dict[str, Any], name: str) -> dict[str, Any]:
 # -- the manifests --------------------------------------------------------------------
 
 
+def _runs_the_control_plane(pod: dict[str, Any]) -> bool:
+    return any(
+        [*c.get("command", []), *c.get("args", [])][:2] == ["pdp", "control"]
+        for c in pod["containers"]
+    )
+
+
 def test_every_workload_runs_one_pdp_sidecar() -> None:
     workloads = _workloads()
     assert workloads, f"no workload in {MANIFESTS}"
-    for source, name, *_ in workloads:
+    for source, name, pod, _ in workloads:
+        if _runs_the_control_plane(pod):
+            continue  # checked below
         count = sum(1 for s in SIDECARS if (s.source, s.workload) == (source, name))
         assert count == 1, f"{source}:{name} has {count} containers running `pdp serve`"
 
@@ -205,7 +219,8 @@ def test_a_control_plane_is_followed_over_verified_tls_with_the_key_from_a_secre
     if not _follows_a_control_plane(sidecar):
         pytest.skip("reads a snapshot file (checked above)")
     options = _parse_serve(sidecar.serve_args, str(sidecar))
-    assert options.snapshot.startswith("https://"), f"{sidecar}: {options.snapshot} is not https"
+    for url in options.snapshot.split(","):  # several: replicas of one control plane
+        assert url.startswith("https://"), f"{sidecar}: {url} is not https"
     # A key on the command line shows in `ps`; in the environment, in the pod spec.
     assert options.api_key is None, f"{sidecar}: --api-key puts the key in the process list"
     env = {e["name"]: e for e in sidecar.container.get("env", [])}
@@ -222,7 +237,9 @@ def test_a_control_plane_is_followed_over_verified_tls_with_the_key_from_a_secre
 
 @by_sidecar
 def test_state_database_is_on_a_writable_volume(sidecar: Sidecar) -> None:
-    state = _parse_serve(sidecar.serve_args, str(sidecar)).state
+    options = _parse_serve(sidecar.serve_args, str(sidecar))
+    # With Redis state, the pod's own SQLite file is --local-state.
+    state = options.local_state if "://" in options.state else options.state
     mount = _mount_holding(sidecar.container, state)
     assert not mount.get("readOnly", False), f"{sidecar}: {mount['mountPath']} is read-only"
     volume = _volume(sidecar.pod, mount["name"])
@@ -286,24 +303,123 @@ def test_configmap_snapshot_compiles_and_matches_the_example(name: str) -> None:
             errors = tuple(exc.errors)
         assert not errors, f"ConfigMap {name} key {key}:\n" + "\n".join(map(str, errors))
         example = yaml.safe_load(EXAMPLE_SNAPSHOT.read_text(encoding="utf-8"))
-        assert yaml.safe_load(text) == example, (
+        published = yaml.safe_load(text)
+        # The sidecars run in strict mode: the snapshot lists caller token
+        # hashes (never tokens), which the quick start's example leaves out.
+        hashes = [
+            token["sha256"]
+            for agent in published["agents"]
+            for token in agent.pop("callerTokens", [])
+        ]
+        assert hashes, f"ConfigMap {name} key {key} lists no caller token hash"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), hashes
+        assert published == example, (
             f"ConfigMap {name} key {key} differs from {EXAMPLE_SNAPSHOT.relative_to(REPO)}"
         )
 
 
-def test_kustomization_applies_each_object_once_and_misses_none() -> None:
-    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text(encoding="utf-8"))
+@by_sidecar
+def test_callers_are_bound_to_their_agent_with_a_token_from_a_secret(sidecar: Sidecar) -> None:
+    options = _parse_serve(sidecar.serve_args, str(sidecar))
+    assert options.require_caller_token, f"{sidecar}: not in strict mode"
+    agents = [
+        c
+        for c in [*sidecar.pod.get("initContainers", []), *sidecar.pod["containers"]]
+        if c is not sidecar.container
+    ]
+    assert agents, f"{sidecar}: no agent container next to the sidecar"
+    for agent in agents:
+        env = {e["name"]: e for e in agent.get("env", [])}
+        token = env.get("PDP_CALLER_TOKEN")
+        assert token is not None, f"{sidecar}: {agent['name']} sends no caller token"
+        assert "value" not in token, f"{sidecar}: the caller token is in the manifest"
+        assert "secretKeyRef" in token.get("valueFrom", {}), f"{sidecar}: token not a Secret"
+
+
+@pytest.mark.parametrize("folder", ["", "shared-state"])
+def test_kustomization_applies_each_object_once_and_misses_none(folder: str) -> None:
+    directory = MANIFESTS / folder
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
     applied: set[tuple[str, str]] = set()
     for resource in kustomization["resources"]:
-        for document in yaml.safe_load_all((MANIFESTS / resource).read_text(encoding="utf-8")):
+        for document in yaml.safe_load_all((directory / resource).read_text(encoding="utf-8")):
             key = (document["kind"], document["metadata"]["name"])
             assert key not in applied, f"{resource}: {key} is applied twice"
             applied.add(key)
     # Files left out (the native-sidecar variant) replace an applied object.
     for source, document in DOCUMENTS:
+        if str(PurePosixPath(source).parent).removeprefix(".") != folder:
+            continue
         if document["kind"] != "Kustomization":
             key = (document["kind"], document["metadata"]["name"])
             assert key in applied, f"{source}: {key} is not in kustomization.yaml"
+
+
+# -- the shared-state variant: Redis state, the control plane on PostgreSQL ------------
+
+
+def _control_planes() -> list[tuple[str, dict[str, Any], dict[str, Any], list[str]]]:
+    """(file, workload, container, arguments after `pdp control`) of each control plane."""
+    found = []
+    for source, doc in DOCUMENTS:
+        if doc["kind"] not in _POD_TEMPLATE_KINDS:
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            argv = [*container.get("command", []), *container.get("args", [])]
+            if argv[:2] == ["pdp", "control"]:
+                found.append((source, doc, container, argv[2:]))
+    return found
+
+
+def _parse(command: str, args: Sequence[str], where: str) -> argparse.Namespace:
+    errors = io.StringIO()
+    with contextlib.suppress(SystemExit), contextlib.redirect_stderr(errors):
+        return build_parser().parse_args([command, *args])
+    pytest.fail(
+        f"{where}: the CLI refuses `pdp {command} {shlex.join(args)}`:\n{errors.getvalue()}"
+    )
+
+
+def test_the_shared_control_plane_runs_replicas_on_postgresql() -> None:
+    planes = [p for p in _control_planes() if p[0].startswith("shared-state/")]
+    assert len(planes) == 1, "shared-state/ runs one control plane workload"
+    source, workload, container, args = planes[0]
+    options = _parse("control", args, source)
+    location = parse_db_location(options.db)
+    assert isinstance(location, PostgresLocation), f"{source}: --db is not postgresql://"
+    assert location.sslmode == "require", f"{source}: the database is reached without TLS"
+    assert workload["spec"]["replicas"] >= 2, f"{source}: one replica cannot fail over"
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert "secretKeyRef" in env["PDP_DB_PASSWORD"]["valueFrom"], (
+        f"{source}: password not from a Secret"
+    )
+    host, port = _host_port(options.listen, source)
+    assert host not in _LOOPBACK_HOSTS
+    probe = container["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"], probe["scheme"]) == ("/healthz", port, "HTTPS")
+    for path in (options.tls_cert, options.tls_key):
+        mount = _mount_holding(container, path)
+        assert mount.get("readOnly") is True
+        assert "secret" in _volume(workload["spec"]["template"]["spec"], mount["name"])
+
+
+def test_shared_state_sidecars_use_redis_and_follow_every_replica() -> None:
+    planes = [p for p in _control_planes() if p[0].startswith("shared-state/")]
+    _, workload, _, _ = planes[0]
+    service = workload["spec"]["serviceName"]
+    namespace = workload["metadata"]["namespace"]
+    names = [f"{workload['metadata']['name']}-{i}" for i in range(workload["spec"]["replicas"])]
+    sidecars = [s for s in SIDECARS if s.source.startswith("shared-state/")]
+    assert sidecars, "shared-state/ has no sidecar"
+    for sidecar in sidecars:
+        options = _parse_serve(sidecar.serve_args, str(sidecar))
+        location = parse_state_location(options.state)
+        assert isinstance(location, RedisLocation), f"{sidecar}: --state is not Redis"
+        mount = _mount_holding(sidecar.container, options.state_password_file)
+        assert "secret" in _volume(sidecar.pod, mount["name"]), f"{sidecar}: password not a Secret"
+        hosts = [httpx.URL(url).host for url in options.snapshot.split(",")]
+        # The StatefulSet's pods by their stable names: a failover is one request away.
+        assert hosts == [f"{n}.{service}.{namespace}.svc" for n in names], str(sidecar)
 
 
 # -- the Dockerfile -------------------------------------------------------------------

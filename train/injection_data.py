@@ -40,7 +40,7 @@ class Source:
     paths: tuple[str, ...]
     licence: str
     injection: bool  # the label of every text it yields
-    kind: str  # "prompt", "output", "hard negative", "jailbreak"
+    kind: str  # "prompt", "output", "document", "hard negative", "jailbreak"
     read: Callable[[bytes, str], Iterator[str]]
     note: str = ""
 
@@ -61,6 +61,22 @@ def mirror(repo: str) -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def _paths(directory: Path, commit: str, path: str) -> list[str]:
+    """``path`` itself, or for ``dir/*.ext`` the files of ``dir`` (not its
+    subdirectories) ending in ``.ext`` at ``commit``, sorted."""
+    if "*" not in path:
+        return [path]
+    folder, _, pattern = path.rpartition("/")
+    suffix = pattern.removeprefix("*")
+    listed = subprocess.run(
+        ["git", "-C", str(directory), "ls-tree", "--name-only", commit, f"{folder}/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    return sorted(name for name in listed if name.endswith(suffix))
 
 
 def _show(directory: Path, commit: str, path: str) -> bytes:
@@ -133,6 +149,28 @@ def _code_chunks(data: bytes, path: str) -> Iterator[str]:
         chunk = "\n".join(lines[start : start + 25])
         if _ATTACK_WORDS.search(chunk):
             yield chunk
+
+
+_DOCUMENT_CHUNK = 3000  # characters: a retrieved page, a long answer
+_CHUNKS_PER_FILE = 2
+
+
+def _document_chunks(data: bytes, path: str) -> Iterator[str]:
+    """The first chunks of a long document, whole paragraphs of about
+    _DOCUMENT_CHUNK characters each: long benign text, as agents retrieve
+    it, where a window-based score has more chances to go wrong."""
+    paragraphs = re.split(r"\n\s*\n", data.decode("utf-8", "replace"))
+    chunk: list[str] = []
+    size = chunks = 0
+    for paragraph in paragraphs:
+        chunk.append(paragraph)
+        size += len(paragraph) + 2
+        if size >= _DOCUMENT_CHUNK:
+            yield "\n\n".join(chunk).strip()
+            chunks += 1
+            if chunks == _CHUNKS_PER_FILE:
+                return
+            chunk, size = [], 0
 
 
 def _mentions_jailbreak(text: str) -> bool:
@@ -302,6 +340,28 @@ SOURCES: tuple[Source, ...] = (
         _code_chunks,
     ),
     Source(
+        "python_peps",
+        "python/peps",
+        "ba4deeb7969588d937da609008d05bb83a47b1ab",
+        ("peps/*.rst",),
+        "public domain or CC0-1.0 (each PEP says so)",
+        False,
+        "document",
+        _document_chunks,
+        "Python Enhancement Proposals: the first two ~3 KB chunks of each",
+    ),
+    Source(
+        "rust_book",
+        "rust-lang/book",
+        "917544888a55e4da7109bdba8c88c893c0da70f4",
+        ("src/*.md",),
+        "MIT OR Apache-2.0",
+        False,
+        "document",
+        _document_chunks,
+        "The Rust Programming Language: the first two ~3 KB chunks of each chapter",
+    ),
+    Source(
         "research_readmes",
         "leolee99/PIGuard",
         "1b5751e88bf7475acbedfc8eda795ce060307c84",
@@ -332,7 +392,8 @@ def load_all(exclude: frozenset[str] = frozenset()) -> tuple[list[Example], list
         if directory is None:
             missing.append(source.name)
             continue
-        for path in source.paths:
+        paths = [name for path in source.paths for name in _paths(directory, source.commit, path)]
+        for path in paths:
             for text in source.read(_show(directory, source.commit, path), path):
                 key = normalize(text)
                 if not key or key in seen:

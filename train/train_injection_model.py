@@ -19,7 +19,7 @@ exact features and windows that ``pdp.engine._injection_model`` sums at run
 time;
 the strongest ``--features`` weights are kept. Thresholds per sensitivity:
 ``high`` lets ~2% of each kind of benign calibration text through, ``medium``
-0.5%, ``low`` none.
+1%, ``low`` none.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import ahocorasick
 import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
@@ -43,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from pdp.engine._injection_model import (  # noqa: E402
     InjectionModel,
+    key_set,
     model_keys,
     window_keys,
     windows,
@@ -52,10 +52,10 @@ from pdp.engine._normalize import normalize  # noqa: E402
 from train.injection_data import Example, load_all  # noqa: E402
 
 OUT = REPO / "pdp" / "engine" / "data" / "injection_model.json"
-WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "512"))
+WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "768"))
 OVERLAP = 64
 MIN_DOCS = 3
-PERCENTILES = {"high": 98.0, "medium": 99.5, "low": 100.0}
+PERCENTILES = {"high": 98.0, "medium": 99.0, "low": 100.0}
 
 
 def evaluation_texts() -> frozenset[str]:
@@ -80,12 +80,12 @@ def vocabulary(examples: list[Example], max_df: float) -> list[str]:
     return sorted(key for key, n in docs.items() if MIN_DOCS <= n <= most)
 
 
-def text_windows(automaton: ahocorasick.Automaton, text: str) -> list[set[int]]:
+def text_windows(keys: object, text: str) -> list[set[int]]:
     """The feature indices present in each window, as ``InjectionModel.score``
-    windows the text (the automaton's values here are the indices)."""
+    windows the text."""
     padded = f" {normalize(text)} "
     return [
-        window_keys(automaton, padded, start, end)
+        window_keys(keys, padded, start, end)
         for start, end in windows(len(padded), WINDOW, OVERLAP)
     ]
 
@@ -103,19 +103,20 @@ def matrix(rows: list[set[int]], width: int) -> csr_matrix:
 def fit(
     examples: list[Example], keys: list[str], c: float, penalty: str
 ) -> tuple[np.ndarray, float]:
-    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
-    for index, key in enumerate(keys):
-        automaton.add_word(key, index)
-    automaton.make_automaton()
+    keys_set = key_set(keys)
     rows: list[set[int]] = []
     labels: list[int] = []
     for example in examples:
-        for window in text_windows(automaton, example.text):
+        for window in text_windows(keys_set, example.text):
             rows.append(window)
             labels.append(int(example.injection))
     x = matrix(rows, len(keys))
     model = LogisticRegression(
-        C=c, penalty=penalty, class_weight="balanced", max_iter=2000, solver="liblinear"
+        C=c,
+        l1_ratio=1.0 if penalty == "l1" else 0.0,
+        class_weight="balanced",
+        max_iter=2000,
+        solver="liblinear",
     )
     model.fit(x, np.array(labels))
     return model.coef_[0], float(model.intercept_[0])
@@ -168,15 +169,15 @@ def thresholds(model: InjectionModel, calibration: list[Example]) -> dict[str, f
     return chosen
 
 
-def matches_per_kb(model: InjectionModel, examples: list[Example]) -> float:
-    """Automaton matches per KB of benign text: the cost of scoring."""
-    size = matches = 0
+def keys_per_kb(model: InjectionModel, examples: list[Example]) -> float:
+    """Distinct keys found per KB of benign text (each adds a weight)."""
+    size = found = 0
     for example in examples:
         if not example.injection:
             text = f" {normalize(example.text)} "
             size += len(text)
-            matches += sum(1 for _ in model.automaton.iter(text))
-    return matches / (size / 1024)
+            found += len(window_keys(model.keys, text, 0, len(text)))
+    return found / (size / 1024)
 
 
 def report(model: InjectionModel, examples: list[Example], split: str) -> None:
@@ -199,12 +200,12 @@ def main() -> int:
     parser.add_argument("--c", type=float, default=2.0, help="inverse regularisation")
     parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
     parser.add_argument(
-        "--min-weight", type=float, default=0.3, help="drop weaker features (fewer matches)"
+        "--min-weight", type=float, default=0.1, help="drop weaker features (fewer keys)"
     )
     parser.add_argument(
-        "--min-word-weight", type=float, default=0.5, help="the same for single words"
+        "--min-word-weight", type=float, default=0.2, help="the same for single words"
     )
-    parser.add_argument("--max-df", type=float, default=1.0, help="drop keys in more texts")
+    parser.add_argument("--max-df", type=float, default=0.1, help="drop keys in more texts")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.monotonic()
@@ -227,7 +228,7 @@ def main() -> int:
     model = InjectionModel.from_document(doc)
     report(model, examples, "calibrate")
     report(model, examples, "test")
-    print(f"{matches_per_kb(model, examples):.0f} matches per KB of benign text")
+    print(f"{keys_per_kb(model, examples):.0f} keys found per KB of benign text")
     args.out.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
     size = args.out.stat().st_size
     print(f"{len(doc['features'])} features, {size / 1e6:.2f} MB -> {args.out}")  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -37,7 +38,37 @@ type settings struct {
 	failOpen    bool
 	logger      *slog.Logger
 	dialOptions []grpc.DialOption
+	callerToken string
 }
+
+// CallerTokenMetadata is the metadata key of the caller token.
+const CallerTokenMetadata = "x-pdp-caller-token"
+
+// WithCallerToken sends the agent's caller token with every call, for a
+// sidecar run with --require-caller-token (default: $PDP_CALLER_TOKEN). A
+// token that cannot act as the agent a call names is refused with
+// *CallerRefusedError.
+func WithCallerToken(token string) Option {
+	return func(s *settings) error {
+		if token == "" || strings.TrimSpace(token) != token || strings.ContainsFunc(token, func(r rune) bool {
+			return r < 0x21 || r > 0x7e
+		}) {
+			return errors.New("pdp: the caller token must be printable ASCII without white space")
+		}
+		s.callerToken = token
+		return nil
+	}
+}
+
+// callerToken puts the token on every call; it needs no transport security
+// (the sidecar is on loopback or a Unix socket unless TLS is dialled).
+type callerToken string
+
+func (t callerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{CallerTokenMetadata: string(t)}, nil
+}
+
+func (callerToken) RequireTransportSecurity() bool { return false }
 
 // Option configures a Client.
 type Option func(*settings) error
@@ -92,6 +123,11 @@ func NewClient(target string, options ...Option) (*Client, error) {
 		return nil, errors.New("pdp: target must be 'host:port' or 'unix:/path', got an empty string")
 	}
 	s := settings{timeout: DefaultTimeout}
+	if env := os.Getenv("PDP_CALLER_TOKEN"); env != "" {
+		if err := WithCallerToken(env)(&s); err != nil {
+			return nil, fmt.Errorf("%w (from PDP_CALLER_TOKEN)", err)
+		}
+	}
 	for _, option := range options {
 		if err := option(&s); err != nil {
 			return nil, err
@@ -115,6 +151,9 @@ func NewClient(target string, options ...Option) (*Client, error) {
 			},
 			MinConnectTimeout: time.Second,
 		}),
+	}
+	if s.callerToken != "" {
+		dial = append(dial, grpc.WithPerRPCCredentials(callerToken(s.callerToken)))
 	}
 	conn, err := grpc.NewClient(target, append(dial, s.dialOptions...)...)
 	if err != nil {

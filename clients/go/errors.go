@@ -146,6 +146,15 @@ type ApprovalDeniedError struct {
 
 func (e *ApprovalDeniedError) Unwrap() error { return &e.PdpError }
 
+// CallerRefusedError is an UNAUTHENTICATED or PERMISSION_DENIED answer: the
+// sidecar requires a caller token and got none, or one that cannot act as
+// the agent the call names. WithFailOpen never applies; retrying cannot help.
+type CallerRefusedError struct {
+	PdpError
+}
+
+func (e *CallerRefusedError) Unwrap() error { return &e.PdpError }
+
 // UnimplementedError is an UNIMPLEMENTED answer: the sidecar does not serve
 // this call (yet, or at its version). Retrying cannot succeed.
 type UnimplementedError struct {
@@ -180,6 +189,9 @@ func errorForStatus(err error, method, target string, timeout time.Duration) err
 	case codes.Unimplemented:
 		base.Message = fmt.Sprintf("sidecar at %s does not serve %s: %s", target, method, orCode(details, code))
 		return &UnimplementedError{PdpError: base, Method: method}
+	case codes.Unauthenticated, codes.PermissionDenied:
+		base.Message = orCode(details, code)
+		return &CallerRefusedError{PdpError: base}
 	}
 	base.Message = fmt.Sprintf("sidecar answered %s to %s", code, method)
 	if details != "" {

@@ -45,9 +45,9 @@ func pdpBin() string {
 
 // startSidecar runs `pdp serve` with snapshot, listening on listen, and
 // waits for its "listening on" line.
-func startSidecar(snapshot, listen, stateDir string) (*sidecar, error) {
-	process := exec.Command(pdpBin(), "serve", "--snapshot", snapshot,
-		"--state", filepath.Join(stateDir, "state.db"), "--listen", listen)
+func startSidecar(snapshot, listen, stateDir string, extra ...string) (*sidecar, error) {
+	args := []string{"serve", "--snapshot", snapshot, "--state", filepath.Join(stateDir, "state.db"), "--listen", listen}
+	process := exec.Command(pdpBin(), append(args, extra...)...)
 	stderr, err := process.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -103,9 +103,9 @@ func (s *sidecar) stop() {
 }
 
 // startTestSidecar starts a sidecar for one test, stopped when it ends.
-func startTestSidecar(t *testing.T, snapshot, listen string) *sidecar {
+func startTestSidecar(t *testing.T, snapshot, listen string, extra ...string) *sidecar {
 	t.Helper()
-	s, err := startSidecar(snapshot, listen, t.TempDir())
+	s, err := startSidecar(snapshot, listen, t.TempDir(), extra...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,8 @@
 decision, ``pdp test`` runs policy tests, ``pdp control`` runs the control
 plane or manages its API keys, ``pdp ctl`` drives a running control plane
 over its REST API, ``pdp approvals`` decides the approvals of a standalone
-sidecar, ``pdp decisions`` reads a sidecar's decision log. A subcommand loads the layers it
+sidecar, ``pdp decisions`` reads a sidecar's decision log, ``pdp
+caller-token`` mints a caller token. A subcommand loads the layers it
 needs only when it runs."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import importlib.metadata
 from collections.abc import Callable, Sequence
 
-from . import _approvals, _check, _control, _ctl, _decisions, _eval, _serve, _test
+from . import _approvals, _caller_token, _check, _control, _ctl, _decisions, _eval, _serve, _test
 
 __all__ = ["build_parser", "main", "version"]
 
@@ -26,7 +27,17 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-_SUBCOMMANDS = (_serve, _check, _eval, _test, _control, _ctl, _approvals, _decisions)
+_SUBCOMMANDS = (
+    _serve,
+    _check,
+    _eval,
+    _test,
+    _control,
+    _ctl,
+    _approvals,
+    _decisions,
+    _caller_token,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

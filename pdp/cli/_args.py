@@ -1,10 +1,11 @@
 """What the subcommands share: argument types that say what is wrong, the
-log level option, and running the event loop (uvloop when installed)."""
+log level option, and running the event loop (uvloop by default)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 from collections.abc import Callable, Coroutine
@@ -25,6 +26,7 @@ __all__ = [
     "add_log_level",
     "add_metrics_listen",
     "duration",
+    "event_loop_factory",
     "listen_address",
     "positive_float",
     "positive_int",
@@ -130,12 +132,24 @@ def stop_requested() -> asyncio.Event:
 
 
 def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Runs ``main`` to completion on uvloop when it is installed."""
+    """Runs ``main`` to completion on uvloop, the default loop, or on the
+    standard asyncio loop when ``PDP_EVENT_LOOP=asyncio`` (for debugging, or
+    a platform without uvloop)."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main)
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop ``PDP_EVENT_LOOP`` names (``uvloop``, the default, or
+    ``asyncio``); an unknown name is an error, not a silent fallback."""
+    choice = os.environ.get("PDP_EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
+    if choice == "asyncio":
+        return None
+    if choice != "uvloop":
+        raise SystemExit(f"PDP_EVENT_LOOP: expected uvloop or asyncio, got {choice!r}")
     try:
         import uvloop
-    except ImportError:
-        loop_factory = None
-    else:
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(main)
+    except ImportError:  # only where uvloop has no build (Windows)
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import resource
 import sys
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from ._args import (
 from ._logs import setup_logging
 
 if TYPE_CHECKING:  # the control plane (FastAPI) loads only when it runs
-    from pdp.control import ControlOptions
+    from pdp.control import ControlOptions, DbLocation
 
 __all__ = ["add_parser", "run"]
 
@@ -42,11 +43,7 @@ def add_parser(subparsers: Subparsers) -> None:
         default="127.0.0.1:8080",
         help="host:port or [v6]:port (default 127.0.0.1:8080; port 0 picks a free one)",
     )
-    control.add_argument(
-        "--db",
-        default="pdp-control.db",
-        help="SQLite database, created on first start (default pdp-control.db)",
-    )
+    _add_db(control, default="pdp-control.db")
     control.add_argument(
         "--tls-cert",
         default=None,
@@ -84,7 +81,7 @@ def add_parser(subparsers: Subparsers) -> None:
     control.set_defaults(run=run)
     keys = control.add_subparsers(dest="control_command")
     create_key = keys.add_parser("create-key", help="create an API key; prints it on the last line")
-    create_key.add_argument("--db", required=True, help="the control plane's database")
+    _add_db(create_key)
     create_key.add_argument("--name", required=True, help="who or what the key is for")
     create_key.add_argument("--expires-at", default=None, help="RFC 3339 time (default: never)")
     create_key.add_argument(
@@ -95,10 +92,57 @@ def add_parser(subparsers: Subparsers) -> None:
         "snapshot, post events, wait for and consume approvals (default admin)",
     )
     revoke_key = keys.add_parser("revoke-key", help="revoke API keys by id or name")
-    revoke_key.add_argument("--db", required=True, help="the control plane's database")
+    _add_db(revoke_key)
     which = revoke_key.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", default=None, help="the key's id")
     which.add_argument("--name", default=None, help="every live key with this name")
+
+
+def _add_db(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument(
+        "--db",
+        default=default,
+        required=default is None,
+        help="a SQLite file, created on first start"
+        + (f" (default {default})" if default else "")
+        + ", or postgresql://USER@HOST:PORT/DATABASE (several control planes may share it; "
+        "?sslmode=require for TLS)",
+    )
+    parser.add_argument(
+        "--db-password-file",
+        default=None,
+        help="file holding the PostgreSQL password (default: $PDP_DB_PASSWORD; never in the URL)",
+    )
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _db_location(args: argparse.Namespace) -> DbLocation:
+    """--db and --db-password-file, read; _UsageError naming the option."""
+    import dataclasses
+
+    from pdp.control import DB_PASSWORD_ENV, PostgresLocation, parse_db_location
+
+    try:
+        location = parse_db_location(args.db)
+    except ValueError as exc:
+        raise _UsageError(f"argument --db: {exc}") from None
+    if not isinstance(location, PostgresLocation):
+        if args.db_password_file is not None:
+            raise _UsageError("--db-password-file applies only with a postgresql:// --db")
+        return location
+    password = os.environ.get(DB_PASSWORD_ENV) or None
+    if args.db_password_file is not None:
+        try:
+            with open(args.db_password_file, encoding="utf-8") as file:
+                password = file.read().rstrip("\r\n")
+        except OSError as exc:
+            raise _UsageError(f"argument --db-password-file: cannot read it: {exc}") from None
+        if not password:
+            raise _UsageError("argument --db-password-file: the file is empty")
+    return dataclasses.replace(location, password=password)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,17 +153,27 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     command = getattr(args, "control_command", None)
     try:
+        location = _db_location(args)
+    except _UsageError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    try:
         if command == "create-key":
-            return asyncio.run(_create_key(args))
+            return asyncio.run(_create_key(args, location))
         if command == "revoke-key":
-            return asyncio.run(_revoke_key(args))
-        return _serve(args)
-    except (StoreError, OSError, ObserveError) as exc:
+            return asyncio.run(_revoke_key(args, location))
+        return _serve(args, location)
+    except StoreError as exc:
+        text = str(exc)
+        # A database that cannot be opened is --db's problem: say so.
+        log.error("cannot start: %s", text if text.startswith("--db") else f"--db: {text}")
+        return 1
+    except (OSError, ObserveError) as exc:
         log.error("cannot start: %s", exc)
         return 1
 
 
-async def _create_key(args: argparse.Namespace) -> int:
+async def _create_key(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import Role, Store, create_api_key
 
     expires_at = None
@@ -131,7 +185,7 @@ async def _create_key(args: argparse.Namespace) -> int:
         if expires_at <= utc_now():
             print("--expires-at: the moment has already passed", file=sys.stderr)
             return 2
-    store = await Store.open(args.db)
+    store = await Store.open(location)
     try:
         key = await create_api_key(store, args.name, expires_at, role=Role(args.role))
     finally:
@@ -144,10 +198,10 @@ async def _create_key(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _revoke_key(args: argparse.Namespace) -> int:
+async def _revoke_key(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import Store, revoke_api_keys
 
-    store = await Store.open(args.db)
+    store = await Store.open(location)
     try:
         count = await revoke_api_keys(store, key_id=args.id, name=args.name)
     finally:
@@ -159,7 +213,7 @@ async def _revoke_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import ConnectionLimits, ControlOptions
 
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -167,7 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     listen = parse_listen_address(args.listen, unix=False)
     options = ControlOptions(
-        db=args.db,
+        db=location,
         host=listen.host,
         port=listen.port,
         metrics_listen=args.metrics_listen,

@@ -36,7 +36,8 @@ def add_parser(subparsers: Subparsers) -> None:
         "--snapshot",
         required=True,
         help="snapshot file (YAML or JSON, watched) or a control plane's "
-        "http(s)://.../api/v1/snapshot URL (long-polled)",
+        "http(s)://.../api/v1/snapshot URL (long-polled); several URLs, comma-separated, "
+        "for control plane replicas on one PostgreSQL: the sidecar fails over between them",
     )
     key = serve.add_mutually_exclusive_group()
     key.add_argument(
@@ -75,6 +76,35 @@ def add_parser(subparsers: Subparsers) -> None:
         default="127.0.0.1:50051",
         help="host:port, [v6]:port or unix:/path "
         "(default 127.0.0.1:50051; port 0 picks a free one)",
+    )
+    callers = serve.add_argument_group("callers: who may ask, and as which agent")
+    callers.add_argument(
+        "--require-caller-token",
+        action="store_true",
+        help="every call must carry its agent's caller token (x-pdp-caller-token metadata; "
+        "the snapshot lists each agent's token hashes) and may act only as that agent",
+    )
+    callers.add_argument(
+        "--tls-cert", default=None, help="PEM certificate: serve TLS on a TCP --listen"
+    )
+    callers.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    callers.add_argument(
+        "--client-ca",
+        default=None,
+        help="PEM CA certificate(s): clients must present a certificate they signed (mTLS)",
+    )
+    callers.add_argument(
+        "--socket-mode",
+        type=_octal_mode,
+        default=None,
+        help="permission bits of a unix: --listen socket, in octal (0600: only this user "
+        "may connect; 0660: its group too). Default: as the umask leaves them",
+    )
+    callers.add_argument(
+        "--socket-group",
+        default=None,
+        help="group (name or id) a unix: --listen socket belongs to, so that its members may "
+        "connect (with --socket-mode 0660, the default then)",
     )
     state = serve.add_argument_group("state: spend, reservations, call counts, decision log")
     state.add_argument(
@@ -187,6 +217,16 @@ def add_parser(subparsers: Subparsers) -> None:
     serve.set_defaults(run=run)
 
 
+def _octal_mode(value: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an octal mode such as 0600") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a permission mode (0000 to 0777)")
+    return mode
+
+
 class _UsageError(Exception):
     """Arguments that do not go together, or a --state that does not parse."""
 
@@ -228,6 +268,12 @@ def run(args: argparse.Namespace) -> int:
         shadow_snapshot=args.shadow_snapshot,
         shadow_queue=args.shadow_queue,
         otel_traces=args.otel_traces,
+        require_caller_token=args.require_caller_token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+        socket_mode=args.socket_mode,
+        socket_group=args.socket_group,
         reservation_ttl=args.reservation_ttl,
         retention=args.retention,
         decision_log_retention=args.decision_log_retention,
@@ -264,6 +310,15 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
         isinstance(location, RedisLocation) and location.tls
     ):
         raise _UsageError("--state-ca-file applies only with a rediss:// --state (TLS)")
+    unix = parse_listen_address(args.listen).is_unix
+    for flag in ("socket_mode", "socket_group"):
+        if getattr(args, flag) is not None and not unix:
+            option = "--" + flag.replace("_", "-")
+            raise _UsageError(f"{option} applies only with a unix:/path --listen")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise _UsageError("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        raise _UsageError("--client-ca needs --tls-cert and --tls-key (mutual TLS)")
     if args.workers > 1:
         if not redis:
             raise _UsageError(

@@ -83,6 +83,7 @@ def serve_workers(options: ServeOptions, workers: int, log_level: str, log_forma
     """Runs ``workers`` sidecars on one port until SIGTERM or SIGINT."""
     from pdp.engine import parse_listen_address
 
+    assert options.listen is not None, "workers listen on a port"
     listen = parse_listen_address(options.listen)
     holder = _reserve_port(listen.host, listen.port)
     port = holder.getsockname()[1]

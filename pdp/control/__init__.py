@@ -1,5 +1,6 @@
 """The control plane: a REST API (FastAPI) that stores policies, agents,
-grants and API keys in SQLite and publishes the snapshot document that
+grants and API keys in SQLite (or PostgreSQL, shared by several control
+planes) and publishes the snapshot document that
 sidecars follow (``GET /api/v1/snapshot``, ETag and long polling).
 
 Policies, agents and grants are typed models (``Policy``, ``Agent``,
@@ -16,6 +17,8 @@ Exception tree::
 
     ControlError
     ├── StoreError                  the database cannot be opened, read or written
+    │   ├── DatabaseUnavailableError  the database does not answer (503)
+    │   └── StaleRevisionError      another control plane on the database wrote first
     └── ApiError                    an answer: .status, .code, .message, .field
         ├── BadRequestError         400 malformed JSON
         ├── UnauthorizedError       401 missing or unknown API key
@@ -38,17 +41,26 @@ from ._errors import (
     BadRequestError,
     ConflictError,
     ControlError,
+    DatabaseUnavailableError,
     FieldProblem,
     ForbiddenError,
     NotFoundError,
     PayloadTooLargeError,
     ServiceUnavailableError,
+    StaleRevisionError,
     StoreError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
 from ._events import Event, EventHandler, EventRegistry
+from ._location import (
+    DB_PASSWORD_ENV,
+    DbLocation,
+    PostgresLocation,
+    SqliteLocation,
+    parse_db_location,
+)
 from ._objects import Agent, Grant, Policy
 from ._roles import Caller, Role
 from ._schemas import AgentDetail
@@ -57,6 +69,7 @@ from ._store import SideTransaction, SnapshotTransaction, Store
 
 __all__ = [
     "API_KEY_HEADER",
+    "DB_PASSWORD_ENV",
     "Agent",
     "AgentDetail",
     "ApiError",
@@ -69,6 +82,8 @@ __all__ = [
     "ControlOptions",
     "ControlPlane",
     "ControlServer",
+    "DatabaseUnavailableError",
+    "DbLocation",
     "Event",
     "EventHandler",
     "EventRegistry",
@@ -78,10 +93,13 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "Policy",
+    "PostgresLocation",
     "Role",
     "ServiceUnavailableError",
     "SideTransaction",
     "SnapshotTransaction",
+    "SqliteLocation",
+    "StaleRevisionError",
     "Store",
     "StoreError",
     "UnauthorizedError",
@@ -89,5 +107,6 @@ __all__ = [
     "ValidationFailedError",
     "create_api_key",
     "create_app",
+    "parse_db_location",
     "revoke_api_keys",
 ]

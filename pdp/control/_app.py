@@ -19,6 +19,7 @@ from ._docs import DOCS_MODES, OPENAPI_PATH, docs_routes
 from ._errors import (
     ApiError,
     BadRequestError,
+    DatabaseUnavailableError,
     StoreError,
     ValidationFailedError,
     problem_of,
@@ -74,6 +75,8 @@ async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
     quiet_log.error(
         "store error", "database error on %s %s: %s", request.method, request.url.path, exc
     )
+    if isinstance(exc, DatabaseUnavailableError):
+        return error_response(ApiError(str(exc), code="database_unavailable", status=503))
     return error_response(ApiError(str(exc), code="store_error", status=500))
 
 

@@ -43,17 +43,26 @@ from pdp.state import (
     to_micros,
 )
 
-from ._errors import ConflictError, NotFoundError
+from ._errors import ConflictError, DatabaseUnavailableError, NotFoundError
 from ._event_types import APPROVAL_REQUESTED, ApprovalRequestedData
 from ._events import Event, EventRegistry
 from ._store import SideTransaction, Store
 
-__all__ = ["APPROVAL_DECIDED", "ApprovalDecidedData", "Approvals", "StoredApproval"]
+__all__ = [
+    "APPROVAL_DECIDED",
+    "APPROVAL_NOTICE",
+    "ApprovalDecidedData",
+    "Approvals",
+    "StoredApproval",
+]
 
 log = logging.getLogger("pdp.control")
 
 APPROVAL_DECIDED = "approval.decided"
 _SWEEP_SECONDS = 1.0
+# The notice a decision or use sends to the other control planes on the
+# database: "approval ID" (their long polls on it answer).
+APPROVAL_NOTICE = "approval"
 _SELECT = f"SELECT {APPROVAL_COLUMNS}, sidecar_id, consumed_by FROM approvals"
 
 
@@ -186,6 +195,7 @@ class Approvals:
                 raise ConflictError(
                     f"approval {approval_id} was already used at {when}", code="approval_used"
                 )
+            await tx.notify(f"{APPROVAL_NOTICE} {approval_id}")
             tx.after_commit(lambda: self._wake(approval_id))
         return await self.get(approval_id)
 
@@ -245,12 +255,24 @@ class Approvals:
                 policies=[p.as_json() for p in approval.policies],
             ),
         )
+        await tx.notify(f"{APPROVAL_NOTICE} {approval.id}")
         tx.after_commit(lambda: self._wake(approval.id))
 
     def _wake(self, approval_id: str) -> None:
         event = self._waiters.pop(approval_id, None)
         if event is not None:
             event.set()
+
+    def wake(self, approval_id: str) -> None:
+        """Ends the long polls on ``approval_id`` (another control plane on
+        the database changed it); they read it again."""
+        self._wake(approval_id)
+
+    def wake_all(self) -> None:
+        """Ends every long poll (notices may have been missed); each reads
+        its approval again and, still pending, answers as pending."""
+        for approval_id in list(self._waiters):
+            self._wake(approval_id)
 
     # Lifecycle -----------------------------------------------------------------
 
@@ -277,6 +299,8 @@ class Approvals:
         while True:
             try:
                 await self.sweep()
+            except DatabaseUnavailableError:
+                pass  # the control plane's status says so; the sweep runs again when it answers
             except Exception:
                 log.exception("recording approval expiries failed; trying again")
             await asyncio.sleep(_SWEEP_SECONDS)

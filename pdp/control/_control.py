@@ -5,10 +5,13 @@ change, and the change feed that long-polling sidecars wait on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,25 +19,28 @@ from typing import Any, TypeVar
 from pdp.engine import (
     ACTIONS,
     CompiledSnapshot,
-    SnapshotError,
-    compile_snapshot,
     format_time,
+    new_caller_token,
     utc_now,
 )
 
-from ._approvals import Approvals
+from ._approvals import APPROVAL_NOTICE, Approvals
 from ._auth import authenticate
 from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
+from ._compiled import compile_loaded, compile_read
 from ._decisions import Decisions
 from ._errors import (
+    DatabaseUnavailableError,
     FieldProblem,
     NotFoundError,
     ServiceUnavailableError,
+    StaleRevisionError,
     StoreError,
     ValidationFailedError,
 )
 from ._event_types import define_uplink_types
 from ._events import EventRegistry
+from ._location import DbLocation, SqliteLocation, parse_db_location
 from ._objects import Agent, Grant, Policy
 from ._plans import (
     Plan,
@@ -42,9 +48,11 @@ from ._plans import (
     plan_create_grant,
     plan_create_policy,
     plan_delete_policy,
+    plan_issue_caller_token,
     plan_pause,
     plan_promote,
     plan_resume,
+    plan_revoke_caller_token,
     plan_revoke_grant,
     plan_update_policy,
     require_agent,
@@ -58,6 +66,7 @@ from ._schemas import (
     AgentPatch,
     AgentSidecar,
     AuthorizeOut,
+    CallerTokenOut,
     CandidateIn,
     CandidateOut,
     GrantCreate,
@@ -67,26 +76,39 @@ from ._schemas import (
 )
 from ._sidecars import SidecarRegistry
 from ._state import State
-from ._store import Store
+from ._store import CANDIDATE_NOTICE, REVISION_NOTICE, Store
 
 __all__ = ["ControlPlane"]
 
 log = logging.getLogger("pdp.control")
 
+# A write planned on a state another control plane had already replaced is
+# planned again on the stored one; this many times at most.
+_STALE_RETRIES = 20
+# Keys remembered for when the database does not answer (the most recent).
+_KNOWN_KEYS = 1024
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 ResultT = TypeVar("ResultT", Agent, Policy, Grant, PolicyList)
 
 
 class ControlPlane:
-    """Open with :meth:`open`; one per database file (a lock on the file
-    refuses a second one, whose writes and change feed would diverge)."""
+    """Open with :meth:`open`. One per SQLite file (a lock on the file
+    refuses a second one, whose writes and change feed would diverge); any
+    number on one PostgreSQL database, where each follows the others'
+    writes through the database's notices."""
 
     def __init__(
-        self, store: Store, lock_fd: int, state: State, candidate: Candidate | None = None
+        self, store: Store, lock_fd: int | None, state: State, candidate: Candidate | None = None
     ) -> None:
         self.store = store
         self._lock_fd: int | None = lock_fd
         # The state and its compiled snapshot change together, in one assignment.
-        self._current: tuple[State, CompiledSnapshot | None] = (state, _compile_loaded(state))
+        self._current: tuple[State, CompiledSnapshot | None] = (state, compile_loaded(state))
         self._write_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._closing = False
@@ -101,11 +123,23 @@ class ControlPlane:
         define_uplink_types(self.events)
         self.approvals = Approvals(store, self.events)
         self.decisions = Decisions(store, self.events)
+        self._refreshing: asyncio.Task[None] | None = None
+        self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
+        self._refresh_again = False
+        self._candidate_stale = False  # another control plane changed the candidate
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> ControlPlane:
-        """Opens the database at ``path``, creating and migrating it if needed."""
-        file_path = Path(path)
+    async def open(cls, where: str | os.PathLike[str] | DbLocation) -> ControlPlane:
+        """Opens the database ``where`` (a SQLite path, a ``postgresql://``
+        URL or a parsed location), creating and migrating it if needed."""
+        if isinstance(where, str):
+            try:
+                where = parse_db_location(where)
+            except ValueError as exc:
+                raise StoreError(f"--db: {exc}") from None
+        if not isinstance(where, SqliteLocation) and not isinstance(where, os.PathLike):
+            return await cls._open_shared(where)
+        file_path = Path(where.path if isinstance(where, SqliteLocation) else where)
         try:
             fd = os.open(file_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -134,6 +168,87 @@ class ControlPlane:
             raise
         candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
         return cls(store, fd, state, candidate)
+
+    @classmethod
+    async def _open_shared(cls, location: DbLocation) -> ControlPlane:
+        store = await Store.open(location)
+        try:
+            state = await store.load_state()
+            stored = await store.load_candidate()
+            await asyncio.to_thread(state.document_bytes)
+            candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
+            control = cls(store, None, state, candidate)
+            await store.backend.listen(control._on_notice, control._on_reconnect)
+        except BaseException:
+            await store.close()
+            raise
+        return control
+
+    # Other control planes on the database ------------------------------------
+
+    def status(self) -> str | None:
+        """None while the database answers; else what is wrong."""
+        return self.store.backend.status()
+
+    def _on_notice(self, payload: str) -> None:
+        kind, _, value = payload.partition(" ")
+        if kind == REVISION_NOTICE:
+            if value.isdigit() and int(value) <= self.revision:
+                return  # this control plane's own write, or one it has read
+            self._schedule_refresh()
+        elif kind == CANDIDATE_NOTICE:
+            self._candidate_stale = True
+            self._schedule_refresh()
+        elif kind == APPROVAL_NOTICE:
+            self.approvals.wake(value)
+
+    def _on_reconnect(self) -> None:
+        self._candidate_stale = True
+        self.approvals.wake_all()
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        if self._closing:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            self._refresh_again = True  # read once more after the running read
+            return
+        self._refreshing = asyncio.create_task(self._refresh_loop(), name="control-refresh")
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            self._refresh_again = False
+            try:
+                async with self._write_lock:
+                    await self._refresh()
+            except StoreError as exc:
+                log.warning("cannot read what another control plane wrote: %s", exc)
+            if not self._refresh_again or self._closing:
+                return
+
+    async def _refresh(self) -> None:
+        """Reads the stored state when another control plane changed it
+        (called under the write lock)."""
+        if self._closed:
+            return
+        state = await self.store.load_state()
+        if state.revision > self.revision:
+            # One hop off the event loop: compiled, and rendered for the feed.
+            compiled = await asyncio.to_thread(_compile_and_render, state, self._current)
+            self._current = (state, compiled)
+            self._wake()
+        if not self._candidate_stale:
+            return
+        self._candidate_stale = False
+        stored = await self.store.load_candidate()
+        candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
+        current = self.candidate
+        if (candidate is None) != (current is None) or (
+            candidate is not None
+            and current is not None
+            and (candidate.created_at, candidate.policies) != (current.created_at, current.policies)
+        ):
+            self._set_candidate(candidate)
 
     @property
     def state(self) -> State:
@@ -209,7 +324,21 @@ class ControlPlane:
         )
 
     async def authenticate(self, presented: str | None) -> Caller:
-        return await authenticate(self.store, presented)
+        """The caller whose key is ``presented``. While the database does not
+        answer, a key that was accepted before is still accepted (sidecars
+        keep long-polling what this control plane holds); others get 503."""
+        try:
+            caller = await authenticate(self.store, presented)
+        except DatabaseUnavailableError as exc:
+            known = self._known_keys.get(_key_digest(presented or ""))
+            if known is None:
+                raise ServiceUnavailableError(str(exc), code="database_unavailable") from None
+            return known
+        if self.store.shared:
+            if len(self._known_keys) >= _KNOWN_KEYS:
+                self._known_keys.pop(next(iter(self._known_keys)))
+            self._known_keys[_key_digest(presented or "")] = caller
+        return caller
 
     async def wait_for_change(self, revision: int, seconds: float) -> None:
         """Returns once the revision is no longer ``revision``, after
@@ -345,6 +474,27 @@ class ControlPlane:
         current, compiled = self._current
         return compiled if current is state else None
 
+    async def issue_caller_token(self, ref: str, *, revoke_others: bool) -> CallerTokenOut:
+        """A new caller token for the agent: published by its hash, answered
+        once."""
+        token, sha256 = new_caller_token()
+        token_id = str(uuid.uuid4())
+        agent = await self._commit(
+            lambda s: plan_issue_caller_token(s, ref, token_id, sha256, revoke_others=revoke_others)
+        )
+        issued = next(t for t in agent.callerTokens if t.id == token_id)
+        return CallerTokenOut(
+            agentId=agent.id,
+            id=token_id,
+            token=token,
+            sha256=sha256,
+            createdAt=issued.createdAt,
+            revision=agent.revision,
+        )
+
+    async def revoke_caller_token(self, ref: str, token_id: str) -> Agent:
+        return await self._commit(lambda s: plan_revoke_caller_token(s, ref, token_id))
+
     async def create_grant(self, source: str, body: GrantCreate) -> Grant:
         return await self._commit(lambda s: plan_create_grant(s, source, body))
 
@@ -373,17 +523,28 @@ class ControlPlane:
         async with self._write_lock:
             if self._closing:
                 raise ServiceUnavailableError("the control plane is shutting down")
-            state = self.state
-            # Compiling (CEL included) runs off the event loop, so long polls
-            # and reads keep being answered meanwhile.
-            plan = await asyncio.to_thread(make, state)
-            if plan.state is None or plan.write is None:
+            for _ in range(_STALE_RETRIES):
+                state = self.state
+                # Compiling (CEL included) runs off the event loop, so long
+                # polls and reads keep being answered meanwhile.
+                plan = await asyncio.to_thread(make, state)
+                if plan.state is None or plan.write is None:
+                    return plan.result
+                try:
+                    async with self.store.transaction(state.revision) as tx:
+                        await plan.write(tx)
+                except StaleRevisionError:
+                    if not self.store.shared:
+                        raise
+                    # Another control plane wrote first: plan again on its state.
+                    await self._refresh()
+                    continue
+                self._current = (plan.state, plan.compiled)
+                self._wake()
                 return plan.result
-            async with self.store.transaction(state.revision) as tx:
-                await plan.write(tx)
-            self._current = (plan.state, plan.compiled)
-            self._wake()
-            return plan.result
+            raise ServiceUnavailableError(
+                "other control planes kept writing first; try again", code="write_contention"
+            )
 
     # Lifecycle ---------------------------------------------------------------
 
@@ -398,6 +559,11 @@ class ControlPlane:
         self.begin_shutdown()
         await self.approvals.stop()
         await self.decisions.stop()
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
         async with self._write_lock:
             if self._closed:
                 return
@@ -406,6 +572,13 @@ class ControlPlane:
             fd, self._lock_fd = self._lock_fd, None
             if fd is not None:
                 os.close(fd)
+
+
+def _compile_and_render(
+    state: State, current: tuple[State, CompiledSnapshot | None]
+) -> CompiledSnapshot | None:
+    state.document_bytes()
+    return compile_read(state, current)
 
 
 class _AlreadyRevoked(Exception):
@@ -424,17 +597,3 @@ def _settle(task: asyncio.Future[ResultT]) -> None:
     # here so that an error is not reported as never retrieved.
     if not task.cancelled():
         task.exception()
-
-
-def _compile_loaded(state: State) -> CompiledSnapshot | None:
-    try:
-        return compile_snapshot(state.document())
-    except SnapshotError as exc:
-        # Only a database edited by hand (or written by another engine
-        # version) gets here: every write was compiled before it was stored.
-        log.error(
-            "the stored snapshot (revision %d) does not compile: %s",
-            state.revision,
-            "; ".join(str(e) for e in exc.errors),
-        )
-        return None

@@ -13,11 +13,13 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "ControlError",
+    "DatabaseUnavailableError",
     "FieldProblem",
     "ForbiddenError",
     "NotFoundError",
     "PayloadTooLargeError",
     "ServiceUnavailableError",
+    "StaleRevisionError",
     "StoreError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
@@ -44,6 +46,16 @@ class ControlError(Exception):
 
 class StoreError(ControlError):
     """The control plane's database cannot be opened, read or written."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database does not answer (a server down or unreachable): 503, and
+    the control plane keeps serving what it last read."""
+
+
+class StaleRevisionError(StoreError):
+    """Another control plane on the same database wrote first: the write is
+    planned again on the state it stored."""
 
 
 class ApiError(ControlError):

@@ -25,6 +25,7 @@ __all__ = [
     "PREREQUISITE_WHEN",
     "SEVERITIES",
     "Agent",
+    "CallerTokenRef",
     "FieldRole",
     "Grant",
     "Policy",
@@ -90,8 +91,18 @@ class Policy(_Object):
     updatedAt: Annotated[str, SET_BY_SERVER]
 
 
+class CallerTokenRef(_Object):
+    """A caller token of an agent, as kept and published: its SHA-256, never
+    the token (shown once, when issued)."""
+
+    id: str
+    sha256: str = Field(description="hex SHA-256 of the token")
+    createdAt: str
+
+
 class Agent(_Object):
-    """An agent; the snapshot carries its id, name and pause state."""
+    """An agent; the snapshot carries its id, name, pause state and the
+    hashes of its caller tokens."""
 
     id: Annotated[str, SET_BY_SERVER]
     name: str
@@ -99,6 +110,11 @@ class Agent(_Object):
     paused: Annotated[bool, SET_BY_SERVER] = False
     pauseReason: Annotated[str | None, SET_BY_SERVER] = None
     pausedAt: Annotated[str | None, SET_BY_SERVER] = None
+    callerTokens: Annotated[list[CallerTokenRef], SET_BY_SERVER] = Field(
+        default_factory=list,
+        description="the caller tokens that act as the agent (POST .../caller-tokens), "
+        "by their SHA-256",
+    )
     createdAt: Annotated[str, SET_BY_SERVER, UNPUBLISHED]
     updatedAt: Annotated[str, SET_BY_SERVER, UNPUBLISHED]
     revision: Annotated[int, SET_BY_SERVER, UNPUBLISHED] = Field(

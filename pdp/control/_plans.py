@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pdp.engine import CompiledSnapshot, format_time, parse_rfc3339, utc_now
+from pdp.engine import MAX_CALLER_TOKENS, CompiledSnapshot, format_time, parse_rfc3339, utc_now
 
 from ._errors import ConflictError, FieldProblem, NotFoundError, ValidationFailedError
 from ._objects import (
     POLICY_CLEARABLE_FIELDS,
     POLICY_WRITABLE_FIELDS,
     Agent,
+    CallerTokenRef,
     Grant,
     Policy,
     PolicyPrerequisite,
@@ -40,9 +41,11 @@ __all__ = [
     "plan_create_grant",
     "plan_create_policy",
     "plan_delete_policy",
+    "plan_issue_caller_token",
     "plan_pause",
     "plan_promote",
     "plan_resume",
+    "plan_revoke_caller_token",
     "plan_revoke_grant",
     "plan_update_policy",
     "policy_from_body",
@@ -290,6 +293,49 @@ def plan_resume(state: State, ref: str, previous: CompiledSnapshot | None = None
         revision=state.revision + 1,
     )
     return _replace_paused(state, resumed, {}, previous)
+
+
+def _replace_agent(state: State, agent: Agent) -> Plan[Agent]:
+    index = state.agent_index(agent.id)
+    agents = list(state.agents)
+    agents[index] = agent
+    candidate = state.next(agents=agents)
+    compiled = compile_state(candidate, Focus("agents", index))
+    return Plan(agent, candidate, compiled, _put_agent(agent))
+
+
+def plan_issue_caller_token(
+    state: State, ref: str, token_id: str, sha256: str, *, revoke_others: bool
+) -> Plan[Agent]:
+    """Adds a caller token (by its hash) to the agent; with
+    ``revoke_others`` it becomes the agent's only one."""
+    agent = require_agent(state, ref)
+    kept = [] if revoke_others else list(agent.callerTokens)
+    if len(kept) >= MAX_CALLER_TOKENS:
+        raise ConflictError(
+            f"agent {agent.id!r} has {len(kept)} caller tokens, the most it may hold; revoke "
+            "one (DELETE .../caller-tokens/ID) or issue with revokeOthers"
+        )
+    now = format_time(utc_now())
+    issued = CallerTokenRef(id=token_id, sha256=sha256, createdAt=now)
+    changed = replaced(
+        agent, callerTokens=[*kept, issued], updatedAt=now, revision=state.revision + 1
+    )
+    return _replace_agent(state, changed)
+
+
+def plan_revoke_caller_token(state: State, ref: str, token_id: str) -> Plan[Agent]:
+    agent = require_agent(state, ref)
+    kept = [t for t in agent.callerTokens if t.id != token_id]
+    if len(kept) == len(agent.callerTokens):
+        raise NotFoundError(f"agent {agent.id!r} has no caller token {token_id!r}")
+    changed = replaced(
+        agent,
+        callerTokens=kept,
+        updatedAt=format_time(utc_now()),
+        revision=state.revision + 1,
+    )
+    return _replace_agent(state, changed)
 
 
 def plan_create_grant(state: State, source_ref: str, body: GrantCreate) -> Plan[Grant]:

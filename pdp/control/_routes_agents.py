@@ -15,6 +15,8 @@ from ._schemas import (
     AgentPatch,
     AuthorizeIn,
     AuthorizeOut,
+    CallerTokenIn,
+    CallerTokenOut,
     GrantCreate,
     GrantList,
     PauseIn,
@@ -77,6 +79,30 @@ def agent_routes(control: ControlPlane) -> APIRouter:
     async def resume_agent(agent_id: str, body: ResumeIn | None = Body(None)) -> Agent:  # noqa: B008
         """No body needed."""
         return await control.resume_agent(agent_id)
+
+    @router.post(
+        "/agents/{agent_id}/caller-tokens",
+        status_code=201,
+        response_model=CallerTokenOut,
+        dependencies=_WRITE,
+    )
+    async def issue_caller_token(
+        agent_id: str,
+        body: CallerTokenIn | None = Body(None),  # noqa: B008
+    ) -> CallerTokenOut:
+        """Issues a caller token for the agent (``pdp serve --require-caller-token``):
+        the answer is the only place the token appears; the agent and the
+        snapshot keep its SHA-256. Rotate by issuing a new one, deploying it,
+        then revoking the old one (or ``revokeOthers``)."""
+        revoke_others = body.revokeOthers if body is not None else False
+        return await control.issue_caller_token(agent_id, revoke_others=revoke_others)
+
+    @router.delete(
+        "/agents/{agent_id}/caller-tokens/{token_id}", response_model=Agent, dependencies=_WRITE
+    )
+    async def revoke_caller_token(agent_id: str, token_id: str) -> Agent:
+        """Revokes a caller token: sidecars refuse it from the next snapshot on."""
+        return await control.revoke_caller_token(agent_id, token_id)
 
     @router.post(
         "/agents/{agent_id}/grants", status_code=201, response_model=Grant, dependencies=_WRITE

@@ -33,6 +33,16 @@ def matches_etag(if_none_match: str | None, current: str) -> bool:
     return False
 
 
+def _named_revision(if_none_match: str | None) -> int:
+    """The highest revision an If-None-Match header names (-1: none)."""
+    named = -1
+    for tag in (if_none_match or "").split(","):
+        text = tag.strip().removeprefix("W/").strip('"')
+        if text.isascii() and text.isdigit():
+            named = max(named, int(text))
+    return named
+
+
 async def _disconnected(request: Request) -> None:
     # A GET has no body: receive() answers once with an empty body, then
     # only when the client goes away.
@@ -77,12 +87,15 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
         if_none_match = request.headers.get("if-none-match")
         control.sidecars.report(request.headers)
         revision, body = control.snapshot_body()
-        if matches_etag(if_none_match, _etag(revision)) and wait > 0:
+        # A sidecar that fails over from another replica may hold a revision
+        # this one has not read yet: it waits for it rather than going back.
+        named = _named_revision(if_none_match)
+        if (matches_etag(if_none_match, _etag(revision)) or named > revision) and wait > 0:
             await wait_or_leave(control.wait_for_change(revision, wait), request)
             control.sidecars.report(request.headers)  # still there
             revision, body = control.snapshot_body()
         headers = {"ETag": _etag(revision), "Cache-Control": "no-cache"}
-        if matches_etag(if_none_match, _etag(revision)):
+        if matches_etag(if_none_match, _etag(revision)) or named > revision:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
 
@@ -92,9 +105,18 @@ def snapshot_routes(control: ControlPlane) -> APIRouter:
 def health_routes(control: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", response_model=HealthOut)
-    async def healthz() -> HealthOut:
-        """Liveness; needs no API key."""
-        return HealthOut(status="ok", revision=control.revision)
+    @router.get(
+        "/healthz",
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "the database does not answer"}},
+    )
+    async def healthz(response: Response) -> HealthOut:
+        """Health; needs no API key. 503 while the database does not answer
+        (the control plane keeps serving the last state it read)."""
+        problem = control.status()
+        if problem is None:
+            return HealthOut(status="ok", revision=control.revision)
+        response.status_code = 503
+        return HealthOut(status="unavailable", revision=control.revision, detail=problem)
 
     return router

@@ -38,6 +38,8 @@ __all__ = [
     "ApprovalPolicyOut",
     "AuthorizeIn",
     "AuthorizeOut",
+    "CallerTokenIn",
+    "CallerTokenOut",
     "CandidateChange",
     "CandidateDiff",
     "CandidateIn",
@@ -110,6 +112,14 @@ class AgentPatch(_Request):
         default=None, max_length=200, description="a new name; policies naming the old one follow"
     )
     description: str | None = Field(default=None, max_length=4000)
+
+
+class CallerTokenIn(_Request):
+    revokeOthers: bool = Field(
+        default=False,
+        description="revoke the agent's other caller tokens in the same write (a rotation "
+        "without overlap); by default they stay valid until revoked",
+    )
 
 
 class PauseIn(_Request):
@@ -214,6 +224,15 @@ class AgentDetail(Agent):
     sidecars: list[AgentSidecar]
 
 
+class CallerTokenOut(_Response):
+    agentId: str
+    id: str
+    token: str = Field(description="the token: shown this once, kept nowhere")
+    sha256: str
+    createdAt: str
+    revision: int = Field(description="the snapshot revision that carries it")
+
+
 class GrantList(_Response):
     grants: list[Grant]
 
@@ -246,8 +265,11 @@ class CandidateOut(_Response):
 
 
 class HealthOut(_Response):
-    status: str = Field(json_schema_extra=enum_schema(["ok"]))
+    status: str = Field(json_schema_extra=enum_schema(["ok", "unavailable"]))
     revision: int = Field(description="the snapshot revision published now")
+    detail: str | None = Field(
+        default=None, description="what is wrong, when status is unavailable"
+    )
 
 
 def _published(model: type[BaseModel], fields: tuple[str, ...]) -> type[BaseModel]:

@@ -29,6 +29,7 @@ from ._control import ControlPlane
 from ._decisions import DEFAULT_DECISIONS_MAX_ROWS, DEFAULT_DECISIONS_RETENTION
 from ._errors import StoreError
 from ._guard import DEFAULT_MAX_BODY_BYTES
+from ._location import DbLocation
 from ._logs import RateLimitFilter
 from ._metrics import ControlMetrics
 
@@ -39,7 +40,7 @@ log = logging.getLogger("pdp.control")
 
 @dataclass(frozen=True, slots=True)
 class ControlOptions:
-    db: str | os.PathLike[str]
+    db: str | os.PathLike[str] | DbLocation  # a SQLite path or a postgresql:// location
     host: str = "127.0.0.1"
     port: int = 8080  # 0 picks a free port
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -150,7 +151,7 @@ class ControlServer:
         log.info(
             "control plane listening on %s (database %s, snapshot revision %d)",
             self.base_url,
-            os.fspath(opts.db),
+            control.store.label,
             control.revision,
         )
         if self._metrics_server is not None:

@@ -34,6 +34,13 @@ from ._approval import (
     masked_excerpt,
     request_digest,
 )
+from ._caller_tokens import (
+    CALLER_TOKEN_PREFIX,
+    MAX_CALLER_TOKENS,
+    caller_token_digest,
+    caller_token_matches,
+    new_caller_token,
+)
 from ._cel import COST_BUDGET, INLINE_COST, CelJob, CelResult
 from ._consultation import Consultation
 from ._context import NO_CEL_RESULTS
@@ -63,6 +70,7 @@ from ._types import (
 )
 from ._usage import (
     CALL_WINDOW_MAX_SECONDS,
+    MAX_COST_USD,
     NO_USAGE,
     CallCharge,
     Charge,
@@ -85,11 +93,14 @@ from ._validator import (
 
 __all__ = [
     "ACTIONS",
+    "CALLER_TOKEN_PREFIX",
     "CALL_WINDOW_MAX_SECONDS",
     "COMMON_RULE_FIELDS",
     "COST_BUDGET",
     "DEFAULT_APPROVAL_TIMEOUT_S",
     "INLINE_COST",
+    "MAX_CALLER_TOKENS",
+    "MAX_COST_USD",
     "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
     "NO_CEL_RESULTS",
@@ -145,12 +156,15 @@ __all__ = [
     "approval_from_json",
     "approval_json",
     "approval_refusal",
+    "caller_token_digest",
+    "caller_token_matches",
     "compile_snapshot",
     "decision_dict",
     "differs_only_in_pause_state",
     "fired_policies",
     "format_time",
     "masked_excerpt",
+    "new_caller_token",
     "parse_document",
     "parse_listen_address",
     "parse_rfc3339",

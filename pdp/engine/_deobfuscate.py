@@ -8,8 +8,8 @@ cheap trigger says the transformation can change something:
 
 ``confusable characters``
     Look-alike letters of other scripts read as the ASCII letter they imitate
-    (Unicode TR39 confusables: Cyrillic ``о``, Greek ``ο``, ...), and
-    diacritics dropped (``ïgnöré``). Only for text that is not ASCII.
+    (Unicode TR39 confusables: Cyrillic ``о``, Greek ``ο``, ...; small
+    capitals ``ᴘʀᴏᴍᴘᴛ``), and diacritics dropped (``ïgnöré``). Only for text that is not ASCII.
 ``leetspeak``
     Digits and symbols inside words read as letters (``1gn0r3``, ``pr3v!ous``,
     ``@ll``). Only words with at least two letters and one such character.
@@ -62,25 +62,58 @@ def _confusables() -> dict[int, str]:
     return {ord(char): ascii_char for char, ascii_char in table.items()}
 
 
-_CONFUSABLES = _confusables()
-# str.translate with a dict looks every character up (slow on long text);
-# a class of just the look-alikes finds the few there are.
-_CONFUSABLE = re2.compile("[" + "".join(f"\\x{{{c:x}}}" for c in sorted(_CONFUSABLES)) + "]+")
+# Letters with diacritics (Latin, Greek, Cyrillic and their extensions) and
+# combining marks left on their own: what dropping the accents leaves.
+_ACCENTED = ((0x00C0, 0x052F), (0x1E00, 0x1FFF))
+_COMBINING = (0x0300, 0x036F)
+_SMALL_CAPITALS = ((0x0250, 0x02AF), (0x1D00, 0x1D2F), (0xA730, 0xA7FF))
 
 
-def _fold_confusables(text: str) -> str:
-    parts: list[str] = []
-    last = 0
-    for match in _CONFUSABLE.finditer(text):
-        start, end = match.span()
-        parts.append(text[last:start])
-        parts.append(match.group().translate(_CONFUSABLES))
-        last = end
-    parts.append(text[last:])
-    return "".join(parts)
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    bare = "".join(c for c in decomposed if not _COMBINING[0] <= ord(c) <= _COMBINING[1])
+    return unicodedata.normalize("NFC", bare)
 
 
-_DIACRITICS = re.compile("[\u0300-\u036f]+")
+def _fold_table() -> dict[int, str]:
+    """Each character to what folding reads it as: its look-alike letter
+    (TR39 confusables), then without diacritics. One table, built once (a
+    few ms), so folding a text is a translation of its non-ASCII runs
+    rather than decomposing and recomposing all of it."""
+    confusables = _confusables()
+    table: dict[int, str] = {}
+    codes = {c for low, high in _ACCENTED for c in range(low, high + 1)} | set(confusables)
+    for code in sorted(codes):
+        folded = _strip_accents(confusables.get(code, chr(code)))
+        if folded != chr(code):
+            table[code] = folded
+    for code in range(_COMBINING[0], _COMBINING[1] + 1):
+        table[code] = ""
+    # Small capitals ("sʏsᴛᴇᴍ ᴘʀᴏᴍᴘᴛ"): NFKC keeps them, TR39 lists few.
+    for low, high in _SMALL_CAPITALS:
+        for code in range(low, high + 1):
+            name = unicodedata.name(chr(code), "")
+            letter = name.removeprefix("LATIN LETTER SMALL CAPITAL ")
+            if letter != name and len(letter) == 1:
+                table[code] = letter.lower()
+    return table
+
+
+_FOLD = _fold_table()
+_CHUNK = 64
+
+
+def _fold(text: str) -> str:
+    """Look-alike letters read as the ASCII letter they imitate, and
+    diacritics dropped. Every character folds on its own, so the text is
+    translated in chunks, and the ASCII ones (most, in mixed text) are kept
+    as they are: ``str.isascii`` is far cheaper than a dict lookup per
+    character."""
+    return "".join(
+        chunk if chunk.isascii() else chunk.translate(_FOLD)
+        for chunk in (text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK))
+    )
+
 
 # Leetspeak: characters that stand for letters inside a word.
 _LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
@@ -149,8 +182,9 @@ _TRIGGERS = (
     "url",
     r"%[0-9A-Fa-f]{2}",
     "mixed scripts",
-    r"[a-zA-Z][\x{00C0}-\x{02AF}\x{0300}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}]"
-    r"|[\x{00C0}-\x{02AF}\x{0370}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}][a-zA-Z]",
+    r"[a-zA-Z][\x{00C0}-\x{02AF}\x{0300}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}\x{13A0}-\x{13FF}"
+    r"\x{A730}-\x{A7FF}]|[\x{00C0}-\x{02AF}\x{0370}-\x{04FF}\x{0500}-\x{052F}\x{1D00}-\x{1DBF}"
+    r"\x{13A0}-\x{13FF}\x{A730}-\x{A7FF}][a-zA-Z]",
     "rot13",
     r"(?i)(?:^|[^a-z])(?:vtaber|qvfertneq|sbetrg|cerivbhf|vafgehpgvbaf|vafgehpgvba|flfgrz"
     r"|cebzcg|erirny|birecevqr|ehyrf|wnvyoernx|cergraq|tebhaqvat)(?:[^a-z]|$)|(?i)rot.?13",
@@ -369,8 +403,7 @@ class ScanText:
         if "mixed scripts" in triggered:
             # The plain form is NFKC and case-folded already: folding look-alikes
             # and dropping accents changes letters, never word separation.
-            folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", _fold_confusables(plain)))
-            add("confusable characters", "", unicodedata.normalize("NFC", folded))
+            add("confusable characters", "", _fold(plain))
         if "leetspeak" in triggered:
             add("leetspeak", _excerpts(text, _leet_edits(text)))
         if "separators" in triggered or "spaced letters" in triggered:

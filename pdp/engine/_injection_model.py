@@ -3,14 +3,20 @@ word n-grams (and character bigrams of scripts written without spaces) of
 normalised text, trained offline by ``train/train_injection_model.py`` and
 loaded from ``data/injection_model.json``.
 
-Scoring is an Aho-Corasick automaton pass over the text. Every key of the
-vocabulary is stored with its weight; a word n-gram is stored padded with
+Scoring is one Aho-Corasick automaton pass per window of text: every key
+of the vocabulary is in the automaton with its index, the distinct indices
+found make a set (each key counts once, however often it occurs: repeating
+a word does not add up), and their weights are summed, all in C calls with
+no Python code per occurrence. (An RE2 set of the keys would answer the same
+question, but its DFA states each hold every key's start: building them on
+varied text costs several times more, and a set whose DFA runs out of
+memory reports no match.) A word n-gram is stored padded with
 spaces (``" ignore previous "``), so it matches whole words only, and the
 text is padded the same way. The score of a window of text is the model's
 bias plus the weights of the distinct keys wholly inside it (the model was
-trained on the same sums). Long texts are cut into windows of ``window``
-characters, each reaching ``overlap`` characters back into the one before,
-and the text scores as its best window, so a long benign document does not
+trained on the same sums). Long texts are cut into equal windows of about
+``window`` characters, each reaching ``overlap`` characters back into the
+one before, and the text scores as its best window, so a long benign document does not
 add up to an attack and an injection hidden in one paragraph of it still
 stands out.
 
@@ -20,7 +26,7 @@ The file also holds the calibrated thresholds of the three sensitivities.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from operator import itemgetter
@@ -28,7 +34,7 @@ from typing import Any
 
 import ahocorasick
 
-__all__ = ["InjectionModel", "load_model", "model_keys", "window_keys", "windows"]
+__all__ = ["InjectionModel", "key_set", "load_model", "model_keys", "window_keys", "windows"]
 
 _MODEL_FILE = "data/injection_model.json"
 
@@ -68,19 +74,29 @@ def model_keys(normalized_text: str, max_n: int = 3) -> Iterable[str]:
 
 
 def windows(length: int, size: int, overlap: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of the windows of a padded text of ``length``: chunks of
-    ``size`` characters, each reaching ``overlap`` characters back into the
-    one before, so an n-gram across a chunk edge is still whole in one."""
-    for end in range(size, length + size, size):
-        yield max(0, end - size - overlap), min(end, length)
+    """(start, end) of the windows of a padded text of ``length``: the text
+    cut in equal chunks of about ``size`` characters (from 2/3 to 3/2 of it:
+    a text just over ``size`` is one window, not a full one and a sliver),
+    each reaching ``overlap`` characters back into the one before, so an
+    n-gram across a chunk edge is still whole in one."""
+    count = max(1, round(length / size))
+    for i in range(count):
+        yield max(0, length * i // count - overlap), length * (i + 1) // count
 
 
-def window_keys(automaton: Any, padded_text: str, start: int, end: int) -> set[Any]:
-    """The distinct automaton values of the keys wholly inside the window:
-    a key counts once however often it occurs (repeating a word does not
-    add up). All in C: no Python code runs per match."""
+def key_set(keys: Sequence[str]) -> Any:
+    """An automaton of ``keys``, each with its index; ``window_keys`` reads it."""
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+    for index, key in enumerate(keys):
+        automaton.add_word(key, index)
+    automaton.make_automaton()
+    return automaton
+
+
+def window_keys(keys: Any, padded_text: str, start: int, end: int) -> set[int]:
+    """The indices of the distinct keys wholly inside the window."""
     # Slice: the automaton's own start/end would read the whole text per call.
-    return set(map(_VALUE, automaton.iter(padded_text[start:end])))
+    return set(map(_VALUE, keys.iter(padded_text[start:end])))
 
 
 _VALUE = itemgetter(1)
@@ -91,36 +107,36 @@ class InjectionModel:
     """A loaded model: ``score`` gives a text's best window score; compare it
     with ``thresholds[sensitivity]``. Immutable; safe to share."""
 
-    automaton: Any
+    keys: Any  # the automaton of the vocabulary, values: indices into ``weights``
+    weights: tuple[float, ...]
     bias: float
     window: int
     overlap: int
     thresholds: Mapping[str, float]
-    size: int
+
+    @property
+    def size(self) -> int:
+        return len(self.weights)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> InjectionModel:
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
         features: list[list[Any]] = document["features"]
-        for index, (key, weight) in enumerate(features):
-            automaton.add_word(str(key), (index, float(weight)))
-        automaton.make_automaton()
         thresholds = {str(k): float(v) for k, v in document["thresholds"].items()}
         return cls(
-            automaton,
+            key_set([str(key) for key, _ in features]),
+            tuple(float(weight) for _, weight in features),
             float(document["bias"]),
             int(document["window"]),
             int(document["overlap"]),
             thresholds,
-            len(features),
         )
 
     def score(self, normalized_text: str) -> float:
         """The best score of any window of the text."""
         padded = f" {normalized_text} "
-        automaton = self.automaton
+        keys, weight = self.keys, self.weights.__getitem__
         best: float = max(
-            sum(map(_VALUE, window_keys(automaton, padded, start, end)))
+            sum(map(weight, window_keys(keys, padded, start, end)))
             for start, end in windows(len(padded), self.window, self.overlap)
         )
         return self.bias + best

@@ -16,8 +16,8 @@ see ``_injection_model``) and decides whether quotations count:
 
 ``low``     the strictest threshold (no benign calibration text above it);
             quotations and code strings about an attack are ignored
-``medium``  the default: about 0.5% of benign calibration text above it;
-            quotations about an attack are ignored
+``medium``  the default: at most 1% of each kind of benign calibration text
+            above it; quotations about an attack are ignored
 ``high``    about 2% of benign calibration text above it; everything counts,
             also a phrase quoted as an example
 

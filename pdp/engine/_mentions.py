@@ -11,7 +11,8 @@ fixture (``PAYLOAD = "ignore previous instructions"``) all quote an attack.
   example, a phrase, an attack, a test or a detection, or the words right
   after it call it one ("... is a classic injection");
 - every string literal on a line that reads as code (an assignment, an
-  ``assert``, a call or a list of strings);
+  ``assert``, a call, a list of strings, or an indented line holding only a
+  string: an item of a multi-line list, a piece of a long string);
 - a fenced code block whose opening line, or the line before it, names it as
   an example or an attack.
 
@@ -67,6 +68,9 @@ _CODE_LINE = re.compile(
     r"|[\(\[\{]\s*[rbfuRBFU]?[\"'`]|assert\b|return\b|expect\(|[\w.]+\([\"'`]|[\"'`][^\"'`]*[\"'`]\s*[,\]\)]\s*$"
     r"|(?:const|let|var|final|static|String|str)\b|[-*]\s*\[?[\"'`])"
 )
+# An indented line holding only a string literal: an item of a multi-line
+# list or call, or a piece of an implicitly concatenated string.
+_STRING_ONLY_LINE = re.compile(r"[ \t]{2,}[rbfuRBFU]?([\"'])[^\n]*\1[ \t]*[,)\]+]?[ \t]*\r?\n?$")
 _STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _FENCE_CUE = re.compile(
@@ -74,6 +78,18 @@ _FENCE_CUE = re.compile(
     r"|fixtures?|tests?)\b",
     re.IGNORECASE,
 )
+
+
+# The last words _CUE_AFTER can end with, all within its first 48
+# characters: most quotations are followed by none of them, and looking for
+# them is far cheaper than trying the regex's many optional words.
+_CUE_AFTER_WORDS = ("example", "attack", "injection", "jailbreak", "payload", "phrase", "attempt",
+                    "detected", "flagged", "blocked", "caught", "rejected")  # fmt: skip
+
+
+def _called_an_attack(after: str) -> bool:
+    head = after[:48].lower()
+    return any(word in head for word in _CUE_AFTER_WORDS) and _CUE_AFTER.match(after) is not None
 
 
 def _blank(chars: list[str], start: int, end: int) -> None:
@@ -109,9 +125,9 @@ def mask_mentions(text: str) -> str | None:
         line_end = text.find("\n", end)
         after = text[end : min(end + 80, len(text) if line_end < 0 else line_end)]
         if (
-            _CUE_BEFORE.search(before) is not None
-            or _CUE_AFTER.search(after) is not None
-            or _CODE_LINE.search(text[line_start : start + 1]) is not None
+            _CODE_LINE.match(text[line_start : start + 1]) is not None
+            or _CUE_BEFORE.search(before) is not None
+            or _called_an_attack(after)
         ):
             if chars is None:
                 chars = list(text)
@@ -120,7 +136,9 @@ def mask_mentions(text: str) -> str | None:
         offset = 0
         for line in text.splitlines(keepends=True):
             quoted = '"' in line or "'" in line or "`" in line
-            if quoted and _CODE_LINE.search(line) is not None:
+            if quoted and (
+                _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
+            ):
                 for literal in _STRING_LITERAL.finditer(line):
                     if chars is None:
                         chars = list(text)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ._caller_tokens import read_caller_tokens
 from ._fields import Problems, Reader
 from ._types import ACTIONS, Mode, Severity
 
@@ -24,7 +25,16 @@ __all__ = [
 ]
 
 _TOP_LEVEL = ("revision", "agents", "policies", "grants", "validators", "generatedAt")
-_AGENT_FIELDS = ("id", "name", "paused", "pauseReason", "pausedAt", "description", "createdAt")
+_AGENT_FIELDS = (
+    "id",
+    "name",
+    "paused",
+    "pauseReason",
+    "pausedAt",
+    "description",
+    "createdAt",
+    "callerTokens",
+)
 _POLICY_FIELDS = (
     "id",
     "name",
@@ -56,6 +66,8 @@ class AgentSpec:
     paused: bool
     pause_reason: str
     paused_at: datetime | None
+    # SHA-256 digests of the caller tokens that act as this agent.
+    caller_tokens: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +117,10 @@ def _read_agent(path: str, data: object, problems: Problems) -> AgentSpec | None
     reason = r.string("pauseReason", max_len=2000) or ""
     paused_at = r.timestamp("pausedAt")
     r.string("description", max_len=4000)
+    tokens = read_caller_tokens(r, problems)
     if agent_id is None or not r.ok:
         return None
-    return AgentSpec(path, agent_id, name or agent_id, paused, reason, paused_at)
+    return AgentSpec(path, agent_id, name or agent_id, paused, reason, paused_at, tokens)
 
 
 def _read_prerequisites(r: Reader, problems: Problems) -> tuple[Prerequisite, ...]:

@@ -184,6 +184,14 @@ def _decode_tags(match: re.Match[str]) -> str:
     return f" {decoded.lower()} "
 
 
+# Text that is mostly ASCII (English with curly quotes, a name with an
+# accent, an emoji) is normalised in pieces: the ASCII between non-ASCII runs
+# takes the fast path. Above this share of non-ASCII bytes the whole text
+# takes the Unicode path in one go (fewer, longer calls).
+_MIXED_SHARE = 1 / 16
+_CHUNK = 64
+
+
 def normalize(text: str) -> str:
     """Return ``text`` in matching form: NFKC, case-folded, invisible and
     control characters removed, separator runs collapsed to one space, no
@@ -191,6 +199,46 @@ def normalize(text: str) -> str:
     if text.isascii():
         ascii_folded = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
         return _ASCII_SPACE_RUN.sub(b" ", ascii_folded).strip().decode("ascii")
+    extra_bytes = len(text.encode("utf-8", "surrogatepass")) - len(text)
+    if len(text) > 64 and extra_bytes < len(text) * _MIXED_SHARE:
+        return _SPACE_RUN.sub(" ", _mixed_spaced(text)).strip()
+    return _SPACE_RUN.sub(" ", _unicode_spaced(text)).strip()
+
+
+def _ascii_spaced(text: str) -> str:
+    """ASCII ``text`` lower-cased, controls deleted and separators made spaces
+    (runs of spaces left for the caller to collapse)."""
+    return text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE).decode("ascii")
+
+
+def _mixed_spaced(text: str) -> str:
+    """``_unicode_spaced`` of mostly ASCII text, piece by piece: runs of
+    ASCII chunks take the fast path, runs of chunks holding other characters
+    the Unicode path (``str.isascii`` on a chunk is far cheaper than a regex
+    looking for the characters). Each Unicode piece starts one character
+    early: NFKC composes a combining mark with the letter it follows ("e" +
+    U+0301), and no step looks across characters otherwise (an ASCII
+    character never composes with what follows it)."""
+    parts: list[str] = []
+    length = len(text)
+    done = position = 0
+    while position < length:
+        end = position + _CHUNK
+        if text[position:end].isascii():
+            position = end
+            continue
+        while end < length and not text[end : end + _CHUNK].isascii():
+            end += _CHUNK
+        cut = max(done, position - 1)
+        parts.append(_ascii_spaced(text[done:cut]))
+        parts.append(_unicode_spaced(text[cut:end]))
+        done = position = end
+    parts.append(_ascii_spaced(text[done:]))
+    return "".join(parts)
+
+
+def _unicode_spaced(text: str) -> str:
+    """Any ``text`` folded (runs of spaces left for the caller to collapse)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     # Case folding can leave decomposed sequences; normalising again keeps
     # the result stable.
@@ -209,5 +257,4 @@ def normalize(text: str) -> str:
         # BMP classes, which Python's regex engine tests in one lookup.
         folded = _ASTRAL_RUN.sub(_classify_astral, folded)
     folded = _BMP.drop.sub("", folded)
-    folded = _BMP.separators.sub(" ", folded)
-    return _SPACE_RUN.sub(" ", folded).strip()
+    return _BMP.separators.sub(" ", folded)

@@ -34,6 +34,7 @@ from typing import NamedTuple, Protocol
 
 __all__ = [
     "CALL_WINDOW_MAX_SECONDS",
+    "MAX_COST_USD",
     "NO_USAGE",
     "CallCharge",
     "Charge",
@@ -84,6 +85,12 @@ class CostCharge(NamedTuple):
 
 # Everything a decision may charge.
 Charge = CallCharge | CostCharge
+
+
+# The largest cost one call may estimate or report (USD). Budgets are kept
+# in integer micro-dollars: far below this bound sums stay exact and within
+# 64 bits, so a cost of 1e13 is a bad request, not an overflow.
+MAX_COST_USD = 1_000_000.0
 
 
 @dataclass(frozen=True, slots=True)

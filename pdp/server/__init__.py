@@ -11,6 +11,7 @@ Exception tree::
 
 from ._app import LIVENESS_SERVICE, STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
+from ._servicer import handler_name
 from ._tracing import TracingUnavailableError
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "ServerError",
     "Sidecar",
     "TracingUnavailableError",
+    "handler_name",
 ]

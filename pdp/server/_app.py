@@ -8,15 +8,17 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pdp.engine import Clock, SteadyClock, parse_listen_address
+from pdp.engine import Clock, ListenAddress, SteadyClock, parse_listen_address
 from pdp.observe import MetricsServer, new_registry
 from pdp.snapshot import (
     Active,
@@ -53,7 +55,9 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk
 from ._approvals_remote import RemoteApprovals
+from ._callers import CallerCheck
 from ._cel_pool import DEFAULT_CEL_TIME_LIMIT, DEFAULT_CEL_WORKERS, CelPool
+from ._listen import restrict_socket, server_credentials, socket_gid, socket_umask
 from ._metrics import SidecarMetrics
 from ._observers import AfterDecision
 from ._servicer import SERVICE_NAME, Activity, PolicyDecisionServicer
@@ -82,7 +86,8 @@ LIVENESS_SERVICE = "pdp.v1.Liveness"
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     snapshot: str
-    listen: str = "127.0.0.1:50051"
+    # None: no gRPC server (the engine runs in the caller's process).
+    listen: str | None = "127.0.0.1:50051"
     # A SQLite file, or redis://HOST:PORT/DB (rediss:// for TLS).
     state: str = "pdp-state.db"
     # With Redis state: the SQLite file of the decision log and the last
@@ -126,6 +131,17 @@ class ServeOptions:
     # loop, and the wall-clock limit of one such evaluation (seconds).
     cel_workers: int = DEFAULT_CEL_WORKERS
     cel_time_limit: float = DEFAULT_CEL_TIME_LIMIT
+    # Callers must present their agent's caller token (x-pdp-caller-token).
+    require_caller_token: bool = False
+    # TLS for a TCP listener (PEM files); with client_ca, client certificates
+    # signed by it are required (mutual TLS).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
+    # Permission bits of a unix: socket (e.g. 0o600: the sidecar's user only),
+    # and the group it is given (a name or a number; 0o660 admits it).
+    socket_mode: int | None = None
+    socket_group: str | None = None
 
 
 def shadow_location(options: ServeOptions) -> str | None:
@@ -135,8 +151,11 @@ def shadow_location(options: ServeOptions) -> str | None:
     if options.shadow_snapshot is not None:
         return options.shadow_snapshot
     if options.snapshot.startswith(("http://", "https://")):
-        url, sep, query = options.snapshot.partition("?")
-        return f"{url.rstrip('/')}/candidate{sep}{query}"
+        candidates = []
+        for each in options.snapshot.split(","):  # one per control plane replica
+            url, sep, query = each.strip().partition("?")
+            candidates.append(f"{url.rstrip('/')}/candidate{sep}{query}")
+        return ",".join(candidates)
     return None
 
 
@@ -192,8 +211,10 @@ class Sidecar:
 
     async def _start(self) -> None:
         opts = self.options
+        listen: ListenAddress | None = None
         try:
-            listen = parse_listen_address(opts.listen)
+            if opts.listen is not None:
+                listen = parse_listen_address(opts.listen)
         except ValueError as exc:  # the CLI checks first; ServeOptions built in code may not
             raise OSError(f"cannot listen on {opts.listen!r}: {exc}") from None
         try:
@@ -261,7 +282,7 @@ class Sidecar:
             # it decide approvals. A standalone sidecar (a snapshot file)
             # ships nothing and keeps its approvals itself.
             self.uplink = Uplink(
-                source.url,
+                lambda: source.url,
                 lambda: source.api_key,
                 Outbox(db),
                 await sidecar_id(db),
@@ -269,7 +290,11 @@ class Sidecar:
                 on_refused=source.reread_api_key,
             )
         uplink = self.uplink
-        await set_approvals_authority(db, None if uplink is None else uplink.api_url)
+        # The authority is the control plane (its first replica's URL names
+        # it), whichever replica answers.
+        await set_approvals_authority(
+            db, None if not isinstance(source, HttpSource) else urljoin(source.urls[0], ".")
+        )
         approvals = self.approvals = ApprovalStore(
             db, on_written=None if uplink is None else uplink.wake, clock=self.clock
         )
@@ -285,12 +310,6 @@ class Sidecar:
             await self._restore_last_good(store)
 
         limit = opts.max_input_bytes
-        server = self._server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
-                ("grpc.so_reuseport", 1 if opts.reuse_port else 0),
-            ]
-        )
         after = self._observers(usage, decisions)
         servicer = self._servicer = PolicyDecisionServicer(
             self.holder,
@@ -304,25 +323,10 @@ class Sidecar:
             uplink=self.uplink,
             approvals=desk,
             cel=self.cel,
+            callers=CallerCheck(opts.require_caller_token),
         )
-        server.add_generic_rpc_handlers((servicer.handler(),))
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (
-                pb.DESCRIPTOR.services_by_name["PolicyDecisionService"].full_name,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        try:
-            port = server.add_insecure_port(str(listen))
-        except RuntimeError as exc:  # grpc reports a failed bind this way
-            raise OSError(f"cannot listen on {listen}: {exc}") from None
-        if port == 0 and not listen.is_unix:
-            raise OSError(f"cannot listen on {listen}")
-        self.address = str(listen if listen.is_unix else listen.with_port(port))
-        await server.start()
+        if listen is not None:
+            await self._serve_grpc(servicer, listen)
         await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._state_changed(usage.status())
         await self.holder.refresh()
@@ -340,7 +344,8 @@ class Sidecar:
             follow = self._shadow_source.run(self.shadow.report)
             self._tasks.append(asyncio.create_task(follow, name="shadow-source"))
             self._tasks.append(asyncio.create_task(self.shadow.run(), name="shadow"))
-        log.info("listening on %s", self.address)
+        if listen is not None:
+            log.info("listening on %s", self.address)
         if self._metrics_server is not None:
             await self._metrics_server.start()
             self.metrics_url = self._metrics_server.url
@@ -469,6 +474,56 @@ class Sidecar:
         await self._health.set("", status)
         await self._health.set(SERVICE_NAME, status)
 
+    async def _serve_grpc(self, servicer: PolicyDecisionServicer, listen: ListenAddress) -> None:
+        opts = self.options
+        limit = opts.max_input_bytes
+        server = self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 2 * limit + _MESSAGE_SLACK),
+                ("grpc.so_reuseport", 1 if opts.reuse_port else 0),
+            ]
+        )
+        server.add_generic_rpc_handlers((servicer.handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (
+                pb.DESCRIPTOR.services_by_name["PolicyDecisionService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        credentials = server_credentials(opts.tls_cert, opts.tls_key, opts.client_ca)
+        socket_mode = opts.socket_mode if listen.is_unix else None
+        gid = None
+        if listen.is_unix and opts.socket_group is not None:
+            gid = socket_gid(opts.socket_group)
+            socket_mode = 0o660 if socket_mode is None else socket_mode
+        try:
+            # The socket file is made when the port is added: made with
+            # socket_mode's bits, never wider for a moment.
+            with socket_umask(socket_mode):
+                if credentials is None:
+                    port = server.add_insecure_port(str(listen))
+                else:
+                    port = server.add_secure_port(str(listen), credentials)
+        except RuntimeError as exc:  # grpc reports a failed bind this way
+            raise OSError(f"cannot listen on {listen}: {exc}") from None
+        if port == 0 and not listen.is_unix:
+            raise OSError(f"cannot listen on {listen}")
+        self.address = str(listen if listen.is_unix else listen.with_port(port))
+        await server.start()
+        if socket_mode is not None:
+            restrict_socket(listen.path, socket_mode, gid)
+
+    @property
+    def servicer(self) -> PolicyDecisionServicer:
+        """The request handlers, for running the sidecar in-process
+        (``pdp.embedded``); set once started."""
+        if self._servicer is None:
+            raise RuntimeError("the sidecar is not started")
+        return self._servicer
+
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, serves until calls stop arriving (at most
         ``grace`` seconds), then stops the server and flushes state."""
@@ -489,23 +544,33 @@ class Sidecar:
             await self._health.enter_graceful_shutdown()
             if self._servicer is not None:
                 await _wait_quiet(self._servicer.activity, deadline)
+                self._servicer.end_streams()
             await self._server.stop(max(0.0, deadline - time.monotonic()))
         await self.validators.aclose()
         await self.cel.aclose()
+        # State that cannot be written now (a full or read-only disk) is
+        # lost with the process; the rest still closes, within the grace.
         if self.pruner is not None:
-            await self.pruner.stop()
+            await _closing("the pruner", self.pruner.stop())
         if self.approvals is not None:
-            await self.approvals.close()
+            await _closing("the approvals", self.approvals.close())
         if self.uplink is not None:
             await self.uplink.stop()
         if self._decisions is not None:
-            await self._decisions.close()
+            await _closing("the decision log", self._decisions.close())
         if self._usage is not None:
-            await self._usage.close()
+            await _closing("usage", self._usage.close())
         if self._db is not None:
-            await self._db.close()
+            await _closing("the state database", self._db.close())
         if self._tracer is not None:
             await asyncio.to_thread(self._tracer.shutdown)
+
+
+async def _closing(what: str, closed: Awaitable[None]) -> None:
+    try:
+        await closed
+    except StateError as exc:
+        log.error("%s could not be written at shutdown: %s", what, exc)
 
 
 _FIRST_FETCH_TIMEOUT = 5.0  # then serve the persisted last good snapshot meanwhile

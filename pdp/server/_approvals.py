@@ -145,6 +145,10 @@ class ApprovalDesk:
             return Held(approval_refusal(decision, _used(current)), None)
         return Held(allowed, used)
 
+    async def find(self, approval_id: str) -> Approval | None:
+        """The approval with this id, or None."""
+        return await self._find(approval_id)
+
     async def _find(self, approval_id: str) -> Approval | None:
         """The approval: the store's; with a control plane, its answer unless
         it has already decided (what the store holds beyond pending came

@@ -34,10 +34,19 @@ from pdp.engine import (
     UsageReport,
 )
 from pdp.snapshot import Active, SnapshotHolder
-from pdp.state import SQLITE_STATUS, DecisionLog, DecisionRecord, StateStatus, UsageConflictError
+from pdp.state import (
+    SQLITE_STATUS,
+    DecisionLog,
+    DecisionRecord,
+    StateError,
+    StateStatus,
+    UsageConflictError,
+)
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
+from ._bulk import batch_items, stream_answer, stream_error, stream_item
+from ._callers import CallerCheck
 from ._cel_pool import CelPool
 from ._errors import RequestError
 from ._observers import AfterDecision
@@ -115,10 +124,12 @@ class PolicyDecisionServicer:
         uplink: Uplink | None = None,
         approvals: ApprovalDesk | None = None,
         cel: CelPool | None = None,
+        callers: CallerCheck | None = None,
     ) -> None:
         self._holder = holder
         # Costly CEL evaluations run there; without one, in place.
         self._cel = cel
+        self._callers = callers if callers is not None and callers.required else None
         self._after = after if after is not None and after.active else None
         self._uplink = uplink
         self._approvals = approvals
@@ -129,6 +140,9 @@ class PolicyDecisionServicer:
         self._clock = clock or SteadyClock()
         self._state_status = state_status
         self.activity = Activity()
+        # Open EnforceStreams: True while one waits for its next request.
+        self._streams: dict[asyncio.Task[Any], bool] = {}
+        self._closing = False
 
     def _active(self) -> Active:
         holder = self._holder
@@ -148,9 +162,24 @@ class PolicyDecisionServicer:
         start = time.perf_counter()
         msg = parse_request(pb.EnforceRequest, data)
         request = enforce_input(msg, self._limits)
+        return (await self.decide(msg, request, context, start)).SerializeToString()
+
+    async def decide(
+        self,
+        msg: pb.EnforceRequest,
+        request: EnforceInput,
+        context: grpc.aio.ServicerContext[Any, Any],
+        start: float,
+    ) -> pb.EnforceResponse:
+        """One Enforce decision (also each item of a batch or a stream):
+        decided, charged, logged, shipped and observed; ``start`` is when its
+        call began."""
         if not request.request_id:
             request.request_id = _new_request_id()
         snapshot = self._active().snapshot
+        if self._callers is not None:
+            agent_id = snapshot.resolve_agent(request.agent_id).id
+            self._callers.check(context, snapshot, agent_id)
         clock = self._clock
         now = clock()
         steady = clock.steady()
@@ -201,9 +230,7 @@ class PolicyDecisionServicer:
         expires = (
             approval.expires_at if kind is DecisionKind.PENDING_APPROVAL and approval else None
         )
-        answer = enforce_response(
-            decision, decision_id, approval_id, request.request_id, expires
-        ).SerializeToString()
+        answer = enforce_response(decision, decision_id, approval_id, request.request_id, expires)
         after = self._after
         if after is not None:
             after(
@@ -314,14 +341,19 @@ class PolicyDecisionServicer:
         target = require_id(msg.target_agent_id, "target_agent_id")
         action = action_name(msg.action)
         snapshot = self._active().snapshot
+        if self._callers is not None:
+            owner = snapshot.resolve_agent(source).id
+            self._callers.check(context, snapshot, owner, "source_agent_id")
         result = snapshot.authorize(source, target, action, self._clock())
         return authorize_response(result, snapshot.revision).SerializeToString()
 
-    def _state(self, agent_ref: str) -> pb.AgentState:
+    def _state(self, agent_ref: str, context: grpc.aio.ServicerContext[Any, Any]) -> pb.AgentState:
         active = self._active()
         holder = self._holder
         snapshot = active.snapshot
         agent = snapshot.resolve_agent(agent_ref)
+        if self._callers is not None:
+            self._callers.check(context, snapshot, agent.id)
         now = self._clock()
         rejection = holder.last_rejection
         view = SnapshotView(
@@ -342,7 +374,7 @@ class PolicyDecisionServicer:
 
     async def agent_status(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.AgentStatusRequest, data)
-        state = self._state(require_id(msg.agent_id, "agent_id"))
+        state = self._state(require_id(msg.agent_id, "agent_id"), context)
         return pb.AgentStatusResponse(state=state).SerializeToString()
 
     async def watch_agent_status(
@@ -354,7 +386,7 @@ class PolicyDecisionServicer:
             await self._holder.wait_changed()
         last = b""
         while True:
-            state = self._state(agent_ref)
+            state = self._state(agent_ref, context)
             # Staleness changes every call; send when anything else changed.
             state.snapshot.ClearField("staleness")
             encoded = state.SerializeToString(deterministic=True)
@@ -368,7 +400,10 @@ class PolicyDecisionServicer:
         agent_ref = require_id(msg.agent_id, "agent_id")
         amount = usage_amount(msg.cost_usd)
         request_id = require_id(msg.request_id, "request_id")
-        agent = self._active().snapshot.resolve_agent(agent_ref)
+        snapshot = self._active().snapshot
+        agent = snapshot.resolve_agent(agent_ref)
+        if self._callers is not None:
+            self._callers.check(context, snapshot, agent.id)
         try:
             record = await self._usage.record(UsageReport(agent.id, amount, request_id))
             midnight = self._clock().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -390,6 +425,11 @@ class PolicyDecisionServicer:
         seconds = wait_seconds(msg)
         if self._approvals is None:
             raise RequestError("approval_id", f"no approval with id {approval_id!r}")
+        if self._callers is not None:
+            held = await self._approvals.find(approval_id)
+            if held is None:
+                raise RequestError("approval_id", f"no approval with id {approval_id!r}")
+            self._callers.check(context, self._active().snapshot, held.agent_id)
         approval = await self._approvals.await_decision(approval_id, seconds)
         if approval is None:
             raise RequestError("approval_id", f"no approval with id {approval_id!r}")
@@ -398,13 +438,65 @@ class PolicyDecisionServicer:
     async def enforce_batch(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        raise _not_served("EnforceBatch", "; call Enforce once per request")
+        start = time.perf_counter()
+        items = batch_items(data, self._limits)
+        # No snapshot, a stale one, or a caller acting for another agent
+        # fails the batch before any decision.
+        snapshot = self._active().snapshot
+        if self._callers is not None:
+            for _, request in items:
+                agent_id = snapshot.resolve_agent(request.agent_id).id
+                self._callers.check(context, snapshot, agent_id)
+        responses = [await self.decide(msg, request, context, start) for msg, request in items]
+        return pb.EnforceBatchResponse(responses=responses).SerializeToString()
 
     async def enforce_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        raise _not_served("EnforceStream", "; call Enforce once per request")
-        yield b""  # pragma: no cover
+        task = asyncio.current_task()
+        assert task is not None
+        streams = self._streams
+        iterator = aiter(requests)
+        try:
+            while not self._closing:
+                streams[task] = True  # idle: waiting for the next request
+                try:
+                    data = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    if not self._closing:
+                        raise
+                    task.uncancel()  # end_streams(): end the stream normally
+                    return
+                streams[task] = False
+                yield await self._stream_answer(data, context)
+        finally:
+            streams.pop(task, None)
+
+    def end_streams(self) -> None:
+        """Ends every EnforceStream, at once where it waits for a request,
+        else after the decision it is making: a server shutting down must
+        not wait its whole grace period for agents to hang up."""
+        self._closing = True
+        for task, idle in self._streams.items():
+            if idle:
+                task.cancel()
+
+    async def _stream_answer(
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """The answer to one stream message: its decision, or its error."""
+        start = time.perf_counter()
+        item_id, parsed = stream_item(data, self._limits)
+        if isinstance(parsed, RequestError):
+            return stream_error(item_id, parsed)
+        msg, request = parsed
+        try:
+            response = await self.decide(msg, request, context, start)
+        except RequestError as exc:
+            return stream_error(item_id, exc)
+        return stream_answer(item_id, response)
 
     async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         raise _not_served("SubmitTrace")
@@ -458,6 +550,28 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: RequestError)
     await context.abort(exc.code, str(exc), exc.trailing_metadata())
 
 
+def _as_request_error(exc: Exception) -> RequestError:
+    """What a handler's unexpected failure answers: UNAVAILABLE when the
+    state backend failed (a read-only or full disk, Redis away: a retry
+    may succeed), INTERNAL otherwise; logged as one line, never a traceback
+    per request."""
+    if isinstance(exc, StateUnavailableError | StateError):
+        log.warning("state backend failure: %s", _one_line(exc))
+        return RequestError(
+            "", f"the state backend failed: {_one_line(exc)}", grpc.StatusCode.UNAVAILABLE
+        )
+    log.error("internal error: %s: %s", type(exc).__name__, _one_line(exc))
+    return RequestError(
+        "",
+        f"internal error ({type(exc).__name__}); see the sidecar's log",
+        grpc.StatusCode.INTERNAL,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
+
+
 # A request as the handlers receive it: bytes, or an async iterator of bytes
 # for a client stream.
 _Request = Any
@@ -474,6 +588,11 @@ def _guard_unary(
             return await fn(data, context)
         except RequestError as exc:
             await _abort(context, exc)
+            raise AssertionError("abort returned") from exc  # pragma: no cover
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await _abort(context, _as_request_error(exc))
             raise AssertionError("abort returned") from exc  # pragma: no cover
         finally:
             activity.in_flight -= 1
@@ -492,7 +611,9 @@ def _guard_stream(
                 yield item
         except RequestError as exc:
             await _abort(context, exc)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
+        except Exception as exc:
+            await _abort(context, _as_request_error(exc))
 
     return handle

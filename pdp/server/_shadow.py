@@ -183,7 +183,7 @@ class ShadowEvaluator:
         self._digest = digest
         try:
             compiled = await asyncio.to_thread(
-                _compile, update.data, self._allow_insecure_validators
+                _compile, update.data, self._allow_insecure_validators, self.candidate
             )
         except SnapshotError as exc:
             self.rejections += 1
@@ -202,7 +202,11 @@ class ShadowEvaluator:
         )
 
 
-def _compile(data: bytes, allow_insecure_validators: bool) -> CompiledSnapshot:
+def _compile(
+    data: bytes, allow_insecure_validators: bool, previous: CompiledSnapshot | None
+) -> CompiledSnapshot:
     return compile_snapshot(
-        parse_document(data), allow_insecure_validators=allow_insecure_validators
+        parse_document(data),
+        allow_insecure_validators=allow_insecure_validators,
+        reuse=previous,
     )

@@ -16,6 +16,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from pdp.engine import (
+    MAX_COST_USD,
     AgentInfo,
     Approval,
     ApprovalState,
@@ -79,6 +80,9 @@ _CONTEXT_KINDS = {pb.ContextKind.Value(f"CONTEXT_KIND_{kind.name}"): kind for ki
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_input_bytes: int = 1024 * 1024
+    # Requests in one EnforceBatch; the whole batch is also bounded by the
+    # server's message size limit.
+    max_batch: int = 1000
 
 
 def parse_request(cls: type[_M], data: bytes) -> _M:
@@ -110,7 +114,8 @@ def _bad_utf8_field(cls: type[pb_message.Message], data: bytes) -> str | None:
         if message_type is not None:
             inner = _bad_utf8_field(GetMessageClass(message_type), bytes(f.data))  # type: ignore[arg-type]
             if inner is not None:
-                return f"{name}[{index}].{inner}"
+                repeated = descriptor is not None and descriptor.is_repeated
+                return f"{name}[{index}].{inner}" if repeated else f"{name}.{inner}"
             continue
         try:
             bytes(f.data).decode("utf-8")
@@ -142,6 +147,8 @@ def _amount(value: float, field: str) -> float:
         raise RequestError(field, "must be a finite number")
     if value < 0:
         raise RequestError(field, "must not be negative")
+    if value > MAX_COST_USD:
+        raise RequestError(field, f"must be at most {MAX_COST_USD:,.0f} (USD), got {value:g}")
     return value
 
 
@@ -168,7 +175,7 @@ def enforce_input(msg: pb.EnforceRequest, limits: Limits) -> EnforceInput:
     estimate: float | None = None
     if msg.HasField("estimated_cost_usd"):
         estimate = msg.estimated_cost_usd
-        if not 0.0 <= estimate < math.inf:  # also NaN
+        if not 0.0 <= estimate <= MAX_COST_USD:  # also NaN
             _amount(estimate, "estimated_cost_usd")
     metadata: dict[str, str] = {}
     if msg.metadata:

@@ -102,11 +102,12 @@ class _ShipError(Exception):
 
 class Uplink:
     """Ships events to the control plane whose snapshot URL is
-    ``snapshot_url`` (its API is the URL's parent: ``.../api/v1/``)."""
+    ``snapshot_url`` (its API is the URL's parent: ``.../api/v1/``); a
+    callable gives the URL in use now (the replica the snapshot feed follows)."""
 
     def __init__(
         self,
-        snapshot_url: str,
+        snapshot_url: str | Callable[[], str],
         api_key: str | Callable[[], str | None] | None,
         outbox: Outbox,
         sidecar_id: str,
@@ -122,8 +123,7 @@ class Uplink:
     ) -> None:
         if max_queued_decisions < 1:
             raise ValueError(f"max_queued_decisions must be at least 1, got {max_queued_decisions}")
-        self.api_url = urljoin(snapshot_url, ".")
-        self.events_url = self.url("sidecar/events")
+        self._snapshot_url = snapshot_url if callable(snapshot_url) else (lambda: snapshot_url)
         self.sidecar_id = sidecar_id
         self._outbox = outbox
         self._max_queued = max_queued_decisions
@@ -147,6 +147,14 @@ class Uplink:
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=32),
             verify=verify,
         )
+
+    @property
+    def api_url(self) -> str:
+        return urljoin(self._snapshot_url(), ".")
+
+    @property
+    def events_url(self) -> str:
+        return self.url("sidecar/events")
 
     def url(self, path: str) -> str:
         """The control plane's URL for ``path`` (relative to ``/api/v1/``)."""

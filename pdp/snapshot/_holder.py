@@ -32,11 +32,12 @@ from pdp.engine import (
     SystemClock,
     compile_snapshot,
     differs_only_in_pause_state,
-    parse_document,
     read_pause_state,
     with_pause_state,
 )
 
+from ._collector import collection_paused, freeze_survivors
+from ._reading import read_document
 from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
 
 __all__ = ["Active", "Rejection", "SnapshotHolder"]
@@ -81,14 +82,13 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read(data: bytes) -> tuple[Mapping[str, object], PauseState | None]:
-    """The parsed document and its pause state (None when its agents or its
-    revision cannot be read); raises SnapshotError for unreadable text."""
-    document = parse_document(data)
+def _pause_state(document: Mapping[str, object]) -> PauseState | None:
+    """The document's pause state; None when its agents or its revision
+    cannot be read."""
     try:
-        return document, read_pause_state(document)
+        return read_pause_state(document)
     except SnapshotError:
-        return document, None
+        return None
 
 
 class SnapshotHolder:
@@ -286,35 +286,46 @@ class SnapshotHolder:
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
         digest = await asyncio.to_thread(_digest, data)
         async with self._lock:
-            # The active document again is news only when a rejected one (or
-            # its pauses) came in between: the source went back to it.
-            back = clear_rejection and (self._rejection is not None or self._overlaid)
-            if digest == self._rejected_digest or (digest == self._active_digest and not back):
-                return False
-            try:
-                document, pause = await asyncio.to_thread(_read, data)
-            except SnapshotError as exc:
-                self._reject(source, exc.errors, digest, None)
-                return False
-            active = self.active
-            if active is not None and pause is not None:
-                old = active.snapshot.document
-                if await asyncio.to_thread(differs_only_in_pause_state, old, document):
-                    snapshot = with_pause_state(
-                        active.snapshot, pause, revision=pause.revision, document=document
-                    )
-                    return await self._swap(snapshot, data, digest, source, clear_rejection)
-                self._lay_over(active, pause)
-            try:
-                snapshot = await asyncio.to_thread(
-                    compile_snapshot,
-                    document,
-                    allow_insecure_validators=self._allow_insecure_validators,
+            with collection_paused():
+                activated = await self._read_and_compile(data, digest, source, clear_rejection)
+            if activated:
+                freeze_survivors()
+            return activated
+
+    async def _read_and_compile(
+        self, data: bytes, digest: str, source: str, clear_rejection: bool
+    ) -> bool:
+        # The active document again is news only when a rejected one (or
+        # its pauses) came in between: the source went back to it.
+        back = clear_rejection and (self._rejection is not None or self._overlaid)
+        if digest == self._rejected_digest or (digest == self._active_digest and not back):
+            return False
+        try:
+            document = await read_document(data)
+        except SnapshotError as exc:
+            self._reject(source, exc.errors, digest, None)
+            return False
+        pause = await asyncio.to_thread(_pause_state, document)
+        active = self.active
+        if active is not None and pause is not None:
+            old = active.snapshot.document
+            if await asyncio.to_thread(differs_only_in_pause_state, old, document):
+                snapshot = with_pause_state(
+                    active.snapshot, pause, revision=pause.revision, document=document
                 )
-            except SnapshotError as exc:
-                self._reject(source, exc.errors, digest, pause)
-                return False
-            return await self._swap(snapshot, data, digest, source, clear_rejection)
+                return await self._swap(snapshot, data, digest, source, clear_rejection)
+            self._lay_over(active, pause)
+        try:
+            snapshot = await asyncio.to_thread(
+                compile_snapshot,
+                document,
+                allow_insecure_validators=self._allow_insecure_validators,
+                reuse=None if active is None else active.snapshot,
+            )
+        except SnapshotError as exc:
+            self._reject(source, exc.errors, digest, pause)
+            return False
+        return await self._swap(snapshot, data, digest, source, clear_rejection)
 
     def _lay_over(self, active: Active, pause: PauseState) -> None:
         """Activates ``pause``'s pause state over the active snapshot now,

@@ -14,7 +14,13 @@ the control plane shows per agent), carries the API key (given, or read
 from a file, which is read again when the control plane refuses the key:
 a rotated Kubernetes Secret takes effect without a restart), and verifies
 an https control plane against the system's CAs or a given CA file. A body
-is read as it streams and never past the sidecars' document limit."""
+is read as it streams and never past the sidecars' document limit.
+
+Several URLs (replicas of one control plane on one database, so one
+revision sequence) are tried in turn: the source stays with the one that
+answers and moves to the next as soon as it stops answering (connection
+refused or reset, a timeout, a 5xx), keeping its ETag, so that the long poll
+goes on at the next replica without fetching the document again."""
 
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import asyncio
 import logging
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -49,7 +55,7 @@ _REFUSED = frozenset({401, 403})
 class HttpSource:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         api_key: str | None = None,
         api_key_file: str | None = None,
@@ -65,9 +71,15 @@ class HttpSource:
         """Raises SourceError for a malformed URL, or a key or CA file that
         cannot be read. ``optional``: the URL may have no document (404),
         which is a :class:`NoDocument` (long-polled like a document) rather
-        than an error."""
-        _check_url(url)
-        self.url = url
+        than an error. ``url``: one URL, or several replicas' in the order
+        to try them."""
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise SourceError("no control plane URL given")
+        for each in urls:
+            _check_url(each)
+        self.urls = urls
+        self._current = 0
         self.wait = wait
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -95,8 +107,13 @@ class HttpSource:
         )
 
     @property
+    def url(self) -> str:
+        """The URL in use now (the replica that last answered)."""
+        return self.urls[self._current]
+
+    @property
     def name(self) -> str:
-        return self.url
+        return ",".join(self.urls)
 
     @property
     def api_key(self) -> str | None:
@@ -109,7 +126,20 @@ class HttpSource:
 
     async def _get(self, wait: float) -> Update:
         """One request, held by the server up to ``wait`` seconds when we
-        already have a revision."""
+        already have a revision; with several URLs, the next ones are tried
+        at once while a replica does not answer."""
+        update = await self._get_one(wait)
+        for _ in range(len(self.urls) - 1):
+            if not isinstance(update, Unreachable):
+                break
+            failed = self.url
+            self._current = (self._current + 1) % len(self.urls)
+            log.warning("%s does not answer (%s); trying %s", failed, update.reason, self.url)
+            update = await self._get_one(wait)
+        return update
+
+    async def _get_one(self, wait: float) -> Update:
+        url = self.url
         headers = {"If-None-Match": self._etag} if self._etag else {}
         applied = self._applied() if self._applied is not None else None
         if applied is not None:
@@ -117,32 +147,30 @@ class HttpSource:
             headers["X-PDP-Pause-Revision"] = str(applied[1])
         params = {"wait": f"{wait:g}"} if wait > 0 and self._etag else {}
         try:
-            async with self._client.stream(
-                "GET", self.url, headers=headers, params=params
-            ) as response:
+            async with self._client.stream("GET", url, headers=headers, params=params) as response:
                 status = response.status_code
                 # At most one byte past the limit: the holder then rejects the
                 # document as too large, naming the limit.
                 limit = self.max_bytes + 1 if status == 200 else 200
                 body = await _read_at_most(response, limit)
         except httpx.HTTPError as exc:
-            return Unreachable(self.url, str(exc) or type(exc).__name__)
+            return Unreachable(url, str(exc) or type(exc).__name__)
         if status == 304:
-            return NoChange(self.url)
+            return NoChange(url)
         if status == 200:
             # Remember the revision even if the document is rejected: the
             # next request then waits for a newer one instead of refetching it.
             self._etag = response.headers.get("ETag")
-            return NewDocument(self.url, body)
+            return NewDocument(url, body)
         if status == 404 and self.optional:
             self._etag = response.headers.get("ETag")
-            return NoDocument(self.url)
+            return NoDocument(url)
         text = body.decode("utf-8", "replace").strip()
         reason = f"HTTP {status} from the control plane: {text}"
         if status in _REFUSED:
             await self.reread_api_key()
-            return Refused(self.url, reason)
-        return Unreachable(self.url, reason)
+            return Refused(url, reason)
+        return Unreachable(url, reason)
 
     async def reread_api_key(self) -> None:
         """Reads the key file again (a rotated key), when there is one."""

@@ -27,17 +27,24 @@ def open_source(
     max_staleness: float | None = None,
     optional: bool = False,
 ) -> SnapshotSource:
-    """An :class:`HttpSource` for ``http(s)://`` locations, else a
-    :class:`FileSource`. Raises SourceError for a malformed URL or another
-    scheme, or a key or CA file that cannot be read. ``optional``: a URL
-    without a document (404) is not an error."""
+    """An :class:`HttpSource` for ``http(s)://`` locations (several,
+    comma-separated: replicas of one control plane, failed over in turn),
+    else a :class:`FileSource`. Raises SourceError for a malformed URL or
+    another scheme, or a key or CA file that cannot be read. ``optional``: a
+    URL without a document (404) is not an error."""
     if _URL.match(location) and not location.startswith(("http://", "https://")):
         raise SourceError(f"{location!r}: only http:// and https:// URLs, or a file path")
     if location.startswith(("http://", "https://")):
         # A held long poll is silence too: answer well within the staleness limit.
         wait = _LONG_POLL if max_staleness is None else min(_LONG_POLL, max_staleness / 3)
+        urls = [each.strip() for each in location.split(",")]
+        if any(not each.startswith(("http://", "https://")) for each in urls):
+            raise SourceError(
+                f"{location!r}: several control plane URLs are separated by commas, "
+                "each http:// or https://"
+            )
         return HttpSource(
-            location,
+            urls if len(urls) > 1 else urls[0],
             api_key=api_key,
             api_key_file=api_key_file,
             ca_file=ca_file,

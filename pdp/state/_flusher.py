@@ -56,9 +56,9 @@ class Flusher:
             self._wake.clear()
             try:
                 await self._flush()
-            except StateError:
-                if not failing:
-                    _LOG.exception("%s write failed; what is queued stays queued", self._what)
+            except StateError as exc:
+                if not failing:  # one line: a full disk must not fill the log too
+                    _LOG.error("%s write failed; what is queued stays queued: %s", self._what, exc)
                 failing = True
             else:
                 if failing:

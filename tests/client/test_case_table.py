@@ -16,12 +16,14 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pdp_client
 import pytest
-from pdp_client import AsyncClient, Client, PdpError
+from pdp_client import AsyncClient, Client, EnforceRequest, PdpError
 
+from pdp.embedded import EmbeddedClient
 from tests.client.conftest import REPO, resolve, run_pdp_serve
 
 pytestmark = pytest.mark.sidecar
@@ -43,7 +45,15 @@ _CLIENT_METHODS = {
     "enforceBatch": "enforce_batch",
     "submitTrace": "submit_trace",
 }
-_RUN_HERE = {"enforce", "authorize", "agentStatus", "reportUsage", "verifyWebhook", "awaitApproval"}
+_RUN_HERE = {
+    "enforce",
+    "authorize",
+    "agentStatus",
+    "reportUsage",
+    "verifyWebhook",
+    "awaitApproval",
+    "enforceBatch",
+}
 
 
 def snake(name: str) -> str:
@@ -65,6 +75,9 @@ def number(value: float | str | None) -> float | None:
     return value
 
 
+TableClient = Client | AsyncClient | EmbeddedClient
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one case's call returned or raised; ``skipped`` says why it did
@@ -75,20 +88,40 @@ class Outcome:
     skipped: str = ""
 
 
-async def _run(client: Client | AsyncClient, call: str, request: Mapping[str, Any]) -> Any:
+def _enforce_request(request: Mapping[str, Any]) -> EnforceRequest:
+    return EnforceRequest(
+        request["agentId"],
+        request.get("input"),
+        output=request.get("output"),
+        estimated_cost_usd=number(request.get("estimatedCostUsd")),
+        model=request.get("model"),
+        tool=request.get("tool"),
+        metadata=request.get("metadata"),
+        request_id=request.get("requestId"),
+    )
+
+
+async def _run(
+    client: Client | AsyncClient | EmbeddedClient, call: str, request: Mapping[str, Any]
+) -> Any:
     if call == "enforce":
+        r = _enforce_request(request)
         return await resolve(
             client.enforce_policy(
-                request["agentId"],
-                request.get("input"),
-                output=request.get("output"),
-                estimated_cost_usd=number(request.get("estimatedCostUsd")),
-                model=request.get("model"),
-                tool=request.get("tool"),
-                metadata=request.get("metadata"),
-                request_id=request.get("requestId"),
+                r.agent_id,
+                r.input,
+                output=r.output,
+                estimated_cost_usd=r.estimated_cost_usd,
+                model=r.model,
+                tool=r.tool,
+                metadata=r.metadata,
+                request_id=r.request_id,
             )
         )
+    if call == "enforceBatch":
+        batch = [_enforce_request(r) for r in request["requests"]]
+        outcomes = await resolve(client.enforce_batch(batch))
+        return {"responses": [o.result if o.error is None else o.error for o in outcomes]}
     if call == "authorize":
         return await resolve(
             client.authorize(request["sourceAgentId"], request["targetAgentId"], request["action"])
@@ -132,7 +165,7 @@ def _not_offered(call: str) -> str:
     return ""
 
 
-async def _run_table(client: Client | AsyncClient) -> dict[str, Outcome]:
+async def _run_table(client: TableClient) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     for case in CASES:
         if reason := _not_offered(case["call"]):
@@ -152,11 +185,21 @@ async def _run_async(target: str) -> dict[str, Outcome]:
         return await _run_table(client)
 
 
-@pytest.fixture(scope="module", params=["Client", "AsyncClient"])
+async def _run_embedded(state: Path) -> dict[str, Outcome]:
+    snapshot = str(TABLE_DIR / TABLE["snapshot"])
+    async with await EmbeddedClient.open(snapshot, state=str(state), timeout=5.0) as client:
+        return await _run_table(client)
+
+
+@pytest.fixture(scope="module", params=["Client", "AsyncClient", "EmbeddedClient"])
 def outcomes(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Outcome]]:
     state = tmp_path_factory.mktemp("case-table") / "state.db"
+    if request.param == "EmbeddedClient":
+        # The same engine in this process: the same answers, no gRPC.
+        yield asyncio.run(_run_embedded(state))
+        return
     sidecar = run_pdp_serve("127.0.0.1:0", state, TABLE_DIR / TABLE["snapshot"])
     try:
         if request.param == "Client":
@@ -172,6 +215,8 @@ def _value(obj: Any, key: str) -> Any:
     """The value the table's ``key`` names on a result, error or list item."""
     if isinstance(obj, Mapping):
         return obj[key]
+    if key == "error":  # a batch item the client raised for
+        return type(obj).__name__ if isinstance(obj, PdpError) else None
     if key == "violationTypes":
         return [v.policy_type for v in obj.violations]
     if key == "hasApprovalId":

@@ -1,11 +1,14 @@
 """Real control planes for tests, importable from any test package:
 
 - :class:`ControlPlaneHarness`: uvicorn in this process on an ephemeral port,
-  with a real SQLite file and an API key created in it;
+  with a real SQLite file (or a real PostgreSQL database) and an API key
+  created in it;
 - :class:`ControlPlaneProcess`: ``pdp control`` as a child process, its API
   key made by ``pdp control create-key``.
 
-Both expose ``base_url``, ``snapshot_url`` and ``api_key``."""
+Both expose ``base_url``, ``snapshot_url`` and ``api_key``. The database is
+a SQLite path or a :class:`~pdp.control.PostgresLocation` (with its password:
+child processes get it through ``PDP_DB_PASSWORD``, never the command line)."""
 
 from __future__ import annotations
 
@@ -19,36 +22,64 @@ import httpx
 
 from pdp.control import (
     API_KEY_HEADER,
+    DB_PASSWORD_ENV,
     ControlOptions,
     ControlPlane,
     ControlServer,
     Event,
+    PostgresLocation,
     Role,
     SideTransaction,
     create_api_key,
 )
 from tests._process import PdpProcess, run_pdp
 
-__all__ = ["ControlPlaneHarness", "ControlPlaneProcess", "cli_create_key", "pdp_control"]
+__all__ = [
+    "ControlDb",
+    "ControlPlaneHarness",
+    "ControlPlaneProcess",
+    "cli_create_key",
+    "db_argument",
+    "pdp_control",
+]
+
+ControlDb = Path | PostgresLocation
+
+
+def db_argument(db: ControlDb) -> tuple[str, dict[str, str]]:
+    """``--db``'s value for ``db`` and the environment that goes with it."""
+    if isinstance(db, PostgresLocation):
+        return str(db), {DB_PASSWORD_ENV: db.password or ""}
+    return str(db), {}
 
 
 class ControlPlaneHarness:
     """``async with ControlPlaneHarness(db_path) as cp:`` or start()/stop()."""
 
-    def __init__(self, db_path: Path, *, key_name: str = "tests", **options: Any) -> None:
-        self.db_path = db_path
+    def __init__(self, db: ControlDb, *, key_name: str = "tests", **options: Any) -> None:
+        self.db = db
         self.key_name = key_name
         self.options = options
         self.server: ControlServer | None = None
         self.api_key = ""
 
     async def start(self) -> ControlPlaneHarness:
-        server = ControlServer(ControlOptions(db=self.db_path, port=0, **self.options))
+        server = ControlServer(ControlOptions(db=self.db, port=0, **self.options))
         await server.start()
         assert server.control is not None
         self.server = server
         self.api_key = (await create_api_key(server.control.store, self.key_name)).secret
         return self
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (for tests that read it directly)."""
+        assert isinstance(self.db, Path), "not a SQLite control plane"
+        return self.db
+
+    async def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read of the running control plane's database, in either backend."""
+        return await self.control.store.fetchall(sql, parameters)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -59,7 +90,7 @@ class ControlPlaneHarness:
         """Stops and starts again on the same database, keeping the API key."""
         key = self.api_key
         await self.stop()
-        server = ControlServer(ControlOptions(db=self.db_path, port=0, **self.options))
+        server = ControlServer(ControlOptions(db=self.db, port=0, **self.options))
         await server.start()
         self.server, self.api_key = server, key
 
@@ -117,13 +148,16 @@ class ControlPlaneHarness:
         await self.stop()
 
 
-def pdp_control(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return run_pdp("control", *args, timeout=timeout)
+def pdp_control(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_pdp("control", *args, timeout=timeout, env=env)
 
 
-def cli_create_key(db_path: Path, name: str = "tests", *extra: str) -> str:
+def cli_create_key(db_path: ControlDb, name: str = "tests", *extra: str) -> str:
     """``pdp control create-key``; the key is the last line of its output."""
-    result = pdp_control("create-key", "--db", str(db_path), "--name", name, *extra)
+    db, env = db_argument(db_path)
+    result = pdp_control("create-key", "--db", db, "--name", name, *extra, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -133,13 +167,15 @@ class ControlPlaneProcess(PdpProcess):
     process."""
 
     def __init__(
-        self, db_path: Path, *, api_key: str | None = None, extra: Sequence[str] = ()
+        self, db_path: ControlDb, *, api_key: str | None = None, extra: Sequence[str] = ()
     ) -> None:
         self.db_path = db_path
         self.api_key = api_key if api_key is not None else cli_create_key(db_path)
+        db, env = db_argument(db_path)
         super().__init__(
-            ["control", "--listen", "127.0.0.1:0", "--db", str(db_path), *extra],
+            ["control", "--listen", "127.0.0.1:0", "--db", db, *extra],
             listening=r"listening on (https?://\S+)",
+            env=env,
         )
         self.base_url = self.address
 

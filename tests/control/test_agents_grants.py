@@ -13,6 +13,9 @@ import pytest
 
 from tests.control._helpers import error_of, make_agent, published
 
+# The same API on both control-plane backends.
+pytestmark = pytest.mark.control_databases
+
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -53,6 +56,7 @@ async def test_register_list_and_get_by_id_or_name(client: httpx.AsyncClient) ->
         "paused": False,
         "pauseReason": None,
         "pausedAt": None,
+        "callerTokens": [],
     }
     assert compiled.resolve_agent("agent-b").id == agent_b["id"]
 

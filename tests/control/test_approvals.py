@@ -7,7 +7,6 @@ consumes an approved one once, for the request it was given for."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +20,9 @@ from pdp.engine import format_time, utc_now
 from tests._wait import until
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import error_of
+
+# The same API on both control-plane backends.
+pytestmark = pytest.mark.control_databases
 
 DIGEST = "ab" * 32
 
@@ -176,12 +178,15 @@ async def test_an_approval_that_expires_while_the_control_plane_is_down(
     await asyncio.sleep(0.7)
     await control_plane.restart()
 
-    def stored_state() -> str:
-        with sqlite3.connect(control_plane.db_path) as conn:
-            row = conn.execute("SELECT state FROM approvals WHERE id = ?", (approval_id,))
-            return str(row.fetchone()[0])
+    async def stored_state() -> str:
+        rows = await control_plane.rows("SELECT state FROM approvals WHERE id = ?", (approval_id,))
+        return str(rows[0][0])
 
-    await until(lambda: stored_state() == "expired", 5, "the sweep at start-up")
+    for _ in range(250):
+        if await stored_state() == "expired":
+            break
+        await asyncio.sleep(0.02)
+    assert await stored_state() == "expired", "the sweep at start-up"
     async with control_plane.client() as admin:
         error_of(await admin.post(f"/approvals/{approval_id}/approve"), 409)
 

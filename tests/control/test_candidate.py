@@ -9,11 +9,15 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from pdp.engine import NO_USAGE, Decision, EnforceInput, compile_snapshot, utc_now
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES, error_of, make_agent, published
 from tests.observe._scrape import scrape, value
+
+# The same API on both control-plane backends.
+pytestmark = pytest.mark.control_databases
 
 INJECTION, PII, COST, BUDGET = REFERENCE_POLICIES
 STRICT_PII = PII | {"enforcementMode": "block"}

@@ -186,6 +186,16 @@ async def _exercise(
         resume = f"{agent}/resume"
         check(await c.patch(f"{agents}/agent-b/resume"), resume, 200)
         check(await c.patch(f"{agents}/nobody/resume"), resume, 404)
+        tokens = f"{agent}/caller-tokens"
+        issued = check(await c.post(f"{agents}/agent-a/caller-tokens"), tokens, 201).json()
+        issue = f"{agents}/agent-a/caller-tokens"
+        check(await c.post(issue, json={"revokeOthers": True}), tokens, 201)
+        check(await c.post(issue, json={"revokeOthers": 5}), tokens, 422)
+        check(await c.post(f"{agents}/nobody/caller-tokens"), tokens, 404)
+        token = f"{tokens}/{{token_id}}"
+        check(await c.delete(f"{agents}/agent-a/caller-tokens/{issued['id']}"), token, 404)
+        latest = (await c.get(f"{agents}/agent-a")).json()["callerTokens"][0]["id"]
+        check(await c.delete(f"{agents}/agent-a/caller-tokens/{latest}"), token, 200)
 
         # Grants and Authorize.
         grants = f"{agent}/grants"

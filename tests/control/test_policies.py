@@ -10,6 +10,9 @@ import pytest
 
 from tests.control._helpers import REFERENCE_POLICIES, error_of, make_agent, published
 
+# The same API on both control-plane backends.
+pytestmark = pytest.mark.control_databases
+
 COST = REFERENCE_POLICIES[2]
 
 

@@ -8,11 +8,15 @@ import time
 from collections.abc import Awaitable
 
 import httpx
+import pytest
 
 from pdp.control import create_api_key, revoke_api_keys
 from pdp.engine import compile_snapshot, parse_document
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES, make_agent, published
+
+# The same API on both control-plane backends.
+pytestmark = pytest.mark.control_databases
 
 
 async def test_etag_and_if_none_match(client: httpx.AsyncClient) -> None:

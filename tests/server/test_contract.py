@@ -17,7 +17,9 @@ from pdp.server._servicer import SERVICE, SERVICE_NAME, PolicyDecisionServicer, 
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar
 
-NOT_YET_SERVED = {"EnforceBatch", "EnforceStream", "SubmitTrace"}
+NOT_YET_SERVED = {"SubmitTrace"}
+# Refuses a malformed message with an answer, not a status: the stream goes on.
+ANSWERS_ERRORS = {"EnforceStream"}
 NOT_FOUND = "Method not found!"  # what grpc answers for a method nobody registered
 
 
@@ -56,6 +58,18 @@ async def test_an_rpc_nobody_serves_answers_method_not_found(
 async def test_every_rpc_of_the_contract_is_handled(
     example_sidecar: RunningSidecar, rpc: str
 ) -> None:
+    if rpc in ANSWERS_ERRORS:
+        path = f"/{SERVICE_NAME}/{rpc}"
+        call = example_sidecar.channel.stream_stream(
+            path, None, pb.EnforceStreamResponse.FromString
+        )
+
+        async def one_request() -> AsyncIterator[bytes]:
+            yield b""
+
+        answers = [a async for a in call(one_request())]
+        assert [a.error.code for a in answers] == ["INVALID_ARGUMENT"]
+        return
     error = await _call(example_sidecar.channel, rpc)
     assert error.details() != NOT_FOUND, f"{rpc} has no handler"
     if rpc in NOT_YET_SERVED:

@@ -59,8 +59,14 @@ export interface PdpClientOptions {
   failOpen?: boolean;
   /** Called on each fail-open allow; the default emits a process warning. */
   onFailOpen?: FailOpenHandler;
-  /** Default: insecure (a sidecar on loopback or a Unix socket). */
+  /** Default: insecure (a sidecar on loopback or a Unix socket). For TLS,
+   * `credentials.createSsl(ca, key, cert)` (mutual TLS with a client key and
+   * certificate). */
   credentials?: ChannelCredentials;
+  /** The agent's caller token, sent with every call (`x-pdp-caller-token`)
+   * to a sidecar run with `--require-caller-token`. Default:
+   * `process.env.PDP_CALLER_TOKEN`. */
+  callerToken?: string;
   /** Extra gRPC channel options, over the client's defaults. */
   channelOptions?: ChannelOptions;
 }
@@ -78,6 +84,17 @@ export interface CallSettings {
 export type EnforceOutcome = PromiseSettledResult<EnforceResult>;
 
 type Done<T> = (error: ServiceError | null, value?: T) => void;
+
+/** The metadata key of the caller token. */
+export const CALLER_TOKEN_METADATA = "x-pdp-caller-token";
+
+function checkedCallerToken(token: unknown): string | undefined {
+  if (token === undefined) return undefined;
+  if (typeof token !== "string" || token === "" || token.trim() !== token || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new TypeError("callerToken must be printable ASCII without white space");
+  }
+  return token;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -97,6 +114,7 @@ export class PdpClient {
   readonly failOpen: boolean;
   private readonly stub: PolicyDecisionServiceClient;
   private readonly onFailOpen: FailOpenHandler | undefined;
+  private readonly callerToken: string | undefined;
   private closed = false;
 
   constructor(target: string, options: PdpClientOptions = {}) {
@@ -107,6 +125,7 @@ export class PdpClient {
     this.timeoutMs = checkedTimeout(options.timeoutMs, DEFAULT_TIMEOUT_MS);
     this.failOpen = options.failOpen === true;
     this.onFailOpen = this.failOpen ? (options.onFailOpen ?? warnFailOpen) : undefined;
+    this.callerToken = checkedCallerToken(options.callerToken ?? (process.env.PDP_CALLER_TOKEN || undefined));
     this.stub = new PolicyDecisionServiceClient(target, options.credentials ?? credentials.createInsecure(), {
       ...CHANNEL_OPTIONS,
       ...options.channelOptions,
@@ -161,7 +180,7 @@ export class PdpClient {
    * with its own answer); see `EnforceStream`. */
   enforceStream(): EnforceStream {
     this.assertOpen();
-    const call = this.stub.enforceStream(new Metadata(), {});
+    const call = this.stub.enforceStream(this.metadata(), {});
     return new EnforceStream(call, { target: this.target, timeoutMs: this.timeoutMs, failOpen: this.onFailOpen });
   }
 
@@ -200,7 +219,7 @@ export class PdpClient {
     const { signal } = settings;
     signal?.throwIfAborted();
     this.assertOpen();
-    const call = this.stub.watchAgentStatus(request, new Metadata(), {});
+    const call = this.stub.watchAgentStatus(request, this.metadata(), {});
     let timedOut = false;
     const cancel = (): void => {
       call.on("error", () => {}); // the CANCELLED status is expected now
@@ -288,6 +307,13 @@ export class PdpClient {
   }
 
   /** Closes the channel; calls in flight are cancelled. Idempotent. */
+  /** The metadata every call sends: the caller token, if any. */
+  private metadata(): Metadata {
+    const metadata = new Metadata();
+    if (this.callerToken !== undefined) metadata.set(CALLER_TOKEN_METADATA, this.callerToken);
+    return metadata;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -313,7 +339,7 @@ export class PdpClient {
       signal?.addEventListener("abort", abort, { once: true });
       // No wait for ready: an unreachable sidecar fails the call at once
       // instead of holding it until the deadline.
-      call = start(new Metadata(), { deadline: Date.now() + timeoutMs }, (error, value) => {
+      call = start(this.metadata(), { deadline: Date.now() + timeoutMs }, (error, value) => {
         signal?.removeEventListener("abort", abort);
         if (signal?.aborted) reject(signal.reason);
         else if (error) reject(errorForStatus(error, { method, target: this.target, timeoutMs }));

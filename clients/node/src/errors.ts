@@ -119,6 +119,12 @@ export class InvalidRequestError extends PdpError {
   }
 }
 
+/** The sidecar does not let this caller act as the agent the call names:
+ * no caller token was sent to a sidecar that requires one (UNAUTHENTICATED),
+ * or the token is another agent's, unknown or revoked (PERMISSION_DENIED).
+ * `failOpen` never applies. */
+export class CallerRefusedError extends PdpError {}
+
 /** The sidecar does not serve this call (gRPC UNIMPLEMENTED): it is older
  * than the client, or the call is not built yet. */
 export class UnimplementedError extends PdpError {
@@ -190,6 +196,9 @@ export function errorForStatus(
     }
     case status.UNIMPLEMENTED:
       return new UnimplementedError(call.method, details, error);
+    case status.UNAUTHENTICATED:
+    case status.PERMISSION_DENIED:
+      return new CallerRefusedError(details || status[code], { code, cause: error });
     default:
       return new PdpError(`sidecar answered ${status[code] ?? code}${details ? `: ${details}` : ""}`, {
         code,

@@ -22,6 +22,7 @@ export { EnforceStream } from "./stream.js";
 export {
   AgentPausedError,
   ApprovalDeniedError,
+  CallerRefusedError,
   DeadlineExceededError,
   InvalidRequestError,
   PdpError,

@@ -35,7 +35,9 @@ const calls = {
   agentStatus: (pdp, r) => pdp.agentStatus(args(r)),
   reportUsage: (pdp, r) => pdp.reportUsage(args(r)),
   awaitApproval: (pdp, r) => pdp.awaitApproval({ approvalId: r.approvalId, timeoutMs: r.timeoutSeconds * 1000 }),
-  enforceBatch: (pdp, r) => pdp.enforceBatch(r.requests.map(args)),
+  enforceBatch: async (pdp, r) => ({
+    responses: (await pdp.enforceBatch(r.requests.map(args))).map((o) => (o.status === "fulfilled" ? o.value : o.reason)),
+  }),
   submitTrace: (pdp, r) => pdp.submitTrace(args(r)),
   verifyWebhook: async (_pdp, r) => ({
     event: verifyWebhook(r.body, r.headers, r.secret, { toleranceSeconds: r.toleranceSeconds }),
@@ -61,6 +63,8 @@ const readers = {
   severity: (o) => lowerName("SEVERITY_")(o.severity),
   reason: (o) => (o instanceof PdpError ? o.reason : o.pausedReason),
   field: (o) => o.field ?? null,
+  // A batch item the client rejected: the error's name.
+  error: (o) => (o instanceof PdpError ? o.name : null),
 };
 
 function read(object, key) {

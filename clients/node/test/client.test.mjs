@@ -1,12 +1,14 @@
 // PdpClient against real sidecars (`pdp serve`, TCP and Unix socket), and
 // against targets that refuse connections or never answer.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import {
   AgentPausedError,
+  CallerRefusedError,
   DeadlineExceededError,
   Decision,
   InvalidRequestError,
@@ -70,7 +72,9 @@ describe("against a real sidecar", () => {
     await assert.rejects(pdp.enforcePolicy({ agentId: "support-bot", input: INJECTION }), PolicyBlockedError);
     await assert.rejects(pdp.enforcePolicy({ agentId: "paused-bot", input: "hi" }), AgentPausedError);
     await assert.rejects(pdp.enforcePolicy({ agentId: "support-bot", model: "m".repeat(300) }), InvalidRequestError);
-    await assert.rejects(pdp.enforceBatch([{ agentId: "support-bot" }]), UnimplementedError);
+    const [outcome] = await pdp.enforceBatch([{ agentId: "support-bot", input: INJECTION }]);
+    assert.equal(outcome.status, "rejected");
+    assert.ok(outcome.reason instanceof PolicyBlockedError);
   });
 
   it("a refused request names the field, from the rich error trailer, in this client's naming", async () => {
@@ -105,21 +109,25 @@ describe("against a real sidecar", () => {
 
   it("calls the sidecar does not serve yet reject with UnimplementedError naming the call", async () => {
     const pdp = client({ failOpen: true, onFailOpen: () => assert.fail("no fail-open allow expected") });
-    const calls = {
-      EnforceBatch: pdp.enforceBatch([{ agentId: "support-bot", input: "hi" }]),
-      SubmitTrace: pdp.submitTrace({ agentId: "support-bot", requestId: "t1", costUsd: 0.1, startedAt: new Date() }),
-    };
-    for (const [method, promise] of Object.entries(calls)) {
-      await assert.rejects(promise, (error) => error instanceof UnimplementedError && error.method === method);
-    }
+    const trace = pdp.submitTrace({ agentId: "support-bot", requestId: "t1", costUsd: 0.1, startedAt: new Date() });
+    await assert.rejects(trace, (error) => error instanceof UnimplementedError && error.method === "SubmitTrace");
+  });
+
+  it("a stream decides each request as enforcePolicy does, and an error answer does not end it", async () => {
+    const pdp = client({ failOpen: true, onFailOpen: () => assert.fail("no fail-open allow expected") });
     const stream = pdp.enforceStream();
-    const first = stream.enforce({ agentId: "support-bot", input: "hi" });
-    const second = stream.enforce({ agentId: "support-bot", input: "hello" });
-    for (const answer of [first, second]) {
-      await assert.rejects(answer, (error) => error instanceof UnimplementedError && error.method === "EnforceStream");
-    }
-    // A failed stream stays failed.
-    await assert.rejects(stream.enforce({ agentId: "support-bot" }), UnimplementedError);
+    const [hello, blocked, refused] = await Promise.allSettled([
+      stream.enforce({ agentId: "support-bot", input: "hello" }),
+      stream.enforce({ agentId: "support-bot", input: INJECTION }),
+      stream.enforce({ agentId: "support-bot", model: "m".repeat(300) }),
+    ]);
+    assert.equal(hello.status, "fulfilled");
+    assert.equal(hello.value.decision, "DECISION_ALLOW");
+    assert.ok(blocked.reason instanceof PolicyBlockedError, String(blocked.reason));
+    assert.ok(refused.reason instanceof InvalidRequestError, String(refused.reason));
+    await assert.rejects(stream.enforce({ agentId: "paused-bot", input: "hi" }), AgentPausedError);
+    const after = await stream.enforce({ agentId: "support-bot", input: "still open" });
+    assert.equal(after.decision, "DECISION_ALLOW");
     await stream.close();
   });
 
@@ -196,6 +204,50 @@ describe("over a Unix socket", () => {
       assert.equal(grant.allowed, true);
     } finally {
       pdp.close();
+    }
+  });
+});
+
+describe("with --require-caller-token", () => {
+  let sidecar;
+  let dir;
+  const token = "pdpct_node-test-token-for-support-bot";
+  const sha256 = createHash("sha256").update(token).digest("hex");
+
+  before(async () => {
+    dir = tempDir();
+    const snapshot = join(dir.path, "snapshot.json");
+    const document = {
+      revision: 1,
+      agents: [{ id: "support-bot", callerTokens: [{ sha256 }] }, { id: "planner" }],
+      policies: [],
+    };
+    writeFileSync(snapshot, JSON.stringify(document));
+    sidecar = await startSidecar({ snapshot, args: ["--require-caller-token"] });
+  });
+
+  after(async () => {
+    await sidecar?.stop();
+    dir?.cleanup();
+  });
+
+  it("sends the caller token and acts only as its agent", async () => {
+    const pdp = new PdpClient(sidecar.target, { callerToken: token });
+    const anonymous = new PdpClient(sidecar.target, { failOpen: true });
+    try {
+      const result = await pdp.enforcePolicy({ agentId: "support-bot", input: "hello" });
+      assert.equal(result.decision, Decision.ALLOW);
+      await assert.rejects(pdp.enforcePolicy({ agentId: "planner", input: "hello" }), (error) => {
+        assert.ok(error instanceof CallerRefusedError);
+        assert.equal(error.code, 7); // PERMISSION_DENIED
+        assert.match(error.message, /cannot act as agent 'planner'/);
+        return true;
+      });
+      await assert.rejects(anonymous.enforcePolicy({ agentId: "support-bot", input: "hello" }), CallerRefusedError);
+      assert.throws(() => new PdpClient(sidecar.target, { callerToken: "two words" }), TypeError);
+    } finally {
+      pdp.close();
+      anonymous.close();
     }
   });
 });

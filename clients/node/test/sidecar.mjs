@@ -22,9 +22,10 @@ export function tempDir(prefix = "pdp-") {
 
 /** Starts `pdp serve` and resolves once its log says where it listens:
  * `{ target, stop(), log }`. Rejects (never skips) when it does not start. */
-export async function startSidecar({ snapshot = join(TESTDATA, "snapshot.yaml"), listen = "127.0.0.1:0" } = {}) {
+export async function startSidecar({ snapshot = join(TESTDATA, "snapshot.yaml"), listen = "127.0.0.1:0", args = [] } = {}) {
   const dir = tempDir();
-  const child = spawn(PDP_BIN, ["serve", "--snapshot", snapshot, "--state", join(dir.path, "state.db"), "--listen", listen], {
+  const serve = ["serve", "--snapshot", snapshot, "--state", join(dir.path, "state.db"), "--listen", listen, ...args];
+  const child = spawn(PDP_BIN, serve, {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, PYTHONUNBUFFERED: "1" },
   });

@@ -16,15 +16,19 @@ Ask the sidecar before an agent acts::
 """
 
 from ._aio import AsyncClient
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import DEFAULT_TIMEOUT
 from ._errors import (
     AgentPausedError,
+    CallerRefusedError,
     DeadlineExceededError,
     InvalidRequestError,
     PdpError,
     PolicyBlockedError,
     SidecarUnavailableError,
+    UnimplementedError,
 )
+from ._stream import AsyncEnforceStream, EnforceStream
 from ._sync import Client
 from ._types import (
     AgentStatusResult,
@@ -47,18 +51,24 @@ __all__ = [
     "ApprovalResult",
     "ApprovalState",
     "AsyncClient",
+    "AsyncEnforceStream",
     "AuthorizeResult",
+    "BatchOutcome",
     "Budget",
+    "CallerRefusedError",
     "Client",
     "ContextItem",
     "DeadlineExceededError",
     "Decision",
+    "EnforceRequest",
     "EnforceResult",
+    "EnforceStream",
     "InvalidRequestError",
     "PdpError",
     "PiiFinding",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "UnimplementedError",
     "UsageResult",
     "Violation",
 ]

@@ -11,8 +11,10 @@ from typing import Any, Self, TypeVar
 import grpc
 import grpc.aio
 
-from . import _calls
+from . import _bulk, _calls
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
+from ._stream import AsyncEnforceStream
 from ._types import (
     AgentStatusResult,
     ApprovalResult,
@@ -39,9 +41,27 @@ class AsyncClient:
     """
 
     def __init__(
-        self, target: str, *, timeout: float = DEFAULT_TIMEOUT, fail_open: bool = False
+        self,
+        target: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        fail_open: bool = False,
+        caller_token: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
-        self._settings = Settings.checked(target, timeout, fail_open)
+        self._settings = Settings.checked(
+            target,
+            timeout,
+            fail_open,
+            caller_token=caller_token,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
         self._closed = False
@@ -108,6 +128,20 @@ class AsyncClient:
                 await asyncio.sleep(waiting.pause())
         return result
 
+    async def enforce_batch(
+        self,
+        requests: Iterable[EnforceRequest | Mapping[str, Any]],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+    ) -> list[BatchOutcome]:
+        """See ``Client.enforce_batch``."""
+        return await self._send(_bulk.enforce_batch(requests), timeout)
+
+    def enforce_stream(self) -> AsyncEnforceStream:
+        """See ``Client.enforce_stream``; the stream belongs to the running
+        loop, like the client."""
+        return AsyncEnforceStream(self._connected_stub(), self._settings)
+
     async def await_approval(
         self,
         approval_id: str,
@@ -156,7 +190,12 @@ class AsyncClient:
         try:
             # wait_for_ready=False: an unreachable sidecar fails the call at
             # once instead of holding it until the deadline.
-            response = await method(call.request, timeout=seconds, wait_for_ready=False)
+            response = await method(
+                call.request,
+                timeout=seconds,
+                metadata=self._settings.metadata,
+                wait_for_ready=False,
+            )
         except grpc.RpcError as error:
             return call.failed(error, self._settings, seconds)
         return call.to_result(response)
@@ -165,7 +204,13 @@ class AsyncClient:
         if self._closed:
             raise RuntimeError("the client is closed")
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            credentials = self._settings.credentials
+            if credentials is None:
+                self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            else:
+                self._channel = grpc.aio.secure_channel(
+                    self.target, credentials, options=CHANNEL_OPTIONS
+                )
             self._stub = pb_grpc.PolicyDecisionServiceStub(self._channel)
         return self._stub
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from ._types import (
 from ._v1 import policy_decision_service_pb2 as pb
 
 __all__ = [
+    "CALLER_TOKEN_ENV",
+    "CALLER_TOKEN_METADATA",
     "CHANNEL_OPTIONS",
     "DEFAULT_TIMEOUT",
     "MAX_APPROVAL_WAIT",
@@ -70,6 +73,11 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 
 ResultT = TypeVar("ResultT")
 
+# The agent's caller token, sent with every call to a sidecar that requires
+# one (pdp serve --require-caller-token).
+CALLER_TOKEN_METADATA = "x-pdp-caller-token"
+CALLER_TOKEN_ENV = "PDP_CALLER_TOKEN"
+
 
 def _positive_seconds(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -79,19 +87,69 @@ def _positive_seconds(value: object, name: str) -> float:
     return float(value)
 
 
+def _caller_token(value: object) -> str | None:
+    if value is None:
+        value = os.environ.get(CALLER_TOKEN_ENV) or None
+        if value is None:
+            return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"caller_token must be a non-empty string, got {type(value).__name__}")
+    # gRPC metadata values are printable ASCII.
+    if not (value.isascii() and value.isprintable()) or value != value.strip():
+        raise ValueError("caller_token must be printable ASCII without surrounding white space")
+    return value
+
+
+def _read_file(path: object, name: str) -> bytes | None:
+    if path is None:
+        return None
+    if not isinstance(path, str | os.PathLike):
+        raise ValueError(f"{name} must be a file path, got {path!r}")
+    with open(path, "rb") as file:
+        return file.read()
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """How a client reaches its sidecar and what it does when it cannot."""
+    """How a client reaches its sidecar and what it does when it cannot.
+    ``metadata`` goes with every call (the caller token); ``credentials``
+    is None for a plain-text channel."""
 
     target: str
     timeout: float
     fail_open: bool
+    metadata: tuple[tuple[str, str], ...] | None = None
+    credentials: grpc.ChannelCredentials | None = None
 
     @classmethod
-    def checked(cls, target: object, timeout: object, fail_open: object) -> Settings:
+    def checked(
+        cls,
+        target: object,
+        timeout: object,
+        fail_open: object,
+        *,
+        caller_token: object = None,
+        tls: object = False,
+        ca_file: object = None,
+        cert_file: object = None,
+        key_file: object = None,
+    ) -> Settings:
         if not isinstance(target, str) or not target.strip():
             raise ValueError(f"target must be 'host:port' or 'unix:/path', got {target!r}")
-        return cls(target, _positive_seconds(timeout, "timeout"), bool(fail_open))
+        token = _caller_token(caller_token)
+        metadata = None if token is None else ((CALLER_TOKEN_METADATA, token),)
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("cert_file and key_file go together (a client certificate)")
+        credentials = None
+        if tls or ca_file is not None or cert_file is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read_file(ca_file, "ca_file"),
+                private_key=_read_file(key_file, "key_file"),
+                certificate_chain=_read_file(cert_file, "cert_file"),
+            )
+        return cls(
+            target, _positive_seconds(timeout, "timeout"), bool(fail_open), metadata, credentials
+        )
 
     def deadline(self, timeout: float | None, holds: float = 0.0) -> float:
         """Seconds the call may take: the per-call ``timeout`` or the default,

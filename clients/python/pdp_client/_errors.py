@@ -7,9 +7,14 @@ Exception tree::
     │                           approval waited for was denied or expired
     │                           (``.approval``, ``.reviewer``, ``.comment``)
     ├── AgentPausedError        the agent is paused by the kill switch
+    ├── CallerRefusedError      the sidecar requires a caller token and got none
+    │                           (UNAUTHENTICATED), or one that cannot act as
+    │                           the agent the call names (PERMISSION_DENIED)
     ├── SidecarUnavailableError the sidecar could not be reached or had no
     │   │                       snapshot yet (UNAVAILABLE)
     │   └── DeadlineExceededError  it did not answer within the deadline
+    ├── UnimplementedError      the sidecar does not serve the call (an older
+    │                           sidecar version: UNIMPLEMENTED)
     └── InvalidRequestError     the request was refused: by the client before
                                 sending (``.code`` None), or by the sidecar:
                                 malformed (INVALID_ARGUMENT), oversized
@@ -37,11 +42,13 @@ from ._v1 import rpc_status_pb2
 
 __all__ = [
     "AgentPausedError",
+    "CallerRefusedError",
     "DeadlineExceededError",
     "InvalidRequestError",
     "PdpError",
     "PolicyBlockedError",
     "SidecarUnavailableError",
+    "UnimplementedError",
     "error_for_status",
     "trailing_metadata",
 ]
@@ -135,6 +142,12 @@ class DeadlineExceededError(SidecarUnavailableError):
         self.timeout = timeout
 
 
+class UnimplementedError(PdpError):
+    """The sidecar does not serve this call: it is older than the client.
+    Upgrade the sidecar, or use calls it serves (``enforce_policy`` for
+    ``enforce_batch``)."""
+
+
 class InvalidRequestError(PdpError, ValueError):
     """The request was refused: by the client before sending (``code`` is
     None: an empty agent id, a negative cost...), or by the sidecar
@@ -150,6 +163,13 @@ class InvalidRequestError(PdpError, ValueError):
         self.field = field
 
 
+class CallerRefusedError(PdpError):
+    """The sidecar does not let this caller act as the agent the call
+    names: no caller token was sent to a sidecar that requires one, or the
+    token is another agent's, unknown, or revoked. Retrying cannot help;
+    ``fail_open`` never applies."""
+
+
 Metadata = Iterable[tuple[str, str | bytes]]
 
 # gRPC's rich error model: a google.rpc.Status in this trailer, whose details
@@ -161,6 +181,7 @@ _BAD_REQUEST_TYPE = "google.rpc.BadRequest"
 _FIELD_PREFIX = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]]*\])*)\s*:\s")
 
 _UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 _INVALID = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -218,9 +239,12 @@ def error_for_status(
     if code in _UNAVAILABLE:
         message = f"sidecar at {target} is unavailable: {details or code.name}"
         return SidecarUnavailableError(message, code=code, target=target)
+    if code in _REFUSED:
+        return CallerRefusedError(details or code.name, code=code)
     if code in _INVALID:
         field = _field(details, metadata)
         return InvalidRequestError(details or code.name, code=code, field=field)
-    return PdpError(
-        f"sidecar answered {code.name}" + (f": {details}" if details else ""), code=code
-    )
+    message = f"sidecar answered {code.name}" + (f": {details}" if details else "")
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return UnimplementedError(message, code=code)
+    return PdpError(message, code=code)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 
-from . import _calls
+from . import _bulk, _calls
+from ._bulk import BatchOutcome, EnforceRequest
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
+from ._stream import EnforceStream
 from ._types import (
     AgentStatusResult,
     ApprovalResult,
@@ -41,15 +43,45 @@ class Client:
     and ``report_usage`` still raise. ``fail_open`` never turns an answer of
     the sidecar (a block, a paused agent, a refused request) into an allow.
 
+    ``caller_token`` (default: ``$PDP_CALLER_TOKEN``) is the agent's caller
+    token, sent with every call (``x-pdp-caller-token`` metadata) for a
+    sidecar run with ``--require-caller-token``; one that cannot act as the
+    agent a call names raises ``CallerRefusedError``. ``tls=True`` (implied
+    by ``ca_file``) connects over TLS, verified against ``ca_file`` (PEM;
+    default: the system's CAs); ``cert_file`` and ``key_file`` are the
+    client certificate a sidecar with ``--client-ca`` requires (mutual TLS).
+
     One channel is opened for the client's lifetime; ``close()`` it, or use
     the client as a context manager.
     """
 
     def __init__(
-        self, target: str, *, timeout: float = DEFAULT_TIMEOUT, fail_open: bool = False
+        self,
+        target: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        fail_open: bool = False,
+        caller_token: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
-        self._settings = Settings.checked(target, timeout, fail_open)
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._settings = Settings.checked(
+            target,
+            timeout,
+            fail_open,
+            caller_token=caller_token,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
+        credentials = self._settings.credentials
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.PolicyDecisionServiceStub(self._channel)
         self._closed = False
 
@@ -177,6 +209,33 @@ class Client:
         """
         return self._send(_calls.authorize(source_agent_id, target_agent_id, action), timeout)
 
+    def enforce_batch(
+        self,
+        requests: Iterable[EnforceRequest | Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+    ) -> list[BatchOutcome]:
+        """Decides many requests in one call (a plan of tool calls, a batch
+        of documents): one ``BatchOutcome`` per request, in order, each what
+        ``enforce_policy`` would give for it (``outcome.unwrap()`` returns
+        the result or raises its error). Budgets see the requests in order.
+
+        A request the client or the sidecar refuses raises
+        ``InvalidRequestError`` for the whole batch, naming it
+        (``requests[2].agent_id``); nothing is decided then. When no answer
+        comes at all, the batch raises ``SidecarUnavailableError``, or, with
+        ``fail_open=True``, every outcome is a fail-open ``ALLOW``.
+        """
+        return self._send(_bulk.enforce_batch(requests), timeout)
+
+    def enforce_stream(self) -> EnforceStream:
+        """Opens one long-lived stream for many ``enforce_policy`` calls
+        (``stream.enforce_policy(...)``, same arguments, results and errors),
+        cheaper per call than unary calls for a busy agent."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        return EnforceStream(self._stub, self._settings)
+
     def agent_status(self, agent_id: str, *, timeout: float | None = None) -> AgentStatusResult:
         """The agent's kill-switch state, its spend against its budgets and
         the sidecar's active snapshot."""
@@ -206,7 +265,12 @@ class Client:
         try:
             # wait_for_ready=False: an unreachable sidecar fails the call at
             # once instead of holding it until the deadline.
-            response = method(call.request, timeout=seconds, wait_for_ready=False)
+            response = method(
+                call.request,
+                timeout=seconds,
+                metadata=self._settings.metadata,
+                wait_for_ready=False,
+            )
         except grpc.RpcError as error:
             return call.failed(error, self._settings, seconds)
         return call.to_result(response)

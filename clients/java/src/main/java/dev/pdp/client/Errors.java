@@ -38,6 +38,7 @@ final class Errors {
           new UnimplementedException(
               "sidecar at " + target + " does not serve " + method + ": " + detailsOrCode,
               method, error);
+      case UNAUTHENTICATED, PERMISSION_DENIED -> new CallerRefusedException(detailsOrCode, code, error);
       default ->
           new PdpException(
               "sidecar answered " + code + " to " + method

@@ -9,8 +9,10 @@ import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.AbstractStub;
+import io.grpc.stub.MetadataUtils;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
@@ -57,6 +59,9 @@ public final class PdpClient implements AutoCloseable {
   /** The deadline of a call when none is set; a local decision takes well under a millisecond. */
   public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(1);
 
+  private static final Metadata.Key<String> CALLER_TOKEN =
+      Metadata.Key.of("x-pdp-caller-token", Metadata.ASCII_STRING_MARSHALLER);
+
   private static final Logger LOG = Logger.getLogger(PdpClient.class.getName());
   // How long one AwaitApproval of waitForApproval waits before asking again.
   private static final Duration APPROVAL_POLL = Duration.ofSeconds(30);
@@ -91,9 +96,24 @@ public final class PdpClient implements AutoCloseable {
     private final String target;
     private Duration timeout = DEFAULT_TIMEOUT;
     private boolean failOpen;
+    private String callerToken = System.getenv("PDP_CALLER_TOKEN");
 
     private Builder(String target) {
       this.target = target;
+    }
+
+    /**
+     * The agent's caller token, sent with every call ({@code x-pdp-caller-token})
+     * to a sidecar run with {@code --require-caller-token} (default: the
+     * {@code PDP_CALLER_TOKEN} environment variable). A token that cannot act as
+     * the agent a call names is refused with {@link CallerRefusedException}.
+     */
+    public Builder callerToken(String token) {
+      if (token == null || token.isEmpty() || !token.matches("[\\x21-\\x7e]+")) {
+        throw new IllegalArgumentException("the caller token must be printable ASCII without white space");
+      }
+      this.callerToken = token;
+      return this;
     }
 
     /** The deadline of every call (default {@link #DEFAULT_TIMEOUT}); must be positive. */
@@ -124,14 +144,19 @@ public final class PdpClient implements AutoCloseable {
       if (target == null || target.isBlank()) {
         throw new IllegalArgumentException("target must be 'host:port' or 'unix:/path', got '" + target + "'");
       }
-      ManagedChannel channel =
+      var builder =
           Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
               // Ping only while calls are in flight, and rarely: servers refuse
               // clients that ping idle connections too often.
               .keepAliveTime(60, TimeUnit.SECONDS)
               .keepAliveTimeout(20, TimeUnit.SECONDS)
-              .keepAliveWithoutCalls(false)
-              .build();
+              .keepAliveWithoutCalls(false);
+      if (callerToken != null && !callerToken.isEmpty()) {
+        Metadata headers = new Metadata();
+        headers.put(CALLER_TOKEN, callerToken);
+        builder.intercept(MetadataUtils.newAttachHeadersInterceptor(headers));
+      }
+      ManagedChannel channel = builder.build();
       channel.getState(true);
       return new PdpClient(channel, true, target, timeout, failOpen);
     }

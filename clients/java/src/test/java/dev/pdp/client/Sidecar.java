@@ -39,13 +39,15 @@ final class Sidecar implements AutoCloseable {
     return shared;
   }
 
-  Sidecar(Path snapshot, String listen) {
+  Sidecar(Path snapshot, String listen, String... extra) {
     String bin = System.getenv().getOrDefault("PDP_BIN", REPO.resolve(".venv/bin/pdp").toString());
     try {
       stateDir = Files.createTempDirectory("pdp-java-test-");
+      List<String> command = new ArrayList<>(List.of(bin, "serve", "--snapshot", snapshot.toString(),
+          "--state", stateDir.resolve("state.db").toString(), "--listen", listen));
+      command.addAll(List.of(extra));
       process =
-          new ProcessBuilder(bin, "serve", "--snapshot", snapshot.toString(),
-                  "--state", stateDir.resolve("state.db").toString(), "--listen", listen)
+          new ProcessBuilder(command)
               .redirectOutput(ProcessBuilder.Redirect.DISCARD)
               .start();
     } catch (IOException e) {
