@@ -69,9 +69,26 @@ bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_embedded.py
 	$(PY) bench/bench_reload.py
 
+# The labelled data sets (public, each with its licence): presidio-research's
+# synth_dataset_v2.json (microsoft/presidio-research, MIT) in pii/, PIGuard's
+# NotInject and valid sets (leolee99/PIGuard, MIT) in injection/, under
+# $PDP_SHARED/data or ../shared/data. Without them: skipped, except in CI
+# (CI set), where a missing data set fails the build.
+QUALITY_DATA := $(if $(PDP_SHARED),$(PDP_SHARED)/data,../shared/data)
+
 quality: $(VENV)/.installed
-	$(PY) bench/pii_quality.py
-	$(PY) bench/injection_quality.py
+	@if [ ! -d "$(QUALITY_DATA)/pii" ] || [ ! -d "$(QUALITY_DATA)/injection" ]; then \
+	  if [ -n "$$CI" ]; then \
+	    echo "make quality: no labelled data in $(QUALITY_DATA) (pii/, injection/); CI needs it" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "make quality: skipped: no labelled data in $(QUALITY_DATA)."; \
+	  echo "  Put presidio-research's synth_dataset_v2.json (microsoft/presidio-research)"; \
+	  echo "  in pii/ and PIGuard's NotInject and valid sets (leolee99/PIGuard) in injection/,"; \
+	  echo "  or point PDP_SHARED at a directory whose data/ holds them."; \
+	else \
+	  $(PY) bench/pii_quality.py && $(PY) bench/injection_quality.py; \
+	fi
 
 clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error

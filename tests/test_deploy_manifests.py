@@ -25,6 +25,7 @@ import yaml
 from pdp.cli import build_parser
 from pdp.control import PostgresLocation, parse_db_location
 from pdp.engine import SnapshotError, compile_snapshot, parse_document
+from pdp.server import LIVENESS_SERVICE
 from pdp.state import RedisLocation, parse_state_location
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,11 +179,14 @@ def test_probes_and_container_port_point_at_the_listen_port(sidecar: Sidecar) ->
         if probe is None:
             assert kind == "startupProbe", f"{sidecar}: no {kind}"
             continue
-        # The readiness answer must come from grpc.health.v1's overall status,
-        # which is NOT_SERVING until the first snapshot is active.
+        # Startup and readiness come from grpc.health.v1's overall status,
+        # NOT_SERVING until the first snapshot is active (and while it is
+        # stale); liveness from the service that stays SERVING while the
+        # process works, so that staleness never restarts the pod.
         assert "grpc" in probe, f"{sidecar}: {kind} is not a native gRPC probe"
         assert probe["grpc"]["port"] == port, f"{sidecar}: {kind} probes another port"
-        assert probe["grpc"].get("service", "") == "", f"{sidecar}: {kind} asks a named service"
+        wanted = LIVENESS_SERVICE if kind == "livenessProbe" else ""
+        assert probe["grpc"].get("service", "") == wanted, f"{sidecar}: {kind} asks another service"
 
 
 def _follows_a_control_plane(sidecar: Sidecar) -> bool:

@@ -65,6 +65,18 @@ def add_parser(subparsers: Subparsers) -> None:
         "closed (default 1000)",
     )
     _add_webhook_options(control)
+    control.add_argument(
+        "--decision-log-retention",
+        type=duration,
+        default=7 * 86400.0,
+        help="how long the decisions sidecars ship are kept (default 7d)",
+    )
+    control.add_argument(
+        "--decision-log-max-rows",
+        type=positive_int,
+        default=1_000_000,
+        help="the most decisions kept; older ones go first (default 1000000)",
+    )
     add_metrics_listen(control)
     add_log_level(control)
     control.set_defaults(run=run)
@@ -264,6 +276,8 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
                 else {"schedule": args.webhook_retry_schedule}
             ),
         ),
+        decision_log_retention=args.decision_log_retention,
+        decision_log_max_rows=args.decision_log_max_rows,
     )
     _raise_file_limit(args.max_connections + 256)
     return run_event_loop(_serve_until_signalled(options))

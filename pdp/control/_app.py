@@ -31,7 +31,9 @@ from ._roles import check_declared
 from ._routes_agents import agent_routes
 from ._routes_approvals import approval_routes
 from ._routes_candidate import candidate_routes
+from ._routes_decisions import decision_routes
 from ._routes_events import event_routes
+from ._routes_keys import key_routes
 from ._routes_policies import policy_routes
 from ._routes_settings import settings_routes
 from ._routes_snapshot import health_routes, snapshot_routes
@@ -157,6 +159,8 @@ def create_app(
     api.include_router(settings_routes(control))
     api.include_router(webhook_routes(control))
     api.include_router(trace_routes(control))
+    api.include_router(decision_routes(control))
+    api.include_router(key_routes(control))
     app.include_router(api)
     check_declared(app.routes, api.prefix)
     app.include_router(health_routes(control))

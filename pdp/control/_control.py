@@ -29,6 +29,7 @@ from ._approvals import APPROVAL_NOTICE, Approvals
 from ._auth import authenticate
 from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
 from ._compiled import compile_loaded, compile_read
+from ._decisions import Decisions
 from ._errors import (
     DatabaseUnavailableError,
     FieldProblem,
@@ -59,10 +60,12 @@ from ._plans import (
     require_agent,
     require_policy,
 )
+from ._plans_agents import plan_delete_agent, plan_update_agent
 from ._roles import Caller
 from ._schemas import (
     AgentCreate,
     AgentDetail,
+    AgentPatch,
     AgentSidecar,
     AuthorizeOut,
     CallerTokenOut,
@@ -131,6 +134,7 @@ class ControlPlane:
         self.webhook_sender: WebhookSender | None = None
         # After the webhooks: they declare the violation types traces emit.
         self.traces = Traces(store, self.events, lambda: self._current)
+        self.decisions = Decisions(store, self.events)
         self._refreshing: asyncio.Task[None] | None = None
         self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
         self._refresh_again = False
@@ -478,6 +482,12 @@ class ControlPlane:
     async def create_agent(self, body: AgentCreate) -> Agent:
         return await self._commit(lambda s: plan_create_agent(s, body))
 
+    async def update_agent(self, ref: str, body: AgentPatch) -> Agent:
+        return await self._commit(lambda s: plan_update_agent(s, ref, body))
+
+    async def delete_agent(self, ref: str) -> Agent:
+        return await self._commit(lambda s: plan_delete_agent(s, ref))
+
     async def pause_agent(self, ref: str, reason: str) -> Agent:
         return await self._commit(lambda s: plan_pause(s, ref, reason, self._compiled_of(s)))
 
@@ -588,6 +598,7 @@ class ControlPlane:
         sender, self.webhook_sender = self.webhook_sender, None
         if sender is not None:
             await sender.stop()
+        await self.decisions.stop()
         refreshing, self._refreshing = self._refreshing, None
         if refreshing is not None:
             refreshing.cancel()

@@ -12,6 +12,7 @@ from ._schemas import (
     AgentCreate,
     AgentDetail,
     AgentList,
+    AgentPatch,
     AuthorizeIn,
     AuthorizeOut,
     CallerTokenIn,
@@ -56,6 +57,19 @@ def agent_routes(control: ControlPlane) -> APIRouter:
         cost, in all and against each budget."""
         detail = control.agent_detail(agent_id)
         return detail.model_copy(update={"spend": await control.traces.spend(detail.id)})
+
+    @router.patch("/agents/{agent_id}", response_model=Agent, dependencies=_WRITE)
+    async def update_agent(agent_id: str, body: AgentPatch) -> Agent:
+        """Renames an agent (or changes its description). Grants name agents
+        by id and policies' ``appliesToAgents`` follow the new name, in the
+        same revision; the pause state is kept. 409 when the name is taken."""
+        return await control.update_agent(agent_id, body)
+
+    @router.delete("/agents/{agent_id}", response_model=Agent, dependencies=_WRITE)
+    async def delete_agent(agent_id: str) -> Agent:
+        """Deletes an agent and revokes its grants (as source and target);
+        409 while a policy names it in ``appliesToAgents``."""
+        return await control.delete_agent(agent_id)
 
     @router.patch("/agents/{agent_id}/pause", response_model=Agent, dependencies=_WRITE)
     async def pause_agent(agent_id: str, body: PauseIn | None = Body(None)) -> Agent:  # noqa: B008

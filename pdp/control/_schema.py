@@ -205,6 +205,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX incidents_by_policy ON incidents (policy_id, seq)",
         "CREATE INDEX incidents_by_time ON incidents (created_at_us)",
     ),
+    (
+        # Decisions sidecars ship (``decision`` events), pruned by age and
+        # count (_decisions.py). AUTOINCREMENT: a seq is never reused, so a
+        # page's cursor stays valid while old rows are deleted.
+        """
+        CREATE TABLE decisions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            decision_id TEXT NOT NULL,
+            sidecar_id TEXT NOT NULL,
+            decided_at_us INTEGER NOT NULL,
+            received_at_us INTEGER NOT NULL,
+            agent_id TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            policies_json TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            request_id TEXT NOT NULL,
+            approval_id TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX decisions_by_time ON decisions (decided_at_us)",
+        "CREATE INDEX decisions_by_agent ON decisions (agent_id, seq)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

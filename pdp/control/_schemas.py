@@ -30,6 +30,7 @@ __all__ = [
     "AgentCreate",
     "AgentDetail",
     "AgentList",
+    "AgentPatch",
     "AgentSidecar",
     "ApprovalConsumeIn",
     "ApprovalDecisionIn",
@@ -117,6 +118,13 @@ class SettingsPatch(_Request):
     unknownAgents: str | None = Field(
         default=None, description="deny (the default) or allow; absent: unchanged"
     )
+
+
+class AgentPatch(_Request):
+    name: str | None = Field(
+        default=None, max_length=200, description="a new name; policies naming the old one follow"
+    )
+    description: str | None = Field(default=None, max_length=4000)
 
 
 class CallerTokenIn(_Request):

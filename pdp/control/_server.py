@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -25,6 +26,7 @@ from pdp.observe import MetricsServer, new_registry
 from ._app import AnswerAlreadySent, create_app
 from ._connections import ConnectionGuard, ConnectionLimits
 from ._control import ControlPlane
+from ._decisions import DEFAULT_DECISIONS_MAX_ROWS, DEFAULT_DECISIONS_RETENTION
 from ._errors import StoreError
 from ._guard import DEFAULT_MAX_BODY_BYTES
 from ._location import DbLocation
@@ -51,6 +53,10 @@ class ControlOptions:
     docs: str = "open"  # who may read /docs and /openapi.json: open, key or off
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
+    # The decisions sidecars ship: kept this long, and at most this many.
+    decision_log_retention: float = DEFAULT_DECISIONS_RETENTION.total_seconds()
+    decision_log_max_rows: int = DEFAULT_DECISIONS_MAX_ROWS
+    prune_interval: float = 60.0
 
 
 class _Uvicorn(uvicorn.Server):
@@ -133,6 +139,11 @@ class ControlServer:
         server = _Uvicorn(config, control)
         self.control, self._server = control, server
         control.approvals.start()
+        control.decisions.start(
+            retention=timedelta(seconds=opts.decision_log_retention),
+            max_rows=opts.decision_log_max_rows,
+            interval=opts.prune_interval,
+        )
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
         self._sweeper = asyncio.create_task(self.connections.run(), name="connection-sweeper")
         while not server.started:

@@ -93,6 +93,11 @@ class SnapshotTransaction:
     async def delete_policy(self, policy_id: str) -> None:
         await self._db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
 
+    async def delete_agent(self, agent_id: str) -> None:
+        """Deletes the agent and the grants it is the source of (revoked or not)."""
+        await self._db.execute("DELETE FROM grants WHERE source_agent_id = ?", (agent_id,))
+        await self._db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+
     async def add_grant(self, grant: Grant) -> None:
         await self._db.execute(
             "INSERT INTO grants (id, source_agent_id, object_json) VALUES (?, ?, ?)",

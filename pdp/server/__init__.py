@@ -9,12 +9,13 @@ Exception tree::
     └── TracingUnavailableError  --otel-traces without the OpenTelemetry packages
 """
 
-from ._app import STATE_HEALTH_SERVICE, ServeOptions, Sidecar
+from ._app import LIVENESS_SERVICE, STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
 from ._servicer import handler_name
 from ._tracing import TracingUnavailableError
 
 __all__ = [
+    "LIVENESS_SERVICE",
     "STATE_HEALTH_SERVICE",
     "RequestError",
     "ServeOptions",

@@ -71,7 +71,7 @@ from ._translate import Limits
 from ._uplink import Uplink
 from ._validators import ValidatorCaller
 
-__all__ = ["STATE_HEALTH_SERVICE", "ServeOptions", "Sidecar"]
+__all__ = ["LIVENESS_SERVICE", "STATE_HEALTH_SERVICE", "ServeOptions", "Sidecar"]
 
 log = logging.getLogger("pdp.server")
 
@@ -79,6 +79,12 @@ _MESSAGE_SLACK = 64 * 1024  # room for the other fields next to a maximal input
 # The health service that says whether the state backend answers (the
 # sidecar as a whole keeps serving: policies that read usage fail closed).
 STATE_HEALTH_SERVICE = "pdp.v1.StateBackend"
+# Liveness: SERVING from start to shutdown, whatever the snapshot's state,
+# answered by the event loop that serves decisions (a loop that is stuck
+# does not answer). Readiness is the overall service ("") and the decision
+# service, NOT_SERVING with no snapshot or a stale one: a liveness probe on
+# it would restart a sidecar that waits for its control plane.
+LIVENESS_SERVICE = "pdp.v1.Liveness"
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +346,7 @@ class Sidecar:
         )
         if listen is not None:
             await self._serve_grpc(servicer, listen)
+        await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._state_changed(usage.status())
         await self.holder.refresh()
         if self.uplink is not None:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -282,7 +282,10 @@ def _context(
     for index, item in enumerate(items):
         kind = _CONTEXT_KINDS.get(item.kind)
         if kind is None:
-            raise RequestError(f"context[{index}].kind", f"unknown value {item.kind}")
+            raise RequestError(
+                f"context[{index}].kind",
+                f"unknown value {item.kind} (expected one of {_CONTEXT_KIND_NAMES})",
+            )
         _short(item.source, f"context[{index}].source", MAX_CONTEXT_SOURCE_CHARS)
         content = item.content
         _check_text_size(content, f"context[{index}].content", max_bytes)
@@ -307,12 +310,22 @@ def _metadata(msg: pb.EnforceRequest | pb.SubmitTraceRequest) -> dict[str, str]:
     return dict(metadata)
 
 
+def _enum_names(numbers: Iterable[int], enum: Any) -> str:
+    """The values a request may give, as proto3 JSON (grpcurl) writes them:
+    the value's full name, or its number."""
+    return ", ".join(f"{enum.Name(n)} ({n})" for n in sorted(numbers))
+
+
+_ACTION_NAMES = _enum_names(_ACTIONS, pb.Action)
+_CONTEXT_KIND_NAMES = _enum_names(_CONTEXT_KINDS, pb.ContextKind)
+
+
 def action_name(value: int) -> str:
     if value == pb.ACTION_UNSPECIFIED:
-        raise RequestError("action", "required")
+        raise RequestError("action", f"required: one of {_ACTION_NAMES}")
     name = _ACTIONS.get(value)
     if name is None:
-        raise RequestError("action", f"unknown value {value}")
+        raise RequestError("action", f"unknown value {value} (expected one of {_ACTION_NAMES})")
     return name
 
 

@@ -52,6 +52,12 @@ from pdp.state._database import (
     to_micros,
 )
 from pdp.state._decision_log import DecisionLog, DecisionRecord
+from pdp.state._decision_reader import (
+    CLOUDEVENT_DECISION_TYPE,
+    DecisionFilter,
+    DecisionLogReader,
+    decision_cloudevent,
+)
 from pdp.state._errors import (
     ApprovalDecidedError,
     ApprovalNotFoundError,
@@ -86,6 +92,7 @@ __all__ = [
     "APPROVALS_INDEXES",
     "APPROVALS_TABLE",
     "APPROVAL_COLUMNS",
+    "CLOUDEVENT_DECISION_TYPE",
     "DEFAULT_DECISION_LOG_MAX_ROWS",
     "DEFAULT_DECISION_LOG_RETENTION",
     "DEFAULT_RESERVATION_TTL",
@@ -98,7 +105,9 @@ __all__ = [
     "ApprovalStore",
     "CallCounters",
     "Database",
+    "DecisionFilter",
     "DecisionLog",
+    "DecisionLogReader",
     "DecisionRecord",
     "IncidentRecord",
     "Outbox",
@@ -128,6 +137,7 @@ __all__ = [
     "approvals_authority",
     "decide_approval",
     "decide_within",
+    "decision_cloudevent",
     "expire_within",
     "from_micros",
     "list_approvals",

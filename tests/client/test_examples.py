@@ -34,6 +34,21 @@ def test_quickstart_runs_against_the_example_snapshot(sidecar: Sidecar) -> None:
     ]
 
 
+def test_the_readmes_quickstart_is_examples_quickstart_and_runs(sidecar: Sidecar) -> None:
+    """The README shows examples/quickstart.py verbatim; it runs as written."""
+    program = REPO / "examples" / "quickstart.py"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"```python\n{program.read_text(encoding='utf-8')}```" in readme
+    done = run_python(str(program), env={"PDP_TARGET": sidecar.target})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "You asked: 'What is the capital of France?'. My SSN is ***-**-6789.",
+        "blocked by injection_scan",
+        "paused: Detected harmful outputs in production",
+        "email blocked by injection_scan",
+    ]
+
+
 def readme_policies() -> list[dict[str, Any]]:
     """The policies of the README's YAML example (its one list of policies)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")

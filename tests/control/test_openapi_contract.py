@@ -344,6 +344,28 @@ async def _exercise(
         incidents = f"{API}/incidents"
         check(await c.get(incidents, params={"agentId": "agent-a", "limit": 1}), incidents, 200)
         check(await c.get(incidents, params={"since": "now"}), incidents, 422)
+        # Decisions sidecars shipped.
+        decisions = f"{API}/decisions"
+        check(await c.get(decisions, params={"agent": "agent-a", "limit": 5}), decisions, 200)
+        check(await c.get(decisions, params={"since": "yesterday"}), decisions, 422)
+
+        # Renaming and deleting agents.
+        check(await c.post(agents, json={"name": "agent-c"}), agents, 201)
+        check(await c.patch(f"{agents}/agent-c", json={"name": "agent-d"}), agent, 200)
+        check(await c.patch(f"{agents}/agent-d", json={"name": "agent-a"}), agent, 409)
+        check(await c.patch(f"{agents}/agent-d", json={"name": 5}), agent, 422)
+        check(await c.delete(f"{agents}/agent-d"), agent, 200)
+        check(await c.delete(f"{agents}/agent-d"), agent, 404)
+
+        # API keys.
+        keys = f"{API}/keys"
+        created = check(await c.post(keys, json={"name": "ci", "role": "sidecar"}), keys, 201)
+        check(await c.post(keys, json={"name": "ci", "role": "root"}), keys, 422)
+        check(await c.get(keys), keys, 200)
+        check(await anonymous.get(keys, headers=as_reviewer), keys, 403)
+        key = f"{keys}/{{key_id}}"
+        check(await c.delete(f"{keys}/{created.json()['id']}"), key, 200)
+        check(await c.delete(f"{keys}/nope"), key, 404)
 
         # Answers from no declared operation are error bodies too.
         contract.check_error(await c.put(policies, json={}), 405)

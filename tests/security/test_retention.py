@@ -145,3 +145,40 @@ async def test_traces_and_their_incidents_are_pruned_with_the_decision_log(
     with sqlite3.connect(state) as raw:
         kept = [row[0] for row in raw.execute("SELECT request_id FROM incidents ORDER BY seq")]
     assert kept == ["d2", "d3"] and count(state, "traces") == 2
+
+
+def decision_log_bytes(state: Path) -> int:
+    """The pages of the decision log and its index (the write-ahead log
+    included: read through a connection)."""
+    with sqlite3.connect(state) as raw:
+        (size,) = raw.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'decision_log%'"
+        ).fetchone()
+    return int(size)
+
+
+async def test_the_decision_log_stops_growing_at_max_rows_under_steady_load(
+    start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """Size alone bounds it: with a retention longer than the test, the
+    pruner keeps the last ``--decision-log-max-rows`` and SQLite reuses the
+    pages of the rows it deletes."""
+    state = tmp_path / "state.db"
+    sidecar = await start_sidecar(
+        POLICIES, state=state, decision_log_max_rows=300, prune_interval=3600
+    )
+    inner = sidecar.sidecar
+    assert inner.pruner is not None
+    sizes = []
+    for round_number in range(10):
+        for index in range(150):
+            await sidecar.stub.Enforce(
+                pb.EnforceRequest(
+                    agent_id="chatbot", input="hi", request_id=f"{round_number}-{index}"
+                )
+            )
+        await inner.flush_state()
+        await inner.pruner.prune()
+        sizes.append(decision_log_bytes(state))
+    assert max(sizes[3:]) <= sizes[2] * 1.1, sizes
+    assert count(state, "decision_log") == 300
