@@ -8,7 +8,7 @@ the delete (an emptied ``appliesToAgents`` would apply to every agent)."""
 
 from __future__ import annotations
 
-from pdp.engine import format_time, utc_now
+from pdp.engine import AgentIdError, canonical_agent_id, format_time, utc_now
 
 from ._errors import ConflictError, FieldProblem, ValidationFailedError
 from ._objects import Agent, replaced
@@ -23,13 +23,24 @@ __all__ = ["plan_delete_agent", "plan_update_agent"]
 def plan_update_agent(state: State, ref: str, body: AgentPatch) -> Plan[Agent]:
     """A new name (and description); the pause state is carried."""
     agent = require_agent(state, ref)
-    name = agent.name if body.name is None else body.name
-    if not name.strip():
-        raise ValidationFailedError([FieldProblem("name", "must not be empty")])
+    name = agent.name
+    if body.name is not None:
+        # The same canonical form and look-alike rule as a new agent's name.
+        try:
+            name = canonical_agent_id(body.name)
+        except AgentIdError as exc:
+            reason = "must not be empty" if exc.reason.startswith("required") else exc.reason
+            raise ValidationFailedError([FieldProblem("name", reason)]) from None
     found = state.agent(name)
     if found is not None and found.id != agent.id:
-        kind = "id" if found.id == name else "name"
-        raise ConflictError(f"another agent already has the {kind} {name!r}", field="name")
+        if name in (found.id, found.name):
+            kind = "id" if found.id == name else "name"
+            raise ConflictError(f"another agent already has the {kind} {name!r}", field="name")
+        raise ConflictError(
+            f"agent name {name!r} differs from agent {found.name!r} (id {found.id!r}) only by "
+            "case or look-alike characters; one agent, one name",
+            field="name",
+        )
     if name == agent.id and name != agent.name:
         raise ConflictError(f"{name!r} is this agent's id; pick another name", field="name")
     description = agent.description

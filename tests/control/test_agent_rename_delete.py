@@ -81,3 +81,19 @@ async def test_a_delete_revokes_grants_and_waits_for_policies(client: httpx.Asyn
     assert (await client.get("/agents/other/grants")).json()["grants"] == []
     # The name is free again.
     assert (await client.post("/agents", json={"name": "doomed"})).status_code == 201
+
+
+async def test_a_rename_takes_the_canonical_form_and_refuses_look_alikes(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_agent(client, "planner")
+    writer = (await make_agent(client, "writer"))["id"]
+    for name in ("PLANNER", "pl\u0430nner"):  # case; a Cyrillic "a"
+        clash = error_of(await client.patch(f"/agents/{writer}", json={"name": name}), 409)
+        assert "look-alike" in clash["message"] and clash["field"] == "name"
+    for name in (" writer2", "writer\u200d2", "writer\x002"):
+        refused = error_of(await client.patch(f"/agents/{writer}", json={"name": name}), 422)
+        assert refused["field"] == "name"
+    renamed = await client.patch(f"/agents/{writer}", json={"name": "\uff57riter2"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "writer2"  # NFKC: a full-width w

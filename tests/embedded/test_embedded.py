@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pdp_client import AgentPausedError, Decision, PolicyBlockedError
+from pdp_client import AgentPausedError, AsyncClient, Decision, PdpError, PolicyBlockedError
 
 from pdp.embedded import EmbeddedClient
 from pdp.v1 import policy_decision_service_pb2 as pb
@@ -83,3 +83,14 @@ async def test_embedded_and_sidecar_share_one_budget_in_redis(
 
 async def _sleep() -> None:
     await asyncio.sleep(0.02)
+
+
+async def test_it_is_an_async_client_without_streams(tmp_path: Path) -> None:
+    path = tmp_path / "policies.yaml"
+    write_atomically(path, example_document())
+    async with await EmbeddedClient.open(str(path), state=str(tmp_path / "s.db")) as pdp:
+        assert isinstance(pdp, AsyncClient)
+        with pytest.raises(PdpError, match="enforce_stream"):
+            pdp.enforce_stream()
+        outcomes = await pdp.enforce_batch([{"agent_id": "my-chatbot", "input": INJECTION}])
+        assert isinstance(outcomes[0].error, PolicyBlockedError)
