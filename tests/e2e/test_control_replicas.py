@@ -255,11 +255,13 @@ async def test_a_postgresql_restart_is_ridden_out(
         async def healthy() -> bool:
             return (await anonymous.get("/healthz")).status_code == 200
 
-        await seconds_until(healthy, 15.0)
+        await seconds_until(healthy, 30.0)
 
         async def pause_accepted() -> bool:
             r = await client.patch("/agents/probe/pause", json={"reason": "back"})
             return r.status_code == 200
 
-        await seconds_until(pause_accepted, 10.0)
-        await seconds_until(lambda: _is(sidecar, "probe", "hi", pb.DECISION_AGENT_PAUSED))
+        # Recovery is what is asserted, not its speed: a loaded CI machine
+        # restarts PostgreSQL and refills the pool slowly.
+        await seconds_until(pause_accepted, 30.0)
+        await seconds_until(lambda: _is(sidecar, "probe", "hi", pb.DECISION_AGENT_PAUSED), 15.0)
