@@ -46,6 +46,9 @@ class MetricsServer:
         self.port = port
         self.url = ""
         self._server: asyncio.Server | None = None
+        # Connections being served: stop() closes them, since Server.close()
+        # leaves an open connection (a slow scraper) to the garbage collector.
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         try:
@@ -60,16 +63,25 @@ class MetricsServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await self._answer(reader, writer)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(_READ_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
-            writer.close()
             return
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace").split()
         method, target = [*request_line, "", ""][:2]
@@ -89,4 +101,3 @@ class MetricsServer:
         with contextlib.suppress(OSError):
             writer.write(headers.encode("latin-1") + (b"" if method == "HEAD" else body))
             await writer.drain()
-        writer.close()

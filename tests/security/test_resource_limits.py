@@ -190,17 +190,23 @@ class EndlessBody:
     def __init__(self) -> None:
         self.sent = 0
         self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b'HTTP/1.1 200 OK\r\nETag: "1"\r\nContent-Length: 1000000000000\r\n\r\n')
-        chunk = b" " * (1 << 20)
-        with contextlib.suppress(OSError):
+        self.writers.add(writer)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b'HTTP/1.1 200 OK\r\nETag: "1"\r\nContent-Length: 1000000000000\r\n\r\n')
+            chunk = b" " * (1 << 20)
             while self.sent < 16 * MAX_DOCUMENT_BYTES:
                 writer.write(chunk)
                 await writer.drain()
                 self.sent += len(chunk)
-        writer.close()
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the client stopped reading, as it should
+        finally:
+            self.writers.discard(writer)
+            writer.close()
 
     async def __aenter__(self) -> str:
         self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
@@ -210,6 +216,9 @@ class EndlessBody:
     async def __aexit__(self, *exc: Any) -> None:
         assert self.server is not None
         self.server.close()
+        for writer in list(self.writers):
+            writer.transport.abort()  # Server.close() leaves open connections to the gc
+        await self.server.wait_closed()
 
 
 async def test_a_snapshot_body_is_read_at_most_one_byte_past_the_limit() -> None:

@@ -9,23 +9,37 @@ import contextlib
 from pdp.snapshot import HttpSource, NoDocument, Update
 
 
-async def _server(etag: str | None) -> tuple[asyncio.Server, list[bytes]]:
+async def _server(
+    etag: str | None,
+) -> tuple[asyncio.Server, list[bytes], set[asyncio.StreamWriter]]:
     seen: list[bytes] = []
+    # Connections still open when the test ends (a poll cut off mid-request)
+    # are closed by the test: Server.close() leaves them to the garbage
+    # collector, which would warn in whichever test runs next.
+    open_writers: set[asyncio.StreamWriter] = set()
 
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        seen.append(head)
-        tag = f"ETag: {etag}\r\n" if etag else ""
-        answer = f"HTTP/1.1 404 Not Found\r\n{tag}Content-Length: 0\r\nConnection: close\r\n\r\n"
-        writer.write(answer.encode())
-        await writer.drain()
-        writer.close()
+        open_writers.add(writer)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            seen.append(head)
+            tag = f"ETag: {etag}\r\n" if etag else ""
+            answer = (
+                f"HTTP/1.1 404 Not Found\r\n{tag}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(answer.encode())
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            open_writers.discard(writer)
+            writer.close()
 
-    return await asyncio.start_server(respond, "127.0.0.1", 0), seen
+    return await asyncio.start_server(respond, "127.0.0.1", 0), seen, open_writers
 
 
 async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[bytes]]:
-    server, seen = await _server(etag)
+    server, seen, open_writers = await _server(etag)
     port = server.sockets[0].getsockname()[1]
     source = HttpSource(f"http://127.0.0.1:{port}/candidate", wait=0.1, optional=True)
     updates: list[Update] = []
@@ -40,6 +54,11 @@ async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[
         await task
     await source.aclose()
     server.close()
+    for writer in list(open_writers):
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    await server.wait_closed()
     return updates, seen
 
 
