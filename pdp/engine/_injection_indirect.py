@@ -86,6 +86,21 @@ ADDRESSED_RULES: tuple[Rule, ...] = (
         f"{_START}(?:any |all |every |the )?{_AI} (?:that is |who is |which is )?"
         f"{_TASK_ING} this {_CONTENT}{_END}",
     ),
+    # Content that tells the model which tool to call: "you must ... by using
+    # the transfer funds tool", "your next step is to call the delete file
+    # tool", "do not use other tools". A user's prompt may ask for a tool;
+    # a tool result or a document has no business doing so.
+    Rule(
+        "tool-directive",
+        f"{_START}(?:you must|you should|you need to|you have to|you are required to"
+        "|you re required to|make sure to|be sure to|your next step is to"
+        "|your next step must be to|your next step should be to|now|please|immediately)"
+        "(?: also| now| immediately| first| then)?"
+        " (?:call|use|invoke|run|execute|trigger)(?: [^ ]+){1,3} (?:tool|function)"
+        f"{_END}"
+        f"|{_START}by (?:using|calling|invoking) the(?: [^ ]+){{1,3}} tool{_END}"
+        f"|{_START}do not (?:use|call) (?:any )?other (?:tools|functions){_END}",
+    ),
 )
 
 # What hidden instructions do, wherever they appear.
