@@ -469,7 +469,5 @@ def load_all(exclude: frozenset[str] = frozenset()) -> tuple[list[Example], list
                 if not key or key in seen:
                     continue
                 seen.add(key)
-                examples.append(
-                    Example(text, source.injection, source.name, source.kind, split)
-                )
+                examples.append(Example(text, source.injection, source.name, source.kind, split))
     return examples, missing
