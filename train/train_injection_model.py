@@ -200,8 +200,8 @@ def main() -> int:
     parser.add_argument(
         "--c",
         type=float,
-        default=4.0,
-        help="inverse regularisation (chosen on `calibrate`: jailbreak recall at medium)",
+        default=2.0,
+        help="inverse regularisation (chosen on `calibrate`, see train/README.md)",
     )
     parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
     parser.add_argument(
