@@ -28,15 +28,29 @@ class Built:
     binary: Path | None
     error: str = ""
 
+    @property
+    def note(self) -> str:
+        return _NOTES.get(self.name, "")
+
 
 # name: (directory of its go.mod, module whose version is reported, what `go build` builds)
 _BUILDS = {
     "opa-envoy": ("opa", "github.com/open-policy-agent/opa", "."),
     "cerbos": ("cerbos", "github.com/cerbos/cerbos", "github.com/cerbos/cerbos/cmd/cerbos"),
 }
+_NOTES = {
+    "opa-envoy": "OPA's Go SDK behind Envoy's ext_authz gRPC API (bench/peers/opa/main.go), "
+    "as OPA's Envoy plugin serves it: the module proxy refuses "
+    "github.com/open-policy-agent/opa-envoy-plugin itself (403, 'This module version is "
+    "not available', for its version list and each release tried)",
+    "cerbos": "v0.56.0 and v0.57.0 need Go 1.27; this is the newest release Go 1.26 builds",
+}
 # Cerbos replaces protovalidate with its fork, which the checksum database
 # does not list; go.sum holds its hash (the same as Cerbos's own go.sum).
-_ENV = {"GONOSUMDB": "github.com/cerbos/protovalidate-go", "GOFLAGS": "-mod=readonly"}
+_ENV = {
+    "GONOSUMDB": "github.com/cerbos/protovalidate-go",
+    "GOFLAGS": "-mod=readonly -buildvcs=false",
+}
 
 
 def pinned_version(go_mod: str, module: str) -> str:

@@ -171,6 +171,8 @@ def main() -> None:
             print(f"NOT RUN: {peer.name} ({peer.module} {peer.version}): {peer.error}")
         else:
             print(f"{peer.name}: {peer.module} {peer.version} ({peer.binary})")
+        if peer.note:
+            print(f"  {peer.note}")
     print(
         f"pdp: policies {PEERS_DIR / 'policies' / 'pdp.yaml'} (literal patterns, not the "
         f"built-in detector); EnforceBatch of {BATCH}",
