@@ -166,6 +166,8 @@ def main() -> None:
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     print(f"load average at start: {loadavg()}", flush=True)
     built = {name: build(name) for name in args.peers}
+    go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    print(f"peers built with {go.stdout.strip() or 'no go on PATH'}")
     for peer in built.values():
         if peer.binary is None:
             print(f"NOT RUN: {peer.name} ({peer.module} {peer.version}): {peer.error}")
