@@ -104,3 +104,13 @@ def test_the_pinned_versions_are_read_from_go_mod() -> None:
     assert _tools.pinned_version(cerbos, "github.com/cerbos/cerbos") == "v0.55.0"
     with pytest.raises(ValueError, match=r"requires no example\.com/x"):
         _tools.pinned_version(opa, "example.com/x")
+
+
+def test_a_peer_that_cannot_be_built_is_reported_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_tools, "TOOLS", tmp_path / "tools")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no go here
+    built = _tools.build("cerbos")
+    assert built.binary is None and built.error == "no `go` on PATH"
+    assert (built.module, built.version) == ("github.com/cerbos/cerbos", "v0.55.0")
