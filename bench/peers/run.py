@@ -89,10 +89,12 @@ def ghz(
     command += ["--concurrency", str(concurrency), "--connections", "1", "--total", str(calls)]
     command += ["--skipFirst", str(calls // 10), "--format", "json", address]
     out = subprocess.run(command, capture_output=True, text=True, check=False)
+    if not out.stdout.strip():  # ghz itself failed (cannot connect, unknown method)
+        raise SystemExit(f"{call} at {address}: ghz: {out.stderr.strip()}")
     try:
         return parse_ghz(out.stdout)
     except (ValueError, KeyError) as exc:
-        raise SystemExit(f"{call} at {address}: {exc or out.stderr.strip()}") from None
+        raise SystemExit(f"{call} at {address}: {exc}") from None
 
 
 def server_target(
