@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -25,6 +25,7 @@ from ._types import (
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
+from ._watch import Watch, watch_async
 
 __all__ = ["AsyncClient"]
 
@@ -174,6 +175,21 @@ class AsyncClient:
         """See ``Client.agent_status``."""
         return await self._send(_calls.agent_status(agent_id), timeout)
 
+    def watch_agent_status(
+        self,
+        agent_id: str,
+        *,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[AgentStatusResult, None]:
+        """See ``Client.watch_agent_status``: here an async iterator (``async
+        for``). Leaving the loop, or cancelling the task running it, cancels
+        the call; ``contextlib.aclosing`` cancels it at once where the
+        iterator is kept in a variable."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        watch = Watch(_calls.watch_agent_status(agent_id), self._settings, timeout)
+        return watch_async(watch, self._stream(watch.call, watch.seconds))
+
     async def report_usage(
         self,
         agent_id: str,
@@ -228,6 +244,18 @@ class AsyncClient:
         except grpc.RpcError as error:
             return call.failed(error, self._settings, seconds)
         return call.to_result(response)
+
+    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncIterator[Any]:
+        """The answers of a server-streaming call, cancelled when closed."""
+        method = getattr(self._connected_stub(), call.method)
+        stream = method(
+            call.request, timeout=seconds, metadata=self._settings.metadata, wait_for_ready=False
+        )
+        try:
+            async for response in stream:
+                yield response
+        finally:
+            stream.cancel()
 
     def _connected_stub(self) -> Any:
         if self._closed:

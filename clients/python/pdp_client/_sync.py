@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -23,6 +23,7 @@ from ._types import (
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
+from ._watch import Watch, watch_sync
 
 __all__ = ["Client"]
 
@@ -241,6 +242,37 @@ class Client:
         """The agent's kill-switch state, its spend against its budgets and
         the sidecar's active snapshot."""
         return self._send(_calls.agent_status(agent_id), timeout)
+
+    def watch_agent_status(
+        self, agent_id: str, *, timeout: float | None = None
+    ) -> Generator[AgentStatusResult, None, None]:
+        """The agent's state (as ``agent_status`` gives it) once at once,
+        then again on every change: a pause, a resume, a new snapshot::
+
+            for status in pdp.watch_agent_status("my-chatbot"):
+                if status.paused:
+                    ...
+
+        A generator: leaving the loop (``break``, an exception) or closing it
+        cancels the call. The watch has no deadline unless ``timeout`` is
+        given (seconds for the whole watch, then ``DeadlineExceededError``);
+        the first state must come within the client's timeout, so a wedged
+        sidecar raises instead of hanging. Fails closed: an unreachable
+        sidecar, or one that ends the watch (a restart), raises
+        ``SidecarUnavailableError``; watch again to go on. An empty or
+        malformed ``agent_id`` raises ``InvalidRequestError`` at once."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        watch = Watch(_calls.watch_agent_status(agent_id), self._settings, timeout)
+        return watch_sync(
+            watch,
+            lambda: self._stub.WatchAgentStatus(
+                watch.call.request,
+                timeout=watch.seconds,
+                metadata=self._settings.metadata,
+                wait_for_ready=False,
+            ),
+        )
 
     def report_usage(
         self,
