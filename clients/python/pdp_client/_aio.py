@@ -6,13 +6,13 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import grpc
 import grpc.aio
 
 from . import _bulk, _calls
-from ._bulk import BatchOutcome, EnforceRequest
+from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_request
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
 from ._stream import AsyncEnforceStream
 from ._types import (
@@ -88,44 +88,21 @@ class AsyncClient:
         agent_id: str,
         input: str | None = None,
         *,
-        output: str | None = None,
-        estimated_cost_usd: float | None = None,
-        model: str | None = None,
-        tool: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-        context: Iterable[ContextItem] | None = None,
-        approval_id: str | None = None,
         wait_for_approval: float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+        **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
+        request = enforce_request(agent_id, input, options)
         waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
-        # Sent again after an approval: an iterator must give the same items twice.
-        items = None if context is None else list(context)
-
-        async def ask(approval: str | None) -> EnforceResult:
-            call = _calls.enforce(
-                agent_id,
-                input,
-                output=output,
-                estimated_cost_usd=estimated_cost_usd,
-                model=model,
-                tool=tool,
-                metadata=metadata,
-                request_id=request_id,
-                context=items,
-                approval_id=approval,
-            )
-            return await self._send(call, timeout)
-
-        result = await ask(approval_id)
+        result = await self._send(request.call(), timeout)
         while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
             assert result.approval_id is not None
             started = time.monotonic()
             answer = await self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
             if waiting.approved(result, answer, time.monotonic() - started):
-                result = await ask(result.approval_id)
+                again = request.with_approval(result.approval_id)
+                result = await self._send(again.call(), timeout)
             else:
                 await asyncio.sleep(waiting.pause())
         return result

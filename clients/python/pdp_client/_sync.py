@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import grpc
 
 from . import _bulk, _calls
-from ._bulk import BatchOutcome, EnforceRequest
+from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_request
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
 from ._stream import EnforceStream
 from ._types import (
@@ -107,16 +107,9 @@ class Client:
         agent_id: str,
         input: str | None = None,
         *,
-        output: str | None = None,
-        estimated_cost_usd: float | None = None,
-        model: str | None = None,
-        tool: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-        context: Iterable[ContextItem] | None = None,
-        approval_id: str | None = None,
         wait_for_approval: float | None = None,
         timeout: float | None = None,
+        **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """Asks whether ``agent_id`` may make a call, before it makes it.
 
@@ -149,32 +142,15 @@ class Client:
         anything is sent (``.code`` None), for an empty ``agent_id`` or a
         negative or non-finite ``estimated_cost_usd``.
         """
+        request = enforce_request(agent_id, input, options)
         waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
-        # Sent again after an approval: an iterator must give the same items twice.
-        items = None if context is None else list(context)
-
-        def ask(approval: str | None) -> EnforceResult:
-            call = _calls.enforce(
-                agent_id,
-                input,
-                output=output,
-                estimated_cost_usd=estimated_cost_usd,
-                model=model,
-                tool=tool,
-                metadata=metadata,
-                request_id=request_id,
-                context=items,
-                approval_id=approval,
-            )
-            return self._send(call, timeout)
-
-        result = ask(approval_id)
+        result = self._send(request.call(), timeout)
         while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
             assert result.approval_id is not None
             started = time.monotonic()
             answer = self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
             if waiting.approved(result, answer, time.monotonic() - started):
-                result = ask(result.approval_id)
+                result = self._send(request.with_approval(result.approval_id).call(), timeout)
             else:
                 time.sleep(waiting.pause())
         return result
