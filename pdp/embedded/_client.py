@@ -4,7 +4,7 @@ that serves no port."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
 import grpc
@@ -111,7 +111,7 @@ class EmbeddedClient(AsyncClient):
         result: ResultT = call.to_result(response)
         return result
 
-    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncIterator[Any]:
+    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncGenerator[Any, None]:
         # The deadline (``seconds``) is kept by the SDK's watch itself.
         answers = self._handler(call.method)(call.request.SerializeToString(), self._context)
         response_type = getattr(sdk_pb, f"{call.method}Response")

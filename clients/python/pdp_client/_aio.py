@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -222,7 +222,7 @@ class AsyncClient:
             return call.failed(error, self._settings, seconds)
         return call.to_result(response)
 
-    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncIterator[Any]:
+    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncGenerator[Any, None]:
         """The answers of a server-streaming call, cancelled when closed."""
         method = getattr(self._connected_stub(), call.method)
         stream = method(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
@@ -74,7 +74,7 @@ class Watch(Generic[ResultT]):
 
 
 async def watch_async(
-    watch: Watch[ResultT], responses: AsyncIterator[Any]
+    watch: Watch[ResultT], responses: AsyncGenerator[Any, None]
 ) -> AsyncGenerator[ResultT, None]:
     """The results of ``responses`` (a stream's answers, opened at the first
     ``anext`` and closed when the watch is left: ``break``, an error, or the
@@ -94,9 +94,7 @@ async def watch_async(
             watch.received()
             yield watch.call.to_result(response)
     finally:
-        aclose = getattr(responses, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await responses.aclose()
 
 
 class _FirstState:
