@@ -17,7 +17,7 @@ from ._context import NO_CEL_RESULTS, Context
 from ._errors import AgentIdError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, explain
 from ._fields import Problems
-from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
+from ._model import NO_KNOWN_SPECS, AgentSpec, GrantSpec, KnownSpecs, PolicySpec, read_snapshot
 from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, run_check, violation
 from ._registry import REGISTRY, CompiledRule, compile_rule
 from ._types import (
@@ -73,6 +73,14 @@ class CompiledSnapshot:
     # Each policy's compiled rule by its content (``rule_key``), for the next
     # revision to reuse: one policy changed in 10,000 compiles one.
     rules: Mapping[RuleKey, CompiledRule] = field(default_factory=dict)
+    # The agents and policies it read, by the document object each came
+    # from, and each policy's content key and rule by its spec's id: an
+    # unchanged item of the next document (the same object, see
+    # ``parse_document_items``) is neither read nor keyed again.
+    specs: KnownSpecs = NO_KNOWN_SPECS
+    keyed: Mapping[int, tuple[PolicySpec, RuleKey | None, CompiledRule]] = field(
+        default_factory=dict
+    )
     # Whether a policy's expression may be too costly to evaluate in place.
     offloads: bool = False
     # SHA-256 digests of each agent's caller tokens, by agent id.
@@ -385,7 +393,9 @@ def compile_snapshot(
 
     Raises SnapshotError listing every problem with its field path."""
     problems = Problems()
-    spec = read_snapshot(document, problems, _DEFAULT_SEVERITIES)
+    spec = read_snapshot(
+        document, problems, _DEFAULT_SEVERITIES, NO_KNOWN_SPECS if reuse is None else reuse.specs
+    )
     agents: dict[str, AgentInfo] = {}
     caller_tokens: dict[str, tuple[bytes, ...]] = {}
     for a in spec.agents:
@@ -407,11 +417,18 @@ def compile_snapshot(
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
     known = reuse.rules if reuse is not None else {}
+    known_keyed = reuse.keyed if reuse is not None else {}
     rules_by_key: dict[RuleKey, CompiledRule] = {}
+    keyed: dict[int, tuple[PolicySpec, RuleKey | None, CompiledRule]] = {}
     rules: list[CompiledRule] = []
     for p in policy_specs:
-        content = rule_key(p)
-        rule = known.get(content) if content is not None else None
+        earlier = known_keyed.get(id(p))
+        if earlier is not None and earlier[0] is p:
+            _, content, rule = earlier
+        else:
+            content, rule = rule_key(p), None
+        if rule is None:
+            rule = known.get(content) if content is not None else None
         if rule is None:
             errors = len(problems.errors)
             rule = compile_rule(p, problems)
@@ -419,6 +436,7 @@ def compile_snapshot(
                 rules_by_key[content] = rule
         elif content is not None:
             rules_by_key[content] = rule
+        keyed[id(p)] = (p, content, rule)
         rules.append(rule)
     validators: dict[Validator, None] = {}
     for p, (check, _, _) in zip(policy_specs, rules, strict=True):
@@ -469,6 +487,11 @@ def compile_snapshot(
     if problems.errors:
         raise SnapshotError(problems.errors)
     assert isinstance(document, Mapping)
+    read: dict[int, tuple[object, object]] = {}
+    for what, specs in (("agents", spec.agents), ("policies", spec.policies)):
+        items = document.get(what)
+        if isinstance(items, list) and len(items) == len(specs):  # all read
+            read.update((id(item), (item, s)) for item, s in zip(items, specs, strict=True))
     return CompiledSnapshot(
         revision=spec.revision,
         document=document,
@@ -484,4 +507,6 @@ def compile_snapshot(
             isinstance(p.check, ExpressionCheck) and not p.check.program.inline for p in compiled
         ),
         caller_tokens=caller_tokens,
+        specs=KnownSpecs(read),
+        keyed=keyed,
     )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pdp.engine import (
+    NO_ITEMS,
     Clock,
     CompiledSnapshot,
     FieldError,
@@ -133,6 +134,10 @@ class SnapshotHolder:
         self._stale_at = None if max_staleness is None else self._monotonic() + max_staleness
         self._source = ""
         self._active_digest = ""
+        # The active document's list items by their text: the next document
+        # takes these objects for the items it did not change, and the
+        # compile reuses what it read from them.
+        self._items: Mapping[str, object] = NO_ITEMS
         self._rejection: Rejection | None = None
         self._rejected_digest = ""
         self._rejected_pause: PauseState | None = None
@@ -301,7 +306,7 @@ class SnapshotHolder:
         if digest == self._rejected_digest or (digest == self._active_digest and not back):
             return False
         try:
-            document = await read_document(data)
+            document, items = await read_document(data, self._items)
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, None)
             return False
@@ -313,7 +318,7 @@ class SnapshotHolder:
                 snapshot = with_pause_state(
                     active.snapshot, pause, revision=pause.revision, document=document
                 )
-                return await self._swap(snapshot, data, digest, source, clear_rejection)
+                return await self._swap(snapshot, data, digest, source, clear_rejection, items)
             self._lay_over(active, pause)
         try:
             snapshot = await asyncio.to_thread(
@@ -325,7 +330,7 @@ class SnapshotHolder:
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, pause)
             return False
-        return await self._swap(snapshot, data, digest, source, clear_rejection)
+        return await self._swap(snapshot, data, digest, source, clear_rejection, items)
 
     def _lay_over(self, active: Active, pause: PauseState) -> None:
         """Activates ``pause``'s pause state over the active snapshot now,
@@ -353,9 +358,11 @@ class SnapshotHolder:
         digest: str,
         source: str,
         clear_rejection: bool,
+        items: Mapping[str, object],
     ) -> bool:
         active = Active(snapshot, source, self._clock())
         self.active, self._active_digest, self._overlaid = active, digest, False
+        self._items = items
         if clear_rejection:
             self._rejection, self._rejected_digest, self._rejected_pause = None, "", None
             # The source's latest document is active again: fresh from now.
