@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ._errors import FieldError, SnapshotError
-from ._json_items import read_json_object
+from ._json_items import Pace, no_pace, read_json_object
 
 __all__ = ["MAX_DOCUMENT_BYTES", "NO_ITEMS", "parse_document", "parse_document_items"]
 
@@ -58,12 +58,13 @@ def parse_document(data: bytes | str) -> Mapping[str, object]:
 
 
 def parse_document_items(
-    data: bytes | str, known: Mapping[str, object] = NO_ITEMS
+    data: bytes | str, known: Mapping[str, object] = NO_ITEMS, pace: Pace = no_pace
 ) -> tuple[Mapping[str, object], Mapping[str, object]]:
     """``parse_document``, and for a JSON document the text of each item of
     its top-level lists with the object read from it (empty for YAML).
     Items whose text is in ``known`` (such a mapping from an earlier
-    document) are that earlier object."""
+    document) are that earlier object. ``pace`` is called after each item
+    of a JSON document's lists."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise SnapshotError([FieldError("", f"document larger than {MAX_DOCUMENT_BYTES} bytes")])
     if isinstance(data, bytes):
@@ -72,7 +73,7 @@ def parse_document_items(
         except UnicodeDecodeError as exc:
             raise SnapshotError([FieldError("", f"not valid UTF-8 at byte {exc.start}")]) from None
     if _JSON_START.match(data) is not None:
-        read = read_json_object(data, known)
+        read = read_json_object(data, known, pace)
         if read is not None:
             return read
         # Not JSON: the YAML reader reports where the text goes wrong.

@@ -8,20 +8,26 @@ one, so the interpreter can switch threads between them. An item whose text
 an earlier document had (``known``: item text to the object read then) is
 not decoded again: the earlier object is taken, so a compile can tell an
 unchanged policy by identity and reuse what it read from it. The result is
-what ``json.loads`` gives for the same text."""
+what ``json.loads`` gives for the same text. ``pace`` is called after each
+item (to let a loading thread give way, see ``pdp.snapshot``)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-__all__ = ["read_json_object"]
+__all__ = ["Pace", "no_pace", "read_json_object"]
 
 _decoder = json.JSONDecoder()
 _scan = _decoder.scan_once
 _scanstring = json.decoder.scanstring
 _SPACE = re.compile(r"[ \t\n\r]*")
+Pace = Callable[[], None]
+
+
+def no_pace() -> None:
+    return None
 
 
 class _NotJson(Exception):
@@ -29,13 +35,13 @@ class _NotJson(Exception):
 
 
 def read_json_object(
-    text: str, known: Mapping[str, object]
+    text: str, known: Mapping[str, object], pace: Pace = no_pace
 ) -> tuple[dict[str, object], dict[str, object]] | None:
     """The object and the text of each item of its top-level lists (to the
     object read); None when ``text`` is not one JSON object, as for
     ``json.loads``, or nests too deep."""
     try:
-        return _read(text, known)
+        return _read(text, known, pace)
     except (_NotJson, ValueError, StopIteration, RecursionError, IndexError):
         return None
 
@@ -46,7 +52,9 @@ def _space(text: str, at: int) -> int:
     return match.end()
 
 
-def _read(text: str, known: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+def _read(
+    text: str, known: Mapping[str, object], pace: Pace
+) -> tuple[dict[str, object], dict[str, object]]:
     items: dict[str, object] = {}
     out: dict[str, object] = {}
     at = _space(text, 0)
@@ -65,7 +73,7 @@ def _read(text: str, known: Mapping[str, object]) -> tuple[dict[str, object], di
                 raise _NotJson
             at = _space(text, at + 1)
             if text[at : at + 1] == "[":
-                value, at = _list(text, at + 1, known, items)
+                value, at = _list(text, at + 1, known, items, pace)
             else:
                 value, at = _scan(text, at)
             out[key] = value
@@ -82,7 +90,7 @@ def _read(text: str, known: Mapping[str, object]) -> tuple[dict[str, object], di
 
 
 def _list(
-    text: str, at: int, known: Mapping[str, object], items: dict[str, object]
+    text: str, at: int, known: Mapping[str, object], items: dict[str, object], pace: Pace
 ) -> tuple[list[object], int]:
     out: list[object] = []
     at = _space(text, at)
@@ -96,6 +104,7 @@ def _list(
             value = earlier
         items[item] = value
         out.append(value)
+        pace()
         at = _space(text, end)
         separator = text[at : at + 1]
         at = _space(text, at + 1)

@@ -13,6 +13,7 @@ from ._agent_id import agent_id_keys, canonical_agent_id
 from ._caller_tokens import read_caller_tokens
 from ._errors import AgentIdError
 from ._fields import Problems, Reader
+from ._json_items import Pace, no_pace
 from ._types import ACTIONS, Mode, Severity
 
 __all__ = [
@@ -278,25 +279,28 @@ def read_snapshot(
     problems: Problems,
     types: Mapping[str, Severity],
     known: KnownSpecs = NO_KNOWN_SPECS,
+    pace: Pace = no_pace,
 ) -> SnapshotSpec:
     """Reads the envelope of a snapshot document; problems go to ``problems``.
     ``types`` maps each known policy type to its default severity. Agents
     and policies ``known`` has read (the same objects at the same paths, in
-    a snapshot that compiled) are not read again."""
+    a snapshot that compiled) are not read again. ``pace`` is called after
+    each agent and policy."""
     top = Reader(document, "", problems, _TOP_LEVEL)
     revision = top.integer("revision", default=0, minimum=0, maximum=2**63 - 1)
     unknown_agents = top.choice("unknownAgents", UNKNOWN_AGENTS) or "deny"
-    agents = [
-        agent
-        for path, item in top.items("agents")
-        if (agent := known.agent(path, item) or _read_agent(path, item, problems)) is not None
-    ]
-    policies = [
-        policy
-        for path, item in top.items("policies")
-        if (policy := known.policy(path, item) or _read_policy(path, item, problems, types))
-        is not None
-    ]
+    agents: list[AgentSpec] = []
+    for path, item in top.items("agents"):
+        agent = known.agent(path, item) or _read_agent(path, item, problems)
+        if agent is not None:
+            agents.append(agent)
+        pace()
+    policies: list[PolicySpec] = []
+    for path, item in top.items("policies"):
+        policy = known.policy(path, item) or _read_policy(path, item, problems, types)
+        if policy is not None:
+            policies.append(policy)
+        pace()
     grants = [
         grant
         for i, (path, item) in enumerate(top.items("grants"))

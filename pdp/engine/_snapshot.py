@@ -17,6 +17,7 @@ from ._context import NO_CEL_RESULTS, Context
 from ._errors import AgentIdError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, explain
 from ._fields import Problems
+from ._json_items import Pace, no_pace
 from ._model import NO_KNOWN_SPECS, AgentSpec, GrantSpec, KnownSpecs, PolicySpec, read_snapshot
 from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, run_check, violation
 from ._registry import REGISTRY, CompiledRule, compile_rule
@@ -385,16 +386,23 @@ def compile_snapshot(
     *,
     allow_insecure_validators: bool = False,
     reuse: CompiledSnapshot | None = None,
+    pace: Pace = no_pace,
 ) -> CompiledSnapshot:
     """Validates and compiles a snapshot document (the parsed YAML/JSON).
     Custom validators must be HTTPS, except plain HTTP to a loopback address
     with ``allow_insecure_validators``. Policies whose content ``reuse`` (the
-    active snapshot) compiled already take its compiled rules.
+    active snapshot) compiled already take its compiled rules. ``pace`` is
+    called after each agent and policy read and each policy compiled, so
+    that a caller can make the compiling thread give way now and then.
 
     Raises SnapshotError listing every problem with its field path."""
     problems = Problems()
     spec = read_snapshot(
-        document, problems, _DEFAULT_SEVERITIES, NO_KNOWN_SPECS if reuse is None else reuse.specs
+        document,
+        problems,
+        _DEFAULT_SEVERITIES,
+        NO_KNOWN_SPECS if reuse is None else reuse.specs,
+        pace,
     )
     agents: dict[str, AgentInfo] = {}
     caller_tokens: dict[str, tuple[bytes, ...]] = {}
@@ -425,6 +433,7 @@ def compile_snapshot(
         earlier = known_keyed.get(id(p))
         if earlier is not None and earlier[0] is p:
             _, content, rule = earlier
+            keyed[id(p)] = earlier
         else:
             content, rule = rule_key(p), None
         if rule is None:
@@ -436,8 +445,10 @@ def compile_snapshot(
                 rules_by_key[content] = rule
         elif content is not None:
             rules_by_key[content] = rule
-        keyed[id(p)] = (p, content, rule)
+        if earlier is None or earlier[0] is not p:
+            keyed[id(p)] = (p, content, rule)
         rules.append(rule)
+        pace()
     validators: dict[Validator, None] = {}
     for p, (check, _, _) in zip(policy_specs, rules, strict=True):
         if isinstance(check, ValidatorCheck):
@@ -447,11 +458,16 @@ def compile_snapshot(
                 validators.setdefault(check.validator)
     order = _order(policy_specs, refs, problems)
 
+    # The active snapshot's policies by spec: one whose spec, rule and
+    # resolved references are unchanged is taken whole, so that replacing a
+    # snapshot frees (on the thread that serves) only what changed.
+    earlier_policies = {} if reuse is None else {id(q.spec): q for q in reuse.policies}
     compiled: list[Policy] = []
     inactive: list[tuple[str, str, str, str]] = []
     for i in order:
         p, (check, open_on_state_error, approval_timeout_s) = policy_specs[i], rules[i]
         applies_to = _resolve_agents(p.applies_to, agents, keys, p.path, problems)
+        pace()
         if check is None:
             continue
         if not p.is_active:
@@ -460,19 +476,21 @@ def compile_snapshot(
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        compiled.append(
-            Policy(
-                p.id,
-                p.name,
-                p.policy_type,
-                p,
-                check,
-                applies_to,
-                pres,
-                open_on_state_error,
-                approval_timeout_s,
-            )
+        policy = Policy(
+            p.id,
+            p.name,
+            p.policy_type,
+            p,
+            check,
+            applies_to,
+            pres,
+            open_on_state_error,
+            approval_timeout_s,
         )
+        earlier_policy = earlier_policies.get(id(p))
+        if earlier_policy is not None and earlier_policy.spec is p and earlier_policy == policy:
+            policy = earlier_policy
+        compiled.append(policy)
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:

@@ -38,6 +38,7 @@ from pdp.engine import (
 )
 
 from ._collector import collection_paused, freeze_survivors
+from ._pacing import Pacer
 from ._reading import read_document
 from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
 
@@ -306,7 +307,7 @@ class SnapshotHolder:
         if digest == self._rejected_digest or (digest == self._active_digest and not back):
             return False
         try:
-            document, items = await read_document(data, self._items)
+            document, items = await read_document(data, self._items, Pacer())
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, None)
             return False
@@ -326,6 +327,7 @@ class SnapshotHolder:
                 document,
                 allow_insecure_validators=self._allow_insecure_validators,
                 reuse=None if active is None else active.snapshot,
+                pace=Pacer(),
             )
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, pause)

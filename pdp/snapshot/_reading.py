@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pdp.engine import NO_ITEMS, FieldError, SnapshotError, parse_document_items
 
@@ -26,14 +26,20 @@ OFFLOAD_BYTES = 256 * 1024
 _WORKER_TIMEOUT = 120.0
 
 
+def _no_pace() -> None:
+    return None
+
+
 Read = tuple[Mapping[str, object], Mapping[str, object]]
 
 
-async def read_document(data: bytes, known: Mapping[str, object] = NO_ITEMS) -> Read:
+async def read_document(
+    data: bytes, known: Mapping[str, object] = NO_ITEMS, pace: Callable[[], None] = _no_pace
+) -> Read:
     """The parsed document and its items, as ``parse_document_items`` gives
     them; raises SnapshotError as it does."""
     if len(data) < OFFLOAD_BYTES or data.lstrip()[:1] == b"{":
-        return await asyncio.to_thread(parse_document_items, data, known)
+        return await asyncio.to_thread(parse_document_items, data, known, pace)
     try:
         text = await _in_worker(data)
     except SnapshotError:
@@ -41,7 +47,9 @@ async def read_document(data: bytes, known: Mapping[str, object] = NO_ITEMS) -> 
     except Exception as exc:  # the worker could not run: read it here
         log.warning("reading the snapshot in this process (%s)", exc)
         text = None
-    return await asyncio.to_thread(parse_document_items, data if text is None else text, known)
+    return await asyncio.to_thread(
+        parse_document_items, data if text is None else text, known, pace
+    )
 
 
 async def _in_worker(data: bytes) -> bytes | None:
