@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,8 +39,10 @@ from pdp.engine import (
 )
 from pdp.snapshot import NewDocument, SnapshotHolder
 
+T = TypeVar("T")
 
-def timed(label: str, fn: Callable[[], object]) -> object:
+
+def timed(label: str, fn: Callable[[], T]) -> T:
     started = time.perf_counter()
     out = fn()
     print(f"  {label:<44} {(time.perf_counter() - started) * 1000:8.1f} ms")
@@ -53,7 +56,7 @@ def steps(first: bytes, second: bytes) -> None:
     timed("read (no earlier items)", lambda: parse_document_items(second))
     new, _ = timed(
         "read (the active document's items)", lambda: parse_document_items(second, items)
-    )  # type: ignore[misc]
+    )
     timed("pause state", lambda: read_pause_state(new))
     timed("compile (nothing reused)", lambda: compile_snapshot(new))
     timed("compile (reusing the active snapshot)", lambda: compile_snapshot(new, reuse=active))

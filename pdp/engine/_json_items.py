@@ -14,14 +14,16 @@ item (to let a loading thread give way, see ``pdp.snapshot``)."""
 from __future__ import annotations
 
 import json
+import json.decoder
+import json.scanner
 import re
 from collections.abc import Callable, Mapping
 
 __all__ = ["Pace", "no_pace", "read_json_object"]
 
-_decoder = json.JSONDecoder()
-_scan = _decoder.scan_once
-_scanstring = json.decoder.scanstring
+# The C scanner json.loads uses (same defaults), one value per call.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _SPACE = re.compile(r"[ \t\n\r]*")
 Pace = Callable[[], None]
 

@@ -294,8 +294,10 @@ class SnapshotHolder:
         async with self._lock:
             with collection_paused():
                 activated = await self._read_and_compile(data, digest, source, clear_rejection)
-            if activated:
-                freeze_survivors()
+                if activated:
+                    # Before collection resumes: its first pass would
+                    # otherwise scan everything the load allocated.
+                    freeze_survivors()
             return activated
 
     async def _read_and_compile(
