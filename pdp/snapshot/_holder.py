@@ -290,10 +290,13 @@ class SnapshotHolder:
             self._stale_at = at + self._limit
 
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
+        pace = Pacer()  # from now: how long this document has taken
         digest = await asyncio.to_thread(_digest, data)
         async with self._lock:
             with collection_paused():
-                activated = await self._read_and_compile(data, digest, source, clear_rejection)
+                activated = await self._read_and_compile(
+                    data, digest, source, clear_rejection, pace
+                )
                 if activated:
                     # Before collection resumes: its first pass would
                     # otherwise scan everything the load allocated.
@@ -301,7 +304,7 @@ class SnapshotHolder:
             return activated
 
     async def _read_and_compile(
-        self, data: bytes, digest: str, source: str, clear_rejection: bool
+        self, data: bytes, digest: str, source: str, clear_rejection: bool, pace: Pacer
     ) -> bool:
         # The active document again is news only when a rejected one (or
         # its pauses) came in between: the source went back to it.
@@ -309,7 +312,7 @@ class SnapshotHolder:
         if digest == self._rejected_digest or (digest == self._active_digest and not back):
             return False
         try:
-            document, items = await read_document(data, self._items, Pacer())
+            document, items = await read_document(data, self._items, pace)
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, None)
             return False
@@ -329,7 +332,7 @@ class SnapshotHolder:
                 document,
                 allow_insecure_validators=self._allow_insecure_validators,
                 reuse=None if active is None else active.snapshot,
-                pace=Pacer(),
+                pace=pace,
             )
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, pause)

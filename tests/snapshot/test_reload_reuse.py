@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from pdp.engine import NO_USAGE, EnforceInput, utc_now
+from pdp.engine import NO_USAGE, Decision, EnforceInput, utc_now
 from pdp.snapshot import NewDocument, SnapshotHolder
 from pdp.snapshot._pacing import Pacer
 from tests.conftest import example_document
@@ -62,13 +62,14 @@ async def test_a_reload_keeps_what_did_not_change_and_serves_what_did() -> None:
     # The new revision decides with the changed policy.
     request = EnforceInput(agent_id="my-chatbot", tool="shell", metadata={"env": "prod"})
     decision = after.enforce(request, NO_USAGE, utc_now())
+    assert isinstance(decision, Decision)
     assert [v.message for v in decision.violations if v.policy_type == "expression"] == [
         "revision 2"
     ]
 
 
 def test_a_paced_thread_works_at_most_about_its_share_of_the_time() -> None:
-    pace = Pacer(share=0.25)
+    pace = Pacer(share=0.25)  # the share of a young load
     used: list[float] = []
 
     def busy() -> None:
