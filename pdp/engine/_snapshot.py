@@ -391,7 +391,9 @@ def compile_snapshot(
     """Validates and compiles a snapshot document (the parsed YAML/JSON).
     Custom validators must be HTTPS, except plain HTTP to a loopback address
     with ``allow_insecure_validators``. Policies whose content ``reuse`` (the
-    active snapshot) compiled already take its compiled rules. ``pace`` is
+    active snapshot) compiled already take its compiled rules; items of
+    ``document`` that are the very objects ``reuse`` read (documents are
+    never changed in place) are not read again. ``pace`` is
     called after each agent and policy read and each policy compiled, so
     that a caller can make the compiling thread give way now and then.
 
