@@ -69,7 +69,7 @@ async def test_a_reload_keeps_what_did_not_change_and_serves_what_did() -> None:
 
 
 def test_a_paced_thread_works_at_most_about_its_share_of_the_time() -> None:
-    pace = Pacer(share=0.25)  # the share of a young load
+    pace = Pacer(share=0.25)
     used: list[float] = []
 
     def busy() -> None:
