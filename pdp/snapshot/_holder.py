@@ -301,7 +301,9 @@ class SnapshotHolder:
             self._stale_at = at + self._limit
 
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
-        pace = Pacer()  # from now: how long this document has taken
+        # Loading gives way to the decisions the active snapshot serves; with
+        # none active (start-up) there are none to give way to.
+        pace = Pacer() if self.active is not None else Pacer(share=1.0)
         digest = await asyncio.to_thread(_digest, data)
         async with self._lock:
             with collection_paused():
