@@ -220,19 +220,7 @@ def _tool_clause(tool: str, seed: int) -> str:
     return _TOOL_CLAUSES[seed % len(_TOOL_CLAUSES)].format(tool=tool)
 
 
-# Three in four ASB attacker instructions name a record as "ID 482930"
-# ("server ID 4567", "with ID 5678"): learned as is, " id " alone becomes
-# strong evidence of an attack. Each instruction writes its record ids in one
-# of these forms, chosen by its hash; benign tasks use the same forms.
-_RECORD_ID = re.compile(r"\bID (?=[A-Za-z]*\d)")
-_RECORD_ID_FORMS = ("ID ", "", "#", "number ", "no. ")
-
-
-def _vary_record_ids(text: str, seed: int) -> str:
-    return _RECORD_ID.sub(_RECORD_ID_FORMS[seed % len(_RECORD_ID_FORMS)], text)
-
-
-def _asb_injections(data: bytes, path: str) -> Iterator[tuple[str, str]]:
+def _asb_injections(data: bytes, path: str) -> Iterator[str]:
     for line in data.decode("utf-8").splitlines():
         row = json.loads(line)
         instruction, tool = row["Attacker Instruction"], row["Attacker Tool"]
@@ -241,9 +229,7 @@ def _asb_injections(data: bytes, path: str) -> Iterator[tuple[str, str]]:
         clause = _tool_clause(tool, seed // len(_ASB_WRAPPERS))
         injected = wrapper.format(instruction=instruction, clause=clause)
         framing = _ASB_FRAMINGS[_hash(injected) % len(_ASB_FRAMINGS)]
-        text = framing.format(injected=injected)
-        # The split follows ASB's own wording, whatever form the ids take.
-        yield _vary_record_ids(text, _hash(instruction + "\0id")), text
+        yield framing.format(injected=injected)
 
 
 # Benign counterparts of the attack's shape, generated from ASB's own agent
@@ -306,7 +292,6 @@ def _asb_agent_tasks(commit: str) -> Callable[[bytes, str], Iterator[tuple[str, 
                             clause=_tool_clause(tool, seed // 7 + n),
                             number=100_000 + (seed // 11 + n) % 900_000,
                         )
-                        text = _vary_record_ids(text, seed + n)
                         # Split by task: one task's framings never straddle splits.
                         yield text, task
 

@@ -90,34 +90,19 @@ def text_windows(keys: object, text: str) -> list[set[int]]:
     ]
 
 
-def is_word(key: str) -> bool:
-    """A single-word key (" society "), as opposed to a 2-3 word phrase or a
-    character bigram."""
-    return key.count(" ") == 2
-
-
-def scales(keys: list[str], word_scale: float) -> np.ndarray:
-    return np.array([word_scale if is_word(key) else 1.0 for key in keys])
-
-
-def matrix(rows: list[set[int]], values: np.ndarray) -> csr_matrix:
+def matrix(rows: list[set[int]], width: int) -> csr_matrix:
     data, indices, indptr = [], [], [0]
     for row in rows:
         for index in row:
             indices.append(index)
-            data.append(values[index])
+            data.append(1.0)
         indptr.append(len(indices))
-    return csr_matrix((data, indices, indptr), shape=(len(rows), len(values)))
+    return csr_matrix((data, indices, indptr), shape=(len(rows), width))
 
 
 def fit(
-    examples: list[Example], keys: list[str], c: float, penalty: str, word_scale: float
+    examples: list[Example], keys: list[str], c: float, penalty: str
 ) -> tuple[np.ndarray, float]:
-    """Weights as the model file stores them. A single word enters the fit as
-    ``word_scale`` instead of 1, so the same penalty holds it to a smaller
-    weight: one trigger word ("restriction", "uncensored") cannot outweigh
-    the rest of a text, a phrase can."""
-    values = scales(keys, word_scale)
     keys_set = key_set(keys)
     rows: list[set[int]] = []
     labels: list[int] = []
@@ -125,7 +110,7 @@ def fit(
         for window in text_windows(keys_set, example.text):
             rows.append(window)
             labels.append(int(example.injection))
-    x = matrix(rows, values)
+    x = matrix(rows, len(keys))
     model = LogisticRegression(
         C=c,
         l1_ratio=1.0 if penalty == "l1" else 0.0,
@@ -134,7 +119,7 @@ def fit(
         solver="liblinear",
     )
     model.fit(x, np.array(labels))
-    return model.coef_[0] * values, float(model.intercept_[0])
+    return model.coef_[0], float(model.intercept_[0])
 
 
 def document(
@@ -152,7 +137,7 @@ def document(
     features = sorted(
         (keys[i], round(float(weights[i]), 4))
         for i in order
-        if abs(weights[i]) >= (min_word_weight if is_word(keys[i]) else min_weight)
+        if abs(weights[i]) >= (min_word_weight if keys[i].count(" ") == 2 else min_weight)
     )
     return {"version": 2, "window": WINDOW, "overlap": OVERLAP, "bias": round(bias, 4),
             "thresholds": {}, "features": features}  # fmt: skip
@@ -223,12 +208,9 @@ def main() -> int:
         "--min-weight", type=float, default=0.1, help="drop weaker features (fewer keys)"
     )
     parser.add_argument(
-        "--min-word-weight", type=float, default=0.4, help="the same for single words"
+        "--min-word-weight", type=float, default=0.2, help="the same for single words"
     )
     parser.add_argument("--max-df", type=float, default=0.1, help="drop keys in more texts")
-    parser.add_argument(
-        "--word-scale", type=float, default=1.0, help="a single word's feature value (<1: weaker)"
-    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.monotonic()
@@ -239,11 +221,11 @@ def main() -> int:
     train = [e for e in examples if e.split == "train"]
     keys = vocabulary(train, args.max_df)
     print(f"{len(train)} training texts, {len(keys)} candidate features")
-    weights, bias = fit(train, keys, args.c, args.penalty, args.word_scale)
+    weights, bias = fit(train, keys, args.c, args.penalty)
     kept = document(keys, weights, bias, args.features, args.min_weight, args.min_word_weight)
     # Fit again on the kept keys only, so the weights make up for the rest.
     keys = [key for key, _ in kept["features"]]  # type: ignore[attr-defined]
-    weights, bias = fit(train, keys, args.c, args.penalty, args.word_scale)
+    weights, bias = fit(train, keys, args.c, args.penalty)
     doc = document(keys, weights, bias, len(keys), 0.0, 0.0)
     doc["thresholds"] = {"high": 0.0, "medium": 0.0, "low": 0.0}
     model = InjectionModel.from_document(doc)
