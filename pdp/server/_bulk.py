@@ -1,6 +1,6 @@
 """EnforceBatch and EnforceStream items: each parsed and checked as an
-Enforce request is, its errors named by its place (``requests[2].input``,
-``items[1].request.agent_id``), and each answer wrapped for the stream, a
+Enforce request is, its errors named by its place (``requests[2].input``;
+``request.input`` for a stream's, packed or not), and each answer wrapped for the stream, a
 packed message's answers in one message. Deciding is the servicer's."""
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ def stream_items(data: bytes, limits: Limits) -> tuple[bool, list[tuple[str, Par
         packed = _packed_items(data)
         if packed is None:
             return False, [("", exc)]
-        return True, [_raw_item(raw, i, limits) for i, raw in enumerate(packed)]
+        return True, [_raw_item(raw, limits) for raw in packed]
     items = msg.items
     if not items:
-        return False, [(msg.id, _checked(msg, "request", limits))]
+        return False, [(msg.id, _checked(msg, limits))]
     if msg.id or msg.HasField("request"):
         refused = RequestError("request", "set either id and request, or items")
         return True, [(item.id, refused) for item in items]
@@ -98,20 +98,18 @@ def stream_items(data: bytes, limits: Limits) -> tuple[bool, list[tuple[str, Par
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
         return True, [(item.id, too_many) for item in items]
-    return True, [
-        (item.id, _checked(item, f"items[{i}].request", limits)) for i, item in enumerate(items)
-    ]
+    return True, [(item.id, _checked(item, limits)) for item in items]
 
 
-def _checked(
-    msg: pb.EnforceStreamRequest | pb.EnforceStreamItem, field: str, limits: Limits
-) -> Parsed:
+def _checked(msg: pb.EnforceStreamRequest | pb.EnforceStreamItem, limits: Limits) -> Parsed:
+    # A packed item's errors are named as a lone request's are
+    # ("request.agent_id"): its answer, matched by id, is its own.
     if not msg.HasField("request"):
-        return RequestError(field, "required")
+        return RequestError("request", "required")
     try:
         return msg.request, enforce_input(msg.request, limits)
     except RequestError as exc:
-        return _within(exc, field)
+        return _within(exc, "request")
 
 
 def _packed_items(data: bytes) -> list[bytes] | None:
@@ -131,12 +129,12 @@ def _packed_items(data: bytes) -> list[bytes] | None:
     return items or None
 
 
-def _raw_item(raw: bytes, index: int, limits: Limits) -> tuple[str, Parsed]:
+def _raw_item(raw: bytes, limits: Limits) -> tuple[str, Parsed]:
     try:
         item = parse_request(pb.EnforceStreamItem, raw)
     except RequestError as exc:
-        return _raw_id(raw), _within(exc, f"items[{index}]")
-    return item.id, _checked(item, f"items[{index}].request", limits)
+        return _raw_id(raw), exc
+    return item.id, _checked(item, limits)
 
 
 def _raw_id(raw: bytes) -> str:
