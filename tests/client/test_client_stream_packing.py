@@ -111,14 +111,15 @@ async def test_the_writer_never_waits_to_fill_a_pack() -> None:
     assert list(sync_writer) == []
 
 
-def _arguments(i: int) -> tuple[str, dict[str, str]]:
-    """Request ``i``: allowed, blocked or refused by the sidecar, by turns."""
+def _arguments(i: int) -> tuple[str, str | None]:
+    """Request ``i`` (input, model): allowed, blocked or refused by the
+    sidecar, by turns."""
     kind = i % 3
     if kind == 0:
-        return f"hello {i}", {}
+        return f"hello {i}", None
     if kind == 1:
-        return f"{INJECTION} {i}", {}
-    return f"hi {i}", {"model": "m" * (300 + i)}
+        return f"{INJECTION} {i}", None
+    return f"hi {i}", "m" * (300 + i)
 
 
 def _outcome(i: int, got: EnforceResult | Exception) -> str:
@@ -139,9 +140,9 @@ async def test_concurrent_callers_on_an_async_stream_each_get_their_own_outcome(
     sidecar: Sidecar,
 ) -> None:
     async def one(stream: AsyncEnforceStream, i: int) -> str:
-        text, options = _arguments(i)
+        text, model = _arguments(i)
         try:
-            return _outcome(i, await stream.enforce_policy("my-chatbot", text, **options))
+            return _outcome(i, await stream.enforce_policy("my-chatbot", text, model=model))
         except (PolicyBlockedError, InvalidRequestError) as refused:
             return _outcome(i, refused)
 
@@ -154,9 +155,9 @@ async def test_concurrent_callers_on_an_async_stream_each_get_their_own_outcome(
 
 def test_threads_on_a_sync_stream_each_get_their_own_outcome(sidecar: Sidecar) -> None:
     def one(stream: EnforceStream, i: int) -> str:
-        text, options = _arguments(i)
+        text, model = _arguments(i)
         try:
-            return _outcome(i, stream.enforce_policy("my-chatbot", text, **options))
+            return _outcome(i, stream.enforce_policy("my-chatbot", text, model=model))
         except (PolicyBlockedError, InvalidRequestError) as refused:
             return _outcome(i, refused)
 

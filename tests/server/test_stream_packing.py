@@ -88,7 +88,7 @@ async def test_an_item_that_does_not_parse_is_refused_alone(
         yield item(good.SerializeToString()) + item(bad) + item(good.SerializeToString())
         yield pb.EnforceStreamRequest(id="after", request=good.request).SerializeToString()
 
-    answers = [a async for a in call(feed())]  # type: ignore[call-arg]
+    answers = [a async for a in call(feed())]
     packed, after = answers
     assert [a.id for a in packed.answers] == ["good", "bad", "good"]
     assert packed.answers[0].response.decision == pb.DECISION_ALLOW
