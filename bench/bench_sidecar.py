@@ -201,8 +201,8 @@ def enforce_data(unique: bool) -> str:
     decode it, which an ordinary unique prompt does not ask for)."""
     text = text_of(1024)
     if unique:
-        head = f"{RUN_MARK} {{{{.RequestNumber}}}} "
-        text = head + text[: 1024 - 2 * len(head)] + " {{.RequestNumber}}"
+        head, tail = f"{RUN_MARK} {{{{.RequestNumber}}}} ", " {{.RequestNumber}}"
+        text = head + text[: 1024 - len(head) - len(tail)] + tail
     return json.dumps({"agent_id": AGENT, "input": text, "estimated_cost_usd": ESTIMATE_USD})
 
 
