@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: serve test check lint typecheck protos protos-check buf-lint bench quality clean
+.PHONY: serve test check lint typecheck protos protos-check buf-lint bench bench-peers quality clean
 .PHONY: buf-breaking test-node
 .PHONY: test-go test-java fuzz
 
@@ -68,6 +68,11 @@ bench: $(VENV)/.installed .tools/ghz
 	$(PY) bench/bench_bulk.py
 	$(PY) bench/bench_embedded.py
 	$(PY) bench/bench_reload.py
+
+# pdp next to OPA (Envoy ext_authz) and Cerbos: builds the peers from the Go
+# module proxy into .tools/peers/ once (versions pinned in bench/peers/*/go.mod).
+bench-peers: $(VENV)/.installed .tools/ghz
+	$(PY) bench/peers/run.py
 
 # The labelled data sets (public, each with its licence): presidio-research's
 # synth_dataset_v2.json (microsoft/presidio-research, MIT) in pii/, PIGuard's

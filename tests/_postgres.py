@@ -56,6 +56,7 @@ class PostgresServer:
         self.bin = _bin_dir()
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.created: list[str] = []
         self._as: dict[str, Any] = {}
         if os.geteuid() == 0:
             try:
@@ -141,6 +142,11 @@ class PostgresServer:
     def stop(self, *, kill: bool = False) -> None:
         """A fast shutdown (SIGINT), or SIGKILL with ``kill``: the server
         recovers from its write-ahead log at the next start."""
+        if kill and self.proc is not None and self.proc.poll() is None:
+            # Each CREATE DATABASE logs a copy of the template: without a
+            # checkpoint first, the next start replays every database a long
+            # session made, which is the suite's history, not the test's.
+            self.psql("CHECKPOINT")
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -185,7 +191,17 @@ class PostgresServer:
         """A new empty database; returns its URL (no password in it)."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         self.psql(f"CREATE DATABASE {name}")
+        self.created.append(name)
         return self.url(name)
+
+    def drop_created(self) -> None:
+        """Drops the databases made since the last call (their connections
+        closed by force): the cluster stays small over a long session."""
+        names, self.created = self.created, []
+        if self.proc is None:
+            return
+        for name in names:
+            self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def remove(self) -> None:
         self.stop()

@@ -187,11 +187,13 @@ def postgres_session() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_server(postgres_session: PostgresServer) -> PostgresServer:
-    """The session's PostgreSQL (started again if a test stopped it)."""
+def postgres_server(postgres_session: PostgresServer) -> Iterator[PostgresServer]:
+    """The session's PostgreSQL (started again if a test stopped it); the
+    databases a test made are dropped after it."""
     if postgres_session.proc is None:
         postgres_session.start()
-    return postgres_session
+    yield postgres_session
+    postgres_session.drop_created()
 
 
 def new_postgres_db(server: PostgresServer) -> PostgresLocation:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import resource
 import sys
 from typing import TYPE_CHECKING
@@ -161,6 +160,7 @@ def _db_location(args: argparse.Namespace) -> DbLocation:
     import dataclasses
 
     from pdp.control import DB_PASSWORD_ENV, PostgresLocation, parse_db_location
+    from pdp.state import read_password
 
     try:
         location = parse_db_location(args.db)
@@ -170,15 +170,10 @@ def _db_location(args: argparse.Namespace) -> DbLocation:
         if args.db_password_file is not None:
             raise _UsageError("--db-password-file applies only with a postgresql:// --db")
         return location
-    password = os.environ.get(DB_PASSWORD_ENV) or None
-    if args.db_password_file is not None:
-        try:
-            with open(args.db_password_file, encoding="utf-8") as file:
-                password = file.read().rstrip("\r\n")
-        except OSError as exc:
-            raise _UsageError(f"argument --db-password-file: cannot read it: {exc}") from None
-        if not password:
-            raise _UsageError("argument --db-password-file: the file is empty")
+    try:
+        password = read_password(DB_PASSWORD_ENV, args.db_password_file, "--db-password-file")
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
     return dataclasses.replace(location, password=password)
 
 

@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
 def _state_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ServeOptions of --state and the options that go with it."""
     from pdp.engine import parse_listen_address
-    from pdp.state import RedisLocation, parse_state_location
+    from pdp.state import REDIS_PASSWORD_ENV, RedisLocation, parse_state_location, read_password
 
     try:
         location = parse_state_location(args.state)
@@ -333,16 +333,13 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
                 "would count only its own calls"
             )
     password = None
-    if args.state_password_file is not None:
+    if redis:
         try:
-            with open(args.state_password_file, encoding="utf-8") as file:
-                password = file.read().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _UsageError(f"argument --state-password-file: cannot read it: {exc}") from None
-        if not password:
-            raise _UsageError("argument --state-password-file: the file is empty")
-    elif redis:
-        password = os.environ.get("PDP_REDIS_PASSWORD") or None
+            password = read_password(
+                REDIS_PASSWORD_ENV, args.state_password_file, "--state-password-file"
+            )
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
     return {
         "state": args.state,
         "local_state": args.local_state or "pdp-state.db",

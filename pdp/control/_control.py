@@ -5,7 +5,6 @@ change, and the change feed that long-polling sidecars wait on."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -25,10 +24,10 @@ from pdp.engine import (
     utc_now,
 )
 
-from ._approvals import APPROVAL_NOTICE, Approvals
+from ._approvals import Approvals
 from ._auth import authenticate
 from ._candidate import Candidate, build_candidate, candidate_document, candidate_out
-from ._compiled import compile_loaded, compile_read
+from ._compiled import compile_loaded
 from ._decisions import Decisions
 from ._errors import (
     DatabaseUnavailableError,
@@ -61,6 +60,7 @@ from ._plans import (
     require_policy,
 )
 from ._plans_agents import plan_delete_agent, plan_update_agent
+from ._replicas import ReplicaFollower
 from ._roles import Caller
 from ._schemas import (
     AgentCreate,
@@ -79,7 +79,7 @@ from ._schemas import (
 )
 from ._sidecars import SidecarRegistry
 from ._state import State
-from ._store import CANDIDATE_NOTICE, REVISION_NOTICE, Store
+from ._store import Store
 from ._traces import Traces
 from ._webhook_events import define_webhook_types
 from ._webhook_sender import DeliveryOptions, WebhookSender
@@ -135,10 +135,8 @@ class ControlPlane:
         # After the webhooks: they declare the violation types traces emit.
         self.traces = Traces(store, self.events, lambda: self._current)
         self.decisions = Decisions(store, self.events)
-        self._refreshing: asyncio.Task[None] | None = None
         self._known_keys: dict[str, Caller] = {}  # SHA-256 of a key -> its caller
-        self._refresh_again = False
-        self._candidate_stale = False  # another control plane changed the candidate
+        self._follower = ReplicaFollower(self, store, self.approvals, self._write_lock)
 
     @classmethod
     async def open(cls, where: str | os.PathLike[str] | DbLocation) -> ControlPlane:
@@ -196,7 +194,7 @@ class ControlPlane:
             await asyncio.to_thread(state.document_bytes)
             candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
             control = cls(store, None, state, candidate)
-            await store.backend.listen(control._on_notice, control._on_reconnect)
+            await store.backend.listen(control._follower.on_notice, control._follower.on_reconnect)
         except BaseException:
             await store.close()
             raise
@@ -208,65 +206,23 @@ class ControlPlane:
         """None while the database answers; else what is wrong."""
         return self.store.backend.status()
 
-    def _on_notice(self, payload: str) -> None:
-        kind, _, value = payload.partition(" ")
-        if kind == REVISION_NOTICE:
-            if value.isdigit() and int(value) <= self.revision:
-                return  # this control plane's own write, or one it has read
-            self._schedule_refresh()
-        elif kind == CANDIDATE_NOTICE:
-            self._candidate_stale = True
-            self._schedule_refresh()
-        elif kind == APPROVAL_NOTICE:
-            self.approvals.wake(value)
+    @property
+    def current(self) -> tuple[State, CompiledSnapshot | None]:
+        return self._current
 
-    def _on_reconnect(self) -> None:
-        self._candidate_stale = True
-        self.approvals.wake_all()
-        self._schedule_refresh()
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
-    def _schedule_refresh(self) -> None:
-        if self._closing:
-            return
-        if self._refreshing is not None and not self._refreshing.done():
-            self._refresh_again = True  # read once more after the running read
-            return
-        self._refreshing = asyncio.create_task(self._refresh_loop(), name="control-refresh")
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
-    async def _refresh_loop(self) -> None:
-        while True:
-            self._refresh_again = False
-            try:
-                async with self._write_lock:
-                    await self._refresh()
-            except StoreError as exc:
-                log.warning("cannot read what another control plane wrote: %s", exc)
-            if not self._refresh_again or self._closing:
-                return
-
-    async def _refresh(self) -> None:
-        """Reads the stored state when another control plane changed it
-        (called under the write lock)."""
-        if self._closed:
-            return
-        state = await self.store.load_state()
-        if state.revision > self.revision:
-            # One hop off the event loop: compiled, and rendered for the feed.
-            compiled = await asyncio.to_thread(_compile_and_render, state, self._current)
-            self._current = (state, compiled)
-            self._wake()
-        if not self._candidate_stale:
-            return
-        self._candidate_stale = False
-        stored = await self.store.load_candidate()
-        candidate = None if stored is None else Candidate(tuple(stored[0]), stored[1])
-        current = self.candidate
-        if (candidate is None) != (current is None) or (
-            candidate is not None
-            and current is not None
-            and (candidate.created_at, candidate.policies) != (current.created_at, current.policies)
-        ):
-            self._set_candidate(candidate)
+    def adopt(self, state: State, compiled: CompiledSnapshot | None) -> None:
+        """Serves ``state``, read from the database after another control
+        plane wrote it, and wakes the long polls."""
+        self._current = (state, compiled)
+        self._wake()
 
     @property
     def state(self) -> State:
@@ -431,7 +387,7 @@ class ControlPlane:
             candidate = await asyncio.to_thread(build_candidate, state, body)
             async with self.store.side_transaction() as tx:
                 await tx.put_candidate(list(candidate.policies), candidate.created_at)
-            self._set_candidate(candidate)
+            self.set_candidate(candidate)
             return candidate_out(state, candidate)
 
     async def drop_candidate(self) -> CandidateOut:
@@ -439,7 +395,7 @@ class ControlPlane:
             candidate = self._require_candidate()
             async with self.store.side_transaction() as tx:
                 await tx.drop_candidate()
-            self._set_candidate(None)
+            self.set_candidate(None)
             return candidate_out(self.state, candidate)
 
     async def promote_candidate(self) -> PolicyList:
@@ -453,10 +409,11 @@ class ControlPlane:
 
         result = await self._commit(plan)
         if promoted and self.candidate is promoted[0]:
-            self._set_candidate(None)
+            self.set_candidate(None)
         return result
 
-    def _set_candidate(self, candidate: Candidate | None) -> None:
+    def set_candidate(self, candidate: Candidate | None) -> None:
+        """Serves ``candidate`` (None: none) from now on; wakes its long polls."""
         self.candidate = candidate
         self._candidate_generation += 1
         self._wake()
@@ -564,7 +521,7 @@ class ControlPlane:
                     if not self.store.shared:
                         raise
                     # Another control plane wrote first: plan again on its state.
-                    await self._refresh()
+                    await self._follower.refresh()
                     continue
                 self._current = (plan.state, plan.compiled)
                 self._wake()
@@ -599,11 +556,7 @@ class ControlPlane:
         if sender is not None:
             await sender.stop()
         await self.decisions.stop()
-        refreshing, self._refreshing = self._refreshing, None
-        if refreshing is not None:
-            refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refreshing
+        await self._follower.stop()
         async with self._write_lock:
             if self._closed:
                 return
@@ -612,13 +565,6 @@ class ControlPlane:
             fd, self._lock_fd = self._lock_fd, None
             if fd is not None:
                 os.close(fd)
-
-
-def _compile_and_render(
-    state: State, current: tuple[State, CompiledSnapshot | None]
-) -> CompiledSnapshot | None:
-    state.document_bytes()
-    return compile_read(state, current)
 
 
 class _AlreadyRevoked(Exception):

@@ -8,9 +8,10 @@ show in the process list; it comes from ``PDP_DB_PASSWORD`` or a file."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
+
+from pdp.state import SqliteLocation, file_or_scheme, server_url
 
 __all__ = [
     "DB_PASSWORD_ENV",
@@ -21,17 +22,8 @@ __all__ = [
 ]
 
 DB_PASSWORD_ENV = "PDP_DB_PASSWORD"
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _DEFAULT_PORT = 5432
 _SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteLocation:
-    path: str
-
-    def __str__(self) -> str:
-        return self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,46 +51,29 @@ DbLocation = SqliteLocation | PostgresLocation
 
 def parse_db_location(value: str) -> DbLocation:
     """The database ``value`` names; ValueError saying what is wrong."""
-    if not value or value.isspace():
-        raise ValueError("must not be empty")
-    if not _SCHEME.match(value):
-        return SqliteLocation(value)
-    scheme = value.split(":", 1)[0].lower()
-    if scheme not in ("postgresql", "postgres"):
-        raise ValueError(
-            f"unsupported scheme {scheme!r}: give a SQLite file path, or "
-            "postgresql://USER@HOST:PORT/DATABASE; a file name with a colon is written ./NAME"
-        )
     form = "expected postgresql://USER@HOST:PORT/DATABASE, e.g. postgresql://pdp@127.0.0.1:5432/pdp"
-    if not value[len(scheme) + 1 :].startswith("//"):
-        raise ValueError(f"malformed URL: {form}")
-    parts = urlsplit(value)
-    if parts.password is not None:
-        raise ValueError(
-            "a password in the URL is refused (it would show in the process list): "
-            f"set {DB_PASSWORD_ENV} or use --db-password-file"
-        )
-    if parts.fragment:
-        raise ValueError(f"malformed URL: no fragment is read; {form}")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"malformed URL: no host; {form}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("malformed URL: the port is not a number 1-65535") from None
-    if port == 0:
-        raise ValueError("malformed URL: the port is not a number 1-65535")
-    database = unquote(parts.path.lstrip("/"))
+    scheme = file_or_scheme(
+        value, ("postgresql", "postgres"), "postgresql://USER@HOST:PORT/DATABASE"
+    )
+    if isinstance(scheme, SqliteLocation):
+        return scheme
+    url = server_url(
+        value,
+        scheme,
+        form=form,
+        password_from=f"set {DB_PASSWORD_ENV} or use --db-password-file",
+        query=True,
+    )
+    database = unquote(url.path)
     if not database or "/" in database:
         raise ValueError(f"malformed URL: name one database; {form}")
-    if not parts.username:
+    if not url.username:
         raise ValueError(f"malformed URL: no user; {form}")
     sslmode = "prefer"
-    for key, given in parse_qsl(parts.query, keep_blank_values=True):
+    for key, given in parse_qsl(url.query, keep_blank_values=True):
         if key != "sslmode":
             raise ValueError(f"malformed URL: unknown parameter {key!r} (only sslmode is read)")
         if given not in _SSLMODES:
             raise ValueError(f"malformed URL: sslmode must be one of {', '.join(_SSLMODES)}")
         sslmode = given
-    return PostgresLocation(host, port or _DEFAULT_PORT, database, unquote(parts.username), sslmode)
+    return PostgresLocation(url.host, url.port or _DEFAULT_PORT, database, url.username, sslmode)

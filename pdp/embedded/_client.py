@@ -3,6 +3,8 @@ that serves no port."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
 import grpc
@@ -54,13 +56,14 @@ class _Context:
 
 class EmbeddedClient(AsyncClient):
     """An ``AsyncClient`` whose calls are decided in this process. Open it
-    with ``await EmbeddedClient.open(snapshot, state=...)``; ``await
-    close()`` it or use ``async with``. ``snapshot`` is a file or a control
-    plane URL, as for ``pdp serve --snapshot``; ``state`` a SQLite file or a
-    ``redis://`` URL (share Redis with sidecars of the same agent to mix
-    both modes under one budget). Other keyword arguments are those of
-    ``ServeOptions``. Every method is ``AsyncClient``'s, with the same
-    results and errors; only ``enforce_stream`` has no meaning here."""
+        with ``await EmbeddedClient.open(snapshot, state=...)``; ``await
+        close()`` it or use ``async with``. ``snapshot`` is a file or a control
+        plane URL, as for ``pdp serve --snapshot``; ``state`` a SQLite file or a
+        ``redis://`` URL (share Redis with sidecars of the same agent to mix
+        both modes under one budget). Other keyword arguments are those of
+        ``ServeOptions``. Every method is ``AsyncClient``'s, with the same
+        results and errors (``watch_agent_status`` follows the in-process kill
+    switch and snapshot); only ``enforce_stream`` has no meaning here."""
 
     def __init__(self, sidecar: Sidecar, timeout: float) -> None:
         super().__init__(_TARGET, timeout=timeout)
@@ -92,12 +95,14 @@ class EmbeddedClient(AsyncClient):
         call ``enforce_policy`` (or ``enforce_batch``)."""
         raise PdpError("enforce_stream is for a sidecar over gRPC; call enforce_policy in-process")
 
-    async def _send(self, call: Call[ResultT], override: float | None) -> ResultT:
-        handler = self._handlers.get(call.method)
+    def _handler(self, method: str) -> Any:
+        handler = self._handlers.get(method)
         if handler is None:
-            handler = self._handlers[call.method] = getattr(
-                self._sidecar.servicer, handler_name(call.method)
-            )
+            handler = self._handlers[method] = getattr(self._sidecar.servicer, handler_name(method))
+        return handler
+
+    async def _send(self, call: Call[ResultT], override: float | None) -> ResultT:
+        handler = self._handler(call.method)
         try:
             data = await handler(call.request.SerializeToString(), self._context)
         except RequestError as exc:
@@ -105,6 +110,17 @@ class EmbeddedClient(AsyncClient):
         response = getattr(sdk_pb, f"{call.method}Response").FromString(data)
         result: ResultT = call.to_result(response)
         return result
+
+    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncGenerator[Any, None]:
+        # The deadline (``seconds``) is kept by the SDK's watch itself.
+        answers = self._handler(call.method)(call.request.SerializeToString(), self._context)
+        response_type = getattr(sdk_pb, f"{call.method}Response")
+        try:
+            async with contextlib.aclosing(answers):
+                async for data in answers:
+                    yield response_type.FromString(data)
+        except RequestError as exc:
+            raise _Refused(exc) from None
 
     async def close(self) -> None:
         """Stops the in-process sidecar: its sources, state and tasks."""

@@ -143,6 +143,7 @@ class SnapshotHolder:
         self._lock = asyncio.Lock()
         self._serving_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._waiting = 0
 
     @property
     def ready(self) -> bool:
@@ -189,7 +190,17 @@ class SnapshotHolder:
 
     async def wait_changed(self) -> None:
         """Returns after the next activation."""
-        await self._changed.wait()
+        self._waiting += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiting -= 1
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting for the next activation: the sidecar's own, and
+        one per open WatchAgentStatus call."""
+        return self._waiting
 
     async def report(self, update: Update) -> bool:
         """Takes what a source's attempt gave. True when a new snapshot

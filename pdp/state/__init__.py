@@ -66,8 +66,8 @@ from pdp.state._errors import (
 )
 from pdp.state._ledger import DEFAULT_RESERVATION_TTL, SpendLedger
 from pdp.state._location import (
+    REDIS_PASSWORD_ENV,
     RedisLocation,
-    SqliteLocation,
     StateLocation,
     parse_state_location,
 )
@@ -83,6 +83,7 @@ from pdp.state._pruner import (
     sidecar_rules,
 )
 from pdp.state._redis_usage import RedisUsage
+from pdp.state._server_url import SqliteLocation, file_or_scheme, read_password, server_url
 from pdp.state._snapshot_store import SnapshotStore, StoredSnapshot
 from pdp.state._status import SQLITE_STATUS, StateStatus, UsageBackend
 from pdp.state._traces import IncidentRecord, TraceLog
@@ -98,6 +99,7 @@ __all__ = [
     "DEFAULT_RESERVATION_TTL",
     "DEFAULT_RETENTION",
     "NEXT_CHANGE",
+    "REDIS_PASSWORD_ENV",
     "SQLITE_STATUS",
     "USAGE_RETENTION_FLOOR",
     "ApprovalDecidedError",
@@ -139,12 +141,15 @@ __all__ = [
     "decide_within",
     "decision_cloudevent",
     "expire_within",
+    "file_or_scheme",
     "from_micros",
     "list_approvals",
     "lock_state_file",
     "parse_state_location",
     "read_approval",
+    "read_password",
     "read_within",
+    "server_url",
     "set_approvals_authority",
     "sidecar_id",
     "sidecar_rules",

@@ -10,24 +10,20 @@ would show in the process list; it comes from the environment or a file.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
-__all__ = ["RedisLocation", "SqliteLocation", "StateLocation", "parse_state_location"]
+from pdp.state._server_url import SqliteLocation, file_or_scheme, server_url
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+__all__ = [
+    "REDIS_PASSWORD_ENV",
+    "RedisLocation",
+    "SqliteLocation",
+    "StateLocation",
+    "parse_state_location",
+]
+
+REDIS_PASSWORD_ENV = "PDP_REDIS_PASSWORD"
 _DEFAULT_PORT = 6379
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteLocation:
-    """A SQLite state file."""
-
-    path: str
-
-    def __str__(self) -> str:
-        return self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,47 +47,20 @@ StateLocation = SqliteLocation | RedisLocation
 
 def parse_state_location(value: str) -> StateLocation:
     """The location ``value`` names; ValueError saying what is wrong."""
-    if not value or value.isspace():
-        raise ValueError("must not be empty")
-    if not _SCHEME.match(value):
-        return SqliteLocation(value)
-    scheme = value.split(":", 1)[0].lower()
-    if scheme not in ("redis", "rediss"):
-        raise ValueError(
-            f"unsupported scheme {scheme!r}: give a SQLite file path, or "
-            "redis://HOST:PORT/DB (rediss:// for TLS); a file name with a colon "
-            "is written ./NAME"
-        )
-    return _parse_redis(value, scheme)
-
-
-def _parse_redis(value: str, scheme: str) -> RedisLocation:
+    scheme = file_or_scheme(value, ("redis", "rediss"), "redis://HOST:PORT/DB (rediss:// for TLS)")
+    if isinstance(scheme, SqliteLocation):
+        return scheme
     form = f"expected {scheme}://HOST:PORT/DB, e.g. {scheme}://127.0.0.1:6379/0"
-    if not value[len(scheme) + 1 :].startswith("//"):
-        raise ValueError(f"malformed URL: {form}")
-    parts = urlsplit(value)
-    if parts.password is not None:
-        raise ValueError(
-            "a password in the URL is refused (it would show in the process list): "
-            "set PDP_REDIS_PASSWORD or use --state-password-file"
-        )
-    if parts.query or parts.fragment:
-        raise ValueError(f"malformed URL: no query or fragment is read; {form}")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"malformed URL: no host; {form}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("malformed URL: the port is not a number 1-65535") from None
-    if port == 0:
-        raise ValueError("malformed URL: the port is not a number 1-65535")
-    path = parts.path.lstrip("/")
-    if not path:
+    url = server_url(
+        value,
+        scheme,
+        form=form,
+        password_from=f"set {REDIS_PASSWORD_ENV} or use --state-password-file",
+    )
+    if not url.path:
         db = 0
-    elif path.isascii() and path.isdigit() and len(path) <= 5:
-        db = int(path)
+    elif url.path.isascii() and url.path.isdigit() and len(url.path) <= 5:
+        db = int(url.path)
     else:
-        raise ValueError(f"malformed URL: the database {path!r} is not a number; {form}")
-    username = unquote(parts.username) if parts.username else None
-    return RedisLocation(host, port or _DEFAULT_PORT, db, scheme == "rediss", username)
+        raise ValueError(f"malformed URL: the database {url.path!r} is not a number; {form}")
+    return RedisLocation(url.host, url.port or _DEFAULT_PORT, db, scheme == "rediss", url.username)

@@ -107,6 +107,20 @@ async def test_bad_arguments_raise_value_error_before_any_call(
     assert silent_tcp.connections == 0
 
 
+async def test_a_misspelt_keyword_is_refused_by_every_enforce_policy(
+    connect: Connect, silent_tcp: SilentServer
+) -> None:
+    client = connect(silent_tcp.target, timeout=5.0)
+    stream = client.enforce_stream()
+    try:
+        for enforce in (client.enforce_policy, stream.enforce_policy):
+            with pytest.raises(TypeError, match=r"enforce_policy.*'estimated_cost'"):
+                await resolve(enforce("bot", "hi", estimated_cost=0.1))  # type: ignore[call-arg]
+    finally:
+        await resolve(stream.close())
+    assert silent_tcp.connections == 0
+
+
 CALLS: list[tuple[str, tuple[Any, ...]]] = [
     ("enforce_policy", ("my-chatbot", "hello")),
     ("authorize", ("agent-a", "agent-b", "execute")),

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import grpc
 import grpc.aio
 
 from . import _bulk, _calls
-from ._bulk import BatchOutcome, EnforceRequest
+from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_request
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
 from ._stream import AsyncEnforceStream
 from ._types import (
@@ -25,6 +25,7 @@ from ._types import (
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
+from ._watch import Watch, watch_async
 
 __all__ = ["AsyncClient"]
 
@@ -87,44 +88,21 @@ class AsyncClient:
         agent_id: str,
         input: str | None = None,
         *,
-        output: str | None = None,
-        estimated_cost_usd: float | None = None,
-        model: str | None = None,
-        tool: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-        context: Iterable[ContextItem] | None = None,
-        approval_id: str | None = None,
         wait_for_approval: float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the gRPC deadline)
+        **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
+        request = enforce_request(agent_id, input, options)
         waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
-        # Sent again after an approval: an iterator must give the same items twice.
-        items = None if context is None else list(context)
-
-        async def ask(approval: str | None) -> EnforceResult:
-            call = _calls.enforce(
-                agent_id,
-                input,
-                output=output,
-                estimated_cost_usd=estimated_cost_usd,
-                model=model,
-                tool=tool,
-                metadata=metadata,
-                request_id=request_id,
-                context=items,
-                approval_id=approval,
-            )
-            return await self._send(call, timeout)
-
-        result = await ask(approval_id)
+        result = await self._send(request.call(), timeout)
         while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
             assert result.approval_id is not None
             started = time.monotonic()
             answer = await self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
             if waiting.approved(result, answer, time.monotonic() - started):
-                result = await ask(result.approval_id)
+                again = request.with_approval(result.approval_id)
+                result = await self._send(again.call(), timeout)
             else:
                 await asyncio.sleep(waiting.pause())
         return result
@@ -173,6 +151,21 @@ class AsyncClient:
     ) -> AgentStatusResult:
         """See ``Client.agent_status``."""
         return await self._send(_calls.agent_status(agent_id), timeout)
+
+    def watch_agent_status(
+        self,
+        agent_id: str,
+        *,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[AgentStatusResult, None]:
+        """See ``Client.watch_agent_status``: here an async iterator (``async
+        for``). Leaving the loop, or cancelling the task running it, cancels
+        the call; ``contextlib.aclosing`` cancels it at once where the
+        iterator is kept in a variable."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        watch = Watch(_calls.watch_agent_status(agent_id), self._settings, timeout)
+        return watch_async(watch, self._stream(watch.call, watch.seconds))
 
     async def report_usage(
         self,
@@ -228,6 +221,18 @@ class AsyncClient:
         except grpc.RpcError as error:
             return call.failed(error, self._settings, seconds)
         return call.to_result(response)
+
+    async def _stream(self, call: Call[Any], seconds: float | None) -> AsyncGenerator[Any, None]:
+        """The answers of a server-streaming call, cancelled when closed."""
+        method = getattr(self._connected_stub(), call.method)
+        stream = method(
+            call.request, timeout=seconds, metadata=self._settings.metadata, wait_for_ready=False
+        )
+        try:
+            async for response in stream:
+                yield response
+        finally:
+            stream.cancel()
 
     def _connected_stub(self) -> Any:
         if self._closed:

@@ -5,8 +5,8 @@ answer turns into. Shared by ``Client`` and ``AsyncClient``."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypedDict
 
 import grpc
 
@@ -16,7 +16,14 @@ from ._errors import InvalidRequestError, PdpError, SidecarUnavailableError, err
 from ._types import ContextItem, EnforceResult
 from ._v1 import policy_decision_service_pb2 as pb
 
-__all__ = ["BatchOutcome", "EnforceRequest", "enforce_batch", "stream_result"]
+__all__ = [
+    "BatchOutcome",
+    "EnforceOptions",
+    "EnforceRequest",
+    "enforce_batch",
+    "enforce_request",
+    "stream_result",
+]
 
 # The most requests one batch may hold (the sidecar's limit).
 MAX_BATCH = 1000
@@ -51,6 +58,40 @@ class EnforceRequest:
             context=self.context,
             approval_id=self.approval_id,
         )
+
+    def with_approval(self, approval_id: str) -> EnforceRequest:
+        """The same request, sent again once ``approval_id`` is approved."""
+        return replace(self, approval_id=approval_id)
+
+
+class EnforceOptions(TypedDict, total=False):
+    """The keyword arguments of every ``enforce_policy`` that describe the
+    request (``Client.enforce_policy`` documents them); the fields of
+    ``EnforceRequest`` after ``agent_id`` and ``input``."""
+
+    output: str | None
+    estimated_cost_usd: float | None
+    model: str | None
+    tool: str | None
+    metadata: Mapping[str, str] | None
+    request_id: str | None
+    context: Iterable[ContextItem] | None
+    approval_id: str | None
+
+
+_OPTION_NAMES = frozenset(f.name for f in fields(EnforceRequest)) - {"agent_id", "input"}
+
+
+def enforce_request(agent_id: str, input: str | None, options: EnforceOptions) -> EnforceRequest:
+    """The request an ``enforce_policy(agent_id, input, **options)`` call
+    describes; ``context`` is read once here (it may be sent again)."""
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"enforce_policy() got an unexpected keyword argument {unknown[0]!r}")
+    given: dict[str, Any] = {**options}
+    if (context := options.get("context")) is not None:
+        given["context"] = list(context)
+    return EnforceRequest(agent_id, input, **given)
 
 
 @dataclass(frozen=True, slots=True)

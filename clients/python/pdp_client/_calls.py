@@ -55,6 +55,7 @@ __all__ = [
     "enforce",
     "report_usage",
     "submit_trace",
+    "watch_agent_status",
 ]
 
 _log = logging.getLogger("pdp_client")
@@ -161,6 +162,10 @@ class Settings:
         """Seconds the call may take: the per-call ``timeout`` or the default,
         plus what the sidecar may hold it (``holds``, AwaitApproval)."""
         return holds + (self.timeout if timeout is None else _positive_seconds(timeout, "timeout"))
+
+    def watch_deadline(self, timeout: object) -> float | None:
+        """Seconds a watch may last: none unless the call gives ``timeout``."""
+        return None if timeout is None else _positive_seconds(timeout, "timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +340,12 @@ def authorize(source_agent_id: str, target_agent_id: str, action: str) -> Call[A
 def agent_status(agent_id: str) -> Call[AgentStatusResult]:
     request = pb.AgentStatusRequest(agent_id=_agent(agent_id, "agent_id"))
     return Call("AgentStatus", request, _convert.agent_status_result)
+
+
+def watch_agent_status(agent_id: str) -> Call[AgentStatusResult]:
+    """A WatchAgentStatus subscription; each answer is one ``to_result``."""
+    request = pb.WatchAgentStatusRequest(agent_id=_agent(agent_id, "agent_id"))
+    return Call("WatchAgentStatus", request, _convert.agent_status_result)
 
 
 def report_usage(agent_id: str, cost_usd: float, request_id: str) -> Call[UsageResult]:

@@ -11,17 +11,17 @@ import contextlib
 import itertools
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import grpc
 import grpc.aio
 
-from ._bulk import EnforceRequest, stream_result
+from ._bulk import EnforceOptions, enforce_request, stream_result
 from ._calls import Call, Settings
 from ._errors import DeadlineExceededError, SidecarUnavailableError
-from ._types import ContextItem, EnforceResult
+from ._types import EnforceResult
 from ._v1 import policy_decision_service_pb2 as pb
 
 __all__ = ["AsyncEnforceStream", "EnforceStream"]
@@ -71,32 +71,6 @@ def _ended(settings: Settings) -> SidecarUnavailableError:
     )
 
 
-def _request(
-    agent_id: str,
-    input: str | None,
-    output: str | None,
-    estimated_cost_usd: float | None,
-    model: str | None,
-    tool: str | None,
-    metadata: Mapping[str, str] | None,
-    request_id: str | None,
-    context: Sequence[ContextItem] | None,
-    approval_id: str | None,
-) -> Call[EnforceResult]:
-    return EnforceRequest(
-        agent_id,
-        input,
-        output,
-        estimated_cost_usd,
-        model,
-        tool,
-        metadata,
-        request_id,
-        None if context is None else list(context),
-        approval_id,
-    ).call()
-
-
 class AsyncEnforceStream:
     """An EnforceStream of an ``AsyncClient``: ``await
     stream.enforce_policy(...)`` as on the client (same arguments, results
@@ -117,29 +91,11 @@ class AsyncEnforceStream:
         agent_id: str,
         input: str | None = None,
         *,
-        output: str | None = None,
-        estimated_cost_usd: float | None = None,
-        model: str | None = None,
-        tool: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-        context: Sequence[ContextItem] | None = None,
-        approval_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the call's deadline)
+        **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
-        call = _request(
-            agent_id,
-            input,
-            output,
-            estimated_cost_usd,
-            model,
-            tool,
-            metadata,
-            request_id,
-            context,
-            approval_id,
-        )
+        call = enforce_request(agent_id, input, options).call()
         seconds = self._settings.deadline(timeout)
         item_id = str(next(self._ids))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -244,29 +200,11 @@ class EnforceStream:
         agent_id: str,
         input: str | None = None,
         *,
-        output: str | None = None,
-        estimated_cost_usd: float | None = None,
-        model: str | None = None,
-        tool: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-        context: Sequence[ContextItem] | None = None,
-        approval_id: str | None = None,
         timeout: float | None = None,
+        **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
-        call = _request(
-            agent_id,
-            input,
-            output,
-            estimated_cost_usd,
-            model,
-            tool,
-            metadata,
-            request_id,
-            context,
-            approval_id,
-        )
+        call = enforce_request(agent_id, input, options).call()
         seconds = self._settings.deadline(timeout)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._lock:

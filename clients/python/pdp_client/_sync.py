@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import grpc
 
 from . import _bulk, _calls
-from ._bulk import BatchOutcome, EnforceRequest
+from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_request
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
 from ._stream import EnforceStream
 from ._types import (
@@ -23,6 +23,7 @@ from ._types import (
     UsageResult,
 )
 from ._v1 import policy_decision_service_pb2_grpc as pb_grpc
+from ._watch import Watch, watch_sync
 
 __all__ = ["Client"]
 
@@ -106,16 +107,9 @@ class Client:
         agent_id: str,
         input: str | None = None,
         *,
-        output: str | None = None,
-        estimated_cost_usd: float | None = None,
-        model: str | None = None,
-        tool: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        request_id: str | None = None,
-        context: Iterable[ContextItem] | None = None,
-        approval_id: str | None = None,
         wait_for_approval: float | None = None,
         timeout: float | None = None,
+        **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """Asks whether ``agent_id`` may make a call, before it makes it.
 
@@ -148,32 +142,15 @@ class Client:
         anything is sent (``.code`` None), for an empty ``agent_id`` or a
         negative or non-finite ``estimated_cost_usd``.
         """
+        request = enforce_request(agent_id, input, options)
         waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
-        # Sent again after an approval: an iterator must give the same items twice.
-        items = None if context is None else list(context)
-
-        def ask(approval: str | None) -> EnforceResult:
-            call = _calls.enforce(
-                agent_id,
-                input,
-                output=output,
-                estimated_cost_usd=estimated_cost_usd,
-                model=model,
-                tool=tool,
-                metadata=metadata,
-                request_id=request_id,
-                context=items,
-                approval_id=approval,
-            )
-            return self._send(call, timeout)
-
-        result = ask(approval_id)
+        result = self._send(request.call(), timeout)
         while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
             assert result.approval_id is not None
             started = time.monotonic()
             answer = self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
             if waiting.approved(result, answer, time.monotonic() - started):
-                result = ask(result.approval_id)
+                result = self._send(request.with_approval(result.approval_id).call(), timeout)
             else:
                 time.sleep(waiting.pause())
         return result
@@ -241,6 +218,37 @@ class Client:
         """The agent's kill-switch state, its spend against its budgets and
         the sidecar's active snapshot."""
         return self._send(_calls.agent_status(agent_id), timeout)
+
+    def watch_agent_status(
+        self, agent_id: str, *, timeout: float | None = None
+    ) -> Generator[AgentStatusResult, None, None]:
+        """The agent's state (as ``agent_status`` gives it) once at once,
+        then again on every change: a pause, a resume, a new snapshot::
+
+            for status in pdp.watch_agent_status("my-chatbot"):
+                if status.paused:
+                    ...
+
+        A generator: leaving the loop (``break``, an exception) or closing it
+        cancels the call. The watch has no deadline unless ``timeout`` is
+        given (seconds for the whole watch, then ``DeadlineExceededError``);
+        the first state must come within the client's timeout, so a wedged
+        sidecar raises instead of hanging. Fails closed: an unreachable
+        sidecar, or one that ends the watch (a restart), raises
+        ``SidecarUnavailableError``; watch again to go on. An empty or
+        malformed ``agent_id`` raises ``InvalidRequestError`` at once."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        watch = Watch(_calls.watch_agent_status(agent_id), self._settings, timeout)
+        return watch_sync(
+            watch,
+            lambda: self._stub.WatchAgentStatus(
+                watch.call.request,
+                timeout=watch.seconds,
+                metadata=self._settings.metadata,
+                wait_for_ready=False,
+            ),
+        )
 
     def report_usage(
         self,
