@@ -50,7 +50,7 @@ from ._caller_tokens import (
 from ._cel import COST_BUDGET, INLINE_COST, CelJob, CelResult
 from ._consultation import Consultation
 from ._context import NO_CEL_RESULTS
-from ._document import MAX_DOCUMENT_BYTES, parse_document
+from ._document import MAX_DOCUMENT_BYTES, NO_ITEMS, parse_document, parse_document_items
 from ._errors import AgentIdError, EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
 from ._model import UNKNOWN_AGENTS
@@ -114,6 +114,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "NO_ANSWERS",
     "NO_CEL_RESULTS",
+    "NO_ITEMS",
     "NO_USAGE",
     "POLICY_TYPES",
     "UNKNOWN_AGENTS",
@@ -184,6 +185,7 @@ __all__ = [
     "month_start",
     "new_caller_token",
     "parse_document",
+    "parse_document_items",
     "parse_listen_address",
     "parse_rfc3339",
     "per_execution_limit",

@@ -13,14 +13,17 @@ from ._agent_id import agent_id_keys, canonical_agent_id
 from ._caller_tokens import read_caller_tokens
 from ._errors import AgentIdError
 from ._fields import Problems, Reader
+from ._json_items import Pace, no_pace
 from ._types import ACTIONS, Mode, Severity
 
 __all__ = [
     "MAX_APPLIES_TO_AGENTS",
     "MAX_PREREQUISITES",
+    "NO_KNOWN_SPECS",
     "UNKNOWN_AGENTS",
     "AgentSpec",
     "GrantSpec",
+    "KnownSpecs",
     "PolicySpec",
     "Prerequisite",
     "SnapshotSpec",
@@ -241,24 +244,63 @@ def _check_unique(
             seen[key] = path
 
 
+class KnownSpecs:
+    """The specs a snapshot read, by the document object each was read from
+    (by identity: a parse that finds an item's text unchanged gives the
+    earlier object, ``_json_items``), so that the next document's unchanged
+    agents and policies are not read again."""
+
+    __slots__ = ("_by_item",)
+
+    def __init__(self, specs: Mapping[int, tuple[object, object]] | None = None) -> None:
+        self._by_item: Mapping[int, tuple[object, object]] = specs or {}
+
+    def _spec(self, path: str, item: object) -> object | None:
+        found = self._by_item.get(id(item))
+        if found is None or found[0] is not item:
+            return None
+        spec = found[1]
+        return spec if getattr(spec, "path", None) == path else None
+
+    def agent(self, path: str, item: object) -> AgentSpec | None:
+        spec = self._spec(path, item)
+        return spec if isinstance(spec, AgentSpec) else None
+
+    def policy(self, path: str, item: object) -> PolicySpec | None:
+        spec = self._spec(path, item)
+        return spec if isinstance(spec, PolicySpec) else None
+
+
+NO_KNOWN_SPECS = KnownSpecs()
+
+
 def read_snapshot(
-    document: object, problems: Problems, types: Mapping[str, Severity]
+    document: object,
+    problems: Problems,
+    types: Mapping[str, Severity],
+    known: KnownSpecs = NO_KNOWN_SPECS,
+    pace: Pace = no_pace,
 ) -> SnapshotSpec:
     """Reads the envelope of a snapshot document; problems go to ``problems``.
-    ``types`` maps each known policy type to its default severity."""
+    ``types`` maps each known policy type to its default severity. Agents
+    and policies ``known`` has read (the same objects at the same paths, in
+    a snapshot that compiled) are not read again. ``pace`` is called after
+    each agent and policy."""
     top = Reader(document, "", problems, _TOP_LEVEL)
     revision = top.integer("revision", default=0, minimum=0, maximum=2**63 - 1)
     unknown_agents = top.choice("unknownAgents", UNKNOWN_AGENTS) or "deny"
-    agents = [
-        agent
-        for path, item in top.items("agents")
-        if (agent := _read_agent(path, item, problems)) is not None
-    ]
-    policies = [
-        policy
-        for path, item in top.items("policies")
-        if (policy := _read_policy(path, item, problems, types)) is not None
-    ]
+    agents: list[AgentSpec] = []
+    for path, item in top.items("agents"):
+        agent = known.agent(path, item) or _read_agent(path, item, problems)
+        if agent is not None:
+            agents.append(agent)
+        pace()
+    policies: list[PolicySpec] = []
+    for path, item in top.items("policies"):
+        policy = known.policy(path, item) or _read_policy(path, item, problems, types)
+        if policy is not None:
+            policies.append(policy)
+        pace()
     grants = [
         grant
         for i, (path, item) in enumerate(top.items("grants"))

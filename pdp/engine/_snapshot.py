@@ -17,7 +17,8 @@ from ._context import NO_CEL_RESULTS, Context
 from ._errors import AgentIdError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, explain
 from ._fields import Problems
-from ._model import AgentSpec, GrantSpec, PolicySpec, read_snapshot
+from ._json_items import Pace, no_pace
+from ._model import NO_KNOWN_SPECS, AgentSpec, GrantSpec, KnownSpecs, PolicySpec, read_snapshot
 from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, state_error_hit, violation
 from ._registry import REGISTRY, CompiledRule, compile_rule
 from ._types import (
@@ -73,6 +74,14 @@ class CompiledSnapshot:
     # Each policy's compiled rule by its content (``rule_key``), for the next
     # revision to reuse: one policy changed in 10,000 compiles one.
     rules: Mapping[RuleKey, CompiledRule] = field(default_factory=dict)
+    # The agents and policies it read, by the document object each came
+    # from, and each policy's content key and rule by its spec's id: an
+    # unchanged item of the next document (the same object, see
+    # ``parse_document_items``) is neither read nor keyed again.
+    specs: KnownSpecs = NO_KNOWN_SPECS
+    keyed: Mapping[int, tuple[PolicySpec, RuleKey | None, CompiledRule]] = field(
+        default_factory=dict
+    )
     # Whether a policy's expression may be too costly to evaluate in place.
     offloads: bool = False
     # SHA-256 digests of each agent's caller tokens, by agent id.
@@ -385,15 +394,26 @@ def compile_snapshot(
     *,
     allow_insecure_validators: bool = False,
     reuse: CompiledSnapshot | None = None,
+    pace: Pace = no_pace,
 ) -> CompiledSnapshot:
     """Validates and compiles a snapshot document (the parsed YAML/JSON).
     Custom validators must be HTTPS, except plain HTTP to a loopback address
     with ``allow_insecure_validators``. Policies whose content ``reuse`` (the
-    active snapshot) compiled already take its compiled rules.
+    active snapshot) compiled already take its compiled rules; items of
+    ``document`` that are the very objects ``reuse`` read (documents are
+    never changed in place) are not read again. ``pace`` is
+    called after each agent and policy read and each policy compiled, so
+    that a caller can make the compiling thread give way now and then.
 
     Raises SnapshotError listing every problem with its field path."""
     problems = Problems()
-    spec = read_snapshot(document, problems, _DEFAULT_SEVERITIES)
+    spec = read_snapshot(
+        document,
+        problems,
+        _DEFAULT_SEVERITIES,
+        NO_KNOWN_SPECS if reuse is None else reuse.specs,
+        pace,
+    )
     agents: dict[str, AgentInfo] = {}
     caller_tokens: dict[str, tuple[bytes, ...]] = {}
     for a in spec.agents:
@@ -415,11 +435,19 @@ def compile_snapshot(
         refs.setdefault(p.id, p.id)
         refs.setdefault(p.name, p.id)
     known = reuse.rules if reuse is not None else {}
+    known_keyed = reuse.keyed if reuse is not None else {}
     rules_by_key: dict[RuleKey, CompiledRule] = {}
+    keyed: dict[int, tuple[PolicySpec, RuleKey | None, CompiledRule]] = {}
     rules: list[CompiledRule] = []
     for p in policy_specs:
-        content = rule_key(p)
-        rule = known.get(content) if content is not None else None
+        earlier = known_keyed.get(id(p))
+        if earlier is not None and earlier[0] is p:
+            _, content, rule = earlier
+            keyed[id(p)] = earlier
+        else:
+            content, rule = rule_key(p), None
+        if rule is None:
+            rule = known.get(content) if content is not None else None
         if rule is None:
             errors = len(problems.errors)
             rule = compile_rule(p, problems)
@@ -427,7 +455,10 @@ def compile_snapshot(
                 rules_by_key[content] = rule
         elif content is not None:
             rules_by_key[content] = rule
+        if earlier is None or earlier[0] is not p:
+            keyed[id(p)] = (p, content, rule)
         rules.append(rule)
+        pace()
     validators: dict[Validator, None] = {}
     for p, (check, _, _) in zip(policy_specs, rules, strict=True):
         if isinstance(check, ValidatorCheck):
@@ -437,11 +468,16 @@ def compile_snapshot(
                 validators.setdefault(check.validator)
     order = _order(policy_specs, refs, problems)
 
+    # The active snapshot's policies by spec: one whose spec, rule and
+    # resolved references are unchanged is taken whole, so that replacing a
+    # snapshot frees (on the thread that serves) only what changed.
+    earlier_policies = {} if reuse is None else {id(q.spec): q for q in reuse.policies}
     compiled: list[Policy] = []
     inactive: list[tuple[str, str, str, str]] = []
     for i in order:
         p, (check, open_on_state_error, approval_timeout_s) = policy_specs[i], rules[i]
         applies_to = _resolve_agents(p.applies_to, agents, keys, p.path, problems)
+        pace()
         if check is None:
             continue
         if not p.is_active:
@@ -450,19 +486,21 @@ def compile_snapshot(
         pres = tuple(
             (refs[pre.policy], pre.when_fired) for pre in p.prerequisites if pre.policy in refs
         )
-        compiled.append(
-            Policy(
-                p.id,
-                p.name,
-                p.policy_type,
-                p,
-                check,
-                applies_to,
-                pres,
-                open_on_state_error,
-                approval_timeout_s,
-            )
+        policy = Policy(
+            p.id,
+            p.name,
+            p.policy_type,
+            p,
+            check,
+            applies_to,
+            pres,
+            open_on_state_error,
+            approval_timeout_s,
         )
+        earlier_policy = earlier_policies.get(id(p))
+        if earlier_policy is not None and earlier_policy.spec is p and earlier_policy == policy:
+            policy = earlier_policy
+        compiled.append(policy)
 
     grants: dict[tuple[str, str], list[GrantSpec]] = {}
     for g in spec.grants:
@@ -477,6 +515,11 @@ def compile_snapshot(
     if problems.errors:
         raise SnapshotError(problems.errors)
     assert isinstance(document, Mapping)
+    read: dict[int, tuple[object, object]] = {}
+    for what, specs in (("agents", spec.agents), ("policies", spec.policies)):
+        items = document.get(what)
+        if isinstance(items, list) and len(items) == len(specs):  # all read
+            read.update((id(item), (item, s)) for item, s in zip(items, specs, strict=True))
     return CompiledSnapshot(
         revision=spec.revision,
         document=document,
@@ -492,4 +535,6 @@ def compile_snapshot(
             isinstance(p.check, ExpressionCheck) and not p.check.program.inline for p in compiled
         ),
         caller_tokens=caller_tokens,
+        specs=KnownSpecs(read),
+        keyed=keyed,
     )

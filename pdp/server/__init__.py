@@ -11,10 +11,12 @@ Exception tree::
 
 from ._app import LIVENESS_SERVICE, STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
+from ._servicer import SERVICE as DECISION_SERVICE
 from ._servicer import handler_name
 from ._tracing import TracingUnavailableError
 
 __all__ = [
+    "DECISION_SERVICE",
     "LIVENESS_SERVICE",
     "STATE_HEALTH_SERVICE",
     "RequestError",

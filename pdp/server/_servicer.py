@@ -179,6 +179,14 @@ class PolicyDecisionServicer:
         request = enforce_input(msg, self._limits)
         return (await self.decide(msg, request, context, start)).SerializeToString()
 
+    async def enforce_message(
+        self, msg: pb.EnforceRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.EnforceResponse:
+        """``enforce`` for a request already in memory as a message (an
+        in-process caller: no bytes to parse, none to write)."""
+        start = time.perf_counter()
+        return await self.decide(msg, enforce_input(msg, self._limits), context, start)
+
     async def decide(
         self,
         msg: pb.EnforceRequest,

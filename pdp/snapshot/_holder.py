@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pdp.engine import (
+    NO_ITEMS,
     Clock,
     CompiledSnapshot,
     FieldError,
@@ -37,6 +38,7 @@ from pdp.engine import (
 )
 
 from ._collector import collection_paused, freeze_survivors
+from ._pacing import Pacer
 from ._reading import read_document
 from ._source import NewDocument, NoChange, NoDocument, Refused, Unreachable, Update
 
@@ -133,6 +135,10 @@ class SnapshotHolder:
         self._stale_at = None if max_staleness is None else self._monotonic() + max_staleness
         self._source = ""
         self._active_digest = ""
+        # The active document's list items by their text: the next document
+        # takes these objects for the items it did not change, and the
+        # compile reuses what it read from them.
+        self._items: Mapping[str, object] = NO_ITEMS
         self._rejection: Rejection | None = None
         self._rejected_digest = ""
         self._rejected_pause: PauseState | None = None
@@ -295,16 +301,23 @@ class SnapshotHolder:
             self._stale_at = at + self._limit
 
     async def _activate(self, data: bytes, source: str, *, clear_rejection: bool) -> bool:
+        # Loading gives way to the decisions the active snapshot serves; with
+        # none active (start-up) there are none to give way to.
+        pace = Pacer() if self.active is not None else Pacer(share=1.0)
         digest = await asyncio.to_thread(_digest, data)
         async with self._lock:
             with collection_paused():
-                activated = await self._read_and_compile(data, digest, source, clear_rejection)
-            if activated:
-                freeze_survivors()
+                activated = await self._read_and_compile(
+                    data, digest, source, clear_rejection, pace
+                )
+                if activated:
+                    # Before collection resumes: its first pass would
+                    # otherwise scan everything the load allocated.
+                    freeze_survivors()
             return activated
 
     async def _read_and_compile(
-        self, data: bytes, digest: str, source: str, clear_rejection: bool
+        self, data: bytes, digest: str, source: str, clear_rejection: bool, pace: Pacer
     ) -> bool:
         # The active document again is news only when a rejected one (or
         # its pauses) came in between: the source went back to it.
@@ -312,7 +325,7 @@ class SnapshotHolder:
         if digest == self._rejected_digest or (digest == self._active_digest and not back):
             return False
         try:
-            document = await read_document(data)
+            document, items = await read_document(data, self._items, pace)
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, None)
             return False
@@ -324,7 +337,7 @@ class SnapshotHolder:
                 snapshot = with_pause_state(
                     active.snapshot, pause, revision=pause.revision, document=document
                 )
-                return await self._swap(snapshot, data, digest, source, clear_rejection)
+                return await self._swap(snapshot, data, digest, source, clear_rejection, items)
             self._lay_over(active, pause)
         try:
             snapshot = await asyncio.to_thread(
@@ -332,11 +345,12 @@ class SnapshotHolder:
                 document,
                 allow_insecure_validators=self._allow_insecure_validators,
                 reuse=None if active is None else active.snapshot,
+                pace=pace,
             )
         except SnapshotError as exc:
             self._reject(source, exc.errors, digest, pause)
             return False
-        return await self._swap(snapshot, data, digest, source, clear_rejection)
+        return await self._swap(snapshot, data, digest, source, clear_rejection, items)
 
     def _lay_over(self, active: Active, pause: PauseState) -> None:
         """Activates ``pause``'s pause state over the active snapshot now,
@@ -364,9 +378,11 @@ class SnapshotHolder:
         digest: str,
         source: str,
         clear_rejection: bool,
+        items: Mapping[str, object],
     ) -> bool:
         active = Active(snapshot, source, self._clock())
         self.active, self._active_digest, self._overlaid = active, digest, False
+        self._items = items
         if clear_rejection:
             self._rejection, self._rejected_digest, self._rejected_pause = None, "", None
             # The source's latest document is active again: fresh from now.

@@ -2,7 +2,9 @@
 YAML documents in a thread; large YAML ones in a separate process
 (``pdp.engine._yaml_worker``), whose JSON answer is then read here, so the
 event loop's process never runs the C YAML reader's GIL-holding call on a
-large document."""
+large document. A JSON document (or a worker's answer) is read an item of
+its top-level lists at a time, taking the earlier object for each item
+whose text the active document had (``parse_document_items``)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from pdp.engine import FieldError, SnapshotError, parse_document
+from pdp.engine import NO_ITEMS, FieldError, SnapshotError, parse_document_items
 
 __all__ = ["read_document"]
 
@@ -24,10 +26,20 @@ OFFLOAD_BYTES = 256 * 1024
 _WORKER_TIMEOUT = 120.0
 
 
-async def read_document(data: bytes) -> Mapping[str, object]:
-    """The parsed document; raises SnapshotError as ``parse_document`` does."""
+def _no_pace() -> None:
+    return None
+
+
+Read = tuple[Mapping[str, object], Mapping[str, object]]
+
+
+async def read_document(
+    data: bytes, known: Mapping[str, object] = NO_ITEMS, pace: Callable[[], None] = _no_pace
+) -> Read:
+    """The parsed document and its items, as ``parse_document_items`` gives
+    them; raises SnapshotError as it does."""
     if len(data) < OFFLOAD_BYTES or data.lstrip()[:1] == b"{":
-        return await asyncio.to_thread(parse_document, data)
+        return await asyncio.to_thread(parse_document_items, data, known, pace)
     try:
         text = await _in_worker(data)
     except SnapshotError:
@@ -35,7 +47,9 @@ async def read_document(data: bytes) -> Mapping[str, object]:
     except Exception as exc:  # the worker could not run: read it here
         log.warning("reading the snapshot in this process (%s)", exc)
         text = None
-    return await asyncio.to_thread(parse_document, data if text is None else text)
+    return await asyncio.to_thread(
+        parse_document_items, data if text is None else text, known, pace
+    )
 
 
 async def _in_worker(data: bytes) -> bytes | None:

@@ -23,7 +23,7 @@ def _large_yaml(extra: str = "") -> bytes:
 
 async def test_a_large_yaml_document_reads_the_same_through_the_worker() -> None:
     data = _large_yaml('note: 2026-12-02T10:00:00Z\nunicode: "caf\\u00e9 \\U0001F600"\n')
-    got = await read_document(data)
+    got, _ = await read_document(data)
     assert got == parse_document(data)
     assert got["note"] == "2026-12-02T10:00:00Z"  # timestamps stay strings
 
@@ -40,5 +40,5 @@ async def test_an_invalid_large_yaml_document_names_its_line() -> None:
 
 async def test_what_json_cannot_carry_is_read_here() -> None:
     data = _large_yaml("numbers: {1: one, 2: two}\n")
-    got = await read_document(data)
+    got, _ = await read_document(data)
     assert got["numbers"] == {1: "one", 2: "two"}  # int keys, as parse_document gives

@@ -27,8 +27,16 @@ _REFUSED_CATEGORIES = {
 }
 
 
+def _plain(raw: str) -> bool:
+    """Printable ASCII, not blank and not white at either end: its own NFKC
+    form with nothing refused (most ids; checked without a loop)."""
+    return raw.isascii() and raw.isprintable() and raw[:1] not in ("", " ") and raw[-1] != " "
+
+
 def agent_id_problem(raw: str) -> str:
     """Why ``raw`` is refused as an agent id; "" when it is not."""
+    if _plain(raw):
+        return ""
     if not raw:
         return "required"
     for offset, char in enumerate(raw):
@@ -45,6 +53,8 @@ def agent_id_problem(raw: str) -> str:
 
 def canonical_agent_id(raw: str) -> str:
     """``raw`` in NFKC form; ValueError saying why it is refused."""
+    if _plain(raw):
+        return raw
     problem = agent_id_problem(raw)
     if problem:
         raise ValueError(problem)
