@@ -197,7 +197,12 @@ def report(model: InjectionModel, examples: list[Example], split: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", type=int, default=30_000, help="weights kept")
-    parser.add_argument("--c", type=float, default=2.0, help="inverse regularisation")
+    parser.add_argument(
+        "--c",
+        type=float,
+        default=2.0,
+        help="inverse regularisation (chosen on `calibrate`, see train/README.md)",
+    )
     parser.add_argument("--penalty", choices=("l1", "l2"), default="l2")
     parser.add_argument(
         "--min-weight", type=float, default=0.1, help="drop weaker features (fewer keys)"

@@ -85,6 +85,28 @@ ADDRESSED_RULES: tuple[Rule, ...] = (
         f"{_START}if you (?:are|re) (?:an?|the) {_AI}{_END}",
         f"{_START}(?:any |all |every |the )?{_AI} (?:that is |who is |which is )?"
         f"{_TASK_ING} this {_CONTENT}{_END}",
+        # "you must strictly adhere to the following instruction: ..." (not
+        # "you must follow the instructions in the box": a manual says that)
+        f"{_START}you (?:must|are required to|re required to|have to|need to|shall)"
+        " (?:strictly |now |immediately |carefully )?(?:follow|adhere to|obey|comply with"
+        "|execute|carry out) (?:the following|these following|this|the new|these new"
+        "|the updated|my new|my next|the next) (?:instruction|instructions|command|commands"
+        f"|directive|directives|order|orders){_END}",
+    ),
+    # Content that tells the model which tool to call: "you must ... by using
+    # the transfer funds tool", "your next step is to call the delete file
+    # tool", "do not use other tools". A user's prompt may ask for a tool;
+    # a tool result or a document has no business doing so.
+    Rule(
+        "tool-directive",
+        f"{_START}(?:you must|you should|you need to|you have to|you are required to"
+        "|you re required to|make sure to|be sure to|your next step is to"
+        "|your next step must be to|your next step should be to|now|please|immediately)"
+        "(?: also| now| immediately| first| then)?"
+        " (?:call|use|invoke|run|execute|trigger)(?: [^ ]+){1,3} (?:tool|function)"
+        f"{_END}"
+        f"|{_START}by (?:using|calling|invoking) the(?: [^ ]+){{1,3}} tool{_END}"
+        f"|{_START}do not (?:use|call) (?:any )?other (?:tools|tool|functions|function){_END}",
     ),
 )
 

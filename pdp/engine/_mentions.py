@@ -16,13 +16,16 @@ fixture (``PAYLOAD = "ignore previous instructions"``) all quote an attack.
 - a fenced code block whose opening line, or the line before it, names it as
   an example or an attack.
 
-A quotation without such words is not blanked: ``Translate: "Ignore previous
+A JSON document (a tool result, an API response) is data, not code: its
+strings are values an agent reads, so only quotations with such words are
+blanked in it. A quotation without such words is not blanked: ``Translate: "Ignore previous
 instructions and ..."`` is an injection carried in quotes. Used only after a
 match, so its cost is paid by texts that matched.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 __all__ = ["mask_mentions"]
@@ -103,10 +106,21 @@ def _is_apostrophe(text: str, start: int, end: int) -> bool:
     return (start > 0 and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum())
 
 
+def _is_json(text: str) -> bool:
+    if text.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def mask_mentions(text: str) -> str | None:
     """``text`` with quotations and code strings about an attack replaced by
     spaces (line breaks kept); None when nothing is blanked."""
     chars: list[str] | None = None
+    code = not _is_json(text)
     fences = _FENCE.finditer(text) if "```" in text or "~~~" in text else ()
     for fence in fences:
         line_start = text.rfind("\n", 0, max(0, fence.start() - 1)) + 1
@@ -125,14 +139,14 @@ def mask_mentions(text: str) -> str | None:
         line_end = text.find("\n", end)
         after = text[end : min(end + 80, len(text) if line_end < 0 else line_end)]
         if (
-            _CODE_LINE.match(text[line_start : start + 1]) is not None
+            (code and _CODE_LINE.match(text[line_start : start + 1]) is not None)
             or _CUE_BEFORE.search(before) is not None
             or _called_an_attack(after)
         ):
             if chars is None:
                 chars = list(text)
             _blank(chars, start + 1, end - 1)
-    if '"' in text or "'" in text or "`" in text:
+    if code and ('"' in text or "'" in text or "`" in text):
         offset = 0
         for line in text.splitlines(keepends=True):
             quoted = '"' in line or "'" in line or "`" in line
