@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shlex
 import statistics
 import sys
@@ -38,7 +37,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a scri
 
 from pdp_client import AsyncClient
 
-from bench._common import REPO, describe_machine, text_of
+from bench._common import REPO, cpu_seconds, describe_machine, text_of
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._process import PdpProcess
 
@@ -60,13 +59,6 @@ class Run:
     @property
     def per_second(self) -> float:
         return self.decisions / self.seconds
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (and its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _identity(data: bytes) -> bytes:
