@@ -23,6 +23,7 @@ __all__ = [
     "REPO",
     "WORDS",
     "FixedSpend",
+    "cpu_seconds",
     "describe_machine",
     "median_us",
     "percentile",
@@ -78,6 +79,14 @@ def shared_data_dir() -> Path:
     (it may not exist)."""
     shared = os.environ.get("PDP_SHARED")
     return (Path(shared) if shared else REPO.parent / "shared") / "data"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (and its threads) so far,
+    from /proc (in clock ticks, usually 10 ms)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def text_of(size: int, seed: int = 7) -> str:

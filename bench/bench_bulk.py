@@ -4,8 +4,12 @@ on one sidecar, at the same concurrency, in one run.
     .venv/bin/python bench/bench_bulk.py     # --seconds S --concurrency C --batch N
 
 Each mode runs C callers for S seconds: unary (one Enforce per call), batch
-(EnforceBatch of N requests per call) and stream (one EnforceStream per
-caller, up to 8 requests in flight on it). Every request
+(EnforceBatch of N requests per call), stream (one EnforceStream per
+caller, up to 8 requests in flight on it, one request per message, as a
+client that does not pack sends them), packed (the same, but each message
+carries every request waiting to be sent, as the Python client does) and
+client (``pdp_client``'s ``AsyncEnforceStream``, 8 tasks per caller sharing
+it). Every request
 is the same 1 KB of benign text for ``my-chatbot`` on the example snapshot.
 The figure that matters is decisions per second of the sidecar's own CPU
 (its user + system time, read from /proc): what one core of the sidecar
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shlex
 import statistics
 import sys
@@ -32,12 +35,14 @@ import grpc.aio
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import REPO, describe_machine, text_of
+from pdp_client import AsyncClient
+
+from bench._common import REPO, cpu_seconds, describe_machine, text_of
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._process import PdpProcess
 
 METHOD = "/pdp.v1.PolicyDecisionService/"
-MODES = ("unary", "batch", "stream")
+MODES = ("unary", "batch", "stream", "packed", "client")
 WINDOW = 8  # stream requests in flight per caller
 
 
@@ -56,19 +61,32 @@ class Run:
         return self.decisions / self.seconds
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (and its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
 def _identity(data: bytes) -> bytes:
     return data
 
 
+async def sdk_stream(target: str, until: float) -> int:
+    """Decisions made through one ``AsyncEnforceStream`` by WINDOW tasks."""
+    text = text_of(1024)
+    async with AsyncClient(target, timeout=10.0) as client, client.enforce_stream() as stream:
+
+        async def task() -> int:
+            done = 0
+            while time.monotonic() < until:
+                await stream.enforce_policy("my-chatbot", text)
+                done += 1
+            return done
+
+        return sum(await asyncio.gather(*(task() for _ in range(WINDOW))))
+
+
 async def drive(
-    channel: grpc.aio.Channel, mode: str, concurrency: int, batch: int, seconds: float
+    channel: grpc.aio.Channel,
+    target: str,
+    mode: str,
+    concurrency: int,
+    batch: int,
+    seconds: float,
 ) -> int:
     """Decisions made by ``concurrency`` callers in ``seconds``."""
     one = pb.EnforceRequest(agent_id="my-chatbot", input=text_of(1024))
@@ -78,6 +96,12 @@ async def drive(
     single = one.SerializeToString()
     several = pb.EnforceBatchRequest(requests=[one] * batch).SerializeToString()
     message = pb.EnforceStreamRequest(id="x", request=one).SerializeToString()
+    item = pb.EnforceStreamItem(id="x", request=one)
+    packs = {
+        n: pb.EnforceStreamRequest(items=[item] * n).SerializeToString()
+        for n in range(2, WINDOW + 1)
+    }
+    channel_target = target
     until = time.monotonic() + seconds
 
     async def caller() -> int:
@@ -90,6 +114,8 @@ async def drive(
             while time.monotonic() < until:
                 await many(several)
                 done += batch
+        elif mode == "client":
+            done = await sdk_stream(channel_target, until)
         else:
             # Pipelined: up to WINDOW requests in flight on the stream, as an
             # agent with many concurrent tasks sharing one stream sends them.
@@ -99,14 +125,23 @@ async def drive(
             async def write() -> None:
                 while time.monotonic() < until:
                     await window.acquire()
-                    await call.write(message)
+                    count = 1
+                    # "packed": every free place in the window is a request
+                    # waiting to be sent; all go in this message.
+                    while mode == "packed" and count < WINDOW and not window.locked():
+                        await window.acquire()
+                        count += 1
+                    await call.write(message if count == 1 else packs[count])
                 await call.done_writing()
 
             writer = asyncio.create_task(write())
             while (answer := await call.read()) is not grpc.aio.EOF:  # type: ignore[attr-defined]
-                assert answer
-                window.release()
-                done += 1
+                assert isinstance(answer, bytes)
+                answered = pb.EnforceStreamResponse.FromString(answer)
+                count = len(answered.answers) or 1
+                for _ in range(count):
+                    window.release()
+                done += count
             await writer
         return done
 
@@ -117,9 +152,9 @@ async def measure(
     address: str, pid: int, mode: str, concurrency: int, batch: int, seconds: float
 ) -> Run:
     async with grpc.aio.insecure_channel(address) as channel:
-        await drive(channel, mode, concurrency, batch, 0.3)  # warm up, not recorded
+        await drive(channel, address, mode, concurrency, batch, 0.3)  # warm up, not recorded
         cpu, wall = cpu_seconds(pid), time.monotonic()
-        decisions = await drive(channel, mode, concurrency, batch, seconds)
+        decisions = await drive(channel, address, mode, concurrency, batch, seconds)
         return Run(decisions, time.monotonic() - wall, cpu_seconds(pid) - cpu)
 
 

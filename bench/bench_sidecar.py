@@ -6,8 +6,16 @@ baseline, in one run on one server.
     .venv/bin/python bench/bench_sidecar.py      # --rounds N --calls N --snapshot FILE
 
 Enforce carries 1 KB of benign text through the example snapshot (four
-baseline policies and one expression policy); ``--snapshot`` measures
-another one (an empty policy list gives the floor: Enforce's own cost).
+baseline policies and one expression policy) with an estimate small enough
+that the daily budget never runs out, so every call is allowed and reserves
+its cost; ``--snapshot`` measures another one (an empty policy list gives
+the floor: Enforce's own cost). ``--unique-inputs`` makes every request's
+text differ (numbers at both ends), so no cache keyed by the text can
+answer. ``--baseline DIR`` runs a second sidecar from another checkout (with
+its own ``.venv``: ``make .venv/.installed`` there) in the same rounds:
+before and after a change, on the same machine at the same time.
+The sidecar's CPU time per call (user + system, all its threads, from
+/proc) is printed for both RPCs.
 
 A shared machine drifts by tens of percent within seconds, so the run is many
 short rounds, each measuring health and Enforce back to back (in alternating
@@ -32,7 +40,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import REPO, describe_machine, text_of
+from bench._common import REPO, cpu_seconds, describe_machine, text_of
 from tests._process import PdpProcess
 
 HEALTH = "grpc.health.v1.Health.Check"
@@ -45,6 +53,7 @@ class Result:
     p50: float  # us
     p99: float  # us
     rps: float
+    cpu_us: float | None = None  # the server's CPU time per call, when measured
 
 
 def ghz_binary() -> str:
@@ -140,24 +149,34 @@ def parse_ghz_report(text: str) -> Result:
     return Result(p50=latency[50], p99=latency[99], rps=float(report["rps"]))
 
 
-def run_ghz(command: list[str]) -> Result:
+def run_ghz(command: list[str], pid: int | None = None) -> Result:
+    """Runs ghz; with the server's ``pid``, also its CPU time per call over
+    the run (every call counted, the ones ``--skipFirst`` leaves out of the
+    latencies too)."""
+    before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     try:
-        return parse_ghz_report(out.stdout)
+        result = parse_ghz_report(out.stdout)
     except ValueError as exc:
         raise SystemExit(f"{command[command.index('--call') + 1]}: {exc}") from None
+    if pid is None:
+        return result
+    calls = int(command[command.index("--total") + 1])
+    cpu_us = (cpu_seconds(pid) - before) / calls * 1e6
+    return Result(result.p50, result.p99, result.rps, cpu_us)
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float], digits: int = 2) -> str:
     """The middle half of ``values`` (25th to 75th percentile)."""
     if len(values) < 4:
-        return f"{min(values):.2f}-{max(values):.2f}"
-    q1, _, q3 = statistics.quantiles(values, n=4)
-    return f"{q1:.2f}-{q3:.2f}"
+        low, high = min(values), max(values)
+    else:
+        low, _, high = statistics.quantiles(values, n=4)
+    return f"{low:.{digits}f}-{high:.{digits}f}"
 
 
 # Sidecar options per mode: what is measured against "off" (each its own process).
@@ -169,6 +188,22 @@ MODES = {
     "caller-token": ["--require-caller-token"],
 }
 AGENT = "my-chatbot"
+# Per call: $50 of daily budget lasts 500,000 calls, more than a run makes.
+ESTIMATE_USD = 0.0001
+# Where --unique-inputs puts the run's number (each ghz run gets its own).
+RUN_MARK = "@RUN@"
+
+
+def enforce_data(unique: bool) -> str:
+    """The Enforce request as ghz's JSON: 1 KB of text, the same every call,
+    or (``unique``) numbered at both ends by run and request number (plain
+    numbers: a hex or base64-like token would make the injection scan
+    decode it, which an ordinary unique prompt does not ask for)."""
+    text = text_of(1024)
+    if unique:
+        head, tail = f"{RUN_MARK} {{{{.RequestNumber}}}} ", " {{.RequestNumber}}"
+        text = head + text[: 1024 - len(head) - len(tail)] + tail
+    return json.dumps({"agent_id": AGENT, "input": text, "estimated_cost_usd": ESTIMATE_USD})
 
 
 def with_caller_token(snapshot: Path, out: Path) -> str:
@@ -215,6 +250,18 @@ def main() -> None:
         help="snapshot the sidecar serves (default examples/policies.yaml)",
     )
     parser.add_argument(
+        "--unique-inputs",
+        action="store_true",
+        help="every Enforce carries a different text (numbered at both ends)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        type=Path,
+        help="also run a sidecar from this checkout (with its .venv) in every round, "
+        "reported as mode 'baseline'",
+    )
+    parser.add_argument(
         "--modes",
         type=mode_list,
         default=["off"],
@@ -224,8 +271,12 @@ def main() -> None:
         "own, measured in every round (default off)",
     )
     args = parser.parse_args()
+    if args.baseline:
+        if not (args.baseline / ".venv" / "bin" / "python").exists():
+            parser.error(f"--baseline: no {args.baseline / '.venv/bin/python'}")
+        args.modes.append("baseline")
     ghz = ghz_binary()
-    enforce = json.dumps({"agent_id": AGENT, "input": text_of(1024), "estimated_cost_usd": 0.02})
+    enforce = enforce_data(args.unique_inputs)
     print(describe_machine())
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
     rounds: list[dict[str, Result]] = []
@@ -240,7 +291,7 @@ def main() -> None:
             for mode in args.modes:
                 state = Path(tmp) / mode
                 state.mkdir()
-                extra = [a.format(candidate=candidate) for a in MODES[mode]]
+                extra = [a.format(candidate=candidate) for a in MODES.get(mode, [])]
                 snapshot = args.snapshot.resolve()
                 metadata: dict[str, str] | None = None
                 if mode == "caller-token":
@@ -248,11 +299,14 @@ def main() -> None:
                     token = with_caller_token(args.snapshot, snapshot)
                     metadata = {"x-pdp-caller-token": token}
                 server = [*sidecar_args(snapshot, state), *extra]
-                sidecars[mode] = PdpProcess(server)
+                # A checkout's python runs the pdp of its working directory.
+                home = args.baseline.resolve() if mode == "baseline" else None
+                python = str(home / ".venv" / "bin" / "python") if home else None
+                sidecars[mode] = PdpProcess(server, python=python, cwd=str(home) if home else None)
                 address = sidecars[mode].address
                 print(
                     f"sidecar ({mode}): "
-                    f"{shlex.join([Path(sys.executable).name, '-m', 'pdp', *server])}",
+                    f"{shlex.join([python or Path(sys.executable).name, '-m', 'pdp', *server])}",
                     flush=True,
                 )
 
@@ -272,20 +326,26 @@ def main() -> None:
                 runs[f"{mode}:hN"] = command(HEALTH, MANY, args.calls * 4)
                 runs[f"{mode}:eN"] = command(ENFORCE, MANY, args.calls * 4)
             shown = shlex.join(runs["off:e1"]).replace(shlex.quote(enforce), "'{...1 KB...}'")
+            started = 0
+
+            def run(key: str) -> Result:
+                nonlocal started
+                started += 1
+                command = [a.replace(RUN_MARK, str(started)) for a in runs[key]]
+                return run_ghz(command, sidecars[key.split(":")[0]].proc.pid)
+
             print(
                 f"load: {shown}  (the same for {HEALTH} with '{{}}', and both at {MANY})",
                 flush=True,
             )
             for mode in args.modes:  # warm both paths up; not recorded
                 for key in ("h1", "e1"):
-                    run_ghz(runs[f"{mode}:{key}"])
+                    run(f"{mode}:{key}")
             for index in range(args.rounds):
                 # Alternate which goes first, so neither always follows the other.
                 order = ("h1", "e1", "hN", "eN") if index % 2 == 0 else ("e1", "h1", "eN", "hN")
                 modes = args.modes if index % 2 == 0 else list(reversed(args.modes))
-                rounds.append(
-                    {f"{m}:{key}": run_ghz(runs[f"{m}:{key}"]) for m in modes for key in order}
-                )
+                rounds.append({f"{m}:{key}": run(f"{m}:{key}") for m in modes for key in order})
                 print(".", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
         finally:
@@ -335,6 +395,14 @@ def report(rounds: list[dict[str, Result]], args: argparse.Namespace, mode: str 
         f"   enforce {median(values('eN', 'rps')):6.0f} calls/s"
     )
     print(f"                ratio   {median(rps):6.2f}x [{spread(rps)}]")
+    for key, label in (("1", "concurrency 1  "), ("N", f"concurrency {MANY} ")):
+        health, enforce = values(f"h{key}", "cpu_us"), values(f"e{key}", "cpu_us")
+        extra = [e - h for e, h in zip(enforce, health, strict=True)]
+        print(
+            f"{label} sidecar CPU per call: health {median(health):4.0f} us"
+            f"   enforce {median(enforce):4.0f} us   enforce - health {median(extra):4.0f} us"
+            f" [{spread(extra, 0)}]"
+        )
 
 
 def report_modes(rounds: list[dict[str, Result]], modes: list[str]) -> None:
@@ -354,9 +422,22 @@ def report_modes(rounds: list[dict[str, Result]], modes: list[str]) -> None:
         p50 = overhead("p50", "e1", "h1")
         p99 = overhead("p99", "e1", "h1")
         rps = [-x for x in overhead("rps", "eN", "hN")]  # less throughput is a cost
+        # Enforce's CPU per call beyond the health check's, over off's.
+        cpu = [
+            (r[f"{mode}:e1"].cpu_us or 0.0)
+            - (r[f"{mode}:h1"].cpu_us or 0.0)
+            - ((r["off:e1"].cpu_us or 0.0) - (r["off:h1"].cpu_us or 0.0))
+            for r in rounds
+        ]
+        target = (
+            "(this checkout is cheaper by what is positive)"
+            if mode == "baseline"
+            else "(target: each at most +10%)"
+        )
         print(
             f"  {mode:12} p50 {median(p50):+6.1%} [{spread(p50)}]   p99 {median(p99):+6.1%}"
-            f"   throughput cost {median(rps):+6.1%}   (target: each at most +10%)"
+            f"   throughput cost {median(rps):+6.1%}   CPU per Enforce {median(cpu):+4.0f} us"
+            f" [{spread(cpu, 0)}]   {target}"
         )
 
 

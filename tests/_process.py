@@ -6,8 +6,10 @@
   ready;
 - :func:`run_pdp` and :func:`run_python`: a command run to completion.
 
-Children run this interpreter (``sys.executable``), unbuffered, with their
-output drained for their whole life so that a full pipe never stalls them."""
+Children run this interpreter (``sys.executable``) unless told another
+(``python`` and ``cwd``: a benchmark's baseline run by another checkout's
+virtual environment, in that checkout), unbuffered, with their output
+drained for their whole life so that a full pipe never stalls them."""
 
 from __future__ import annotations
 
@@ -40,12 +42,14 @@ class PythonProcess:
         timeout: float = 30.0,
         what: str = "python",
         env: Mapping[str, str] | None = None,
+        python: str | None = None,
+        cwd: str | None = None,
     ) -> None:
         self.args = list(args)
         self.log: list[str] = []
         self.output: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, *args],
+            [python or sys.executable, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if stream == "stdout" else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -53,6 +57,7 @@ class PythonProcess:
             encoding="utf-8",
             errors="replace",
             env={**_ENV, **(env or {})},
+            cwd=cwd,
         )
         pattern = re.compile(ready)
         self._ready = threading.Event()
@@ -118,9 +123,17 @@ class PdpProcess(PythonProcess):
         listening: str = r"listening on (\S+)",
         timeout: float = 30.0,
         env: Mapping[str, str] | None = None,
+        python: str | None = None,
+        cwd: str | None = None,
     ) -> None:
         super().__init__(
-            ["-m", "pdp", *args], ready=listening, timeout=timeout, what=f"pdp {args[0]}", env=env
+            ["-m", "pdp", *args],
+            ready=listening,
+            timeout=timeout,
+            what=f"pdp {args[0]}",
+            env=env,
+            python=python,
+            cwd=cwd,
         )
         self.address = self.match.group(1)
 

@@ -5,6 +5,9 @@ each one reads from a tool or a data set is parsed from a recorded sample
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,30 @@ def test_piguard_files_are_read_and_scored() -> None:
     ]
     scores = injection_quality.score(injection_quality.builtin_matcher(), rows)
     assert (scores.true_positives, scores.false_positives) == (1, 0)
+
+
+def test_unique_enforce_inputs_differ_by_run_and_request_in_plain_numbers() -> None:
+    same = json.loads(bench_sidecar.enforce_data(unique=False))
+    template = bench_sidecar.enforce_data(unique=True)
+    unique = json.loads(template)
+    assert same["input"] == _common.text_of(1024)
+    text = unique["input"]
+    assert text.startswith(f"{bench_sidecar.RUN_MARK} {{{{.RequestNumber}}}} ")
+    assert text.endswith(" {{.RequestNumber}}") and len(text) == 1024
+    # As ghz fills it in: still about 1 KB, and numbers only (no token the
+    # injection scan would decode as hex or base64).
+    filled = text.replace(bench_sidecar.RUN_MARK, "12").replace("{{.RequestNumber}}", "345")
+    assert 980 <= len(filled) <= 1024 and filled.split()[:2] == ["12", "345"]
+    # A budget the bench never exhausts: every call is allowed and charged.
+    assert 50.0 / unique["estimated_cost_usd"] >= 100_000
+
+
+def test_the_cpu_time_of_a_process_is_read() -> None:
+    before = _common.cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert _common.cpu_seconds(os.getpid()) - before >= 0.02
 
 
 def test_common_helpers() -> None:

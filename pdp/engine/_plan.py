@@ -16,7 +16,15 @@ from ._pii import mask_text
 from ._policy import DEFAULT_APPROVAL_TIMEOUT_S, Check, Hit
 from ._types import AgentInfo, Decision, DecisionKind, EnforceInput, Mode, Violation
 
-__all__ = ["NO_PII_COUNTS", "Plan", "Policy", "conclude", "run_check", "violation"]
+__all__ = [
+    "NO_PII_COUNTS",
+    "Plan",
+    "Policy",
+    "conclude",
+    "run_check",
+    "state_error_hit",
+    "violation",
+]
 
 _KIND_BY_MODE = {
     Mode.BLOCK: DecisionKind.BLOCK,
@@ -74,9 +82,15 @@ def run_check(policy: Policy, ctx: Context) -> Hit | None:
     try:
         return policy.check.run(ctx)
     except StateUnavailableError as error:
-        if policy.open_on_state_error:
-            return None
-        return Hit(f"usage cannot be read, failing closed (on_state_error: closed): {error}")
+        return state_error_hit(policy, error)
+
+
+def state_error_hit(policy: Policy, error: StateUnavailableError) -> Hit | None:
+    """What ``policy`` answers when its check cannot read usage (see
+    ``run_check``)."""
+    if policy.open_on_state_error:
+        return None
+    return Hit(f"usage cannot be read, failing closed (on_state_error: closed): {error}")
 
 
 def violation(policy: Policy, hit: Hit) -> Violation:

@@ -19,7 +19,7 @@ from ._explain import Explanation, explain
 from ._fields import Problems
 from ._json_items import Pace, no_pace
 from ._model import NO_KNOWN_SPECS, AgentSpec, GrantSpec, KnownSpecs, PolicySpec, read_snapshot
-from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, run_check, violation
+from ._plan import NO_PII_COUNTS, Plan, Policy, conclude, state_error_hit, violation
 from ._registry import REGISTRY, CompiledRule, compile_rule
 from ._types import (
     AgentInfo,
@@ -179,15 +179,23 @@ class CompiledSnapshot:
                 (pid in fired) is want for pid, want in policy.prerequisites
             ):
                 continue
-            hit = run_check(policy, ctx)
+            # run_check, inlined: this loop runs every policy of every request.
+            try:
+                hit = policy.check.run(ctx)
+            except StateUnavailableError as error:
+                hit = state_error_hit(policy, error)
             if hit is None:
                 continue
             fired.add(policy.id)
             violations.append(violation(policy, hit))
-        if not violations:  # the usual outcome, decided here (as conclude does) without a call
+        if not violations:  # the usual outcome, decided here as conclude does, charges read once
+            charges = ctx.charges()
             allow = plan.allow
-            if (allow.agent is agent or not agent.known) and not ctx.charges():
+            if not charges and (allow.agent is agent or not agent.known):
                 return allow
+            return Decision(
+                DecisionKind.ALLOW, agent, snapshot_revision=self.revision, charges=charges
+            )
         return conclude(plan, agent, request, ctx, violations, self.revision, approved)
 
     def cel_jobs(

@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 __all__ = ["Clock", "SteadyClock", "SystemClock", "format_time", "parse_rfc3339", "utc_now"]
@@ -49,8 +50,8 @@ class SystemClock:
     def __call__(self) -> datetime:
         return datetime.now(UTC)
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    # The C function itself: read on every decision, no Python frame.
+    monotonic = staticmethod(time.monotonic)
 
 
 class SteadyClock:
@@ -71,7 +72,10 @@ class SteadyClock:
 
     def __init__(self, clock: Clock | None = None) -> None:
         clock = clock or SystemClock()
-        self._wall: Callable[[], datetime] = clock
+        # The machine's wall clock read by C calls alone (read on every decision).
+        self._wall: Callable[[], datetime] = (
+            partial(datetime.now, UTC) if type(clock) is SystemClock else clock
+        )
         self._monotonic: Callable[[], float] = clock.monotonic
         self._last = self._wall()
         if self._last.utcoffset() is None:

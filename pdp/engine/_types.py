@@ -149,8 +149,14 @@ class PiiFinding:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
+    """What ``CompiledSnapshot.enforce`` answers. Built on every decision
+    that charges or fires something and treated as read-only everywhere
+    (an agent's plain ALLOW is one object shared by its requests); not
+    frozen, because a frozen dataclass of this size costs four times as much
+    to build on the hot path."""
+
     kind: DecisionKind
     agent: AgentInfo
     violations: tuple[Violation, ...] = ()

@@ -1,6 +1,7 @@
 """EnforceBatch and EnforceStream items: each parsed and checked as an
-Enforce request is, its errors named by its place (``requests[2].input``),
-and each answer wrapped for the stream. Deciding is the servicer's."""
+Enforce request is, its errors named by its place (``requests[2].input``;
+``request.input`` for a stream's, packed or not), and each answer wrapped for the stream, a
+packed message's answers in one message. Deciding is the servicer's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from ._errors import RequestError
 from ._translate import Limits, enforce_input, parse_request
 
-__all__ = ["batch_items", "stream_answer", "stream_error", "stream_item"]
+__all__ = ["batch_items", "stream_answer", "stream_answers", "stream_error", "stream_items"]
 
 Item = tuple[pb.EnforceRequest, EnforceInput]
 
@@ -70,19 +71,89 @@ def _bad_batch(data: bytes) -> RequestError:
     return RequestError("requests", "malformed request")
 
 
-def stream_item(data: bytes, limits: Limits) -> tuple[str, Item | RequestError]:
-    """A stream message's id and its request, or why it is refused (the
-    stream goes on: the error is the answer to that message)."""
+Parsed = Item | RequestError
+
+
+def stream_items(data: bytes, limits: Limits) -> tuple[bool, list[tuple[str, Parsed]]]:
+    """A stream message's requests, each with its id and either the request
+    or why it is refused (the stream goes on: the error is that request's
+    answer), and whether the message packed them in ``items``."""
     try:
         msg = parse_request(pb.EnforceStreamRequest, data)
     except RequestError as exc:
-        return "", exc
+        packed = _packed_items(data)
+        if packed is None:
+            return False, [("", exc)]
+        return True, [_raw_item(raw, limits) for raw in packed]
+    items = msg.items
+    if not items:
+        return False, [(msg.id, _checked(msg, limits))]
+    if msg.id or msg.HasField("request"):
+        refused = RequestError("request", "set either id and request, or items")
+        return True, [(item.id, refused) for item in items]
+    if len(items) > limits.max_batch:
+        too_many = RequestError(
+            "items",
+            f"{len(items)} items; a message holds at most {limits.max_batch}",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+        return True, [(item.id, too_many) for item in items]
+    return True, [(item.id, _checked(item, limits)) for item in items]
+
+
+def _checked(msg: pb.EnforceStreamRequest | pb.EnforceStreamItem, limits: Limits) -> Parsed:
+    # A packed item's errors are named as a lone request's are
+    # ("request.agent_id"): its answer, matched by id, is its own.
     if not msg.HasField("request"):
-        return msg.id, RequestError("request", "required")
+        return RequestError("request", "required")
     try:
-        return msg.id, (msg.request, enforce_input(msg.request, limits))
+        return msg.request, enforce_input(msg.request, limits)
     except RequestError as exc:
-        return msg.id, _within(exc, "request")
+        return _within(exc, "request")
+
+
+def _packed_items(data: bytes) -> list[bytes] | None:
+    # Only on the error path (a message that does not parse): its items as
+    # raw bytes, so that each good one is still decided; None when the
+    # message packs none.
+    try:
+        fields = UnknownFieldSet(empty_pb2.Empty.FromString(data))
+    except Exception:
+        return None
+    number = pb.EnforceStreamRequest.ITEMS_FIELD_NUMBER
+    items = [
+        bytes(f.data)
+        for f in (fields[i] for i in range(len(fields)))
+        if f.field_number == number and isinstance(f.data, bytes | bytearray)
+    ]
+    return items or None
+
+
+def _raw_item(raw: bytes, limits: Limits) -> tuple[str, Parsed]:
+    try:
+        item = parse_request(pb.EnforceStreamItem, raw)
+    except RequestError as exc:
+        return _raw_id(raw), exc
+    return item.id, _checked(item, limits)
+
+
+def _raw_id(raw: bytes) -> str:
+    # The id of an item that does not parse, when its id field is readable.
+    try:
+        fields = UnknownFieldSet(empty_pb2.Empty.FromString(raw))
+    except Exception:
+        return ""
+    for i in range(len(fields)):
+        f = fields[i]
+        if f.field_number == pb.EnforceStreamItem.ID_FIELD_NUMBER and isinstance(
+            f.data, bytes | bytearray
+        ):
+            return bytes(f.data).decode("utf-8", "replace")
+    return ""
+
+
+def _error(exc: RequestError) -> pb.RequestError:
+    return pb.RequestError(code=exc.code.name, field=exc.field, message=str(exc))
 
 
 def stream_answer(item_id: str, response: pb.EnforceResponse) -> bytes:
@@ -90,5 +161,16 @@ def stream_answer(item_id: str, response: pb.EnforceResponse) -> bytes:
 
 
 def stream_error(item_id: str, exc: RequestError) -> bytes:
-    error = pb.RequestError(code=exc.code.name, field=exc.field, message=str(exc))
-    return pb.EnforceStreamResponse(id=item_id, error=error).SerializeToString()
+    return pb.EnforceStreamResponse(id=item_id, error=_error(exc)).SerializeToString()
+
+
+def stream_answers(answers: list[tuple[str, pb.EnforceResponse | RequestError]]) -> bytes:
+    """One message answering a packed message's items, in their order."""
+    packed = pb.EnforceStreamResponse()
+    add = packed.answers.add
+    for item_id, answer in answers:
+        if isinstance(answer, RequestError):
+            add(id=item_id, error=_error(answer))
+        else:
+            add(id=item_id, response=answer)
+    return packed.SerializeToString()

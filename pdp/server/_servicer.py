@@ -47,7 +47,7 @@ from pdp.state import (
 from pdp.v1 import policy_decision_service_pb2 as pb
 
 from ._approvals import ApprovalDesk, Held
-from ._bulk import batch_items, stream_answer, stream_error, stream_item
+from ._bulk import batch_items, stream_answer, stream_answers, stream_error, stream_items
 from ._callers import CallerCheck
 from ._cel_pool import CelPool
 from ._errors import RequestError
@@ -514,17 +514,35 @@ class PolicyDecisionServicer:
     async def _stream_answer(
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        """The answer to one stream message: its decision, or its error."""
+        """The answer to one stream message: its decision or its error; for
+        a packed message, every item's, in one message."""
         start = time.perf_counter()
-        item_id, parsed = stream_item(data, self._limits)
+        packed, items = stream_items(data, self._limits)
+        if not packed:
+            item_id, parsed = items[0]
+            answer = await self._stream_decide(parsed, context, start)
+            if isinstance(answer, RequestError):
+                return stream_error(item_id, answer)
+            return stream_answer(item_id, answer)
+        return stream_answers(
+            [
+                (item_id, await self._stream_decide(parsed, context, start))
+                for item_id, parsed in items
+            ]
+        )
+
+    async def _stream_decide(
+        self,
+        parsed: tuple[pb.EnforceRequest, EnforceInput] | RequestError,
+        context: grpc.aio.ServicerContext[Any, Any],
+        start: float,
+    ) -> pb.EnforceResponse | RequestError:
         if isinstance(parsed, RequestError):
-            return stream_error(item_id, parsed)
-        msg, request = parsed
+            return parsed
         try:
-            response = await self.decide(msg, request, context, start)
+            return await self.decide(*parsed, context, start)
         except RequestError as exc:
-            return stream_error(item_id, exc)
-        return stream_answer(item_id, response)
+            return exc
 
     async def submit_trace(self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         msg = parse_request(pb.SubmitTraceRequest, data)

@@ -45,6 +45,8 @@ _MICROS_PER_USD = 1_000_000
 # SQLite integers are signed 64-bit.
 _MAX_MICRO_USD = 2**63 - 1
 _LOAD_CHUNK_ROWS = 10_000
+# Distinct period starts converted and kept (time zones times kinds of period).
+_SINCE_CACHE_LIMIT = 64
 
 
 class SpendLedger:
@@ -76,6 +78,9 @@ class SpendLedger:
         self.reservations = Reservations()
         # Reservations made in memory and not yet written, by request id.
         self._unwritten: dict[str, Reservation] = {}
+        # Period starts in microseconds: the engine passes the same few
+        # datetimes (a day's, a month's start) on every call.
+        self._since_micros: dict[datetime, int] = {}
         self._flusher = Flusher(self.flush, flush_interval, "reservation")
         self._flush_lock = asyncio.Lock()
         # Writes run as tasks shielded from the caller's cancellation (see
@@ -151,9 +156,17 @@ class SpendLedger:
         """USD spent by ``agent_id`` from ``since`` (inclusive) until now,
         open reservations included. ``since`` must be timezone-aware.
         Never touches SQLite."""
-        since_micros = (since - _EPOCH) // _ONE_MICROSECOND
+        since_micros = self._micros(since)
         total = self._windows.total_since(agent_id, since_micros)
         return (total + self.reservations.total_since(agent_id, since_micros)) / _MICROS_PER_USD
+
+    def _micros(self, since: datetime) -> int:
+        micros = self._since_micros.get(since)
+        if micros is None:
+            if len(self._since_micros) >= _SINCE_CACHE_LIMIT:
+                self._since_micros.clear()
+            micros = self._since_micros[since] = (since - _EPOCH) // _ONE_MICROSECOND
+        return micros
 
     def _spent_micros(self, agent_id: str, since_micros: int) -> int:
         return self._windows.total_since(agent_id, since_micros) + self.reservations.total_since(
@@ -168,8 +181,7 @@ class SpendLedger:
         held = self.reservations.get(charge.request_id)
         own = held.amount if held is not None and held.agent_id == charge.agent_id else 0
         for since, limit_usd in charge.limits:
-            since_micros = (since - _EPOCH) // _ONE_MICROSECOND
-            spent = self._spent_micros(charge.agent_id, since_micros) - own
+            spent = self._spent_micros(charge.agent_id, self._micros(since)) - own
             if spent + amount > _fast_micro_usd(limit_usd):
                 return False
         return True

@@ -86,9 +86,10 @@ class SqliteUsage:
 
     async def charge(self, charges: Sequence[Charge]) -> tuple[Charge, ...]:
         # No await before the charges are applied: nothing runs in between.
-        refused = tuple(charge for charge in charges if not self._admits(charge))
-        if refused:
-            return refused
+        admits = self._admits
+        for charge in charges:
+            if not admits(charge):
+                return tuple(charge for charge in charges if not admits(charge))
         for charge in charges:
             if isinstance(charge, CallCharge):
                 self.counters.add(charge.key, charge.second)

@@ -228,6 +228,16 @@ class EnforceBatchResponse(_message.Message):
     def __init__(self, responses: _Optional[_Iterable[_Union[EnforceResponse, _Mapping]]] = ...) -> None: ...
 
 class EnforceStreamRequest(_message.Message):
+    __slots__ = ("id", "request", "items")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    request: EnforceRequest
+    items: _containers.RepeatedCompositeFieldContainer[EnforceStreamItem]
+    def __init__(self, id: _Optional[str] = ..., request: _Optional[_Union[EnforceRequest, _Mapping]] = ..., items: _Optional[_Iterable[_Union[EnforceStreamItem, _Mapping]]] = ...) -> None: ...
+
+class EnforceStreamItem(_message.Message):
     __slots__ = ("id", "request")
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +246,18 @@ class EnforceStreamRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., request: _Optional[_Union[EnforceRequest, _Mapping]] = ...) -> None: ...
 
 class EnforceStreamResponse(_message.Message):
+    __slots__ = ("id", "response", "error", "answers")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    response: EnforceResponse
+    error: RequestError
+    answers: _containers.RepeatedCompositeFieldContainer[EnforceStreamAnswer]
+    def __init__(self, id: _Optional[str] = ..., response: _Optional[_Union[EnforceResponse, _Mapping]] = ..., error: _Optional[_Union[RequestError, _Mapping]] = ..., answers: _Optional[_Iterable[_Union[EnforceStreamAnswer, _Mapping]]] = ...) -> None: ...
+
+class EnforceStreamAnswer(_message.Message):
     __slots__ = ("id", "response", "error")
     ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]

@@ -125,6 +125,38 @@ async def test_batches_and_streams_act_only_as_the_agent_of_the_token(
         assert [b.spent_usd for b in status.budgets] == [2.0]
 
 
+async def test_each_item_of_a_packed_stream_message_is_checked_against_the_token(
+    strict: RunningSidecar,
+) -> None:
+    def item(item_id: str, agent_id: str) -> pb.EnforceStreamItem:
+        request = pb.EnforceRequest(agent_id=agent_id, input="hi", estimated_cost_usd=1.0)
+        return pb.EnforceStreamItem(id=item_id, request=request)
+
+    packed = pb.EnforceStreamRequest(
+        items=[item("mine", "alice"), item("bobs", "bob"), item("carols", "carol")]
+    )
+
+    async def feed() -> Any:
+        yield packed
+
+    stream = strict.stub.EnforceStream(feed(), metadata=(("x-pdp-caller-token", ALICE_TOKEN),))
+    (answer,) = [a async for a in stream]
+    mine, bobs, carols = answer.answers
+    assert mine.response.decision == pb.DECISION_ALLOW
+    assert (bobs.id, bobs.error.code) == ("bobs", "PERMISSION_DENIED")
+    assert (carols.id, carols.error.code) == ("carols", "PERMISSION_DENIED")
+    # Only alice's item was charged.
+    async with AsyncClient(strict.address, caller_token=ALICE_TOKEN) as alice:
+        assert [b.spent_usd for b in (await alice.agent_status("alice")).budgets] == [1.0]
+    async with AsyncClient(strict.address, caller_token=BOB_TOKEN) as bob:
+        assert [b.spent_usd for b in (await bob.agent_status("bob")).budgets] == [0.0]
+
+    # Without a token, every item is refused and the stream still answers.
+    unsigned = strict.stub.EnforceStream(feed())
+    (answer,) = [a async for a in unsigned]
+    assert {a.error.code for a in answer.answers} == {"UNAUTHENTICATED"}
+
+
 async def test_calls_without_a_valid_token_are_refused(strict: RunningSidecar) -> None:
     async with AsyncClient(strict.address, fail_open=True) as anonymous:
         with pytest.raises(CallerRefusedError) as refused:

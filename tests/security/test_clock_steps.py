@@ -10,13 +10,14 @@ passing (both clocks), ``step`` moves the wall clock only."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 
-from pdp.engine import utc_now
+from pdp.engine import SteadyClock, utc_now
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._clock import ManualClock
 from tests._policies import daily_budget, document, rate_limit
@@ -146,3 +147,17 @@ async def test_a_step_forward_does_not_expire_reservations(start_sidecar: StartS
     # report replaces it with the actual cost.
     await report(sidecar, 1.0, held.request_id)
     assert await spent_today(sidecar) == 1.0
+
+
+def test_the_machine_clock_reads_utc_now_and_steady_seconds() -> None:
+    # What a sidecar without an injected clock runs on (read through C calls).
+    clock = SteadyClock()
+    before = datetime.now(UTC)
+    now = clock()
+    after = datetime.now(UTC)
+    assert now.utcoffset() == timedelta(0)
+    assert before <= now <= after
+    assert abs(clock.steady() - time.time()) < 1.0
+    first = clock.monotonic()
+    assert clock.monotonic() >= first
+    assert clock() >= now

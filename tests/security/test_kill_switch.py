@@ -150,6 +150,10 @@ async def test_pauses_hold_in_a_document_whose_policies_do_not_compile(
 
     await sidecar.write_snapshot(_document(2, paused=True, broken=True))
     await seconds_until_decision(sidecar, "my-chatbot", pb.DECISION_AGENT_PAUSED, within=5.0)
+    # The pause is laid over the active policies before the document is
+    # compiled; the compile's rejection is recorded after it.
+    holder = sidecar.sidecar.holder
+    await sidecar.wait_for(lambda: holder.last_rejection is not None)
     status = await sidecar.stub.AgentStatus(pb.AgentStatusRequest(agent_id="my-chatbot"))
     assert status.state.paused and status.state.paused_reason == "incident"
     snapshot = status.state.snapshot

@@ -1029,11 +1029,18 @@ func (x *EnforceBatchResponse) GetResponses() []*EnforceResponse {
 	return nil
 }
 
+// One message of an EnforceStream: one request (`id` and `request`), or
+// several packed in `items` when several are waiting to be sent.
 type EnforceStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The caller's id for this request, echoed in its answer.
-	Id            string          `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Request       *EnforceRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Id      string          `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request *EnforceRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// Several requests in one message, each with its own id; set instead of
+	// `id` and `request`. Answered by one EnforceStreamResponse whose
+	// `answers` hold one answer per item, in order. At most as many items as
+	// an EnforceBatch holds.
+	Items         []*EnforceStreamItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1082,6 +1089,67 @@ func (x *EnforceStreamRequest) GetRequest() *EnforceRequest {
 	return nil
 }
 
+func (x *EnforceStreamRequest) GetItems() []*EnforceStreamItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// A request packed in an EnforceStreamRequest.
+type EnforceStreamItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's id for this request, echoed in its answer.
+	Id            string          `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request       *EnforceRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnforceStreamItem) Reset() {
+	*x = EnforceStreamItem{}
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnforceStreamItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnforceStreamItem) ProtoMessage() {}
+
+func (x *EnforceStreamItem) ProtoReflect() protoreflect.Message {
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnforceStreamItem.ProtoReflect.Descriptor instead.
+func (*EnforceStreamItem) Descriptor() ([]byte, []int) {
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EnforceStreamItem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnforceStreamItem) GetRequest() *EnforceRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 type EnforceStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The id of the request this answers.
@@ -1089,14 +1157,17 @@ type EnforceStreamResponse struct {
 	// The decision; unset when `error` is set.
 	Response *EnforceResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
 	// Set when the request was refused (malformed, oversized, no snapshot).
-	Error         *RequestError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error *RequestError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The answers to a packed request's items, in the items' order; `id`,
+	// `response` and `error` are then unset.
+	Answers       []*EnforceStreamAnswer `protobuf:"bytes,4,rep,name=answers,proto3" json:"answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnforceStreamResponse) Reset() {
 	*x = EnforceStreamResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[8]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1179,7 @@ func (x *EnforceStreamResponse) String() string {
 func (*EnforceStreamResponse) ProtoMessage() {}
 
 func (x *EnforceStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[8]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1192,7 @@ func (x *EnforceStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnforceStreamResponse.ProtoReflect.Descriptor instead.
 func (*EnforceStreamResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{8}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EnforceStreamResponse) GetId() string {
@@ -1145,6 +1216,78 @@ func (x *EnforceStreamResponse) GetError() *RequestError {
 	return nil
 }
 
+func (x *EnforceStreamResponse) GetAnswers() []*EnforceStreamAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+// The answer to one item of a packed EnforceStreamRequest.
+type EnforceStreamAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the item this answers.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The decision; unset when `error` is set.
+	Response *EnforceResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when the item was refused (malformed, oversized, no snapshot, a
+	// caller acting for another agent).
+	Error         *RequestError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnforceStreamAnswer) Reset() {
+	*x = EnforceStreamAnswer{}
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnforceStreamAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnforceStreamAnswer) ProtoMessage() {}
+
+func (x *EnforceStreamAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnforceStreamAnswer.ProtoReflect.Descriptor instead.
+func (*EnforceStreamAnswer) Descriptor() ([]byte, []int) {
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EnforceStreamAnswer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnforceStreamAnswer) GetResponse() *EnforceResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *EnforceStreamAnswer) GetError() *RequestError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // RequestError is a refused request inside a stream, where a gRPC status
 // would end the stream.
 type RequestError struct {
@@ -1160,7 +1303,7 @@ type RequestError struct {
 
 func (x *RequestError) Reset() {
 	*x = RequestError{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[9]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1315,7 @@ func (x *RequestError) String() string {
 func (*RequestError) ProtoMessage() {}
 
 func (x *RequestError) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[9]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1328,7 @@ func (x *RequestError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestError.ProtoReflect.Descriptor instead.
 func (*RequestError) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{9}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequestError) GetCode() string {
@@ -1222,7 +1365,7 @@ type AuthorizeRequest struct {
 
 func (x *AuthorizeRequest) Reset() {
 	*x = AuthorizeRequest{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[10]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1377,7 @@ func (x *AuthorizeRequest) String() string {
 func (*AuthorizeRequest) ProtoMessage() {}
 
 func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[10]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1390,7 @@ func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{10}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthorizeRequest) GetSourceAgentId() string {
@@ -1287,7 +1430,7 @@ type AuthorizeResponse struct {
 
 func (x *AuthorizeResponse) Reset() {
 	*x = AuthorizeResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[11]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1442,7 @@ func (x *AuthorizeResponse) String() string {
 func (*AuthorizeResponse) ProtoMessage() {}
 
 func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[11]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1455,7 @@ func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{11}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthorizeResponse) GetAllowed() bool {
@@ -1360,7 +1503,7 @@ type AgentStatusRequest struct {
 
 func (x *AgentStatusRequest) Reset() {
 	*x = AgentStatusRequest{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[12]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1515,7 @@ func (x *AgentStatusRequest) String() string {
 func (*AgentStatusRequest) ProtoMessage() {}
 
 func (x *AgentStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[12]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1528,7 @@ func (x *AgentStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatusRequest.ProtoReflect.Descriptor instead.
 func (*AgentStatusRequest) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{12}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AgentStatusRequest) GetAgentId() string {
@@ -1404,7 +1547,7 @@ type AgentStatusResponse struct {
 
 func (x *AgentStatusResponse) Reset() {
 	*x = AgentStatusResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[13]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1559,7 @@ func (x *AgentStatusResponse) String() string {
 func (*AgentStatusResponse) ProtoMessage() {}
 
 func (x *AgentStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[13]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1572,7 @@ func (x *AgentStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatusResponse.ProtoReflect.Descriptor instead.
 func (*AgentStatusResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{13}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AgentStatusResponse) GetState() *AgentState {
@@ -1449,7 +1592,7 @@ type WatchAgentStatusRequest struct {
 
 func (x *WatchAgentStatusRequest) Reset() {
 	*x = WatchAgentStatusRequest{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[14]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1604,7 @@ func (x *WatchAgentStatusRequest) String() string {
 func (*WatchAgentStatusRequest) ProtoMessage() {}
 
 func (x *WatchAgentStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[14]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1617,7 @@ func (x *WatchAgentStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAgentStatusRequest.ProtoReflect.Descriptor instead.
 func (*WatchAgentStatusRequest) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{14}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchAgentStatusRequest) GetAgentId() string {
@@ -1493,7 +1636,7 @@ type WatchAgentStatusResponse struct {
 
 func (x *WatchAgentStatusResponse) Reset() {
 	*x = WatchAgentStatusResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[15]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1648,7 @@ func (x *WatchAgentStatusResponse) String() string {
 func (*WatchAgentStatusResponse) ProtoMessage() {}
 
 func (x *WatchAgentStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[15]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1661,7 @@ func (x *WatchAgentStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAgentStatusResponse.ProtoReflect.Descriptor instead.
 func (*WatchAgentStatusResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{15}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchAgentStatusResponse) GetState() *AgentState {
@@ -1550,7 +1693,7 @@ type AgentState struct {
 
 func (x *AgentState) Reset() {
 	*x = AgentState{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[16]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1705,7 @@ func (x *AgentState) String() string {
 func (*AgentState) ProtoMessage() {}
 
 func (x *AgentState) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[16]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1718,7 @@ func (x *AgentState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentState.ProtoReflect.Descriptor instead.
 func (*AgentState) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{16}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AgentState) GetAgentId() string {
@@ -1655,7 +1798,7 @@ type StateBackendStatus struct {
 
 func (x *StateBackendStatus) Reset() {
 	*x = StateBackendStatus{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[17]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1810,7 @@ func (x *StateBackendStatus) String() string {
 func (*StateBackendStatus) ProtoMessage() {}
 
 func (x *StateBackendStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[17]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1823,7 @@ func (x *StateBackendStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateBackendStatus.ProtoReflect.Descriptor instead.
 func (*StateBackendStatus) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{17}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StateBackendStatus) GetBackend() string {
@@ -1720,7 +1863,7 @@ type BudgetStatus struct {
 
 func (x *BudgetStatus) Reset() {
 	*x = BudgetStatus{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[18]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1875,7 @@ func (x *BudgetStatus) String() string {
 func (*BudgetStatus) ProtoMessage() {}
 
 func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[18]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1888,7 @@ func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetStatus.ProtoReflect.Descriptor instead.
 func (*BudgetStatus) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{18}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BudgetStatus) GetPolicyId() string {
@@ -1807,7 +1950,7 @@ type SnapshotStatus struct {
 
 func (x *SnapshotStatus) Reset() {
 	*x = SnapshotStatus{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[19]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1962,7 @@ func (x *SnapshotStatus) String() string {
 func (*SnapshotStatus) ProtoMessage() {}
 
 func (x *SnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[19]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1975,7 @@ func (x *SnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotStatus.ProtoReflect.Descriptor instead.
 func (*SnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{19}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SnapshotStatus) GetRevision() int64 {
@@ -1885,7 +2028,7 @@ type SnapshotRejection struct {
 
 func (x *SnapshotRejection) Reset() {
 	*x = SnapshotRejection{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[20]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2040,7 @@ func (x *SnapshotRejection) String() string {
 func (*SnapshotRejection) ProtoMessage() {}
 
 func (x *SnapshotRejection) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[20]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2053,7 @@ func (x *SnapshotRejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRejection.ProtoReflect.Descriptor instead.
 func (*SnapshotRejection) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{20}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotRejection) GetRejectedAt() *timestamppb.Timestamp {
@@ -1953,7 +2096,7 @@ type FieldError struct {
 
 func (x *FieldError) Reset() {
 	*x = FieldError{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[21]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2108,7 @@ func (x *FieldError) String() string {
 func (*FieldError) ProtoMessage() {}
 
 func (x *FieldError) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[21]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2121,7 @@ func (x *FieldError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldError.ProtoReflect.Descriptor instead.
 func (*FieldError) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{21}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FieldError) GetPath() string {
@@ -2009,7 +2152,7 @@ type ReportUsageRequest struct {
 
 func (x *ReportUsageRequest) Reset() {
 	*x = ReportUsageRequest{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[22]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2164,7 @@ func (x *ReportUsageRequest) String() string {
 func (*ReportUsageRequest) ProtoMessage() {}
 
 func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[22]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2177,7 @@ func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportUsageRequest.ProtoReflect.Descriptor instead.
 func (*ReportUsageRequest) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{22}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportUsageRequest) GetAgentId() string {
@@ -2070,7 +2213,7 @@ type ReportUsageResponse struct {
 
 func (x *ReportUsageResponse) Reset() {
 	*x = ReportUsageResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[23]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2225,7 @@ func (x *ReportUsageResponse) String() string {
 func (*ReportUsageResponse) ProtoMessage() {}
 
 func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[23]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2238,7 @@ func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportUsageResponse.ProtoReflect.Descriptor instead.
 func (*ReportUsageResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{23}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportUsageResponse) GetDuplicate() bool {
@@ -2124,7 +2267,7 @@ type AwaitApprovalRequest struct {
 
 func (x *AwaitApprovalRequest) Reset() {
 	*x = AwaitApprovalRequest{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[24]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2279,7 @@ func (x *AwaitApprovalRequest) String() string {
 func (*AwaitApprovalRequest) ProtoMessage() {}
 
 func (x *AwaitApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[24]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2292,7 @@ func (x *AwaitApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwaitApprovalRequest.ProtoReflect.Descriptor instead.
 func (*AwaitApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{24}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AwaitApprovalRequest) GetApprovalId() string {
@@ -2183,7 +2326,7 @@ type AwaitApprovalResponse struct {
 
 func (x *AwaitApprovalResponse) Reset() {
 	*x = AwaitApprovalResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[25]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2338,7 @@ func (x *AwaitApprovalResponse) String() string {
 func (*AwaitApprovalResponse) ProtoMessage() {}
 
 func (x *AwaitApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[25]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2351,7 @@ func (x *AwaitApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwaitApprovalResponse.ProtoReflect.Descriptor instead.
 func (*AwaitApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{25}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AwaitApprovalResponse) GetState() ApprovalState {
@@ -2268,7 +2411,7 @@ type SubmitTraceRequest struct {
 
 func (x *SubmitTraceRequest) Reset() {
 	*x = SubmitTraceRequest{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[26]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2423,7 @@ func (x *SubmitTraceRequest) String() string {
 func (*SubmitTraceRequest) ProtoMessage() {}
 
 func (x *SubmitTraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[26]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2436,7 @@ func (x *SubmitTraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTraceRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTraceRequest) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{26}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SubmitTraceRequest) GetAgentId() string {
@@ -2387,7 +2530,7 @@ type SubmitTraceResponse struct {
 
 func (x *SubmitTraceResponse) Reset() {
 	*x = SubmitTraceResponse{}
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[27]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2542,7 @@ func (x *SubmitTraceResponse) String() string {
 func (*SubmitTraceResponse) ProtoMessage() {}
 
 func (x *SubmitTraceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[27]
+	mi := &file_pdp_v1_policy_decision_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2555,7 @@ func (x *SubmitTraceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTraceResponse.ProtoReflect.Descriptor instead.
 func (*SubmitTraceResponse) Descriptor() ([]byte, []int) {
-	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{27}
+	return file_pdp_v1_policy_decision_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SubmitTraceResponse) GetTraceId() string {
@@ -2504,11 +2647,20 @@ const file_pdp_v1_policy_decision_service_proto_rawDesc = "" +
 	"\x13EnforceBatchRequest\x122\n" +
 	"\brequests\x18\x01 \x03(\v2\x16.pdp.v1.EnforceRequestR\brequests\"M\n" +
 	"\x14EnforceBatchResponse\x125\n" +
-	"\tresponses\x18\x01 \x03(\v2\x17.pdp.v1.EnforceResponseR\tresponses\"X\n" +
+	"\tresponses\x18\x01 \x03(\v2\x17.pdp.v1.EnforceResponseR\tresponses\"\x89\x01\n" +
 	"\x14EnforceStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
-	"\arequest\x18\x02 \x01(\v2\x16.pdp.v1.EnforceRequestR\arequest\"\x88\x01\n" +
+	"\arequest\x18\x02 \x01(\v2\x16.pdp.v1.EnforceRequestR\arequest\x12/\n" +
+	"\x05items\x18\x03 \x03(\v2\x19.pdp.v1.EnforceStreamItemR\x05items\"U\n" +
+	"\x11EnforceStreamItem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\arequest\x18\x02 \x01(\v2\x16.pdp.v1.EnforceRequestR\arequest\"\xbf\x01\n" +
 	"\x15EnforceStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
+	"\bresponse\x18\x02 \x01(\v2\x17.pdp.v1.EnforceResponseR\bresponse\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.pdp.v1.RequestErrorR\x05error\x125\n" +
+	"\aanswers\x18\x04 \x03(\v2\x1b.pdp.v1.EnforceStreamAnswerR\aanswers\"\x86\x01\n" +
+	"\x13EnforceStreamAnswer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\bresponse\x18\x02 \x01(\v2\x17.pdp.v1.EnforceResponseR\bresponse\x12*\n" +
 	"\x05error\x18\x03 \x01(\v2\x14.pdp.v1.RequestErrorR\x05error\"R\n" +
@@ -2694,7 +2846,7 @@ func file_pdp_v1_policy_decision_service_proto_rawDescGZIP() []byte {
 }
 
 var file_pdp_v1_policy_decision_service_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_pdp_v1_policy_decision_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_pdp_v1_policy_decision_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_pdp_v1_policy_decision_service_proto_goTypes = []any{
 	(Decision)(0),                    // 0: pdp.v1.Decision
 	(EnforcementMode)(0),             // 1: pdp.v1.EnforcementMode
@@ -2711,93 +2863,100 @@ var file_pdp_v1_policy_decision_service_proto_goTypes = []any{
 	(*EnforceBatchRequest)(nil),      // 12: pdp.v1.EnforceBatchRequest
 	(*EnforceBatchResponse)(nil),     // 13: pdp.v1.EnforceBatchResponse
 	(*EnforceStreamRequest)(nil),     // 14: pdp.v1.EnforceStreamRequest
-	(*EnforceStreamResponse)(nil),    // 15: pdp.v1.EnforceStreamResponse
-	(*RequestError)(nil),             // 16: pdp.v1.RequestError
-	(*AuthorizeRequest)(nil),         // 17: pdp.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),        // 18: pdp.v1.AuthorizeResponse
-	(*AgentStatusRequest)(nil),       // 19: pdp.v1.AgentStatusRequest
-	(*AgentStatusResponse)(nil),      // 20: pdp.v1.AgentStatusResponse
-	(*WatchAgentStatusRequest)(nil),  // 21: pdp.v1.WatchAgentStatusRequest
-	(*WatchAgentStatusResponse)(nil), // 22: pdp.v1.WatchAgentStatusResponse
-	(*AgentState)(nil),               // 23: pdp.v1.AgentState
-	(*StateBackendStatus)(nil),       // 24: pdp.v1.StateBackendStatus
-	(*BudgetStatus)(nil),             // 25: pdp.v1.BudgetStatus
-	(*SnapshotStatus)(nil),           // 26: pdp.v1.SnapshotStatus
-	(*SnapshotRejection)(nil),        // 27: pdp.v1.SnapshotRejection
-	(*FieldError)(nil),               // 28: pdp.v1.FieldError
-	(*ReportUsageRequest)(nil),       // 29: pdp.v1.ReportUsageRequest
-	(*ReportUsageResponse)(nil),      // 30: pdp.v1.ReportUsageResponse
-	(*AwaitApprovalRequest)(nil),     // 31: pdp.v1.AwaitApprovalRequest
-	(*AwaitApprovalResponse)(nil),    // 32: pdp.v1.AwaitApprovalResponse
-	(*SubmitTraceRequest)(nil),       // 33: pdp.v1.SubmitTraceRequest
-	(*SubmitTraceResponse)(nil),      // 34: pdp.v1.SubmitTraceResponse
-	nil,                              // 35: pdp.v1.EnforceRequest.MetadataEntry
-	nil,                              // 36: pdp.v1.SubmitTraceRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 38: google.protobuf.Duration
+	(*EnforceStreamItem)(nil),        // 15: pdp.v1.EnforceStreamItem
+	(*EnforceStreamResponse)(nil),    // 16: pdp.v1.EnforceStreamResponse
+	(*EnforceStreamAnswer)(nil),      // 17: pdp.v1.EnforceStreamAnswer
+	(*RequestError)(nil),             // 18: pdp.v1.RequestError
+	(*AuthorizeRequest)(nil),         // 19: pdp.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),        // 20: pdp.v1.AuthorizeResponse
+	(*AgentStatusRequest)(nil),       // 21: pdp.v1.AgentStatusRequest
+	(*AgentStatusResponse)(nil),      // 22: pdp.v1.AgentStatusResponse
+	(*WatchAgentStatusRequest)(nil),  // 23: pdp.v1.WatchAgentStatusRequest
+	(*WatchAgentStatusResponse)(nil), // 24: pdp.v1.WatchAgentStatusResponse
+	(*AgentState)(nil),               // 25: pdp.v1.AgentState
+	(*StateBackendStatus)(nil),       // 26: pdp.v1.StateBackendStatus
+	(*BudgetStatus)(nil),             // 27: pdp.v1.BudgetStatus
+	(*SnapshotStatus)(nil),           // 28: pdp.v1.SnapshotStatus
+	(*SnapshotRejection)(nil),        // 29: pdp.v1.SnapshotRejection
+	(*FieldError)(nil),               // 30: pdp.v1.FieldError
+	(*ReportUsageRequest)(nil),       // 31: pdp.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),      // 32: pdp.v1.ReportUsageResponse
+	(*AwaitApprovalRequest)(nil),     // 33: pdp.v1.AwaitApprovalRequest
+	(*AwaitApprovalResponse)(nil),    // 34: pdp.v1.AwaitApprovalResponse
+	(*SubmitTraceRequest)(nil),       // 35: pdp.v1.SubmitTraceRequest
+	(*SubmitTraceResponse)(nil),      // 36: pdp.v1.SubmitTraceResponse
+	nil,                              // 37: pdp.v1.EnforceRequest.MetadataEntry
+	nil,                              // 38: pdp.v1.SubmitTraceRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 40: google.protobuf.Duration
 }
 var file_pdp_v1_policy_decision_service_proto_depIdxs = []int32{
 	2,  // 0: pdp.v1.Violation.severity:type_name -> pdp.v1.Severity
 	1,  // 1: pdp.v1.Violation.enforcement_mode:type_name -> pdp.v1.EnforcementMode
 	5,  // 2: pdp.v1.ContextItem.kind:type_name -> pdp.v1.ContextKind
-	35, // 3: pdp.v1.EnforceRequest.metadata:type_name -> pdp.v1.EnforceRequest.MetadataEntry
+	37, // 3: pdp.v1.EnforceRequest.metadata:type_name -> pdp.v1.EnforceRequest.MetadataEntry
 	8,  // 4: pdp.v1.EnforceRequest.context:type_name -> pdp.v1.ContextItem
 	0,  // 5: pdp.v1.EnforceResponse.decision:type_name -> pdp.v1.Decision
 	7,  // 6: pdp.v1.EnforceResponse.violations:type_name -> pdp.v1.Violation
 	9,  // 7: pdp.v1.EnforceResponse.pii_findings:type_name -> pdp.v1.PiiFinding
-	37, // 8: pdp.v1.EnforceResponse.approval_expires_at:type_name -> google.protobuf.Timestamp
+	39, // 8: pdp.v1.EnforceResponse.approval_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 9: pdp.v1.EnforceBatchRequest.requests:type_name -> pdp.v1.EnforceRequest
 	11, // 10: pdp.v1.EnforceBatchResponse.responses:type_name -> pdp.v1.EnforceResponse
 	10, // 11: pdp.v1.EnforceStreamRequest.request:type_name -> pdp.v1.EnforceRequest
-	11, // 12: pdp.v1.EnforceStreamResponse.response:type_name -> pdp.v1.EnforceResponse
-	16, // 13: pdp.v1.EnforceStreamResponse.error:type_name -> pdp.v1.RequestError
-	3,  // 14: pdp.v1.AuthorizeRequest.action:type_name -> pdp.v1.Action
-	4,  // 15: pdp.v1.AuthorizeResponse.denial:type_name -> pdp.v1.AuthorizeDenial
-	37, // 16: pdp.v1.AuthorizeResponse.grant_expires_at:type_name -> google.protobuf.Timestamp
-	23, // 17: pdp.v1.AgentStatusResponse.state:type_name -> pdp.v1.AgentState
-	23, // 18: pdp.v1.WatchAgentStatusResponse.state:type_name -> pdp.v1.AgentState
-	37, // 19: pdp.v1.AgentState.paused_since:type_name -> google.protobuf.Timestamp
-	25, // 20: pdp.v1.AgentState.budgets:type_name -> pdp.v1.BudgetStatus
-	26, // 21: pdp.v1.AgentState.snapshot:type_name -> pdp.v1.SnapshotStatus
-	24, // 22: pdp.v1.AgentState.state_backend:type_name -> pdp.v1.StateBackendStatus
-	37, // 23: pdp.v1.BudgetStatus.period_start:type_name -> google.protobuf.Timestamp
-	37, // 24: pdp.v1.SnapshotStatus.activated_at:type_name -> google.protobuf.Timestamp
-	38, // 25: pdp.v1.SnapshotStatus.staleness:type_name -> google.protobuf.Duration
-	27, // 26: pdp.v1.SnapshotStatus.last_rejection:type_name -> pdp.v1.SnapshotRejection
-	37, // 27: pdp.v1.SnapshotRejection.rejected_at:type_name -> google.protobuf.Timestamp
-	28, // 28: pdp.v1.SnapshotRejection.errors:type_name -> pdp.v1.FieldError
-	38, // 29: pdp.v1.AwaitApprovalRequest.timeout:type_name -> google.protobuf.Duration
-	6,  // 30: pdp.v1.AwaitApprovalResponse.state:type_name -> pdp.v1.ApprovalState
-	37, // 31: pdp.v1.AwaitApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 32: pdp.v1.AwaitApprovalResponse.decided_at:type_name -> google.protobuf.Timestamp
-	36, // 33: pdp.v1.SubmitTraceRequest.metadata:type_name -> pdp.v1.SubmitTraceRequest.MetadataEntry
-	37, // 34: pdp.v1.SubmitTraceRequest.started_at:type_name -> google.protobuf.Timestamp
-	38, // 35: pdp.v1.SubmitTraceRequest.duration:type_name -> google.protobuf.Duration
-	8,  // 36: pdp.v1.SubmitTraceRequest.context:type_name -> pdp.v1.ContextItem
-	7,  // 37: pdp.v1.SubmitTraceResponse.violations:type_name -> pdp.v1.Violation
-	10, // 38: pdp.v1.PolicyDecisionService.Enforce:input_type -> pdp.v1.EnforceRequest
-	12, // 39: pdp.v1.PolicyDecisionService.EnforceBatch:input_type -> pdp.v1.EnforceBatchRequest
-	14, // 40: pdp.v1.PolicyDecisionService.EnforceStream:input_type -> pdp.v1.EnforceStreamRequest
-	17, // 41: pdp.v1.PolicyDecisionService.Authorize:input_type -> pdp.v1.AuthorizeRequest
-	19, // 42: pdp.v1.PolicyDecisionService.AgentStatus:input_type -> pdp.v1.AgentStatusRequest
-	21, // 43: pdp.v1.PolicyDecisionService.WatchAgentStatus:input_type -> pdp.v1.WatchAgentStatusRequest
-	29, // 44: pdp.v1.PolicyDecisionService.ReportUsage:input_type -> pdp.v1.ReportUsageRequest
-	31, // 45: pdp.v1.PolicyDecisionService.AwaitApproval:input_type -> pdp.v1.AwaitApprovalRequest
-	33, // 46: pdp.v1.PolicyDecisionService.SubmitTrace:input_type -> pdp.v1.SubmitTraceRequest
-	11, // 47: pdp.v1.PolicyDecisionService.Enforce:output_type -> pdp.v1.EnforceResponse
-	13, // 48: pdp.v1.PolicyDecisionService.EnforceBatch:output_type -> pdp.v1.EnforceBatchResponse
-	15, // 49: pdp.v1.PolicyDecisionService.EnforceStream:output_type -> pdp.v1.EnforceStreamResponse
-	18, // 50: pdp.v1.PolicyDecisionService.Authorize:output_type -> pdp.v1.AuthorizeResponse
-	20, // 51: pdp.v1.PolicyDecisionService.AgentStatus:output_type -> pdp.v1.AgentStatusResponse
-	22, // 52: pdp.v1.PolicyDecisionService.WatchAgentStatus:output_type -> pdp.v1.WatchAgentStatusResponse
-	30, // 53: pdp.v1.PolicyDecisionService.ReportUsage:output_type -> pdp.v1.ReportUsageResponse
-	32, // 54: pdp.v1.PolicyDecisionService.AwaitApproval:output_type -> pdp.v1.AwaitApprovalResponse
-	34, // 55: pdp.v1.PolicyDecisionService.SubmitTrace:output_type -> pdp.v1.SubmitTraceResponse
-	47, // [47:56] is the sub-list for method output_type
-	38, // [38:47] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	15, // 12: pdp.v1.EnforceStreamRequest.items:type_name -> pdp.v1.EnforceStreamItem
+	10, // 13: pdp.v1.EnforceStreamItem.request:type_name -> pdp.v1.EnforceRequest
+	11, // 14: pdp.v1.EnforceStreamResponse.response:type_name -> pdp.v1.EnforceResponse
+	18, // 15: pdp.v1.EnforceStreamResponse.error:type_name -> pdp.v1.RequestError
+	17, // 16: pdp.v1.EnforceStreamResponse.answers:type_name -> pdp.v1.EnforceStreamAnswer
+	11, // 17: pdp.v1.EnforceStreamAnswer.response:type_name -> pdp.v1.EnforceResponse
+	18, // 18: pdp.v1.EnforceStreamAnswer.error:type_name -> pdp.v1.RequestError
+	3,  // 19: pdp.v1.AuthorizeRequest.action:type_name -> pdp.v1.Action
+	4,  // 20: pdp.v1.AuthorizeResponse.denial:type_name -> pdp.v1.AuthorizeDenial
+	39, // 21: pdp.v1.AuthorizeResponse.grant_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 22: pdp.v1.AgentStatusResponse.state:type_name -> pdp.v1.AgentState
+	25, // 23: pdp.v1.WatchAgentStatusResponse.state:type_name -> pdp.v1.AgentState
+	39, // 24: pdp.v1.AgentState.paused_since:type_name -> google.protobuf.Timestamp
+	27, // 25: pdp.v1.AgentState.budgets:type_name -> pdp.v1.BudgetStatus
+	28, // 26: pdp.v1.AgentState.snapshot:type_name -> pdp.v1.SnapshotStatus
+	26, // 27: pdp.v1.AgentState.state_backend:type_name -> pdp.v1.StateBackendStatus
+	39, // 28: pdp.v1.BudgetStatus.period_start:type_name -> google.protobuf.Timestamp
+	39, // 29: pdp.v1.SnapshotStatus.activated_at:type_name -> google.protobuf.Timestamp
+	40, // 30: pdp.v1.SnapshotStatus.staleness:type_name -> google.protobuf.Duration
+	29, // 31: pdp.v1.SnapshotStatus.last_rejection:type_name -> pdp.v1.SnapshotRejection
+	39, // 32: pdp.v1.SnapshotRejection.rejected_at:type_name -> google.protobuf.Timestamp
+	30, // 33: pdp.v1.SnapshotRejection.errors:type_name -> pdp.v1.FieldError
+	40, // 34: pdp.v1.AwaitApprovalRequest.timeout:type_name -> google.protobuf.Duration
+	6,  // 35: pdp.v1.AwaitApprovalResponse.state:type_name -> pdp.v1.ApprovalState
+	39, // 36: pdp.v1.AwaitApprovalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 37: pdp.v1.AwaitApprovalResponse.decided_at:type_name -> google.protobuf.Timestamp
+	38, // 38: pdp.v1.SubmitTraceRequest.metadata:type_name -> pdp.v1.SubmitTraceRequest.MetadataEntry
+	39, // 39: pdp.v1.SubmitTraceRequest.started_at:type_name -> google.protobuf.Timestamp
+	40, // 40: pdp.v1.SubmitTraceRequest.duration:type_name -> google.protobuf.Duration
+	8,  // 41: pdp.v1.SubmitTraceRequest.context:type_name -> pdp.v1.ContextItem
+	7,  // 42: pdp.v1.SubmitTraceResponse.violations:type_name -> pdp.v1.Violation
+	10, // 43: pdp.v1.PolicyDecisionService.Enforce:input_type -> pdp.v1.EnforceRequest
+	12, // 44: pdp.v1.PolicyDecisionService.EnforceBatch:input_type -> pdp.v1.EnforceBatchRequest
+	14, // 45: pdp.v1.PolicyDecisionService.EnforceStream:input_type -> pdp.v1.EnforceStreamRequest
+	19, // 46: pdp.v1.PolicyDecisionService.Authorize:input_type -> pdp.v1.AuthorizeRequest
+	21, // 47: pdp.v1.PolicyDecisionService.AgentStatus:input_type -> pdp.v1.AgentStatusRequest
+	23, // 48: pdp.v1.PolicyDecisionService.WatchAgentStatus:input_type -> pdp.v1.WatchAgentStatusRequest
+	31, // 49: pdp.v1.PolicyDecisionService.ReportUsage:input_type -> pdp.v1.ReportUsageRequest
+	33, // 50: pdp.v1.PolicyDecisionService.AwaitApproval:input_type -> pdp.v1.AwaitApprovalRequest
+	35, // 51: pdp.v1.PolicyDecisionService.SubmitTrace:input_type -> pdp.v1.SubmitTraceRequest
+	11, // 52: pdp.v1.PolicyDecisionService.Enforce:output_type -> pdp.v1.EnforceResponse
+	13, // 53: pdp.v1.PolicyDecisionService.EnforceBatch:output_type -> pdp.v1.EnforceBatchResponse
+	16, // 54: pdp.v1.PolicyDecisionService.EnforceStream:output_type -> pdp.v1.EnforceStreamResponse
+	20, // 55: pdp.v1.PolicyDecisionService.Authorize:output_type -> pdp.v1.AuthorizeResponse
+	22, // 56: pdp.v1.PolicyDecisionService.AgentStatus:output_type -> pdp.v1.AgentStatusResponse
+	24, // 57: pdp.v1.PolicyDecisionService.WatchAgentStatus:output_type -> pdp.v1.WatchAgentStatusResponse
+	32, // 58: pdp.v1.PolicyDecisionService.ReportUsage:output_type -> pdp.v1.ReportUsageResponse
+	34, // 59: pdp.v1.PolicyDecisionService.AwaitApproval:output_type -> pdp.v1.AwaitApprovalResponse
+	36, // 60: pdp.v1.PolicyDecisionService.SubmitTrace:output_type -> pdp.v1.SubmitTraceResponse
+	52, // [52:61] is the sub-list for method output_type
+	43, // [43:52] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_pdp_v1_policy_decision_service_proto_init() }
@@ -2807,14 +2966,14 @@ func file_pdp_v1_policy_decision_service_proto_init() {
 	}
 	file_pdp_v1_policy_decision_service_proto_msgTypes[3].OneofWrappers = []any{}
 	file_pdp_v1_policy_decision_service_proto_msgTypes[4].OneofWrappers = []any{}
-	file_pdp_v1_policy_decision_service_proto_msgTypes[26].OneofWrappers = []any{}
+	file_pdp_v1_policy_decision_service_proto_msgTypes[28].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdp_v1_policy_decision_service_proto_rawDesc), len(file_pdp_v1_policy_decision_service_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

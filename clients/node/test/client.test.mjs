@@ -134,6 +134,43 @@ describe("against a real sidecar", () => {
     await stream.close();
   });
 
+  it("a stream packs the requests of one turn into one message, each answered by its id", async () => {
+    const pdp = client();
+    const stream = pdp.enforceStream();
+    const sent = [];
+    const write = stream.call.write.bind(stream.call);
+    stream.call.write = (message) => {
+      sent.push(message.items.length > 0 ? message.items.length : 1);
+      return write(message);
+    };
+    const kinds = ["allow", "block", "invalid"];
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 150 }, (_, i) => {
+        const kind = kinds[i % 3];
+        if (kind === "allow") return stream.enforce({ agentId: "support-bot", input: `hello ${i}`, requestId: `pack-${i}` });
+        if (kind === "block") return stream.enforce({ agentId: "support-bot", input: `${INJECTION} ${i}` });
+        return stream.enforce({ agentId: "support-bot", input: `hi ${i}`, model: "m".repeat(300 + i) });
+      }),
+    );
+    // 150 requests in one turn: packs of at most 100, a lone request alone.
+    assert.deepEqual(sent, [100, 50]);
+    outcomes.forEach((outcome, i) => {
+      const kind = kinds[i % 3];
+      if (kind === "allow") {
+        assert.equal(outcome.status, "fulfilled");
+        assert.equal(outcome.value.decision, "DECISION_ALLOW");
+        assert.equal(outcome.value.requestId, `pack-${i}`);
+      } else if (kind === "block") {
+        assert.ok(outcome.reason instanceof PolicyBlockedError, String(outcome.reason));
+      } else {
+        assert.ok(outcome.reason instanceof InvalidRequestError, String(outcome.reason));
+      }
+    });
+    await stream.enforce({ agentId: "support-bot", input: "alone" });
+    assert.deepEqual(sent, [100, 50, 1]);
+    await stream.close();
+  });
+
   it("watchAgentStatus yields the state, then each change, until the loop breaks", async () => {
     const pdp = client();
     const seen = [];

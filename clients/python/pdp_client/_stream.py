@@ -1,7 +1,9 @@
 """``enforce_stream()``: one long-lived EnforceStream carrying many Enforce
 calls, each matched to its answer by id, so concurrent callers share the
-stream. A stream that breaks fails the calls waiting on it; the next call
-opens a new one."""
+stream. The requests waiting to be sent when the writer runs go in one
+message (the sidecar answers them in one), so a busy stream pays gRPC's
+per-message cost once per pack rather than once per call. A stream that
+breaks fails the calls waiting on it; the next call opens a new one."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import contextlib
 import itertools
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any, Self, Unpack
 
@@ -71,6 +73,44 @@ def _ended(settings: Settings) -> SidecarUnavailableError:
     )
 
 
+# A pack's bounds: well under the sidecar's (that of an EnforceBatch), and
+# in bytes under the slack any sidecar's message limit leaves above its
+# largest request, so a pack is never refused where its requests alone
+# would not be. A request over the byte bound goes alone.
+MAX_PACK = 100
+MAX_PACK_BYTES = 60 * 1024
+
+Queued = pb.EnforceStreamItem | None  # None: end the stream
+_NOTHING_WAITING: Any = object()
+
+
+def _pack(
+    first: pb.EnforceStreamItem, waiting: Callable[[], Any]
+) -> tuple[list[pb.EnforceStreamItem], Any]:
+    """``first`` and the requests already waiting (``waiting()`` returns the
+    next, or ``_NOTHING_WAITING``), within the bounds; and what was taken
+    but does not fit, to go next."""
+    items = [first]
+    size = first.ByteSize()
+    while len(items) < MAX_PACK:
+        more = waiting()
+        if more is _NOTHING_WAITING:
+            break
+        if more is None or (size := size + more.ByteSize()) > MAX_PACK_BYTES:
+            return items, more
+        items.append(more)
+    return items, _NOTHING_WAITING
+
+
+def _message(items: list[pb.EnforceStreamItem]) -> pb.EnforceStreamRequest:
+    """One stream message: a lone request as a sidecar that does not know
+    packing reads it, several packed in ``items``."""
+    if len(items) == 1:
+        item = items[0]
+        return pb.EnforceStreamRequest(id=item.id, request=item.request)
+    return pb.EnforceStreamRequest(items=items)
+
+
 class AsyncEnforceStream:
     """An EnforceStream of an ``AsyncClient``: ``await
     stream.enforce_policy(...)`` as on the client (same arguments, results
@@ -82,7 +122,7 @@ class AsyncEnforceStream:
         self._settings = settings
         self._ids = itertools.count()
         self._pending: dict[str, tuple[Call[EnforceResult], asyncio.Future[Any]]] = {}
-        self._outgoing: asyncio.Queue[pb.EnforceStreamRequest | None] | None = None
+        self._outgoing: asyncio.Queue[Queued] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -102,7 +142,7 @@ class AsyncEnforceStream:
         self._pending[item_id] = (call, future)
         try:
             outgoing = self._open()
-            await outgoing.put(pb.EnforceStreamRequest(id=item_id, request=call.request))
+            await outgoing.put(pb.EnforceStreamItem(id=item_id, request=call.request))
             try:
                 answer = await asyncio.wait_for(future, seconds)
             except TimeoutError:
@@ -116,11 +156,11 @@ class AsyncEnforceStream:
             self._pending.pop(item_id, None)
         return stream_result(call, answer, target=self._settings.target, timeout=seconds)
 
-    def _open(self) -> asyncio.Queue[pb.EnforceStreamRequest | None]:
+    def _open(self) -> asyncio.Queue[Queued]:
         if self._closed:
             raise RuntimeError("the stream is closed")
         if self._outgoing is None:
-            outgoing: asyncio.Queue[pb.EnforceStreamRequest | None] = asyncio.Queue()
+            outgoing: asyncio.Queue[Queued] = asyncio.Queue()
             # No deadline: the stream lives as long as the agent; each call
             # has its own.
             stream = self._stub.EnforceStream(
@@ -130,15 +170,14 @@ class AsyncEnforceStream:
             self._reader = asyncio.get_running_loop().create_task(self._read(stream, outgoing))
         return self._outgoing
 
-    async def _read(
-        self, stream: Any, outgoing: asyncio.Queue[pb.EnforceStreamRequest | None]
-    ) -> None:
+    async def _read(self, stream: Any, outgoing: asyncio.Queue[Queued]) -> None:
         failure: BaseException
         try:
-            async for answer in stream:
-                entry = self._pending.get(answer.id)
-                if entry is not None and not entry[1].done():
-                    entry[1].set_result(answer)
+            async for message in stream:
+                for answer in message.answers or (message,):
+                    entry = self._pending.get(answer.id)
+                    if entry is not None and not entry[1].done():
+                        entry[1].set_result(answer)
             failure = _ended(self._settings)
         except grpc.RpcError as error:
             failure = error
@@ -174,11 +213,19 @@ class AsyncEnforceStream:
         await self.close()
 
 
-async def _drain(
-    outgoing: asyncio.Queue[pb.EnforceStreamRequest | None],
-) -> AsyncIterator[pb.EnforceStreamRequest]:
-    while (message := await outgoing.get()) is not None:
-        yield message
+async def _drain(outgoing: asyncio.Queue[Queued]) -> AsyncIterator[pb.EnforceStreamRequest]:
+    def waiting() -> Any:
+        return _NOTHING_WAITING if outgoing.empty() else outgoing.get_nowait()
+
+    # Whatever is already waiting goes in the same message; never wait for
+    # more.
+    next_item: Any = _NOTHING_WAITING
+    while True:
+        item = await outgoing.get() if next_item is _NOTHING_WAITING else next_item
+        if item is None:
+            return
+        items, next_item = _pack(item, waiting)
+        yield _message(items)
 
 
 class EnforceStream:
@@ -192,7 +239,7 @@ class EnforceStream:
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._pending: dict[str, concurrent.futures.Future[Any]] = {}
-        self._outgoing: queue.SimpleQueue[pb.EnforceStreamRequest | None] | None = None
+        self._outgoing: queue.SimpleQueue[Queued] | None = None
         self._closed = False
 
     def enforce_policy(
@@ -212,7 +259,7 @@ class EnforceStream:
             self._pending[item_id] = future
             outgoing = self._open()
         try:
-            outgoing.put(pb.EnforceStreamRequest(id=item_id, request=call.request))
+            outgoing.put(pb.EnforceStreamItem(id=item_id, request=call.request))
             try:
                 answer = future.result(seconds)
             except concurrent.futures.TimeoutError:
@@ -227,12 +274,12 @@ class EnforceStream:
                 self._pending.pop(item_id, None)
         return stream_result(call, answer, target=self._settings.target, timeout=seconds)
 
-    def _open(self) -> queue.SimpleQueue[pb.EnforceStreamRequest | None]:
+    def _open(self) -> queue.SimpleQueue[Queued]:
         # Called with the lock held.
         if self._closed:
             raise RuntimeError("the stream is closed")
         if self._outgoing is None:
-            outgoing: queue.SimpleQueue[pb.EnforceStreamRequest | None] = queue.SimpleQueue()
+            outgoing: queue.SimpleQueue[Queued] = queue.SimpleQueue()
             stream = self._stub.EnforceStream(
                 _iterate(outgoing), metadata=self._settings.metadata, wait_for_ready=False
             )
@@ -243,16 +290,15 @@ class EnforceStream:
             reader.start()
         return self._outgoing
 
-    def _read(
-        self, stream: Any, outgoing: queue.SimpleQueue[pb.EnforceStreamRequest | None]
-    ) -> None:
+    def _read(self, stream: Any, outgoing: queue.SimpleQueue[Queued]) -> None:
         failure: BaseException
         try:
-            for answer in stream:
-                with self._lock:
-                    future = self._pending.get(answer.id)
-                if future is not None and not future.done():
-                    future.set_result(answer)
+            for message in stream:
+                for answer in message.answers or (message,):
+                    with self._lock:
+                        future = self._pending.get(answer.id)
+                    if future is not None and not future.done():
+                        future.set_result(answer)
             failure = _ended(self._settings)
         except grpc.RpcError as error:
             failure = error
@@ -284,8 +330,17 @@ class EnforceStream:
         self.close()
 
 
-def _iterate(
-    outgoing: queue.SimpleQueue[pb.EnforceStreamRequest | None],
-) -> Iterator[pb.EnforceStreamRequest]:
-    while (message := outgoing.get()) is not None:
-        yield message
+def _iterate(outgoing: queue.SimpleQueue[Queued]) -> Iterator[pb.EnforceStreamRequest]:
+    def waiting() -> Any:
+        try:
+            return outgoing.get_nowait()
+        except queue.Empty:
+            return _NOTHING_WAITING
+
+    next_item: Any = _NOTHING_WAITING
+    while True:
+        item = outgoing.get() if next_item is _NOTHING_WAITING else next_item
+        if item is None:
+            return
+        items, next_item = _pack(item, waiting)
+        yield _message(items)

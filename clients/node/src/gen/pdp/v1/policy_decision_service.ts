@@ -704,7 +704,27 @@ export interface EnforceBatchResponse {
   responses: EnforceResponse[];
 }
 
+/**
+ * One message of an EnforceStream: one request (`id` and `request`), or
+ * several packed in `items` when several are waiting to be sent.
+ */
 export interface EnforceStreamRequest {
+  /** The caller's id for this request, echoed in its answer. */
+  id: string;
+  request?:
+    | EnforceRequest
+    | undefined;
+  /**
+   * Several requests in one message, each with its own id; set instead of
+   * `id` and `request`. Answered by one EnforceStreamResponse whose
+   * `answers` hold one answer per item, in order. At most as many items as
+   * an EnforceBatch holds.
+   */
+  items: EnforceStreamItem[];
+}
+
+/** A request packed in an EnforceStreamRequest. */
+export interface EnforceStreamItem {
   /** The caller's id for this request, echoed in its answer. */
   id: string;
   request?: EnforceRequest | undefined;
@@ -718,6 +738,28 @@ export interface EnforceStreamResponse {
     | EnforceResponse
     | undefined;
   /** Set when the request was refused (malformed, oversized, no snapshot). */
+  error?:
+    | RequestError
+    | undefined;
+  /**
+   * The answers to a packed request's items, in the items' order; `id`,
+   * `response` and `error` are then unset.
+   */
+  answers: EnforceStreamAnswer[];
+}
+
+/** The answer to one item of a packed EnforceStreamRequest. */
+export interface EnforceStreamAnswer {
+  /** The id of the item this answers. */
+  id: string;
+  /** The decision; unset when `error` is set. */
+  response?:
+    | EnforceResponse
+    | undefined;
+  /**
+   * Set when the item was refused (malformed, oversized, no snapshot, a
+   * caller acting for another agent).
+   */
   error?: RequestError | undefined;
 }
 
@@ -2112,7 +2154,7 @@ export const EnforceBatchResponse: MessageFns<EnforceBatchResponse> = {
 };
 
 function createBaseEnforceStreamRequest(): EnforceStreamRequest {
-  return { id: "", request: undefined };
+  return { id: "", request: undefined, items: [] };
 }
 
 export const EnforceStreamRequest: MessageFns<EnforceStreamRequest> = {
@@ -2122,6 +2164,9 @@ export const EnforceStreamRequest: MessageFns<EnforceStreamRequest> = {
     }
     if (message.request !== undefined) {
       EnforceRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.items) {
+      EnforceStreamItem.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2155,6 +2200,14 @@ export const EnforceStreamRequest: MessageFns<EnforceStreamRequest> = {
             message.request = EnforceRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.items.push(EnforceStreamItem.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2171,6 +2224,7 @@ export const EnforceStreamRequest: MessageFns<EnforceStreamRequest> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       request: isSet(object.request) ? EnforceRequest.fromJSON(object.request) : undefined,
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => EnforceStreamItem.fromJSON(e)) : [],
     };
   },
 
@@ -2181,6 +2235,9 @@ export const EnforceStreamRequest: MessageFns<EnforceStreamRequest> = {
     }
     if (message.request !== undefined) {
       obj.request = EnforceRequest.toJSON(message.request);
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => EnforceStreamItem.toJSON(e));
     }
     return obj;
   },
@@ -2194,12 +2251,100 @@ export const EnforceStreamRequest: MessageFns<EnforceStreamRequest> = {
     message.request = (object.request !== undefined && object.request !== null)
       ? EnforceRequest.fromPartial(object.request)
       : undefined;
+    message.items = object.items?.map((e) => EnforceStreamItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEnforceStreamItem(): EnforceStreamItem {
+  return { id: "", request: undefined };
+}
+
+export const EnforceStreamItem: MessageFns<EnforceStreamItem> = {
+  encode(message: EnforceStreamItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.request !== undefined) {
+      EnforceRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnforceStreamItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnforceStreamItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = EnforceRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnforceStreamItem {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      request: isSet(object.request) ? EnforceRequest.fromJSON(object.request) : undefined,
+    };
+  },
+
+  toJSON(message: EnforceStreamItem): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.request !== undefined) {
+      obj.request = EnforceRequest.toJSON(message.request);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EnforceStreamItem>, I>>(base?: I): EnforceStreamItem {
+    return EnforceStreamItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnforceStreamItem>, I>>(object: I): EnforceStreamItem {
+    const message = createBaseEnforceStreamItem();
+    message.id = object.id ?? "";
+    message.request = (object.request !== undefined && object.request !== null)
+      ? EnforceRequest.fromPartial(object.request)
+      : undefined;
     return message;
   },
 };
 
 function createBaseEnforceStreamResponse(): EnforceStreamResponse {
-  return { id: "", response: undefined, error: undefined };
+  return { id: "", response: undefined, error: undefined, answers: [] };
 }
 
 export const EnforceStreamResponse: MessageFns<EnforceStreamResponse> = {
@@ -2212,6 +2357,9 @@ export const EnforceStreamResponse: MessageFns<EnforceStreamResponse> = {
     }
     if (message.error !== undefined) {
       RequestError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.answers) {
+      EnforceStreamAnswer.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2253,6 +2401,14 @@ export const EnforceStreamResponse: MessageFns<EnforceStreamResponse> = {
             message.error = RequestError.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.answers.push(EnforceStreamAnswer.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2270,6 +2426,9 @@ export const EnforceStreamResponse: MessageFns<EnforceStreamResponse> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       response: isSet(object.response) ? EnforceResponse.fromJSON(object.response) : undefined,
       error: isSet(object.error) ? RequestError.fromJSON(object.error) : undefined,
+      answers: globalThis.Array.isArray(object?.answers)
+        ? object.answers.map((e: any) => EnforceStreamAnswer.fromJSON(e))
+        : [],
     };
   },
 
@@ -2284,6 +2443,9 @@ export const EnforceStreamResponse: MessageFns<EnforceStreamResponse> = {
     if (message.error !== undefined) {
       obj.error = RequestError.toJSON(message.error);
     }
+    if (message.answers?.length) {
+      obj.answers = message.answers.map((e) => EnforceStreamAnswer.toJSON(e));
+    }
     return obj;
   },
 
@@ -2292,6 +2454,112 @@ export const EnforceStreamResponse: MessageFns<EnforceStreamResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<EnforceStreamResponse>, I>>(object: I): EnforceStreamResponse {
     const message = createBaseEnforceStreamResponse();
+    message.id = object.id ?? "";
+    message.response = (object.response !== undefined && object.response !== null)
+      ? EnforceResponse.fromPartial(object.response)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? RequestError.fromPartial(object.error)
+      : undefined;
+    message.answers = object.answers?.map((e) => EnforceStreamAnswer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEnforceStreamAnswer(): EnforceStreamAnswer {
+  return { id: "", response: undefined, error: undefined };
+}
+
+export const EnforceStreamAnswer: MessageFns<EnforceStreamAnswer> = {
+  encode(message: EnforceStreamAnswer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.response !== undefined) {
+      EnforceResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      RequestError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnforceStreamAnswer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnforceStreamAnswer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = EnforceResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = RequestError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnforceStreamAnswer {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      response: isSet(object.response) ? EnforceResponse.fromJSON(object.response) : undefined,
+      error: isSet(object.error) ? RequestError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: EnforceStreamAnswer): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.response !== undefined) {
+      obj.response = EnforceResponse.toJSON(message.response);
+    }
+    if (message.error !== undefined) {
+      obj.error = RequestError.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EnforceStreamAnswer>, I>>(base?: I): EnforceStreamAnswer {
+    return EnforceStreamAnswer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnforceStreamAnswer>, I>>(object: I): EnforceStreamAnswer {
+    const message = createBaseEnforceStreamAnswer();
     message.id = object.id ?? "";
     message.response = (object.response !== undefined && object.response !== null)
       ? EnforceResponse.fromPartial(object.response)
