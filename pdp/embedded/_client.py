@@ -62,13 +62,13 @@ class _Context:
 
 class EmbeddedClient(AsyncClient):
     """An ``AsyncClient`` whose calls are decided in this process. Open it
-        with ``await EmbeddedClient.open(snapshot, state=...)``; ``await
-        close()`` it or use ``async with``. ``snapshot`` is a file or a control
-        plane URL, as for ``pdp serve --snapshot``; ``state`` a SQLite file or a
-        ``redis://`` URL (share Redis with sidecars of the same agent to mix
-        both modes under one budget). Other keyword arguments are those of
-        ``ServeOptions``. Every method is ``AsyncClient``'s, with the same
-        results and errors (``watch_agent_status`` follows the in-process kill
+    with ``await EmbeddedClient.open(snapshot, state=...)``; ``await
+    close()`` it or use ``async with``. ``snapshot`` is a file or a control
+    plane URL, as for ``pdp serve --snapshot``; ``state`` a SQLite file or a
+    ``redis://`` URL (share Redis with sidecars of the same agent to mix
+    both modes under one budget). Other keyword arguments are those of
+    ``ServeOptions``. Every method is ``AsyncClient``'s, with the same
+    results and errors (``watch_agent_status`` follows the in-process kill
     switch and snapshot); only ``enforce_stream`` has no meaning here."""
 
     def __init__(self, sidecar: Sidecar, timeout: float) -> None:

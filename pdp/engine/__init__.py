@@ -53,6 +53,7 @@ from ._context import NO_CEL_RESULTS
 from ._document import MAX_DOCUMENT_BYTES, NO_ITEMS, parse_document, parse_document_items
 from ._errors import AgentIdError, EngineError, FieldError, SnapshotError, StateUnavailableError
 from ._explain import Explanation, Outcome, PolicyResult, decision_dict
+from ._json_items import Pace, no_pace
 from ._model import UNKNOWN_AGENTS
 from ._pause import PauseState, differs_only_in_pause_state, read_pause_state, with_pause_state
 from ._periods import load_timezone, month_start
@@ -148,6 +149,7 @@ __all__ = [
     "ListenAddress",
     "Mode",
     "Outcome",
+    "Pace",
     "PauseState",
     "PiiFinding",
     "PolicyResult",
@@ -184,6 +186,7 @@ __all__ = [
     "masked_excerpt",
     "month_start",
     "new_caller_token",
+    "no_pace",
     "parse_document",
     "parse_document_items",
     "parse_listen_address",

@@ -443,7 +443,6 @@ def compile_snapshot(
         earlier = known_keyed.get(id(p))
         if earlier is not None and earlier[0] is p:
             _, content, rule = earlier
-            keyed[id(p)] = earlier
         else:
             content, rule = rule_key(p), None
         if rule is None:
@@ -455,8 +454,7 @@ def compile_snapshot(
                 rules_by_key[content] = rule
         elif content is not None:
             rules_by_key[content] = rule
-        if earlier is None or earlier[0] is not p:
-            keyed[id(p)] = (p, content, rule)
+        keyed[id(p)] = (p, content, rule)
         rules.append(rule)
         pace()
     validators: dict[Validator, None] = {}

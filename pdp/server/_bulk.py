@@ -112,21 +112,26 @@ def _checked(msg: pb.EnforceStreamRequest | pb.EnforceStreamItem, limits: Limits
         return _within(exc, "request")
 
 
-def _packed_items(data: bytes) -> list[bytes] | None:
-    # Only on the error path (a message that does not parse): its items as
-    # raw bytes, so that each good one is still decided; None when the
-    # message packs none.
+def _raw_fields(data: bytes, number: int) -> list[bytes]:
+    # The length-delimited fields ``number`` of a message that does not
+    # parse as its type, read without the type; none when it is not even a
+    # protobuf message.
     try:
         fields = UnknownFieldSet(empty_pb2.Empty.FromString(data))
     except Exception:
-        return None
-    number = pb.EnforceStreamRequest.ITEMS_FIELD_NUMBER
-    items = [
+        return []
+    return [
         bytes(f.data)
         for f in (fields[i] for i in range(len(fields)))
         if f.field_number == number and isinstance(f.data, bytes | bytearray)
     ]
-    return items or None
+
+
+def _packed_items(data: bytes) -> list[bytes] | None:
+    # Only on the error path (a message that does not parse): its items as
+    # raw bytes, so that each good one is still decided; None when the
+    # message packs none.
+    return _raw_fields(data, pb.EnforceStreamRequest.ITEMS_FIELD_NUMBER) or None
 
 
 def _raw_item(raw: bytes, limits: Limits) -> tuple[str, Parsed]:
@@ -139,17 +144,8 @@ def _raw_item(raw: bytes, limits: Limits) -> tuple[str, Parsed]:
 
 def _raw_id(raw: bytes) -> str:
     # The id of an item that does not parse, when its id field is readable.
-    try:
-        fields = UnknownFieldSet(empty_pb2.Empty.FromString(raw))
-    except Exception:
-        return ""
-    for i in range(len(fields)):
-        f = fields[i]
-        if f.field_number == pb.EnforceStreamItem.ID_FIELD_NUMBER and isinstance(
-            f.data, bytes | bytearray
-        ):
-            return bytes(f.data).decode("utf-8", "replace")
-    return ""
+    ids = _raw_fields(raw, pb.EnforceStreamItem.ID_FIELD_NUMBER)
+    return ids[0].decode("utf-8", "replace") if ids else ""
 
 
 def _error(exc: RequestError) -> pb.RequestError:

@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from pdp.engine import NO_ITEMS, FieldError, SnapshotError, parse_document_items
+from pdp.engine import NO_ITEMS, FieldError, Pace, SnapshotError, no_pace, parse_document_items
 
 __all__ = ["read_document"]
 
@@ -26,15 +26,11 @@ OFFLOAD_BYTES = 256 * 1024
 _WORKER_TIMEOUT = 120.0
 
 
-def _no_pace() -> None:
-    return None
-
-
 Read = tuple[Mapping[str, object], Mapping[str, object]]
 
 
 async def read_document(
-    data: bytes, known: Mapping[str, object] = NO_ITEMS, pace: Callable[[], None] = _no_pace
+    data: bytes, known: Mapping[str, object] = NO_ITEMS, pace: Pace = no_pace
 ) -> Read:
     """The parsed document and its items, as ``parse_document_items`` gives
     them; raises SnapshotError as it does."""

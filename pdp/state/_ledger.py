@@ -156,9 +156,7 @@ class SpendLedger:
         """USD spent by ``agent_id`` from ``since`` (inclusive) until now,
         open reservations included. ``since`` must be timezone-aware.
         Never touches SQLite."""
-        since_micros = self._micros(since)
-        total = self._windows.total_since(agent_id, since_micros)
-        return (total + self.reservations.total_since(agent_id, since_micros)) / _MICROS_PER_USD
+        return self._spent_micros(agent_id, self._micros(since)) / _MICROS_PER_USD
 
     def _micros(self, since: datetime) -> int:
         micros = self._since_micros.get(since)
