@@ -115,6 +115,12 @@ async def test_a_rotated_key_file_is_read_again(
         key_file.write_text((await create_api_key(store, "sidecar-v2")).secret)
         (await client.patch("/agents/probe/pause", json={"reason": "x"})).raise_for_status()
         await seconds_until_decision(sidecar, "probe", pb.DECISION_AGENT_PAUSED, within=10)
+        # The pause may arrive on a long poll sent with the old key before it
+        # was revoked; the next poll is refused and the key file read again.
+        # A change made after the pause is seen can only arrive on a request
+        # that carries the new key, and that answer clears the refusal.
+        (await client.patch("/agents/probe/resume")).raise_for_status()
+        await seconds_until_decision(sidecar, "probe", pb.DECISION_ALLOW, within=10)
         assert holder.last_rejection is None
 
 
