@@ -60,6 +60,10 @@ PERCENTILES = {"high": 98.0, "medium": 99.0, "low": 100.0}
 # to a jailbreak in wording: weighed double in the fit, so the model keeps
 # them under the threshold that jailbreaks must cross (chosen on calibrate).
 SOURCE_WEIGHTS = {"awesome_chatgpt_prompts": 2.0}
+# Hard negatives (texts about attacks, attack strings in code) are a few
+# hundred among thousands: weighed triple, as their threshold binds with the
+# role-play prompts'.
+KIND_WEIGHTS = {"hard negative": 3.0}
 # A benign source with this many calibration texts is calibrated on its own
 # as well as with its kind.
 SOURCE_MIN = 100
@@ -133,7 +137,9 @@ def fit(
         for window in text_windows(keys_set, example.text):
             rows.append(window)
             labels.append(int(example.injection))
-            sample_weights.append(source_weights.get(example.source, 1.0))
+            sample_weights.append(
+                source_weights.get(example.source, KIND_WEIGHTS.get(example.kind, 1.0))
+            )
     scale = np.array([word_scale if key.count(" ") == 2 else 1.0 for key in keys])
     x = matrix(rows, len(keys)) @ diags(scale)
     model = LogisticRegression(
