@@ -52,7 +52,7 @@ def test_held_out_instructions_in_tool_results_are_caught(held_out: list[Example
     asb_worded = [t for t in embedded if "strictly adhere" in t or "by using the" in t]
     assert len(asb_worded) > 20
     assert _flagged(asb_worded, in_context=True) == len(asb_worded)
-    # 49 and 46 of 57 with the per-source calibration (52 and 51 before it;
+    # 49 and 46 of 57 with the per-source calibration (53 and 51 before it;
     # on `calibrate` the same change took 42 of 48 to 43).
     assert _flagged(embedded, in_context=True) >= 0.85 * len(embedded)
     # By the learned tier alone, as an input.
