@@ -18,7 +18,8 @@ character bigrams of unspaced scripts) in windows of normalised text, the
 exact features and windows that ``pdp.engine._injection_model`` sums at run
 time;
 the strongest ``--features`` weights are kept. Thresholds per sensitivity:
-``high`` lets ~2% of each kind of benign calibration text through, ``medium``
+``high`` lets ~2% of each kind of benign calibration text, and of each benign
+source with at least ``SOURCE_MIN`` calibration texts, through, ``medium``
 1%, ``low`` none.
 """
 
