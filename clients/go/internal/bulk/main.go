@@ -20,7 +20,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
 
 	pdp "github.com/pdp-dev/pdp/clients/go"
 	"github.com/pdp-dev/pdp/clients/go/pdpv1"
@@ -52,7 +55,8 @@ func main() {
 	if flag.NArg() != 1 || *pid == 0 {
 		log.Fatal("usage: bulk -pid PID [-seconds S] [-rounds N] [-concurrency C] [-window W] [-input TEXT] TARGET")
 	}
-	client, err := pdp.NewClient(flag.Arg(0), pdp.WithTimeout(10*time.Second))
+	client, err := pdp.NewClient(flag.Arg(0), pdp.WithTimeout(10*time.Second),
+		pdp.WithDialOptions(grpc.WithStreamInterceptor(countPacks)))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -91,6 +95,31 @@ func main() {
 		fmt.Printf("| %s | %s | %.2fx [%.2f-%.2f] |\n", describe[mode], thousands(median(perCPU)),
 			median(ratios), slices.Min(ratios), slices.Max(ratios))
 	}
+	fmt.Printf("requests per message on the client's streams: %.2f\n", float64(packedItems.Load())/float64(packedMessages.Load()))
+}
+
+// The messages the client's streams sent, and the requests in them (the
+// raw stub's stream shares the connection: counting is on in "client" only).
+var (
+	packedMessages, packedItems atomic.Int64
+	counting                    atomic.Bool
+)
+
+func countPacks(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+	streamer grpc.Streamer, opts ...grpc.CallOption,
+) (grpc.ClientStream, error) {
+	stream, err := streamer(ctx, desc, cc, method, opts...)
+	return countedStream{stream}, err
+}
+
+type countedStream struct{ grpc.ClientStream }
+
+func (s countedStream) SendMsg(m any) error {
+	if message, ok := m.(*pdpv1.EnforceStreamRequest); ok && counting.Load() {
+		packedMessages.Add(1)
+		packedItems.Add(int64(max(1, len(message.GetItems()))))
+	}
+	return s.ClientStream.SendMsg(m)
 }
 
 type bench struct {
@@ -105,6 +134,7 @@ type bench struct {
 // drive runs the callers of mode for d; the decisions they made.
 func (b *bench) drive(mode string, d time.Duration) int {
 	until := time.Now().Add(d)
+	counting.Store(mode == "client")
 	counts := make([]int, b.concurrency)
 	var callers sync.WaitGroup
 	for caller := range counts {

@@ -69,11 +69,19 @@ public final class EnforceStream implements AutoCloseable {
   private boolean completing; // complete() was called
   private boolean closed; // close() was called
   private boolean halfClosed;
+  // A message was written and gRPC has not called onReady since: the next
+  // waits for it, which comes once the message went to the socket and the
+  // answers being delivered were (gRPC runs a call's callbacks in order), so
+  // the requests those answers let callers send go together.
+  private boolean written;
 
   EnforceStream(PolicyDecisionServiceStub stub, String target, Listener listener) {
     this.target = target;
     Answers answers = new Answers(listener);
-    stub.enforceStream(answers);
+    // Ready only while nothing written is still waiting for the socket: the
+    // writer sends a message once the last one has gone, and what is queued
+    // meanwhile goes in the next one.
+    stub.withOnReadyThreshold(1).enforceStream(answers);
     this.requests = answers.requests;
   }
 
@@ -88,6 +96,7 @@ public final class EnforceStream implements AutoCloseable {
     @Override
     public void beforeStart(ClientCallStreamObserver<EnforceStreamRequest> requests) {
       this.requests = requests;
+      requests.setOnReadyHandler(EnforceStream.this::onReady);
     }
 
     @Override
@@ -135,35 +144,22 @@ public final class EnforceStream implements AutoCloseable {
    */
   public void send(String id, EnforceRequest request) {
     var item = EnforceStreamItem.newBuilder().setId(id).setRequest(Requests.enforceRequest(request, "")).build();
-    boolean schedule;
     synchronized (lock) {
       if (closed || completing) {
         throw new IllegalStateException(closed ? "the stream is closed" : "the stream was completed");
       }
       agents.put(id, request.agentId());
       queued.add(item);
-      schedule = !writerScheduled;
-      writerScheduled = true;
     }
-    if (schedule) {
-      WRITERS.execute(this::write);
-    }
+    schedule();
   }
 
   /** No more requests; the answers to those sent still arrive, then onCompleted. */
   public void complete() {
-    boolean schedule;
     synchronized (lock) {
-      if (completing || closed) {
-        return;
-      }
       completing = true;
-      schedule = !writerScheduled;
-      writerScheduled = true;
     }
-    if (schedule) {
-      WRITERS.execute(this::write);
-    }
+    schedule();
   }
 
   /** Ends the stream at once; answers not yet received are lost. */
@@ -177,36 +173,55 @@ public final class EnforceStream implements AutoCloseable {
     requests.cancel("closed by the client", null);
   }
 
-  /** The writer: sends what is queued, pack by pack, then half-closes once completing. */
-  private void write() {
-    while (true) {
-      List<EnforceStreamItem> pack = null;
-      synchronized (lock) {
-        if (!closed && !queued.isEmpty()) {
-          pack = take();
-        } else if (!closed && completing && !halfClosed) {
-          halfClosed = true;
-        } else {
-          writerScheduled = false;
-          return;
-        }
-      }
-      try {
-        if (pack == null) {
-          requests.onCompleted();
-          return;
-        }
-        requests.onNext(message(pack));
-      } catch (IllegalStateException cancelled) {
-        return; // close() cancelled the call meanwhile: nothing more goes
-      } catch (RuntimeException failed) {
-        // The listener hears of it in onError, as of any broken stream.
-        synchronized (lock) {
-          closed = true;
-        }
-        requests.cancel("the stream's writer failed", failed);
+  private void onReady() {
+    synchronized (lock) {
+      written = false;
+    }
+    schedule();
+  }
+
+  /** Runs the writer unless it is running, waits for onReady, or has nothing to do. */
+  private void schedule() {
+    synchronized (lock) {
+      if (writerScheduled || written || closed || (queued.isEmpty() && (!completing || halfClosed))) {
         return;
       }
+      writerScheduled = true;
+    }
+    WRITERS.execute(this::write);
+  }
+
+  /**
+   * The writer: sends what is queued as one pack if the call is ready (the
+   * onReady handler runs it again), or half-closes once completing.
+   */
+  private void write() {
+    List<EnforceStreamItem> pack = null;
+    synchronized (lock) {
+      writerScheduled = false;
+      if (!closed && !queued.isEmpty() && requests.isReady()) {
+        pack = take();
+        written = true;
+      } else if (!closed && queued.isEmpty() && completing && !halfClosed) {
+        halfClosed = true;
+      } else {
+        return;
+      }
+    }
+    try {
+      if (pack == null) {
+        requests.onCompleted();
+      } else {
+        requests.onNext(message(pack));
+      }
+    } catch (IllegalStateException cancelled) {
+      // close() cancelled the call meanwhile: nothing more goes.
+    } catch (RuntimeException failed) {
+      // The listener hears of it in onError, as of any broken stream.
+      synchronized (lock) {
+        closed = true;
+      }
+      requests.cancel("the stream's writer failed", failed);
     }
   }
 
