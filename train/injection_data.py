@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdp.engine._normalize import normalize
+from train.everyday_requests import everyday_requests
 
 __all__ = ["SOURCES", "Example", "Source", "load_all", "mirror", "split_of"]
 
@@ -50,6 +51,9 @@ class Source:
     # embedded in, as a tool result or a retrieved document carries it;
     # empty: the text stands alone.
     hosts: tuple[str, ...] = ()
+    # False: the texts of its `train` split are left out of the fit (its
+    # `calibrate` split still takes part in choosing the thresholds).
+    fitted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,11 @@ class Example:
 
 
 def mirror(repo: str) -> Path | None:
-    """The local git directory of ``repo``, or None when it is not here."""
+    """The local git directory of ``repo``, or None when it is not here.
+    A source generated in code (no repository) is always here."""
     root = Path(os.environ.get("PDP_MIRRORS", "/work/.mirror"))
+    if not repo:
+        return root
     for candidate in (root / repo.replace("/", "+") / "repo", root / repo):
         if candidate.exists():
             return candidate
@@ -570,6 +577,22 @@ SOURCES: tuple[Source, ...] = (
         " user input against a policy",
     ),
     Source(
+        "everyday_requests",
+        "",
+        "",
+        (),
+        "generated (train/everyday_requests.py)",
+        False,
+        "prompt",
+        lambda data, path: everyday_requests(),
+        "generated: short everyday requests (orders, accounts, years, ids, social networks,"
+        " shops, travel, support tickets) from templates",
+        # Fitted on, its template phrases cost jailbreak recall on `calibrate`
+        # (0.854 to 0.835) and bought nothing the bound on single words had
+        # not (train/README.md): it holds the thresholds to short requests.
+        fitted=False,
+    ),
+    Source(
         "research_readmes",
         "leolee99/PIGuard",
         "1b5751e88bf7475acbedfc8eda795ce060307c84",
@@ -618,8 +641,10 @@ def load_all(exclude: frozenset[str] = frozenset()) -> tuple[list[Example], list
             continue
         paths = [name for path in source.paths for name in _paths(directory, source.commit, path)]
         hosts = _hosts(examples, source.hosts)
-        for path in paths:
-            for item in source.read(_show(directory, source.commit, path), path):
+        # A generated source reads no file.
+        files = [(_show(directory, source.commit, p), p) for p in paths] if paths else [(b"", "")]
+        for data, path in files:
+            for item in source.read(data, path):
                 # A text generated from a shared part takes that part's split;
                 # an embedded text takes its payload's split, and its host
                 # comes from the same split.

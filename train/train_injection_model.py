@@ -34,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.sparse import csr_matrix, diags
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -50,7 +51,7 @@ from pdp.engine._injection_model import (  # noqa: E402
 )
 from pdp.engine._mentions import mask_mentions  # noqa: E402
 from pdp.engine._normalize import normalize  # noqa: E402
-from train.injection_data import Example, load_all  # noqa: E402
+from train.injection_data import SOURCES, Example, load_all  # noqa: E402
 
 OUT = REPO / "pdp" / "engine" / "data" / "injection_model.json"
 WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "768"))
@@ -65,6 +66,11 @@ SOURCE_WEIGHTS = {"awesome_chatgpt_prompts": 2.0}
 # hundred among thousands: weighed triple, as their threshold binds with the
 # role-play prompts'.
 KIND_WEIGHTS = {"hard negative": 3.0}
+# The most one single word may add to a score: with the bias (about -3.2)
+# even four such words in a short text stay below the `medium` threshold
+# (about 2.3), so no year, id, site name or "please" decides on its own.
+# Chosen on `calibrate` among 1, 1.25, 1.5 and 2 (train/README.md).
+WORD_CAP = 1.5
 # A benign source with this many calibration texts is calibrated on its own
 # as well as with its kind.
 SOURCE_MIN = 100
@@ -125,6 +131,7 @@ def fit(
     penalty: str,
     word_scale: float,
     source_weights: dict[str, float],
+    word_cap: float,
 ) -> tuple[np.ndarray, float]:
     """Logistic regression on the windows' key sets. Single words enter at
     ``word_scale`` (a phrase at 1): with one L2 penalty for all, a word then
@@ -143,6 +150,9 @@ def fit(
             )
     scale = np.array([word_scale if key.count(" ") == 2 else 1.0 for key in keys])
     x = matrix(rows, len(keys)) @ diags(scale)
+    if np.isfinite(word_cap):
+        words = np.array([key.count(" ") == 2 for key in keys])
+        return capped_fit(x, np.array(labels), np.array(sample_weights), c, words, word_cap)
     model = LogisticRegression(
         C=c,
         l1_ratio=1.0 if penalty == "l1" else 0.0,
@@ -152,6 +162,46 @@ def fit(
     )
     model.fit(x, np.array(labels), sample_weight=np.array(sample_weights))
     return model.coef_[0] * scale, float(model.intercept_[0])
+
+
+def capped_fit(
+    x: csr_matrix,
+    labels: np.ndarray,
+    sample_weights: np.ndarray,
+    c: float,
+    words: np.ndarray,
+    word_cap: float,
+) -> tuple[np.ndarray, float]:
+    """The same L2 logistic regression as liblinear's (balanced classes, the
+    intercept penalised like a weight), with every single word's weight
+    bounded above by ``word_cap``: no one ordinary word ("2022", "id",
+    "instagram") can then carry a short text over the threshold, and the
+    phrases around it take up what the words can no longer say."""
+    counts = np.bincount(labels, minlength=2)
+    weight = sample_weights * (len(labels) / (2.0 * counts))[labels]
+    sign = np.where(labels == 1, 1.0, -1.0)
+    width = x.shape[1]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        margin = sign * (x @ theta[:width] + theta[width])
+        # log(1 + exp(-m)) and its derivative, stable for large |m|.
+        value = np.logaddexp(0.0, -margin)
+        slope = -weight * sign * np.exp(-np.logaddexp(0.0, margin))
+        grad = np.empty(width + 1)
+        grad[:width] = c * (x.T @ slope) + theta[:width]
+        grad[width] = c * slope.sum() + theta[width]
+        return float(c * (weight @ value) + 0.5 * theta @ theta), grad
+
+    bounds = [(None, word_cap) if word else (None, None) for word in words] + [(None, None)]
+    result = minimize(
+        loss,
+        np.zeros(width + 1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 5000, "maxcor": 20, "ftol": 1e-12, "gtol": 1e-6},
+    )
+    return result.x[:width], float(result.x[width])
 
 
 def document(
@@ -271,6 +321,26 @@ def main() -> int:
         default=SOURCE_MIN,
         help="calibrate each benign source with at least this many calibration texts on its own",
     )
+    parser.add_argument(
+        "--word-cap",
+        type=float,
+        default=WORD_CAP,
+        help="bound above every single word's weight (inf: no bound, liblinear's fit)",
+    )
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="neither fit nor calibrate on a source",
+    )
+    parser.add_argument(
+        "--also-fit",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="fit on the train split of a source that is only calibrated on by default",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     source_weights = SOURCE_WEIGHTS | {
@@ -282,14 +352,20 @@ def main() -> int:
     if missing:
         print(f"missing mirrors for {', '.join(missing)}: fetch them first", file=sys.stderr)
         return 1
-    train = [e for e in examples if e.split == "train"]
+    examples = [e for e in examples if e.source not in args.leave_out]
+    fitted = {s.name for s in SOURCES if s.fitted} | set(args.also_fit)
+    train = [e for e in examples if e.split == "train" and e.source in fitted]
     keys = vocabulary(train, args.max_df, args.word_min_docs)
     print(f"{len(train)} training texts, {len(keys)} candidate features")
-    weights, bias = fit(train, keys, args.c, args.penalty, args.word_scale, source_weights)
+    weights, bias = fit(
+        train, keys, args.c, args.penalty, args.word_scale, source_weights, args.word_cap
+    )
     kept = document(keys, weights, bias, args.features, args.min_weight, args.min_word_weight)
     # Fit again on the kept keys only, so the weights make up for the rest.
     keys = [key for key, _ in kept["features"]]  # type: ignore[attr-defined]
-    weights, bias = fit(train, keys, args.c, args.penalty, args.word_scale, source_weights)
+    weights, bias = fit(
+        train, keys, args.c, args.penalty, args.word_scale, source_weights, args.word_cap
+    )
     doc = document(keys, weights, bias, len(keys), 0.0, 0.0)
     doc["thresholds"] = {"high": 0.0, "medium": 0.0, "low": 0.0}
     model = InjectionModel.from_document(doc)
