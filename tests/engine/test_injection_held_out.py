@@ -35,11 +35,11 @@ def _flagged(texts: list[str], in_context: bool = False) -> int:
 def test_held_out_jailbreaks_are_caught(held_out: list[Example]) -> None:
     jailbreaks = [e.text for e in held_out if e.source == "jailbreak_llms"]
     assert len(jailbreaks) > 200
-    # The target is 0.90. Calibrated so that each large benign source (the
-    # role-play prompts among them) keeps at most 1% above the threshold, the
-    # model catches 191 of 221 (0.864, README); it caught 197 when only each
-    # kind of benign text as a whole was held to 1%.
-    assert _flagged(jailbreaks) >= 0.86 * len(jailbreaks)
+    # The target is 0.90. With every single word's weight bounded (so that no
+    # year, id or site name blocks a short request) the model catches 190 of
+    # 221 (0.860, README), one fewer than unbounded; it caught 197 when only
+    # each kind of benign text as a whole was held to 1%.
+    assert _flagged(jailbreaks) >= 0.855 * len(jailbreaks)
 
 
 def test_held_out_instructions_in_tool_results_are_caught(held_out: list[Example]) -> None:
@@ -52,11 +52,18 @@ def test_held_out_instructions_in_tool_results_are_caught(held_out: list[Example
     asb_worded = [t for t in embedded if "strictly adhere" in t or "by using the" in t]
     assert len(asb_worded) > 20
     assert _flagged(asb_worded, in_context=True) == len(asb_worded)
-    # 49 and 46 of 57 with the per-source calibration (53 and 51 before it;
-    # on `calibrate` the same change took 42 of 48 to 43).
+    # 49 and 47 of 57 (53 and 51 before the per-source calibration).
     assert _flagged(embedded, in_context=True) >= 0.85 * len(embedded)
     # By the learned tier alone, as an input.
     assert _flagged(embedded) >= 0.80 * len(embedded)
+
+
+def test_held_out_short_everyday_requests_are_not_flagged(held_out: list[Example]) -> None:
+    # Years, order and ticket ids, shop and social-site names, "please": words
+    # that jailbreaks use too, none of which may block a request on its own.
+    requests = [e.text for e in held_out if e.source == "everyday_requests"]
+    assert len(requests) > 250
+    assert _flagged(requests) == 0
 
 
 def test_each_kind_of_held_out_benign_text_is_flagged_at_most_one_percent(
