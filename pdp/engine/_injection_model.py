@@ -3,31 +3,32 @@ word n-grams (and character bigrams of scripts written without spaces) of
 normalised text, trained offline by ``train/train_injection_model.py`` and
 loaded from ``data/injection_model.json``.
 
-Scoring is one Aho-Corasick automaton pass per window of text: every key
-of the vocabulary is in the automaton with its index, the distinct indices
-found make a set (each key counts once, however often it occurs: repeating
-a word does not add up), and their weights are summed, all in C calls with
-no Python code per occurrence. (An RE2 set of the keys would answer the same
-question, but its DFA states each hold every key's start: building them on
-varied text costs several times more, and a set whose DFA runs out of
-memory reports no match.) A word n-gram is stored padded with
-spaces (``" ignore previous "``), so it matches whole words only, and the
-text is padded the same way. The score of a window of text is the model's
-bias plus the weights of the distinct keys wholly inside it (the model was
-trained on the same sums). Long texts are cut into equal windows of about
-``window`` characters, each reaching ``overlap`` characters back into the
-one before, and the text scores as its best window, so a long benign document does not
-add up to an attack and an injection hidden in one paragraph of it still
-stands out.
+The score of a window is the sum of the weights of the distinct keys in it
+(each key counts once, however often it occurs: repeating a word does not
+add up). It is computed in C (``_native/injection_scorer.c``, a hash table
+of the keys, see there) when that extension was built, else here, as the
+reference: one Aho-Corasick automaton pass per window, every key of the
+vocabulary in the automaton with its index, the distinct indices found made
+a set, all in C calls with no Python code per occurrence. (An RE2 set of
+the keys would answer the same question, but its DFA states each hold every
+key's start: building them on varied text costs several times more, and a
+set whose DFA runs out of memory reports no match.) A word n-gram is stored
+padded with spaces (``" ignore previous "``), so it matches whole words
+only, and the text is padded the same way. The score of a window of text is
+the model's bias plus the weights of the distinct keys wholly inside it (the
+model was trained on the same sums). Long texts are cut into equal windows
+of about ``window`` characters, each reaching ``overlap`` characters back
+into the one before, and the text scores as its best window, so a long
+benign document does not add up to an attack and an injection hidden in one
+paragraph of it still stands out.
 
 The file also holds the calibrated thresholds of the three sensitivities.
 
 Weights, bias and thresholds are numbers with at most 4 decimals; they are
 loaded as integers in units of 1e-4 (``UNIT``), so a score is an exact sum
-that does not depend on the order its keys were found in. Scoring runs in C
-(``_native/injection_scorer.c``, built with the package) when it was built,
-and here in Python otherwise or with ``PDP_PURE_PYTHON=1``; both give the
-same score, to the unit.
+that does not depend on the order its keys were found in, and the C and
+Python paths give the same score to the unit. ``PDP_PURE_PYTHON=1`` selects
+the Python path.
 """
 
 from __future__ import annotations

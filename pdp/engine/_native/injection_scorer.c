@@ -245,6 +245,10 @@ Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs)
             PyErr_Format(PyExc_TypeError, "features[%zd]: key must be str", i);
             return -1;
         }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(key) < 0)
+            return -1;
+#endif
         pool_size += (size_t)PyUnicode_GET_LENGTH(key) * sizeof(Py_UCS4);
     }
     if (pool_size >= 0xFFFFFFFFu) {
@@ -447,6 +451,10 @@ Scorer_score(Scorer *self, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "the InjectionScorer is not initialised");
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(arg) < 0) /* a string of the legacy API, made compact */
+        return NULL;
+#endif
     Text text = {PyUnicode_DATA(arg), PyUnicode_KIND(arg), PyUnicode_GET_LENGTH(arg) + 2};
     size_t seen_words = ((size_t)self->count + 63) / 64;
     char *memory = PyMem_Malloc((seen_words + (size_t)text.length) * sizeof(uint64_t) +
