@@ -154,7 +154,7 @@ def test_same_scores_on_generated_text(committed: tuple[InjectionModel, Injectio
     assert len(set(scores)) > 100
 
 
-SMALL = {
+SMALL: dict[str, Any] = {
     "bias": -1.5,
     "window": 12,
     "overlap": 3,
