@@ -6,22 +6,27 @@ in one process (CPU time of this thread per KB of normalised text).
 
 Texts: the held-out ``test`` split of the training sources when their
 mirrors are here (``train/SOURCES.md``), else generated English. Each round
-also checks that both paths give every text the same score.
+also checks that both paths give every text the same score. Then one 1 KB
+text at a time with 8 MB of other memory written before each call (as a
+server's other work evicts the model's tables between two requests), and
+the same warm.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import describe_machine, text_of
+from bench._common import describe_machine, median_us, text_of
 from pdp.engine._injection_model import InjectionModel, load_model
 from pdp.engine._normalize import normalize
 from train.injection_data import SOURCES, load_all, mirror
@@ -76,6 +81,16 @@ def main() -> None:
         f"  Python  {statistics.median(python_us):6.1f} us/KB "
         f"[{min(python_us):.1f}-{max(python_us):.1f}]"
     )
+    english = [normalize(text_of(1024, seed=i)) for i in range(64)]
+    for label, model in (("C", committed), ("Python", python)):
+        calls = itertools.cycle(english)
+
+        def score(model: InjectionModel = model, calls: Iterator[str] = calls) -> None:
+            model.score_units(next(calls))
+
+        cold = median_us(score, 2000, evict=True)
+        warm = median_us(score, 20_000)
+        print(f"  {label:7} 1 KB English: {cold:6.1f} us caches evicted, {warm:6.1f} us warm")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@
 #define ALWAYS_INLINE inline
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)(address))
+#endif
+
 #define WORD_KEY 0
 #define RUN_KEY 1
 #define MAX_RUN 8
@@ -132,16 +138,26 @@ same_text(const Scorer *self, const Entry *entry, const Text *text, Py_ssize_t s
     return 1;
 }
 
-/* The index of the key of ``kind`` whose text is text[start:start+length]
- * (hashed to ``hash``), or -1. Its characters are never the padding. */
-static inline Py_ssize_t
-lookup(const Scorer *self, uint64_t hash, int key_kind, const Text *text, Py_ssize_t start,
-       Py_ssize_t length, int kind)
+static inline uint64_t
+filter_bit(const Scorer *self, uint64_t mixed)
 {
-    uint64_t mixed = mix(hash);
-    uint64_t bit = (mixed * 0xff51afd7ed558ccdULL) >> self->filter_shift;
-    if (!(self->filter[bit >> 6] & (1ULL << (bit & 63))))
-        return -1;
+    return (mixed * 0xff51afd7ed558ccdULL) >> self->filter_shift;
+}
+
+static inline int
+in_filter(const Scorer *self, uint64_t mixed)
+{
+    uint64_t bit = filter_bit(self, mixed);
+    return (self->filter[bit >> 6] >> (bit & 63)) & 1;
+}
+
+/* The index of the key of ``kind`` whose text is text[start:start+length]
+ * (its hash mixed: ``mixed``), or -1, past the filter. Its characters are
+ * never the padding. */
+static inline Py_ssize_t
+probe(const Scorer *self, uint64_t mixed, int key_kind, const Text *text, Py_ssize_t start,
+      Py_ssize_t length, int kind)
+{
     uint32_t tag = (uint32_t)(mixed >> 32);
     size_t slot = (size_t)mixed & self->mask;
     for (;;) {
@@ -157,6 +173,23 @@ lookup(const Scorer *self, uint64_t hash, int key_kind, const Text *text, Py_ssi
         slot = (slot + 1) & self->mask;
     }
 }
+
+static inline Py_ssize_t
+lookup(const Scorer *self, uint64_t hash, int key_kind, const Text *text, Py_ssize_t start,
+       Py_ssize_t length, int kind)
+{
+    uint64_t mixed = mix(hash);
+    if (!in_filter(self, mixed))
+        return -1;
+    return probe(self, mixed, key_kind, text, start, length, kind);
+}
+
+/* A word n-gram of the text to look up. */
+typedef struct {
+    uint64_t mixed;
+    Py_ssize_t start;
+    Py_ssize_t length;
+} Candidate;
 
 static void
 Scorer_dealloc(Scorer *self)
@@ -332,7 +365,7 @@ Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs)
         }
         /* The same check as scoring's lookup, on the key itself as a text. */
         uint64_t mixed = mix(hash);
-        uint64_t bit = (mixed * 0xff51afd7ed558ccdULL) >> self->filter_shift;
+        uint64_t bit = filter_bit(self, mixed);
         self->filter[bit >> 6] |= 1ULL << (bit & 63);
         uint32_t tag = (uint32_t)(mixed >> 32);
         size_t slot = (size_t)mixed & self->mask;
@@ -390,8 +423,8 @@ add(const Scorer *self, uint64_t *seen, Py_ssize_t found, long long *sum)
  * three inlined copies, so that reading a character is one load. */
 static ALWAYS_INLINE long long
 best_window(const Scorer *self, const Text *text, const Py_ssize_t *spaces,
-            const uint64_t *word_hashes, Py_ssize_t space_count, uint64_t *seen,
-            size_t seen_words, int runs, int kind)
+            const uint64_t *word_hashes, Py_ssize_t space_count, Candidate *candidates,
+            uint64_t *seen, size_t seen_words, int runs, int kind)
 {
     Py_ssize_t length = text->length;
     Py_ssize_t windows = window_count(length, self->window);
@@ -407,18 +440,38 @@ best_window(const Scorer *self, const Text *text, const Py_ssize_t *spaces,
         while (first_space < space_count && spaces[first_space] < start)
             first_space++;
         /* Word keys: from each space, the next 1..max_words tokens, while
-         * the space after the last one is inside the window. */
+         * the space after the last one is inside the window. In three passes
+         * (hash all and fetch their filter words; keep those in the filter
+         * and fetch their slots; probe those), so that the memory reads of
+         * a table not in cache overlap instead of waiting one by one. */
+        Py_ssize_t count = 0;
         for (Py_ssize_t k = first_space; k < space_count && spaces[k] < end; k++) {
             uint64_t hash = NGRAM_SEED;
             for (Py_ssize_t n = 1;
                  n <= self->max_words && k + n < space_count && spaces[k + n] < end; n++) {
                 hash = join(hash, word_hashes[k + n - 1]);
                 Py_ssize_t size = spaces[k + n] - spaces[k] - 1;
-                if (size <= MAX_KEY)
-                    add(self, seen, lookup(self, hash, WORD_KEY, text, spaces[k] + 1, size, kind),
-                        &sum);
+                if (size > MAX_KEY)
+                    continue;
+                Candidate *candidate = &candidates[count++];
+                candidate->mixed = mix(hash);
+                candidate->start = spaces[k] + 1;
+                candidate->length = size;
+                PREFETCH(&self->filter[filter_bit(self, candidate->mixed) >> 6]);
             }
         }
+        Py_ssize_t passed = 0;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (in_filter(self, candidates[i].mixed)) {
+                PREFETCH(&self->table[(size_t)candidates[i].mixed & self->mask]);
+                candidates[passed++] = candidates[i];
+            }
+        }
+        for (Py_ssize_t i = 0; i < passed; i++)
+            add(self, seen,
+                probe(self, candidates[i].mixed, WORD_KEY, text, candidates[i].start,
+                      candidates[i].length, kind),
+                &sum);
         /* Unspaced keys: every run of up to max_run characters that holds no
          * space and no character below the lowest one in any such key. */
         if (runs) {
@@ -456,14 +509,25 @@ Scorer_score(Scorer *self, PyObject *arg)
         return NULL;
 #endif
     Text text = {PyUnicode_DATA(arg), PyUnicode_KIND(arg), PyUnicode_GET_LENGTH(arg) + 2};
+    /* Sized by the number of spaces (the padding's two included), and the
+     * candidates by the spaces one window can hold. */
+    size_t spaces_in_text = 2;
+    for (Py_ssize_t i = 0; i < text.length - 2; i++)
+        spaces_in_text += PyUnicode_READ(text.kind, text.data, i) == ' ';
+    size_t window_span = (size_t)(text.length / window_count(text.length, self->window)) + 2 +
+                         (size_t)self->overlap;
+    size_t most_candidates = (window_span < spaces_in_text ? window_span : spaces_in_text) *
+                             (size_t)(self->max_words ? self->max_words : 1);
     size_t seen_words = ((size_t)self->count + 63) / 64;
-    char *memory = PyMem_Malloc((seen_words + (size_t)text.length) * sizeof(uint64_t) +
-                                (size_t)text.length * sizeof(Py_ssize_t));
+    char *memory = PyMem_Malloc((seen_words + spaces_in_text) * sizeof(uint64_t) +
+                                spaces_in_text * sizeof(Py_ssize_t) +
+                                most_candidates * sizeof(Candidate));
     if (memory == NULL)
         return PyErr_NoMemory();
     uint64_t *seen = (uint64_t *)memory;
     uint64_t *word_hashes = seen + seen_words; /* of the token after each space */
-    Py_ssize_t *spaces = (Py_ssize_t *)(word_hashes + text.length);
+    Py_ssize_t *spaces = (Py_ssize_t *)(word_hashes + spaces_in_text);
+    Candidate *candidates = (Candidate *)(spaces + spaces_in_text);
     Py_ssize_t space_count = 0;
     uint64_t word = WORD_SEED;
     spaces[space_count++] = 0;
@@ -483,16 +547,16 @@ Scorer_score(Scorer *self, PyObject *arg)
     long long best;
     switch (text.kind) {
     case PyUnicode_1BYTE_KIND:
-        best = best_window(self, &text, spaces, word_hashes, space_count, seen, seen_words, runs,
-                           PyUnicode_1BYTE_KIND);
+        best = best_window(self, &text, spaces, word_hashes, space_count, candidates, seen,
+                           seen_words, runs, PyUnicode_1BYTE_KIND);
         break;
     case PyUnicode_2BYTE_KIND:
-        best = best_window(self, &text, spaces, word_hashes, space_count, seen, seen_words, runs,
-                           PyUnicode_2BYTE_KIND);
+        best = best_window(self, &text, spaces, word_hashes, space_count, candidates, seen,
+                           seen_words, runs, PyUnicode_2BYTE_KIND);
         break;
     default:
-        best = best_window(self, &text, spaces, word_hashes, space_count, seen, seen_words, runs,
-                           PyUnicode_4BYTE_KIND);
+        best = best_window(self, &text, spaces, word_hashes, space_count, candidates, seen,
+                           seen_words, runs, PyUnicode_4BYTE_KIND);
         break;
     }
     PyMem_Free(memory);
