@@ -190,10 +190,11 @@ class InjectionModel:
                 raise RuntimeError("the C injection scorer was not built")
             try:
                 scorer = _injection_native.InjectionScorer(keys, weights, bias, window, overlap)
-            except ValueError:
+            except (ValueError, OverflowError):
                 if native:
                     raise
-                # A key shape the C scorer does not know: the automaton scores it.
+                # A key shape (or weights) the C scorer does not take: the
+                # automaton scores it.
         return cls(key_set(keys), weights, bias, window, overlap, thresholds, scorer)
 
     def score_units(self, normalized_text: str) -> int:

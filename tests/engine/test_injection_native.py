@@ -231,6 +231,16 @@ def test_a_key_shape_the_c_scorer_does_not_know_falls_back_to_python() -> None:
     assert model.score_units("xa b c") == -15000 + 10000 + 10000
 
 
+@needs_native
+def test_weights_whose_sum_could_overflow_are_scored_in_python() -> None:
+    document = {**SMALL, "bias": 0.0, "features": [[" a ", 4e14], [" b ", 4e14]]}
+    with pytest.raises(ValueError, match=r"features\[1\]: the weights add up beyond 2\*\*62"):
+        InjectionModel.from_document(document, native=True)
+    model = InjectionModel.from_document(document)
+    assert model.native is None
+    assert model.score_units("a b") == 8 * 10**18
+
+
 def test_threshold_decisions_compare_exact_units() -> None:
     # 0.1 + 0.2 is not 0.3 in floats; in units it is, so the text meets a
     # threshold of exactly 0.3 whichever way the sum is taken.

@@ -16,8 +16,8 @@
  * max_words tokens from every space of a window from its tokens' hashes,
  * and each run of characters from the lowest code point of any unspaced
  * key up. A hash only finds candidates: a key counts when its text equals
- * the text's. Weights are integers (units of 1e-4),
- * so the sum does not depend on the order keys are found in. */
+ * the text's. Weights are integers (units of 1e-4), so the sum does not
+ * depend on the order keys are found in. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -42,6 +42,7 @@
 #define RUN_KEY 1
 #define MAX_RUN 8
 #define MAX_KEY 0xFFFF
+#define WEIGHT_LIMIT (1ULL << 62)
 #define WORD_SEED 0xcbf29ce484222325ULL
 #define NGRAM_SEED 0x2545f4914f6cdd1dULL
 #define RUN_SEED 0x84222325cbf29ce4ULL
@@ -315,6 +316,11 @@ Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs)
     self->overlap = overlap;
     self->min_run_char = 0x10FFFF + 1;
     size_t used = 0;
+    unsigned long long total = bias < 0 ? 0ULL - (unsigned long long)bias : (unsigned long long)bias;
+    if (total > WEIGHT_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "the bias is beyond 2**62");
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *key = PyTuple_GET_ITEM(keys, i);
         Entry *entry = &self->entries[i];
@@ -325,6 +331,15 @@ Scorer_init(Scorer *self, PyObject *args, PyObject *kwargs)
         self->weights[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(weights, i));
         if (self->weights[i] == -1 && PyErr_Occurred())
             return -1;
+        /* No sum of weights may overflow: the Python path's integers do not. */
+        unsigned long long magnitude =
+            self->weights[i] < 0 ? 0ULL - (unsigned long long)self->weights[i]
+                                 : (unsigned long long)self->weights[i];
+        if (magnitude > WEIGHT_LIMIT - total) {
+            PyErr_Format(PyExc_ValueError, "features[%zd]: the weights add up beyond 2**62", i);
+            return -1;
+        }
+        total += magnitude;
         int kind = PyUnicode_KIND(key);
         const void *data = PyUnicode_DATA(key);
         entry->kind = (uint8_t)key_kind;
