@@ -34,6 +34,7 @@ the Python path.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,8 +136,8 @@ def native_available() -> bool:
 
 def _units(value: Any, name: str) -> int:
     """``value`` (a number with at most 4 decimals) in units of 1e-4."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"injection model: {name} must be a number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"injection model: {name} must be a finite number, not {value!r}")
     units = round(value * UNIT)
     if units / UNIT != value:
         raise ValueError(f"injection model: {name} {value!r} has more than 4 decimals")
@@ -148,7 +149,7 @@ class InjectionModel:
     """A loaded model: ``score_units`` gives a text's best window score;
     compare it with ``threshold_units[sensitivity]``. Immutable; safe to share."""
 
-    keys: Any  # the automaton of the vocabulary, values: indices into ``weights``
+    keys: Any  # the automaton of the vocabulary, values: indices into ``weight_units``
     weight_units: tuple[int, ...]
     bias_units: int
     window: int
@@ -160,6 +161,15 @@ class InjectionModel:
     @property
     def size(self) -> int:
         return len(self.weight_units)
+
+    # As numbers, for reports and training; scoring uses the units.
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return tuple(units / UNIT for units in self.weight_units)
+
+    @property
+    def bias(self) -> float:
+        return self.bias_units / UNIT
 
     @property
     def thresholds(self) -> dict[str, float]:

@@ -210,7 +210,8 @@ def test_windows_round_half_to_even_like_python() -> None:
     [
         ([[" a ", 1.0], [" a ", 2.0]], "' a ' appears twice"),
         ([[" a ", 0.12345]], "weight of ' a ' 0.12345 has more than 4 decimals"),
-        ([[" a ", "1"]], "weight of ' a ' must be a number"),
+        ([[" a ", "1"]], "weight of ' a ' must be a finite number"),
+        ([[" a ", float("inf")]], "weight of ' a ' must be a finite number"),
     ],
 )
 def test_a_malformed_model_is_refused_naming_the_feature(
