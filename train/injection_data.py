@@ -318,6 +318,8 @@ def _mentions_jailbreak(text: str) -> bool:
 
 
 _LLM_GUARD = "53af270c69316ed82cb71ba7b19d11b55bda3151"
+_OWASP = "020595761a4b7b0c3f9cf01a0457b78f9f1e7f9c"
+_NEMO = "e7c23d117f04805fc0eb3e4a8fd35a5e3c5b105f"
 SOURCES: tuple[Source, ...] = (
     Source(
         "jailbreak_llms",
@@ -527,6 +529,47 @@ SOURCES: tuple[Source, ...] = (
         " normal tools, in four of fourteen tool-scoping framings",
     ),
     Source(
+        "owasp_llm_top10",
+        "OWASP/www-project-top-10-for-large-language-model-applications",
+        _OWASP,
+        ("2_0_vulns/*.md", "Archive/1_1_vulns/*.md", "Archive/0_9_vulns/*.md"),
+        "CC-BY-SA-4.0",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+        "paragraphs of the OWASP Top 10 for LLM applications that mention attacks",
+    ),
+    Source(
+        "nemo_guardrails_docs",
+        "NVIDIA/NeMo-Guardrails",
+        _NEMO,
+        (
+            "docs/user_guides/*.md",
+            "docs/user_guides/advanced/*.md",
+            "docs/user_guides/community/*.md",
+            "docs/security/*.md",
+            "docs/evaluation/*.md",
+            "docs/getting_started/*.md",
+        ),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+        "documentation paragraphs that mention attacks (outside code blocks)",
+    ),
+    Source(
+        "nemo_guardrails_prompts",
+        "NVIDIA/NeMo-Guardrails",
+        _NEMO,
+        ("nemoguardrails/llm/prompts/*.yml",),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _code_chunks,
+        "25-line chunks of the library's own system prompts: rules for a bot, checks of"
+        " user input against a policy",
+    ),
+    Source(
         "research_readmes",
         "leolee99/PIGuard",
         "1b5751e88bf7475acbedfc8eda795ce060307c84",
@@ -539,10 +582,18 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
-def split_of(text: str) -> str:
-    """``train`` (70%), ``calibrate`` (15%) or ``test`` (15%), from a hash."""
+# Hard negatives are few, and a threshold chosen on a dozen of them rests on
+# one or two texts: they give part of their training share to `calibrate`
+# (their `test` share, and so every held-out text, stays the same).
+_TRAIN_SHARE = {"hard negative": 40}
+
+
+def split_of(text: str, kind: str = "") -> str:
+    """``train`` (70%), ``calibrate`` (15%) or ``test`` (15%), from a hash;
+    for hard negatives 40% / 45% / 15%."""
     bucket = int(hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:8], 16) % 100
-    return "train" if bucket < 70 else "calibrate" if bucket < 85 else "test"
+    train = _TRAIN_SHARE.get(kind, 70)
+    return "train" if bucket < train else "calibrate" if bucket < 85 else "test"
 
 
 def _hosts(examples: list[Example], kinds: tuple[str, ...]) -> dict[str, list[str]]:
@@ -573,7 +624,7 @@ def load_all(exclude: frozenset[str] = frozenset()) -> tuple[list[Example], list
                 # an embedded text takes its payload's split, and its host
                 # comes from the same split.
                 text, group = item if isinstance(item, tuple) else (item, item)
-                split = split_of(group)
+                split = split_of(group, source.kind)
                 if source.hosts:
                     text = _embed(text, hosts[split][_hash(text) % len(hosts[split])])
                 key = normalize(text)

@@ -18,7 +18,8 @@ character bigrams of unspaced scripts) in windows of normalised text, the
 exact features and windows that ``pdp.engine._injection_model`` sums at run
 time;
 the strongest ``--features`` weights are kept. Thresholds per sensitivity:
-``high`` lets ~2% of each kind of benign calibration text through, ``medium``
+``high`` lets ~2% of each kind of benign calibration text, and of each benign
+source with at least ``SOURCE_MIN`` calibration texts, through, ``medium``
 1%, ``low`` none.
 """
 
@@ -33,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, diags
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -56,6 +57,17 @@ WINDOW = int(os.environ.get("PDP_MODEL_WINDOW", "768"))
 OVERLAP = 64
 MIN_DOCS = 3
 PERCENTILES = {"high": 98.0, "medium": 99.0, "low": 100.0}
+# Role-play prompts ("I want you to act as ...") are the benign texts closest
+# to a jailbreak in wording: weighed double in the fit, so the model keeps
+# them under the threshold that jailbreaks must cross (chosen on calibrate).
+SOURCE_WEIGHTS = {"awesome_chatgpt_prompts": 2.0}
+# Hard negatives (texts about attacks, attack strings in code) are a few
+# hundred among thousands: weighed triple, as their threshold binds with the
+# role-play prompts'.
+KIND_WEIGHTS = {"hard negative": 3.0}
+# A benign source with this many calibration texts is calibrated on its own
+# as well as with its kind.
+SOURCE_MIN = 100
 
 
 def evaluation_texts() -> frozenset[str]:
@@ -70,14 +82,20 @@ def evaluation_texts() -> frozenset[str]:
     return frozenset(texts)
 
 
-def vocabulary(examples: list[Example], max_df: float) -> list[str]:
+def vocabulary(examples: list[Example], max_df: float, word_min_docs: int) -> list[str]:
     """Keys in at least MIN_DOCS texts and at most ``max_df`` of them: a key
-    in most texts (" the ", " you ") says little and costs a match each time."""
+    in most texts (" the ", " you ") says little and costs a match each time.
+    A single word must be in ``word_min_docs`` texts: a rare word (a year, a
+    site's name) found in a few attacks would otherwise carry their label."""
     docs: Counter[str] = Counter()
     for example in examples:
         docs.update(set(model_keys(normalize(example.text))))
     most = max_df * len(examples)
-    return sorted(key for key, n in docs.items() if MIN_DOCS <= n <= most)
+    return sorted(
+        key
+        for key, n in docs.items()
+        if (word_min_docs if key.count(" ") == 2 else MIN_DOCS) <= n <= most
+    )
 
 
 def text_windows(keys: object, text: str) -> list[set[int]]:
@@ -101,16 +119,30 @@ def matrix(rows: list[set[int]], width: int) -> csr_matrix:
 
 
 def fit(
-    examples: list[Example], keys: list[str], c: float, penalty: str
+    examples: list[Example],
+    keys: list[str],
+    c: float,
+    penalty: str,
+    word_scale: float,
+    source_weights: dict[str, float],
 ) -> tuple[np.ndarray, float]:
+    """Logistic regression on the windows' key sets. Single words enter at
+    ``word_scale`` (a phrase at 1): with one L2 penalty for all, a word then
+    needs more evidence to reach a given weight, so no one word carries a
+    decision that phrases around it do not support."""
     keys_set = key_set(keys)
     rows: list[set[int]] = []
     labels: list[int] = []
+    sample_weights: list[float] = []
     for example in examples:
         for window in text_windows(keys_set, example.text):
             rows.append(window)
             labels.append(int(example.injection))
-    x = matrix(rows, len(keys))
+            sample_weights.append(
+                source_weights.get(example.source, KIND_WEIGHTS.get(example.kind, 1.0))
+            )
+    scale = np.array([word_scale if key.count(" ") == 2 else 1.0 for key in keys])
+    x = matrix(rows, len(keys)) @ diags(scale)
     model = LogisticRegression(
         C=c,
         l1_ratio=1.0 if penalty == "l1" else 0.0,
@@ -118,8 +150,8 @@ def fit(
         max_iter=2000,
         solver="liblinear",
     )
-    model.fit(x, np.array(labels))
-    return model.coef_[0], float(model.intercept_[0])
+    model.fit(x, np.array(labels), sample_weight=np.array(sample_weights))
+    return model.coef_[0] * scale, float(model.intercept_[0])
 
 
 def document(
@@ -155,16 +187,25 @@ def scan_score(model: InjectionModel, text: str, masked: bool) -> float:
     return score
 
 
-def thresholds(model: InjectionModel, calibration: list[Example]) -> dict[str, float]:
-    """Per sensitivity, the highest of each benign kind's percentile."""
+def thresholds(
+    model: InjectionModel, calibration: list[Example], source_min: int
+) -> dict[str, float]:
+    """Per sensitivity, the highest percentile of each benign kind and of
+    each benign source with at least ``source_min`` calibration texts (so a
+    large, easy source of a kind cannot hide a hard one)."""
     chosen: dict[str, float] = {}
     for name, percentile in PERCENTILES.items():
-        by_kind: dict[str, list[float]] = {}
+        groups: dict[str, list[float]] = {}
         for example in calibration:
             if not example.injection:
                 score = scan_score(model, example.text, masked=name != "high")
-                by_kind.setdefault(example.kind, []).append(score)
-        cut = max(float(np.percentile(scores, percentile)) for scores in by_kind.values())
+                groups.setdefault(f"kind {example.kind}", []).append(score)
+                groups.setdefault(f"source {example.source}", []).append(score)
+        cut = max(
+            float(np.percentile(scores, percentile))
+            for group, scores in groups.items()
+            if group.startswith("kind ") or len(scores) >= source_min
+        )
         chosen[name] = round(cut + 1e-3, 4)
     return chosen
 
@@ -208,28 +249,52 @@ def main() -> int:
         "--min-weight", type=float, default=0.1, help="drop weaker features (fewer keys)"
     )
     parser.add_argument(
-        "--min-word-weight", type=float, default=0.2, help="the same for single words"
+        "--min-word-weight", type=float, default=0.3, help="the same for single words"
     )
     parser.add_argument("--max-df", type=float, default=0.1, help="drop keys in more texts")
+    parser.add_argument(
+        "--word-min-docs", type=int, default=MIN_DOCS, help="single words in fewer texts dropped"
+    )
+    parser.add_argument(
+        "--word-scale", type=float, default=1.0, help="single words' value in the fit"
+    )
+    parser.add_argument(
+        "--source-weight",
+        action="append",
+        default=[],
+        metavar="SOURCE=WEIGHT",
+        help=f"weigh a source's training texts (default 1; {SOURCE_WEIGHTS})",
+    )
+    parser.add_argument(
+        "--source-min",
+        type=int,
+        default=SOURCE_MIN,
+        help="calibrate each benign source with at least this many calibration texts on its own",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    source_weights = SOURCE_WEIGHTS | {
+        name: float(weight)
+        for name, _, weight in (item.partition("=") for item in args.source_weight)
+    }
     started = time.monotonic()
     examples, missing = load_all(evaluation_texts())
     if missing:
         print(f"missing mirrors for {', '.join(missing)}: fetch them first", file=sys.stderr)
         return 1
     train = [e for e in examples if e.split == "train"]
-    keys = vocabulary(train, args.max_df)
+    keys = vocabulary(train, args.max_df, args.word_min_docs)
     print(f"{len(train)} training texts, {len(keys)} candidate features")
-    weights, bias = fit(train, keys, args.c, args.penalty)
+    weights, bias = fit(train, keys, args.c, args.penalty, args.word_scale, source_weights)
     kept = document(keys, weights, bias, args.features, args.min_weight, args.min_word_weight)
     # Fit again on the kept keys only, so the weights make up for the rest.
     keys = [key for key, _ in kept["features"]]  # type: ignore[attr-defined]
-    weights, bias = fit(train, keys, args.c, args.penalty)
+    weights, bias = fit(train, keys, args.c, args.penalty, args.word_scale, source_weights)
     doc = document(keys, weights, bias, len(keys), 0.0, 0.0)
     doc["thresholds"] = {"high": 0.0, "medium": 0.0, "low": 0.0}
     model = InjectionModel.from_document(doc)
-    doc["thresholds"] = thresholds(model, [e for e in examples if e.split == "calibrate"])
+    calibration = [e for e in examples if e.split == "calibrate"]
+    doc["thresholds"] = thresholds(model, calibration, args.source_min)
     model = InjectionModel.from_document(doc)
     report(model, examples, "calibrate")
     report(model, examples, "test")
