@@ -104,7 +104,7 @@ _PER_TEMPLATE = 36
 
 
 def _pick(options: tuple[str, ...], seed: int, salt: int) -> str:
-    return options[(seed // (7**salt)) % len(options)]
+    return options[(seed // int(7**salt)) % len(options)]
 
 
 def everyday_requests() -> Iterator[str]:

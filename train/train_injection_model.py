@@ -16,8 +16,9 @@ Alpaca/AlpacaEval) are not read at all, and the PIGuard evaluation files in
 Model: logistic regression over the presence of word 1-3 grams (and
 character bigrams of unspaced scripts) in windows of normalised text, the
 exact features and windows that ``pdp.engine._injection_model`` sums at run
-time;
-the strongest ``--features`` weights are kept. Thresholds per sensitivity:
+time,
+with every single word's weight bounded above by ``WORD_CAP``; the
+strongest ``--features`` weights are kept. Thresholds per sensitivity:
 ``high`` lets ~2% of each kind of benign calibration text, and of each benign
 source with at least ``SOURCE_MIN`` calibration texts, through, ``medium``
 1%, ``low`` none.
