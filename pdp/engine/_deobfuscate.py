@@ -41,7 +41,7 @@ import binascii
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
@@ -225,6 +225,19 @@ def _readable(data: bytes) -> str | None:
     return text
 
 
+def _spans(pattern: Any, text: str, group: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, end) of ``group`` in each match of the RE2 ``pattern``. ASCII
+    text is searched as bytes, whose offsets are the characters': the RE2
+    wrapper then skips mapping byte offsets back to characters, which costs
+    more than the search on text with many matches (code)."""
+    if text.isascii():
+        for match in pattern.finditer(text.encode("ascii")):
+            yield match.span(group)
+    else:
+        for match in pattern.finditer(text):
+            yield match.span(group)
+
+
 def _leet_word(word: str) -> str:
     word = word.lower()
     if "1" in word:
@@ -242,10 +255,9 @@ def _leet_edits(text: str) -> list[_Edit]:
     """Leetspeak words read as letters. RE2 finds the words with a leet
     character (linear, fast); Python keeps those with two letters or more."""
     edits: list[_Edit] = []
-    for match in _LEET_CANDIDATE.finditer(text):
-        word = match.group()
+    for start, end in _spans(_LEET_CANDIDATE, text):
+        word = text[start:end]
         if sum(char.isascii() and char.isalpha() for char in word) >= 2:
-            start, end = match.span()
             edits.append((start, end, _leet_word(word)))
     return edits
 
@@ -253,8 +265,7 @@ def _leet_edits(text: str) -> list[_Edit]:
 def _delete_edits(text: str, pattern: Any, group: int, table: Mapping[int, Any]) -> list[_Edit]:
     """Each match (of ``group``) with the ``table`` characters deleted."""
     edits: list[_Edit] = []
-    for match in pattern.finditer(text):
-        start, end = match.span(group)
+    for start, end in _spans(pattern, text, group):
         edits.append((start, end, text[start:end].translate(table)))
     return edits
 
@@ -328,14 +339,17 @@ def _decode_hex(span: str) -> bytes | None:
 def _decoded_spans(text: str, triggered: frozenset[str], budget: _Budget) -> list[tuple[str, str]]:
     """(encoding, decoded text) for each readable encoded span, in budget."""
     found: list[tuple[str, str]] = []
+    # Encoded spans are ASCII and only their text is needed: searching the
+    # bytes spares the RE2 wrapper mapping offsets back to characters.
+    encoded = text.encode("utf-8", "surrogatepass")
     for name, pattern, decode, ratio in (
         ("base64", _BASE64, _decode_base64, 0.75),
         ("hex", _HEX, _decode_hex, 0.5),
     ):
         if name not in triggered:
             continue
-        for match in pattern.finditer(text):
-            span = match.group()
+        for match in pattern.finditer(encoded):
+            span = match.group().decode("ascii")
             # Plain words, slugs and rules ("-----") match the alphabet too;
             # base64 of text has both cases.
             if name == "base64" and (span.islower() or span.isupper() or not span.isascii()):
