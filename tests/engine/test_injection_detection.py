@@ -9,6 +9,7 @@ from importlib import resources
 
 import pytest
 
+from pdp.engine import _mentions
 from pdp.engine._deobfuscate import DECODE_BUDGET, ScanText
 from pdp.engine._injection import InjectionMatcher
 from pdp.engine._injection_model import InjectionModel, load_model
@@ -97,6 +98,21 @@ def test_quotations_about_an_attack_are_blanked(text: str) -> None:
     assert masked is not None
     assert "previous" not in masked.lower()
     assert LITERAL.scan(ScanText(text)) is None
+
+
+def test_words_before_a_quotation_are_read_alike_in_either_engine() -> None:
+    # ASCII text before a quotation is searched with RE2, other text with
+    # Python's engine: the cues found must not depend on which.
+    sample = (
+        "Attackers use e.g. the phrase, i.e. a classic_example; DETECTED by "
+        "scanners like the pattern-matcher, Beispiel: test3 fixtures_ such as "
+        "known-bad 'strings' (called PAYLOADS) matching triggers and xlike eg."
+    )
+    windows = [sample[i : i + n] for n in (2, 5, 9, 16) for i in range(len(sample) - n)]
+    for window in windows:
+        assert _mentions._cue_before(window) == (
+            _mentions._CUE_BEFORE.search(window) is not None
+        ), window
 
 
 @pytest.mark.parametrize(
