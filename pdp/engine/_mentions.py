@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from typing import Any
 
 import re2
@@ -110,6 +111,9 @@ def _called_an_attack(after: str) -> bool:
     return any(word in head for word in _CUE_AFTER_WORDS) and _CUE_AFTER.match(after) is not None
 
 
+_LINE_BREAK = re.compile("\n")
+
+
 def _cue_before(before: str) -> bool:
     if before.isascii():
         return _ASCII_CUE_BEFORE.search(before.encode("ascii")) is not None
@@ -149,14 +153,20 @@ def mask_mentions(text: str) -> str | None:
                 chars = list(text)
             _blank(chars, fence.start(2), fence.end(2))
     quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
+    # Where lines break, found once: looking back for the line's start from
+    # each quotation would read a long line again for every quotation in it.
+    breaks: list[int] | None = None
     for match in quotations:
         start, end = match.span()
         if text[start] == "'" and _is_apostrophe(text, start, end):
             continue
-        line_start = text.rfind("\n", 0, start) + 1
+        if breaks is None:
+            breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
+        above = bisect_left(breaks, start)
+        line_start = breaks[above - 1] + 1 if above else 0
         before = text[max(line_start, start - 160) : start]
-        line_end = text.find("\n", end)
-        after = text[end : min(end + 80, len(text) if line_end < 0 else line_end)]
+        line_end = text.find("\n", end, end + 80)
+        after = text[end : min(end + 80, len(text)) if line_end < 0 else line_end]
         if (
             (code and _CODE_LINE.match(text[line_start : start + 1]) is not None)
             or _cue_before(before)
