@@ -63,8 +63,9 @@ class RunningSidecar:
     async def write_snapshot(self, content: str | Mapping[str, Any]) -> None:
         write_atomically(self.snapshot_path, content)
 
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 2.0) -> float:
-        """Seconds until ``predicate`` holds; fails after ``within`` seconds."""
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 15.0) -> float:
+        """Seconds until ``predicate`` holds; fails after ``within`` seconds
+        (generous: a reload on a loaded 2-core machine can take a second)."""
         start = time.monotonic()
         while not predicate():
             if time.monotonic() - start > within:

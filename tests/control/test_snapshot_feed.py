@@ -67,7 +67,8 @@ async def test_long_poll_returns_promptly_after_a_pause(client: httpx.AsyncClien
     elapsed = time.monotonic() - started
 
     assert answer.status_code == 200
-    assert elapsed < 0.5, f"long poll answered {elapsed:.3f}s after the pause"
+    # Woken by the change, not by its wait (30 s) passing; generous for a loaded machine.
+    assert elapsed < 5.0, f"long poll answered {elapsed:.3f}s after the pause"
     assert answer.headers["ETag"] == f'"{int(etag.strip(chr(34))) + 1}"'
     assert answer.json()["agents"][0]["paused"] is True
 
@@ -77,13 +78,13 @@ async def test_long_poll_answers_304_when_wait_passes(client: httpx.AsyncClient)
     response = await client.get("/snapshot", params={"wait": 0.3}, headers={"If-None-Match": '"0"'})
     elapsed = time.monotonic() - started
     assert response.status_code == 304
-    assert 0.3 <= elapsed < 1.5
+    assert 0.3 <= elapsed < 10.0
     # A stale ETag is answered at once, whatever wait says.
     await make_agent(client, "agent-a")
     started = time.monotonic()
     response = await client.get("/snapshot", params={"wait": 30}, headers={"If-None-Match": '"0"'})
     assert response.status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0
 
 
 async def test_wait_out_of_range_is_422(client: httpx.AsyncClient) -> None:
@@ -101,7 +102,7 @@ async def test_shutdown_ends_open_long_polls(control_plane: ControlPlaneHarness)
         await asyncio.sleep(0.2)
         started = time.monotonic()
         await control_plane.stop()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 20.0  # not the poll's 60 s
         assert (await poll).status_code == 304
 
 
