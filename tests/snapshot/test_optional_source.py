@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from pdp.snapshot import HttpSource, NoDocument, Update
+from tests._wait import until
 
 
 async def _server(
@@ -38,7 +40,11 @@ async def _server(
     return await asyncio.start_server(respond, "127.0.0.1", 0), seen, open_writers
 
 
-async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[bytes]]:
+async def _follow(
+    etag: str | None, done: Callable[[list[Update], list[bytes]], bool], then: float = 0.0
+) -> tuple[list[Update], list[bytes]]:
+    """Follows the server until ``done(updates, requests seen)``, then
+    ``then`` seconds longer."""
     server, seen, open_writers = await _server(etag)
     port = server.sockets[0].getsockname()[1]
     source = HttpSource(f"http://127.0.0.1:{port}/candidate", wait=0.1, optional=True)
@@ -48,26 +54,29 @@ async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[
         updates.append(update)
 
     task = asyncio.create_task(source.run(report))
-    await asyncio.sleep(seconds)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await source.aclose()
-    server.close()
-    for writer in list(open_writers):
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-    await server.wait_closed()
+    try:
+        await until(lambda: done(updates, seen), what="the source's requests")
+        await asyncio.sleep(then)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await source.aclose()
+        server.close()
+        for writer in list(open_writers):
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        await server.wait_closed()
     return updates, seen
 
 
 async def test_a_404_is_no_document_and_is_long_polled_by_its_etag() -> None:
-    updates, seen = await _follow('"4.1"', 0.3)
+    updates, seen = await _follow('"4.1"', lambda _, seen: len(seen) >= 2)
     assert updates and all(isinstance(u, NoDocument) for u in updates)
     assert b'If-None-Match: "4.1"' in seen[-1] and b"wait=0.1" in seen[-1]
 
 
 async def test_a_404_without_an_etag_is_asked_again_only_later() -> None:
-    updates, seen = await _follow(None, 0.5)
+    updates, seen = await _follow(None, lambda updates, _: bool(updates), then=0.5)
     assert len(seen) == 1 and isinstance(updates[0], NoDocument)
