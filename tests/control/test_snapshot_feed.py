@@ -12,6 +12,7 @@ import pytest
 
 from pdp.control import create_api_key, revoke_api_keys
 from pdp.engine import compile_snapshot, parse_document
+from tests._wait import until
 from tests.control._harness import ControlPlaneHarness
 from tests.control._helpers import REFERENCE_POLICIES, make_agent, published
 
@@ -51,13 +52,22 @@ async def test_the_document_is_what_pdp_serve_reads(client: httpx.AsyncClient) -
     assert len(compiled.policies) == 4
 
 
-async def test_long_poll_returns_promptly_after_a_pause(client: httpx.AsyncClient) -> None:
+async def held(control_plane: ControlPlaneHarness, poll: asyncio.Task[httpx.Response]) -> None:
+    """Waits until the control plane holds ``poll`` (or it has been answered)."""
+    await until(
+        lambda: control_plane.control.long_polls_waiting == 1 or poll.done(), what="a held poll"
+    )
+
+
+async def test_long_poll_returns_promptly_after_a_pause(
+    control_plane: ControlPlaneHarness, client: httpx.AsyncClient
+) -> None:
     agent = await make_agent(client, "my-chatbot")
     etag = (await client.get("/snapshot")).headers["ETag"]
     poll = asyncio.create_task(
         client.get("/snapshot", params={"wait": 30}, headers={"If-None-Match": etag})
     )
-    await asyncio.sleep(0.3)
+    await held(control_plane, poll)
     assert not poll.done()  # held: nothing changed yet
 
     started = time.monotonic()
@@ -99,7 +109,7 @@ async def test_shutdown_ends_open_long_polls(control_plane: ControlPlaneHarness)
         poll = asyncio.create_task(
             client.get("/snapshot", params={"wait": 60}, headers={"If-None-Match": '"0"'})
         )
-        await asyncio.sleep(0.2)
+        await held(control_plane, poll)
         started = time.monotonic()
         await control_plane.stop()
         assert time.monotonic() - started < 20.0  # not the poll's 60 s
@@ -205,7 +215,7 @@ async def test_api_key_writes_leave_the_revision_and_long_polls_alone(
     poll = asyncio.create_task(
         client.get("/snapshot", params={"wait": 1.0}, headers={"If-None-Match": '"1"'})
     )
-    await asyncio.sleep(0.2)
+    await held(control_plane, poll)
 
     key = await create_api_key(store, "ci")
     assert await revoke_api_keys(store, key_id=key.id) == 1
