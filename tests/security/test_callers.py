@@ -370,6 +370,7 @@ async def test_the_socket_mode_decides_which_users_may_connect(
         assert "Permission denied" in result.stdout
 
 
+@pytest.mark.timeout(180)  # several pdp processes: slow to start on a loaded machine
 def test_the_cli_checks_the_caller_options() -> None:
     wrong = run_pdp("serve", "--snapshot", "x.yaml", "--socket-mode", "0600")
     assert wrong.returncode == 2 and "unix:/path" in wrong.stderr
