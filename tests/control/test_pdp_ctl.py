@@ -47,7 +47,6 @@ def ctl(control: ControlPlaneProcess, tmp_path: Path) -> Ctl:
     return Ctl(control, key_file)
 
 
-@pytest.mark.timeout(180)  # several pdp processes: slow to start on a loaded machine
 def test_agents_lifecycle(ctl: Ctl, tmp_path: Path) -> None:
     created = ctl("agents", "create", "billing-bot", "--description", "bills")
     assert created.startswith("created ") and "billing-bot  active" in created
