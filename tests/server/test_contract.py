@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from pdp.engine import ACTIONS, ApprovalState, DecisionKind, DenialReason, Mode, Severity
+from pdp.server._rpc_table import Activity, service_handler
 from pdp.server._servicer import SERVICE, SERVICE_NAME, PolicyDecisionServicer, handler_name
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests.conftest import RunningSidecar
@@ -81,7 +82,7 @@ def test_a_servicer_missing_a_handler_cannot_serve() -> None:
 
     servicer = Incomplete.__new__(Incomplete)
     with pytest.raises(TypeError, match=r"no handler for SubmitTrace \(define submit_trace\)"):
-        servicer.handler()
+        service_handler(SERVICE, servicer, Activity())
 
 
 def test_handler_names_are_the_rpc_names_in_snake_case() -> None:

@@ -56,7 +56,8 @@ final class Errors {
     } catch (IllegalArgumentException unknown) {
       code = Status.Code.UNKNOWN;
     }
-    String field = refusal.getField().isEmpty() ? null : refusal.getField();
+    // Named as enforce names it: "model", not "request.model".
+    String field = refusal.getField().isEmpty() ? null : refusal.getField().replaceFirst("^request\\.", "");
     return switch (code) {
       case INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ALREADY_EXISTS ->
           new InvalidRequestException(refusal.getMessage(), code, field, null);
