@@ -18,13 +18,21 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 RUN python -m venv /opt/pdp
 
+# A C compiler for pdp's own extension (the injection scorer, setup.py);
+# the runtime stage copies the built venv only.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY pdp ./pdp
 
 # --only-binary: every dependency ships manylinux wheels for amd64 and arm64;
 # failing here is clearer than a source build without a compiler.
 RUN /opt/pdp/bin/pip install --only-binary=:all: /src
+# The extension is optional to setuptools; the image must have it.
+RUN /opt/pdp/bin/python -c "import pdp.engine._injection_native"
 
 
 FROM python:3.11-slim-bookworm

@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 .PHONY: buf-breaking test-node
 .PHONY: test-go test-java fuzz
 
-$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+# setup.py builds the C injection scorer into the tree (editable install).
+$(VENV)/.installed: pyproject.toml setup.py pdp/engine/_native/*.c clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,otel]' -e clients/python

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdp.engine._normalize import normalize
+from train.everyday_requests import everyday_requests
 
 __all__ = ["SOURCES", "Example", "Source", "load_all", "mirror", "split_of"]
 
@@ -50,6 +51,9 @@ class Source:
     # embedded in, as a tool result or a retrieved document carries it;
     # empty: the text stands alone.
     hosts: tuple[str, ...] = ()
+    # False: the texts of its `train` split are left out of the fit (its
+    # `calibrate` split still takes part in choosing the thresholds).
+    fitted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,11 @@ class Example:
 
 
 def mirror(repo: str) -> Path | None:
-    """The local git directory of ``repo``, or None when it is not here."""
+    """The local git directory of ``repo``, or None when it is not here.
+    A source generated in code (no repository) is always here."""
     root = Path(os.environ.get("PDP_MIRRORS", "/work/.mirror"))
+    if not repo:
+        return root
     for candidate in (root / repo.replace("/", "+") / "repo", root / repo):
         if candidate.exists():
             return candidate
@@ -318,6 +325,8 @@ def _mentions_jailbreak(text: str) -> bool:
 
 
 _LLM_GUARD = "53af270c69316ed82cb71ba7b19d11b55bda3151"
+_OWASP = "020595761a4b7b0c3f9cf01a0457b78f9f1e7f9c"
+_NEMO = "e7c23d117f04805fc0eb3e4a8fd35a5e3c5b105f"
 SOURCES: tuple[Source, ...] = (
     Source(
         "jailbreak_llms",
@@ -527,6 +536,63 @@ SOURCES: tuple[Source, ...] = (
         " normal tools, in four of fourteen tool-scoping framings",
     ),
     Source(
+        "owasp_llm_top10",
+        "OWASP/www-project-top-10-for-large-language-model-applications",
+        _OWASP,
+        ("2_0_vulns/*.md", "Archive/1_1_vulns/*.md", "Archive/0_9_vulns/*.md"),
+        "CC-BY-SA-4.0",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+        "paragraphs of the OWASP Top 10 for LLM applications that mention attacks",
+    ),
+    Source(
+        "nemo_guardrails_docs",
+        "NVIDIA/NeMo-Guardrails",
+        _NEMO,
+        (
+            "docs/user_guides/*.md",
+            "docs/user_guides/advanced/*.md",
+            "docs/user_guides/community/*.md",
+            "docs/security/*.md",
+            "docs/evaluation/*.md",
+            "docs/getting_started/*.md",
+        ),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _doc_paragraphs,
+        "documentation paragraphs that mention attacks (outside code blocks)",
+    ),
+    Source(
+        "nemo_guardrails_prompts",
+        "NVIDIA/NeMo-Guardrails",
+        _NEMO,
+        ("nemoguardrails/llm/prompts/*.yml",),
+        "Apache-2.0",
+        False,
+        "hard negative",
+        _code_chunks,
+        "25-line chunks of the library's own system prompts: rules for a bot, checks of"
+        " user input against a policy",
+    ),
+    Source(
+        "everyday_requests",
+        "",
+        "",
+        (),
+        "generated (train/everyday_requests.py)",
+        False,
+        "prompt",
+        lambda data, path: everyday_requests(),
+        "generated: short everyday requests (orders, accounts, years, ids, social networks,"
+        " shops, travel, support tickets) from templates",
+        # Fitted on, its template phrases cost jailbreak recall on `calibrate`
+        # (0.854 to 0.835) and bought nothing the bound on single words had
+        # not (train/README.md): it holds the thresholds to short requests.
+        fitted=False,
+    ),
+    Source(
         "research_readmes",
         "leolee99/PIGuard",
         "1b5751e88bf7475acbedfc8eda795ce060307c84",
@@ -539,10 +605,18 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
-def split_of(text: str) -> str:
-    """``train`` (70%), ``calibrate`` (15%) or ``test`` (15%), from a hash."""
+# Hard negatives are few, and a threshold chosen on a dozen of them rests on
+# one or two texts: they give part of their training share to `calibrate`
+# (their `test` share, and so every held-out text, stays the same).
+_TRAIN_SHARE = {"hard negative": 40}
+
+
+def split_of(text: str, kind: str = "") -> str:
+    """``train`` (70%), ``calibrate`` (15%) or ``test`` (15%), from a hash;
+    for hard negatives 40% / 45% / 15%."""
     bucket = int(hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:8], 16) % 100
-    return "train" if bucket < 70 else "calibrate" if bucket < 85 else "test"
+    train = _TRAIN_SHARE.get(kind, 70)
+    return "train" if bucket < train else "calibrate" if bucket < 85 else "test"
 
 
 def _hosts(examples: list[Example], kinds: tuple[str, ...]) -> dict[str, list[str]]:
@@ -567,13 +641,15 @@ def load_all(exclude: frozenset[str] = frozenset()) -> tuple[list[Example], list
             continue
         paths = [name for path in source.paths for name in _paths(directory, source.commit, path)]
         hosts = _hosts(examples, source.hosts)
-        for path in paths:
-            for item in source.read(_show(directory, source.commit, path), path):
+        # A generated source reads no file.
+        files = [(_show(directory, source.commit, p), p) for p in paths] if paths else [(b"", "")]
+        for data, path in files:
+            for item in source.read(data, path):
                 # A text generated from a shared part takes that part's split;
                 # an embedded text takes its payload's split, and its host
                 # comes from the same split.
                 text, group = item if isinstance(item, tuple) else (item, item)
-                split = split_of(group)
+                split = split_of(group, source.kind)
                 if source.hosts:
                     text = _embed(text, hosts[split][_hash(text) % len(hosts[split])])
                 key = normalize(text)

@@ -70,7 +70,7 @@ class InjectionScanner:
         """``model``: the learned tier to use instead of the committed one."""
         self._matcher = matcher
         self._model = (model or load_model()) if use_model else None
-        self._threshold = self._model.thresholds[sensitivity] if self._model else 0.0
+        self._threshold = self._model.threshold_units[sensitivity] if self._model else 0
         self._ignore_mentions = sensitivity != "high"
 
     def scan(self, text: ScanText, in_context: bool = False) -> Finding | None:
@@ -101,6 +101,9 @@ class InjectionScanner:
             label, respaced = detail
             return Finding(label, _SPACING if respaced else None)
         model = self._model
-        if use_model and model is not None and model.score(normalized_text) >= self._threshold:
+        if not use_model or model is None:
+            return None
+        # Integer units: the same decision whichever scorer summed the weights.
+        if model.score_units(normalized_text) >= self._threshold:
             return Finding(CLASSIFIER_LABEL)
         return None

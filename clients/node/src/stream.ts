@@ -162,7 +162,9 @@ export class EnforceStream {
 
   private itemError(error: RequestError): PdpError {
     const code = (status as unknown as Record<string, number>)[error.code] ?? status.UNKNOWN;
-    return errorForStatus({ code, details: error.message, field: error.field }, { method: METHOD, ...this.context });
+    // Named as enforcePolicy names it: "model", not "request.model".
+    const field = error.field.startsWith("request.") ? error.field.slice("request.".length) : error.field;
+    return errorForStatus({ code, details: error.message, field }, { method: METHOD, ...this.context });
   }
 
   private settle(

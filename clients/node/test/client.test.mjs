@@ -128,6 +128,8 @@ describe("against a real sidecar", () => {
     assert.equal(hello.value.decision, "DECISION_ALLOW");
     assert.ok(blocked.reason instanceof PolicyBlockedError, String(blocked.reason));
     assert.ok(refused.reason instanceof InvalidRequestError, String(refused.reason));
+    // Named as enforcePolicy names it, not as the stream message's "request.model".
+    assert.equal(refused.reason.field, "model");
     await assert.rejects(stream.enforce({ agentId: "paused-bot", input: "hi" }), AgentPausedError);
     const after = await stream.enforce({ agentId: "support-bot", input: "still open" });
     assert.equal(after.decision, "DECISION_ALLOW");
