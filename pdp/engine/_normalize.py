@@ -184,6 +184,12 @@ def _decode_tags(match: re.Match[str]) -> str:
     return f" {decoded.lower()} "
 
 
+# The non-ASCII characters of English text, most often all it has (curly
+# quotes, dashes, an ellipsis, a no-break space, box drawing): each
+# becomes separators alone and composes with no neighbour, so it is made a
+# space first, and the text takes the ASCII path when nothing else is left.
+_SPACED_PUNCTUATION = "\u2019\u201c\u201d\u2018\u2014\u2013\u00a0\u2026\u2500\u2550"
+
 # Text that is mostly ASCII (English with curly quotes, a name with an
 # accent, an emoji) is normalised in pieces: the ASCII between non-ASCII runs
 # takes the fast path. Above this share of non-ASCII bytes the whole text
@@ -196,6 +202,10 @@ def normalize(text: str) -> str:
     """Return ``text`` in matching form: NFKC, case-folded, invisible and
     control characters removed, separator runs collapsed to one space, no
     space at either end (see the module docstring)."""
+    if not text.isascii():
+        for char in _SPACED_PUNCTUATION:
+            if char in text:
+                text = text.replace(char, " ")
     if text.isascii():
         ascii_folded = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
         return _ASCII_SPACE_RUN.sub(b" ", ascii_folded).strip().decode("ascii")

@@ -4,6 +4,8 @@ the field and index."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from bench import injection_quality
@@ -71,6 +73,22 @@ def test_mostly_ascii_text_normalises_as_a_whole(special: str) -> None:
     for position in range(0, 140, 3):
         text = base[:position] + special + base[position:]
         assert normalize(text) == _whole(text)
+
+
+@pytest.mark.parametrize("punctuation", list(_normalize._SPACED_PUNCTUATION))
+def test_punctuation_made_a_space_first_normalises_as_it_would_in_place(punctuation: str) -> None:
+    """Curly quotes, dashes and the like become a space before the rest of
+    normalising: the result is the Unicode path's, next to any neighbour
+    (every combining mark after it, which could compose with it as an arrow
+    does with U+0338; compatibility forms; the same character again)."""
+    others = ["a", "İ", "ﬁ", "\u1100", "\u200b", "中", " ", punctuation]
+    marks = [chr(code) for code in range(0x0300, 0x10000) if unicodedata.combining(chr(code))]
+    pairs = [(before, after) for before in others for after in others + marks]
+    pairs += [(before, after) for before in marks[:112] for after in others]
+    for before, after in pairs:
+        text = f"x{before}{punctuation}{after}y"
+        assert normalize(text) == _whole(text), ascii(text)
+    assert normalize(f"don{punctuation}t stop") == "don t stop"
 
 
 def _whole(text: str) -> str:
