@@ -202,10 +202,11 @@ def normalize(text: str) -> str:
     """Return ``text`` in matching form: NFKC, case-folded, invisible and
     control characters removed, separator runs collapsed to one space, no
     space at either end (see the module docstring)."""
-    if not text.isascii():
-        for char in _SPACED_PUNCTUATION:
-            if char in text:
-                text = text.replace(char, " ")
+    for char in _SPACED_PUNCTUATION:  # most frequent first
+        if text.isascii():  # a flag of the string: free to check
+            break
+        if char in text:
+            text = text.replace(char, " ")
     if text.isascii():
         ascii_folded = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
         return _ASCII_SPACE_RUN.sub(b" ", ascii_folded).strip().decode("ascii")
