@@ -21,6 +21,7 @@ __all__ = [
     "EnforceOptions",
     "EnforceRequest",
     "enforce_batch",
+    "enforce_call",
     "enforce_request",
     "stream_result",
 ]
@@ -92,6 +93,29 @@ def enforce_request(agent_id: str, input: str | None, options: EnforceOptions) -
     if (context := options.get("context")) is not None:
         given["context"] = list(context)
     return EnforceRequest(agent_id, input, **given)
+
+
+def enforce_call(
+    agent_id: str, input: str | None, options: EnforceOptions
+) -> Call[EnforceResult]:
+    """``enforce_request(agent_id, input, options).call()`` for a request
+    sent once (no approval to wait for): the same checks and the same call,
+    without the request value in between."""
+    if not _OPTION_NAMES.issuperset(options):
+        return enforce_request(agent_id, input, options).call()  # raises the TypeError
+    get = options.get
+    return _calls.enforce(
+        agent_id,
+        input,
+        output=get("output"),
+        estimated_cost_usd=get("estimated_cost_usd"),
+        model=get("model"),
+        tool=get("tool"),
+        metadata=get("metadata"),
+        request_id=get("request_id"),
+        context=get("context"),
+        approval_id=get("approval_id"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
