@@ -95,9 +95,7 @@ def enforce_request(agent_id: str, input: str | None, options: EnforceOptions) -
     return EnforceRequest(agent_id, input, **given)
 
 
-def enforce_call(
-    agent_id: str, input: str | None, options: EnforceOptions
-) -> Call[EnforceResult]:
+def enforce_call(agent_id: str, input: str | None, options: EnforceOptions) -> Call[EnforceResult]:
     """``enforce_request(agent_id, input, options).call()`` for a request
     sent once (no approval to wait for): the same checks and the same call,
     without the request value in between."""

@@ -105,8 +105,7 @@ def enforce_result(response: Any, agent_id: str) -> EnforceResult:
         masked_input=response.masked_input if response.HasField("masked_input") else None,
         masked_output=response.masked_output if response.HasField("masked_output") else None,
         pii_findings=[
-            PiiFinding(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end)
-            for f in pii
+            PiiFinding(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end) for f in pii
         ]
         if (pii := response.pii_findings)
         else [],
