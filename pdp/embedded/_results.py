@@ -24,19 +24,22 @@ from pdp.server import DECISION_VALUES, MODE_VALUES, SEVERITY_VALUES
 
 __all__ = ["Decided", "decided", "enforce_result"]
 
+# The two copies of the contract have their own enum types: numbers join them.
+_SDK_DECISIONS = {int(n): d for n, d in sdk_convert._RETURNED_DECISIONS.items()}
 _SEVERITIES = {
-    value: sdk_convert._SEVERITIES.get(number, "unspecified")
+    value: sdk_convert._SEVERITIES.get(int(number), "unspecified")
     for value, number in SEVERITY_VALUES.items()
 }
 _MODES = {
-    value: sdk_convert._MODES.get(number, "unspecified") for value, number in MODE_VALUES.items()
+    value: sdk_convert._MODES.get(int(number), "unspecified")
+    for value, number in MODE_VALUES.items()
 }
-_BLOCK = next(k for k, n in DECISION_VALUES.items() if n == sdk_pb.DECISION_BLOCK)
-_PAUSED = next(k for k, n in DECISION_VALUES.items() if n == sdk_pb.DECISION_AGENT_PAUSED)
+_BLOCK = next(k for k, n in DECISION_VALUES.items() if int(n) == sdk_pb.DECISION_BLOCK)
+_PAUSED = next(k for k, n in DECISION_VALUES.items() if int(n) == sdk_pb.DECISION_AGENT_PAUSED)
 _RESULTS = {
-    kind: sdk_convert._RETURNED_DECISIONS[number]
+    kind: _SDK_DECISIONS[int(number)]
     for kind, number in DECISION_VALUES.items()
-    if number in sdk_convert._RETURNED_DECISIONS
+    if int(number) in _SDK_DECISIONS
 }
 
 

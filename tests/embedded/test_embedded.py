@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pdp_client import AgentPausedError, AsyncClient, Decision, PdpError, PolicyBlockedError
@@ -156,7 +156,9 @@ async def test_an_enforce_reads_as_the_sdk_reads_the_sidecars_answer(
         def both(*fields: Any) -> tuple[Any, Any]:
             return enforce_response(*fields), decided(*fields)
 
-        wire, direct = await pdp.sidecar.servicer.enforce_message(call.request, None, both)
+        wire, direct = await pdp.sidecar.servicer.enforce_message(
+            call.request, cast(Any, None), both
+        )
         over_grpc = _read(call, wire, lambda call, wire: call.to_result(wire))
         in_process = _read(
             call, direct, lambda call, direct: enforce_result(direct, call.request.agent_id)

@@ -101,18 +101,17 @@ def enforce_call(agent_id: str, input: str | None, options: EnforceOptions) -> C
     without the request value in between."""
     if not _OPTION_NAMES.issuperset(options):
         return enforce_request(agent_id, input, options).call()  # raises the TypeError
-    get = options.get
     return _calls.enforce(
         agent_id,
         input,
-        output=get("output"),
-        estimated_cost_usd=get("estimated_cost_usd"),
-        model=get("model"),
-        tool=get("tool"),
-        metadata=get("metadata"),
-        request_id=get("request_id"),
-        context=get("context"),
-        approval_id=get("approval_id"),
+        output=options.get("output"),
+        estimated_cost_usd=options.get("estimated_cost_usd"),
+        model=options.get("model"),
+        tool=options.get("tool"),
+        metadata=options.get("metadata"),
+        request_id=options.get("request_id"),
+        context=options.get("context"),
+        approval_id=options.get("approval_id"),
     )
 
 
