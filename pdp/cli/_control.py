@@ -9,8 +9,6 @@ import resource
 import sys
 from typing import TYPE_CHECKING
 
-from pdp.engine import parse_listen_address, parse_rfc3339, utc_now
-
 from ._args import (
     Subparsers,
     add_log_level,
@@ -226,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _create_key(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import Role, Store, create_api_key
+    from pdp.engine import parse_rfc3339, utc_now
 
     expires_at = None
     if args.expires_at is not None:
@@ -266,6 +265,7 @@ async def _revoke_key(args: argparse.Namespace, location: DbLocation) -> int:
 
 def _serve(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import ConnectionLimits, ControlOptions, DeliveryOptions
+    from pdp.engine import parse_listen_address
 
     if (args.tls_cert is None) != (args.tls_key is None):
         log.error("cannot start: --tls-cert and --tls-key go together")
