@@ -32,6 +32,7 @@ import json
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -179,7 +180,12 @@ class HttpsServer:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # Every connection's socket transport from the moment it is accepted,
+        # before any TLS handshake: a stop closes them all, so none is left
+        # for the garbage collector to report during a later test.
+        self._transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         self._release: asyncio.Event | None = None
+        self._tls_context: ssl.SSLContext | None = None
 
     # Addresses ---------------------------------------------------------------
 
@@ -323,26 +329,34 @@ class HttpsServer:
 
     async def _listen(self) -> None:
         self._release = asyncio.Event()
-        ctx = self.certificates.server_context() if self.certificates and self.tls else None
-        self._server = await asyncio.start_server(
-            self._serve_connection,
-            self.host,
-            self.port,
-            ssl=ctx,
-            reuse_address=True,
-            limit=_MAX_HEAD,
+        self._tls_context = (
+            self.certificates.server_context() if self.certificates and self.tls else None
         )
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> _TrackedProtocol:
+            reader = asyncio.StreamReader(limit=_MAX_HEAD)
+            return _TrackedProtocol(reader, self._serve_connection, self._transports)
+
+        # TLS is started by each connection's handler (not by the server),
+        # so that a connection is tracked before its handshake.
+        self._server = await loop.create_server(protocol, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
         server = self._server
         if server is not None:
             server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()  # no TLS goodbye: the peer may never answer one
-        for task in list(self._handlers):
+        # Connections accepted just now are set up over the next loop turns.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for transport in list(self._transports):
+            transport.abort()  # no TLS goodbye: the peer may never answer one
+        current = asyncio.current_task()
+        rest = [task for task in asyncio.all_tasks() if task is not current]
+        for task in rest:
             task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await asyncio.gather(*rest, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
         self._server = None
@@ -354,10 +368,12 @@ class HttpsServer:
         assert task is not None
         self._handlers.add(task)
         self._writers.add(writer)
-        with self._lock:
-            self._connections += 1
-            number = self._connections
         try:
+            if self._tls_context is not None:
+                await writer.start_tls(self._tls_context)
+            with self._lock:
+                self._connections += 1
+                number = self._connections
             while await self._serve_request(reader, writer, number):
                 pass
         except (OSError, EOFError, ssl.SSLError, asyncio.IncompleteReadError, ValueError):
@@ -445,3 +461,22 @@ def _response(reply: Reply) -> bytes:
         head.append(f"Content-Type: {reply.content_type}")
     head.extend(f"{name}: {value}" for name, value in reply.headers.items())
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _TrackedProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol that adds its transport to ``transports`` when the
+    connection is made."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        transports: weakref.WeakSet[asyncio.Transport],
+    ) -> None:
+        super().__init__(reader, connected)
+        self._tracked = transports
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.Transport):
+            self._tracked.add(transport)
+        super().connection_made(transport)

@@ -10,10 +10,11 @@ import pytest
 __all__ = ["until"]
 
 
-async def until(predicate: Callable[[], object], within: float = 5.0, what: str = "") -> None:
+async def until(predicate: Callable[[], object], within: float = 15.0, what: str = "") -> None:
     """Returns once ``predicate()`` is true; fails the test after ``within``
     seconds. Polled: what it waits for happens elsewhere (another task, a
-    child process, a database written by another connection)."""
+    child process, a database written by another connection). The default
+    bound is generous on purpose: a loaded machine is slow, not wrong."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not predicate():

@@ -4,6 +4,7 @@ port, a real SQLite file) or as a `pdp serve` subprocess."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -63,8 +64,9 @@ class RunningSidecar:
     async def write_snapshot(self, content: str | Mapping[str, Any]) -> None:
         write_atomically(self.snapshot_path, content)
 
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 2.0) -> float:
-        """Seconds until ``predicate`` holds; fails after ``within`` seconds."""
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 15.0) -> float:
+        """Seconds until ``predicate`` holds; fails after ``within`` seconds
+        (generous: a reload on a loaded 2-core machine can take a second)."""
         start = time.monotonic()
         while not predicate():
             if time.monotonic() - start > within:
@@ -73,8 +75,10 @@ class RunningSidecar:
         return time.monotonic() - start
 
     async def close(self) -> None:
-        await self.channel.close(grace=None)
-        await self.sidecar.stop(grace=1.0)
+        try:
+            await self.channel.close(grace=None)
+        finally:
+            await self.sidecar.stop(grace=1.0)
 
 
 StartSidecar = Callable[..., Awaitable[RunningSidecar]]
@@ -98,8 +102,9 @@ def _free_directory(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
-    """Starts in-process sidecars; each gets its own snapshot file and state."""
-    running: list[RunningSidecar] = []
+    """Starts in-process sidecars; each gets its own snapshot file and state.
+    Every one is stopped after the test, even when stopping another fails."""
+    running = contextlib.AsyncExitStack()
 
     async def start(
         snapshot: str | Mapping[str, Any] | None = None,
@@ -134,12 +139,11 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[StartSidecar]:
         sidecar = Sidecar(opts, clock=clock)
         await sidecar.start()
         handle = RunningSidecar(sidecar, snapshot_path, state_path)
-        running.append(handle)
+        running.push_async_callback(handle.close)
         return handle
 
-    yield start
-    for handle in reversed(running):
-        await handle.close()
+    async with running:
+        yield start
 
 
 @pytest.fixture

@@ -95,15 +95,15 @@ async def test_bad_arguments_raise_value_error_before_any_call(
     kwargs: dict[str, Any],
     named: str,
 ) -> None:
-    client = connect(silent_tcp.target, timeout=5.0)
+    client = connect(silent_tcp.target, timeout=30.0)
     started = time.monotonic()
     with pytest.raises(ValueError, match=named) as raised:
         await call(client, method, *args, **kwargs)
     if named != "timeout":  # a call's settings, not its request
         assert isinstance(raised.value, InvalidRequestError)
         assert (raised.value.field, raised.value.code) == (named, None)
-    # Nothing was sent: the silent server would have held the call 5 s.
-    assert time.monotonic() - started < 1.0
+    # Nothing was sent: the silent server would have held the call 30 s.
+    assert time.monotonic() - started < 10.0
     assert silent_tcp.connections == 0
 
 
@@ -133,11 +133,12 @@ CALLS: list[tuple[str, tuple[Any, ...]]] = [
 async def test_unreachable_sidecar_fails_closed_at_once(
     connect: Connect, refused_target: str, method: str, args: tuple[Any, ...]
 ) -> None:
-    client = connect(refused_target, timeout=5.0)
+    client = connect(refused_target, timeout=30.0)
     started = time.monotonic()
     with pytest.raises(SidecarUnavailableError) as raised:
         await call(client, method, *args)
-    assert time.monotonic() - started < 2.0, "an unreachable sidecar must not hold the call"
+    # Far sooner than the call's 30 s: generous for a loaded machine.
+    assert time.monotonic() - started < 10.0, "an unreachable sidecar must not hold the call"
     assert not isinstance(raised.value, DeadlineExceededError)
     assert raised.value.code is grpc.StatusCode.UNAVAILABLE
     assert raised.value.target == refused_target
@@ -176,7 +177,7 @@ async def test_deadline_is_honoured_when_the_sidecar_hangs(
     with pytest.raises(DeadlineExceededError) as raised:
         await resolve(client.enforce_policy("my-chatbot", "hello"))
     elapsed = time.monotonic() - started
-    assert 0.25 <= elapsed < 2.0
+    assert 0.25 <= elapsed < 10.0  # the silent server holds a call forever
     assert isinstance(raised.value, SidecarUnavailableError)
     assert raised.value.timeout == 0.3
     assert raised.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -190,7 +191,7 @@ async def test_per_call_timeout_overrides_the_default(
     started = time.monotonic()
     with pytest.raises(SidecarUnavailableError) as raised:
         await resolve(client.agent_status("my-chatbot", timeout=0.2))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0
     assert raised.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -216,11 +217,11 @@ async def test_unix_socket_target_dials_the_socket(
 
 
 async def test_missing_unix_socket_fails_closed(connect: Connect) -> None:
-    client = connect("unix:/nonexistent/pdp.sock", timeout=5.0)
+    client = connect("unix:/nonexistent/pdp.sock", timeout=30.0)
     started = time.monotonic()
     with pytest.raises(SidecarUnavailableError) as raised:
         await resolve(client.enforce_policy("my-chatbot", "hello"))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0
     assert raised.value.code is grpc.StatusCode.UNAVAILABLE
 
 

@@ -38,7 +38,7 @@ async def _watchers_reach(sidecar: RunningSidecar, count: int) -> None:
     """The sidecar's handlers waiting on its snapshot come to ``count``: a
     watch is open on the sidecar (one more), or has ended there."""
     holder = sidecar.sidecar.holder
-    await sidecar.wait_for(lambda: holder.waiting == count, within=5.0)
+    await sidecar.wait_for(lambda: holder.waiting == count)
 
 
 async def test_a_pause_reaches_an_async_watcher_and_leaving_the_loop_cancels(

@@ -16,7 +16,8 @@ import yaml
 from tests._process import PdpProcess, PythonProcess, run_pdp, run_python
 from tests.client.conftest import REPO, Sidecar
 
-pytestmark = pytest.mark.sidecar
+# The examples run as processes: up to 32 s each on a loaded machine.
+pytestmark = [pytest.mark.sidecar, pytest.mark.timeout(180)]
 
 
 def test_quickstart_runs_against_the_example_snapshot(sidecar: Sidecar) -> None:

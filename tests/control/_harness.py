@@ -66,9 +66,12 @@ class ControlPlaneHarness:
     async def start(self) -> ControlPlaneHarness:
         server = ControlServer(ControlOptions(db=self.db, port=0, **self.options))
         await server.start()
-        assert server.control is not None
         self.server = server
-        self.api_key = (await create_api_key(server.control.store, self.key_name)).secret
+        try:
+            self.api_key = (await create_api_key(self.control.store, self.key_name)).secret
+        except BaseException:
+            await self.stop()  # nobody else would: the caller never got it
+            raise
         return self
 
     @property

@@ -159,12 +159,12 @@ async def test_expiry_denies_and_is_recorded(
     decided = control_plane.record("approval.decided")
     approval_id = await report(control_plane, expires_in=0.5)
     started = time.monotonic()
-    waited = await reviewer.get(f"/approvals/{approval_id}", params={"wait": 10})
+    waited = await reviewer.get(f"/approvals/{approval_id}", params={"wait": 30})
     assert waited.json()["status"] == "expired"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15
     error = error_of(await reviewer.post(f"/approvals/{approval_id}/approve"), 409)
     assert error["code"] == "approval_expired" and "expired at" in error["message"]
-    await until(lambda: len(decided) == 1, 5, "approval.decided for the expiry")
+    await until(lambda: len(decided) == 1, what="approval.decided for the expiry")
     assert decided[0].data.model_dump()["status"] == "expired"
     listed = await reviewer.get("/approvals", params={"status": "expired"})
     assert [a["id"] for a in listed.json()["approvals"]] == [approval_id]
@@ -205,7 +205,7 @@ async def test_a_long_poll_answers_when_the_reviewer_decides(
         started = time.monotonic()
         await reviewer.post(f"/approvals/{approval_id}/deny")
         answer = await waiting
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 15  # not the wait's 30 s
     assert answer.json()["status"] == "denied"
     assert (
         error_of(await reviewer.get(f"/approvals/{approval_id}", params={"wait": 61}), 422)["field"]

@@ -9,10 +9,14 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pdp.control._store import MIGRATIONS
 from tests.control._harness import ControlPlaneProcess, cli_create_key, pdp_control
 from tests.control._helpers import REFERENCE_POLICIES
+
+# Several `pdp` processes per test: 25-42 s each on a loaded machine.
+pytestmark = pytest.mark.timeout(180)
 
 
 def api(proc: ControlPlaneProcess, key: str | None = None) -> httpx.Client:

@@ -74,13 +74,20 @@ async def pending_ids(reviewer: httpx.AsyncClient) -> list[str]:
     return [a["id"] for a in listed.json()["approvals"]]
 
 
-async def reported(reviewer: httpx.AsyncClient, approval_id: str) -> None:
-    """Waits until the control plane has the sidecar's approval."""
-    for _ in range(250):
-        if approval_id in await pending_ids(reviewer):
-            return
+async def reported(reviewer: httpx.AsyncClient, approval_id: str, *, pending: bool = True) -> None:
+    """Waits until the control plane has the sidecar's approval (pending, or
+    in any state: a short one may have expired by the time it is seen)."""
+
+    async def there() -> bool:
+        if pending:
+            return approval_id in await pending_ids(reviewer)
+        return (await reviewer.get(f"/approvals/{approval_id}")).status_code == 200
+
+    deadline = asyncio.get_running_loop().time() + 15.0
+    while not await there():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"approval {approval_id} never reached the control plane")
         await asyncio.sleep(0.02)
-    pytest.fail(f"approval {approval_id} never reached the control plane")
 
 
 async def test_a_reviewer_approves_through_the_control_plane(
@@ -89,7 +96,7 @@ async def test_a_reviewer_approves_through_the_control_plane(
     sidecar = await follow(start_sidecar, control_plane, "edge")
     held = await sidecar.stub.Enforce(shell(text="restart the api, card 4111 1111 1111 1111"))
     assert held.decision == pb.DECISION_PENDING_APPROVAL
-    waiting = asyncio.ensure_future(await_approval(sidecar, held.approval_id))
+    waiting = asyncio.ensure_future(await_approval(sidecar, held.approval_id, 30))
     await reported(reviewer, held.approval_id)
     one = (await reviewer.get(f"/approvals/{held.approval_id}")).json()
     assert one["agentName"] == "my-chatbot" and "4111" not in one["maskedExcerpt"]
@@ -99,7 +106,7 @@ async def test_a_reviewer_approves_through_the_control_plane(
     approved = await reviewer.post(f"/approvals/{held.approval_id}/approve", json={"comment": "ok"})
     assert approved.status_code == 200, approved.text
     answer = await waiting
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # woken by the decision, not the wait's 30 s
     assert (answer.state, answer.reviewer, answer.comment) == (
         pb.APPROVAL_STATE_APPROVED,
         "alice",
@@ -168,9 +175,9 @@ async def test_expiry_denies_while_the_control_plane_is_down(
         )
         assert patched.status_code == 200, patched.text
     sidecar = await follow(start_sidecar, control_plane, "edge")
-    await until(lambda: sidecar.revision == 3, 5, "the patched policy")
+    await until(lambda: sidecar.revision == 3, what="the patched policy")
     held = await sidecar.stub.Enforce(shell())
-    await reported(reviewer, held.approval_id)
+    await reported(reviewer, held.approval_id, pending=False)  # it expires in 1 s
     await control_plane.stop()
     answer = await await_approval(sidecar, held.approval_id, 10)
     assert answer.state == pb.APPROVAL_STATE_EXPIRED

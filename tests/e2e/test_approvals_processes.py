@@ -60,6 +60,7 @@ def eventually(check: Callable[[], bool], within: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.timeout(180)  # several pdp processes: slow to start on a loaded machine
 def test_an_approval_survives_sigkill_of_the_sidecar_and_a_control_plane_restart(
     tmp_path: Path,
 ) -> None:

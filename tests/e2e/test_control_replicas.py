@@ -18,7 +18,7 @@ from tests._postgres import PostgresServer
 from tests.conftest import StartSidecar, new_postgres_db
 from tests.control._harness import ControlPlaneHarness, ControlPlaneProcess
 from tests.control._helpers import REFERENCE_POLICIES
-from tests.e2e.test_control_plane_sidecars import _is, seconds_until
+from tests.e2e.test_control_plane_sidecars import PROMPT, _is, seconds_until
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ async def test_a_write_on_one_replica_wakes_long_polls_on_the_other(
             assert answer.status_code == 200
             assert answer.headers["ETag"] == f'"{revision + 1}"'
             assert f"agent-{round_number}" in answer.text
-            assert woke < 1.0  # a generous bound; bench/ measures p50/p99
+            assert woke < PROMPT  # a generous bound; bench/ measures p50/p99
 
 
 async def test_revisions_stay_one_sequence_across_replicas(
@@ -91,11 +91,10 @@ async def test_revisions_stay_one_sequence_across_replicas(
 
 
 async def _until_revision(client: httpx.AsyncClient, revision: int) -> None:
-    for _ in range(200):
-        if (await client.get("/snapshot")).json()["revision"] == revision:
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"revision {revision} not reached")
+    async def reached() -> bool:
+        return bool((await client.get("/snapshot")).json()["revision"] == revision)
+
+    await seconds_until(reached)
 
 
 async def test_a_candidate_published_on_one_replica_is_served_by_the_other(
@@ -111,7 +110,7 @@ async def test_a_candidate_published_on_one_replica_is_served_by_the_other(
         async def served() -> bool:
             return (await on_b.get("/snapshot/candidate")).status_code == 200
 
-        await seconds_until(served, 5.0)
+        await seconds_until(served)
         names = [p["name"] for p in (await on_b.get("/snapshot/candidate")).json()["policies"]]
         assert names == [policy["name"]]
         # Promoted on b: the published snapshot on a has it, the candidate is gone.
@@ -122,7 +121,7 @@ async def test_a_candidate_published_on_one_replica_is_served_by_the_other(
         async def gone() -> bool:
             return (await on_a.get("/snapshot/candidate")).status_code == 404
 
-        await seconds_until(gone, 5.0)
+        await seconds_until(gone)
 
 
 async def test_pause_reaches_sidecars_following_either_replica(
@@ -149,7 +148,7 @@ async def test_pause_reaches_sidecars_following_either_replica(
                 for s in sidecars:
                     await seconds_until(lambda s=s, w=want: _is(s, "probe", "hi", w))
                     times.append(time.perf_counter() - t0)
-        assert max(times) < 2.0, times
+        assert max(times) < PROMPT, times
 
 
 async def test_a_sidecar_starts_on_the_replica_that_answers(
@@ -203,7 +202,7 @@ async def test_sidecars_fail_over_from_a_replica_killed_during_writes(
             # ...and follows the surviving replica: what it publishes arrives.
             paused = await on_second.patch("/agents/probe/pause", json={"reason": "after kill"})
             paused.raise_for_status()
-            await seconds_until(lambda: _is(sidecar, "probe", "hi", pb.DECISION_AGENT_PAUSED), 5.0)
+            await seconds_until(lambda: _is(sidecar, "probe", "hi", pb.DECISION_AGENT_PAUSED))
             status = await sidecar.stub.AgentStatus(pb.AgentStatusRequest(agent_id="probe"))
             assert status.state.paused_reason == "after kill"
             # Nothing committed before the kill is lost: the survivor has it all.

@@ -23,7 +23,7 @@ async def test_shipped_decisions_are_listed(
     agent = (await client.post("/agents", json={"name": "my-chatbot"})).json()
     (await client.post("/policies", json=REFERENCE_POLICIES[0])).raise_for_status()
     sidecar = await follow(start_sidecar, control_plane, "edge-1")
-    await sidecar.wait_for(lambda: sidecar.revision >= 2, within=5)
+    await sidecar.wait_for(lambda: sidecar.revision >= 2)
     blocked = await sidecar.stub.Enforce(
         pb.EnforceRequest(agent_id="my-chatbot", input=INJECTION, request_id="r-1")
     )

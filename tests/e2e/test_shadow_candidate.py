@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 
 from pdp.v1 import policy_decision_service_pb2 as pb
 from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
@@ -44,6 +45,7 @@ async def _until(check: object, within: float = 10.0) -> None:
     raise AssertionError("not within the time allowed")
 
 
+@pytest.mark.timeout(180)  # several pdp processes: slow to start on a loaded machine
 async def test_a_candidate_is_shadowed_then_promoted(tmp_path: Path) -> None:
     db = tmp_path / "control.db"
     key = cli_create_key(db)

@@ -156,6 +156,7 @@ def test_a_pending_delivery_survives_sigkill_of_the_control_plane(tmp_path: Path
         receiver.stop()
 
 
+@pytest.mark.timeout(180)  # several pdp processes: slow to start on a loaded machine
 def test_the_readme_receiver_prints_verified_events_once(tmp_path: Path) -> None:
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     example = REPO / "clients" / "python" / "examples" / "webhook_receiver.py"

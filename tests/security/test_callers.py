@@ -265,7 +265,7 @@ async def test_the_control_plane_issues_and_revokes_tokens(
             assert revoked.status_code == 200, revoked.text
             assert revoked.json()["callerTokens"] == []
             revision = revoked.json()["revision"]
-            await sidecar.wait_for(lambda: sidecar.revision >= revision, within=5)
+            await sidecar.wait_for(lambda: sidecar.revision >= revision)
             with pytest.raises(CallerRefusedError):
                 await dave.enforce_policy("dave", input="hi")
         missing = await api.delete(f"/agents/dave/caller-tokens/{token_id}")
@@ -321,7 +321,7 @@ from pdp.v1 import policy_decision_service_pb2_grpc as pb_grpc
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 stub = pb_grpc.PolicyDecisionServiceStub(grpc.insecure_channel(sys.argv[1]))
 try:
-    stub.Enforce(pb.EnforceRequest(agent_id="alice", input="hi"), timeout=2)
+    stub.Enforce(pb.EnforceRequest(agent_id="alice", input="hi"), timeout=20)
     print("ANSWERED")
 except grpc.RpcError as error:
     print(error.code().name, error.details())
@@ -354,7 +354,7 @@ async def test_the_socket_mode_decides_which_users_may_connect(
     assert stat.S_IMODE(st.st_mode) == mode
     if group is not None:
         assert st.st_gid == grp.getgrnam(group).gr_gid
-    assert (await seconds_until_decision(sidecar, "alice", pb.DECISION_ALLOW, within=2)) < 2
+    await seconds_until_decision(sidecar, "alice", pb.DECISION_ALLOW, within=15)
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", _CONNECT_AS_NOBODY, sidecar.address],
@@ -370,6 +370,7 @@ async def test_the_socket_mode_decides_which_users_may_connect(
         assert "Permission denied" in result.stdout
 
 
+@pytest.mark.timeout(180)  # several pdp processes: slow to start on a loaded machine
 def test_the_cli_checks_the_caller_options() -> None:
     wrong = run_pdp("serve", "--snapshot", "x.yaml", "--socket-mode", "0600")
     assert wrong.returncode == 2 and "unix:/path" in wrong.stderr

@@ -149,7 +149,7 @@ async def test_pauses_hold_in_a_document_whose_policies_do_not_compile(
     assert await decision(sidecar, "my-chatbot") == pb.DECISION_ALLOW
 
     await sidecar.write_snapshot(_document(2, paused=True, broken=True))
-    await seconds_until_decision(sidecar, "my-chatbot", pb.DECISION_AGENT_PAUSED, within=5.0)
+    await seconds_until_decision(sidecar, "my-chatbot", pb.DECISION_AGENT_PAUSED, within=15.0)
     # The pause is laid over the active policies before the document is
     # compiled; the compile's rejection is recorded after it.
     holder = sidecar.sidecar.holder
@@ -164,7 +164,7 @@ async def test_pauses_hold_in_a_document_whose_policies_do_not_compile(
 
     # A resume in a document that is still broken holds too.
     await sidecar.write_snapshot(_document(3, paused=False, broken=True))
-    await seconds_until_decision(sidecar, "my-chatbot", pb.DECISION_ALLOW, within=5.0)
+    await seconds_until_decision(sidecar, "my-chatbot", pb.DECISION_ALLOW, within=15.0)
 
 
 async def test_a_sidecar_whose_newer_revisions_are_rejected_goes_stale(
@@ -187,7 +187,7 @@ async def test_a_sidecar_whose_newer_revisions_are_rejected_goes_stale(
         await decision(sidecar, "my-chatbot")
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "revision 2" in str(caught.value.details()) and "rejected" in str(caught.value.details())
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 15.0
     while (await health.Check(health_pb2.HealthCheckRequest())).status != (
         health_pb2.HealthCheckResponse.NOT_SERVING
     ):
@@ -216,13 +216,13 @@ async def test_get_agent_shows_which_sidecars_have_applied_a_pause(
 
     paused = (await client.patch(f"/agents/{VICTIM}/pause", json={"reason": "incident"})).json()
     for s in sidecars:
-        await seconds_until_decision(s, VICTIM, pb.DECISION_AGENT_PAUSED, within=5.0)
+        await seconds_until_decision(s, VICTIM, pb.DECISION_AGENT_PAUSED, within=15.0)
 
     async def listed() -> list[dict[str, Any]]:
         body = (await client.get(f"/agents/{VICTIM}")).json()
         return list(body["sidecars"])
 
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 15.0
     while not (len(reports := await listed()) == 2 and all(r["applied"] for r in reports)):
         assert time.monotonic() < deadline, reports
         await asyncio.sleep(0.02)

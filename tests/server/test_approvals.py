@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from google.protobuf.duration_pb2 import Duration
 from pdp.v1 import policy_decision_service_pb2 as pb
 from tests._clock import ManualClock
 from tests._process import run_pdp
+from tests._wait import until
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.observe._scrape import scrape, value
 
@@ -57,10 +59,19 @@ def enforce_request(approval_id: str = "", **changes: Any) -> pb.EnforceRequest:
     return pb.EnforceRequest(approval_id=approval_id, **fields)
 
 
+def stored(state: Path | str, approval_id: str) -> bool:
+    with closing(sqlite3.connect(state)) as conn:
+        row = conn.execute("SELECT 1 FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+    return row is not None
+
+
 async def hold(sidecar: RunningSidecar, **changes: Any) -> pb.EnforceResponse:
+    """A held call, once its approval is in the state file: a background
+    writer stores it, and ``pdp approvals`` (another process) reads it there."""
     response: pb.EnforceResponse = await sidecar.stub.Enforce(enforce_request(**changes))
     assert response.decision == pb.DECISION_PENDING_APPROVAL, response
     assert re.fullmatch(r"[0-9a-f]{32}", response.approval_id)
+    await until(lambda: stored(sidecar.state_path, response.approval_id), what="stored approval")
     return response
 
 
@@ -249,7 +260,6 @@ async def test_the_cli_lists_masked_excerpts_and_refuses_bad_input(
     sidecar = await start_sidecar(snapshot())
     held = await hold(sidecar)
     state = str(sidecar.state_path)
-    await asyncio.sleep(0.2)  # written at once, in the background
     code, out, err = await cli("list", "--state", state)
     assert code == 0, err
     assert held.approval_id in out and "Shell Needs Approval" in out

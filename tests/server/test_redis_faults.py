@@ -89,7 +89,10 @@ async def test_redis_restarted_under_load(
     redis_server.stop()
     killed_at = time.monotonic()
     killed.set()
-    await asyncio.sleep(1.0)
+    deadline = killed_at + 15
+    while not load.closed_at:  # down long enough for a call to fail closed
+        assert time.monotonic() < deadline, "no call failed closed while Redis was down"
+        await asyncio.sleep(0.05)
     redis_server.start()
     restarted_at = time.monotonic()
     deadline = restarted_at + 15

@@ -30,20 +30,21 @@ async def decision(sidecar: RunningSidecar, text: str = INJECTION) -> int:
     return int(resp.decision)
 
 
-async def test_edit_is_in_force_within_a_second(example_sidecar: RunningSidecar) -> None:
+async def test_an_edit_is_in_force_without_a_restart(example_sidecar: RunningSidecar) -> None:
+    # How soon is bench/bench_reload.py's to measure (README, Performance): a
+    # loaded test machine is slow, not wrong.
     assert await decision(example_sidecar) == pb.DECISION_BLOCK
     doc = with_revision(2)
     doc["policies"][0]["enforcementMode"] = "warn"
     await example_sidecar.write_snapshot(doc)
-    elapsed = await example_sidecar.wait_for(lambda: example_sidecar.revision == 2, within=1.0)
-    assert elapsed < 1.0
+    await example_sidecar.wait_for(lambda: example_sidecar.revision == 2)
     assert await decision(example_sidecar) == pb.DECISION_ALLOW_WITH_WARNINGS
 
 
 async def test_in_place_write_is_picked_up(example_sidecar: RunningSidecar) -> None:
     doc = with_revision(5)
     example_sidecar.snapshot_path.write_text(yaml.safe_dump(doc))  # not atomic
-    await example_sidecar.wait_for(lambda: example_sidecar.revision == 5, within=1.0)
+    await example_sidecar.wait_for(lambda: example_sidecar.revision == 5)
 
 
 async def test_no_request_fails_during_swaps(example_sidecar: RunningSidecar) -> None:
@@ -155,5 +156,4 @@ async def test_configmap_symlink_swap(start_sidecar: StartSidecar, tmp_path: Pat
     sidecar = await start_sidecar(snapshot_path=mount / "policies.yaml")
     assert sidecar.revision == 1
     publish(2, with_revision(2))
-    elapsed = await sidecar.wait_for(lambda: sidecar.revision == 2, within=1.0)
-    assert elapsed < 1.0
+    await sidecar.wait_for(lambda: sidecar.revision == 2)

@@ -94,6 +94,10 @@ async def test_decisions_that_fire_a_policy_reach_the_control_plane(
         "approvalId": "",
     }
     assert "ignore" not in str(data)
+    # The control plane records the event before it answers; the sidecar
+    # counts it sent once the answer is back.
+    uplink = sidecar.sidecar.uplink
+    await until(lambda: uplink.shipped == 1, what="the sidecar's count of events sent")
     samples = await scrape(sidecar.sidecar.metrics_url)
     assert value(samples, "pdp_uplink_events_sent_total") == 1
     assert value(samples, "pdp_uplink_decision_events_queued") == 0

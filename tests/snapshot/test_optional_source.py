@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 from pdp.snapshot import HttpSource, NoDocument, Update
+from tests._wait import until
 
 
 async def _server(
     etag: str | None,
-) -> tuple[asyncio.Server, list[bytes], set[asyncio.StreamWriter]]:
-    seen: list[bytes] = []
+) -> tuple[asyncio.Server, list[tuple[float, bytes]], set[asyncio.StreamWriter]]:
+    seen: list[tuple[float, bytes]] = []  # (when it arrived, the request's head)
     # Connections still open when the test ends (a poll cut off mid-request)
     # are closed by the test: Server.close() leaves them to the garbage
     # collector, which would warn in whichever test runs next.
@@ -22,7 +25,7 @@ async def _server(
         open_writers.add(writer)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            seen.append(head)
+            seen.append((time.monotonic(), head))
             tag = f"ETag: {etag}\r\n" if etag else ""
             answer = (
                 f"HTTP/1.1 404 Not Found\r\n{tag}Content-Length: 0\r\nConnection: close\r\n\r\n"
@@ -38,7 +41,10 @@ async def _server(
     return await asyncio.start_server(respond, "127.0.0.1", 0), seen, open_writers
 
 
-async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[bytes]]:
+async def _follow(
+    etag: str | None, done: Callable[[list[Update], list[tuple[float, bytes]]], bool]
+) -> tuple[list[Update], list[tuple[float, bytes]]]:
+    """Follows the server until ``done(updates, requests seen)``."""
     server, seen, open_writers = await _server(etag)
     port = server.sockets[0].getsockname()[1]
     source = HttpSource(f"http://127.0.0.1:{port}/candidate", wait=0.1, optional=True)
@@ -48,26 +54,32 @@ async def _follow(etag: str | None, seconds: float) -> tuple[list[Update], list[
         updates.append(update)
 
     task = asyncio.create_task(source.run(report))
-    await asyncio.sleep(seconds)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await source.aclose()
-    server.close()
-    for writer in list(open_writers):
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-    await server.wait_closed()
+    try:
+        await until(lambda: done(updates, seen), what="the source's requests")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await source.aclose()
+        server.close()
+        for writer in list(open_writers):
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        await server.wait_closed()
     return updates, seen
 
 
 async def test_a_404_is_no_document_and_is_long_polled_by_its_etag() -> None:
-    updates, seen = await _follow('"4.1"', 0.3)
+    updates, seen = await _follow('"4.1"', lambda _, seen: len(seen) >= 2)
     assert updates and all(isinstance(u, NoDocument) for u in updates)
-    assert b'If-None-Match: "4.1"' in seen[-1] and b"wait=0.1" in seen[-1]
+    last = seen[-1][1]
+    assert b'If-None-Match: "4.1"' in last and b"wait=0.1" in last
 
 
 async def test_a_404_without_an_etag_is_asked_again_only_later() -> None:
-    updates, seen = await _follow(None, 0.5)
-    assert len(seen) == 1 and isinstance(updates[0], NoDocument)
+    updates, seen = await _follow(None, lambda _, seen: len(seen) >= 2)
+    assert isinstance(updates[0], NoDocument)
+    # Not at once: after the source's longest backoff (0.5 s). A lower bound,
+    # which a loaded machine only makes longer.
+    assert seen[1][0] - seen[0][0] >= 0.45

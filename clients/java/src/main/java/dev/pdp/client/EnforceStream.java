@@ -192,36 +192,48 @@ public final class EnforceStream implements AutoCloseable {
   }
 
   /**
-   * The writer: sends what is queued as one pack if the call is ready (the
-   * onReady handler runs it again), or half-closes once completing.
+   * The writer: sends what is queued as one pack while the call is ready
+   * (the onReady handler runs it again), or half-closes once completing.
+   * It stays the only writer until it returns: an onReady that arrives
+   * during a write (gRPC's first one may come after the first message was
+   * handed over) lets this loop write the next pack, never a second thread,
+   * since a call's messages must not be sent concurrently.
    */
   private void write() {
-    List<EnforceStreamItem> pack = null;
-    synchronized (lock) {
-      writerScheduled = false;
-      if (!closed && !queued.isEmpty() && requests.isReady()) {
-        pack = take();
-        written = true;
-      } else if (!closed && queued.isEmpty() && completing && !halfClosed) {
-        halfClosed = true;
-      } else {
+    while (true) {
+      List<EnforceStreamItem> pack = null;
+      synchronized (lock) {
+        if (!closed && !written && !queued.isEmpty() && requests.isReady()) {
+          pack = take();
+          written = true;
+        } else if (!closed && queued.isEmpty() && completing && !halfClosed) {
+          halfClosed = true;
+        } else {
+          writerScheduled = false;
+          return;
+        }
+      }
+      try {
+        if (pack == null) {
+          requests.onCompleted();
+        } else {
+          requests.onNext(message(pack));
+        }
+      } catch (IllegalStateException cancelled) {
+        // close() cancelled the call meanwhile: nothing more goes.
+        synchronized (lock) {
+          writerScheduled = false;
+        }
+        return;
+      } catch (RuntimeException failed) {
+        // The listener hears of it in onError, as of any broken stream.
+        synchronized (lock) {
+          closed = true;
+          writerScheduled = false;
+        }
+        requests.cancel("the stream's writer failed", failed);
         return;
       }
-    }
-    try {
-      if (pack == null) {
-        requests.onCompleted();
-      } else {
-        requests.onNext(message(pack));
-      }
-    } catch (IllegalStateException cancelled) {
-      // close() cancelled the call meanwhile: nothing more goes.
-    } catch (RuntimeException failed) {
-      // The listener hears of it in onError, as of any broken stream.
-      synchronized (lock) {
-        closed = true;
-      }
-      requests.cancel("the stream's writer failed", failed);
     }
   }
 

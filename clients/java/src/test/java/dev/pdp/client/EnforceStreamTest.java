@@ -206,7 +206,7 @@ class EnforceStreamTest {
       }
       wire.release.countDown();
       stream.complete();
-      assertTrue(answers.completed.await(10, TimeUnit.SECONDS));
+      assertTrue(answers.completed.await(30, TimeUnit.SECONDS));
       assertThrows(IllegalStateException.class, () -> stream.send("late", mixed(0)));
     }
     assertOutcomes(want, answers);
@@ -232,7 +232,7 @@ class EnforceStreamTest {
       }
       wire.release.countDown();
       stream.complete();
-      assertTrue(answers.completed.await(10, TimeUnit.SECONDS));
+      assertTrue(answers.completed.await(30, TimeUnit.SECONDS));
     }
     assertEquals(6, answers.outcomes.size());
     assertEquals(List.of(List.of("held"), List.of("0"), List.of("1", "2"), List.of("3"), List.of("4")), wire.sent);
@@ -265,7 +265,7 @@ class EnforceStreamTest {
       pool.shutdown();
       assertTrue(pool.awaitTermination(10, TimeUnit.SECONDS));
       stream.complete();
-      assertTrue(answers.completed.await(10, TimeUnit.SECONDS));
+      assertTrue(answers.completed.await(30, TimeUnit.SECONDS));
     }
     assertOutcomes(want, answers);
     assertTrue(wire.sizes().size() < threads * each, "none packed: " + wire.sizes());
