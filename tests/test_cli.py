@@ -135,3 +135,35 @@ def test_an_unknown_event_loop_is_refused_by_name(tmp_path: Path) -> None:
     result = run_python("-m", "pdp", "serve", *args, env={"PDP_EVENT_LOOP": "tokio"})
     assert result.returncode != 0
     assert "PDP_EVENT_LOOP" in result.stderr and "tokio" in result.stderr
+
+
+_LOADED_LAYERS = """
+import sys
+from pdp.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(",".join(sorted({m.split(".")[1] for m in sys.modules if m.startswith("pdp.")})))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["ctl", "--help"],
+        ["control", "--help"],
+        # Refused at the first request (nothing listens on port 1): a real
+        # `pdp ctl` start all the same.
+        ["ctl", "--url", "http://127.0.0.1:1", "agents", "list"],
+    ],
+)
+def test_the_cli_starts_without_importing_the_engine(args: list[str], tmp_path: Path) -> None:
+    # The engine takes ~0.3 s to import; `pdp ctl` only speaks HTTP.
+    key = tmp_path / "key"
+    key.write_text("pdp_k_unused\n")
+    result = run_python("-c", _LOADED_LAYERS, *args, env={"PDP_API_KEY_FILE": str(key)})
+    layers = result.stdout.strip().splitlines()[-1].split(",")
+    assert layers == ["cli"], result.stderr

@@ -11,7 +11,6 @@ subcommand loads the layers it needs only when it runs."""
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 from collections.abc import Callable, Sequence
 
 from . import (
@@ -32,6 +31,8 @@ __all__ = ["build_parser", "main", "version"]
 
 def version() -> str:
     """The installed distribution's version."""
+    import importlib.metadata  # ~30 ms: only for --version
+
     try:
         return importlib.metadata.version("pdp")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree
@@ -52,9 +53,20 @@ _SUBCOMMANDS = (
 )
 
 
+class _PrintVersion(argparse.Action):
+    """``--version``, which looks the version up only when given."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"pdp {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdp", description="Policy decision point for AI agents.")
-    parser.add_argument("--version", action="version", version=f"pdp {version()}")
+    parser.add_argument("--version", action=_PrintVersion)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for subcommand in _SUBCOMMANDS:
         subcommand.add_parser(subparsers)

@@ -15,8 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pdp.engine import format_time, utc_now
-
 from ._args import Subparsers
 
 if TYPE_CHECKING:
@@ -133,7 +131,7 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
 
 
 async def _list(db: Database, status: str, as_json: bool) -> int:
-    from pdp.engine import ApprovalState, approval_json
+    from pdp.engine import ApprovalState, approval_json, utc_now
     from pdp.state import list_approvals
 
     now = utc_now()
@@ -160,6 +158,8 @@ def _left(a: Approval, now: datetime) -> str:
 
 
 def _decided(a: Approval) -> str:
+    from pdp.engine import format_time
+
     by = f" by {a.reviewer}" if a.reviewer else ""
     used = f", used {format_time(a.consumed_at)}" if a.consumed_at else ""
     when = format_time(a.decided_at) if a.decided_at else format_time(a.expires_at)
@@ -167,6 +167,7 @@ def _decided(a: Approval) -> str:
 
 
 async def _decide(db: Database, args: argparse.Namespace) -> int:
+    from pdp.engine import utc_now
     from pdp.state import ApprovalDecidedError, ApprovalNotFoundError, decide_approval
 
     approve = args.approvals_command == "approve"

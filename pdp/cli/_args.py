@@ -11,8 +11,6 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pdp.engine import parse_listen_address
-
 # What ``add_subparsers()`` returns, to which each subcommand adds its parser
 # (generic only in the type stubs).
 if TYPE_CHECKING:
@@ -78,6 +76,8 @@ def listen_address(*, unix: bool) -> Callable[[str], str]:
     and keeps it as written (the server parses it again where it binds)."""
 
     def check(value: str) -> str:
+        from pdp.engine import parse_listen_address
+
         try:
             parse_listen_address(value, unix=unix)
         except ValueError as exc:

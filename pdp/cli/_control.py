@@ -9,8 +9,6 @@ import resource
 import sys
 from typing import TYPE_CHECKING
 
-from pdp.engine import parse_listen_address, parse_rfc3339, utc_now
-
 from ._args import (
     Subparsers,
     add_log_level,
@@ -149,6 +147,13 @@ def _add_db(parser: argparse.ArgumentParser, default: str | None = None) -> None
         default=None,
         help="file holding the PostgreSQL password (default: $PDP_DB_PASSWORD; never in the URL)",
     )
+    parser.add_argument(
+        "--db-ca-file",
+        default=None,
+        metavar="PATH",
+        help="PEM CA certificate(s) the PostgreSQL server's certificate must chain to "
+        "(instead of the system's); TLS is then required and the host name checked",
+    )
 
 
 class _UsageError(Exception):
@@ -156,8 +161,10 @@ class _UsageError(Exception):
 
 
 def _db_location(args: argparse.Namespace) -> DbLocation:
-    """--db and --db-password-file, read; _UsageError naming the option."""
+    """--db, --db-password-file and --db-ca-file, read; _UsageError naming
+    the option."""
     import dataclasses
+    import ssl
 
     from pdp.control import DB_PASSWORD_ENV, PostgresLocation, parse_db_location
     from pdp.state import read_password
@@ -167,14 +174,24 @@ def _db_location(args: argparse.Namespace) -> DbLocation:
     except ValueError as exc:
         raise _UsageError(f"argument --db: {exc}") from None
     if not isinstance(location, PostgresLocation):
-        if args.db_password_file is not None:
-            raise _UsageError("--db-password-file applies only with a postgresql:// --db")
+        for option in ("--db-password-file", "--db-ca-file"):
+            if getattr(args, option[2:].replace("-", "_")) is not None:
+                raise _UsageError(f"{option} applies only with a postgresql:// --db")
         return location
     try:
         password = read_password(DB_PASSWORD_ENV, args.db_password_file, "--db-password-file")
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
-    return dataclasses.replace(location, password=password)
+    ca_file = args.db_ca_file
+    if ca_file is not None:
+        if location.sslmode == "disable":
+            raise _UsageError("--db-ca-file needs TLS: drop sslmode=disable from --db")
+        try:  # read now, so a wrong path is an error at start, not at the first connect
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise _UsageError(f"argument --db-ca-file: cannot read {ca_file!r}: {reason}") from None
+    return dataclasses.replace(location, password=password, ca_file=ca_file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _create_key(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import Role, Store, create_api_key
+    from pdp.engine import parse_rfc3339, utc_now
 
     expires_at = None
     if args.expires_at is not None:
@@ -247,6 +265,7 @@ async def _revoke_key(args: argparse.Namespace, location: DbLocation) -> int:
 
 def _serve(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import ConnectionLimits, ControlOptions, DeliveryOptions
+    from pdp.engine import parse_listen_address
 
     if (args.tls_cert is None) != (args.tls_key is None):
         log.error("cannot start: --tls-cert and --tls-key go together")

@@ -13,8 +13,6 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pdp.engine import format_time, parse_rfc3339, utc_now
-
 from ._args import Subparsers, duration, positive_float, positive_int
 
 if TYPE_CHECKING:
@@ -28,6 +26,8 @@ _FORMATS = ("text", "json", "cloudevents")
 
 def since_argument(value: str) -> datetime:
     """An RFC 3339 time, or a duration back from now (``15m``, ``2h``, ``7d``)."""
+    from pdp.engine import parse_rfc3339, utc_now
+
     moment = parse_rfc3339(value)
     if moment is not None:
         return moment
@@ -153,6 +153,8 @@ def _follow(
 
 
 def record_json(record: DecisionRecord) -> dict[str, Any]:
+    from pdp.engine import format_time
+
     return {
         "decisionId": record.decision_id,
         "decidedAt": format_time(record.decided_at),
@@ -191,6 +193,8 @@ class _Printer:
 
 
 def _text(record: DecisionRecord) -> str:
+    from pdp.engine import format_time
+
     fired = ",".join(record.policies_fired) or "-"
     pii = ",".join(f"{k}={v}" for k, v in sorted(record.pii_counts.items()))
     extra = f" pii={pii}" if pii else ""

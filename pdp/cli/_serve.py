@@ -310,6 +310,16 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
         isinstance(location, RedisLocation) and location.tls
     ):
         raise _UsageError("--state-ca-file applies only with a rediss:// --state (TLS)")
+    if args.state_ca_file is not None:
+        import ssl
+
+        try:  # read now: the sidecar serves while Redis is away, so a bad file would hide
+            ssl.create_default_context(cafile=args.state_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise _UsageError(
+                f"argument --state-ca-file: cannot read {args.state_ca_file!r}: {reason}"
+            ) from None
     unix = parse_listen_address(args.listen).is_unix
     for flag in ("socket_mode", "socket_group"):
         if getattr(args, flag) is not None and not unix:

@@ -28,7 +28,10 @@ _SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
 
 @dataclass(frozen=True, slots=True)
 class PostgresLocation:
-    """A PostgreSQL database; ``password`` never comes from the URL."""
+    """A PostgreSQL database; ``password`` never comes from the URL.
+    ``ca_file`` (PEM) is the only trust for the server's certificate when
+    set: TLS is then required and the host name checked (except with
+    ``sslmode=verify-ca``)."""
 
     host: str
     port: int
@@ -36,6 +39,7 @@ class PostgresLocation:
     user: str
     sslmode: str = "prefer"
     password: str | None = None
+    ca_file: str | None = None
 
     def __str__(self) -> str:  # never the password
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -272,10 +272,26 @@ class PostgresBackend:
             await asyncio.wait_for(self._pool.close(), 5.0)
 
 
+def _server_tls(location: PostgresLocation) -> ssl.SSLContext | str:
+    """What asyncpg's ``ssl`` takes for ``location``: a context trusting
+    only its ``ca_file`` when it has one (StoreError when it cannot be
+    read), else the system's for ``verify-full``, else the ``sslmode``."""
+    if location.ca_file is None:
+        if location.sslmode == "verify-full":
+            return ssl.create_default_context()
+        return location.sslmode
+    try:
+        context = ssl.create_default_context(cafile=location.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StoreError(f"--db-ca-file: cannot read {location.ca_file!r}: {reason}") from None
+    # verify-ca trusts any name the CA signed, as libpq does.
+    context.check_hostname = location.sslmode != "verify-ca"
+    return context
+
+
 def _connect_arguments(location: PostgresLocation) -> dict[str, Any]:
-    sslmode: Any = location.sslmode
-    if location.sslmode == "verify-full":
-        sslmode = ssl.create_default_context()
+    sslmode: Any = _server_tls(location)
     return {
         "host": location.host,
         "port": location.port,

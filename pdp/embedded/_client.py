@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -20,15 +20,17 @@ except ImportError as exc:  # pragma: no cover - the extra is documented
         "pdp.embedded needs the Python SDK: pip install ./clients/python (package pdp-client)"
     ) from exc
 
+from ._results import decided, enforce_result
+
 __all__ = ["EmbeddedClient"]
 
 ResultT = TypeVar("ResultT")
 _TARGET = "embedded"
 # The SDK's messages are the sidecar's, generated from the same contract: an
-# Enforce then goes to the servicer as the SDK built it, and its answer back
-# as the servicer built it, with no bytes written or parsed in between (the
-# servicer and the SDK read fields by name). Should the two copies ever
-# differ, every call goes through bytes.
+# Enforce then goes to the servicer as the SDK built it, with no bytes
+# written or parsed, and its decision comes back as the SDK's result, with
+# no response message (``_results``). Should the two copies ever differ,
+# every call goes through bytes.
 _SAME_CONTRACT = sdk_pb.DESCRIPTOR.serialized_pb == DECISION_SERVICE.file.serialized_pb
 
 
@@ -109,12 +111,15 @@ class EmbeddedClient(AsyncClient):
 
     async def _send(self, call: Call[ResultT], override: float | None) -> ResultT:
         if call.method == "Enforce" and _SAME_CONTRACT:
+            request = call.request
             try:
-                answer = await self._sidecar.servicer.enforce_message(call.request, self._context)
+                answer = await self._sidecar.servicer.enforce_message(
+                    request, self._context, decided
+                )
             except RequestError as exc:
                 return call.failed(_Refused(exc), self._settings, self._settings.timeout)
-            enforced: ResultT = call.to_result(answer)
-            return enforced
+            enforced: Any = enforce_result(answer, request.agent_id)
+            return cast(ResultT, enforced)
         handler = self._handler(call.method)
         try:
             data = await handler(call.request.SerializeToString(), self._context)

@@ -12,13 +12,18 @@ Exception tree::
 from ._app import LIVENESS_SERVICE, STATE_HEALTH_SERVICE, ServeOptions, Sidecar
 from ._errors import RequestError, ServerError
 from ._servicer import SERVICE as DECISION_SERVICE
-from ._servicer import handler_name
+from ._servicer import AnswerBuilder, handler_name
 from ._tracing import TracingUnavailableError
+from ._translate import DECISION_VALUES, MODE_VALUES, SEVERITY_VALUES
 
 __all__ = [
     "DECISION_SERVICE",
+    "DECISION_VALUES",
     "LIVENESS_SERVICE",
+    "MODE_VALUES",
+    "SEVERITY_VALUES",
     "STATE_HEALTH_SERVICE",
+    "AnswerBuilder",
     "RequestError",
     "ServeOptions",
     "ServerError",

@@ -9,9 +9,9 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -72,7 +72,14 @@ from ._translate import (
 from ._uplink import Uplink
 from ._validators import ValidatorCaller
 
-__all__ = ["SERVICE", "SERVICE_NAME", "Activity", "PolicyDecisionServicer", "handler_name"]
+__all__ = [
+    "SERVICE",
+    "SERVICE_NAME",
+    "Activity",
+    "AnswerBuilder",
+    "PolicyDecisionServicer",
+    "handler_name",
+]
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PolicyDecisionService"]
 SERVICE_NAME = SERVICE.full_name
@@ -80,6 +87,13 @@ log = logging.getLogger("pdp.server")
 # Decisions tried for one call whose charges a shared usage backend keeps
 # refusing (other replicas keep taking the last places in its windows).
 _CHARGE_ATTEMPTS = 3
+
+AnswerT = TypeVar("AnswerT")
+# What an Enforce decision is answered with, built from the decision, its
+# id, its approval's id ("" for none), the request id and, for a new
+# approval, when it expires: the wire message (``enforce_response``), or
+# for an in-process caller whatever it reads.
+AnswerBuilder = Callable[[Decision, str, str, str, datetime | None], AnswerT]
 
 
 # Decision ids need to be unique, not unguessable: 128 bits from a generator
@@ -159,15 +173,21 @@ class PolicyDecisionServicer:
         start = time.perf_counter()
         msg = parse_request(pb.EnforceRequest, data)
         request = enforce_input(msg, self._limits)
-        return (await self.decide(msg, request, context, start)).SerializeToString()
+        answer = await self.decide(msg, request, context, start, enforce_response)
+        return answer.SerializeToString()
 
-    async def enforce_message(
-        self, msg: pb.EnforceRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.EnforceResponse:
-        """``enforce`` for a request already in memory as a message (an
-        in-process caller: no bytes to parse, none to write)."""
+    def enforce_message(
+        self,
+        msg: pb.EnforceRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        answer: AnswerBuilder[AnswerT],
+    ) -> Coroutine[Any, Any, AnswerT]:
+        """``enforce`` for an in-process caller: a request already in memory
+        as a message, answered with what ``answer`` builds (no bytes to
+        parse, no response message to build and read back). A bad request
+        raises ``RequestError`` here; the decision is the coroutine's."""
         start = time.perf_counter()
-        return await self.decide(msg, enforce_input(msg, self._limits), context, start)
+        return self.decide(msg, enforce_input(msg, self._limits), context, start, answer)
 
     async def decide(
         self,
@@ -175,10 +195,11 @@ class PolicyDecisionServicer:
         request: EnforceInput,
         context: grpc.aio.ServicerContext[Any, Any],
         start: float,
-    ) -> pb.EnforceResponse:
+        answer_with: AnswerBuilder[AnswerT],
+    ) -> AnswerT:
         """One Enforce decision (also each item of a batch or a stream):
         decided, charged, logged, shipped and observed; ``start`` is when its
-        call began."""
+        call began, ``answer_with`` builds what it returns."""
         if not request.request_id:
             request.request_id = _new_request_id()
         snapshot = self._active().snapshot
@@ -238,7 +259,7 @@ class PolicyDecisionServicer:
         expires = (
             approval.expires_at if kind is DecisionKind.PENDING_APPROVAL and approval else None
         )
-        answer = enforce_response(decision, decision_id, approval_id, request.request_id, expires)
+        answer = answer_with(decision, decision_id, approval_id, request.request_id, expires)
         after = self._after
         if after is not None:
             after(
@@ -457,7 +478,10 @@ class PolicyDecisionServicer:
             for _, request in items:
                 agent_id = _resolve(snapshot, request.agent_id, "agent_id").id
                 self._callers.check(context, snapshot, agent_id)
-        responses = [await self.decide(msg, request, context, start) for msg, request in items]
+        responses = [
+            await self.decide(msg, request, context, start, enforce_response)
+            for msg, request in items
+        ]
         return pb.EnforceBatchResponse(responses=responses).SerializeToString()
 
     async def enforce_stream(
@@ -522,7 +546,7 @@ class PolicyDecisionServicer:
         if isinstance(parsed, RequestError):
             return parsed
         try:
-            return await self.decide(*parsed, context, start)
+            return await self.decide(*parsed, context, start, enforce_response)
         except RequestError as exc:
             return exc
 

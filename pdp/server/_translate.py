@@ -41,6 +41,9 @@ from pdp.v1 import policy_decision_service_pb2 as pb
 from ._errors import RequestError
 
 __all__ = [
+    "DECISION_VALUES",
+    "MODE_VALUES",
+    "SEVERITY_VALUES",
     "Limits",
     "SnapshotView",
     "action_name",
@@ -74,6 +77,11 @@ _ACTIONS = {
     for name, number in pb.Action.items()
     if number != pb.ACTION_UNSPECIFIED
 }
+# The wire's enum numbers of the engine's values, for an in-process caller
+# that reads decisions without the wire message.
+DECISION_VALUES = _DECISIONS
+MODE_VALUES = _MODES
+SEVERITY_VALUES = _SEVERITIES
 MAX_ID_CHARS = 256
 _M = TypeVar("_M", bound=pb_message.Message)
 MAX_METADATA_ENTRIES = 64

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 
 from pdp.engine import NO_ITEMS, FieldError, Pace, SnapshotError, no_pace, parse_document_items
+from pdp.engine._yaml_worker import WORKER_SOURCE
 
 __all__ = ["read_document"]
 
@@ -53,8 +54,8 @@ async def _in_worker(data: bytes) -> bytes | None:
     faithful JSON form."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "pdp.engine._yaml_worker",
+        "-c",
+        WORKER_SOURCE,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pdp_client import AgentPausedError, AsyncClient, Decision, PdpError, PolicyBlockedError
@@ -94,3 +94,78 @@ async def test_it_is_an_async_client_without_streams(tmp_path: Path) -> None:
             pdp.enforce_stream()
         outcomes = await pdp.enforce_batch([{"agent_id": "my-chatbot", "input": INJECTION}])
         assert isinstance(outcomes[0].error, PolicyBlockedError)
+
+
+def _every_decision_document() -> dict[str, Any]:
+    document = example_document()
+    document["policies"] += [
+        {
+            "name": "Deploys Need Approval",
+            "policyType": "expression",
+            "enforcementMode": "require_approval",
+            "ruleDefinition": {"expression": 'request.tool == "deploy"'},
+        },
+        {
+            "name": "Note Drafts",
+            "policyType": "expression",
+            "enforcementMode": "warn",
+            "severity": "low",
+            "ruleDefinition": {"expression": 'request.model == "draft"', "message": "a draft"},
+        },
+    ]
+    return document
+
+
+_EVERY_DECISION: list[dict[str, Any]] = [
+    {"agent_id": "my-chatbot", "input": "hello"},
+    {"agent_id": "my-chatbot", "input": "hello", "model": "draft"},
+    {"agent_id": "my-chatbot", "input": "hello", "output": "her SSN is 123-45-6789"},
+    {"agent_id": "my-chatbot", "input": "ship it", "tool": "deploy", "request_id": "r-1"},
+    {"agent_id": "my-chatbot", "input": INJECTION},
+    {"agent_id": "my-chatbot", "estimated_cost_usd": 6.0},
+    {"agent_id": "support-bot", "input": "hello"},
+]
+
+
+def _read(call: Any, answer: Any, read: Any) -> Any:
+    """What ``read(call, answer)`` returns, or the error it raises, as
+    plain values to compare."""
+    try:
+        return read(call, answer)
+    except PdpError as exc:
+        return type(exc), str(exc), vars(exc)
+
+
+@pytest.mark.parametrize("request_fields", _EVERY_DECISION)
+async def test_an_enforce_reads_as_the_sdk_reads_the_sidecars_answer(
+    tmp_path: Path, request_fields: dict[str, Any]
+) -> None:
+    """The in-process result of every kind of decision (allow, warnings,
+    masked PII, held for approval, blocked, paused) is exactly what the SDK
+    makes of the EnforceResponse the sidecar sends for the same decision."""
+    from pdp_client._bulk import EnforceRequest
+
+    from pdp.embedded._results import decided, enforce_result
+    from pdp.server._translate import enforce_response
+
+    path = tmp_path / "policies.yaml"
+    write_atomically(path, _every_decision_document())
+    async with await EmbeddedClient.open(str(path), state=str(tmp_path / "s.db")) as pdp:
+        call = EnforceRequest(**request_fields).call()
+
+        def both(*fields: Any) -> tuple[Any, Any]:
+            return enforce_response(*fields), decided(*fields)
+
+        wire, direct = await pdp.sidecar.servicer.enforce_message(
+            call.request, cast(Any, None), both
+        )
+        over_grpc = _read(call, wire, lambda call, wire: call.to_result(wire))
+        in_process = _read(
+            call, direct, lambda call, direct: enforce_result(direct, call.request.agent_id)
+        )
+        assert in_process == over_grpc
+        # The public method answers the same way.
+        if not isinstance(over_grpc, tuple):
+            result = await pdp.enforce_policy(**request_fields)
+            assert result.decision is over_grpc.decision
+            assert result.violations == over_grpc.violations

@@ -41,6 +41,14 @@ def serve(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
             "--state-ca-file applies only with a rediss://",
         ),
         (
+            ["--state", "rediss://127.0.0.1/0", "--state-ca-file", "/no/such/ca.pem"],
+            "argument --state-ca-file: cannot read '/no/such/ca.pem': No such file",
+        ),
+        (
+            ["--state", "rediss://127.0.0.1/0", "--state-ca-file", __file__],
+            "argument --state-ca-file: cannot read",  # not PEM
+        ),
+        (
             ["--state", "redis://127.0.0.1/0", "--workers", "2", "--listen", "unix:/tmp/p.sock"],
             "--workers above 1 needs a TCP --listen",
         ),

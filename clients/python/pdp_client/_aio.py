@@ -12,7 +12,7 @@ import grpc
 import grpc.aio
 
 from . import _bulk, _calls
-from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_request
+from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_call, enforce_request
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
 from ._stream import AsyncEnforceStream
 from ._types import (
@@ -93,10 +93,12 @@ class AsyncClient:
         **options: Unpack[EnforceOptions],
     ) -> EnforceResult:
         """See ``Client.enforce_policy``."""
+        if wait_for_approval is None:  # sent once: no request value to keep
+            return await self._send(enforce_call(agent_id, input, options), timeout)
         request = enforce_request(agent_id, input, options)
-        waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
+        waiting = _calls.ApprovalWait(wait_for_approval)
         result = await self._send(request.call(), timeout)
-        while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
+        while (seconds := waiting.next_wait(result)) is not None:
             assert result.approval_id is not None
             started = time.monotonic()
             answer = await self.await_approval(result.approval_id, wait=seconds, timeout=timeout)

@@ -21,6 +21,7 @@ __all__ = [
     "EnforceOptions",
     "EnforceRequest",
     "enforce_batch",
+    "enforce_call",
     "enforce_request",
     "stream_result",
 ]
@@ -92,6 +93,26 @@ def enforce_request(agent_id: str, input: str | None, options: EnforceOptions) -
     if (context := options.get("context")) is not None:
         given["context"] = list(context)
     return EnforceRequest(agent_id, input, **given)
+
+
+def enforce_call(agent_id: str, input: str | None, options: EnforceOptions) -> Call[EnforceResult]:
+    """``enforce_request(agent_id, input, options).call()`` for a request
+    sent once (no approval to wait for): the same checks and the same call,
+    without the request value in between."""
+    if not _OPTION_NAMES.issuperset(options):
+        return enforce_request(agent_id, input, options).call()  # raises the TypeError
+    return _calls.enforce(
+        agent_id,
+        input,
+        output=options.get("output"),
+        estimated_cost_usd=options.get("estimated_cost_usd"),
+        model=options.get("model"),
+        tool=options.get("tool"),
+        metadata=options.get("metadata"),
+        request_id=options.get("request_id"),
+        context=options.get("context"),
+        approval_id=options.get("approval_id"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

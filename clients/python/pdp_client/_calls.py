@@ -295,15 +295,22 @@ def enforce(
     approval_id: str | None = None,
 ) -> Call[EnforceResult]:
     agent_id = _agent(agent_id, "agent_id")
-    request = pb.EnforceRequest(
-        agent_id=agent_id,
-        model=_optional_text(model, "model") or "",
-        tool=_optional_text(tool, "tool") or "",
-        metadata=_metadata(metadata),
-        request_id=_optional_text(request_id, "request_id") or "",
-        context=_context(context),
-        approval_id=_optional_text(approval_id, "approval_id") or "",
-    )
+    # Only the fields given go to the constructor: each keyword, even an
+    # empty one, costs it as much as the whole request otherwise does.
+    given: dict[str, Any] = {}
+    if model := _optional_text(model, "model"):
+        given["model"] = model
+    if tool := _optional_text(tool, "tool"):
+        given["tool"] = tool
+    if metadata is not None:
+        given["metadata"] = _metadata(metadata)
+    if request_id := _optional_text(request_id, "request_id"):
+        given["request_id"] = request_id
+    if context is not None:
+        given["context"] = _context(context)
+    if approval_id := _optional_text(approval_id, "approval_id"):
+        given["approval_id"] = approval_id
+    request = pb.EnforceRequest(agent_id=agent_id, **given)
     # Optional fields: absent and empty are different requests.
     if (input_text := _optional_text(input, "input")) is not None:
         request.input = input_text

@@ -85,7 +85,9 @@ def enforce_result(response: Any, agent_id: str) -> EnforceResult:
     A decision this client does not know is refused (fail closed) rather than
     taken for an allow.
     """
-    violations = [_violation(v) for v in response.violations]
+    # An empty repeated field is cheap to test, dearer to loop over.
+    found = response.violations
+    violations = [_violation(v) for v in found] if found else []
     if response.decision == pb.DECISION_BLOCK:
         raise PolicyBlockedError(
             violations,
@@ -103,9 +105,10 @@ def enforce_result(response: Any, agent_id: str) -> EnforceResult:
         masked_input=response.masked_input if response.HasField("masked_input") else None,
         masked_output=response.masked_output if response.HasField("masked_output") else None,
         pii_findings=[
-            PiiFinding(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end)
-            for f in response.pii_findings
-        ],
+            PiiFinding(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end) for f in pii
+        ]
+        if (pii := response.pii_findings)
+        else [],
         decision_id=response.decision_id,
         approval_id=response.approval_id or None,
         snapshot_revision=response.snapshot_revision,

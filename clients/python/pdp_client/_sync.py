@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar, Unpack
 import grpc
 
 from . import _bulk, _calls
-from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_request
+from ._bulk import BatchOutcome, EnforceOptions, EnforceRequest, enforce_call, enforce_request
 from ._calls import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Call, Settings
 from ._stream import EnforceStream
 from ._types import (
@@ -142,10 +142,12 @@ class Client:
         anything is sent (``.code`` None), for an empty ``agent_id`` or a
         negative or non-finite ``estimated_cost_usd``.
         """
+        if wait_for_approval is None:  # sent once: no request value to keep
+            return self._send(enforce_call(agent_id, input, options), timeout)
         request = enforce_request(agent_id, input, options)
-        waiting = None if wait_for_approval is None else _calls.ApprovalWait(wait_for_approval)
+        waiting = _calls.ApprovalWait(wait_for_approval)
         result = self._send(request.call(), timeout)
-        while waiting is not None and (seconds := waiting.next_wait(result)) is not None:
+        while (seconds := waiting.next_wait(result)) is not None:
             assert result.approval_id is not None
             started = time.monotonic()
             answer = self.await_approval(result.approval_id, wait=seconds, timeout=timeout)
