@@ -275,6 +275,17 @@ func writerEnds(t *testing.T, stream *pdp.EnforceStream) {
 	}
 }
 
+// decideOne sends one request and reads its answer: the stream is open.
+func decideOne(t *testing.T, stream *pdp.EnforceStream) {
+	t.Helper()
+	if err := stream.Send("0", mixed(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // CloseSend writes what is queued first; a Send after it is refused.
 func TestCloseSendWritesWhatIsQueuedThenEnds(t *testing.T) {
 	stream, err := shared(t).EnforceStream(context.Background())
@@ -328,12 +339,7 @@ func TestAStreamThatEndsFreesItsWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stream.Close()
-		if err := stream.Send("0", mixed(0)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			t.Fatal(err)
-		}
+		decideOne(t, stream)
 		cancel()
 		writerEnds(t, stream)
 		if _, err := stream.Recv(); err == nil {
@@ -347,12 +353,7 @@ func TestAStreamThatEndsFreesItsWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stream.Close()
-		if err := stream.Send("0", mixed(0)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			t.Fatal(err)
-		}
+		decideOne(t, stream)
 		sidecar.stop()
 		_, err = stream.Recv()
 		var unavailable *pdp.SidecarUnavailableError
