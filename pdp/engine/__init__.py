@@ -48,6 +48,7 @@ from ._caller_tokens import (
     new_caller_token,
 )
 from ._cel import COST_BUDGET, INLINE_COST, CelJob, CelResult
+from ._compile import compile_snapshot
 from ._consultation import Consultation
 from ._context import NO_CEL_RESULTS
 from ._document import MAX_DOCUMENT_BYTES, NO_ITEMS, parse_document, parse_document_items
@@ -60,7 +61,7 @@ from ._periods import load_timezone, month_start
 from ._policy import COMMON_RULE_FIELDS, DEFAULT_APPROVAL_TIMEOUT_S
 from ._registry import POLICY_TYPES
 from ._signing import sign_webhook, signing_key
-from ._snapshot import BudgetState, CompiledSnapshot, compile_snapshot
+from ._snapshot import BudgetState, CompiledSnapshot
 from ._time import Clock, SteadyClock, SystemClock, format_time, parse_rfc3339, utc_now
 from ._trace import TraceFindings, evaluate_trace, per_execution_limit
 from ._types import (
