@@ -126,6 +126,14 @@ def _add_webhook_options(control: argparse.ArgumentParser) -> None:
         help="webhook deliveries attempted at once (default 16)",
     )
     control.add_argument(
+        "--webhook-lease",
+        type=duration,
+        default=60.0,
+        help="with several control planes on one PostgreSQL database: how long one holds "
+        "a webhook delivery it attempts before another may take it over (default 60s; "
+        "longer than --webhook-timeout)",
+    )
+    control.add_argument(
         "--webhook-ca-file",
         default=None,
         help="PEM CA certificates trusted for https webhook URLs, besides the system's",
@@ -270,6 +278,14 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         log.error("cannot start: --tls-cert and --tls-key go together")
         return 2
+    if not args.webhook_lease > args.webhook_timeout:
+        log.error(
+            "cannot start: --webhook-lease (%gs) must be longer than --webhook-timeout (%gs): "
+            "an attempt must end before its lease does",
+            args.webhook_lease,
+            args.webhook_timeout,
+        )
+        return 2
     listen = parse_listen_address(args.listen, unix=False)
     options = ControlOptions(
         db=location,
@@ -284,6 +300,7 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
             timeout=args.webhook_timeout,
             concurrency=args.webhook_concurrency,
             ca_file=args.webhook_ca_file,
+            lease=args.webhook_lease,
             **(
                 {}
                 if args.webhook_retry_schedule is None

@@ -227,6 +227,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX decisions_by_time ON decisions (decided_at_us)",
         "CREATE INDEX decisions_by_agent ON decisions (agent_id, seq)",
     ),
+    (
+        # Webhook delivery leases: which control plane on a shared database
+        # is attempting a due delivery, and until when (_webhook_leases.py).
+        "ALTER TABLE webhook_deliveries ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE webhook_deliveries ADD COLUMN lease_until_us INTEGER",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -34,6 +34,7 @@ from pdp.engine import sign_webhook, utc_now
 from pdp.state import to_micros
 
 from ._store import Store
+from ._webhook_leases import delivery_claims
 from ._webhooks import Webhook
 
 __all__ = ["DEFAULT_RETRY_SCHEDULE", "DeliveryOptions", "WebhookSender"]
@@ -49,6 +50,10 @@ _MAX_IDLE_SECONDS = 1.0
 _PRUNE_EVERY_SECONDS = 600.0
 _MAX_ERROR_CHARS = 500
 _MAX_ANSWER_BYTES = 64 * 1024
+# How an outcome ends the delivery's lease (_webhook_leases.py); without
+# leases, lease_owner is NULL and the owner ''.
+_RELEASE = "lease_owner = NULL, lease_until_us = NULL"
+_HELD = " WHERE id = ? AND status = 'pending' AND COALESCE(lease_owner, '') = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,9 @@ class DeliveryOptions:
     timeout: float = 10.0  # seconds an attempt may take, answer included
     concurrency: int = 16
     ca_file: str | None = None  # trusted besides the system's CAs
+    # Seconds a control plane on a shared database holds a delivery it
+    # attempts before another may take it over (_webhook_leases.py).
+    lease: float = 60.0
 
     def __post_init__(self) -> None:
         if any(not d >= 0 for d in self.schedule):
@@ -65,6 +73,11 @@ class DeliveryOptions:
             raise ValueError("the webhook timeout must be more than 0 seconds")
         if self.concurrency < 1:
             raise ValueError("webhook concurrency must be at least 1")
+        if not self.lease > self.timeout:
+            raise ValueError(
+                f"the webhook lease ({self.lease:g} s) must be longer than the webhook "
+                f"timeout ({self.timeout:g} s): an attempt must end before its lease does"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +113,7 @@ class WebhookSender:
         self._refresh = refresh
         self.options = options or DeliveryOptions()
         self._clock = clock
+        self._claims = delivery_claims(store, self.options.lease)
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         # Attempts that ended while the outbox was being read: that read may
@@ -143,6 +157,8 @@ class WebhookSender:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if task is not None:
+            await self._claims.give_back()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -167,7 +183,7 @@ class WebhookSender:
         idle = _MAX_IDLE_SECONDS
         room = self.options.concurrency - len(self._in_flight)
         if room > 0 and not self._ready:
-            idle = await self._read_due()
+            idle = await self._read_due(room)
         while room > 0 and self._ready:
             due = self._ready.popleft()
             room -= 1
@@ -176,24 +192,19 @@ class WebhookSender:
             task.add_done_callback(functools.partial(self._finished, due.id))
         return idle
 
-    async def _read_due(self) -> float:
-        """Reads the oldest due deliveries not under way into the ready
-        queue; returns the seconds until the next one falls due."""
+    async def _read_due(self, room: int) -> float:
+        """Reads (claims, on a shared database) the oldest due deliveries
+        not under way into the ready queue; returns the seconds until the
+        next one falls due."""
         if self._refresh is not None:
             await self._refresh()
         now = to_micros(self._clock(), "now")
         self._ended_during_read.clear()
         batch = self.options.concurrency * 8
-        rows = await self._store.fetchall(
-            "SELECT id, webhook_id, body, attempts FROM webhook_deliveries"
-            " WHERE status = 'pending' AND next_attempt_at_us <= ?"
-            " ORDER BY next_attempt_at_us LIMIT ?",
-            (now, batch + len(self._in_flight)),
+        rows = await self._claims.claim(
+            now, room, batch, self._in_flight.keys(), self._ended_during_read
         )
-        for delivery_id, webhook_id, body, attempts in rows:
-            if delivery_id in self._in_flight or delivery_id in self._ended_during_read:
-                continue
-            self._ready.append(_Due(str(delivery_id), str(webhook_id), bytes(body), int(attempts)))
+        self._ready.extend(_Due(*row) for row in rows)
         if self._ready:
             return _MAX_IDLE_SECONDS  # a finishing attempt wakes the loop
         later = await self._store.fetchall(
@@ -260,21 +271,21 @@ class WebhookSender:
         now = self._clock()
         now_us = to_micros(now, "now")
         schedule = self.options.schedule
+        # The outcome releases the lease, and only its holder records one.
+        owner = self._claims.owner
         if error is None:
             sql = (
                 "UPDATE webhook_deliveries SET status = 'delivered', attempts = ?,"
-                " last_status = ?, last_error = NULL, finished_at_us = ?"
-                " WHERE id = ? AND status = 'pending'"
+                " last_status = ?, last_error = NULL, finished_at_us = ?, " + _RELEASE + _HELD
             )
-            parameters: tuple[object, ...] = (attempts, status, now_us, due.id)
+            parameters: tuple[object, ...] = (attempts, status, now_us, due.id, owner)
         elif attempts > len(schedule):
             log.warning("webhook delivery %s failed after %d attempts: %s", due.id, attempts, error)
             sql = (
                 "UPDATE webhook_deliveries SET status = 'failed', attempts = ?,"
-                " last_status = ?, last_error = ?, finished_at_us = ?"
-                " WHERE id = ? AND status = 'pending'"
+                " last_status = ?, last_error = ?, finished_at_us = ?, " + _RELEASE + _HELD
             )
-            parameters = (attempts, status, error[:_MAX_ERROR_CHARS], now_us, due.id)
+            parameters = (attempts, status, error[:_MAX_ERROR_CHARS], now_us, due.id, owner)
         else:
             delay = schedule[attempts - 1] * random.uniform(1 - _JITTER, 1 + _JITTER)
             log.info(
@@ -286,10 +297,10 @@ class WebhookSender:
             )
             sql = (
                 "UPDATE webhook_deliveries SET attempts = ?, next_attempt_at_us = ?,"
-                " last_status = ?, last_error = ? WHERE id = ? AND status = 'pending'"
+                " last_status = ?, last_error = ?, " + _RELEASE + _HELD
             )
             next_us = to_micros(now + timedelta(seconds=delay), "next")
-            parameters = (attempts, next_us, status, error[:_MAX_ERROR_CHARS], due.id)
+            parameters = (attempts, next_us, status, error[:_MAX_ERROR_CHARS], due.id, owner)
         if error is None:
             outcome = "delivered"
         else:
