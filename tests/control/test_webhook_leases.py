@@ -1,0 +1,221 @@
+"""Webhook deliveries with several control planes on one real PostgreSQL
+database and a real HTTPS receiver: each delivery is attempted by one
+replica (its lease), a clean stop gives its deliveries back at once, a
+replica killed with SIGKILL has its deliveries taken over when their leases
+expire, a database made before leases gets them on start, and a lease
+shorter than an attempt is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pdp.control import API_KEY_HEADER, ControlPlane, DeliveryOptions, PostgresLocation
+from pdp.control._schema import MIGRATIONS
+from pdp.control._webhook_leases import LeasedClaims
+from pdp.control._webhook_sender import WebhookSender
+from tests._https import Hang, HttpsServer, Reply, test_certificates
+from tests._postgres import PostgresServer
+from tests.conftest import new_postgres_db
+from tests.control._harness import (
+    ControlPlaneHarness,
+    ControlPlaneProcess,
+    cli_create_key,
+    pdp_control,
+)
+from tests.control._webhooks import delivered_events, register
+from tests.control.test_sidecar_events import decision_event
+
+CA_FILE = str(test_certificates().ca_file)
+
+
+def delivery_options(lease: float = 30.0, timeout: float = 2.0) -> DeliveryOptions:
+    return DeliveryOptions(
+        schedule=(0.05, 0.05), timeout=timeout, concurrency=8, ca_file=CA_FILE, lease=lease
+    )
+
+
+@pytest.fixture
+def shared_db(postgres_server: PostgresServer) -> PostgresLocation:
+    return new_postgres_db(postgres_server)
+
+
+async def queue_violations(sidecar: httpx.AsyncClient, count: int) -> None:
+    """``count`` policy.violated deliveries, from sidecar decision events."""
+    for start in range(0, count, 100):
+        events = [decision_event(requestId=f"r{i}") for i in range(start, min(count, start + 100))]
+        response = await sidecar.post("/sidecar/events", json={"sidecarId": "e", "events": events})
+        assert response.status_code == 200, response.text
+
+
+def sender_of(replica: ControlPlaneHarness) -> WebhookSender:
+    sender = replica.control.webhook_sender
+    assert sender is not None
+    return sender
+
+
+async def delivered(control: ControlPlaneHarness) -> int:
+    rows = await control.rows("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'")
+    return int(rows[0][0])
+
+
+async def until_delivered(control: ControlPlaneHarness, count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while (done := await delivered(control)) < count:
+        assert time.monotonic() < deadline, f"{done} of {count} delivered within {within}s"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+async def test_two_replicas_deliver_each_event_once(shared_db: PostgresLocation) -> None:
+    count = 400
+    options = delivery_options()
+    with HttpsServer(Reply(204)) as receiver:
+        async with (
+            ControlPlaneHarness(shared_db, webhooks=options) as first,
+            ControlPlaneHarness(shared_db, webhooks=options) as second,
+        ):
+            for replica in (first, second):
+                sender = replica.control.webhook_sender
+                assert sender is not None
+                await sender.stop()
+                replica.control.webhook_sender = None
+            sidecar_key = await first.create_key("edge", "sidecar")
+            async with first.client() as client, first.client(sidecar_key) as sidecar:
+                await register(client, receiver.url, ["policy.violated"])
+                await queue_violations(sidecar, count)
+            # Both start on the same full outbox: without leases, each
+            # would read (and send) the same rows.
+            first.control.start_webhook_delivery(options)
+            second.control.start_webhook_delivery(options)
+            await until_delivered(first, count, within=90)
+            await asyncio.sleep(1.5)  # a second read of either replica would show by now
+            outcomes = [sender_of(replica).outcomes for replica in (first, second)]
+            attempts = await first.rows("SELECT DISTINCT attempts FROM webhook_deliveries")
+            leases = await first.rows(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE lease_owner IS NOT NULL"
+            )
+        requests = receiver.requests
+    ids = collections.Counter(r.headers["webhook-id"] for r in requests)
+    assert len(ids) == count
+    assert [i for i, n in ids.items() if n > 1] == []  # each received exactly once
+    assert len(delivered_events(requests)) == count  # signed, verified as a receiver does
+    assert attempts == [(1,)]
+    assert leases == [(0,)]  # released with each outcome
+    assert outcomes[0]["delivered"] + outcomes[1]["delivered"] == count
+    assert outcomes[0]["delivered"] > 0 and outcomes[1]["delivered"] > 0  # both took part
+
+
+@pytest.mark.timeout(120)
+async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_expire(
+    shared_db: PostgresLocation,
+) -> None:
+    lease, count = 3.0, 6
+    with HttpsServer(Hang()) as receiver:
+        # The first replica, a child process, starts every attempt; the
+        # receiver holds them unanswered, and the replica is killed.
+        first = ControlPlaneProcess(
+            shared_db,
+            extra=[
+                *("--webhook-lease", f"{lease:g}s", "--webhook-timeout", "2s"),
+                *("--webhook-retry-schedule", "50ms", "--webhook-ca-file", CA_FILE),
+            ],
+        )
+        try:
+            sidecar_key = cli_create_key(shared_db, "edge", "--role", "sidecar")
+            async with first.client() as client:
+                await register(client, receiver.url, ["policy.violated"])
+            async with httpx.AsyncClient(
+                base_url=f"{first.base_url}/api/v1", headers={API_KEY_HEADER: sidecar_key}
+            ) as sidecar:
+                await queue_violations(sidecar, count)
+            held = await receiver.received(count)
+            async with ControlPlaneHarness(
+                shared_db, webhooks=delivery_options(lease=lease)
+            ) as second:
+                first.kill()
+                receiver.respond_with(Reply(204))
+                receiver.release()
+                await until_delivered(second, count, within=30)
+                sender = second.control.webhook_sender
+                assert sender is not None
+                claims = sender._claims
+                assert isinstance(claims, LeasedClaims)
+                taken_over = claims.taken_over
+                attempts = await second.rows("SELECT DISTINCT attempts FROM webhook_deliveries")
+        finally:
+            first.kill()
+        retried = receiver.requests[count:]
+    held_ids = sorted(r.headers["webhook-id"] for r in held)
+    assert sorted(r.headers["webhook-id"] for r in retried) == held_ids
+    # Not before the killed replica's leases ran out (they began before
+    # its first request arrived).
+    first_sent = min(r.received_at for r in held)
+    assert min(r.received_at for r in retried) >= first_sent + lease - 0.5
+    assert taken_over == count
+    assert attempts == [(1,)]  # the killed replica's attempts were never recorded
+
+
+async def test_a_clean_stop_gives_its_deliveries_back_at_once(
+    shared_db: PostgresLocation,
+) -> None:
+    count = 4
+    with HttpsServer(Hang()) as receiver:
+        first = await ControlPlaneHarness(shared_db, webhooks=delivery_options(lease=60)).start()
+        try:
+            sidecar_key = await first.create_key("edge", "sidecar")
+            async with first.client() as client, first.client(sidecar_key) as sidecar:
+                await register(client, receiver.url, ["policy.violated"])
+                await queue_violations(sidecar, count)
+            await receiver.received(count)
+        finally:
+            await first.stop()
+        receiver.respond_with(Reply(204))
+        receiver.release()
+        started = time.monotonic()
+        async with ControlPlaneHarness(shared_db, webhooks=delivery_options(lease=60)) as second:
+            await until_delivered(second, count, within=10)
+            leases = await second.rows(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE lease_owner IS NOT NULL"
+            )
+    assert time.monotonic() - started < 10  # far within the 60 s lease
+    assert leases == [(0,)]
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == count
+
+
+async def test_a_database_made_before_leases_gets_them_on_start(
+    shared_db: PostgresLocation, postgres_server: PostgresServer
+) -> None:
+    control = await ControlPlane.open(shared_db)
+    await control.close()
+    postgres_server.psql(
+        "ALTER TABLE webhook_deliveries DROP COLUMN lease_owner, DROP COLUMN lease_until_us;"
+        f" UPDATE pdp_control_schema SET version = {len(MIGRATIONS) - 1}",
+        shared_db.database,
+    )
+    control = await ControlPlane.open(shared_db)
+    await control.close()
+    columns = postgres_server.psql(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_name = 'webhook_deliveries' AND column_name LIKE 'lease%'"
+        " ORDER BY column_name",
+        shared_db.database,
+    )
+    assert columns.split() == ["lease_owner", "lease_until_us"]
+
+
+def test_a_lease_must_outlast_an_attempt(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"webhook lease \(5 s\) must be longer than"):
+        DeliveryOptions(timeout=10, lease=5)
+    db = str(tmp_path / "control.db")
+    result = pdp_control("--db", db, "--listen", "127.0.0.1:0", "--webhook-lease", "5s")
+    assert result.returncode == 2
+    assert "--webhook-lease (5s) must be longer than --webhook-timeout (10s)" in result.stderr
+    result = pdp_control("--db", db, "--listen", "127.0.0.1:0", "--webhook-lease", "soon")
+    assert result.returncode == 2
+    assert "--webhook-lease" in result.stderr and "is not a duration" in result.stderr
