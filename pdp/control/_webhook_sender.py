@@ -12,7 +12,9 @@ once.
 
 The outcome of an attempt is committed after it ends, so a kill -9 during
 an attempt sends it again after the restart with the same id: delivery is
-at least once, and receivers dedupe by ``webhook-id``."""
+at least once, and receivers dedupe by ``webhook-id``. Control planes
+sharing a PostgreSQL database lease the deliveries they attempt
+(:mod:`._webhook_leases`), so that each attempt is made by one of them."""
 
 from __future__ import annotations
 
