@@ -18,7 +18,9 @@ import pytest
 from pdp.control import API_KEY_HEADER, ControlPlane, DeliveryOptions, PostgresLocation
 from pdp.control._schema import MIGRATIONS
 from pdp.control._webhook_leases import LeasedClaims
-from pdp.control._webhook_sender import WebhookSender
+from pdp.control._webhook_sender import WebhookSender, _Due
+from pdp.engine import utc_now
+from pdp.state import to_micros
 from tests._https import Hang, HttpsServer, Reply, test_certificates
 from tests._postgres import PostgresServer
 from tests.conftest import new_postgres_db
@@ -219,3 +221,37 @@ def test_a_lease_must_outlast_an_attempt(tmp_path: Path) -> None:
     result = pdp_control("--db", db, "--listen", "127.0.0.1:0", "--webhook-lease", "soon")
     assert result.returncode == 2
     assert "--webhook-lease" in result.stderr and "is not a duration" in result.stderr
+
+
+async def test_only_the_leases_holder_records_an_attempt(shared_db: PostgresLocation) -> None:
+    """An attempt that outlived its lease (the database answered late) is
+    not recorded over the replica that took the delivery over, so the
+    delivery's attempts count each attempt once."""
+    async with ControlPlaneHarness(shared_db, webhooks=delivery_options()) as replica:
+        control = replica.control
+        assert control.webhook_sender is not None
+        await control.webhook_sender.stop()
+        control.webhook_sender = None
+        sidecar_key = await replica.create_key("edge", "sidecar")
+        async with replica.client() as client, replica.client(sidecar_key) as sidecar:
+            await register(client, "https://127.0.0.1:9/hook", ["policy.violated"])
+            await queue_violations(sidecar, 1)
+        late, holder = LeasedClaims(control.store, 0.2), LeasedClaims(control.store, 30)
+        now_us = to_micros(utc_now(), "now")
+        [row] = await late.claim(now_us, 1, 8, (), ())
+        assert await holder.claim(now_us, 1, 8, (), ()) == []  # leased
+        await asyncio.sleep(0.3)
+        [taken] = await holder.claim(now_us, 1, 8, (), ())
+        assert taken == row and holder.taken_over == 1
+
+        async def record(claims: LeasedClaims) -> tuple[object, ...]:
+            sender = WebhookSender(control.store, control.webhooks.target, delivery_options())
+            sender._claims = claims
+            await sender._record(_Due(*row), 204, None)
+            [stored] = await replica.rows(
+                "SELECT status, attempts, lease_owner FROM webhook_deliveries"
+            )
+            return stored
+
+        assert await record(late) == ("pending", 0, holder.owner)
+        assert await record(holder) == ("delivered", 1, None)
