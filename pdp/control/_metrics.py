@@ -65,6 +65,12 @@ class ControlMetrics:
                 "Webhook delivery attempts waiting for an answer now",
                 value=sender.in_flight,
             )
+            yield CounterMetricFamily(
+                "pdp_control_webhook_leases_taken_over",
+                "Webhook deliveries this control plane took over after another's lease "
+                "expired (that control plane died during the attempt)",
+                value=sender.taken_over,
+            )
 
 
 class RequestMetrics:

@@ -45,6 +45,7 @@ class LocalClaims:
     own, read ahead in batches; there are no leases (``owner`` is empty)."""
 
     owner = ""
+    taken_over = 0  # deliveries claimed after another's lease expired
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -85,7 +86,6 @@ class LeasedClaims(LocalClaims):
         self.lease = lease
         # Unique per start; host and process say which one holds a lease.
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
-        self.taken_over = 0  # deliveries claimed after another's lease expired
 
     async def claim(
         self,

@@ -340,6 +340,11 @@ class WebhookSender:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def taken_over(self) -> int:
+        """Deliveries claimed after another control plane's lease expired."""
+        return self._claims.taken_over
+
     async def _prune(self) -> None:
         """Forgets deliveries that finished longer ago than RETENTION, and
         the budget periods whose cost.threshold was sent long ago."""

@@ -32,6 +32,7 @@ from tests.control._harness import (
 )
 from tests.control._webhooks import delivered_events, register
 from tests.control.test_sidecar_events import decision_event
+from tests.observe._scrape import scrape, value
 
 CA_FILE = str(test_certificates().ca_file)
 
@@ -139,17 +140,14 @@ async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_exp
                 await queue_violations(sidecar, count)
             held = await receiver.received(count)
             async with ControlPlaneHarness(
-                shared_db, webhooks=delivery_options(lease=lease)
+                shared_db, webhooks=delivery_options(lease=lease), metrics_listen="127.0.0.1:0"
             ) as second:
                 first.kill()
                 receiver.respond_with(Reply(204))
                 receiver.release()
                 await until_delivered(second, count, within=30)
-                sender = second.control.webhook_sender
-                assert sender is not None
-                claims = sender._claims
-                assert isinstance(claims, LeasedClaims)
-                taken_over = claims.taken_over
+                assert second.server is not None
+                samples = await scrape(second.server.metrics_url)
                 attempts = await second.rows("SELECT DISTINCT attempts FROM webhook_deliveries")
         finally:
             first.kill()
@@ -159,7 +157,7 @@ async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_exp
     # Not before the killed replica's leases ran out (they began after the
     # deliveries were queued).
     assert min(r.received_at for r in retried) >= queued_at + lease - 0.05
-    assert taken_over == count
+    assert value(samples, "pdp_control_webhook_leases_taken_over_total") == count
     assert attempts == [(1,)]  # the killed replica's attempts were never recorded
 
 
