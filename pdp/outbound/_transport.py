@@ -34,7 +34,10 @@ class OutboundBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._policy.resolve(host, port)
+        try:
+            addresses = await self._policy.resolve(host, port)
+        except OSError as exc:  # httpx reports httpcore's errors, not the resolver's
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
         last: Exception | None = None
         for address in addresses:
             try:
