@@ -105,7 +105,7 @@ class OutboundPolicy:
                 domains.append(name[1:])
             elif (address := host_address(name)) is not None:
                 networks.append(ipaddress.ip_network(address))
-            elif "/" in name:
+            elif "/" in name and host_address(name.split("/", 1)[0]) is not None:
                 try:
                     networks.append(ipaddress.ip_network(name, strict=False))
                 except ValueError as exc:
