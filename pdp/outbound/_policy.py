@@ -104,7 +104,7 @@ class OutboundPolicy:
                     raise OutboundRuleError(f"--outbound-allow {entry!r}: not a *.domain")
                 domains.append(name[1:])
             elif (address := host_address(name)) is not None:
-                networks.append(ipaddress.ip_network(address))
+                networks.append(ipaddress.ip_network(str(address).split("%", 1)[0]))
             elif "/" in name and host_address(name.split("/", 1)[0]) is not None:
                 try:
                     networks.append(ipaddress.ip_network(name, strict=False))
