@@ -1,6 +1,6 @@
 """What an address is: the ranges an outbound policy tells apart, with the
-IPv4 address an IPv6 one carries (IPv4-mapped, NAT64, 6to4) looked through,
-and host names that are IP addresses written as integers
+IPv4 address an IPv6 one carries looked through (IPv4-mapped, NAT64, 6to4,
+IPv4-compatible, IPv4-translated), and host names that are IP addresses written as integers
 (``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``169.254.43518``),
 the forms ``inet_aton`` and so ``getaddrinfo`` accept."""
 
@@ -30,7 +30,7 @@ class Kind(enum.Enum):
     LOOPBACK = "a loopback address"
     PRIVATE = "a private address"
     PUBLIC = "a public address"
-    RESERVED = "a reserved, multicast or unspecified address"
+    RESERVED = "a reserved, multicast or broadcast address"
 
 
 # Names that reach a cloud's instance metadata service whatever they resolve to.
@@ -58,19 +58,32 @@ _PRIVATE = (
     ipaddress.ip_network("100.64.0.0/10"),  # carrier-grade NAT, cloud VPCs
     ipaddress.ip_network("fc00::/7"),
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator or the
+# kernel may reach: NAT64 (well-known and local-use), IPv4-compatible
+# (deprecated) and IPv4-translated (SIIT).
+_CARRYING_LAST_32_BITS = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+)
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries and reaches: IPv4-mapped
-    (``::ffff:a.b.c.d``), NAT64 (``64:ff9b::/96``) or 6to4 (``2002::/16``)."""
+    """The IPv4 address an IPv6 address carries and may reach: IPv4-mapped
+    (``::ffff:a.b.c.d``), NAT64 (``64:ff9b::/96``, ``64:ff9b:1::/48``),
+    IPv4-compatible (``::a.b.c.d``), IPv4-translated (``::ffff:0:a.b.c.d``)
+    or 6to4 (``2002::/16``)."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in _NAT64:
+    if address.sixtofour is not None:
+        return address.sixtofour
+    bare = ipaddress.IPv6Address(int(address))  # without a zone
+    if any(bare in net for net in _CARRYING_LAST_32_BITS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return address.sixtofour
+    return None
 
 
 def address_kind(address: IPAddress) -> Kind:

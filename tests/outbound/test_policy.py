@@ -27,6 +27,9 @@ METADATA_URLS = [
     "http://[::ffff:a9fe:a9fe]/",
     "http://[64:ff9b::169.254.169.254]/",  # NAT64
     "http://[2002:a9fe:a9fe::]/",  # 6to4
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+    "http://[::169.254.169.254]/",  # IPv4-compatible
+    "http://[::ffff:0:a9fe:a9fe]/",  # IPv4-translated
     "http://[fd00:ec2::254]/latest/meta-data/",  # AWS over IPv6
     "http://100.100.100.200/latest/meta-data/",  # Alibaba Cloud
     "http://169.254.170.2/v2/credentials/",  # AWS ECS task credentials
@@ -123,6 +126,10 @@ def test_every_integer_form_the_system_reads_as_an_address_reads_the_same() -> N
         ("224.0.0.1", Kind.RESERVED),
         ("255.255.255.255", Kind.RESERVED),
         ("ff02::1", Kind.RESERVED),
+        ("::1", Kind.LOOPBACK),
+        ("::a00:1", Kind.PRIVATE),  # IPv4-compatible 10.0.0.1
+        ("64:ff9b::808:808", Kind.PUBLIC),  # NAT64 8.8.8.8
+        ("2606:4700::1111", Kind.PUBLIC),
     ],
 )
 def test_address_kinds(address: str, kind: Kind) -> None:
