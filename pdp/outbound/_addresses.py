@@ -1,8 +1,9 @@
 """What an address is: the ranges an outbound policy tells apart, with the
 IPv4 address an IPv6 one carries looked through (IPv4-mapped, NAT64, 6to4,
-IPv4-compatible, IPv4-translated), and host names that are IP addresses written as integers
-(``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``169.254.43518``),
-the forms ``inet_aton`` and so ``getaddrinfo`` accept."""
+IPv4-compatible, IPv4-translated), and host names that are IP addresses
+written as integers (``2852039166``, ``0xa9fea9fe``,
+``0251.0376.0251.0376``, ``169.254.43518``: the forms ``inet_aton``, and
+so ``getaddrinfo``, reads as addresses)."""
 
 from __future__ import annotations
 
