@@ -181,7 +181,7 @@ class OutboundPolicy:
         if literal is not None:
             found: Sequence[str] = [str(literal)]
         else:
-            found = await self.resolver(normal_host(host), port)
+            found = await self.resolver(host, port)  # as written: a final dot is meaningful to DNS
             if not found:
                 raise OSError(f"{host} resolves to no address")
         for text in found:
