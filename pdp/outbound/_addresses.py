@@ -37,13 +37,13 @@ class Kind(enum.Enum):
 # Names that reach a cloud's instance metadata service whatever they resolve to.
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
 
-_METADATA = frozenset(
-    {
-        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, ...
-        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task credentials
-        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-        ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-    }
+_METADATA = (
+    ipaddress.ip_network("169.254.169.254/32"),  # AWS, GCP, Azure, Oracle, OpenStack, ...
+    ipaddress.ip_network("169.254.170.2/32"),  # AWS ECS task credentials
+    ipaddress.ip_network("169.254.170.23/32"),  # AWS EKS pod identity
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
+    ipaddress.ip_network("168.63.129.16/32"),  # Azure's host endpoint (WireServer)
+    ipaddress.ip_network("fd00:ec2::/64"),  # AWS's instance services over IPv6 (::254, ::23)
 )
 _LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 _LOOPBACK = (
@@ -99,7 +99,7 @@ def address_kind(address: IPAddress) -> Kind:
 def _kind(address: IPAddress) -> Kind:
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
         address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
-    if address in _METADATA:
+    if any(address in net for net in _METADATA):
         return Kind.METADATA
     if any(address in net for net in _LINK_LOCAL):
         return Kind.LINK_LOCAL

@@ -2,7 +2,8 @@
 
 By default every destination but link-local addresses (169.254.0.0/16,
 fe80::/10) and cloud metadata services (169.254.169.254, fd00:ec2::254,
-100.100.100.200, ``metadata.google.internal``): loopback, private and
+100.100.100.200, 168.63.129.16, ``metadata.google.internal``; the list is
+in ``_addresses``): loopback, private and
 public addresses, as ``--outbound-allow loopback,private,public`` would
 say. An operator's ``--outbound-allow`` entries replace that list: range
 names (``loopback``, ``private``, ``public``), host names, ``*.domain``

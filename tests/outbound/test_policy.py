@@ -33,6 +33,8 @@ METADATA_URLS = [
     "http://[fd00:ec2::254]/latest/meta-data/",  # AWS over IPv6
     "http://100.100.100.200/latest/meta-data/",  # Alibaba Cloud
     "http://169.254.170.2/v2/credentials/",  # AWS ECS task credentials
+    "http://[fd00:ec2::23]/v1/credentials",  # AWS EKS pod identity
+    "http://168.63.129.16/machine?comp=goalstate",  # Azure WireServer, a public address
     "http://metadata.google.internal/computeMetadata/v1/",
     "http://METADATA.GOOGLE.INTERNAL./computeMetadata/v1/",
     "http://169.254.1.1/",  # any link-local address
