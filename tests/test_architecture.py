@@ -15,10 +15,11 @@ ALLOWED: dict[str, set[str]] = {
     "engine": set(),
     "state": {"engine"},
     "snapshot": {"engine"},
-    "server": {"engine", "snapshot", "state", "v1", "observe"},
-    "control": {"engine", "state", "observe"},
+    "server": {"engine", "snapshot", "state", "v1", "observe", "outbound"},
+    "control": {"engine", "state", "observe", "outbound"},
     "policytest": {"engine"},
     "observe": set(),
+    "outbound": set(),
     "embedded": {"server"},
 }
 ENGINE_FORBIDDEN = {"asyncio", "grpc", "sqlite3", "aiosqlite", "socket", "httpx", "subprocess"}

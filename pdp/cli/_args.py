@@ -23,6 +23,7 @@ __all__ = [
     "add_allow_insecure_validators",
     "add_log_level",
     "add_metrics_listen",
+    "add_outbound_allow",
     "duration",
     "event_loop_factory",
     "listen_address",
@@ -93,6 +94,30 @@ def add_allow_insecure_validators(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let custom validators use plain http:// to a loopback address "
         "(127.0.0.1, ::1, localhost), for development; any other URL must be https://",
+    )
+
+
+def _outbound_entry(value: str) -> str:
+    from pdp.outbound import OutboundPolicy, OutboundRuleError
+
+    try:
+        OutboundPolicy.allowing([value])
+    except OutboundRuleError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--outbound-allow ")) from None
+    return value
+
+
+def add_outbound_allow(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--outbound-allow",
+        action="append",
+        type=_outbound_entry,
+        default=None,
+        metavar="ENTRY",
+        help=f"where {what} may go: range names (loopback, private, public), host names, "
+        "*.domain, IP addresses or CIDR ranges; repeat it or separate entries with commas. "
+        "Given, it replaces the default (loopback,private,public); link-local and cloud "
+        "metadata addresses are reached only when an address or range entry covers them",
     )
 
 

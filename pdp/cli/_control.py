@@ -13,6 +13,7 @@ from ._args import (
     Subparsers,
     add_log_level,
     add_metrics_listen,
+    add_outbound_allow,
     duration,
     listen_address,
     positive_int,
@@ -62,6 +63,7 @@ def add_parser(subparsers: Subparsers) -> None:
         "closed (default 1000)",
     )
     _add_webhook_options(control)
+    add_outbound_allow(control, "webhook deliveries and the URLs written through the API")
     control.add_argument(
         "--decision-log-retention",
         type=duration,
@@ -274,6 +276,7 @@ async def _revoke_key(args: argparse.Namespace, location: DbLocation) -> int:
 def _serve(args: argparse.Namespace, location: DbLocation) -> int:
     from pdp.control import ConnectionLimits, ControlOptions, DeliveryOptions
     from pdp.engine import parse_listen_address
+    from pdp.outbound import OutboundPolicy
 
     if (args.tls_cert is None) != (args.tls_key is None):
         log.error("cannot start: --tls-cert and --tls-key go together")
@@ -307,6 +310,7 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
                 else {"schedule": args.webhook_retry_schedule}
             ),
         ),
+        outbound=OutboundPolicy.allowing(args.outbound_allow),
         decision_log_retention=args.decision_log_retention,
         decision_log_max_rows=args.decision_log_max_rows,
     )

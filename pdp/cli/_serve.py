@@ -13,6 +13,7 @@ from ._args import (
     add_allow_insecure_validators,
     add_log_level,
     add_metrics_listen,
+    add_outbound_allow,
     duration,
     listen_address,
     positive_float,
@@ -213,6 +214,7 @@ def add_parser(subparsers: Subparsers) -> None:
         "OTLP/HTTP as OTEL_EXPORTER_OTLP_* say; needs pip install 'pdp[otel]'",
     )
     add_allow_insecure_validators(serve)
+    add_outbound_allow(serve, "custom validator calls")
     add_log_level(serve)
     serve.set_defaults(run=run)
 
@@ -235,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT; 1 when the sidecar cannot start, 2
     when the arguments are wrong."""
     from pdp.observe import ObserveError
+    from pdp.outbound import OutboundPolicy
     from pdp.server import ServeOptions, TracingUnavailableError
     from pdp.snapshot import SourceError
     from pdp.state import StateError
@@ -264,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         sidecar_name=args.name,
         max_staleness=args.max_staleness,
         allow_insecure_validators=args.allow_insecure_validators,
+        outbound=OutboundPolicy.allowing(args.outbound_allow),
         metrics_listen=args.metrics_listen,
         shadow_snapshot=args.shadow_snapshot,
         shadow_queue=args.shadow_queue,

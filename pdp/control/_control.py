@@ -23,6 +23,7 @@ from pdp.engine import (
     new_caller_token,
     utc_now,
 )
+from pdp.outbound import OutboundPolicy
 
 from ._approvals import Approvals
 from ._auth import authenticate
@@ -42,6 +43,7 @@ from ._event_types import define_uplink_types
 from ._events import EventRegistry
 from ._location import DbLocation, SqliteLocation, parse_db_location
 from ._objects import Agent, Grant, Policy, Settings
+from ._outbound_urls import check_candidate_urls, check_policy_url
 from ._plans import (
     Plan,
     plan_create_agent,
@@ -384,6 +386,7 @@ class ControlPlane:
             if self._closing:
                 raise ServiceUnavailableError("the control plane is shutting down")
             state = self.state
+            check_candidate_urls(self.outbound, body)
             candidate = await asyncio.to_thread(build_candidate, state, body)
             async with self.store.side_transaction() as tx:
                 await tx.put_candidate(list(candidate.policies), candidate.created_at)
@@ -424,11 +427,29 @@ class ControlPlane:
 
     # Writes ----------------------------------------------------------------
 
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """Where the URLs written through the API may point (webhooks,
+        custom validators) and where webhooks are delivered."""
+        return self.webhooks.outbound
+
+    @outbound.setter
+    def outbound(self, policy: OutboundPolicy) -> None:
+        self.webhooks.outbound = policy
+
     async def create_policy(self, body: PolicyCreate) -> Policy:
+        check_policy_url(self.outbound, body.policyType, body.ruleDefinition)
         return await self._commit(lambda s: plan_create_policy(s, body))
 
     async def update_policy(self, ref: str, body: PolicyPatch) -> Policy:
-        return await self._commit(lambda s: plan_update_policy(s, ref, body))
+        def plan(state: State) -> Plan[Policy]:
+            planned = plan_update_policy(state, ref, body)
+            if planned.state is not None:
+                policy = planned.result
+                check_policy_url(self.outbound, policy.policyType, policy.ruleDefinition)
+            return planned
+
+        return await self._commit(plan)
 
     async def delete_policy(self, ref: str) -> Policy:
         return await self._commit(lambda s: plan_delete_policy(s, ref))
@@ -536,7 +557,11 @@ class ControlPlane:
         """Starts delivering the webhook outbox in the background."""
         if self.webhook_sender is None:
             sender = WebhookSender(
-                self.store, self.webhooks.target, options, refresh=self.webhooks.refresh
+                self.store,
+                self.webhooks.target,
+                options,
+                refresh=self.webhooks.refresh,
+                outbound=self.outbound,
             )
             self.webhooks.on_queued = sender.wake
             self.webhook_sender = sender

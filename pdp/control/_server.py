@@ -22,6 +22,7 @@ import uvicorn
 
 from pdp.engine import ListenAddress, parse_listen_address
 from pdp.observe import MetricsServer, new_registry
+from pdp.outbound import OutboundPolicy
 
 from ._app import AnswerAlreadySent, create_app
 from ._connections import ConnectionGuard, ConnectionLimits
@@ -53,6 +54,8 @@ class ControlOptions:
     docs: str = "open"  # who may read /docs and /openapi.json: open, key or off
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
+    # Where webhook URLs and custom validator URLs may point (--outbound-allow).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # The decisions sidecars ship: kept this long, and at most this many.
     decision_log_retention: float = DEFAULT_DECISIONS_RETENTION.total_seconds()
     decision_log_max_rows: int = DEFAULT_DECISIONS_MAX_ROWS
@@ -98,6 +101,7 @@ class ControlServer:
         if (opts.tls_cert is None) != (opts.tls_key is None):
             raise OSError("serving TLS needs both a certificate and its key")
         control = await ControlPlane.open(opts.db)
+        control.outbound = opts.outbound
         try:
             control.start_webhook_delivery(opts.webhooks)
             sock = _bind(opts.host, opts.port)

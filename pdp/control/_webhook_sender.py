@@ -7,8 +7,9 @@ delivery's stable id; ``webhook-timestamp``: the attempt's time;
 ``id.timestamp.body``). A 2xx answer delivers it; anything else (another
 status, a connection error, no answer within the timeout) schedules the
 next attempt after the next delay of the retry schedule, with jitter, and
-the last failure marks it failed. At most ``concurrency`` attempts run at
-once.
+the last failure marks it failed. A URL the outbound policy refuses fails
+the delivery at once, without retries. At most ``concurrency`` attempts
+run at once.
 
 The outcome of an attempt is committed after it ends, so a kill -9 during
 an attempt sends it again after the restart with the same id: delivery is
@@ -24,7 +25,6 @@ import contextlib
 import functools
 import logging
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,10 +33,12 @@ from datetime import datetime, timedelta
 import httpx
 
 from pdp.engine import sign_webhook, utc_now
+from pdp.outbound import OutboundPolicy, OutboundRefusedError
 from pdp.state import to_micros
 
 from ._store import Store
 from ._webhook_leases import delivery_claims
+from ._webhook_transport import webhook_client
 from ._webhooks import Webhook
 
 __all__ = ["DEFAULT_RETRY_SCHEDULE", "DeliveryOptions", "WebhookSender"]
@@ -109,8 +111,10 @@ class WebhookSender:
         *,
         clock: Callable[[], datetime] = utc_now,
         refresh: Callable[[], Awaitable[None]] | None = None,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self._store = store
+        self._outbound = outbound or OutboundPolicy()
         self._target = target
         self._refresh = refresh
         self.options = options or DeliveryOptions()
@@ -136,15 +140,11 @@ class WebhookSender:
     def start(self) -> None:
         if self._task is not None:
             return
-        verify: ssl.SSLContext = ssl.create_default_context()
-        if self.options.ca_file is not None:
-            verify.load_verify_locations(self.options.ca_file)
-        self._client = httpx.AsyncClient(
-            verify=verify,
-            timeout=httpx.Timeout(self.options.timeout),
-            limits=httpx.Limits(max_connections=self.options.concurrency),
-            follow_redirects=False,
-            headers={"User-Agent": "pdp-webhooks"},
+        self._client = webhook_client(
+            self._outbound,
+            ca_file=self.options.ca_file,
+            timeout=self.options.timeout,
+            concurrency=self.options.concurrency,
         )
         self._task = asyncio.create_task(self._run(), name="webhook-sender")
 
@@ -246,6 +246,7 @@ class WebhookSender:
         }
         status: int | None = None
         error: str | None = None
+        refused = False
         try:
             async with asyncio.timeout(self.options.timeout):
                 async with client.stream("POST", hook.url, content=due.body, headers=headers) as r:
@@ -263,13 +264,19 @@ class WebhookSender:
             error = f"no answer within {self.options.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        except OutboundRefusedError as exc:
+            error, refused = f"refused by the outbound policy: {exc.reason}", True
         try:
-            await self._record(due, status, error)
+            await self._record(due, status, error, final=refused)
         except Exception:
             log.exception("recording the outcome of webhook delivery %s failed", due.id)
 
-    async def _record(self, due: _Due, status: int | None, error: str | None) -> None:
+    async def _record(
+        self, due: _Due, status: int | None, error: str | None, *, final: bool = False
+    ) -> None:
+        """``final``: a failure that another attempt would not change."""
         attempts = due.attempts + 1
+        final = final or attempts > len(self.options.schedule)
         now = self._clock()
         now_us = to_micros(now, "now")
         schedule = self.options.schedule
@@ -281,7 +288,7 @@ class WebhookSender:
                 " last_status = ?, last_error = NULL, finished_at_us = ?, " + _RELEASE + _HELD
             )
             parameters: tuple[object, ...] = (attempts, status, now_us, due.id, owner)
-        elif attempts > len(schedule):
+        elif final:
             log.warning("webhook delivery %s failed after %d attempts: %s", due.id, attempts, error)
             sql = (
                 "UPDATE webhook_deliveries SET status = 'failed', attempts = ?,"
@@ -303,10 +310,7 @@ class WebhookSender:
             )
             next_us = to_micros(now + timedelta(seconds=delay), "next")
             parameters = (attempts, next_us, status, error[:_MAX_ERROR_CHARS], due.id, owner)
-        if error is None:
-            outcome = "delivered"
-        else:
-            outcome = "failed" if attempts > len(schedule) else "retried"
+        outcome = "delivered" if error is None else "failed" if final else "retried"
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._writes.append(_Write(sql, parameters, outcome, done))
         if self._flusher is None or self._flusher.done():

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pdp.engine import format_time, load_timezone, month_start, signing_key, utc_now
+from pdp.outbound import OutboundPolicy
 from pdp.state import to_micros
 
 from ._errors import FieldProblem, NotFoundError, ValidationFailedError
@@ -116,13 +117,19 @@ def _url_problem(url: str) -> str | None:
 
 
 def check_registration(
-    url: str, events: Sequence[str], secret: str | None
+    url: str,
+    events: Sequence[str],
+    secret: str | None,
+    outbound: OutboundPolicy | None = None,
 ) -> tuple[str, tuple[str, ...], str]:
     """The registration as stored (url, events without repeats, secret);
-    ValidationFailedError naming every bad field."""
+    ValidationFailedError naming every bad field, the URL too when
+    ``outbound`` refuses it whatever DNS answers."""
     problems: list[FieldProblem] = []
     if (why := _url_problem(url)) is not None:
         problems.append(FieldProblem("url", why))
+    elif outbound is not None and (refusal := outbound.url_refusal(url)) is not None:
+        problems.append(FieldProblem("url", f"is refused by the outbound policy: {refusal}"))
     if not events:
         problems.append(FieldProblem("events", "must list at least one event type"))
     known = ", ".join(WEBHOOK_EVENTS)
@@ -182,6 +189,8 @@ class Webhooks:
         self._store = store
         self._events = events
         self._policy_of = policy_of
+        # Where webhook URLs may point (--outbound-allow).
+        self.outbound = OutboundPolicy()
         self._hooks: dict[str, Webhook] = {}
         # Deliveries queued by transactions not yet committed.
         self._pending: weakref.WeakKeyDictionary[SideTransaction, list[tuple[object, ...]]] = (
@@ -218,7 +227,7 @@ class Webhooks:
         return self._hooks.get(webhook_id)
 
     async def create(self, url: str, events: Sequence[str], secret: str | None) -> Webhook:
-        url, wanted, secret = check_registration(url, events, secret)
+        url, wanted, secret = check_registration(url, events, secret, self.outbound)
         hook = Webhook(str(uuid.uuid4()), url, wanted, secret, format_time(utc_now()))
         async with self._store.side_transaction() as tx:
             await tx.execute(

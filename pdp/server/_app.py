@@ -9,7 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urljoin
 
@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pdp.engine import Clock, ListenAddress, SteadyClock, parse_listen_address
 from pdp.observe import MetricsServer, new_registry
+from pdp.outbound import OutboundPolicy
 from pdp.snapshot import (
     Active,
     HttpSource,
@@ -149,6 +150,8 @@ class ServeOptions:
     # and the group it is given (a name or a number; 0o660 admits it).
     socket_mode: int | None = None
     socket_group: str | None = None
+    # Where custom validator calls may go (--outbound-allow).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 def shadow_location(options: ServeOptions) -> str | None:
@@ -201,7 +204,7 @@ class Sidecar:
         self.uplink: Uplink | None = None
         self.approvals: ApprovalStore | None = None
         self._health = health_aio.HealthServicer()
-        self.validators = ValidatorCaller(clock=self.clock)
+        self.validators = ValidatorCaller(clock=self.clock, outbound=options.outbound)
         self.cel = CelPool(self.options.cel_workers, self.options.cel_time_limit)
         self._tracer_provider = tracer_provider
         self.shadow: ShadowEvaluator | None = None

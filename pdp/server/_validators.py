@@ -44,6 +44,7 @@ from pdp.engine import (
     sign_webhook,
     utc_now,
 )
+from pdp.outbound import OutboundPolicy
 
 from ._errors import HttpCallError
 from ._http_client import HttpPool, HttpResponse
@@ -103,7 +104,7 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file)
 
 
-def _open_client(endpoint: _Endpoint, max_connections: int) -> _Client:
+def _open_client(endpoint: _Endpoint, max_connections: int, outbound: OutboundPolicy) -> _Client:
     url, ca_file = endpoint
     tls: ssl.SSLContext | None = None
     if url.lower().startswith("https:"):
@@ -113,12 +114,13 @@ def _open_client(endpoint: _Endpoint, max_connections: int) -> _Client:
             problem = f"cannot read ca_file {ca_file!r}: {exc.strerror or exc}"
             log.error("custom validator %s: %s", url, problem)
             return _Client(None, problem)
-    return _Client(HttpPool(url, tls, max_connections))
+    return _Client(HttpPool(url, tls, max_connections, outbound))
 
 
 class ValidatorCaller:
     """Answers the engine's validator calls. ``clock`` gives the signature's
-    timestamp and the cache's time (the sidecar's clock)."""
+    timestamp and the cache's time (the sidecar's clock); ``outbound`` says
+    where calls may go (a refused destination is a failure of the call)."""
 
     def __init__(
         self,
@@ -126,8 +128,10 @@ class ValidatorCaller:
         clock: Callable[[], datetime] = utc_now,
         max_connections: int = 32,
         cache_entries: int = 10_000,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self._clock = clock
+        self._outbound = outbound or OutboundPolicy()
         self._max_connections = max_connections
         self._cache_entries = cache_entries
         self._clients: dict[_Endpoint, _Client] = {}
@@ -192,7 +196,7 @@ class ValidatorCaller:
         opening = self._opening.get(endpoint)
         if opening is None:  # one opening per endpoint, however many calls wait for it
             opening = asyncio.ensure_future(
-                asyncio.to_thread(_open_client, endpoint, self._max_connections)
+                asyncio.to_thread(_open_client, endpoint, self._max_connections, self._outbound)
             )
             self._opening[endpoint] = opening
 
