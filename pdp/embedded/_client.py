@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - the extra is documented
         "pdp.embedded needs the Python SDK: pip install ./clients/python (package pdp-client)"
     ) from exc
 
-from ._results import decided, enforce_result
+from ._results import Refused, enforce_answer, refusal_error
 
 __all__ = ["EmbeddedClient"]
 
@@ -114,12 +114,13 @@ class EmbeddedClient(AsyncClient):
             request = call.request
             try:
                 answer = await self._sidecar.servicer.enforce_message(
-                    request, self._context, decided
+                    request, self._context, enforce_answer
                 )
             except RequestError as exc:
                 return call.failed(_Refused(exc), self._settings, self._settings.timeout)
-            enforced: Any = enforce_result(answer, request.agent_id)
-            return cast(ResultT, enforced)
+            if type(answer) is Refused:
+                raise refusal_error(answer, request.agent_id)
+            return cast(ResultT, answer)
         handler = self._handler(call.method)
         try:
             data = await handler(call.request.SerializeToString(), self._context)

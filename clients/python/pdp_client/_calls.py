@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from . import _convert
-from ._agent_id import agent_id_problem, canonical_agent_id
+from ._agent_id import agent_id_problem, canonical_agent_id, plain_agent_id
 from ._errors import (
     AgentPausedError,
     InvalidRequestError,
@@ -168,21 +168,36 @@ class Settings:
         return None if timeout is None else _positive_seconds(timeout, "timeout")
 
 
-@dataclass(frozen=True, slots=True)
 class Call(Generic[ResultT]):
-    """One RPC ready to send."""
+    """One RPC ready to send. Made for every call and never changed once
+    made: a class with slots, whose ``__init__`` costs half of a frozen
+    dataclass's (which sets each field through ``object.__setattr__``)."""
 
-    method: str  # attribute of the generated stub
-    request: Any
-    to_result: Callable[[Any], ResultT]
-    # The answer when the sidecar is unreachable and the client fails open;
-    # None for calls that always fail closed.
-    fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None
-    # Seconds the sidecar may hold the call before it answers (AwaitApproval).
-    holds: float = 0.0
-    # Turns the error a status maps to into the call's own (a paused agent's
-    # refused trace); None keeps it.
-    refine: Callable[[PdpError], PdpError] | None = None
+    __slots__ = ("fail_open_result", "holds", "method", "refine", "request", "to_result")
+
+    def __init__(
+        self,
+        method: str,
+        request: Any,
+        to_result: Callable[[Any], ResultT],
+        fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None,
+        holds: float = 0.0,
+        refine: Callable[[PdpError], PdpError] | None = None,
+    ) -> None:
+        self.method = method  # attribute of the generated stub
+        self.request = request
+        self.to_result = to_result
+        # The answer when the sidecar is unreachable and the client fails
+        # open; None for calls that always fail closed.
+        self.fail_open_result = fail_open_result
+        # Seconds the sidecar may hold the call before it answers (AwaitApproval).
+        self.holds = holds
+        # Turns the error a status maps to into the call's own (a paused
+        # agent's refused trace); None keeps it.
+        self.refine = refine
+
+    def __repr__(self) -> str:
+        return f"Call({self.method!r}, {self.request!r})"
 
     def failed(self, error: grpc.RpcError, settings: Settings, timeout: float) -> ResultT:
         """Raises the client's error for a failed RPC, or returns the
@@ -213,7 +228,10 @@ def _text(value: object, name: str) -> str:
 
 
 def _agent(value: object, name: str) -> str:
-    """An agent id in the canonical form the sidecar uses (``_agent_id``)."""
+    """An agent id in the canonical form the sidecar uses (``_agent_id``);
+    most ids are printable ASCII, which is theirs, checked in one pass."""
+    if isinstance(value, str) and plain_agent_id(value):
+        return value
     text = _text(value, name)
     problem = agent_id_problem(text)
     if problem:
