@@ -37,8 +37,9 @@ _MODES = {
 }
 _BLOCK = next(k for k, n in DECISION_VALUES.items() if int(n) == sdk_pb.DECISION_BLOCK)
 _PAUSED = next(k for k, n in DECISION_VALUES.items() if int(n) == sdk_pb.DECISION_AGENT_PAUSED)
+# By the kind's name: an Enum member hashes in Python code, its name in C.
 _RESULTS = {
-    kind: _SDK_DECISIONS[int(number)]
+    kind._name_: _SDK_DECISIONS[int(number)]
     for kind, number in DECISION_VALUES.items()
     if int(number) in _SDK_DECISIONS
 }
@@ -76,7 +77,7 @@ def enforce_answer(
     """The servicer's answer builder for an in-process Enforce: the SDK's
     result of a decision it returns, else a ``Refused``. Never raises: the
     servicer builds the answer before it observes the decision."""
-    result = _RESULTS.get(decision.kind)
+    result = _RESULTS.get(decision.kind._name_)
     if result is None:
         return Refused(decision, decision_id)
     found = decision.violations

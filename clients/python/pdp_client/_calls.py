@@ -240,7 +240,12 @@ def _agent(value: object, name: str) -> str:
 
 
 def _optional_text(value: object, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
+    return None if value is None else _given_text(value, name)
+
+
+def _given_text(value: object, name: str) -> str:
+    """The value of an optional text field that is not None."""
+    if not isinstance(value, str):
         raise InvalidRequestError(
             f"{name} must be a string or None, got {type(value).__name__}", field=name
         )
@@ -314,26 +319,31 @@ def enforce(
 ) -> Call[EnforceResult]:
     agent_id = _agent(agent_id, "agent_id")
     # Only the fields given go to the constructor: each keyword, even an
-    # empty one, costs it as much as the whole request otherwise does.
+    # empty one, costs it as much as the whole request otherwise does. Most
+    # are None, tested before a check is called (this runs on every call).
     given: dict[str, Any] = {}
-    if model := _optional_text(model, "model"):
+    if model is not None and (model := _given_text(model, "model")):
         given["model"] = model
-    if tool := _optional_text(tool, "tool"):
+    if tool is not None and (tool := _given_text(tool, "tool")):
         given["tool"] = tool
     if metadata is not None:
         given["metadata"] = _metadata(metadata)
-    if request_id := _optional_text(request_id, "request_id"):
+    if request_id is not None and (request_id := _given_text(request_id, "request_id")):
         given["request_id"] = request_id
     if context is not None:
         given["context"] = _context(context)
-    if approval_id := _optional_text(approval_id, "approval_id"):
+    if approval_id is not None and (approval_id := _given_text(approval_id, "approval_id")):
         given["approval_id"] = approval_id
-    request = pb.EnforceRequest(agent_id=agent_id, **given)
+    request = (
+        pb.EnforceRequest(agent_id=agent_id, **given)
+        if given
+        else pb.EnforceRequest(agent_id=agent_id)
+    )
     # Optional fields: absent and empty are different requests.
-    if (input_text := _optional_text(input, "input")) is not None:
-        request.input = input_text
-    if (output_text := _optional_text(output, "output")) is not None:
-        request.output = output_text
+    if input is not None:
+        request.input = _given_text(input, "input")
+    if output is not None:
+        request.output = _given_text(output, "output")
     if estimated_cost_usd is not None:
         request.estimated_cost_usd = _amount(estimated_cost_usd, "estimated_cost_usd")
 

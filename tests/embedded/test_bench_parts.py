@@ -1,0 +1,25 @@
+"""``bench/bench_embedded.py --parts`` times each stage of an embedded
+Enforce with the servicer's own parts: it keeps working as they change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import bench_embedded
+from bench._common import REPO, text_of
+from pdp.embedded import EmbeddedClient
+
+
+async def test_every_stage_of_an_embedded_enforce_is_timed(tmp_path: Path) -> None:
+    snapshot = str(REPO / "examples" / "policies.yaml")
+    async with await EmbeddedClient.open(snapshot, state=str(tmp_path / "s.db")) as pdp:
+        await pdp.enforce_policy(bench_embedded.AGENT, "hello", **bench_embedded.OPTIONS)
+        times = bench_embedded.parts(pdp, text_of(1024), runs=20)
+    assert len(times) == 6
+    assert all(us > 0 for us in times.values())
+    build, checks, engine_and_checks, servicer, answer, whole = times.values()
+    # Stages that run more work take longer by far (several microseconds).
+    assert engine_and_checks > checks
+    assert whole > servicer > checks
+    assert whole > build
+    assert whole > answer
