@@ -3,6 +3,7 @@
 no gRPC), for the README's 1 KB request on the example snapshot.
 
     .venv/bin/python bench/bench_embedded.py     # --calls N --unique-inputs --yield --parts
+    .venv/bin/python bench/bench_embedded.py --baseline /path/to/other/checkout  # --rounds N
 
 Prints p50 and p99 of the whole call (the SDK's request building and result
 conversion included); the goal is a p50 of at most 30 us. ``--unique-inputs``
@@ -12,14 +13,20 @@ event loop run between two calls (off the clock), as an agent that awaits
 I/O between decisions does: the decision log's writer then runs in between.
 ``--parts`` also times each stage of the call alone (median of back-to-back
 runs of that stage) and prints what the whole call spends beyond them.
+``--baseline DIR`` runs this bench of another checkout (its ``.venv``, its
+``pdp`` and ``pdp_client``) and of this one in turn, ``--rounds`` times,
+each in a process of its own, and prints the ratio of their median p50s.
 ``bench/bench_engine.py`` measures the engine's decision alone."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -150,6 +157,48 @@ async def run(args: argparse.Namespace) -> None:
         print_parts(times)
 
 
+_FIGURES = re.compile(r"p50 (\d+(?:\.\d+)?) us, p99 (\d+(?:\.\d+)?) us")
+
+
+def read_figures(output: str) -> tuple[float, float]:
+    """p50 and p99 (us) from what this bench printed."""
+    found = _FIGURES.search(output)
+    if found is None:
+        raise ValueError(f"no 'p50 ... us, p99 ... us' in the bench's output: {output!r}")
+    return float(found[1]), float(found[2])
+
+
+def run_checkout(checkout: Path, flags: list[str]) -> tuple[float, float]:
+    """p50 and p99 of this bench run from ``checkout`` with its own venv
+    and its own ``pdp`` and ``pdp_client`` sources."""
+    python = checkout / ".venv" / "bin" / "python"
+    sources = [str(checkout), str(checkout / "clients" / "python")]
+    done = subprocess.run(
+        [str(python), str(checkout / "bench" / "bench_embedded.py"), *flags],
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sources)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{checkout}: the bench failed:\n{done.stderr}")
+    return read_figures(done.stdout)
+
+
+def against(baseline: Path, flags: list[str], rounds: int) -> None:
+    this = Path(__file__).resolve().parent.parent
+    p50s: dict[str, list[float]] = {"baseline": [], "this": []}
+    for turn in range(1, rounds + 1):
+        for name, checkout in (("baseline", baseline), ("this", this)):
+            p50, p99 = run_checkout(checkout, flags)
+            p50s[name].append(p50)
+            load = os.getloadavg()[0]
+            print(f"round {turn} {name:8s}: p50 {p50:.1f} us, p99 {p99:.1f} us, load {load:.2f}")
+    ratio = statistics.median(p50s["this"]) / statistics.median(p50s["baseline"])
+    print(f"p50, this checkout / baseline, median of {rounds} rounds: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20_000)
@@ -161,10 +210,23 @@ def main() -> None:
         help="let the event loop run between two calls (off the clock)",
     )
     parser.add_argument("--parts", action="store_true", help="also time each stage alone")
+    parser.add_argument("--baseline", type=Path, help="another checkout, run in turn with this one")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each with --baseline")
     args = parser.parse_args()
     print(describe_machine())
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
-    asyncio.run(run(args))
+    if args.baseline is None:
+        asyncio.run(run(args))
+        return
+    if args.parts:
+        parser.error("--parts times this checkout alone; run it without --baseline")
+    baseline = args.baseline.resolve()
+    if not (baseline / ".venv" / "bin" / "python").exists():
+        parser.error(f"--baseline: no {baseline / '.venv/bin/python'}")
+    flags = [f"--calls={args.calls}"]
+    flags += ["--unique-inputs"] if args.unique_inputs else []
+    flags += ["--yield"] if args.give_way else []
+    against(baseline, flags, args.rounds)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import bench_embedded
 from bench._common import REPO, text_of
 from pdp.embedded import EmbeddedClient
@@ -23,3 +25,14 @@ async def test_every_stage_of_an_embedded_enforce_is_timed(tmp_path: Path) -> No
     assert whole > servicer > checks
     assert whole > build
     assert whole > answer
+
+
+def test_a_checkouts_figures_are_read_from_what_the_bench_printed() -> None:
+    printed = (
+        "machine: ...\ncommand: python bench/bench_embedded.py\n"
+        "embedded Enforce, 1 KB, example snapshot: p50 28.6 us, p99 76.3 us over 20000 calls"
+        " (goal: p50 <= 30 us)\n"
+    )
+    assert bench_embedded.read_figures(printed) == (28.6, 76.3)
+    with pytest.raises(ValueError, match="no 'p50"):
+        bench_embedded.read_figures("Traceback (most recent call last): ...")
