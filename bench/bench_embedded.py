@@ -50,12 +50,12 @@ OPTIONS: dict[str, Any] = {"estimated_cost_usd": 0.0}
 
 
 async def measure(pdp: EmbeddedClient, texts: list[str], give_way: bool) -> list[float]:
-    for text in texts[:500]:  # warm up
-        await pdp.enforce_policy(AGENT, text, **OPTIONS)
+    for _ in range(500):  # warm up
+        await pdp.enforce_policy(AGENT, texts[0], estimated_cost_usd=0.0)
     whole: list[float] = []
     for text in texts:
         started = time.perf_counter()
-        await pdp.enforce_policy(AGENT, text, **OPTIONS)
+        await pdp.enforce_policy(AGENT, text, estimated_cost_usd=0.0)
         whole.append((time.perf_counter() - started) * 1e6)
         if give_way:
             await asyncio.sleep(0)
