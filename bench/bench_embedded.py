@@ -93,7 +93,8 @@ def parts(pdp: EmbeddedClient, text: str, runs: int) -> dict[str, float]:
     def no_answer(*_: object) -> None:
         return None
 
-    def checked_and_decided() -> object:
+    async def checked_and_decided() -> object:
+        # A coroutine driven as the servicer's is: the difference is the servicer's work.
         return snapshot.enforce(enforce_input(message, limits), usage, now, steady=steady)
 
     timed: dict[str, Callable[[], object]] = {
@@ -101,7 +102,7 @@ def parts(pdp: EmbeddedClient, text: str, runs: int) -> dict[str, float]:
             lambda: enforce_call(AGENT, text, OPTIONS)  # type: ignore[arg-type]
         ),
         "sidecar's request checks (enforce_input)": lambda: enforce_input(message, limits),
-        "engine decision + request checks": checked_and_decided,
+        "engine decision + request checks": lambda: _done(checked_and_decided()),
         "servicer, answer left out": (
             lambda: _done(servicer.enforce_message(message, context, no_answer))
         ),
@@ -126,7 +127,7 @@ def print_parts(times: dict[str, float]) -> None:
         ("engine decision", engine),
         ("servicer's bookkeeping: ids, clock, decision-log record", bookkeeping),
         ("answer as the SDK's EnforceResult", answer),
-        ("coroutine hand-offs, dispatch (the rest)", rest),
+        ("the rest: hand-offs, and stages running with colder caches", rest),
     ]
     print("where the time goes, median of each stage timed alone:")
     for name, us in rows:
