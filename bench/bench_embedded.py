@@ -37,7 +37,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pdp_client._bulk import enforce_call
+from pdp_client._calls import Call, enforce
 
 from bench._common import REPO, describe_machine, median_us, percentile, text_of
 from pdp.embedded import EmbeddedClient
@@ -46,7 +46,20 @@ from pdp.engine import Decision
 from pdp.server._translate import enforce_input
 
 AGENT = "my-chatbot"
-OPTIONS: dict[str, Any] = {"estimated_cost_usd": 0.0}
+
+
+def sdk_call(text: str) -> Call[Any]:
+    """The SDK's call for the timed request, as ``EmbeddedClient`` makes it."""
+    return enforce(
+        AGENT,
+        text,
+        output=None,
+        estimated_cost_usd=0.0,
+        model=None,
+        tool=None,
+        metadata=None,
+        request_id=None,
+    )
 
 
 async def measure(pdp: EmbeddedClient, texts: list[str], give_way: bool) -> list[float]:
@@ -78,8 +91,7 @@ def parts(pdp: EmbeddedClient, text: str, runs: int) -> dict[str, float]:
     servicer = pdp.sidecar.servicer
     # The servicer's own parts, so that each stage is timed as the call runs it.
     limits, usage, clock = servicer._limits, servicer._usage, servicer._clock
-    call = enforce_call(AGENT, text, OPTIONS)  # type: ignore[arg-type]
-    message = call.request
+    message = sdk_call(text).request
     request = enforce_input(message, limits)
     active = pdp.sidecar.holder.active
     assert active is not None
@@ -98,9 +110,7 @@ def parts(pdp: EmbeddedClient, text: str, runs: int) -> dict[str, float]:
         return snapshot.enforce(enforce_input(message, limits), usage, now, steady=steady)
 
     timed: dict[str, Callable[[], object]] = {
-        "SDK request: argument checks, EnforceRequest, Call": (
-            lambda: enforce_call(AGENT, text, OPTIONS)  # type: ignore[arg-type]
-        ),
+        "SDK request: argument checks, EnforceRequest, Call": (lambda: sdk_call(text)),
         "sidecar's request checks (enforce_input)": lambda: enforce_input(message, limits),
         "engine decision + request checks": lambda: _done(checked_and_decided()),
         "servicer, answer left out": (
@@ -110,7 +120,7 @@ def parts(pdp: EmbeddedClient, text: str, runs: int) -> dict[str, float]:
             lambda: enforce_answer(decision, "d" * 32, "", "r" * 32, None)
         ),
         "whole call, no event loop turn": (
-            lambda: _done(pdp.enforce_policy(AGENT, text, **OPTIONS))
+            lambda: _done(pdp.enforce_policy(AGENT, text, estimated_cost_usd=0.0))
         ),
     }
     return {name: median_us(fn, runs) for name, fn in timed.items()}

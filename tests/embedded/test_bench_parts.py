@@ -15,7 +15,7 @@ from pdp.embedded import EmbeddedClient
 async def test_every_stage_of_an_embedded_enforce_is_timed(tmp_path: Path) -> None:
     snapshot = str(REPO / "examples" / "policies.yaml")
     async with await EmbeddedClient.open(snapshot, state=str(tmp_path / "s.db")) as pdp:
-        await pdp.enforce_policy(bench_embedded.AGENT, "hello", **bench_embedded.OPTIONS)
+        await pdp.enforce_policy(bench_embedded.AGENT, "hello", estimated_cost_usd=0.0)
         times = bench_embedded.parts(pdp, text_of(1024), runs=20)
     assert len(times) == 6
     assert all(us > 0 for us in times.values())
