@@ -170,7 +170,7 @@ class Settings:
 
 class Call(Generic[ResultT]):
     """One RPC ready to send. Made for every call and never changed once
-    made: a class with slots, whose ``__init__`` costs half of a frozen
+    made: a class with slots, whose ``__init__`` costs a third of a frozen
     dataclass's (which sets each field through ``object.__setattr__``)."""
 
     __slots__ = ("fail_open_result", "holds", "method", "refine", "request", "to_result")
@@ -228,8 +228,8 @@ def _text(value: object, name: str) -> str:
 
 
 def _agent(value: object, name: str) -> str:
-    """An agent id in the canonical form the sidecar uses (``_agent_id``);
-    most ids are printable ASCII, which is theirs, checked in one pass."""
+    """An agent id in the canonical form the sidecar uses (``_agent_id``).
+    A printable ASCII id (most are) is its own canonical form: one test."""
     if isinstance(value, str) and plain_agent_id(value):
         return value
     text = _text(value, name)
