@@ -4,7 +4,7 @@ that serves no port."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -12,15 +12,16 @@ import grpc
 from pdp.server import DECISION_SERVICE, RequestError, ServeOptions, Sidecar, handler_name
 
 try:
-    from pdp_client import AsyncClient, AsyncEnforceStream, PdpError
+    from pdp_client import AsyncClient, AsyncEnforceStream, ContextItem, EnforceResult, PdpError
     from pdp_client._calls import Call
+    from pdp_client._calls import enforce as enforce_call
     from pdp_client._v1 import policy_decision_service_pb2 as sdk_pb
 except ImportError as exc:  # pragma: no cover - the extra is documented
     raise ImportError(
         "pdp.embedded needs the Python SDK: pip install ./clients/python (package pdp-client)"
     ) from exc
 
-from ._results import decided, enforce_result
+from ._results import Refused, enforce_answer, refusal_error
 
 __all__ = ["EmbeddedClient"]
 
@@ -98,6 +99,55 @@ class EmbeddedClient(AsyncClient):
         """The in-process sidecar (its holder, usage and decision log)."""
         return self._sidecar
 
+    async def enforce_policy(
+        self,
+        agent_id: str,
+        input: str | None = None,
+        *,
+        wait_for_approval: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the SDK's call deadline)
+        output: str | None = None,
+        estimated_cost_usd: float | None = None,
+        model: str | None = None,
+        tool: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        context: Iterable[ContextItem] | None = None,
+        approval_id: str | None = None,
+    ) -> EnforceResult:
+        """``AsyncClient.enforce_policy``, its options named (the SDK's
+        ``EnforceOptions``): the same checks and call, without gathering
+        the options in a dict and reading them back, which costs a tenth of
+        a decision in process."""
+        if wait_for_approval is not None:
+            return await super().enforce_policy(
+                agent_id,
+                input,
+                wait_for_approval=wait_for_approval,
+                timeout=timeout,
+                output=output,
+                estimated_cost_usd=estimated_cost_usd,
+                model=model,
+                tool=tool,
+                metadata=metadata,
+                request_id=request_id,
+                context=context,
+                approval_id=approval_id,
+            )
+        call = enforce_call(
+            agent_id,
+            input,
+            output=output,
+            estimated_cost_usd=estimated_cost_usd,
+            model=model,
+            tool=tool,
+            metadata=metadata,
+            request_id=request_id,
+            context=context,
+            approval_id=approval_id,
+        )
+        return await self._send(call, timeout)
+
     def enforce_stream(self) -> AsyncEnforceStream:
         """A stream saves gRPC calls; in-process there are none to save:
         call ``enforce_policy`` (or ``enforce_batch``)."""
@@ -114,12 +164,13 @@ class EmbeddedClient(AsyncClient):
             request = call.request
             try:
                 answer = await self._sidecar.servicer.enforce_message(
-                    request, self._context, decided
+                    request, self._context, enforce_answer
                 )
             except RequestError as exc:
                 return call.failed(_Refused(exc), self._settings, self._settings.timeout)
-            enforced: Any = enforce_result(answer, request.agent_id)
-            return cast(ResultT, enforced)
+            if type(answer) is Refused:
+                raise refusal_error(answer, request.agent_id)
+            return cast(ResultT, answer)
         handler = self._handler(call.method)
         try:
             data = await handler(call.request.SerializeToString(), self._context)

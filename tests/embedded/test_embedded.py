@@ -145,7 +145,7 @@ async def test_an_enforce_reads_as_the_sdk_reads_the_sidecars_answer(
     makes of the EnforceResponse the sidecar sends for the same decision."""
     from pdp_client._bulk import EnforceRequest
 
-    from pdp.embedded._results import decided, enforce_result
+    from pdp.embedded._results import Refused, enforce_answer, refusal_error
     from pdp.server._translate import enforce_response
 
     path = tmp_path / "policies.yaml"
@@ -154,15 +154,19 @@ async def test_an_enforce_reads_as_the_sdk_reads_the_sidecars_answer(
         call = EnforceRequest(**request_fields).call()
 
         def both(*fields: Any) -> tuple[Any, Any]:
-            return enforce_response(*fields), decided(*fields)
+            return enforce_response(*fields), enforce_answer(*fields)
 
         wire, direct = await pdp.sidecar.servicer.enforce_message(
             call.request, cast(Any, None), both
         )
         over_grpc = _read(call, wire, lambda call, wire: call.to_result(wire))
-        in_process = _read(
-            call, direct, lambda call, direct: enforce_result(direct, call.request.agent_id)
-        )
+
+        def read_in_process(call: Any, direct: Any) -> Any:
+            if isinstance(direct, Refused):
+                raise refusal_error(direct, call.request.agent_id)
+            return direct
+
+        in_process = _read(call, direct, read_in_process)
         assert in_process == over_grpc
         # The public method answers the same way.
         if not isinstance(over_grpc, tuple):

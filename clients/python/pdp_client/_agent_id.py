@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["agent_id_problem", "canonical_agent_id"]
+__all__ = ["agent_id_problem", "canonical_agent_id", "plain_agent_id"]
 
 _REFUSED_CATEGORIES = {
     "Cc": "a control character",
@@ -27,7 +27,7 @@ _REFUSED_CATEGORIES = {
 }
 
 
-def _plain(raw: str) -> bool:
+def plain_agent_id(raw: str) -> bool:
     """Printable ASCII, not blank and not white at either end: its own NFKC
     form with nothing refused (most ids; checked without a loop)."""
     return raw.isascii() and raw.isprintable() and raw[:1] not in ("", " ") and raw[-1] != " "
@@ -35,7 +35,7 @@ def _plain(raw: str) -> bool:
 
 def agent_id_problem(raw: str) -> str:
     """Why ``raw`` is refused as an agent id; "" when it is not."""
-    if _plain(raw):
+    if plain_agent_id(raw):
         return ""
     if not raw:
         return "required"
@@ -53,7 +53,7 @@ def agent_id_problem(raw: str) -> str:
 
 def canonical_agent_id(raw: str) -> str:
     """``raw`` in NFKC form; ValueError saying why it is refused."""
-    if _plain(raw):
+    if plain_agent_id(raw):
         return raw
     problem = agent_id_problem(raw)
     if problem:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from . import _convert
-from ._agent_id import agent_id_problem, canonical_agent_id
+from ._agent_id import agent_id_problem, canonical_agent_id, plain_agent_id
 from ._errors import (
     AgentPausedError,
     InvalidRequestError,
@@ -168,21 +168,36 @@ class Settings:
         return None if timeout is None else _positive_seconds(timeout, "timeout")
 
 
-@dataclass(frozen=True, slots=True)
 class Call(Generic[ResultT]):
-    """One RPC ready to send."""
+    """One RPC ready to send. Made for every call and never changed once
+    made: a class with slots, whose ``__init__`` costs a third of a frozen
+    dataclass's (which sets each field through ``object.__setattr__``)."""
 
-    method: str  # attribute of the generated stub
-    request: Any
-    to_result: Callable[[Any], ResultT]
-    # The answer when the sidecar is unreachable and the client fails open;
-    # None for calls that always fail closed.
-    fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None
-    # Seconds the sidecar may hold the call before it answers (AwaitApproval).
-    holds: float = 0.0
-    # Turns the error a status maps to into the call's own (a paused agent's
-    # refused trace); None keeps it.
-    refine: Callable[[PdpError], PdpError] | None = None
+    __slots__ = ("fail_open_result", "holds", "method", "refine", "request", "to_result")
+
+    def __init__(
+        self,
+        method: str,
+        request: Any,
+        to_result: Callable[[Any], ResultT],
+        fail_open_result: Callable[[SidecarUnavailableError], ResultT] | None = None,
+        holds: float = 0.0,
+        refine: Callable[[PdpError], PdpError] | None = None,
+    ) -> None:
+        self.method = method  # attribute of the generated stub
+        self.request = request
+        self.to_result = to_result
+        # The answer when the sidecar is unreachable and the client fails
+        # open; None for calls that always fail closed.
+        self.fail_open_result = fail_open_result
+        # Seconds the sidecar may hold the call before it answers (AwaitApproval).
+        self.holds = holds
+        # Turns the error a status maps to into the call's own (a paused
+        # agent's refused trace); None keeps it.
+        self.refine = refine
+
+    def __repr__(self) -> str:
+        return f"Call({self.method!r}, {self.request!r})"
 
     def failed(self, error: grpc.RpcError, settings: Settings, timeout: float) -> ResultT:
         """Raises the client's error for a failed RPC, or returns the
@@ -213,7 +228,10 @@ def _text(value: object, name: str) -> str:
 
 
 def _agent(value: object, name: str) -> str:
-    """An agent id in the canonical form the sidecar uses (``_agent_id``)."""
+    """An agent id in the canonical form the sidecar uses (``_agent_id``).
+    A printable ASCII id (most are) is its own canonical form: one test."""
+    if isinstance(value, str) and plain_agent_id(value):
+        return value
     text = _text(value, name)
     problem = agent_id_problem(text)
     if problem:
@@ -222,7 +240,12 @@ def _agent(value: object, name: str) -> str:
 
 
 def _optional_text(value: object, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
+    return None if value is None else _given_text(value, name)
+
+
+def _given_text(value: object, name: str) -> str:
+    """The value of an optional text field that is not None."""
+    if not isinstance(value, str):
         raise InvalidRequestError(
             f"{name} must be a string or None, got {type(value).__name__}", field=name
         )
@@ -231,6 +254,8 @@ def _optional_text(value: object, name: str) -> str | None:
 
 def _amount(value: object, name: str) -> float:
     """A USD amount: a finite int or float, not negative."""
+    if type(value) is float and 0.0 <= value < math.inf:  # the usual amount, in one test
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequestError(
             f"{name} must be a number of US dollars, got {value!r}", field=name
@@ -296,26 +321,31 @@ def enforce(
 ) -> Call[EnforceResult]:
     agent_id = _agent(agent_id, "agent_id")
     # Only the fields given go to the constructor: each keyword, even an
-    # empty one, costs it as much as the whole request otherwise does.
+    # empty one, costs it as much as the whole request otherwise does. Most
+    # are None, tested before a check is called (this runs on every call).
     given: dict[str, Any] = {}
-    if model := _optional_text(model, "model"):
+    if model is not None and (model := _given_text(model, "model")):
         given["model"] = model
-    if tool := _optional_text(tool, "tool"):
+    if tool is not None and (tool := _given_text(tool, "tool")):
         given["tool"] = tool
     if metadata is not None:
         given["metadata"] = _metadata(metadata)
-    if request_id := _optional_text(request_id, "request_id"):
+    if request_id is not None and (request_id := _given_text(request_id, "request_id")):
         given["request_id"] = request_id
     if context is not None:
         given["context"] = _context(context)
-    if approval_id := _optional_text(approval_id, "approval_id"):
+    if approval_id is not None and (approval_id := _given_text(approval_id, "approval_id")):
         given["approval_id"] = approval_id
-    request = pb.EnforceRequest(agent_id=agent_id, **given)
+    request = (
+        pb.EnforceRequest(agent_id=agent_id, **given)
+        if given
+        else pb.EnforceRequest(agent_id=agent_id)
+    )
     # Optional fields: absent and empty are different requests.
-    if (input_text := _optional_text(input, "input")) is not None:
-        request.input = input_text
-    if (output_text := _optional_text(output, "output")) is not None:
-        request.output = output_text
+    if input is not None:
+        request.input = _given_text(input, "input")
+    if output is not None:
+        request.output = _given_text(output, "output")
     if estimated_cost_usd is not None:
         request.estimated_cost_usd = _amount(estimated_cost_usd, "estimated_cost_usd")
 

@@ -22,6 +22,7 @@ from ._types import (
     TraceResult,
     UsageResult,
     Violation,
+    decided_result,
 )
 from ._v1 import policy_decision_service_pb2 as pb
 
@@ -99,20 +100,18 @@ def enforce_result(response: Any, agent_id: str) -> EnforceResult:
     decision = _RETURNED_DECISIONS.get(response.decision)
     if decision is None:
         raise PdpError(f"sidecar answered an unknown decision ({response.decision})")
-    return EnforceResult(
-        decision=decision,
-        violations=violations,
-        masked_input=response.masked_input if response.HasField("masked_input") else None,
-        masked_output=response.masked_output if response.HasField("masked_output") else None,
-        pii_findings=[
-            PiiFinding(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end) for f in pii
-        ]
+    return decided_result(
+        decision,
+        violations,
+        response.masked_input if response.HasField("masked_input") else None,
+        response.masked_output if response.HasField("masked_output") else None,
+        [PiiFinding(field=f.field, pii_type=f.pii_type, start=f.start, end=f.end) for f in pii]
         if (pii := response.pii_findings)
         else [],
-        decision_id=response.decision_id,
-        approval_id=response.approval_id or None,
-        snapshot_revision=response.snapshot_revision,
-        approval_expires_at=_timestamp(response, "approval_expires_at"),
+        response.decision_id,
+        response.approval_id or None,
+        response.snapshot_revision,
+        _timestamp(response, "approval_expires_at"),
     )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "TraceResult",
     "UsageResult",
     "Violation",
+    "decided_result",
 ]
 
 
@@ -110,6 +111,63 @@ class EnforceResult:
         """The violations of warn-mode policies: the call may go ahead, but
         someone should hear about it."""
         return [v for v in self.violations if v.enforcement_mode == "warn"]
+
+
+# An EnforceResult is made for every decision. The frozen dataclass's
+# ``__init__`` sets each field through ``object.__setattr__``; filling the
+# slots through their descriptors makes the same value in under half the time.
+_new_object = object.__new__
+_RESULT_FIELDS = (
+    "decision",
+    "violations",
+    "masked_input",
+    "masked_output",
+    "pii_findings",
+    "decision_id",
+    "approval_id",
+    "snapshot_revision",
+    "fail_open",
+    "approval_expires_at",
+)
+(
+    _set_decision,
+    _set_violations,
+    _set_masked_input,
+    _set_masked_output,
+    _set_pii_findings,
+    _set_decision_id,
+    _set_approval_id,
+    _set_snapshot_revision,
+    _set_fail_open,
+    _set_approval_expires_at,
+) = (vars(EnforceResult)[name].__set__ for name in _RESULT_FIELDS)
+
+
+def decided_result(
+    decision: Decision,
+    violations: list[Violation],
+    masked_input: str | None,
+    masked_output: str | None,
+    pii_findings: list[PiiFinding],
+    decision_id: str,
+    approval_id: str | None,
+    snapshot_revision: int,
+    approval_expires_at: datetime | None,
+) -> EnforceResult:
+    """``EnforceResult(...)`` of a decision the sidecar made (``fail_open``
+    False), every field given, built faster."""
+    result: EnforceResult = _new_object(EnforceResult)
+    _set_decision(result, decision)
+    _set_violations(result, violations)
+    _set_masked_input(result, masked_input)
+    _set_masked_output(result, masked_output)
+    _set_pii_findings(result, pii_findings)
+    _set_decision_id(result, decision_id)
+    _set_approval_id(result, approval_id)
+    _set_snapshot_revision(result, snapshot_revision)
+    _set_fail_open(result, False)
+    _set_approval_expires_at(result, approval_expires_at)
+    return result
 
 
 @dataclass(frozen=True, slots=True)
