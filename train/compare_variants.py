@@ -46,6 +46,17 @@ C, WORD_CAP, MIN_WEIGHT, MIN_WORD_WEIGHT = 2.0, training.WORD_CAP, 0.1, 0.3
 # jailbreak_llms partly is.
 EXTRA_JAILBREAKS = ("friuns2/BlackFriday-GPTs-Prompts", "09c530e31212aaca68ab72e2b7fdfbb3faa57a62")
 
+# Wording of a role-play jailbreak's structure, for counting the misses.
+CUES = {
+    "persona": r"\b(you are|act as|pretend|roleplay|role-play|persona|character named"
+    r"|you will be)\b",
+    "rule suspension": r"\b(no (rules|restrictions|limits|filters|guidelines)|ignore|bypass"
+    r"|unfiltered|uncensored|without (any )?(restrictions|censorship|filter)|polic(y|ies)"
+    r"|guidelines)\b",
+    "stay in character": r"\b(stay in character|break character|never break"
+    r"|remain in character|stay as)\b",
+}
+
 
 @dataclass
 class Windows:
@@ -246,6 +257,40 @@ class Comparison:
             keep = np.flatnonzero([i not in dropped for i in w.text_of])
             self.report(f"lowest {share}% of jailbreaks left out", fit_document(w, keep, w.weights))
 
+    def misses(self) -> None:
+        """The committed model's caught and missed `calibrate` jailbreaks:
+        length, windows, role-play structure; and what recall 0.90 costs."""
+        model = InjectionModel.from_document(self.windows_fit())
+        jailbreaks = [e for e in self.calibrate if e.source == "jailbreak_llms"]
+        scores = [training.scan_score(model, e.text, masked=True) for e in jailbreaks]
+        calibration = self.scan_scores(self.windows_fit(), self.calibrate)
+        threshold = group_rule(self.calibrate, calibration)
+        for caught in (True, False):
+            texts = [
+                normalize(e.text)
+                for e, score in zip(jailbreaks, scores, strict=True)
+                if (score >= threshold) == caught
+            ]
+            found = {name: [bool(re.search(cue, t)) for t in texts] for name, cue in CUES.items()}
+            cues = ", ".join(f"{name} {sum(hits)}" for name, hits in found.items())
+            print(
+                f"{'caught' if caught else 'missed'} {len(texts)}: median "
+                f"{int(np.median([len(t) for t in texts]))} characters, "
+                f"{sum(len(t) + 2 > 1.5 * training.WINDOW for t in texts)} in more than one "
+                f"window; {cues}; all three {sum(map(all, zip(*found.values(), strict=True)))}"
+            )
+        needed = sorted(scores, reverse=True)[int(np.ceil(0.9 * len(scores))) - 1]
+        flagged = Counter(
+            e.source
+            for e, score in zip(self.calibrate, calibration, strict=True)
+            if not e.injection and score >= needed
+        )
+        benign = sum(not e.injection for e in self.calibrate)
+        print(
+            f"recall 0.90 needs a threshold of {needed:.2f} (not {threshold:.2f}): "
+            f"{flagged.total()} of {benign} benign texts flagged, {dict(flagged.most_common())}"
+        )
+
     def more_jailbreaks(self) -> None:
         """The extra jailbreaks fitted on as well, except those that repeat
         (word 3-gram Jaccard similarity 0.5 or more) a held-out injection."""
@@ -344,6 +389,7 @@ def repeats(text: str, others: list[set[str]]) -> bool:
 
 VARIANTS = {
     "committed": Comparison.committed,
+    "misses": Comparison.misses,
     "text-weight": Comparison.text_weight,
     "weak-windows": Comparison.weak_windows,
     "pruning": Comparison.pruning,
