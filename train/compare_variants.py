@@ -312,6 +312,29 @@ class Comparison:
         finally:
             self.train, self.windows = saved
 
+    def short_model(self) -> None:
+        """A second windowed model fitted on the texts of one window only,
+        for the short jailbreaks: alone, as the better of the two margins
+        over their thresholds, and in place of the committed one for texts
+        of one window."""
+        w = self.windows
+        short_rows = np.flatnonzero(np.bincount(w.text_of)[w.text_of] == 1)
+        margins = []
+        for document in (self.windows_fit(), fit_document(w, short_rows, w.weights)):
+            scores = np.array(self.scan_scores(document, self.calibrate))
+            margins.append(scores - group_rule(self.calibrate, list(scores)))
+        committed, short = margins
+        one_window = np.array(
+            [len(normalize(e.text)) + 2 < 1.5 * training.WINDOW for e in self.calibrate]
+        )
+        for name, scores in (
+            ("model of one-window texts", short),
+            ("max(committed, one-window model)", np.maximum(committed, short)),
+            ("one-window model for one-window texts", np.where(one_window, short, committed)),
+        ):
+            cut = group_rule(self.calibrate, list(scores))
+            print(line(f"{name} (calibrate)", self.calibrate, list(scores), cut), flush=True)
+
     def text_models(self) -> None:
         """Whole-text TF-IDF logistic regressions (word 1-3 grams,
         character 2-5 grams within words), alone and as a second model."""
@@ -398,6 +421,7 @@ VARIANTS = {
     "roleplay-floor": Comparison.roleplay_floor,
     "cleaned": Comparison.cleaned,
     "more-jailbreaks": Comparison.more_jailbreaks,
+    "short-model": Comparison.short_model,
     "text-models": Comparison.text_models,
 }
 
