@@ -1,7 +1,7 @@
 """Compares variants of the learned injection tier with the committed
 training settings, on the ``calibrate`` split (and, for reference, ``test``).
 
-    .venv/bin/python train/compare_variants.py            # about 10 minutes on 2 cores
+    .venv/bin/python train/compare_variants.py            # about 20 minutes on 2 busy cores
     .venv/bin/python train/compare_variants.py committed text-weight
 
 Nothing is written: this is how the variants in ``train/README.md`` ("Tried
