@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,14 +36,10 @@ sys.path.insert(0, str(REPO))
 from pdp.engine._injection_model import InjectionModel, key_set, model_keys  # noqa: E402
 from pdp.engine._normalize import normalize  # noqa: E402
 from train import train_injection_model as training  # noqa: E402
-from train.injection_data import SOURCES, Example, load_all, mirror  # noqa: E402
+from train.extra_jailbreaks import EXTRA_JAILBREAKS, extra_jailbreaks, repeats, shingles  # noqa: E402
+from train.injection_data import SOURCES, Example, load_all  # noqa: E402
 
 C, WORD_CAP, MIN_WEIGHT, MIN_WORD_WEIGHT = 2.0, training.WORD_CAP, 0.1, 0.3
-
-# More in-the-wild jailbreaks: the 198 prompts listed in `Jailbreaks.md` of
-# friuns2/BlackFriday-GPTs-Prompts (MIT), collected from FlowGPT, as
-# jailbreak_llms partly is.
-EXTRA_JAILBREAKS = ("friuns2/BlackFriday-GPTs-Prompts", "09c530e31212aaca68ab72e2b7fdfbb3faa57a62")
 
 # Wording of a role-play jailbreak's structure, for counting the misses.
 CUES = {
@@ -161,7 +156,6 @@ class Comparison:
         self.calibrate = [e for e in examples if e.split == "calibrate"]
         self.test = [e for e in examples if e.split == "test"]
         self.windows = windows_of(self.train)
-        self.committed_scores: list[float] = []
 
     def scan_scores(self, document: dict[str, object], part: list[Example]) -> list[float]:
         model = InjectionModel.from_document(document)
@@ -260,10 +254,15 @@ class Comparison:
     def misses(self) -> None:
         """The committed model's caught and missed `calibrate` jailbreaks:
         length, windows, role-play structure; and what recall 0.90 costs."""
-        model = InjectionModel.from_document(self.windows_fit())
-        jailbreaks = [e for e in self.calibrate if e.source == "jailbreak_llms"]
-        scores = [training.scan_score(model, e.text, masked=True) for e in jailbreaks]
         calibration = self.scan_scores(self.windows_fit(), self.calibrate)
+        jailbreaks, scores = zip(
+            *(
+                (e, score)
+                for e, score in zip(self.calibrate, calibration, strict=True)
+                if e.source == "jailbreak_llms"
+            ),
+            strict=True,
+        )
         threshold = group_rule(self.calibrate, calibration)
         for caught in (True, False):
             texts = [
@@ -377,37 +376,6 @@ class Comparison:
             ):
                 cut = group_rule(self.calibrate, list(combined))
                 print(line(f"{label} (calibrate)", self.calibrate, list(combined), cut))
-
-
-def extra_jailbreaks() -> list[str]:
-    """The prompt of each jailbreak listed in the extra source, or none
-    without its mirror."""
-    repo, commit = EXTRA_JAILBREAKS
-    directory = mirror(repo)
-    if directory is None:
-        return []
-
-    def show(path: str) -> str:
-        command = ["git", "-C", str(directory), "show", f"{commit}:{path}"]
-        return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-    prompts = []
-    for path in re.findall(r"^- \[.*?\]\(\./(gpts/[^)]+)\)", show("Jailbreaks.md"), re.M):
-        found = re.search(r"# Prompt\s*\n+```[^\n]*\n(.*?)\n```", show(path), re.S)
-        if found and found.group(1).strip():
-            prompts.append(found.group(1).strip())
-    return prompts
-
-
-def shingles(text: str) -> set[str]:
-    words = normalize(text).split(" ")
-    return {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
-
-
-def repeats(text: str, others: list[set[str]]) -> bool:
-    """Whether ``text`` shares half its word 3-grams (Jaccard) with one of ``others``."""
-    own = shingles(text)
-    return any(len(own & other) >= 0.5 * len(own | other) for other in others)
 
 
 VARIANTS = {
