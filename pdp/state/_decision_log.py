@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from pdp.state._database import Database, from_micros, to_micros
@@ -193,15 +195,19 @@ class DecisionLog:
             batch = [pending.popleft() for _ in range(min(self._max_batch, count, len(pending)))]
             count -= len(batch)
             try:
-                async with self._db.transaction() as connection:
-                    await connection.executemany(_INSERT, batch)
-            except BaseException:
-                # Not written: put the batch back in front, in order.
+                await self._db.write(partial(_insert, batch))
+            except Exception:
+                # Not written: put the batch back in front, in order. (A
+                # cancelled caller leaves the write to finish: not here.)
                 pending.extendleft(reversed(batch))
                 while len(pending) > self._max_pending:
                     pending.popleft()
                     self._dropped += 1
                 raise
+
+
+def _insert(batch: list[_Row], connection: sqlite3.Connection) -> None:
+    connection.executemany(_INSERT, batch)
 
 
 def _from_row(row: Iterable[Any]) -> DecisionRecord:
