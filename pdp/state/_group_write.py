@@ -8,7 +8,8 @@ BEGIN, each statement, COMMIT. A write here is one function of the
 hand-off. The writes of the decision log, the reservations and the call
 counters (flushed on the same tick) and the usage reports of concurrent
 calls share one commit; each runs in a savepoint of its own, so one that
-raises undoes only itself.
+raises fails alone (the group is rolled back and each of its writes is
+made again on its own).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ __all__ = ["GroupWriter", "Work"]
 
 T = TypeVar("T")
 # A write: runs on the connection's thread, inside a transaction; what it
-# returns is the caller's. It must not commit, roll back or await.
+# returns is the caller's. It must not commit, roll back or await, and it
+# touches nothing but the database: it runs again when another write of
+# its group fails.
 Work = Callable[[sqlite3.Connection], T]
 
 _Outcome = tuple[bool, Any]  # (succeeded, its result or its exception)
@@ -105,30 +108,33 @@ class GroupWriter:
 
 def _run_group(connection: aiosqlite.Connection, works: list[Work[Any]]) -> list[_Outcome]:
     """On the connection's thread: every write of the group in one
-    transaction. A lone write runs without a savepoint; its error rolls the
-    transaction back and reaches its caller."""
+    transaction. When one raises, the transaction is rolled back and each
+    write runs again in a transaction of its own, so only the one that
+    raised fails. (Not savepoints: in a savepoint SQLite copies each page
+    it changes to a statement journal first, which costs more than the
+    writes.)"""
     raw: sqlite3.Connection = connection._conn
+    if len(works) > 1:
+        try:
+            return [(True, result) for result in _transaction(raw, works)]
+        except Exception:
+            pass
+    outcomes: list[_Outcome] = []
+    for work in works:
+        try:
+            outcomes.append((True, _transaction(raw, [work])[0]))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def _transaction(raw: sqlite3.Connection, works: list[Work[Any]]) -> list[Any]:
     raw.execute("BEGIN IMMEDIATE")
     try:
-        if len(works) == 1:
-            outcomes: list[_Outcome] = [(True, works[0](raw))]
-        else:
-            outcomes = [_in_savepoint(raw, work) for work in works]
+        results = [work(raw) for work in works]
         raw.execute("COMMIT")
     except BaseException:
         if raw.in_transaction:
             raw.execute("ROLLBACK")
         raise
-    return outcomes
-
-
-def _in_savepoint(raw: sqlite3.Connection, work: Work[Any]) -> _Outcome:
-    raw.execute("SAVEPOINT pdp_write")
-    try:
-        result = work(raw)
-    except Exception as exc:
-        raw.execute("ROLLBACK TO pdp_write")
-        raw.execute("RELEASE pdp_write")
-        return False, exc
-    raw.execute("RELEASE pdp_write")
-    return True, result
+    return results

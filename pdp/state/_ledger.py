@@ -360,7 +360,9 @@ def _insert_reservations(
     rows: list[tuple[str, str, int, int, int, str]], connection: sqlite3.Connection
 ) -> list[str]:
     """Writes reservations; returns the request ids already recorded."""
-    connection.executemany(_INSERT_RESERVATION, rows)
+    written = connection.executemany(_INSERT_RESERVATION, rows).rowcount
+    if written == len(rows):  # each row inserted or replaced: none was recorded
+        return []
     request_ids = [row[0] for row in rows]
     found: list[str] = []
     for start in range(0, len(request_ids), _IDS_PER_QUERY):
