@@ -328,8 +328,9 @@ class Database:
                 raise
 
     async def close(self) -> None:
-        """Close the connection once any running transaction has finished.
-        Closing twice is harmless."""
+        """Close the connection once the writes queued and any running
+        transaction have finished. Closing twice is harmless."""
+        await self._writer.finish()
         async with self._write_lock:
             connection, self._connection = self._connection, None
             if connection is not None:

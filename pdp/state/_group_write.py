@@ -65,6 +65,11 @@ class GroupWriter:
             self._committer = asyncio.ensure_future(self._commit_queued())
         return await asyncio.shield(future)
 
+    async def finish(self) -> None:
+        """Returns once every write queued so far is made (or failed)."""
+        while self._committer is not None and not self._committer.done():
+            await asyncio.shield(self._committer)
+
     async def _commit_queued(self) -> None:
         async with self._lock:
             try:
