@@ -5,9 +5,12 @@ queued every ``flush_interval`` seconds (sooner once ``max_batch`` records
 wait). A record holds ids, the decision, fired policy ids and PII types with
 counts: never request text and never a PII value.
 
-Records wait as ready-to-insert rows, so a batch goes to SQLite without any
-Python work per row: the writer holds the GIL (which the event loop needs)
-as briefly as possible.
+Records wait as they were appended: the call that appends one does no
+conversion (run once per call, between two calls' worth of other work, it
+ran with cold caches). A batch becomes rows in one pass on the event loop
+when it is written, and goes to SQLite without any Python work per row on
+the database's thread, which holds the GIL (which the event loop needs) as
+briefly as possible.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ class DecisionLog:
         self._db = db
         self._max_batch = max_batch
         self._max_pending = max_pending
-        self._pending: deque[_Row] = deque()
+        self._pending: deque[DecisionRecord] = deque()
         self._dropped = 0
         self._stopping = False
         self._closed = False
@@ -119,25 +122,15 @@ class DecisionLog:
             raise StateError("decision log is closed")
         if self._also is not None:
             self._also(record)
-        # Converted here: a bad record (a naive time) must fail its caller,
-        # not a batch.
-        fired, pii = record.policies_fired, record.pii_counts
-        row: _Row = (
-            record.decision_id,
-            to_micros(record.decided_at, "decided_at"),
-            record.agent_id,
-            record.decision,
-            _encode_json(list(fired)) if fired else "[]",
-            _encode_json(dict(pii)) if pii else "{}",
-            record.snapshot_revision,
-            record.request_id,
-            record.approval_id,
-        )
+        # Checked here: a bad record (a naive time) must fail its caller,
+        # not a batch. Converted to a row when its batch is written.
+        if record.decided_at.utcoffset() is None:
+            to_micros(record.decided_at, "decided_at")  # raises, naming the field
         pending = self._pending
         if len(pending) >= self._max_pending:
             pending.popleft()
             self._dropped += 1
-        pending.append(row)
+        pending.append(record)
         if len(pending) >= self._max_batch:
             self._flusher.wake()
 
@@ -195,7 +188,7 @@ class DecisionLog:
             batch = [pending.popleft() for _ in range(min(self._max_batch, count, len(pending)))]
             count -= len(batch)
             try:
-                await self._db.write(partial(_insert, batch))
+                await self._db.write(partial(_insert, [_row(record) for record in batch]))
             except Exception:
                 # Not written: put the batch back in front, in order. (A
                 # cancelled caller leaves the write to finish: not here.)
@@ -204,6 +197,21 @@ class DecisionLog:
                     pending.popleft()
                     self._dropped += 1
                 raise
+
+
+def _row(record: DecisionRecord) -> _Row:
+    fired, pii = record.policies_fired, record.pii_counts
+    return (
+        record.decision_id,
+        to_micros(record.decided_at, "decided_at"),
+        record.agent_id,
+        record.decision,
+        _encode_json(list(fired)) if fired else "[]",
+        _encode_json(dict(pii)) if pii else "{}",
+        record.snapshot_revision,
+        record.request_id,
+        record.approval_id,
+    )
 
 
 def _insert(batch: list[_Row], connection: sqlite3.Connection) -> None:
