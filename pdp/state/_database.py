@@ -297,9 +297,9 @@ class Database:
     def write(self, work: Work[T]) -> Awaitable[T]:
         """Runs ``work(connection)`` (a plain ``sqlite3`` connection, on the
         database's thread) in a write transaction, in one hand-off to that
-        thread; writes queued meanwhile share its commit, each in a
-        savepoint of its own (see ``_group_write``). ``work`` must not
-        commit or roll back. sqlite3 errors surface as :class:`StateError`;
+        thread; writes queued meanwhile share its commit, and one that
+        raises fails alone (see ``_group_write``). ``work`` must not
+        commit or roll back, and may run twice. sqlite3 errors surface as :class:`StateError`;
         once queued, the write is made even if the caller is cancelled."""
         return self._writer.write(work)
 

@@ -187,8 +187,9 @@ class DecisionLog:
         while count > 0 and pending:
             batch = [pending.popleft() for _ in range(min(self._max_batch, count, len(pending)))]
             count -= len(batch)
+            batch, rows = self._rows(batch)
             try:
-                await self._db.write(partial(_insert, [_row(record) for record in batch]))
+                await self._db.write(partial(_insert, rows))
             except Exception:
                 # Not written: put the batch back in front, in order. (A
                 # cancelled caller leaves the write to finish: not here.)
@@ -197,6 +198,22 @@ class DecisionLog:
                     pending.popleft()
                     self._dropped += 1
                 raise
+
+    def _rows(self, batch: list[DecisionRecord]) -> tuple[list[DecisionRecord], list[_Row]]:
+        """The records of ``batch`` that make rows, and their rows. One
+        that does not (a PII count keyed by other than text: not what the
+        engine makes) is dropped and counted, not retried forever."""
+        kept: list[DecisionRecord] = []
+        rows: list[_Row] = []
+        for record in batch:
+            try:
+                row = _row(record)
+            except (TypeError, ValueError):
+                self._dropped += 1
+                continue
+            kept.append(record)
+            rows.append(row)
+        return kept, rows
 
 
 def _row(record: DecisionRecord) -> _Row:

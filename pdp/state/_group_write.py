@@ -7,9 +7,8 @@ BEGIN, each statement, COMMIT. A write here is one function of the
 ``sqlite3`` connection, run inside BEGIN IMMEDIATE ... COMMIT in one
 hand-off. The writes of the decision log, the reservations and the call
 counters (flushed on the same tick) and the usage reports of concurrent
-calls share one commit; each runs in a savepoint of its own, so one that
-raises fails alone (the group is rolled back and each of its writes is
-made again on its own).
+calls share one commit. One that raises fails alone: the group is rolled
+back and each of its writes is made again in a transaction of its own.
 """
 
 from __future__ import annotations
