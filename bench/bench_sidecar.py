@@ -15,7 +15,8 @@ answer. ``--baseline DIR`` runs a second sidecar from another checkout (with
 its own ``.venv``: ``make .venv/.installed`` there) in the same rounds:
 before and after a change, on the same machine at the same time.
 The sidecar's CPU time per call (user + system, all its threads, from
-/proc) is printed for both RPCs.
+/proc) is printed for both RPCs, and the part of it its event-loop thread
+spent (the rest is gRPC's poller thread and the state database's thread).
 
 A shared machine drifts by tens of percent within seconds, so the run is many
 short rounds, each measuring health and Enforce back to back (in alternating
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -54,6 +56,7 @@ class Result:
     p99: float  # us
     rps: float
     cpu_us: float | None = None  # the server's CPU time per call, when measured
+    loop_cpu_us: float | None = None  # of which its main (event-loop) thread's
 
 
 def ghz_binary() -> str:
@@ -154,6 +157,7 @@ def run_ghz(command: list[str], pid: int | None = None) -> Result:
     the run (every call counted, the ones ``--skipFirst`` leaves out of the
     latencies too)."""
     before = cpu_seconds(pid) if pid is not None else 0.0
+    loop_before = main_thread_cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     try:
         result = parse_ghz_report(out.stdout)
@@ -163,7 +167,16 @@ def run_ghz(command: list[str], pid: int | None = None) -> Result:
         return result
     calls = int(command[command.index("--total") + 1])
     cpu_us = (cpu_seconds(pid) - before) / calls * 1e6
-    return Result(result.p50, result.p99, result.rps, cpu_us)
+    loop_us = (main_thread_cpu_seconds(pid) - loop_before) / calls * 1e6
+    return Result(result.p50, result.p99, result.rps, cpu_us, loop_us)
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid``'s main thread (the
+    sidecar's event loop), from /proc; the rest of ``cpu_seconds`` is its
+    other threads (gRPC's poller, the state database's)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: list[float]) -> float:
@@ -398,10 +411,17 @@ def report(rounds: list[dict[str, Result]], args: argparse.Namespace, mode: str 
     for key, label in (("1", "concurrency 1  "), ("N", f"concurrency {MANY} ")):
         health, enforce = values(f"h{key}", "cpu_us"), values(f"e{key}", "cpu_us")
         extra = [e - h for e, h in zip(enforce, health, strict=True)]
+        loop_h, loop_e = values(f"h{key}", "loop_cpu_us"), values(f"e{key}", "loop_cpu_us")
+        loop_extra = [e - h for e, h in zip(loop_e, loop_h, strict=True)]
         print(
             f"{label} sidecar CPU per call: health {median(health):4.0f} us"
             f"   enforce {median(enforce):4.0f} us   enforce - health {median(extra):4.0f} us"
             f" [{spread(extra, 0)}]"
+        )
+        print(
+            f"                of which the event-loop thread: health {median(loop_h):4.0f} us"
+            f"   enforce {median(loop_e):4.0f} us   enforce - health {median(loop_extra):4.0f} us"
+            f" [{spread(loop_extra, 0)}]"
         )
 
 

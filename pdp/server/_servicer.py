@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime
@@ -48,6 +46,7 @@ from ._bulk import batch_items, stream_answer, stream_answers, stream_error, str
 from ._callers import CallerCheck
 from ._cel_pool import CelPool
 from ._errors import RequestError
+from ._ids import new_id
 from ._observers import AfterDecision
 from ._rpc_table import Activity, handler_name, service_handler
 from ._traces import TraceDesk
@@ -96,19 +95,9 @@ AnswerT = TypeVar("AnswerT")
 AnswerBuilder = Callable[[Decision, str, str, str, datetime | None], AnswerT]
 
 
-# Decision ids need to be unique, not unguessable: 128 bits from a generator
-# seeded by the OS (again in a forked child) cost a quarter of os.urandom.
-_decision_ids = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _decision_ids.seed(os.urandom(32)))
-
-
-def _new_decision_id() -> str:
-    return _decision_ids.getrandbits(128).to_bytes(16).hex()
-
-
-# A request id the sidecar makes up keys the call's reservation: unique is
-# enough, as for decision ids.
-_new_request_id = _new_decision_id
+# Both unique and growing (see _ids): a request id the sidecar makes up
+# keys the call's reservation.
+_new_decision_id = _new_request_id = new_id
 
 
 def _resolve(snapshot: CompiledSnapshot, ref: str, field: str) -> AgentInfo:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from functools import partial
 
 from pdp.engine import CALL_WINDOW_MAX_SECONDS, Clock, CounterKey, SteadyClock
 from pdp.state._database import Database
@@ -47,6 +49,10 @@ def decode_key(text: str) -> CounterKey | None:
     if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
         return None
     return tuple(parts)
+
+
+def _upsert(rows: list[tuple[str, int, int]], connection: sqlite3.Connection) -> None:
+    connection.executemany(_UPSERT, rows)
 
 
 class CallCounters:
@@ -139,9 +145,8 @@ class CallCounters:
                 return
             rows = [(encode_key(key), second, count) for (key, second), count in batch.items()]
             try:
-                async with self._db.transaction() as connection:
-                    await connection.executemany(_UPSERT, rows)
-            except BaseException:
+                await self._db.write(partial(_upsert, rows))
+            except Exception:  # not written (a cancelled caller's write goes on)
                 for slot, count in batch.items():
                     self._pending[slot] = self._pending.get(slot, 0) + count
                 raise

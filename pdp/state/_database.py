@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
 from pdp.engine import utc_now
 from pdp.state._errors import StateError
+from pdp.state._group_write import GroupWriter, Work
+
+T = TypeVar("T")
 
 __all__ = [
     "APPROVALS_INDEXES",
@@ -222,9 +226,11 @@ class Database:
     """One connection to the state database. Create with :meth:`open`.
 
     aiosqlite runs the connection on its own thread, so calls never block the
-    event loop. Writers go through :meth:`transaction`, which serialises them:
-    transactions of different components (the ledger, the decision log) never
-    interleave on the shared connection.
+    event loop. Writers go through :meth:`write` (a transaction run whole on
+    that thread, committed with the writes queued beside it) or
+    :meth:`transaction` (awaited statements); both are serialised, so
+    transactions of different components (the ledger, the decision log)
+    never interleave on the shared connection.
     """
 
     def __init__(
@@ -239,6 +245,7 @@ class Database:
         self._migrations = migrations
         self._label = label
         self._write_lock = asyncio.Lock()
+        self._writer = GroupWriter(self._write_lock, lambda: self.connection, self._write_failed)
 
     @classmethod
     async def open(
@@ -287,6 +294,20 @@ class Database:
     def closed(self) -> bool:
         return self._connection is None
 
+    def write(self, work: Work[T]) -> Awaitable[T]:
+        """Runs ``work(connection)`` (a plain ``sqlite3`` connection, on the
+        database's thread) in a write transaction, in one hand-off to that
+        thread; writes queued meanwhile share its commit, and one that
+        raises fails alone (see ``_group_write``). ``work`` must not
+        commit or roll back, and may run twice. sqlite3 errors surface as :class:`StateError`;
+        once queued, the write is made even if the caller is cancelled."""
+        return self._writer.write(work)
+
+    def _write_failed(self, exc: sqlite3.Error) -> StateError:
+        error = StateError(f"{self._label} write failed: {exc}")
+        error.__cause__ = exc
+        return error
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: committed when the block exits normally, rolled
@@ -307,8 +328,9 @@ class Database:
                 raise
 
     async def close(self) -> None:
-        """Close the connection once any running transaction has finished.
-        Closing twice is harmless."""
+        """Close the connection once the writes queued and any running
+        transaction have finished. Closing twice is harmless."""
+        await self._writer.finish()
         async with self._write_lock:
             connection, self._connection = self._connection, None
             if connection is not None:

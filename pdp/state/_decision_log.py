@@ -5,18 +5,23 @@ queued every ``flush_interval`` seconds (sooner once ``max_batch`` records
 wait). A record holds ids, the decision, fired policy ids and PII types with
 counts: never request text and never a PII value.
 
-Records wait as ready-to-insert rows, so a batch goes to SQLite without any
-Python work per row: the writer holds the GIL (which the event loop needs)
-as briefly as possible.
+Records wait as they were appended: the call that appends one does no
+conversion (run once per call, between two calls' worth of other work, it
+ran with cold caches). A batch becomes rows in one pass on the event loop
+when it is written, and goes to SQLite without any Python work per row on
+the database's thread, which holds the GIL (which the event loop needs) as
+briefly as possible.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from pdp.state._database import Database, from_micros, to_micros
@@ -88,7 +93,7 @@ class DecisionLog:
         self._db = db
         self._max_batch = max_batch
         self._max_pending = max_pending
-        self._pending: deque[_Row] = deque()
+        self._pending: deque[DecisionRecord] = deque()
         self._dropped = 0
         self._stopping = False
         self._closed = False
@@ -117,25 +122,15 @@ class DecisionLog:
             raise StateError("decision log is closed")
         if self._also is not None:
             self._also(record)
-        # Converted here: a bad record (a naive time) must fail its caller,
-        # not a batch.
-        fired, pii = record.policies_fired, record.pii_counts
-        row: _Row = (
-            record.decision_id,
-            to_micros(record.decided_at, "decided_at"),
-            record.agent_id,
-            record.decision,
-            _encode_json(list(fired)) if fired else "[]",
-            _encode_json(dict(pii)) if pii else "{}",
-            record.snapshot_revision,
-            record.request_id,
-            record.approval_id,
-        )
+        # Checked here: a bad record (a naive time) must fail its caller,
+        # not a batch. Converted to a row when its batch is written.
+        if record.decided_at.utcoffset() is None:
+            to_micros(record.decided_at, "decided_at")  # raises, naming the field
         pending = self._pending
         if len(pending) >= self._max_pending:
             pending.popleft()
             self._dropped += 1
-        pending.append(row)
+        pending.append(record)
         if len(pending) >= self._max_batch:
             self._flusher.wake()
 
@@ -192,16 +187,52 @@ class DecisionLog:
         while count > 0 and pending:
             batch = [pending.popleft() for _ in range(min(self._max_batch, count, len(pending)))]
             count -= len(batch)
+            batch, rows = self._rows(batch)
             try:
-                async with self._db.transaction() as connection:
-                    await connection.executemany(_INSERT, batch)
-            except BaseException:
-                # Not written: put the batch back in front, in order.
+                await self._db.write(partial(_insert, rows))
+            except Exception:
+                # Not written: put the batch back in front, in order. (A
+                # cancelled caller leaves the write to finish: not here.)
                 pending.extendleft(reversed(batch))
                 while len(pending) > self._max_pending:
                     pending.popleft()
                     self._dropped += 1
                 raise
+
+    def _rows(self, batch: list[DecisionRecord]) -> tuple[list[DecisionRecord], list[_Row]]:
+        """The records of ``batch`` that make rows, and their rows. One
+        that does not (a PII count keyed by other than text: not what the
+        engine makes) is dropped and counted, not retried forever."""
+        kept: list[DecisionRecord] = []
+        rows: list[_Row] = []
+        for record in batch:
+            try:
+                row = _row(record)
+            except (TypeError, ValueError):
+                self._dropped += 1
+                continue
+            kept.append(record)
+            rows.append(row)
+        return kept, rows
+
+
+def _row(record: DecisionRecord) -> _Row:
+    fired, pii = record.policies_fired, record.pii_counts
+    return (
+        record.decision_id,
+        to_micros(record.decided_at, "decided_at"),
+        record.agent_id,
+        record.decision,
+        _encode_json(list(fired)) if fired else "[]",
+        _encode_json(dict(pii)) if pii else "{}",
+        record.snapshot_revision,
+        record.request_id,
+        record.approval_id,
+    )
+
+
+def _insert(batch: list[_Row], connection: sqlite3.Connection) -> None:
+    connection.executemany(_INSERT, batch)
 
 
 def _from_row(row: Iterable[Any]) -> DecisionRecord:

@@ -1,5 +1,8 @@
 """A background task that writes what a component queued in memory: every
-``interval`` seconds, or sooner when woken."""
+``interval`` seconds, or sooner when woken. Every flusher of one interval
+wakes on the same ticks of the event loop's clock, so the decision log, the
+reservations and the call counters reach the database together and share
+one commit (see ``_group_write``)."""
 
 from __future__ import annotations
 
@@ -47,9 +50,14 @@ class Flusher:
 
     async def _run(self) -> None:
         failing = False
+        loop = asyncio.get_running_loop()
+        interval = self._interval
         while not self._stopping:
+            # On the interval's boundaries of the loop's clock: flushers of
+            # one interval wake together and their writes share a commit.
+            due = (loop.time() // interval + 1) * interval
             try:
-                async with asyncio.timeout(self._interval):
+                async with asyncio.timeout_at(due):
                     await self._wake.wait()
             except TimeoutError:
                 pass

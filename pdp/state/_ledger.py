@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+import sqlite3
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-
-import aiosqlite
+from functools import partial
 
 from pdp.engine import Clock, CostCharge, SteadyClock, UsageRecord
 from pdp.state._database import Database, from_micros, to_micros
@@ -226,10 +225,8 @@ class SpendLedger:
             for r in batch.values()
         ]
         try:
-            async with self._db.transaction() as connection:
-                await connection.executemany(_INSERT_RESERVATION, rows)
-                paid = await _already_recorded(connection, list(batch))
-        except BaseException:
+            paid = await self._db.write(partial(_insert_reservations, rows))
+        except Exception:  # not written (a cancelled caller's write goes on)
             for request_id, reservation in batch.items():
                 self._unwritten.setdefault(request_id, reservation)
             raise
@@ -243,14 +240,8 @@ class SpendLedger:
         if not expired:
             return
         clock_now = to_micros(self._clock(), "clock()")
-        async with self._db.transaction() as connection:
-            await connection.executemany(
-                _SETTLE,
-                [(r.request_id, r.agent_id, r.amount, clock_now) for r in expired],
-            )
-            await connection.executemany(
-                "DELETE FROM reservations WHERE request_id = ?", [(r.request_id,) for r in expired]
-            )
+        settled = [(r.request_id, r.agent_id, r.amount, clock_now) for r in expired]
+        await self._db.write(partial(_settle, settled))
         for reservation in expired:
             # Unless a report replaced it meanwhile, it now counts as usage.
             if self.reservations.remove(reservation.request_id, only=reservation) is not None:
@@ -285,29 +276,13 @@ class SpendLedger:
         return await asyncio.shield(write)
 
     async def _write(self, agent_id: str, amount: int, request_id: str) -> UsageRecord:
-        async with self._db.transaction() as connection:
-            # Read the clock inside the write lock, so records are committed
-            # (and counted) in time order.
-            at_micros = to_micros(self._clock(), "clock()")
-            cursor = await connection.execute(
-                "INSERT INTO usage (request_id, agent_id, amount_micro_usd, recorded_at_us)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
-                (request_id, agent_id, amount, at_micros),
-            )
-            inserted = cursor.rowcount == 1
-            await cursor.close()
-            if inserted:
-                existing = None
-                await connection.execute(
-                    "DELETE FROM reservations WHERE request_id = ?", (request_id,)
-                )
-            else:
-                async with connection.execute(
-                    "SELECT agent_id, amount_micro_usd, recorded_at_us, settled FROM usage"
-                    " WHERE request_id = ?",
-                    (request_id,),
-                ) as select:
-                    existing = await select.fetchone()
+        # The clock is read as the write is queued: writes commit in the
+        # order they are queued, so records are committed (and counted) in
+        # time order.
+        at_micros = to_micros(self._clock(), "clock()")
+        existing = await self._db.write(
+            partial(_insert_usage, (request_id, agent_id, amount, at_micros))
+        )
         if existing is None:
             # Committed: now it may count, in place of the call's reservation.
             if self.reservations.remove(request_id) is not None:
@@ -353,18 +328,56 @@ _SETTLE = (
 _IDS_PER_QUERY = 500
 
 
-async def _already_recorded(
-    connection: aiosqlite.Connection, request_ids: Sequence[str]
+_INSERT_USAGE = (
+    "INSERT INTO usage (request_id, agent_id, amount_micro_usd, recorded_at_us)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"
+)
+_SELECT_USAGE = (
+    "SELECT agent_id, amount_micro_usd, recorded_at_us, settled FROM usage WHERE request_id = ?"
+)
+_DELETE_RESERVATION = "DELETE FROM reservations WHERE request_id = ?"
+
+# The writes below run on the database's thread, each inside a transaction
+# (Database.write).
+
+
+def _insert_usage(
+    row: tuple[str, str, int, int], connection: sqlite3.Connection
+) -> tuple[str, int, int, str] | None:
+    """Records one usage in place of its reservation; an id already
+    recorded returns the stored row instead."""
+    request_id = row[0]
+    if connection.execute(_INSERT_USAGE, row).rowcount == 1:
+        connection.execute(_DELETE_RESERVATION, (request_id,))
+        return None
+    found: tuple[str, int, int, str] | None = connection.execute(
+        _SELECT_USAGE, (request_id,)
+    ).fetchone()
+    return found
+
+
+def _insert_reservations(
+    rows: list[tuple[str, str, int, int, int, str]], connection: sqlite3.Connection
 ) -> list[str]:
+    """Writes reservations; returns the request ids already recorded."""
+    written = connection.executemany(_INSERT_RESERVATION, rows).rowcount
+    if written == len(rows):  # each row inserted or replaced: none was recorded
+        return []
+    request_ids = [row[0] for row in rows]
     found: list[str] = []
     for start in range(0, len(request_ids), _IDS_PER_QUERY):
         chunk = request_ids[start : start + _IDS_PER_QUERY]
         marks = ",".join("?" * len(chunk))
-        async with connection.execute(
+        cursor = connection.execute(
             f"SELECT request_id FROM usage WHERE request_id IN ({marks})", chunk
-        ) as cursor:
-            found.extend(row[0] for row in await cursor.fetchall())
+        )
+        found.extend(row[0] for row in cursor.fetchall())
     return found
+
+
+def _settle(rows: list[tuple[str, str, int, int]], connection: sqlite3.Connection) -> None:
+    connection.executemany(_SETTLE, rows)
+    connection.executemany(_DELETE_RESERVATION, [(row[0],) for row in rows])
 
 
 def _fast_micro_usd(usd: float) -> int:

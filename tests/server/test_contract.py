@@ -111,12 +111,14 @@ def test_the_engine_enums_are_the_proto_enums() -> None:
     assert {s.name for s in ApprovalState} == _names(pb.ApprovalState, "APPROVAL_STATE_")
 
 
-def test_decision_ids_are_unique_and_differ_in_a_forked_child() -> None:
+def test_decision_ids_are_unique_growing_and_differ_in_a_forked_child() -> None:
     script = (
         "import os\n"
         "from pdp.server._servicer import _new_decision_id as new\n"
-        "ids = {new() for _ in range(10000)}\n"
+        "made = [new() for _ in range(10000)]\n"
+        "ids = set(made)\n"
         "assert len(ids) == 10000 and all(len(i) == 32 for i in ids)\n"
+        "assert made == sorted(made), 'ids grow: appended to the state index'\n"
         "r, w = os.pipe()\n"
         "if os.fork() == 0:\n"
         "    os.write(w, new().encode()); os._exit(0)\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,54 @@ async def test_closed_database_is_a_state_error(db_path: Path) -> None:
     assert db.closed
     with pytest.raises(StateError, match="closed"):
         _ = db.connection
+
+
+async def test_writes_queued_together_fail_alone(db: Database) -> None:
+    # Queued in one step, the three share a transaction; the one that breaks
+    # a constraint fails its caller only, and the others are committed.
+    def insert(request_id: str) -> Callable[[sqlite3.Connection], int]:
+        def work(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "INSERT INTO usage (request_id, agent_id, amount_micro_usd, recorded_at_us)"
+                " VALUES (?, 'agent-a', 1, 0)",
+                (request_id,),
+            )
+            return cursor.rowcount
+
+        return work
+
+    await db.write(insert("req-taken"))
+    results = await asyncio.gather(
+        db.write(insert("req-1")),
+        db.write(insert("req-taken")),
+        db.write(insert("req-2")),
+        return_exceptions=True,
+    )
+
+    assert results[0] == 1 and results[2] == 1
+    assert isinstance(results[1], StateError)
+    assert "UNIQUE constraint failed" in str(results[1])
+    with _raw(db.path) as raw:
+        rows = raw.execute("SELECT request_id FROM usage ORDER BY request_id").fetchall()
+    assert rows == [("req-1",), ("req-2",), ("req-taken",)]
+
+
+async def test_a_write_is_made_when_its_caller_is_cancelled_and_the_database_closes(
+    db_path: Path,
+) -> None:
+    db = await Database.open(db_path)
+
+    def insert(connection: sqlite3.Connection) -> None:
+        connection.execute(
+            "INSERT INTO usage (request_id, agent_id, amount_micro_usd, recorded_at_us)"
+            " VALUES ('req-1', 'agent-a', 1, 0)"
+        )
+
+    caller = asyncio.ensure_future(db.write(insert))
+    await asyncio.sleep(0)  # queued
+    caller.cancel()
+    await db.close()
+
+    assert caller.cancelled()
+    with _raw(db_path) as raw:
+        assert raw.execute("SELECT count(*) FROM usage").fetchone() == (1,)

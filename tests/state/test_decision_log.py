@@ -205,3 +205,18 @@ async def test_log_and_ledger_write_concurrently_without_loss(db: Database) -> N
     assert stored_count(db.path) == 400
     since = START - timedelta(days=365 * 100)
     assert ledger.spent_since("agent-a", since) == 2.0
+
+
+async def test_a_record_that_makes_no_row_is_dropped_and_counted_not_retried(
+    log: DecisionLog,
+) -> None:
+    # PII counts keyed by other than text have no JSON object in a stable
+    # order: that record is dropped, the rest of its batch is written.
+    log.append(make_record(1))
+    log.append(make_record(2, pii_counts={1: 1, "ssn": 2}))
+    log.append(make_record(3))
+    await log.flush()
+
+    assert [r.decision_id for r in await log.recent()] == ["dec-3", "dec-1"]
+    assert log.dropped == 1
+    assert log.pending == 0
