@@ -90,7 +90,12 @@ _CODE_LINE = re.compile(
 # An indented line holding only a string literal: an item of a multi-line
 # list or call, or a piece of an implicitly concatenated string.
 _STRING_ONLY_LINE = re.compile(r"[ \t]{2,}[rbfuRBFU]?([\"'])[^\n]*\1[ \t]*[,)\]+]?[ \t]*\r?\n?$")
-_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')
+# A string literal, escapes inside it skipped. Written as runs of plain
+# characters between escapes ("unrolled"): the same matches as
+# ``"(?:[^"\\\n]|\\.)*"``, without a pass through an alternation per character.
+_STRING_LITERAL = re.compile(
+    r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\\\n]*(?:\\.[^\'\\\n]*)*\'|`[^`\n]*`'
+)
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _FENCE_CUE = re.compile(
     r"\b(?:examples?|attacks?|injections?|jailbreaks?|payloads?|malicious|adversarial|samples?"
@@ -124,6 +129,12 @@ def _blank(chars: list[str], start: int, end: int) -> None:
     chars[start:end] = [char if char == "\n" else " " for char in chars[start:end]]
 
 
+def _is_blank(chars: list[str], start: int, end: int) -> bool:
+    """Whether blanking ``chars[start:end]`` would change nothing."""
+    piece = chars[start:end]
+    return piece.count(" ") + piece.count("\n") == len(piece)
+
+
 def _is_apostrophe(text: str, start: int, end: int) -> bool:
     """Whether a single-quoted span starts or ends inside a word ("don't")."""
     return (start > 0 and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum())
@@ -152,6 +163,21 @@ def mask_mentions(text: str) -> str | None:
             if chars is None:
                 chars = list(text)
             _blank(chars, fence.start(2), fence.end(2))
+    # Code strings first: a quotation they have blanked already (most, in
+    # code) needs no look at the words around it. Blanking only ever adds
+    # spaces, so the order does not change the result.
+    if code and ('"' in text or "'" in text or "`" in text):
+        offset = 0
+        for line in text.splitlines(keepends=True):
+            quoted = '"' in line or "'" in line or "`" in line
+            if quoted and (
+                _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
+            ):
+                for literal in _STRING_LITERAL.finditer(line):
+                    if chars is None:
+                        chars = list(text)
+                    _blank(chars, offset + literal.start() + 1, offset + literal.end() - 1)
+            offset += len(line)
     quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
     # Where lines break, found once: looking back for the line's start from
     # each quotation would read a long line again for every quotation in it.
@@ -159,6 +185,8 @@ def mask_mentions(text: str) -> str | None:
     for match in quotations:
         start, end = match.span()
         if text[start] == "'" and _is_apostrophe(text, start, end):
+            continue
+        if chars is not None and _is_blank(chars, start + 1, end - 1):
             continue
         if breaks is None:
             breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
@@ -175,16 +203,4 @@ def mask_mentions(text: str) -> str | None:
             if chars is None:
                 chars = list(text)
             _blank(chars, start + 1, end - 1)
-    if code and ('"' in text or "'" in text or "`" in text):
-        offset = 0
-        for line in text.splitlines(keepends=True):
-            quoted = '"' in line or "'" in line or "`" in line
-            if quoted and (
-                _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
-            ):
-                for literal in _STRING_LITERAL.finditer(line):
-                    if chars is None:
-                        chars = list(text)
-                    _blank(chars, offset + literal.start() + 1, offset + literal.end() - 1)
-            offset += len(line)
     return None if chars is None else "".join(chars)
