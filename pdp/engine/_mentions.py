@@ -106,14 +106,17 @@ _FENCE_CUE = re.compile(
 
 # The last words _CUE_AFTER can end with, all within its first 48
 # characters: most quotations are followed by none of them, and looking for
-# them is far cheaper than trying the regex's many optional words.
-_CUE_AFTER_WORDS = ("example", "attack", "injection", "jailbreak", "payload", "phrase", "attempt",
-                    "detected", "flagged", "blocked", "caught", "rejected")  # fmt: skip
+# them (one search for any of them) is far cheaper than trying the regex's
+# many optional words.
+_CUE_AFTER_WORDS = re.compile(
+    "example|attack|injection|jailbreak|payload|phrase|attempt|detected|flagged|blocked|caught"
+    "|rejected"
+)
 
 
 def _called_an_attack(after: str) -> bool:
     head = after[:48].lower()
-    return any(word in head for word in _CUE_AFTER_WORDS) and _CUE_AFTER.match(after) is not None
+    return _CUE_AFTER_WORDS.search(head) is not None and _CUE_AFTER.match(after) is not None
 
 
 _LINE_BREAK = re.compile("\n")
@@ -125,8 +128,13 @@ def _cue_before(before: str) -> bool:
     return _CUE_BEFORE.search(before) is not None
 
 
-def _blank(chars: list[str], start: int, end: int) -> None:
-    chars[start:end] = [char if char == "\n" else " " for char in chars[start:end]]
+def _blank(chars: list[str], text: str, start: int, end: int) -> None:
+    """Spaces over ``chars[start:end]``, line breaks kept (where ``text``,
+    which ``chars`` was made from, has them: blanking leaves them be)."""
+    if text.find("\n", start, end) < 0:  # a quotation or a string: one line
+        chars[start:end] = [" "] * (end - start)
+    else:
+        chars[start:end] = [char if char == "\n" else " " for char in chars[start:end]]
 
 
 def _is_blank(chars: list[str], start: int, end: int) -> bool:
@@ -162,7 +170,7 @@ def mask_mentions(text: str) -> str | None:
         if _FENCE_CUE.search(header) is not None:
             if chars is None:
                 chars = list(text)
-            _blank(chars, fence.start(2), fence.end(2))
+            _blank(chars, text, fence.start(2), fence.end(2))
     # Code strings first: a quotation they have blanked already (most, in
     # code) needs no look at the words around it. Blanking only ever adds
     # spaces, so the order does not change the result.
@@ -176,7 +184,7 @@ def mask_mentions(text: str) -> str | None:
                 for literal in _STRING_LITERAL.finditer(line):
                     if chars is None:
                         chars = list(text)
-                    _blank(chars, offset + literal.start() + 1, offset + literal.end() - 1)
+                    _blank(chars, text, offset + literal.start() + 1, offset + literal.end() - 1)
             offset += len(line)
     quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
     # Where lines break, found once: looking back for the line's start from
@@ -202,5 +210,5 @@ def mask_mentions(text: str) -> str | None:
         ):
             if chars is None:
                 chars = list(text)
-            _blank(chars, start + 1, end - 1)
+            _blank(chars, text, start + 1, end - 1)
     return None if chars is None else "".join(chars)
