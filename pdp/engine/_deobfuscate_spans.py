@@ -39,8 +39,8 @@ __all__ = [
 
 Spans = list[tuple[int, int]]
 
-# A word of letters, digits and leet symbols holding a leet character before
-# or between letters ("pr3v!ous", "1gn0re", "@ll"; not "hello!").
+# A word of letters, digits and leet symbols holding a leet character next
+# to a letter ("pr3v!ous", "1gn0re", "@ll").
 _LEET_CANDIDATE = re2.compile(
     r"[\w@$|!+€]*(?:[a-zA-Z][0134579@$|+€8!]|[0134579@$|+€8!][a-zA-Z])[\w@$|!+€]*"
 )
