@@ -228,20 +228,10 @@ _Edit = tuple[int, int, str]
 _EXCERPT_CONTEXT = 256  # characters kept on either side of an edit
 
 
-# Bytes that are not an ASCII letter: deleting them from a UTF-8 word leaves
-# its ASCII letters (every byte of another character is >= 0x80).
-_NOT_ASCII_LETTERS = bytes(code for code in range(256) if not chr(code).isalpha() or code >= 128)
-
-
 def _leet_edits(text: str) -> list[_Edit]:
-    """Leetspeak words read as letters: of the words with a leet character,
-    those with two letters or more."""
-    edits: list[_Edit] = []
-    for start, end in leet_words(text):
-        word = text[start:end]
-        if len(word.encode("utf-8", "surrogatepass").translate(None, _NOT_ASCII_LETTERS)) >= 2:
-            edits.append((start, end, _leet_word(word)))
-    return edits
+    """Leetspeak words (with a leet character and two letters or more) read
+    as letters."""
+    return [(start, end, _leet_word(text[start:end])) for start, end in leet_words(text)]
 
 
 def _delete_edits(text: str, spans: list[tuple[int, int]], table: Mapping[int, Any]) -> list[_Edit]:

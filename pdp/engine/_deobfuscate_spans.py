@@ -1,6 +1,6 @@
 """Where the de-obfuscation readings (``_deobfuscate``) edit or decode a
 text: words split by separators, single letters written apart, words with a
-leet character, runs of a base64 alphabet.
+leet character (and two letters), runs of a base64 alphabet.
 
 The patterns below are the definition, searched with RE2. Code and
 documentation hold hundreds of identifiers and hyphenated words per KB,
@@ -74,8 +74,14 @@ def python_spaced_letters(text: str) -> Spans:
     return _spans(_SPACED_LETTERS, text, 1)
 
 
+def _ascii_letters(word: str) -> int:
+    return sum(1 for char in word if "a" <= char <= "z" or "A" <= char <= "Z")
+
+
 def python_leet_words(text: str) -> Spans:
-    return _spans(_LEET_CANDIDATE, text)
+    """The words with a leet character and at least two letters ("v3" is
+    not a word to respell)."""
+    return [(s, e) for s, e in _spans(_LEET_CANDIDATE, text) if _ascii_letters(text[s:e]) >= 2]
 
 
 def python_base64_spans(data: bytes) -> Spans:

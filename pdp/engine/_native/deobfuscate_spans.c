@@ -4,7 +4,8 @@
  *
  *   split_words     _SPLIT_WORD: words split by separators ("i.g.n.o.r.e")
  *   spaced_letters  group 1 of _SPACED_LETTERS: single letters written apart
- *   leet_words      _LEET_CANDIDATE: words holding a leet character
+ *   leet_words      _LEET_CANDIDATE: words holding a leet character, of
+ *                   which two or more characters are letters
  *   base64_spans    _BASE64 over UTF-8 bytes: runs of the base64 alphabets
  *
  * Each pattern's classes are disjoint enough that its leftmost-first match
@@ -236,7 +237,8 @@ spaced_letters(PyObject *module, PyObject *text)
 
 /* [\w@$|!+€]*(?:[a-zA-Z][leet]|[leet][a-zA-Z])[\w@$|!+€]*
  * Every class is inside [\w@$|!+€], so a match is a whole run of those
- * characters that holds a letter next to a leet character. */
+ * characters that holds a letter next to a leet character. Kept when two or
+ * more of its characters are letters ("v3" is not a word to respell). */
 static PyObject *
 leet_words(PyObject *module, PyObject *text)
 {
@@ -259,16 +261,18 @@ leet_words(PyObject *module, PyObject *text)
         Py_ssize_t start = i;
         int found = 0;
         Py_UCS4 previous = PyUnicode_READ(kind, data, i);
+        Py_ssize_t letters = is_letter(previous);
         for (i++; i < length; i++) {
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
             if (!is_leet_word_char(c))
                 break;
+            letters += is_letter(c);
             if (!found
                 && ((is_letter(previous) && is_leet(c)) || (is_leet(previous) && is_letter(c))))
                 found = 1;
             previous = c;
         }
-        if (found && append_span(spans, start, i) < 0) {
+        if (found && letters >= 2 && append_span(spans, start, i) < 0) {
             Py_DECREF(spans);
             return NULL;
         }
@@ -340,7 +344,7 @@ base64_spans(PyObject *module, PyObject *arg)
 static PyMethodDef methods[] = {
     {"split_words", split_words, METH_O, "Spans of words split by separators."},
     {"spaced_letters", spaced_letters, METH_O, "Spans of single letters written apart."},
-    {"leet_words", leet_words, METH_O, "Spans of words holding a leet character."},
+    {"leet_words", leet_words, METH_O, "Spans of words holding a leet character and two letters."},
     {"base64_spans", base64_spans, METH_O, "Spans of base64 alphabet runs in bytes."},
     {NULL, NULL, 0, NULL},
 };
