@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 import re2
@@ -128,19 +128,53 @@ def _cue_before(before: str) -> bool:
     return _CUE_BEFORE.search(before) is not None
 
 
-def _blank(chars: list[str], text: str, start: int, end: int) -> None:
-    """Spaces over ``chars[start:end]``, line breaks kept (where ``text``,
-    which ``chars`` was made from, has them: blanking leaves them be)."""
-    if text.find("\n", start, end) < 0:  # a quotation or a string: one line
-        chars[start:end] = [" "] * (end - start)
-    else:
-        chars[start:end] = [char if char == "\n" else " " for char in chars[start:end]]
+_NOT_LINE_BREAK = re.compile("[^\n]")
 
 
-def _is_blank(chars: list[str], start: int, end: int) -> bool:
-    """Whether blanking ``chars[start:end]`` would change nothing."""
-    piece = chars[start:end]
-    return piece.count(" ") + piece.count("\n") == len(piece)
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with spaces over each span, line breaks kept. Spans may
+    overlap and come in any order; the text is copied once, in slices."""
+    parts: list[str] = []
+    last = 0
+    for start, end in sorted(spans):
+        if end <= last:
+            continue
+        start = max(start, last)
+        parts.append(text[last:start])
+        piece = text[start:end]
+        parts.append(_NOT_LINE_BREAK.sub(" ", piece) if "\n" in piece else " " * (end - start))
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _merged(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """The starts and ends of the disjoint runs ``spans`` cover, in order."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in sorted(spans):
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _is_blank(text: str, covered: tuple[list[int], list[int]], start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is blank already: each character a space
+    or a line break, or inside a ``covered`` run (see ``_merged``)."""
+    starts, ends = covered
+    position = start
+    while position < end:
+        run = bisect_right(starts, position) - 1
+        if run >= 0 and position < ends[run]:
+            position = ends[run]
+        elif text[position] in " \n":
+            position += 1
+        else:
+            return False
+    return True
 
 
 def _is_apostrophe(text: str, start: int, end: int) -> bool:
@@ -161,16 +195,16 @@ def _is_json(text: str) -> bool:
 def mask_mentions(text: str) -> str | None:
     """``text`` with quotations and code strings about an attack replaced by
     spaces (line breaks kept); None when nothing is blanked."""
-    chars: list[str] | None = None
+    # Spans to blank, applied once at the end; a span may be empty, which
+    # still counts as blanking (the text comes back, not None).
+    spans: list[tuple[int, int]] = []
     code = not _is_json(text)
     fences = _FENCE.finditer(text) if "```" in text or "~~~" in text else ()
     for fence in fences:
         line_start = text.rfind("\n", 0, max(0, fence.start() - 1)) + 1
         header = text[line_start : text.find("\n", fence.start()) + 1]
         if _FENCE_CUE.search(header) is not None:
-            if chars is None:
-                chars = list(text)
-            _blank(chars, text, fence.start(2), fence.end(2))
+            spans.append((fence.start(2), fence.end(2)))
     # Code strings first: a quotation they have blanked already (most, in
     # code) needs no look at the words around it. Blanking only ever adds
     # spaces, so the order does not change the result.
@@ -182,10 +216,9 @@ def mask_mentions(text: str) -> str | None:
                 _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
             ):
                 for literal in _STRING_LITERAL.finditer(line):
-                    if chars is None:
-                        chars = list(text)
-                    _blank(chars, text, offset + literal.start() + 1, offset + literal.end() - 1)
+                    spans.append((offset + literal.start() + 1, offset + literal.end() - 1))
             offset += len(line)
+    covered = _merged(spans) if spans else None
     quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
     # Where lines break, found once: looking back for the line's start from
     # each quotation would read a long line again for every quotation in it.
@@ -194,7 +227,7 @@ def mask_mentions(text: str) -> str | None:
         start, end = match.span()
         if text[start] == "'" and _is_apostrophe(text, start, end):
             continue
-        if chars is not None and _is_blank(chars, start + 1, end - 1):
+        if covered is not None and _is_blank(text, covered, start + 1, end - 1):
             continue
         if breaks is None:
             breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
@@ -208,7 +241,5 @@ def mask_mentions(text: str) -> str | None:
             or _cue_before(before)
             or _called_an_attack(after)
         ):
-            if chars is None:
-                chars = list(text)
-            _blank(chars, text, start + 1, end - 1)
-    return None if chars is None else "".join(chars)
+            spans.append((start + 1, end - 1))
+    return _blanked(text, spans) if spans else None
