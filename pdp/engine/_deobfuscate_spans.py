@@ -58,11 +58,19 @@ _SPACED_LETTERS = re2.compile(
 _BASE64 = re2.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _spans(pattern: Any, text: str, group: int = 0) -> Spans:
     """(start, end) of ``group`` in each match of the RE2 ``pattern``. ASCII
     text is searched as bytes, whose offsets are the characters': the RE2
-    wrapper then skips mapping byte offsets back to characters."""
-    subject: str | bytes = text.encode("ascii") if text.isascii() else text
+    wrapper then skips mapping byte offsets back to characters. RE2 reads
+    UTF-8 only: a lone surrogate (which no pattern holds) is searched as
+    U+FFFD (which none holds either), one character for one."""
+    if text.isascii():
+        subject: str | bytes = text.encode("ascii")
+    else:
+        subject = _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
     return [match.span(group) for match in pattern.finditer(subject)]
 
 
