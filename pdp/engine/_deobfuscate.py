@@ -323,10 +323,6 @@ def _decoded_spans(text: str, triggered: frozenset[str], budget: _Budget) -> lis
             continue
         for start, end in find(encoded):
             span = encoded[start:end].decode("ascii")
-            # Plain words, slugs and rules ("-----") match the alphabet too;
-            # base64 of text has both cases.
-            if name == "base64" and (span.islower() or span.isupper() or not span.isascii()):
-                continue
             if not budget.take(int(len(span) * ratio) + 1):
                 return found
             data = decode(span)

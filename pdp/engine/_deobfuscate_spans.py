@@ -1,6 +1,6 @@
 """Where the de-obfuscation readings (``_deobfuscate``) edit or decode a
 text: words split by separators, single letters written apart, words with a
-leet character (and two letters), runs of a base64 alphabet.
+leet character (and two letters), runs of a base64 alphabet (in both cases).
 
 The patterns below are the definition, searched with RE2. Code and
 documentation hold hundreds of identifiers and hyphenated words per KB,
@@ -93,7 +93,15 @@ def python_leet_words(text: str) -> Spans:
 
 
 def python_base64_spans(data: bytes) -> Spans:
-    return [match.span() for match in _BASE64.finditer(data)]
+    """Runs of a base64 alphabet, but for those in one case only: plain
+    words, slugs and identifiers match the alphabet too, while base64 of
+    text has both cases (a run of digits and symbols is kept)."""
+    spans: Spans = []
+    for match in _BASE64.finditer(data):
+        run = match.group()
+        if not (run.islower() or run.isupper()):
+            spans.append(match.span())
+    return spans
 
 
 def native_available() -> bool:

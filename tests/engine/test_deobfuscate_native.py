@@ -90,7 +90,9 @@ def test_pure_python_turns_the_c_search_off(monkeypatch: pytest.MonkeyPatch) -> 
         ("base64_spans", "aWdub3JlIHByZXZpb3Vz== short_one x", [(0, 22)]),
         # The standard alphabet comes first: its 16 letters win over the
         # URL-safe alphabet's longer run from the same place.
-        ("base64_spans", "+abcdefghijklmnop- abcdefghijklmnop_q", [(0, 17), (19, 35)]),
+        ("base64_spans", "+abcdefghijklmnoP- abcdefghijklmnoP_q", [(0, 17), (19, 35)]),
+        # Letters of one case: a word, a slug or an identifier, not base64.
+        ("base64_spans", "prompt_injection_rules PROMPT_RULES_ALL 0123456789+/012345", [(40, 58)]),
     ],
 )
 def test_spans_of_each_reading(name: str, text: str, expected: Spans) -> None:

@@ -6,7 +6,8 @@
  *   spaced_letters  group 1 of _SPACED_LETTERS: single letters written apart
  *   leet_words      _LEET_CANDIDATE: words holding a leet character, of
  *                   which two or more characters are letters
- *   base64_spans    _BASE64 over UTF-8 bytes: runs of the base64 alphabets
+ *   base64_spans    _BASE64 over UTF-8 bytes: runs of the base64 alphabets,
+ *                   but for those whose letters are all of one case
  *
  * Each pattern's classes are disjoint enough that its leftmost-first match
  * is a maximal run (see each function), so the scan needs no backtracking.
@@ -324,7 +325,15 @@ base64_spans(PyObject *module, PyObject *arg)
         if (end - i >= BASE64_MIN) {
             for (int padding = 0; padding < 2 && end < length && data[end] == '='; padding++)
                 end++;
-            if (append_span(spans, i, end) < 0) {
+            /* Kept unless its letters are all of one case (bytes.islower()
+             * or bytes.isupper()): plain words, slugs and identifiers. */
+            Py_ssize_t lower = 0, upper = 0;
+            for (Py_ssize_t k = i; k < end; k++) {
+                lower += data[k] >= 'a' && data[k] <= 'z';
+                upper += data[k] >= 'A' && data[k] <= 'Z';
+            }
+            int one_case = (lower > 0) != (upper > 0);
+            if (!one_case && append_span(spans, i, end) < 0) {
                 Py_DECREF(spans);
                 PyBuffer_Release(&view);
                 return NULL;
@@ -345,7 +354,7 @@ static PyMethodDef methods[] = {
     {"split_words", split_words, METH_O, "Spans of words split by separators."},
     {"spaced_letters", spaced_letters, METH_O, "Spans of single letters written apart."},
     {"leet_words", leet_words, METH_O, "Spans of words holding a leet character and two letters."},
-    {"base64_spans", base64_spans, METH_O, "Spans of base64 alphabet runs in bytes."},
+    {"base64_spans", base64_spans, METH_O, "Spans of base64 alphabet runs in both cases."},
     {NULL, NULL, 0, NULL},
 };
 
