@@ -127,10 +127,13 @@ rare_separator_test(Py_UCS4 c)
 static PyObject *
 split_words(PyObject *module, PyObject *text)
 {
+    (void)module;
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "split_words: text must be str");
         return NULL;
     }
+    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
+        return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
@@ -202,10 +205,13 @@ spaced_group(int kind, const void *data, Py_ssize_t length, Py_ssize_t start,
 static PyObject *
 spaced_letters(PyObject *module, PyObject *text)
 {
+    (void)module;
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "spaced_letters: text must be str");
         return NULL;
     }
+    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
+        return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
@@ -243,10 +249,13 @@ spaced_letters(PyObject *module, PyObject *text)
 static PyObject *
 leet_words(PyObject *module, PyObject *text)
 {
+    (void)module;
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "leet_words: text must be str");
         return NULL;
     }
+    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
+        return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
@@ -302,6 +311,7 @@ is_base64_urlsafe(unsigned char c)
 static PyObject *
 base64_spans(PyObject *module, PyObject *arg)
 {
+    (void)module;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -364,6 +374,10 @@ static struct PyModuleDef module = {
     "Spans the de-obfuscation readings edit or decode (pdp/engine/_deobfuscate.py).",
     0,
     methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC
