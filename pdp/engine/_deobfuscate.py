@@ -41,13 +41,20 @@ import binascii
 import json
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
 import re2
 
+from ._deobfuscate_spans import (
+    SEPARATORS,
+    base64_spans,
+    leet_words,
+    spaced_letters,
+    split_words,
+)
 from ._mentions import mask_mentions
 from ._normalize import normalize
 
@@ -118,11 +125,6 @@ def _fold(text: str) -> str:
 # Leetspeak: characters that stand for letters inside a word.
 _LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t", "8": "b", "€": "e"})  # fmt: skip
-# A word of letters, digits and leet symbols holding a leet character before
-# or between letters ("pr3v!ous", "1gn0re", "@ll"; not "hello!").
-_LEET_CANDIDATE = re2.compile(
-    r"[\w@$|!+€]*(?:[a-zA-Z][0134579@$|+€8!]|[0134579@$|+€8!][a-zA-Z])[\w@$|!+€]*"
-)
 # "1" reads "l" in these words and "i" elsewhere ("1gn0re", "ru1es").
 # fmt: off
 _L_WORDS = frozenset((
@@ -136,23 +138,11 @@ _L_WORDS = frozenset((
 ))
 # fmt: on
 
-# Separators inside a word: "i.g.n.o.r.e", "ign-ore", "in_struc_tions".
-# Words split by separators ("i.g.n.o.r.e", "ig-no-re", "in_struc*tions": two
-# of them, or one that words do not hold, so "well-known" is left alone), and
-# runs of three or more single letters written apart ("i g n o r e"). Found
-# with RE2 (linear, fast); the separators or spaces inside are deleted.
-_SEPARATORS = "-._*·•~|\\^"
-_SPLIT_WORD = re2.compile(
-    rf"[a-zA-Z]+(?:[{re.escape(_SEPARATORS)}]+[a-zA-Z]+){{2,}}"
-    r"|[a-zA-Z]+(?:[*·•~|\\^]+[a-zA-Z]+)+"
-)
-_SPACED_LETTERS = re2.compile(
-    r"(?:^|[^a-zA-Z0-9])((?:[a-zA-Z][ \t]){2,}[a-zA-Z])(?:[^a-zA-Z0-9]|$)"
-)
-_DELETE_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+# Words split by separators and letters written apart (found by
+# ``_deobfuscate_spans``): the separators or spaces inside are deleted.
+_DELETE_SEPARATORS = str.maketrans("", "", SEPARATORS)
 _DELETE_SPACES = str.maketrans("", "", " \t")
 
-_BASE64 = re2.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
 _HEX = re2.compile(
     r"(?:[0-9A-Fa-f]{2}){8,}|(?:\\x[0-9A-Fa-f]{2}){6,}"
     r"|(?:(?:0x)?[0-9A-Fa-f]{2}[ ,:]){5,}(?:0x)?[0-9A-Fa-f]{2}"
@@ -225,19 +215,6 @@ def _readable(data: bytes) -> str | None:
     return text
 
 
-def _spans(pattern: Any, text: str, group: int = 0) -> Iterator[tuple[int, int]]:
-    """(start, end) of ``group`` in each match of the RE2 ``pattern``. ASCII
-    text is searched as bytes, whose offsets are the characters': the RE2
-    wrapper then skips mapping byte offsets back to characters, which costs
-    more than the search on text with many matches (code)."""
-    if text.isascii():
-        for match in pattern.finditer(text.encode("ascii")):
-            yield match.span(group)
-    else:
-        for match in pattern.finditer(text):
-            yield match.span(group)
-
-
 def _leet_word(word: str) -> str:
     word = word.lower()
     if "1" in word:
@@ -251,28 +228,15 @@ _Edit = tuple[int, int, str]
 _EXCERPT_CONTEXT = 256  # characters kept on either side of an edit
 
 
-# Bytes that are not an ASCII letter: deleting them from a UTF-8 word leaves
-# its ASCII letters (every byte of another character is >= 0x80).
-_NOT_ASCII_LETTERS = bytes(code for code in range(256) if not chr(code).isalpha() or code >= 128)
-
-
 def _leet_edits(text: str) -> list[_Edit]:
-    """Leetspeak words read as letters. RE2 finds the words with a leet
-    character (linear, fast); Python keeps those with two letters or more."""
-    edits: list[_Edit] = []
-    for start, end in _spans(_LEET_CANDIDATE, text):
-        word = text[start:end]
-        if len(word.encode("utf-8", "surrogatepass").translate(None, _NOT_ASCII_LETTERS)) >= 2:
-            edits.append((start, end, _leet_word(word)))
-    return edits
+    """Leetspeak words (with a leet character and two letters or more) read
+    as letters."""
+    return [(start, end, _leet_word(text[start:end])) for start, end in leet_words(text)]
 
 
-def _delete_edits(text: str, pattern: Any, group: int, table: Mapping[int, Any]) -> list[_Edit]:
-    """Each match (of ``group``) with the ``table`` characters deleted."""
-    edits: list[_Edit] = []
-    for start, end in _spans(pattern, text, group):
-        edits.append((start, end, text[start:end].translate(table)))
-    return edits
+def _delete_edits(text: str, spans: list[tuple[int, int]], table: Mapping[int, Any]) -> list[_Edit]:
+    """Each span with the ``table`` characters deleted."""
+    return [(start, end, text[start:end].translate(table)) for start, end in spans]
 
 
 def _excerpts(text: str, edits: list[_Edit]) -> str:
@@ -323,6 +287,10 @@ class _Budget:
         return True
 
 
+def _hex_spans(data: bytes) -> list[tuple[int, int]]:
+    return [match.span() for match in _HEX.finditer(data)]
+
+
 def _decode_base64(span: str) -> bytes | None:
     padded = span.rstrip("=")
     padded += "=" * (-len(padded) % 4)
@@ -347,18 +315,14 @@ def _decoded_spans(text: str, triggered: frozenset[str], budget: _Budget) -> lis
     # Encoded spans are ASCII and only their text is needed: searching the
     # bytes spares the RE2 wrapper mapping offsets back to characters.
     encoded = text.encode("utf-8", "surrogatepass")
-    for name, pattern, decode, ratio in (
-        ("base64", _BASE64, _decode_base64, 0.75),
-        ("hex", _HEX, _decode_hex, 0.5),
+    for name, find, decode, ratio in (
+        ("base64", base64_spans, _decode_base64, 0.75),
+        ("hex", _hex_spans, _decode_hex, 0.5),
     ):
         if name not in triggered:
             continue
-        for match in pattern.finditer(encoded):
-            span = match.group().decode("ascii")
-            # Plain words, slugs and rules ("-----") match the alphabet too;
-            # base64 of text has both cases.
-            if name == "base64" and (span.islower() or span.isupper() or not span.isascii()):
-                continue
+        for start, end in find(encoded):
+            span = encoded[start:end].decode("ascii")
             if not budget.take(int(len(span) * ratio) + 1):
                 return found
             data = decode(span)
@@ -428,9 +392,9 @@ class ScanText:
         if "separators" in triggered or "spaced letters" in triggered:
             edits: list[_Edit] = []
             if "separators" in triggered:
-                edits += _delete_edits(text, _SPLIT_WORD, 0, _DELETE_SEPARATORS)
+                edits += _delete_edits(text, split_words(text), _DELETE_SEPARATORS)
             if "spaced letters" in triggered:
-                edits += _delete_edits(text, _SPACED_LETTERS, 1, _DELETE_SPACES)
+                edits += _delete_edits(text, spaced_letters(text), _DELETE_SPACES)
             add("joined split words", _excerpts(text, edits))
         if triggered & {"base64", "hex", "url"}:
             decoded: dict[str, list[str]] = {}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 import re2
@@ -90,7 +90,12 @@ _CODE_LINE = re.compile(
 # An indented line holding only a string literal: an item of a multi-line
 # list or call, or a piece of an implicitly concatenated string.
 _STRING_ONLY_LINE = re.compile(r"[ \t]{2,}[rbfuRBFU]?([\"'])[^\n]*\1[ \t]*[,)\]+]?[ \t]*\r?\n?$")
-_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')
+# A string literal, escapes inside it skipped. Written as runs of plain
+# characters between escapes ("unrolled"): the same matches as
+# ``"(?:[^"\\\n]|\\.)*"``, without a pass through an alternation per character.
+_STRING_LITERAL = re.compile(
+    r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\\\n]*(?:\\.[^\'\\\n]*)*\'|`[^`\n]*`'
+)
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _FENCE_CUE = re.compile(
     r"\b(?:examples?|attacks?|injections?|jailbreaks?|payloads?|malicious|adversarial|samples?"
@@ -101,14 +106,17 @@ _FENCE_CUE = re.compile(
 
 # The last words _CUE_AFTER can end with, all within its first 48
 # characters: most quotations are followed by none of them, and looking for
-# them is far cheaper than trying the regex's many optional words.
-_CUE_AFTER_WORDS = ("example", "attack", "injection", "jailbreak", "payload", "phrase", "attempt",
-                    "detected", "flagged", "blocked", "caught", "rejected")  # fmt: skip
+# them (one search for any of them) is far cheaper than trying the regex's
+# many optional words.
+_CUE_AFTER_WORDS = re.compile(
+    "example|attack|injection|jailbreak|payload|phrase|attempt|detected|flagged|blocked|caught"
+    "|rejected"
+)
 
 
 def _called_an_attack(after: str) -> bool:
     head = after[:48].lower()
-    return any(word in head for word in _CUE_AFTER_WORDS) and _CUE_AFTER.match(after) is not None
+    return _CUE_AFTER_WORDS.search(head) is not None and _CUE_AFTER.match(after) is not None
 
 
 _LINE_BREAK = re.compile("\n")
@@ -120,8 +128,53 @@ def _cue_before(before: str) -> bool:
     return _CUE_BEFORE.search(before) is not None
 
 
-def _blank(chars: list[str], start: int, end: int) -> None:
-    chars[start:end] = [char if char == "\n" else " " for char in chars[start:end]]
+_NOT_LINE_BREAK = re.compile("[^\n]")
+
+
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with spaces over each span, line breaks kept. Spans may
+    overlap and come in any order; the text is copied once, in slices."""
+    parts: list[str] = []
+    last = 0
+    for start, end in sorted(spans):
+        if end <= last:
+            continue
+        start = max(start, last)
+        parts.append(text[last:start])
+        piece = text[start:end]
+        parts.append(_NOT_LINE_BREAK.sub(" ", piece) if "\n" in piece else " " * (end - start))
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _merged(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """The starts and ends of the disjoint runs ``spans`` cover, in order."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in sorted(spans):
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _is_blank(text: str, covered: tuple[list[int], list[int]], start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is blank already: each character a space
+    or a line break, or inside a ``covered`` run (see ``_merged``)."""
+    starts, ends = covered
+    position = start
+    while position < end:
+        run = bisect_right(starts, position) - 1
+        if run >= 0 and position < ends[run]:
+            position = ends[run]
+        elif text[position] in " \n":
+            position += 1
+        else:
+            return False
+    return True
 
 
 def _is_apostrophe(text: str, start: int, end: int) -> bool:
@@ -142,16 +195,30 @@ def _is_json(text: str) -> bool:
 def mask_mentions(text: str) -> str | None:
     """``text`` with quotations and code strings about an attack replaced by
     spaces (line breaks kept); None when nothing is blanked."""
-    chars: list[str] | None = None
+    # Spans to blank, applied once at the end; a span may be empty, which
+    # still counts as blanking (the text comes back, not None).
+    spans: list[tuple[int, int]] = []
     code = not _is_json(text)
     fences = _FENCE.finditer(text) if "```" in text or "~~~" in text else ()
     for fence in fences:
         line_start = text.rfind("\n", 0, max(0, fence.start() - 1)) + 1
         header = text[line_start : text.find("\n", fence.start()) + 1]
         if _FENCE_CUE.search(header) is not None:
-            if chars is None:
-                chars = list(text)
-            _blank(chars, fence.start(2), fence.end(2))
+            spans.append((fence.start(2), fence.end(2)))
+    # Code strings first: a quotation they have blanked already (most, in
+    # code) needs no look at the words around it. Blanking only ever adds
+    # spaces, so the order does not change the result.
+    if code and ('"' in text or "'" in text or "`" in text):
+        offset = 0
+        for line in text.splitlines(keepends=True):
+            quoted = '"' in line or "'" in line or "`" in line
+            if quoted and (
+                _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
+            ):
+                for literal in _STRING_LITERAL.finditer(line):
+                    spans.append((offset + literal.start() + 1, offset + literal.end() - 1))
+            offset += len(line)
+    covered = _merged(spans) if spans else None
     quotations = (m for opening, q in _QUOTES if opening in text for m in q.finditer(text))
     # Where lines break, found once: looking back for the line's start from
     # each quotation would read a long line again for every quotation in it.
@@ -159,6 +226,8 @@ def mask_mentions(text: str) -> str | None:
     for match in quotations:
         start, end = match.span()
         if text[start] == "'" and _is_apostrophe(text, start, end):
+            continue
+        if covered is not None and _is_blank(text, covered, start + 1, end - 1):
             continue
         if breaks is None:
             breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
@@ -172,19 +241,5 @@ def mask_mentions(text: str) -> str | None:
             or _cue_before(before)
             or _called_an_attack(after)
         ):
-            if chars is None:
-                chars = list(text)
-            _blank(chars, start + 1, end - 1)
-    if code and ('"' in text or "'" in text or "`" in text):
-        offset = 0
-        for line in text.splitlines(keepends=True):
-            quoted = '"' in line or "'" in line or "`" in line
-            if quoted and (
-                _CODE_LINE.match(line) is not None or _STRING_ONLY_LINE.match(line) is not None
-            ):
-                for literal in _STRING_LITERAL.finditer(line):
-                    if chars is None:
-                        chars = list(text)
-                    _blank(chars, offset + literal.start() + 1, offset + literal.end() - 1)
-            offset += len(line)
-    return None if chars is None else "".join(chars)
+            spans.append((start + 1, end - 1))
+    return _blanked(text, spans) if spans else None
