@@ -31,8 +31,8 @@ COPY pdp ./pdp
 # --only-binary: every dependency ships manylinux wheels for amd64 and arm64;
 # failing here is clearer than a source build without a compiler.
 RUN /opt/pdp/bin/pip install --only-binary=:all: /src
-# The extension is optional to setuptools; the image must have it.
-RUN /opt/pdp/bin/python -c "import pdp.engine._injection_native"
+# The extensions are optional to setuptools; the image must have them.
+RUN /opt/pdp/bin/python -c "import pdp.engine._injection_native, pdp.engine._deobfuscate_native"
 
 
 FROM python:3.11-slim-bookworm
