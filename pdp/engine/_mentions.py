@@ -82,9 +82,14 @@ _CUE_AFTER = re.compile(
     r"|detected|flagged|blocked|caught|rejected)\b",
     re.IGNORECASE,
 )
+# The runs marked possessive (``*+``, ``++``) are followed by a character
+# they cannot hold, so a match never ends them early: without backtracking
+# into them (each alternative again for every shorter indentation or word),
+# Python's engine rejects an indented line of prose or a string several
+# times sooner. The same lines match.
 _CODE_LINE = re.compile(
-    r"^\s*(?:[\w.\[\]'\"]+\s*(?::|=|\+=|:=|==|=>)\s*[\[\(\{]?\s*[rbfuRBFU]?[\"'`]"
-    r"|[\(\[\{]\s*[rbfuRBFU]?[\"'`]|assert\b|return\b|expect\(|[\w.]+\([\"'`]|[\"'`][^\"'`]*[\"'`]\s*[,\]\)]\s*$"
+    r"^\s*+(?:[\w.\[\]'\"]++\s*(?::|=|\+=|:=|==|=>)\s*[\[\(\{]?\s*[rbfuRBFU]?[\"'`]"
+    r"|[\(\[\{]\s*[rbfuRBFU]?[\"'`]|assert\b|return\b|expect\(|[\w.]++\([\"'`]|[\"'`][^\"'`]*+[\"'`]\s*[,\]\)]\s*$"
     r"|(?:const|let|var|final|static|String|str)\b|[-*]\s*\[?[\"'`])"
 )
 # An indented line holding only a string literal: an item of a multi-line
