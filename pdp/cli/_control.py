@@ -295,7 +295,7 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
         )
     except ValueError as exc:
         # The flags' own parsers take only positive durations and counts:
-        # what is left is how they relate (the lease's minimum).
+        # what is left to refuse is a lease under its minimum.
         log.error("cannot start: --webhook-lease (%gs): %s", args.webhook_lease, exc)
         return 2
     listen = parse_listen_address(args.listen, unix=False)

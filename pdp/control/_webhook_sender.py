@@ -59,8 +59,8 @@ _MAX_ANSWER_BYTES = 64 * 1024
 # leases, lease_owner is NULL and the owner ''.
 _RELEASE = "lease_owner = NULL, lease_until_us = NULL"
 _HELD = " WHERE id = ? AND status = 'pending' AND COALESCE(lease_owner, '') = ?"
-# A renewal is a database round trip every third of a lease: a shorter
-# lease would be renewed mostly while the last renewal is still under way.
+# A renewal is a database round trip given a third of a lease: under a
+# second, a database slow to answer for a moment would lose leases.
 MIN_LEASE_SECONDS = 1.0
 
 
