@@ -553,10 +553,14 @@ class ControlPlane:
 
     # Lifecycle ---------------------------------------------------------------
 
-    def warn_of_refused_urls(self) -> None:
+    async def warn_of_refused_urls(self) -> None:
         """Logs one warning naming each stored URL that :attr:`outbound`
         refuses (stored under a broader ``--outbound-allow``): calls to it
-        fail until it or the list changes."""
+        fail until it or the list changes. Starting does not depend on it."""
+        try:
+            await self.webhooks.refresh()  # on a shared database, not read yet
+        except StoreError as exc:
+            log.warning("cannot check the stored webhook URLs against --outbound-allow: %s", exc)
         refused = stored_url_refusals(
             self.outbound, self.webhooks.registered(), self.state.policies
         )

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pdp.control import PostgresLocation
 from pdp.outbound import OutboundPolicy
+from tests._postgres import PostgresServer
+from tests.conftest import new_postgres_db
 from tests.control._harness import ControlPlaneHarness, ControlPlaneProcess
 from tests.control._webhooks import register
 from tests.server._validators import SECRET
@@ -47,10 +50,18 @@ async def store_urls(control: ControlPlaneHarness) -> tuple[str, str, str]:
     return str(loopback["id"]), str(public["id"]), str(response.json()["id"])
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | PostgresLocation:
+    if request.param == "sqlite":
+        return tmp_path / "control.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return new_postgres_db(server)
+
+
 async def test_a_narrower_list_at_start_names_each_refused_stored_url(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    any_db: Path | PostgresLocation, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = tmp_path / "control.db"
+    db = any_db
     async with ControlPlaneHarness(db) as control:  # the default list allows all three
         loopback, public, policy = await store_urls(control)
     assert refused_warnings(caplog) == []
