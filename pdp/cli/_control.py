@@ -130,10 +130,10 @@ def _add_webhook_options(control: argparse.ArgumentParser) -> None:
     control.add_argument(
         "--webhook-lease",
         type=duration,
-        default=60.0,
+        default=15.0,
         help="with several control planes on one PostgreSQL database: how long one holds "
-        "a webhook delivery it attempts before another may take it over (default 60s; "
-        "longer than --webhook-timeout)",
+        "a webhook delivery it attempts before another may take it over, renewed every "
+        "third of it while the attempt lasts (default 15s; at least 1s)",
     )
     control.add_argument(
         "--webhook-ca-file",
@@ -281,13 +281,22 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         log.error("cannot start: --tls-cert and --tls-key go together")
         return 2
-    if not args.webhook_lease > args.webhook_timeout:
-        log.error(
-            "cannot start: --webhook-lease (%gs) must be longer than --webhook-timeout (%gs): "
-            "an attempt must end before its lease does",
-            args.webhook_lease,
-            args.webhook_timeout,
+    try:
+        webhooks = DeliveryOptions(
+            timeout=args.webhook_timeout,
+            concurrency=args.webhook_concurrency,
+            ca_file=args.webhook_ca_file,
+            lease=args.webhook_lease,
+            **(
+                {}
+                if args.webhook_retry_schedule is None
+                else {"schedule": args.webhook_retry_schedule}
+            ),
         )
+    except ValueError as exc:
+        # The flags' own parsers take only positive durations and counts:
+        # what is left to refuse is a lease under its minimum.
+        log.error("cannot start: --webhook-lease (%gs): %s", args.webhook_lease, exc)
         return 2
     listen = parse_listen_address(args.listen, unix=False)
     options = ControlOptions(
@@ -299,17 +308,7 @@ def _serve(args: argparse.Namespace, location: DbLocation) -> int:
         tls_key=args.tls_key,
         docs=args.docs,
         limits=ConnectionLimits(max_connections=args.max_connections),
-        webhooks=DeliveryOptions(
-            timeout=args.webhook_timeout,
-            concurrency=args.webhook_concurrency,
-            ca_file=args.webhook_ca_file,
-            lease=args.webhook_lease,
-            **(
-                {}
-                if args.webhook_retry_schedule is None
-                else {"schedule": args.webhook_retry_schedule}
-            ),
-        ),
+        webhooks=webhooks,
         outbound=OutboundPolicy.allowing(args.outbound_allow),
         decision_log_retention=args.decision_log_retention,
         decision_log_max_rows=args.decision_log_max_rows,

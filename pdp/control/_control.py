@@ -43,7 +43,7 @@ from ._event_types import define_uplink_types
 from ._events import EventRegistry
 from ._location import DbLocation, SqliteLocation, parse_db_location
 from ._objects import Agent, Grant, Policy, Settings
-from ._outbound_urls import check_candidate_urls, check_policy_url
+from ._outbound_urls import check_candidate_urls, check_policy_url, stored_url_refusals
 from ._plans import (
     Plan,
     plan_create_agent,
@@ -552,6 +552,24 @@ class ControlPlane:
             )
 
     # Lifecycle ---------------------------------------------------------------
+
+    async def warn_of_refused_urls(self) -> None:
+        """Logs one warning naming each stored URL that :attr:`outbound`
+        refuses (stored under a broader ``--outbound-allow``): calls to it
+        fail until it or the list changes. Starting does not depend on it."""
+        try:
+            await self.webhooks.refresh()  # on a shared database, not read yet
+        except StoreError as exc:
+            log.warning("cannot check the stored webhook URLs against --outbound-allow: %s", exc)
+        refused = stored_url_refusals(
+            self.outbound, self.webhooks.registered(), self.state.policies
+        )
+        if refused:
+            log.warning(
+                "--outbound-allow refuses %d stored URL(s); calls to them fail: %s",
+                len(refused),
+                "; ".join(refused),
+            )
 
     def start_webhook_delivery(self, options: DeliveryOptions | None = None) -> None:
         """Starts delivering the webhook outbox in the background."""

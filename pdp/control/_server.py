@@ -102,6 +102,7 @@ class ControlServer:
             raise OSError("serving TLS needs both a certificate and its key")
         control = await ControlPlane.open(opts.db)
         control.outbound = opts.outbound
+        await control.warn_of_refused_urls()
         try:
             control.start_webhook_delivery(opts.webhooks)
             sock = _bind(opts.host, opts.port)

@@ -13,9 +13,12 @@ attempts it abandons; the leases of a control plane that dies (kill -9)
 expire, and another takes its deliveries over. Lease times are read from
 the database's clock, so the replicas' clocks need not agree.
 
-A lease outlasts an attempt (``DeliveryOptions`` keeps it longer than the
-timeout), and only as many deliveries are claimed as can start at once:
-a claimed delivery never waits in a queue while its lease runs out."""
+While its attempts are under way, a control plane renews their leases
+every third of a lease (:meth:`LeasedClaims.renew`, one ``UPDATE`` for
+all of them), so that a lease can be short (a dead control plane's
+deliveries wait about one lease) while an attempt may take longer than
+one; only as many deliveries are claimed as can start at once, so a
+claimed delivery never waits in a queue while its lease runs out."""
 
 from __future__ import annotations
 
@@ -72,6 +75,9 @@ class LocalClaims:
             for delivery_id, webhook_id, body, attempts in rows
             if delivery_id not in under_way and delivery_id not in ended
         ]
+
+    async def renew(self, under_way: Collection[str]) -> None:
+        return None
 
     async def give_back(self) -> None:
         return None
@@ -132,6 +138,21 @@ class LeasedClaims(LocalClaims):
             for delivery_id, webhook_id, body, attempts, _ in rows
             if delivery_id not in under_way
         ]
+
+    async def renew(self, under_way: Collection[str]) -> None:
+        """Extends by a lease, from now, the leases this control plane
+        still holds on the deliveries ``under_way``. One whose outcome was
+        recorded (its lease released) or that another control plane took
+        over is left alone; a delivery not under way (its outcome could not
+        be recorded) is not renewed, so its lease expires."""
+        if not under_way:
+            return
+        async with self._store.side_transaction() as tx:
+            await tx.execute(
+                f"UPDATE webhook_deliveries SET lease_until_us = {_DB_NOW_US} + ?"
+                " WHERE lease_owner = ? AND status = 'pending' AND id = ANY(?::text[])",
+                (round(self.lease * 1e6), self.owner, list(under_way)),
+            )
 
     async def give_back(self) -> None:
         """Releases every lease this control plane holds (attempts it

@@ -15,7 +15,8 @@ The outcome of an attempt is committed after it ends, so a kill -9 during
 an attempt sends it again after the restart with the same id: delivery is
 at least once, and receivers dedupe by ``webhook-id``. Control planes
 sharing a PostgreSQL database lease the deliveries they attempt
-(:mod:`._webhook_leases`), so that each attempt is made by one of them."""
+(:mod:`._webhook_leases`), so that each attempt is made by one of them,
+and renew the leases of their attempts under way every third of a lease."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ _MAX_ANSWER_BYTES = 64 * 1024
 # leases, lease_owner is NULL and the owner ''.
 _RELEASE = "lease_owner = NULL, lease_until_us = NULL"
 _HELD = " WHERE id = ? AND status = 'pending' AND COALESCE(lease_owner, '') = ?"
+# A renewal is a database round trip given a third of a lease: under a
+# second, a database slow to answer for a moment would lose leases.
+MIN_LEASE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +71,10 @@ class DeliveryOptions:
     concurrency: int = 16
     ca_file: str | None = None  # trusted besides the system's CAs
     # Seconds a control plane on a shared database holds a delivery it
-    # attempts before another may take it over (_webhook_leases.py).
-    lease: float = 60.0
+    # attempts before another may take it over (_webhook_leases.py); renewed
+    # every third of it while the attempt is under way, so an attempt may
+    # last longer than one lease.
+    lease: float = 15.0
 
     def __post_init__(self) -> None:
         if any(not d >= 0 for d in self.schedule):
@@ -77,10 +83,10 @@ class DeliveryOptions:
             raise ValueError("the webhook timeout must be more than 0 seconds")
         if self.concurrency < 1:
             raise ValueError("webhook concurrency must be at least 1")
-        if not self.lease > self.timeout:
+        if not self.lease >= MIN_LEASE_SECONDS:
             raise ValueError(
-                f"the webhook lease ({self.lease:g} s) must be longer than the webhook "
-                f"timeout ({self.timeout:g} s): an attempt must end before its lease does"
+                f"the webhook lease ({self.lease:g} s) must be at least "
+                f"{MIN_LEASE_SECONDS:g} s: it is renewed every third of it"
             )
 
 
@@ -131,6 +137,7 @@ class WebhookSender:
         self._last_prune = 0.0
         self._writes: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         # Attempts since start, by outcome: delivered, retried, failed.
         self.outcomes: dict[str, int] = {"delivered": 0, "retried": 0, "failed": 0}
 
@@ -147,13 +154,18 @@ class WebhookSender:
             concurrency=self.options.concurrency,
         )
         self._task = asyncio.create_task(self._run(), name="webhook-sender")
+        if self._claims.owner:
+            self._renewer = asyncio.create_task(self._renew_leases(), name="webhook-leases")
 
     async def stop(self) -> None:
         """Stops sending; attempts under way are abandoned and made again
         after the next start."""
         task, self._task = self._task, None
+        renewer, self._renewer = self._renewer, None
         self._ready.clear()
-        tasks = [t for t in (task, self._flusher, *self._in_flight.values()) if t is not None]
+        tasks = [
+            t for t in (task, renewer, self._flusher, *self._in_flight.values()) if t is not None
+        ]
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -177,6 +189,30 @@ class WebhookSender:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(idle):
                     await self._wake.wait()
+
+    async def _renew_leases(self) -> None:
+        """Every third of a lease, renews the leases of the attempts under
+        way: a lease taken just after a renewal is renewed within two thirds
+        of it as long as the database answers within a third (a renewal's
+        time limit); one that fails is tried again at the next third."""
+        loop = asyncio.get_running_loop()
+        every = self.options.lease / 3
+        next_at = loop.time()
+        while True:
+            next_at = max(next_at + every, loop.time())
+            await asyncio.sleep(next_at - loop.time())
+            under_way = list(self._in_flight)
+            if not under_way:
+                continue
+            try:
+                async with asyncio.timeout(every):
+                    await self._claims.renew(under_way)
+            except Exception as exc:
+                log.warning(
+                    "cannot renew the leases of %d webhook deliveries under way: %s",
+                    len(under_way),
+                    exc or type(exc).__name__,
+                )
 
     async def _start_due(self) -> float:
         """Starts the due deliveries there is room for; returns how long to

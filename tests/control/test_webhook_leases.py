@@ -1,9 +1,10 @@
 """Webhook deliveries with several control planes on one real PostgreSQL
 database and a real HTTPS receiver: each delivery is attempted by one
-replica (its lease), a clean stop gives its deliveries back at once, a
-replica killed with SIGKILL has its deliveries taken over when their leases
-expire, a database made before leases gets them on start, and a lease
-shorter than an attempt is refused."""
+replica (its lease), an attempt longer than the lease keeps it (renewed),
+a clean stop gives its deliveries back at once, a replica killed with
+SIGKILL has its deliveries taken over within about one lease, a database
+made before leases gets them on start, and a lease too short to renew is
+refused."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pdp.control._webhook_leases import LeasedClaims
 from pdp.control._webhook_sender import WebhookSender, _Due
 from pdp.engine import utc_now
 from pdp.state import to_micros
-from tests._https import Hang, HttpsServer, Reply, test_certificates
+from tests._https import Delay, Hang, HttpsServer, Reply, test_certificates
 from tests._postgres import PostgresServer
 from tests.conftest import new_postgres_db
 from tests.control._harness import (
@@ -114,6 +115,34 @@ async def test_two_replicas_deliver_each_event_once(shared_db: PostgresLocation)
     assert outcomes[0]["delivered"] > 0 and outcomes[1]["delivered"] > 0  # both took part
 
 
+@pytest.mark.timeout(60)
+async def test_an_attempt_longer_than_its_lease_keeps_it(shared_db: PostgresLocation) -> None:
+    """The receiver answers after nearly three leases: the replica making
+    the attempt renews its leases meanwhile, so the other replica, reading
+    the outbox all along, takes none of them over (sending it again)."""
+    lease, count = 1.5, 4
+    options = delivery_options(lease=lease, timeout=10)
+    with HttpsServer(Delay(4.0, Reply(204))) as receiver:
+        async with (
+            ControlPlaneHarness(shared_db, webhooks=options) as first,
+            ControlPlaneHarness(shared_db, webhooks=options) as second,
+        ):
+            sidecar_key = await first.create_key("edge", "sidecar")
+            async with first.client() as client, first.client(sidecar_key) as sidecar:
+                await register(client, receiver.url, ["policy.violated"])
+                await queue_violations(sidecar, count)
+            await until_delivered(first, count, within=20)
+            await asyncio.sleep(lease)  # a late duplicate would show by now
+            taken_over = [sender_of(replica).taken_over for replica in (first, second)]
+            attempts = await first.rows("SELECT DISTINCT attempts FROM webhook_deliveries")
+        requests = receiver.requests
+    ids = collections.Counter(r.headers["webhook-id"] for r in requests)
+    assert len(ids) == count
+    assert [i for i, n in ids.items() if n > 1] == []  # each received exactly once
+    assert taken_over == [0, 0]
+    assert attempts == [(1,)]
+
+
 @pytest.mark.timeout(120)
 async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_expire(
     shared_db: PostgresLocation,
@@ -121,11 +150,12 @@ async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_exp
     lease, count = 3.0, 6
     with HttpsServer(Hang()) as receiver:
         # The first replica, a child process, starts every attempt; the
-        # receiver holds them unanswered, and the replica is killed.
+        # receiver holds them unanswered (longer than a lease: the replica
+        # renews them), and the replica is killed.
         first = ControlPlaneProcess(
             shared_db,
             extra=[
-                *("--webhook-lease", f"{lease:g}s", "--webhook-timeout", "2s"),
+                *("--webhook-lease", f"{lease:g}s", "--webhook-timeout", "30s"),
                 *("--webhook-retry-schedule", "50ms", "--webhook-ca-file", CA_FILE),
             ],
         )
@@ -142,7 +172,11 @@ async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_exp
             async with ControlPlaneHarness(
                 shared_db, webhooks=delivery_options(lease=lease), metrics_listen="127.0.0.1:0"
             ) as second:
+                await asyncio.sleep(2 * lease)
+                # The first replica's leases were renewed: none taken over.
+                assert len(receiver.requests) == count
                 first.kill()
+                killed_at = time.monotonic()
                 receiver.respond_with(Reply(204))
                 receiver.release()
                 await until_delivered(second, count, within=30)
@@ -157,6 +191,9 @@ async def test_a_killed_replicas_deliveries_are_taken_over_when_their_leases_exp
     # Not before the killed replica's leases ran out (they began after the
     # deliveries were queued).
     assert min(r.received_at for r in retried) >= queued_at + lease - 0.05
+    # Within about one lease of the kill: the last renewal's lease, and a
+    # second at most before the survivor reads the outbox again.
+    assert max(r.received_at for r in retried) <= killed_at + lease + 1.5
     assert value(samples, "pdp_control_webhook_leases_taken_over_total") == count
     assert attempts == [(1,)]  # the killed replica's attempts were never recorded
 
@@ -209,13 +246,16 @@ async def test_a_database_made_before_leases_gets_them_on_start(
     assert columns.split() == ["lease_owner", "lease_until_us"]
 
 
-def test_a_lease_must_outlast_an_attempt(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"webhook lease \(5 s\) must be longer than"):
-        DeliveryOptions(timeout=10, lease=5)
+def test_a_lease_too_short_to_renew_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"webhook lease \(0\.5 s\) must be at least 1 s"):
+        DeliveryOptions(lease=0.5)
+    assert DeliveryOptions(timeout=30, lease=15).lease == 15  # renewed: may be shorter
     db = str(tmp_path / "control.db")
-    result = pdp_control("--db", db, "--listen", "127.0.0.1:0", "--webhook-lease", "5s")
+    result = pdp_control("--db", db, "--listen", "127.0.0.1:0", "--webhook-lease", "500ms")
     assert result.returncode == 2
-    assert "--webhook-lease (5s) must be longer than --webhook-timeout (10s)" in result.stderr
+    assert "--webhook-lease (0.5s): the webhook lease (0.5 s) must be at least 1 s" in (
+        result.stderr
+    )
     result = pdp_control("--db", db, "--listen", "127.0.0.1:0", "--webhook-lease", "soon")
     assert result.returncode == 2
     assert "--webhook-lease" in result.stderr and "is not a duration" in result.stderr
