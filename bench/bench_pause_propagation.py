@@ -112,7 +112,7 @@ async def until(stub: pb_grpc.PolicyDecisionServiceStub, paused: bool, t0: float
 async def measure(base: str, key: str, sidecars: list[str], pauses: int) -> dict[str, list[float]]:
     channels = [grpc.aio.insecure_channel(a) for a in sidecars]
     stubs = [pb_grpc.PolicyDecisionServiceStub(c) for c in channels]
-    times: dict[str, list[float]] = {"pause": [], "resume": []}
+    times: dict[str, list[float]] = {"pause": [], "resume": [], "PATCH": []}
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=300.0) as http:
         for _ in range(pauses):
             for action, paused in (("pause", True), ("resume", False)):
@@ -120,6 +120,7 @@ async def measure(base: str, key: str, sidecars: list[str], pauses: int) -> dict
                 t0 = time.perf_counter()
                 resp = await http.patch(f"/api/v1/agents/{AGENT}/{action}", json=body)
                 resp.raise_for_status()
+                times["PATCH"].append(time.perf_counter() - t0)
                 done = await asyncio.gather(*(until(s, paused, t0) for s in stubs))
                 times[action].extend(done)
     for c in channels:
