@@ -83,3 +83,26 @@ def test_a_paced_thread_works_at_most_about_its_share_of_the_time() -> None:
     thread.join()
     # Sleeping costs no CPU: a quarter of 0.3 s and a slice over, at most.
     assert used[0] < 0.3 * 0.25 + 0.03
+
+
+def test_waiting_before_and_between_steps_of_a_load_is_not_paced() -> None:
+    # A load of a tiny document (a pause) hops between threads and waits for
+    # the event loop; none of that is work, so it must not sleep a pause of
+    # 2 ms * 0.95 / 0.05 = 38 ms.
+    pace = Pacer(share=0.05)
+    elapsed: list[float] = []
+
+    def step() -> None:
+        start = time.perf_counter()
+        for _ in range(10):
+            pace()
+        elapsed.append(time.perf_counter() - start)
+
+    for _ in range(2):
+        time.sleep(0.01)  # the hop to a worker thread, the event loop's turn
+        thread = threading.Thread(target=step)
+        thread.start()
+        thread.join()
+        time.sleep(0.01)
+        step()  # a later step in a thread that was idle meanwhile
+    assert max(elapsed) < 0.03, elapsed
