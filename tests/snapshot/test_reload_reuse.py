@@ -88,8 +88,8 @@ def test_a_paced_thread_works_at_most_about_its_share_of_the_time() -> None:
 def test_waiting_before_and_between_steps_of_a_load_is_not_paced() -> None:
     # A load of a tiny document (a pause) hops between threads and waits for
     # the event loop; none of that is work, so it must not sleep a pause of
-    # 2 ms * 0.95 / 0.05 = 38 ms.
-    pace = Pacer(share=0.05)
+    # 2 ms * 0.99 / 0.01 = 198 ms (the bound leaves room for a busy machine).
+    pace = Pacer(share=0.01)
     elapsed: list[float] = []
 
     def step() -> None:
@@ -105,4 +105,4 @@ def test_waiting_before_and_between_steps_of_a_load_is_not_paced() -> None:
         thread.join()
         time.sleep(0.01)
         step()  # a later step in a thread that was idle meanwhile
-    assert max(elapsed) < 0.03, elapsed
+    assert max(elapsed) < 0.1, elapsed
