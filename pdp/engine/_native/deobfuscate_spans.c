@@ -120,6 +120,23 @@ rare_separator_test(Py_UCS4 c)
     return is_rare_separator(c);
 }
 
+/* The characters of ``text`` for the span search ``name``: 0, or -1 with
+ * TypeError when it is not a str. */
+static int
+read_text(PyObject *text, const char *name, int *kind, const void **data, Py_ssize_t *length)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "%s: text must be str", name);
+        return -1;
+    }
+    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
+        return -1;
+    *kind = PyUnicode_KIND(text);
+    *data = PyUnicode_DATA(text);
+    *length = PyUnicode_GET_LENGTH(text);
+    return 0;
+}
+
 /* [a-zA-Z]+(?:[SEP]+[a-zA-Z]+){2,} | [a-zA-Z]+(?:[*·•~|\\^]+[a-zA-Z]+)+
  * Letters and separators are disjoint, so greedy matching from the start of
  * a run of letters takes the longest chain of (separators, letters) pairs;
@@ -128,15 +145,11 @@ static PyObject *
 split_words(PyObject *module, PyObject *text)
 {
     (void)module;
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "split_words: text must be str");
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+    if (read_text(text, "split_words", &kind, &data, &length) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
-        return NULL;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     PyObject *spans = PyList_New(0);
     if (spans == NULL)
         return NULL;
@@ -206,15 +219,11 @@ static PyObject *
 spaced_letters(PyObject *module, PyObject *text)
 {
     (void)module;
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "spaced_letters: text must be str");
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+    if (read_text(text, "spaced_letters", &kind, &data, &length) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
-        return NULL;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     PyObject *spans = PyList_New(0);
     if (spans == NULL)
         return NULL;
@@ -250,15 +259,11 @@ static PyObject *
 leet_words(PyObject *module, PyObject *text)
 {
     (void)module;
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "leet_words: text must be str");
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+    if (read_text(text, "leet_words", &kind, &data, &length) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(text) < 0) /* a string of the legacy API, made compact */
-        return NULL;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     PyObject *spans = PyList_New(0);
     if (spans == NULL)
         return NULL;
