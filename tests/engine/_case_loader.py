@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ __all__ = [
     "HistoryEntry",
     "ScriptedAnswer",
     "SpendRecord",
+    "case_strings",
     "load_all_cases",
     "load_case_file",
 ]
@@ -527,3 +528,22 @@ def load_all_cases(directory: Path = CASES_DIR) -> list[Case]:
     if not files:
         raise _fail(str(directory), "no case files")
     return [case for path in files for case in load_case_file(path)]
+
+
+def case_strings(directory: Path = CASES_DIR) -> Iterator[str]:
+    """Every string in every case file (texts, names, expectations): a
+    corpus of the inputs the engine is tested on, for tests that compare two
+    implementations over them."""
+    for path in sorted(directory.glob("*.yaml")):
+        yield from _strings_in(yaml.safe_load(path.read_text("utf-8")))
+
+
+def _strings_in(node: object) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings_in(value)

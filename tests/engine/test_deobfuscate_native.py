@@ -13,15 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pdp.engine import _deobfuscate_spans as spans
 from pdp.engine._deobfuscate import ScanText
+from tests.engine._case_loader import case_strings
 from train.injection_data import SOURCES, load_all, mirror
 
 pytestmark = pytest.mark.timeout(600)
 
-CASES = Path(__file__).parent / "cases"
 SHARED = Path(os.environ.get("PDP_SHARED", Path(__file__).parents[2].parent / "shared")) / "data"
 PURE_PYTHON = os.environ.get("PDP_PURE_PYTHON") == "1"
 
@@ -107,21 +106,9 @@ def test_spans_of_each_reading(name: str, text: str, expected: Spans) -> None:
     assert REFERENCE[name](text) == expected
 
 
-def _strings(node: object) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
-
-
 def test_same_spans_on_every_text_of_the_engine_cases() -> None:
     texts: set[str] = set()
-    for path in sorted(CASES.glob("*.yaml")):
-        texts.update(_strings(yaml.safe_load(path.read_text("utf-8"))))
+    texts.update(case_strings())
     assert len(texts) > 300
     assert _disagreements(sorted(texts)) == []
 

@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pdp.engine._deobfuscate import ScanText
 from pdp.engine._injection_model import InjectionModel, load_model, native_available, windows
 from pdp.engine._normalize import normalize
+from tests.engine._case_loader import case_strings
 from train.injection_data import SOURCES, load_all, mirror
 
 pytestmark = pytest.mark.timeout(600)
 
-CASES = Path(__file__).parent / "cases"
 SHARED = Path(os.environ.get("PDP_SHARED", Path(__file__).parents[2].parent / "shared")) / "data"
 PURE_PYTHON = os.environ.get("PDP_PURE_PYTHON") == "1"
 needs_native = pytest.mark.skipif(PURE_PYTHON, reason="PDP_PURE_PYTHON=1: scored in Python")
@@ -76,26 +75,14 @@ def test_pure_python_turns_the_c_scorer_off(monkeypatch: pytest.MonkeyPatch) -> 
     assert InjectionModel.from_document(_document()).native is None
 
 
-def _strings(node: object) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
-
-
 def test_same_scores_on_every_text_of_the_engine_cases(
     committed: tuple[InjectionModel, InjectionModel],
 ) -> None:
     texts: set[str] = set()
-    for path in sorted(CASES.glob("*.yaml")):
-        for string in _strings(yaml.safe_load(path.read_text("utf-8"))):
-            scan = ScanText(string)
-            texts.add(scan.plain)
-            texts.update(form for _, form in scan.variants())
+    for string in case_strings():
+        scan = ScanText(string)
+        texts.add(scan.plain)
+        texts.update(form for _, form in scan.variants())
     assert len(texts) > 300
     assert _disagreements(committed, sorted(texts)) == []
 
